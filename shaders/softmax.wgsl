@@ -1,0 +1,142 @@
+// Row-wise stable softmax for one row chunk, written in place of the logits as P − Y,
+// with the per-row cross-entropy (weighted by nothing: the mean is taken by the host).
+//
+//   M = max_k z[r,k],  s = Σ_k exp(z[r,k] − M)
+//   row_loss[r] = log s − (z[r,y] − M)         (−log P[r,y], never log of a rounded P)
+//   z[r,k]      = exp(z[r,k] − M) / s − 1{k = y}
+//
+// With dims.has_labels = 0 the kernel writes P itself and row_loss = 0 (prediction).
+//
+// Shapes: labels (rows) u32 · z (rows, K) f32 · row_loss (rows) f32.
+// Bindings: 0 labels read · 1 z read_write · 2 row_loss write · 3 dims uniform.
+// Entry points:
+//   row_per_thread:    64 rows per workgroup, one invocation per row (small K).
+//                      Dispatch: ceil(rows / 64) workgroups, folded into a 2-D grid
+//                      (x ≤ 65535); row = (wy·num_x + wx)·64 + lx.
+//   row_per_workgroup: one workgroup of 64 invocations per row (large K); the maximum and
+//                      the sum are tree reductions in workgroup memory (fixed order).
+//                      Dispatch: rows workgroups, folded into a 2-D grid; row = wy·num_x + wx.
+
+struct Dims {
+    rows: u32,
+    k: u32,
+    has_labels: u32,
+    _pad: u32,
+}
+
+@group(0) @binding(0) var<storage, read> labels: array<u32>;
+@group(0) @binding(1) var<storage, read_write> z: array<f32>;
+@group(0) @binding(2) var<storage, read_write> row_loss: array<f32>;
+@group(0) @binding(3) var<uniform> dims: Dims;
+
+const WG: u32 = 64u;
+
+@compute @workgroup_size(64, 1, 1)
+fn row_per_thread(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    let row = (wg.y * nwg.x + wg.x) * WG + lid.x;
+    if (row >= dims.rows) {
+        return;
+    }
+    let base = row * dims.k;
+    var max_z = z[base];
+    for (var k = 1u; k < dims.k; k = k + 1u) {
+        max_z = max(max_z, z[base + k]);
+    }
+    var sum = 0.0;
+    for (var k = 0u; k < dims.k; k = k + 1u) {
+        sum = sum + exp(z[base + k] - max_z);
+    }
+    let y = row_label(row);
+    var z_y = 0.0;
+    if (y < dims.k) {
+        z_y = z[base + y];
+    }
+    row_loss[row] = row_cross_entropy(y, z_y, max_z, sum);
+    write_p_minus_y(base, max_z, sum, y, 0u, 1u);
+}
+
+var<workgroup> scratch: array<f32, 64>;
+
+@compute @workgroup_size(64, 1, 1)
+fn row_per_workgroup(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    // row is uniform across the workgroup, so this early return keeps barriers uniform.
+    let row = wg.y * nwg.x + wg.x;
+    if (row >= dims.rows) {
+        return;
+    }
+    let base = row * dims.k;
+    var local_max = -3.4028234e38;
+    for (var k = lid.x; k < dims.k; k = k + WG) {
+        local_max = max(local_max, z[base + k]);
+    }
+    scratch[lid.x] = local_max;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
+        if (lid.x < stride) {
+            scratch[lid.x] = max(scratch[lid.x], scratch[lid.x + stride]);
+        }
+        workgroupBarrier();
+    }
+    let max_z = scratch[0];
+    // Read z[r, y] now: the reduction below ends in barriers, so no invocation can have
+    // overwritten it yet.
+    let y = row_label(row);
+    var z_y = 0.0;
+    if (y < dims.k) {
+        z_y = z[base + y];
+    }
+    workgroupBarrier();
+    var local_sum = 0.0;
+    for (var k = lid.x; k < dims.k; k = k + WG) {
+        local_sum = local_sum + exp(z[base + k] - max_z);
+    }
+    scratch[lid.x] = local_sum;
+    workgroupBarrier();
+    for (var stride = WG / 2u; stride > 0u; stride = stride / 2u) {
+        if (lid.x < stride) {
+            scratch[lid.x] = scratch[lid.x] + scratch[lid.x + stride];
+        }
+        workgroupBarrier();
+    }
+    let sum = scratch[0];
+    if (lid.x == 0u) {
+        row_loss[row] = row_cross_entropy(y, z_y, max_z, sum);
+    }
+    write_p_minus_y(base, max_z, sum, y, lid.x, WG);
+}
+
+// The label of a row, or K (matching no class) when the chunk has no labels.
+fn row_label(row: u32) -> u32 {
+    if (dims.has_labels != 0u) {
+        return labels[row];
+    }
+    return dims.k;
+}
+
+// −log P[r, y] = log s − (z[r,y] − M); 0 without a label.
+fn row_cross_entropy(y: u32, z_y: f32, max_z: f32, sum: f32) -> f32 {
+    if (y < dims.k) {
+        return log(sum) - (z_y - max_z);
+    }
+    return 0.0;
+}
+
+// Writes P − Y over k = first, first + step, … of one row.
+fn write_p_minus_y(base: u32, max_z: f32, sum: f32, y: u32, first: u32, step: u32) {
+    let inv_sum = 1.0 / sum;
+    for (var k = first; k < dims.k; k = k + step) {
+        var p = exp(z[base + k] - max_z) * inv_sum;
+        if (k == y) {
+            p = p - 1.0;
+        }
+        z[base + k] = p;
+    }
+}

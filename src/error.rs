@@ -1,0 +1,132 @@
+//! The crate's one error type. Every variant carries what a user needs to act on it:
+//! the row and column of a bad value, the setting and the value that was refused, what
+//! was tried when no adapter was found.
+
+use std::fmt;
+
+/// Result alias used throughout the crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong, from bad input to a lost GPU.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The dataset has no rows.
+    #[error("the dataset has no rows (m = 0)")]
+    NoRows,
+    /// The dataset has no feature columns.
+    #[error("the dataset has no feature columns (n = 0)")]
+    NoFeatures,
+    /// Fewer than two classes were asked for.
+    #[error("softmax regression needs at least 2 classes, got K = {n_classes}")]
+    TooFewClasses {
+        /// The number of classes given.
+        n_classes: usize,
+    },
+    /// The label vector and the feature matrix disagree on the number of rows.
+    #[error("{labels} labels were given for {rows} rows of features")]
+    LengthMismatch {
+        /// Rows of X.
+        rows: usize,
+        /// Entries in the label vector.
+        labels: usize,
+    },
+    /// A feature value is NaN or infinite.
+    #[error("feature value at row {row}, column {column} is {value}, not a finite number")]
+    NonFinite {
+        /// Zero-based row.
+        row: usize,
+        /// Zero-based column.
+        column: usize,
+        /// The offending value.
+        value: f32,
+    },
+    /// A label is not in 0..K.
+    #[error("label {label} at row {row} is outside 0..{n_classes} (K = {n_classes})")]
+    LabelOutOfRange {
+        /// Zero-based row.
+        row: usize,
+        /// The label found.
+        label: u64,
+        /// K.
+        n_classes: usize,
+    },
+    /// An array passed in has the wrong shape.
+    #[error("{what} has shape {got:?}, expected {expected:?}")]
+    ShapeMismatch {
+        /// Which array.
+        what: &'static str,
+        /// The shape the call needs.
+        expected: Vec<usize>,
+        /// The shape it received.
+        got: Vec<usize>,
+    },
+    /// A training or device setting is out of range.
+    #[error("setting `{name}` = {value} is invalid: {reason}")]
+    InvalidSetting {
+        /// Name of the setting (as in the settings type and the binary's flag).
+        name: &'static str,
+        /// The value given, formatted.
+        value: String,
+        /// What a valid value looks like.
+        reason: String,
+    },
+    /// No usable adapter was found.
+    #[error("no GPU adapter found (tried: {tried}). {hint}")]
+    NoAdapter {
+        /// What was enumerated, with the filters in force.
+        tried: String,
+        /// How to get an adapter.
+        hint: String,
+    },
+    /// The adapter refused to create a device.
+    #[error("the adapter `{adapter}` refused to create a device: {message}")]
+    RequestDevice {
+        /// Adapter name.
+        adapter: String,
+        /// wgpu's message.
+        message: String,
+    },
+    /// The device ran out of memory while allocating or running.
+    #[error(
+        "the GPU ran out of memory while {context}; try a smaller chunk size or batch size, or free GPU memory"
+    )]
+    OutOfMemory {
+        /// What the crate was doing.
+        context: String,
+    },
+    /// wgpu reported a validation or internal error. This is a bug in the crate or the driver.
+    #[error("the GPU reported an error while {context}: {message}")]
+    Gpu {
+        /// What the crate was doing.
+        context: String,
+        /// wgpu's message.
+        message: String,
+    },
+    /// The device was lost (driver reset, GPU removed).
+    #[error("the GPU device was lost ({message}); restart the run, or pick another adapter")]
+    DeviceLost {
+        /// The driver's message.
+        message: String,
+    },
+    /// A wait on the device did not finish in time.
+    #[error(
+        "the GPU did not finish {context} within {seconds} s; the device may be hung or far too slow for this problem size"
+    )]
+    Timeout {
+        /// What was being waited for.
+        context: String,
+        /// The limit in seconds.
+        seconds: u64,
+    },
+}
+
+impl Error {
+    pub(crate) fn setting(name: &'static str, value: impl fmt::Display, reason: impl Into<String>) -> Self {
+        Error::InvalidSetting { name, value: value.to_string(), reason: reason.into() }
+    }
+
+    pub(crate) fn shape(what: &'static str, expected: &[usize], got: &[usize]) -> Self {
+        Error::ShapeMismatch { what, expected: expected.to_vec(), got: got.to_vec() }
+    }
+}

@@ -1,0 +1,408 @@
+//! The device context: adapter choice, device creation with the adapter's own limits, and
+//! the error plumbing that turns wgpu's validation, out-of-memory and device-lost reports
+//! into [`Error`]s instead of panics. Every wait on the device is bounded by a timeout.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::error::{Error, Result};
+use crate::gpu::kernels::Kernels;
+
+/// Which adapter to use. The default reads `WGPU_BACKEND` (e.g. `vulkan`, `gl`) and
+/// `WGPU_ADAPTER_NAME` (a case-insensitive substring of the adapter's name).
+#[derive(Debug, Clone, Default)]
+pub struct AdapterRequest {
+    /// Backends to consider; `None` takes `WGPU_BACKEND`, or every backend wgpu was built with.
+    pub backends: Option<wgpu::Backends>,
+    /// Substring of the adapter name; `None` takes `WGPU_ADAPTER_NAME`, or any adapter.
+    pub name: Option<String>,
+    /// Longest wait for one submission, `None` for the default of 600 s.
+    pub timeout: Option<Duration>,
+}
+
+impl AdapterRequest {
+    /// A request for one named backend (`vulkan`, `gl`, `metal`, `dx12`).
+    pub fn backend(name: &str) -> Result<Self> {
+        let backends = match name.to_ascii_lowercase().as_str() {
+            "vulkan" | "vk" => wgpu::Backends::VULKAN,
+            "gl" | "gles" | "opengl" => wgpu::Backends::GL,
+            "metal" | "mtl" => wgpu::Backends::METAL,
+            "dx12" | "d3d12" => wgpu::Backends::DX12,
+            _ => return Err(Error::setting("backend", name, "expected one of vulkan, gl, metal, dx12")),
+        };
+        Ok(AdapterRequest { backends: Some(backends), ..Default::default() })
+    }
+
+    fn resolved_backends(&self) -> wgpu::Backends {
+        self.backends.or_else(wgpu::Backends::from_env).unwrap_or(wgpu::Backends::all())
+    }
+
+    fn resolved_name(&self) -> Option<String> {
+        self.name.clone().or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok()).filter(|s| !s.is_empty())
+    }
+}
+
+/// What `info` shows about one adapter.
+#[derive(Debug, Clone)]
+pub struct AdapterSummary {
+    /// The adapter's name, e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`.
+    pub name: String,
+    /// Backend: Vulkan, Gl, Metal, Dx12.
+    pub backend: wgpu::Backend,
+    /// Discrete, integrated, virtual, CPU or other.
+    pub device_type: wgpu::DeviceType,
+    /// Driver name and version.
+    pub driver: String,
+    /// Whether it can run compute shaders.
+    pub compute: bool,
+    /// The limits that decide chunk and dispatch sizes.
+    pub limits: wgpu::Limits,
+}
+
+fn instance(backends: wgpu::Backends) -> wgpu::Instance {
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    desc.backends = backends;
+    wgpu::Instance::new(desc)
+}
+
+fn summarize(adapter: &wgpu::Adapter) -> AdapterSummary {
+    let info = adapter.get_info();
+    AdapterSummary {
+        name: info.name,
+        backend: info.backend,
+        device_type: info.device_type,
+        driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
+        compute: adapter.get_downlevel_capabilities().flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS),
+        limits: adapter.limits(),
+    }
+}
+
+/// Lower is preferred: real GPUs first, then virtual, then software, then the rest.
+fn rank(s: &AdapterSummary) -> (u8, u8) {
+    let ty = match s.device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Cpu => 3,
+        wgpu::DeviceType::Other => 4,
+    };
+    let backend = match s.backend {
+        wgpu::Backend::Vulkan | wgpu::Backend::Metal | wgpu::Backend::Dx12 => 0,
+        wgpu::Backend::Gl => 1,
+        _ => 2,
+    };
+    (ty, backend)
+}
+
+/// Every adapter wgpu finds for the request's backends (ignoring the name filter), and the
+/// index of the one [`GpuContext::new`] would pick, if any.
+pub fn list_adapters(request: &AdapterRequest) -> (Vec<AdapterSummary>, Option<usize>) {
+    let adapters = pollster::block_on(instance(request.resolved_backends()).enumerate_adapters(request.resolved_backends()));
+    let summaries: Vec<AdapterSummary> = adapters.iter().map(summarize).collect();
+    let pick = choose(&summaries, request.resolved_name().as_deref());
+    (summaries, pick)
+}
+
+fn choose(summaries: &[AdapterSummary], name: Option<&str>) -> Option<usize> {
+    let name = name.map(str::to_lowercase);
+    summaries
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| s.compute)
+        .filter(|(_, s)| name.as_ref().is_none_or(|n| s.name.to_lowercase().contains(n)))
+        .min_by_key(|(i, s)| (rank(s), *i))
+        .map(|(i, _)| i)
+}
+
+/// Runs `f` inside out-of-memory and validation error scopes of `device`.
+fn scoped<T>(device: &wgpu::Device, context: &str, f: impl FnOnce(&wgpu::Device) -> T) -> Result<T> {
+    let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
+    let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
+    let out = f(device);
+    let validation = pollster::block_on(validation.pop());
+    let oom = pollster::block_on(oom.pop());
+    if let Some(e) = oom {
+        return Err(Error::OutOfMemory { context: format!("{context} ({e})") });
+    }
+    if let Some(e) = validation {
+        return Err(Error::Gpu { context: context.to_string(), message: e.to_string() });
+    }
+    Ok(out)
+}
+
+/// Device errors reported outside an error scope, and the device-lost message.
+#[derive(Default)]
+struct Faults {
+    uncaptured: Vec<wgpu::Error>,
+    lost: Option<String>,
+}
+
+/// A wgpu device and queue with the crate's compiled kernels. Create one and reuse it:
+/// compiling the pipelines is the expensive part.
+pub struct GpuContext {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    pub(crate) kernels: Kernels,
+    summary: AdapterSummary,
+    faults: Arc<Mutex<Faults>>,
+    timeout: Duration,
+}
+
+impl std::fmt::Debug for GpuContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GpuContext").field("adapter", &self.summary.name).field("backend", &self.summary.backend).finish()
+    }
+}
+
+const NO_ADAPTER_HINT: &str = "On Linux without a GPU, install Mesa's software Vulkan driver \
+(`apt-get install mesa-vulkan-drivers`) or use the OpenGL backend (WGPU_BACKEND=gl); \
+otherwise install your GPU's Vulkan driver, or train on the CPU";
+
+impl GpuContext {
+    /// Opens the adapter the environment asks for (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`), or
+    /// the best one found: discrete, integrated, virtual, then software.
+    pub fn from_env() -> Result<Self> {
+        Self::new(&AdapterRequest::default())
+    }
+
+    /// Opens an adapter as the request says, with the adapter's own limits (not the WebGPU
+    /// defaults, so large storage buffers work), and compiles every kernel.
+    pub fn new(request: &AdapterRequest) -> Result<Self> {
+        let backends = request.resolved_backends();
+        let name = request.resolved_name();
+        let inst = instance(backends);
+        let adapters = pollster::block_on(inst.enumerate_adapters(backends));
+        let summaries: Vec<AdapterSummary> = adapters.iter().map(summarize).collect();
+        let Some(index) = choose(&summaries, name.as_deref()) else {
+            let found = if summaries.is_empty() {
+                "none found".to_string()
+            } else {
+                summaries
+                    .iter()
+                    .map(|s| format!("{} ({:?}{})", s.name, s.backend, if s.compute { "" } else { ", no compute" }))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            let filter = name.map(|n| format!(", name containing {n:?}")).unwrap_or_default();
+            return Err(Error::NoAdapter {
+                tried: format!("backends {backends:?}{filter}; adapters: {found}"),
+                hint: NO_ADAPTER_HINT.to_string(),
+            });
+        };
+        let Some(adapter) = adapters.into_iter().nth(index) else {
+            return Err(Error::NoAdapter { tried: format!("backends {backends:?}"), hint: NO_ADAPTER_HINT.to_string() });
+        };
+        let summary = summaries[index].clone();
+        let desc = wgpu::DeviceDescriptor {
+            label: Some("softmax-regression"),
+            required_features: wgpu::Features::empty(),
+            required_limits: summary.limits.clone(),
+            ..Default::default()
+        };
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc))
+            .map_err(|e| Error::RequestDevice { adapter: summary.name.clone(), message: e.to_string() })?;
+
+        let faults = Arc::new(Mutex::new(Faults::default()));
+        let sink = Arc::clone(&faults);
+        device.on_uncaptured_error(Arc::new(move |e| {
+            if let Ok(mut f) = sink.lock() {
+                f.uncaptured.push(e);
+            }
+        }));
+        let sink = Arc::clone(&faults);
+        device.set_device_lost_callback(move |reason, message| {
+            if let Ok(mut f) = sink.lock() {
+                f.lost = Some(format!("{reason:?}: {message}"));
+            }
+        });
+
+        let timeout = request.timeout.unwrap_or(Duration::from_secs(600));
+        let max_dim = summary.limits.max_compute_workgroups_per_dimension;
+        let kernels = scoped(&device, "compiling the kernels", |device| Kernels::new(device, max_dim))?;
+        let ctx = GpuContext { kernels, device, queue, summary, faults, timeout };
+        ctx.check("compiling the kernels")?;
+        Ok(ctx)
+    }
+
+    /// Name, backend, type and limits of the adapter in use.
+    pub fn adapter(&self) -> &AdapterSummary {
+        &self.summary
+    }
+
+    /// The device's limits (the adapter's own, as requested).
+    pub fn limits(&self) -> &wgpu::Limits {
+        &self.summary.limits
+    }
+
+    /// One line naming the adapter, for logs: `llvmpipe (LLVM 15.0.6, 256 bits) via Vulkan (Cpu)`.
+    pub fn describe(&self) -> String {
+        format!("{} via {:?} ({:?})", self.summary.name, self.summary.backend, self.summary.device_type)
+    }
+
+    /// Runs `f` inside out-of-memory and validation error scopes, turning what they catch
+    /// into [`Error::OutOfMemory`] or [`Error::Gpu`].
+    pub(crate) fn scoped<T>(&self, context: &str, f: impl FnOnce(&wgpu::Device) -> T) -> Result<T> {
+        let out = scoped(&self.device, context, f)?;
+        self.check(context)?;
+        Ok(out)
+    }
+
+    /// Reports a lost device or an error raised outside any scope since the last check.
+    pub(crate) fn check(&self, context: &str) -> Result<()> {
+        let mut faults = self.faults.lock().map_err(|_| Error::Gpu {
+            context: context.to_string(),
+            message: "the device error handler panicked".to_string(),
+        })?;
+        if let Some(message) = faults.lost.clone() {
+            return Err(Error::DeviceLost { message });
+        }
+        if let Some(e) = faults.uncaptured.drain(..).next() {
+            return Err(match e {
+                wgpu::Error::OutOfMemory { .. } => Error::OutOfMemory { context: context.to_string() },
+                other => Error::Gpu { context: context.to_string(), message: other.to_string() },
+            });
+        }
+        Ok(())
+    }
+
+    /// Submits encoded work without waiting; errors surface at the next wait or check.
+    pub(crate) fn submit(&self, commands: wgpu::CommandBuffer) {
+        self.queue.submit([commands]);
+    }
+
+    fn wait(&self, index: Option<wgpu::SubmissionIndex>, context: &str) -> Result<()> {
+        let poll = self.device.poll(wgpu::PollType::Wait { submission_index: index, timeout: Some(self.timeout) });
+        match poll {
+            Ok(_) => self.check(context),
+            Err(wgpu::PollError::Timeout) => {
+                Err(Error::Timeout { context: context.to_string(), seconds: self.timeout.as_secs() })
+            }
+            Err(e) => Err(Error::Gpu { context: context.to_string(), message: e.to_string() }),
+        }
+    }
+
+    /// Creates a storage buffer of `bytes` (at least 4) bytes, checked against the
+    /// device's limits first.
+    pub(crate) fn storage_buffer(&self, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
+        let bytes = bytes.max(4).next_multiple_of(4);
+        let limits = &self.summary.limits;
+        let limit = limits.max_buffer_size.min(limits.max_storage_buffer_binding_size);
+        if bytes > limit {
+            return Err(Error::OutOfMemory {
+                context: format!("allocating {label}: {bytes} bytes is over the device's {limit}-byte buffer limit"),
+            });
+        }
+        self.scoped(&format!("allocating {label} ({bytes} bytes)"), |device| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size: bytes,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: false,
+            })
+        })
+    }
+
+    /// Creates a storage buffer holding `data`, written through a mapping at creation (no
+    /// staging copy).
+    pub(crate) fn storage_buffer_with<T: bytemuck::Pod>(&self, label: &str, data: &[T]) -> Result<wgpu::Buffer> {
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        let size = (bytes.len() as u64).max(4).next_multiple_of(4);
+        let limits = &self.summary.limits;
+        let limit = limits.max_buffer_size.min(limits.max_storage_buffer_binding_size);
+        if size > limit {
+            return Err(Error::OutOfMemory {
+                context: format!("allocating {label}: {size} bytes is over the device's {limit}-byte buffer limit"),
+            });
+        }
+        let buffer = self.scoped(&format!("allocating {label} ({size} bytes)"), |device| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+                mapped_at_creation: true,
+            })
+        })?;
+        {
+            let mut view = buffer.slice(..).get_mapped_range_mut().map_err(|e| Error::Gpu {
+                context: format!("mapping {label} for upload"),
+                message: format!("{e:?}"),
+            })?;
+            let mut padded;
+            let src = if bytes.len() as u64 == size {
+                bytes
+            } else {
+                padded = vec![0u8; size as usize];
+                padded[..bytes.len()].copy_from_slice(bytes);
+                &padded[..]
+            };
+            view.copy_from_slice(src);
+        }
+        buffer.unmap();
+        Ok(buffer)
+    }
+
+    /// Reads `len` f32 values from each `(buffer, first element)` in one submission.
+    pub(crate) fn read_f32(&self, ranges: &[(&wgpu::Buffer, u64, usize)], context: &str) -> Result<Vec<Vec<f32>>> {
+        let total: u64 = ranges.iter().map(|r| (r.2 as u64 * 4).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT)).sum();
+        let staging = self.scoped(context, |device| {
+            device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("readback staging"),
+                size: total.max(4),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            })
+        })?;
+        let mut encoder =
+            self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+        let mut offset = 0u64;
+        for &(buffer, first, len) in ranges {
+            let bytes = len as u64 * 4;
+            if bytes > 0 {
+                encoder.copy_buffer_to_buffer(buffer, first * 4, &staging, offset, bytes);
+            }
+            offset += bytes.next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT);
+        }
+        let index = self.queue.submit([encoder.finish()]);
+        let mapped: Arc<Mutex<Option<std::result::Result<(), wgpu::BufferAsyncError>>>> = Arc::default();
+        let slot = Arc::clone(&mapped);
+        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
+            if let Ok(mut s) = slot.lock() {
+                *s = Some(r);
+            }
+        });
+        self.wait(Some(index), context)?;
+        // The map callback runs during a poll; poll once more in case it was queued after
+        // the submission finished.
+        let state = mapped.lock().ok().and_then(|s| s.clone());
+        let state = match state {
+            Some(s) => Some(s),
+            None => {
+                self.wait(None, context)?;
+                mapped.lock().ok().and_then(|s| s.clone())
+            }
+        };
+        match state {
+            Some(Ok(())) => {}
+            Some(Err(e)) => return Err(Error::Gpu { context: context.to_string(), message: e.to_string() }),
+            None => {
+                return Err(Error::Timeout { context: format!("{context} (mapping)"), seconds: self.timeout.as_secs() });
+            }
+        }
+        let out = {
+            let view = staging.slice(..).get_mapped_range().map_err(|e| Error::Gpu {
+                context: context.to_string(),
+                message: format!("{e:?}"),
+            })?;
+            let mut out = Vec::with_capacity(ranges.len());
+            let mut offset = 0usize;
+            for &(_, _, len) in ranges {
+                let bytes = &view[offset..offset + len * 4];
+                out.push(bytemuck::pod_collect_to_vec::<u8, f32>(bytes));
+                offset += (len * 4).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT as usize);
+            }
+            out
+        };
+        staging.unmap();
+        Ok(out)
+    }
+}

@@ -1,0 +1,427 @@
+//! One type per WGSL kernel: its pipeline, its explicit bind-group layout, its `Dims`
+//! uniform (mirrored field for field by the struct in the shader), and an `encode` method.
+//! Shader sources come from one `include_str!` table; none is assembled from strings.
+
+use std::borrow::Cow;
+
+use bytemuck::{Pod, Zeroable};
+use wgpu::util::DeviceExt;
+
+/// Every shader source, by file name.
+pub(crate) const SHADERS: [(&str, &str); 6] = [
+    ("logits", include_str!("../../shaders/logits.wgsl")),
+    ("softmax", include_str!("../../shaders/softmax.wgsl")),
+    ("gradient", include_str!("../../shaders/gradient.wgsl")),
+    ("reduce", include_str!("../../shaders/reduce.wgsl")),
+    ("update", include_str!("../../shaders/update.wgsl")),
+    ("gather", include_str!("../../shaders/gather.wgsl")),
+];
+
+fn source(name: &str) -> &'static str {
+    SHADERS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s).unwrap_or("")
+}
+
+/// How a binding is accessed, in binding order.
+#[derive(Clone, Copy)]
+enum Access {
+    Read,
+    ReadWrite,
+    Uniform,
+}
+
+fn layout(device: &wgpu::Device, label: &str, access: &[Access]) -> wgpu::BindGroupLayout {
+    let entries: Vec<wgpu::BindGroupLayoutEntry> = access
+        .iter()
+        .enumerate()
+        .map(|(i, a)| wgpu::BindGroupLayoutEntry {
+            binding: i as u32,
+            visibility: wgpu::ShaderStages::COMPUTE,
+            ty: wgpu::BindingType::Buffer {
+                ty: match a {
+                    Access::Read => wgpu::BufferBindingType::Storage { read_only: true },
+                    Access::ReadWrite => wgpu::BufferBindingType::Storage { read_only: false },
+                    Access::Uniform => wgpu::BufferBindingType::Uniform,
+                },
+                has_dynamic_offset: false,
+                min_binding_size: None,
+            },
+            count: None,
+        })
+        .collect();
+    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(label), entries: &entries })
+}
+
+fn pipelines(
+    device: &wgpu::Device,
+    name: &str,
+    layout: &wgpu::BindGroupLayout,
+    entries: &[&str],
+) -> Vec<wgpu::ComputePipeline> {
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(name),
+        source: wgpu::ShaderSource::Wgsl(Cow::Borrowed(source(name))),
+    });
+    let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+        label: Some(name),
+        bind_group_layouts: &[Some(layout)],
+        immediate_size: 0,
+    });
+    entries
+        .iter()
+        .map(|entry| {
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(&format!("{name}::{entry}")),
+                layout: Some(&pipeline_layout),
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: Default::default(),
+                cache: None,
+            })
+        })
+        .collect()
+}
+
+/// A bind group with its own `Dims` uniform buffer and the dims it holds.
+pub(crate) struct Bound<D> {
+    group: wgpu::BindGroup,
+    uniform: wgpu::Buffer,
+    pub(crate) dims: D,
+}
+
+impl<D: Pod> Bound<D> {
+    fn new(device: &wgpu::Device, label: &str, layout: &wgpu::BindGroupLayout, buffers: &[&wgpu::Buffer], dims: D) -> Self {
+        let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+            label: Some(label),
+            contents: bytemuck::bytes_of(&dims),
+            usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+        });
+        let mut entries: Vec<wgpu::BindGroupEntry> = buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+            .collect();
+        entries.push(wgpu::BindGroupEntry { binding: buffers.len() as u32, resource: uniform.as_entire_binding() });
+        let group = device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(label), layout, entries: &entries });
+        Bound { group, uniform, dims }
+    }
+
+    /// Replaces the dims; the write lands before the next submission.
+    pub(crate) fn set(&mut self, queue: &wgpu::Queue, dims: D) {
+        queue.write_buffer(&self.uniform, 0, bytemuck::bytes_of(&dims));
+        self.dims = dims;
+    }
+}
+
+/// Folds `total` workgroups into a 2-D grid whose x never exceeds `max_dim`; shaders
+/// recover the linear index as `wy·num_x + wx` and bounds-check it.
+pub(crate) fn grid(total: u32, max_dim: u32) -> (u32, u32) {
+    let total = total.max(1);
+    if total <= max_dim { (total, 1) } else { (max_dim, total.div_ceil(max_dim)) }
+}
+
+fn dispatch(pass: &mut wgpu::ComputePass<'_>, pipeline: &wgpu::ComputePipeline, group: &wgpu::BindGroup, wg: (u32, u32, u32)) {
+    pass.set_pipeline(pipeline);
+    pass.set_bind_group(0, group, &[]);
+    pass.dispatch_workgroups(wg.0, wg.1, wg.2);
+}
+
+/// Rows and columns covered by one workgroup of the tiled kernels.
+pub(crate) const TILE: u32 = 16;
+
+/// `Dims` of logits.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct LogitsDims {
+    pub rows: u32,
+    pub n: u32,
+    pub k: u32,
+    pub _pad: u32,
+}
+
+/// Z = XΘ + 1bᵀ for one row chunk (logits.wgsl).
+pub(crate) struct Logits {
+    layout: wgpu::BindGroupLayout,
+    pipeline: wgpu::ComputePipeline,
+}
+
+impl Logits {
+    fn new(device: &wgpu::Device) -> Self {
+        let layout = layout(device, "logits", &[Access::Read, Access::Read, Access::ReadWrite, Access::Uniform]);
+        let pipeline = pipelines(device, "logits", &layout, &["main"]).remove(0);
+        Logits { layout, pipeline }
+    }
+
+    /// x (rows, n) · w (n·K + K) · z (rows, K).
+    pub(crate) fn bind(&self, device: &wgpu::Device, x: &wgpu::Buffer, w: &wgpu::Buffer, z: &wgpu::Buffer, dims: LogitsDims) -> Bound<LogitsDims> {
+        Bound::new(device, "logits", &self.layout, &[x, w, z], dims)
+    }
+
+    pub(crate) fn encode(&self, pass: &mut wgpu::ComputePass<'_>, b: &Bound<LogitsDims>) {
+        let d = b.dims;
+        dispatch(pass, &self.pipeline, &b.group, (d.k.div_ceil(TILE), d.rows.div_ceil(TILE), 1));
+    }
+}
+
+/// `Dims` of softmax.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct SoftmaxDims {
+    pub rows: u32,
+    pub k: u32,
+    pub has_labels: u32,
+    pub _pad: u32,
+}
+
+/// Largest K for which one invocation per row is used; above it, one workgroup per row.
+pub(crate) const SOFTMAX_ROW_PER_THREAD_MAX_K: u32 = 64;
+
+/// Stable softmax, P − Y in place and per-row cross-entropy (softmax.wgsl).
+pub(crate) struct Softmax {
+    layout: wgpu::BindGroupLayout,
+    per_thread: wgpu::ComputePipeline,
+    per_workgroup: wgpu::ComputePipeline,
+    max_dim: u32,
+}
+
+impl Softmax {
+    fn new(device: &wgpu::Device, max_dim: u32) -> Self {
+        let layout = layout(device, "softmax", &[Access::Read, Access::ReadWrite, Access::ReadWrite, Access::Uniform]);
+        let mut p = pipelines(device, "softmax", &layout, &["row_per_thread", "row_per_workgroup"]);
+        let per_workgroup = p.remove(1);
+        let per_thread = p.remove(0);
+        Softmax { layout, per_thread, per_workgroup, max_dim }
+    }
+
+    /// labels (rows) · z (rows, K) · row_loss (rows).
+    pub(crate) fn bind(&self, device: &wgpu::Device, labels: &wgpu::Buffer, z: &wgpu::Buffer, row_loss: &wgpu::Buffer, dims: SoftmaxDims) -> Bound<SoftmaxDims> {
+        Bound::new(device, "softmax", &self.layout, &[labels, z, row_loss], dims)
+    }
+
+    pub(crate) fn encode(&self, pass: &mut wgpu::ComputePass<'_>, b: &Bound<SoftmaxDims>) {
+        let d = b.dims;
+        if d.k <= SOFTMAX_ROW_PER_THREAD_MAX_K {
+            let (x, y) = grid(d.rows.div_ceil(64), self.max_dim);
+            dispatch(pass, &self.per_thread, &b.group, (x, y, 1));
+        } else {
+            let (x, y) = grid(d.rows, self.max_dim);
+            dispatch(pass, &self.per_workgroup, &b.group, (x, y, 1));
+        }
+    }
+}
+
+/// `Dims` of gradient.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct GradientDims {
+    pub rows: u32,
+    pub n: u32,
+    pub k: u32,
+    pub rows_per_block: u32,
+    pub stride: u32,
+    pub _pad: [u32; 3],
+}
+
+impl GradientDims {
+    pub(crate) fn blocks(&self) -> u32 {
+        self.rows.div_ceil(self.rows_per_block.max(1))
+    }
+}
+
+/// Per-row-block partials of Xᵀ(P − Y), Σ(P − Y) and the loss (gradient.wgsl).
+pub(crate) struct Gradient {
+    layout: wgpu::BindGroupLayout,
+    pipeline: wgpu::ComputePipeline,
+}
+
+impl Gradient {
+    fn new(device: &wgpu::Device) -> Self {
+        let layout = layout(device, "gradient", &[Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::Uniform]);
+        let pipeline = pipelines(device, "gradient", &layout, &["main"]).remove(0);
+        Gradient { layout, pipeline }
+    }
+
+    /// x (rows, n) · d (rows, K) · row_loss (rows) · partials (blocks, n·K + K + 1).
+    pub(crate) fn bind(
+        &self,
+        device: &wgpu::Device,
+        x: &wgpu::Buffer,
+        d: &wgpu::Buffer,
+        row_loss: &wgpu::Buffer,
+        partials: &wgpu::Buffer,
+        dims: GradientDims,
+    ) -> Bound<GradientDims> {
+        Bound::new(device, "gradient", &self.layout, &[x, d, row_loss, partials], dims)
+    }
+
+    pub(crate) fn encode(&self, pass: &mut wgpu::ComputePass<'_>, b: &Bound<GradientDims>) {
+        let d = b.dims;
+        dispatch(pass, &self.pipeline, &b.group, (d.k.div_ceil(TILE), d.n.div_ceil(TILE), d.blocks()));
+    }
+}
+
+/// `Dims` of reduce.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct ReduceDims {
+    pub len: u32,
+    pub parts: u32,
+    pub accumulate: u32,
+    pub _pad: u32,
+}
+
+/// Fixed-order sum of partials (reduce.wgsl).
+pub(crate) struct Reduce {
+    layout: wgpu::BindGroupLayout,
+    pipeline: wgpu::ComputePipeline,
+    max_dim: u32,
+}
+
+impl Reduce {
+    fn new(device: &wgpu::Device, max_dim: u32) -> Self {
+        let layout = layout(device, "reduce", &[Access::Read, Access::ReadWrite, Access::Uniform]);
+        let pipeline = pipelines(device, "reduce", &layout, &["main"]).remove(0);
+        Reduce { layout, pipeline, max_dim }
+    }
+
+    /// partials (parts, len) · out (len).
+    pub(crate) fn bind(&self, device: &wgpu::Device, partials: &wgpu::Buffer, out: &wgpu::Buffer, dims: ReduceDims) -> Bound<ReduceDims> {
+        Bound::new(device, "reduce", &self.layout, &[partials, out], dims)
+    }
+
+    pub(crate) fn encode(&self, pass: &mut wgpu::ComputePass<'_>, b: &Bound<ReduceDims>) {
+        let (x, y) = grid(b.dims.len.div_ceil(256), self.max_dim);
+        dispatch(pass, &self.pipeline, &b.group, (x, y, 1));
+    }
+}
+
+/// `Dims` of update.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct UpdateDims {
+    pub len: u32,
+    pub nk: u32,
+    pub _pad0: [u32; 2],
+    pub inv_m: f32,
+    pub l2: f32,
+    pub lr: f32,
+    pub momentum: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub c1: f32,
+    pub c2: f32,
+    pub _pad1: [f32; 3],
+}
+
+/// Which entry point of update.wgsl to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum UpdateEntry {
+    Finalize = 0,
+    Plain = 1,
+    Momentum = 2,
+    Adam = 3,
+}
+
+/// Gradient finalisation (mean, + λΘ) and the optimizer steps (update.wgsl).
+pub(crate) struct Update {
+    layout: wgpu::BindGroupLayout,
+    pipelines: Vec<wgpu::ComputePipeline>,
+    max_dim: u32,
+}
+
+impl Update {
+    fn new(device: &wgpu::Device, max_dim: u32) -> Self {
+        let rw = Access::ReadWrite;
+        let layout = layout(device, "update", &[Access::Read, rw, rw, rw, rw, Access::Uniform]);
+        let pipelines = pipelines(device, "update", &layout, &["finalize", "step_plain", "step_momentum", "step_adam"]);
+        Update { layout, pipelines, max_dim }
+    }
+
+    /// sums (len + 1) · w, g, m1, m2 (len).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn bind(
+        &self,
+        device: &wgpu::Device,
+        sums: &wgpu::Buffer,
+        w: &wgpu::Buffer,
+        g: &wgpu::Buffer,
+        m1: &wgpu::Buffer,
+        m2: &wgpu::Buffer,
+        dims: UpdateDims,
+    ) -> Bound<UpdateDims> {
+        Bound::new(device, "update", &self.layout, &[sums, w, g, m1, m2], dims)
+    }
+
+    pub(crate) fn encode(&self, pass: &mut wgpu::ComputePass<'_>, b: &Bound<UpdateDims>, entry: UpdateEntry) {
+        let (x, y) = grid(b.dims.len.div_ceil(256), self.max_dim);
+        dispatch(pass, &self.pipelines[entry as usize], &b.group, (x, y, 1));
+    }
+}
+
+/// `Dims` of gather.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct GatherDims {
+    pub batch: u32,
+    pub n: u32,
+    pub _pad: [u32; 2],
+}
+
+/// Copies a mini-batch's rows out of a chunk (gather.wgsl).
+pub(crate) struct Gather {
+    layout: wgpu::BindGroupLayout,
+    pipeline: wgpu::ComputePipeline,
+    max_dim: u32,
+}
+
+impl Gather {
+    fn new(device: &wgpu::Device, max_dim: u32) -> Self {
+        let r = Access::Read;
+        let layout = layout(device, "gather", &[r, r, r, Access::ReadWrite, Access::ReadWrite, Access::Uniform]);
+        let pipeline = pipelines(device, "gather", &layout, &["main"]).remove(0);
+        Gather { layout, pipeline, max_dim }
+    }
+
+    /// x (rows, n) · labels (rows) · idx (batch) · batch_x (batch, n) · batch_labels (batch).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn bind(
+        &self,
+        device: &wgpu::Device,
+        x: &wgpu::Buffer,
+        labels: &wgpu::Buffer,
+        idx: &wgpu::Buffer,
+        batch_x: &wgpu::Buffer,
+        batch_labels: &wgpu::Buffer,
+        dims: GatherDims,
+    ) -> Bound<GatherDims> {
+        Bound::new(device, "gather", &self.layout, &[x, labels, idx, batch_x, batch_labels], dims)
+    }
+
+    pub(crate) fn encode(&self, pass: &mut wgpu::ComputePass<'_>, b: &Bound<GatherDims>) {
+        let (x, y) = grid((b.dims.batch * b.dims.n).div_ceil(256), self.max_dim);
+        dispatch(pass, &self.pipeline, &b.group, (x, y, 1));
+    }
+}
+
+/// All compiled kernels of a device.
+pub(crate) struct Kernels {
+    pub logits: Logits,
+    pub softmax: Softmax,
+    pub gradient: Gradient,
+    pub reduce: Reduce,
+    pub update: Update,
+    pub gather: Gather,
+}
+
+impl Kernels {
+    pub(crate) fn new(device: &wgpu::Device, max_dim: u32) -> Self {
+        Kernels {
+            logits: Logits::new(device),
+            softmax: Softmax::new(device, max_dim),
+            gradient: Gradient::new(device),
+            reduce: Reduce::new(device, max_dim),
+            update: Update::new(device, max_dim),
+            gather: Gather::new(device, max_dim),
+        }
+    }
+}

@@ -1,0 +1,10 @@
+//! Everything that touches wgpu: the device context, the kernels, and problems resident
+//! on the device.
+
+mod context;
+pub(crate) mod kernels;
+pub(crate) mod problem;
+pub mod single;
+
+pub use context::{AdapterRequest, AdapterSummary, GpuContext, list_adapters};
+pub use problem::ChunkPlan;

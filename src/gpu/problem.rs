@@ -1,0 +1,409 @@
+//! A problem resident on the device: X and the labels as row chunks (each within the
+//! device's storage-binding limit), the parameters, optimizer state and scratch, and the
+//! kernels bound to them once. It records the passes the oracle, the trainer and the
+//! evaluator submit.
+
+use ndarray::ArrayView2;
+
+use crate::error::{Error, Result};
+use crate::gpu::context::GpuContext;
+use crate::gpu::kernels::{
+    Bound, GatherDims, GradientDims, LogitsDims, ReduceDims, SoftmaxDims, TILE, UpdateDims, UpdateEntry,
+};
+
+/// How the rows of a dataset are laid out in chunks on a device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkPlan {
+    /// Rows in every chunk but possibly the last.
+    pub chunk_rows: usize,
+    /// Number of chunks.
+    pub chunks: usize,
+}
+
+/// Workgroups the gradient kernel aims for per chunk (tiles × row blocks).
+const TARGET_WORKGROUPS: u64 = 1024;
+
+impl ChunkPlan {
+    /// The largest chunk that keeps X (rows·n·4 bytes), Z (rows·K·4 bytes) and every
+    /// dispatch dimension within the device's limits, capped by `requested` when given.
+    pub fn new(m: usize, n: usize, k: usize, limits: &wgpu::Limits, requested: Option<usize>) -> Result<Self> {
+        if let Some(0) = requested {
+            return Err(Error::setting("chunk_rows", 0, "must be at least 1"));
+        }
+        let max_bytes = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+        let by_x = max_bytes / (4 * n as u64);
+        let by_z = max_bytes / (4 * k as u64);
+        let by_dispatch = TILE as u64 * limits.max_compute_workgroups_per_dimension as u64;
+        let limit = by_x.min(by_z).min(by_dispatch).min(m as u64) as usize;
+        if limit == 0 {
+            return Err(Error::OutOfMemory {
+                context: format!(
+                    "planning row chunks: one row of {n} features or {k} classes is over the device's {max_bytes}-byte buffer limit"
+                ),
+            });
+        }
+        let chunk_rows = requested.map_or(limit, |r| r.min(limit));
+        Ok(ChunkPlan { chunk_rows, chunks: m.div_ceil(chunk_rows) })
+    }
+
+    /// Rows of chunk `c` of a dataset of m rows.
+    pub fn rows_in(&self, c: usize, m: usize) -> usize {
+        (m - c * self.chunk_rows).min(self.chunk_rows)
+    }
+}
+
+/// Row blocks for the gradient kernel: enough workgroups to fill the device, within the
+/// partials capacity.
+fn gradient_dims(rows: usize, n: usize, k: usize, max_blocks: u64) -> GradientDims {
+    let tiles = (n as u64).div_ceil(TILE as u64) * (k as u64).div_ceil(TILE as u64);
+    let max_useful = (rows as u64).div_ceil(TILE as u64);
+    let blocks = TARGET_WORKGROUPS.div_ceil(tiles).clamp(1, max_useful.max(1)).min(max_blocks.max(1));
+    let rows_per_block = (rows as u64).div_ceil(blocks).next_multiple_of(TILE as u64) as u32;
+    GradientDims {
+        rows: rows as u32,
+        n: n as u32,
+        k: k as u32,
+        rows_per_block,
+        stride: (n * k + k + 1) as u32,
+        _pad: [0; 3],
+    }
+}
+
+struct Chunk {
+    rows: usize,
+    x: wgpu::Buffer,
+    labels: wgpu::Buffer,
+    logits: Bound<LogitsDims>,
+    softmax: Bound<SoftmaxDims>,
+    gradient: Bound<GradientDims>,
+    reduce_first: Bound<ReduceDims>,
+    reduce_next: Bound<ReduceDims>,
+}
+
+/// Device buffers for mini-batches: the gathered rows and kernels bound to them.
+struct BatchSlot {
+    capacity: usize,
+    idx: wgpu::Buffer,
+    gathers: Vec<Bound<GatherDims>>,
+    logits: Bound<LogitsDims>,
+    softmax: Bound<SoftmaxDims>,
+    gradient: Bound<GradientDims>,
+    reduce: Bound<ReduceDims>,
+    update: Bound<UpdateDims>,
+}
+
+/// X, labels, parameters and scratch on one device.
+pub(crate) struct DeviceProblem<'c> {
+    ctx: &'c GpuContext,
+    pub(crate) m: usize,
+    pub(crate) n: usize,
+    pub(crate) k: usize,
+    pub(crate) plan: ChunkPlan,
+    chunks: Vec<Chunk>,
+    pub(crate) w: wgpu::Buffer,
+    pub(crate) g: wgpu::Buffer,
+    pub(crate) sums: wgpu::Buffer,
+    pub(crate) z: wgpu::Buffer,
+    pub(crate) row_loss: wgpu::Buffer,
+    update_full: Bound<UpdateDims>,
+    batch: Option<BatchSlot>,
+    max_blocks: u64,
+    partials: wgpu::Buffer,
+    m1: wgpu::Buffer,
+    m2: wgpu::Buffer,
+}
+
+impl<'c> DeviceProblem<'c> {
+    /// Uploads X (m, n) and, when given, the labels, as row chunks, and binds every kernel.
+    /// `batch_capacity` reserves room for mini-batches of up to that many rows.
+    pub(crate) fn new(
+        ctx: &'c GpuContext,
+        x: ArrayView2<'_, f32>,
+        labels: Option<&[u32]>,
+        k: usize,
+        chunk_rows: Option<usize>,
+        batch_capacity: Option<usize>,
+    ) -> Result<Self> {
+        let (m, n) = x.dim();
+        let plan = ChunkPlan::new(m, n, k, ctx.limits(), chunk_rows)?;
+        let len = n * k + k;
+        let stride = len + 1;
+        let max_bytes = ctx.limits().max_storage_buffer_binding_size.min(ctx.limits().max_buffer_size);
+        let max_blocks = max_bytes / (4 * stride as u64);
+        if max_blocks == 0 {
+            return Err(Error::OutOfMemory {
+                context: format!("allocating the gradient: {n}×{k} parameters are over the device's {max_bytes}-byte buffer limit"),
+            });
+        }
+        let batch_capacity = batch_capacity.map(|b| b.min(plan.chunk_rows));
+        let scratch_rows = plan.chunk_rows.max(batch_capacity.unwrap_or(0));
+        let partial_blocks = gradient_dims(scratch_rows, n, k, max_blocks).blocks() as u64;
+
+        let w = ctx.storage_buffer("parameters w", 4 * len as u64)?;
+        let g = ctx.storage_buffer("gradient g", 4 * len as u64)?;
+        let m1 = ctx.storage_buffer("optimizer state m1", 4 * len as u64)?;
+        let m2 = ctx.storage_buffer("optimizer state m2", 4 * len as u64)?;
+        let sums = ctx.storage_buffer("reduced sums", 4 * stride as u64)?;
+        let z = ctx.storage_buffer("logits z", 4 * (scratch_rows * k) as u64)?;
+        let row_loss = ctx.storage_buffer("row losses", 4 * scratch_rows as u64)?;
+        let partials = ctx.storage_buffer("gradient partials", 4 * stride as u64 * partial_blocks)?;
+
+        let kernels = &ctx.kernels;
+        let x_std = x.as_standard_layout();
+        let x_flat = x_std.as_slice().unwrap_or(&[]);
+        let mut chunks = Vec::with_capacity(plan.chunks);
+        for c in 0..plan.chunks {
+            let rows = plan.rows_in(c, m);
+            let start = c * plan.chunk_rows;
+            let x_buf = ctx.storage_buffer_with(&format!("x chunk {c}"), &x_flat[start * n..(start + rows) * n])?;
+            let labels_buf = match labels {
+                Some(l) => ctx.storage_buffer_with(&format!("labels chunk {c}"), &l[start..start + rows])?,
+                None => ctx.storage_buffer("no labels", 4)?,
+            };
+            let chunk = ctx.scoped(&format!("binding chunk {c}"), |device| {
+                let gdims = gradient_dims(rows, n, k, max_blocks);
+                Chunk {
+                    rows,
+                    logits: kernels.logits.bind(device, &x_buf, &w, &z, LogitsDims { rows: rows as u32, n: n as u32, k: k as u32, _pad: 0 }),
+                    softmax: kernels.softmax.bind(device, &labels_buf, &z, &row_loss, SoftmaxDims {
+                        rows: rows as u32,
+                        k: k as u32,
+                        has_labels: labels.is_some() as u32,
+                        _pad: 0,
+                    }),
+                    gradient: kernels.gradient.bind(device, &x_buf, &z, &row_loss, &partials, gdims),
+                    reduce_first: kernels.reduce.bind(device, &partials, &sums, ReduceDims {
+                        len: stride as u32,
+                        parts: gdims.blocks(),
+                        accumulate: 0,
+                        _pad: 0,
+                    }),
+                    reduce_next: kernels.reduce.bind(device, &partials, &sums, ReduceDims {
+                        len: stride as u32,
+                        parts: gdims.blocks(),
+                        accumulate: 1,
+                        _pad: 0,
+                    }),
+                    x: x_buf,
+                    labels: labels_buf,
+                }
+            })?;
+            chunks.push(chunk);
+        }
+        let update_dims = UpdateDims {
+            len: len as u32,
+            nk: (n * k) as u32,
+            inv_m: 1.0 / m as f32,
+            ..bytemuck::Zeroable::zeroed()
+        };
+        let update_full = ctx.scoped("binding the update", |device| kernels.update.bind(device, &sums, &w, &g, &m1, &m2, update_dims))?;
+
+        let mut problem = DeviceProblem {
+            ctx,
+            m,
+            n,
+            k,
+            plan,
+            chunks,
+            w,
+            g,
+            sums,
+            z,
+            row_loss,
+            update_full,
+            batch: None,
+            max_blocks,
+            partials,
+            m1,
+            m2,
+        };
+        if let (Some(capacity), Some(_)) = (batch_capacity, labels) {
+            problem.batch = Some(problem.bind_batch(capacity, update_dims)?);
+        }
+        Ok(problem)
+    }
+
+    fn bind_batch(&self, capacity: usize, update_dims: UpdateDims) -> Result<BatchSlot> {
+        let (n, k) = (self.n, self.k);
+        let ctx = self.ctx;
+        let idx = ctx.storage_buffer("batch indices", 4 * capacity as u64)?;
+        let bx = ctx.storage_buffer("batch x", 4 * (capacity * n) as u64)?;
+        let bl = ctx.storage_buffer("batch labels", 4 * capacity as u64)?;
+        let kernels = &ctx.kernels;
+        let gdims = gradient_dims(capacity, n, k, self.max_blocks);
+        ctx.scoped("binding the mini-batch kernels", |device| BatchSlot {
+            capacity,
+            gathers: self
+                .chunks
+                .iter()
+                .map(|c| kernels.gather.bind(device, &c.x, &c.labels, &idx, &bx, &bl, GatherDims { batch: 0, n: n as u32, _pad: [0; 2] }))
+                .collect(),
+            logits: kernels.logits.bind(device, &bx, &self.w, &self.z, LogitsDims { rows: 0, n: n as u32, k: k as u32, _pad: 0 }),
+            softmax: kernels.softmax.bind(device, &bl, &self.z, &self.row_loss, SoftmaxDims { rows: 0, k: k as u32, has_labels: 1, _pad: 0 }),
+            gradient: kernels.gradient.bind(device, &bx, &self.z, &self.row_loss, &self.partials, gdims),
+            reduce: kernels.reduce.bind(device, &self.partials, &self.sums, ReduceDims {
+                len: (n * k + k + 1) as u32,
+                parts: gdims.blocks(),
+                accumulate: 0,
+                _pad: 0,
+            }),
+            update: kernels.update.bind(device, &self.sums, &self.w, &self.g, &self.m1, &self.m2, update_dims),
+            idx,
+        })
+    }
+
+    /// Number of parameters, n·K + K.
+    pub(crate) fn len(&self) -> usize {
+        self.n * self.k + self.k
+    }
+
+    /// Writes w = (Θ row-major, b).
+    pub(crate) fn set_params(&self, w: &[f32]) {
+        self.ctx.queue.write_buffer(&self.w, 0, bytemuck::cast_slice(w));
+    }
+
+    /// Zeroes the optimizer state.
+    pub(crate) fn reset_state(&self) {
+        let zeros = vec![0f32; self.len()];
+        self.ctx.queue.write_buffer(&self.m1, 0, bytemuck::cast_slice(&zeros));
+        self.ctx.queue.write_buffer(&self.m2, 0, bytemuck::cast_slice(&zeros));
+    }
+
+    fn encoder(&self, label: &str) -> wgpu::CommandEncoder {
+        self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
+    }
+
+    /// Records the full-batch pass: per chunk logits → softmax → gradient partials →
+    /// reduce (chunks summed in order), then g = sums/m + λΘ.
+    fn record_full_gradient(&self, pass: &mut wgpu::ComputePass<'_>) {
+        let kernels = &self.ctx.kernels;
+        for (c, chunk) in self.chunks.iter().enumerate() {
+            kernels.logits.encode(pass, &chunk.logits);
+            kernels.softmax.encode(pass, &chunk.softmax);
+            kernels.gradient.encode(pass, &chunk.gradient);
+            kernels.reduce.encode(pass, if c == 0 { &chunk.reduce_first } else { &chunk.reduce_next });
+        }
+        kernels.update.encode(pass, &self.update_full, UpdateEntry::Finalize);
+    }
+
+    /// Sets the hyper-parameters the full-batch finalize and step read.
+    pub(crate) fn configure_full(&mut self, dims: StepDims) {
+        let d = dims.apply(self.update_full.dims);
+        self.update_full.set(&self.ctx.queue, d);
+    }
+
+    /// Full-batch gradient into g, optionally followed by one optimizer step, as one
+    /// submission. With `gradient_ready` the gradient pass is skipped (g is current).
+    pub(crate) fn full_step(&mut self, step: Option<UpdateEntry>, gradient_ready: bool) -> Result<()> {
+        let mut encoder = self.encoder("full-batch step");
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("full-batch step"), timestamp_writes: None });
+            if !gradient_ready {
+                self.record_full_gradient(&mut pass);
+            }
+            if let Some(entry) = step {
+                self.ctx.kernels.update.encode(&mut pass, &self.update_full, entry);
+            }
+        }
+        self.ctx.submit(encoder.finish());
+        self.ctx.check("a full-batch step")
+    }
+
+    /// One mini-batch step: gather rows `local` of chunk `chunk`, its gradient (mean over
+    /// the batch, + λΘ), then the optimizer step, as one submission.
+    pub(crate) fn batch_step(&mut self, chunk: usize, local: &[u32], dims: StepDims, entry: UpdateEntry) -> Result<()> {
+        let queue = &self.ctx.queue;
+        let (n, k) = (self.n, self.k);
+        let max_blocks = self.max_blocks;
+        let Some(slot) = self.batch.as_mut() else {
+            return Err(Error::setting("batch_size", local.len(), "no mini-batch buffers were reserved"));
+        };
+        let rows = local.len();
+        if rows == 0 || rows > slot.capacity || chunk >= slot.gathers.len() {
+            return Err(Error::setting("batch_size", rows, format!("must be between 1 and {}", slot.capacity)));
+        }
+        queue.write_buffer(&slot.idx, 0, bytemuck::cast_slice(local));
+        let g = &mut slot.gathers[chunk];
+        g.set(queue, GatherDims { batch: rows as u32, ..g.dims });
+        slot.logits.set(queue, LogitsDims { rows: rows as u32, ..slot.logits.dims });
+        slot.softmax.set(queue, SoftmaxDims { rows: rows as u32, ..slot.softmax.dims });
+        let gdims = gradient_dims(rows, n, k, max_blocks);
+        slot.gradient.set(queue, gdims);
+        slot.reduce.set(queue, ReduceDims { parts: gdims.blocks(), ..slot.reduce.dims });
+        let mut ud = dims.apply(slot.update.dims);
+        ud.inv_m = 1.0 / rows as f32;
+        slot.update.set(queue, ud);
+
+        let kernels = &self.ctx.kernels;
+        let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("mini-batch step") });
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("mini-batch step"), timestamp_writes: None });
+            kernels.gather.encode(&mut pass, &slot.gathers[chunk]);
+            kernels.logits.encode(&mut pass, &slot.logits);
+            kernels.softmax.encode(&mut pass, &slot.softmax);
+            kernels.gradient.encode(&mut pass, &slot.gradient);
+            kernels.reduce.encode(&mut pass, &slot.reduce);
+            kernels.update.encode(&mut pass, &slot.update, UpdateEntry::Finalize);
+            kernels.update.encode(&mut pass, &slot.update, entry);
+        }
+        self.ctx.submit(encoder.finish());
+        self.ctx.check("a mini-batch step")
+    }
+
+    /// Reads back (Σ_i −log P[i, y], g, w) after a full-batch gradient pass.
+    pub(crate) fn read_loss_gradient_params(&self) -> Result<(f64, Vec<f32>, Vec<f32>)> {
+        let len = self.len();
+        let mut out = self.ctx.read_f32(&[(&self.sums, len as u64, 1), (&self.g, 0, len), (&self.w, 0, len)], "reading the loss and gradient")?;
+        let w = out.pop().unwrap_or_default();
+        let g = out.pop().unwrap_or_default();
+        let loss_sum = out.pop().and_then(|v| v.first().copied()).unwrap_or(f32::NAN);
+        Ok((f64::from(loss_sum), g, w))
+    }
+
+    /// Runs logits and softmax chunk by chunk and hands each chunk's (row offset, z, row
+    /// losses) to `each`: z holds P (no labels) or P − Y (with labels).
+    pub(crate) fn forward_chunks(&self, mut each: impl FnMut(usize, &[f32], &[f32])) -> Result<()> {
+        let kernels = &self.ctx.kernels;
+        for (c, chunk) in self.chunks.iter().enumerate() {
+            let mut encoder = self.encoder("forward");
+            {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("forward"), timestamp_writes: None });
+                kernels.logits.encode(&mut pass, &chunk.logits);
+                kernels.softmax.encode(&mut pass, &chunk.softmax);
+            }
+            self.ctx.submit(encoder.finish());
+            let out = self.ctx.read_f32(&[(&self.z, 0, chunk.rows * self.k), (&self.row_loss, 0, chunk.rows)], "reading predictions")?;
+            each(c * self.plan.chunk_rows, &out[0], &out[1]);
+        }
+        Ok(())
+    }
+}
+
+/// The optimizer hyper-parameters of one step, as the update kernel reads them.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct StepDims {
+    pub l2: f32,
+    pub lr: f32,
+    pub momentum: f32,
+    pub beta1: f32,
+    pub beta2: f32,
+    pub eps: f32,
+    pub c1: f32,
+    pub c2: f32,
+}
+
+impl StepDims {
+    fn apply(self, d: UpdateDims) -> UpdateDims {
+        UpdateDims {
+            l2: self.l2,
+            lr: self.lr,
+            momentum: self.momentum,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            eps: self.eps,
+            c1: self.c1,
+            c2: self.c2,
+            ..d
+        }
+    }
+}

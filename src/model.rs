@@ -1,0 +1,222 @@
+//! A trained model: Θ (n, K), b (K) and, optionally, the original class labels; with
+//! prediction and evaluation on the CPU reference or on a GPU.
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+
+use crate::dataset::Dataset;
+use crate::error::{Error, Result};
+use crate::gpu::GpuContext;
+use crate::gpu::problem::DeviceProblem;
+use crate::oracle::{check_params, flatten};
+
+/// Where computation runs.
+#[derive(Debug, Clone, Copy)]
+pub enum Backend<'c> {
+    /// The f64 ndarray reference.
+    Cpu,
+    /// The WGSL kernels on a wgpu device.
+    Gpu(&'c GpuContext),
+}
+
+/// Accuracy and mean cross-entropy of a model on labelled data.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Metrics {
+    /// `(1/m) Σ_i −log P[i, y⁽ⁱ⁾]` (no regularisation term).
+    pub log_loss: f64,
+    /// Fraction of rows whose most probable class is the label.
+    pub accuracy: f64,
+}
+
+/// Softmax regression parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Model {
+    theta: Array2<f32>,
+    bias: Array1<f32>,
+    labels: Option<Vec<String>>,
+}
+
+impl Model {
+    /// Θ = 0, b = 0: every class equally likely. The default starting point.
+    pub fn zeros(n_features: usize, n_classes: usize) -> Self {
+        Model { theta: Array2::zeros((n_features, n_classes)), bias: Array1::zeros(n_classes), labels: None }
+    }
+
+    /// A model from Θ (n, K) and b (K); every value must be finite.
+    pub fn new(theta: Array2<f32>, bias: Array1<f32>) -> Result<Self> {
+        let (n, k) = theta.dim();
+        check_params(theta.view(), bias.view(), n, k)?;
+        if k < 2 {
+            return Err(Error::TooFewClasses { n_classes: k });
+        }
+        if let Some(((row, column), &value)) = theta.indexed_iter().find(|(_, v)| !v.is_finite()) {
+            return Err(Error::NonFinite { row, column, value });
+        }
+        if let Some((column, &value)) = bias.indexed_iter().find(|(_, v)| !v.is_finite()) {
+            return Err(Error::NonFinite { row: n, column, value });
+        }
+        Ok(Model { theta, bias, labels: None })
+    }
+
+    /// Attaches the original class names, one per class in class order.
+    pub fn with_labels(mut self, labels: Vec<String>) -> Result<Self> {
+        if labels.len() != self.n_classes() {
+            return Err(Error::shape("class labels", &[self.n_classes()], &[labels.len()]));
+        }
+        self.labels = Some(labels);
+        Ok(self)
+    }
+
+    /// Θ, shape (n, K); column k is θ⁽ᵏ⁾.
+    pub fn theta(&self) -> ArrayView2<'_, f32> {
+        self.theta.view()
+    }
+
+    /// b, shape (K).
+    pub fn bias(&self) -> ArrayView1<'_, f32> {
+        self.bias.view()
+    }
+
+    /// The original class names, if the training labels were not 0…K−1.
+    pub fn labels(&self) -> Option<&[String]> {
+        self.labels.as_deref()
+    }
+
+    /// n.
+    pub fn n_features(&self) -> usize {
+        self.theta.nrows()
+    }
+
+    /// K.
+    pub fn n_classes(&self) -> usize {
+        self.theta.ncols()
+    }
+
+    fn check_x(&self, x: ArrayView2<'_, f32>) -> Result<()> {
+        if x.nrows() == 0 {
+            return Err(Error::NoRows);
+        }
+        if x.ncols() != self.n_features() {
+            return Err(Error::shape("x", &[x.nrows(), self.n_features()], x.shape()));
+        }
+        for (row, values) in x.outer_iter().enumerate() {
+            if let Some((column, &value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+                return Err(Error::NonFinite { row, column, value });
+            }
+        }
+        Ok(())
+    }
+
+    /// Class probabilities P (m, K) for the rows of X (m, n).
+    pub fn predict_proba(&self, backend: Backend<'_>, x: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
+        self.check_x(x)?;
+        match backend {
+            Backend::Cpu => {
+                let z = crate::reference::logits(x, self.theta.mapv(f64::from).view(), self.bias.mapv(f64::from).view());
+                Ok(crate::reference::softmax_rows(z.view()).mapv(|p| p as f32))
+            }
+            Backend::Gpu(ctx) => {
+                let k = self.n_classes();
+                let problem = DeviceProblem::new(ctx, x, None, k, None, None)?;
+                problem.set_params(&flatten(self.theta.view(), self.bias.view()));
+                let mut p = Array2::zeros((x.nrows(), k));
+                problem.forward_chunks(|start, z, _| {
+                    let rows = z.len() / k;
+                    let mut block = p.slice_mut(ndarray::s![start..start + rows, ..]);
+                    for (dst, &src) in block.iter_mut().zip(z) {
+                        *dst = src;
+                    }
+                })?;
+                Ok(p)
+            }
+        }
+    }
+
+    /// The most probable class (0…K−1) of each row.
+    pub fn predict(&self, backend: Backend<'_>, x: ArrayView2<'_, f32>) -> Result<Vec<u32>> {
+        let p = self.predict_proba(backend, x)?;
+        Ok(p.outer_iter().map(|row| argmax(row.iter().copied())).collect())
+    }
+
+    /// Accuracy and mean cross-entropy on a labelled dataset.
+    pub fn evaluate(&self, backend: Backend<'_>, data: &Dataset) -> Result<Metrics> {
+        if data.n_features() != self.n_features() || data.n_classes() != self.n_classes() {
+            return Err(Error::shape(
+                "dataset (n, K)",
+                &[self.n_features(), self.n_classes()],
+                &[data.n_features(), data.n_classes()],
+            ));
+        }
+        let mut evaluator = Evaluator::new(backend, data)?;
+        evaluator.evaluate(&flatten(self.theta.view(), self.bias.view()))
+    }
+}
+
+/// Index of the largest value (the first one on ties).
+pub(crate) fn argmax(values: impl Iterator<Item = f32>) -> u32 {
+    let mut best = (0u32, f32::NEG_INFINITY);
+    for (i, v) in values.enumerate() {
+        if v > best.1 {
+            best = (i as u32, v);
+        }
+    }
+    best.0
+}
+
+/// Metrics for one labelled dataset at changing parameters, with the data kept on the
+/// device between calls.
+pub(crate) enum Evaluator<'c, 'd> {
+    Cpu { x: Array2<f64>, data: &'d Dataset },
+    Gpu { problem: DeviceProblem<'c>, data: &'d Dataset },
+}
+
+impl<'c, 'd> Evaluator<'c, 'd> {
+    pub(crate) fn new(backend: Backend<'c>, data: &'d Dataset) -> Result<Self> {
+        Ok(match backend {
+            Backend::Cpu => Evaluator::Cpu { x: data.x().mapv(f64::from), data },
+            Backend::Gpu(ctx) => Evaluator::Gpu {
+                problem: DeviceProblem::new(ctx, data.x(), Some(data.labels()), data.n_classes(), None, None)?,
+                data,
+            },
+        })
+    }
+
+    /// Metrics at w = (Θ row-major, b).
+    pub(crate) fn evaluate(&mut self, w: &[f32]) -> Result<Metrics> {
+        match self {
+            Evaluator::Cpu { x, data } => {
+                let (n, k) = (data.n_features(), data.n_classes());
+                let (theta, bias) = crate::oracle::unflatten(w, n, k);
+                let z = crate::reference::logits_f64(x.view(), theta.mapv(f64::from).view(), bias.mapv(f64::from).view());
+                let loss = crate::reference::cross_entropy_rows(z.view(), data.labels()).mean().unwrap_or(f64::NAN);
+                let correct = z
+                    .outer_iter()
+                    .zip(data.labels())
+                    .filter(|(row, y)| argmax(row.iter().map(|&v| v as f32)) == **y)
+                    .count();
+                Ok(Metrics { log_loss: loss, accuracy: correct as f64 / data.n_rows() as f64 })
+            }
+            Evaluator::Gpu { problem, data } => {
+                problem.set_params(w);
+                gpu_metrics(problem, data.labels())
+            }
+        }
+    }
+}
+
+/// Accuracy and mean cross-entropy from the forward pass over a problem whose parameters
+/// are already set. The kernel writes P − Y, so 1 is added back at the label column.
+pub(crate) fn gpu_metrics(problem: &DeviceProblem<'_>, labels: &[u32]) -> Result<Metrics> {
+    let k = problem.k;
+    let mut loss_sum = 0.0f64;
+    let mut correct = 0usize;
+    problem.forward_chunks(|start, z, row_loss| {
+        for (r, (row, &loss)) in z.chunks_exact(k).zip(row_loss).enumerate() {
+            let y = labels[start + r];
+            let pred = argmax(row.iter().enumerate().map(|(c, &v)| if c as u32 == y { v + 1.0 } else { v }));
+            correct += usize::from(pred == y);
+            loss_sum += f64::from(loss);
+        }
+    })?;
+    let m = labels.len() as f64;
+    Ok(Metrics { log_loss: loss_sum / m, accuracy: correct as f64 / m })
+}

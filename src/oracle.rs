@@ -1,0 +1,142 @@
+//! The loss-and-gradient oracle `(Θ, b) → (J, ∇_Θ J, ∇_b J)`, the primitive every
+//! optimizer in the crate is built on. [`GpuOracle`] runs it with the WGSL kernels over
+//! the device-resident row chunks; [`CpuOracle`] runs the f64 reference. Both have the
+//! same signature, so any optimizer, the crate's or a user's, can drive either.
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+
+use crate::dataset::Dataset;
+use crate::error::{Error, Result};
+use crate::gpu::GpuContext;
+use crate::gpu::problem::{DeviceProblem, StepDims};
+
+/// J and its gradient at one point.
+#[derive(Debug, Clone)]
+pub struct LossGrad {
+    /// `J(Θ,b) = (1/m) Σ_i −log P[i, y⁽ⁱ⁾] + (λ/2)‖Θ‖²_F`.
+    pub loss: f64,
+    /// `∇_Θ J = (1/m) Xᵀ(P − Y) + λΘ`, shape (n, K).
+    pub theta: Array2<f64>,
+    /// `∇_b J = (1/m) Σ_i (P − Y)[i,:]`, shape (K).
+    pub bias: Array1<f64>,
+}
+
+impl LossGrad {
+    /// The gradient's max-norm, `max(|∇_Θ J|, |∇_b J|)`: the convergence criterion.
+    pub fn max_norm(&self) -> f64 {
+        self.theta.iter().chain(self.bias.iter()).fold(0.0, |a, &g| a.max(g.abs()))
+    }
+}
+
+/// Anything that evaluates J and ∇J for a fixed dataset.
+pub trait Oracle {
+    /// (m, n, K) of the dataset behind the oracle.
+    fn shape(&self) -> (usize, usize, usize);
+
+    /// J, ∇_Θ J and ∇_b J at (Θ, b) with L2 strength λ = `l2`.
+    fn loss_and_gradient(&mut self, theta: ArrayView2<'_, f32>, bias: ArrayView1<'_, f32>, l2: f64) -> Result<LossGrad>;
+}
+
+pub(crate) fn check_params(theta: ArrayView2<'_, f32>, bias: ArrayView1<'_, f32>, n: usize, k: usize) -> Result<()> {
+    if theta.dim() != (n, k) {
+        return Err(Error::shape("theta", &[n, k], theta.shape()));
+    }
+    if bias.len() != k {
+        return Err(Error::shape("bias", &[k], bias.shape()));
+    }
+    Ok(())
+}
+
+fn check_l2(l2: f64) -> Result<()> {
+    if !(l2.is_finite() && l2 >= 0.0) {
+        return Err(Error::setting("l2", l2, "must be a finite number ≥ 0"));
+    }
+    Ok(())
+}
+
+/// Flattens (Θ, b) into the device layout w = (Θ row-major, b).
+pub(crate) fn flatten(theta: ArrayView2<'_, f32>, bias: ArrayView1<'_, f32>) -> Vec<f32> {
+    theta.iter().chain(bias.iter()).copied().collect()
+}
+
+/// Splits w back into (Θ (n, K), b (K)).
+pub(crate) fn unflatten<T: Copy>(w: &[T], n: usize, k: usize) -> (Array2<T>, Array1<T>) {
+    let theta = Array2::from_shape_vec((n, k), w[..n * k].to_vec()).unwrap_or_else(|_| unreachable!("w has n·K + K entries"));
+    (theta, Array1::from_vec(w[n * k..n * k + k].to_vec()))
+}
+
+/// The reference oracle: ndarray, f64 throughout.
+#[derive(Debug, Clone)]
+pub struct CpuOracle {
+    x: Array2<f64>,
+    labels: Vec<u32>,
+    k: usize,
+}
+
+impl CpuOracle {
+    /// Copies X to f64 once.
+    pub fn new(data: &Dataset) -> Self {
+        CpuOracle { x: data.x().mapv(f64::from), labels: data.labels().to_vec(), k: data.n_classes() }
+    }
+
+    pub(crate) fn eval_f64(&self, theta: ArrayView2<'_, f64>, bias: ArrayView1<'_, f64>, l2: f64) -> (f64, Array2<f64>, Array1<f64>) {
+        crate::reference::loss_and_gradient_f64(self.x.view(), &self.labels, theta, bias, l2)
+    }
+
+    pub(crate) fn eval_rows(&self, rows: &[usize], theta: ArrayView2<'_, f64>, bias: ArrayView1<'_, f64>, l2: f64) -> (f64, Array2<f64>, Array1<f64>) {
+        let x = self.x.select(ndarray::Axis(0), rows);
+        let labels: Vec<u32> = rows.iter().map(|&r| self.labels[r]).collect();
+        crate::reference::loss_and_gradient_f64(x.view(), &labels, theta, bias, l2)
+    }
+}
+
+impl Oracle for CpuOracle {
+    fn shape(&self) -> (usize, usize, usize) {
+        (self.x.nrows(), self.x.ncols(), self.k)
+    }
+
+    fn loss_and_gradient(&mut self, theta: ArrayView2<'_, f32>, bias: ArrayView1<'_, f32>, l2: f64) -> Result<LossGrad> {
+        check_params(theta, bias, self.x.ncols(), self.k)?;
+        check_l2(l2)?;
+        let (loss, theta, bias) = self.eval_f64(theta.mapv(f64::from).view(), bias.mapv(f64::from).view(), l2);
+        Ok(LossGrad { loss, theta, bias })
+    }
+}
+
+/// The GPU oracle: the dataset uploaded once as row chunks, one submission per call.
+pub struct GpuOracle<'c> {
+    problem: DeviceProblem<'c>,
+}
+
+impl<'c> GpuOracle<'c> {
+    /// Uploads the dataset. `chunk_rows` caps the rows per device chunk (the device's
+    /// storage-binding limit always applies).
+    pub fn new(ctx: &'c GpuContext, data: &Dataset, chunk_rows: Option<usize>) -> Result<Self> {
+        let problem = DeviceProblem::new(ctx, data.x(), Some(data.labels()), data.n_classes(), chunk_rows, None)?;
+        Ok(GpuOracle { problem })
+    }
+
+    /// How the rows were split into device chunks.
+    pub fn chunk_plan(&self) -> crate::gpu::ChunkPlan {
+        self.problem.plan
+    }
+}
+
+impl Oracle for GpuOracle<'_> {
+    fn shape(&self) -> (usize, usize, usize) {
+        (self.problem.m, self.problem.n, self.problem.k)
+    }
+
+    fn loss_and_gradient(&mut self, theta: ArrayView2<'_, f32>, bias: ArrayView1<'_, f32>, l2: f64) -> Result<LossGrad> {
+        let (m, n, k) = self.shape();
+        check_params(theta, bias, n, k)?;
+        check_l2(l2)?;
+        self.problem.set_params(&flatten(theta, bias));
+        self.problem.configure_full(StepDims { l2: l2 as f32, ..Default::default() });
+        self.problem.full_step(None, false)?;
+        let (loss_sum, g, _) = self.problem.read_loss_gradient_params()?;
+        let reg: f64 = theta.iter().map(|&t| f64::from(t) * f64::from(t)).sum();
+        let (gt, gb) = unflatten(&g, n, k);
+        Ok(LossGrad { loss: loss_sum / m as f64 + 0.5 * l2 * reg, theta: gt.mapv(f64::from), bias: gb.mapv(f64::from) })
+    }
+}

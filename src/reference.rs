@@ -1,0 +1,149 @@
+//! The CPU reference: plain ndarray with f64 accumulation and the row maximum subtracted.
+//! It is the definition of correct. Every GPU kernel is compared against the function of
+//! the same name here, and the CPU backend trains with it.
+//!
+//! Shapes: x (m, n) · theta (n, K) · bias (K) · z and p (m, K) · labels (m).
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, Axis, Zip};
+
+/// Logits `Z = XΘ + 1bᵀ`, shape (m, K).
+pub fn logits(x: ArrayView2<'_, f32>, theta: ArrayView2<'_, f64>, bias: ArrayView1<'_, f64>) -> Array2<f64> {
+    let x64 = x.mapv(f64::from);
+    logits_f64(x64.view(), theta, bias)
+}
+
+pub(crate) fn logits_f64(x: ArrayView2<'_, f64>, theta: ArrayView2<'_, f64>, bias: ArrayView1<'_, f64>) -> Array2<f64> {
+    let mut z = x.dot(&theta);
+    z += &bias;
+    z
+}
+
+/// Row-wise stable softmax:
+/// `P[i,k] = exp(Z[i,k] − M_i) / Σ_j exp(Z[i,j] − M_i)` with `M_i = max_j Z[i,j]`.
+pub fn softmax_rows(z: ArrayView2<'_, f64>) -> Array2<f64> {
+    let mut p = z.to_owned();
+    for mut row in p.outer_iter_mut() {
+        let max = row.fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+        row.mapv_inplace(|v| (v - max).exp());
+        let sum = row.sum();
+        row.mapv_inplace(|v| v / sum);
+    }
+    p
+}
+
+/// Per-row cross-entropy `−log P[i, y⁽ⁱ⁾] = log Σ_j exp(Z[i,j] − M_i) − (Z[i,y] − M_i)`,
+/// computed from the logits (never the log of a rounded probability).
+pub fn cross_entropy_rows(z: ArrayView2<'_, f64>, labels: &[u32]) -> Array1<f64> {
+    Array1::from_iter(z.outer_iter().zip(labels).map(|(row, &y)| {
+        let max = row.fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+        let sum: f64 = row.iter().map(|&v| (v - max).exp()).sum();
+        sum.ln() - (row[y as usize] - max)
+    }))
+}
+
+/// `P − Y`, the softmax minus the one-hot labels: what the softmax kernel writes in place of Z.
+pub fn softmax_minus_onehot(z: ArrayView2<'_, f64>, labels: &[u32]) -> Array2<f64> {
+    let mut d = softmax_rows(z);
+    for (mut row, &y) in d.outer_iter_mut().zip(labels) {
+        row[y as usize] -= 1.0;
+    }
+    d
+}
+
+/// The objective `J(Θ,b) = (1/m) Σ_i −log P[i, y⁽ⁱ⁾] + (λ/2)‖Θ‖²_F` (bias not regularised).
+pub fn loss(
+    x: ArrayView2<'_, f32>,
+    labels: &[u32],
+    theta: ArrayView2<'_, f64>,
+    bias: ArrayView1<'_, f64>,
+    l2: f64,
+) -> f64 {
+    let z = logits(x, theta, bias);
+    cross_entropy_rows(z.view(), labels).mean().unwrap_or(0.0) + 0.5 * l2 * theta.iter().map(|t| t * t).sum::<f64>()
+}
+
+/// The gradient `∇_Θ J = (1/m) Xᵀ(P − Y) + λΘ` (n, K) and `∇_b J = (1/m) Σ_i (P − Y)[i,:]` (K).
+///
+/// Column k of Xᵀ(P − Y) is `−Σ_i x⁽ⁱ⁾(1{y⁽ⁱ⁾=k} − P(y⁽ⁱ⁾=k | x⁽ⁱ⁾))`.
+pub fn gradient(
+    x: ArrayView2<'_, f32>,
+    labels: &[u32],
+    theta: ArrayView2<'_, f64>,
+    bias: ArrayView1<'_, f64>,
+    l2: f64,
+) -> (Array2<f64>, Array1<f64>) {
+    let x64 = x.mapv(f64::from);
+    let (_, gt, gb) = loss_and_gradient_f64(x64.view(), labels, theta, bias, l2);
+    (gt, gb)
+}
+
+/// J, ∇_Θ J and ∇_b J in one pass over an f64 copy of X.
+pub(crate) fn loss_and_gradient_f64(
+    x: ArrayView2<'_, f64>,
+    labels: &[u32],
+    theta: ArrayView2<'_, f64>,
+    bias: ArrayView1<'_, f64>,
+    l2: f64,
+) -> (f64, Array2<f64>, Array1<f64>) {
+    let m = x.nrows() as f64;
+    let z = logits_f64(x, theta, bias);
+    let ce = cross_entropy_rows(z.view(), labels).sum() / m;
+    let d = softmax_minus_onehot(z.view(), labels);
+    let mut gt = x.t().dot(&d) / m;
+    gt.scaled_add(l2, &theta);
+    let gb = d.sum_axis(Axis(0)) / m;
+    (ce + 0.5 * l2 * theta.iter().map(|t| t * t).sum::<f64>(), gt, gb)
+}
+
+/// Which optimizer step [`update`] applies, with its hyper-parameters.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Step {
+    /// `w ← w − η g`.
+    Plain,
+    /// Heavy ball: `v ← μ v + g`, `w ← w − η v`.
+    Momentum {
+        /// μ.
+        momentum: f32,
+    },
+    /// Adam (Kingma & Ba): `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`,
+    /// `w ← w − η (m / c₁) / (√(v / c₂) + ε)` with `c₁ = 1 − β₁ᵗ`, `c₂ = 1 − β₂ᵗ`.
+    Adam {
+        /// β₁.
+        beta1: f32,
+        /// β₂.
+        beta2: f32,
+        /// ε.
+        eps: f32,
+        /// `1 − β₁ᵗ` for this step t (1-based).
+        c1: f32,
+        /// `1 − β₂ᵗ`.
+        c2: f32,
+    },
+}
+
+/// One optimizer step on a flat parameter vector w (Θ row-major, then b) with its full
+/// gradient g (λΘ already included). Elementwise in f32, the same arithmetic as
+/// `shaders/update.wgsl`. `m1` and `m2` are the optimizer's state (unused by `Plain`).
+pub fn update(
+    step: Step,
+    lr: f32,
+    mut w: ArrayViewMut1<'_, f32>,
+    g: ArrayView1<'_, f32>,
+    mut m1: ArrayViewMut1<'_, f32>,
+    mut m2: ArrayViewMut1<'_, f32>,
+) {
+    match step {
+        Step::Plain => Zip::from(&mut w).and(&g).for_each(|w, &g| *w -= lr * g),
+        Step::Momentum { momentum } => Zip::from(&mut w).and(&g).and(&mut m1).for_each(|w, &g, v| {
+            *v = momentum * *v + g;
+            *w -= lr * *v;
+        }),
+        Step::Adam { beta1, beta2, eps, c1, c2 } => {
+            Zip::from(&mut w).and(&g).and(&mut m1).and(&mut m2).for_each(|w, &g, m, v| {
+                *m = beta1 * *m + (1.0 - beta1) * g;
+                *v = beta2 * *v + (1.0 - beta2) * g * g;
+                *w -= lr * (*m / c1) / ((*v / c2).sqrt() + eps);
+            })
+        }
+    }
+}

@@ -1,0 +1,448 @@
+//! The optimizer loop: validated settings, full-batch or mini-batch steps on the CPU
+//! reference or the GPU, and a report per epoch.
+
+use std::fmt;
+use std::ops::ControlFlow;
+use std::str::FromStr;
+use std::time::Instant;
+
+use ndarray::Array1;
+
+use crate::dataset::Dataset;
+use crate::error::{Error, Result};
+use crate::gpu::ChunkPlan;
+use crate::gpu::kernels::UpdateEntry;
+use crate::gpu::problem::{DeviceProblem, StepDims};
+use crate::model::{Backend, Evaluator, Metrics, Model, gpu_metrics};
+use crate::oracle::{CpuOracle, flatten, unflatten};
+use crate::reference::Step;
+use crate::rng::SplitMix64;
+
+/// The update rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Optimizer {
+    /// Full-batch gradient descent, `w ← w − η∇J` (refuses a batch size).
+    #[default]
+    Gd,
+    /// The same step on mini-batches (full batch when no batch size is set).
+    Sgd,
+    /// Heavy-ball momentum, `v ← μv + g`, `w ← w − ηv`.
+    Momentum,
+    /// Adam with bias correction.
+    Adam,
+}
+
+impl Optimizer {
+    /// Every optimizer, by name.
+    pub const ALL: [Optimizer; 4] = [Optimizer::Gd, Optimizer::Sgd, Optimizer::Momentum, Optimizer::Adam];
+
+    /// The name used by the binary and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            Optimizer::Gd => "gd",
+            Optimizer::Sgd => "sgd",
+            Optimizer::Momentum => "momentum",
+            Optimizer::Adam => "adam",
+        }
+    }
+}
+
+impl fmt::Display for Optimizer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Optimizer {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Optimizer::ALL
+            .into_iter()
+            .find(|o| o.name() == s)
+            .ok_or_else(|| Error::setting("optimizer", s, "expected one of gd, sgd, momentum, adam"))
+    }
+}
+
+/// Training settings. Every field has a documented default; [`Settings::validate`] checks
+/// them all before any data is touched.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Passes over the data. Default 100.
+    pub epochs: usize,
+    /// Step size η. Default 0.1.
+    pub learning_rate: f32,
+    /// λ of the objective (mean cross-entropy + λ/2‖Θ‖²). Default 1e-4.
+    pub l2: f64,
+    /// Rows per mini-batch; `None` (the default) is full batch.
+    pub batch_size: Option<usize>,
+    /// Update rule. Default [`Optimizer::Gd`].
+    pub optimizer: Optimizer,
+    /// Seed of the mini-batch shuffle. Default 0.
+    pub seed: u64,
+    /// μ of [`Optimizer::Momentum`]. Default 0.9.
+    pub momentum: f32,
+    /// β₁ of Adam. Default 0.9.
+    pub beta1: f32,
+    /// β₂ of Adam. Default 0.999.
+    pub beta2: f32,
+    /// ε of Adam. Default 1e-8.
+    pub epsilon: f32,
+    /// Upper bound on rows per device chunk; `None` (the default) lets the device's
+    /// storage-binding limit decide. Mini-batches are drawn within one chunk.
+    pub chunk_rows: Option<usize>,
+    /// Also report training accuracy each epoch (one extra forward pass). Default false.
+    pub track_accuracy: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            epochs: 100,
+            learning_rate: 0.1,
+            l2: 1e-4,
+            batch_size: None,
+            optimizer: Optimizer::Gd,
+            seed: 0,
+            momentum: 0.9,
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+            chunk_rows: None,
+            track_accuracy: false,
+        }
+    }
+}
+
+fn unit_interval(name: &'static str, v: f32) -> Result<()> {
+    if !(v.is_finite() && (0.0..1.0).contains(&v)) {
+        return Err(Error::setting(name, v, "must be in [0, 1)"));
+    }
+    Ok(())
+}
+
+impl Settings {
+    /// Checks every field; the error names the setting and the value.
+    pub fn validate(&self) -> Result<()> {
+        if self.epochs == 0 {
+            return Err(Error::setting("epochs", 0, "must be at least 1"));
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return Err(Error::setting("learning_rate", self.learning_rate, "must be a finite number > 0"));
+        }
+        if !(self.l2.is_finite() && self.l2 >= 0.0) {
+            return Err(Error::setting("l2", self.l2, "must be a finite number ≥ 0"));
+        }
+        match (self.batch_size, self.optimizer) {
+            (Some(0), _) => return Err(Error::setting("batch_size", 0, "must be at least 1")),
+            (Some(b), Optimizer::Gd) => {
+                return Err(Error::setting("batch_size", b, "gd is full-batch; use sgd, momentum or adam for mini-batches"));
+            }
+            _ => {}
+        }
+        if self.chunk_rows == Some(0) {
+            return Err(Error::setting("chunk_rows", 0, "must be at least 1"));
+        }
+        unit_interval("momentum", self.momentum)?;
+        unit_interval("beta1", self.beta1)?;
+        unit_interval("beta2", self.beta2)?;
+        if !(self.epsilon.is_finite() && self.epsilon > 0.0) {
+            return Err(Error::setting("epsilon", self.epsilon, "must be a finite number > 0"));
+        }
+        Ok(())
+    }
+
+    /// The update of step `t` (1-based).
+    fn step(&self, t: u64) -> Step {
+        match self.optimizer {
+            Optimizer::Gd | Optimizer::Sgd => Step::Plain,
+            Optimizer::Momentum => Step::Momentum { momentum: self.momentum },
+            Optimizer::Adam => Step::Adam {
+                beta1: self.beta1,
+                beta2: self.beta2,
+                eps: self.epsilon,
+                c1: 1.0 - self.beta1.powi(t.min(i32::MAX as u64) as i32),
+                c2: 1.0 - self.beta2.powi(t.min(i32::MAX as u64) as i32),
+            },
+        }
+    }
+}
+
+/// What the trainer reports after each epoch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EpochReport {
+    /// 1-based epoch.
+    pub epoch: usize,
+    /// The objective J (with the λ term) over all training rows at the end of the epoch.
+    pub loss: f64,
+    /// Max-norm of ∇J at the end of the epoch.
+    pub grad_max_norm: f64,
+    /// Training accuracy, when [`Settings::track_accuracy`] is set.
+    pub train_accuracy: Option<f64>,
+    /// Metrics on the validation data, when given.
+    pub validation: Option<Metrics>,
+    /// Wall time since training started, in seconds.
+    pub elapsed: f64,
+}
+
+/// The result of [`Trainer::fit`].
+#[derive(Debug, Clone)]
+pub struct Fit {
+    /// The final parameters.
+    pub model: Model,
+    /// One report per epoch run.
+    pub history: Vec<EpochReport>,
+    /// Whether the callback stopped training before the last epoch.
+    pub stopped_early: bool,
+}
+
+/// Trains softmax regression with validated settings.
+#[derive(Debug, Clone)]
+pub struct Trainer {
+    settings: Settings,
+}
+
+/// One backend's state during training.
+trait Engine {
+    fn chunk_plan(&self) -> ChunkPlan;
+    /// One full-batch step.
+    fn step_full(&mut self, step: Step, lr: f32) -> Result<()>;
+    /// One step on rows `local` of chunk `chunk`.
+    fn step_batch(&mut self, chunk: usize, local: &[u32], step: Step, lr: f32) -> Result<()>;
+    /// (J, max-norm of ∇J, w) at the current parameters.
+    fn evaluate(&mut self) -> Result<(f64, f64, Vec<f32>)>;
+    /// Training accuracy at the current parameters.
+    fn accuracy(&mut self) -> Result<f64>;
+}
+
+struct CpuEngine<'d> {
+    oracle: CpuOracle,
+    data: &'d Dataset,
+    plan: ChunkPlan,
+    l2: f64,
+    w: Array1<f32>,
+    m1: Array1<f32>,
+    m2: Array1<f32>,
+    /// ∇J at the current w, when known.
+    fresh: Option<Array1<f32>>,
+}
+
+impl CpuEngine<'_> {
+    fn gradient(&self, rows: Option<&[usize]>) -> (f64, Array1<f32>) {
+        let (n, k) = (self.data.n_features(), self.data.n_classes());
+        let (theta, bias) = unflatten(self.w.as_slice().unwrap_or(&[]), n, k);
+        let (t64, b64) = (theta.mapv(f64::from), bias.mapv(f64::from));
+        let (loss, gt, gb) = match rows {
+            None => self.oracle.eval_f64(t64.view(), b64.view(), self.l2),
+            Some(rows) => self.oracle.eval_rows(rows, t64.view(), b64.view(), self.l2),
+        };
+        (loss, gt.iter().chain(gb.iter()).map(|&g| g as f32).collect())
+    }
+
+    fn apply(&mut self, step: Step, lr: f32, g: Array1<f32>) {
+        crate::reference::update(step, lr, self.w.view_mut(), g.view(), self.m1.view_mut(), self.m2.view_mut());
+        self.fresh = None;
+    }
+}
+
+impl Engine for CpuEngine<'_> {
+    fn chunk_plan(&self) -> ChunkPlan {
+        self.plan
+    }
+
+    fn step_full(&mut self, step: Step, lr: f32) -> Result<()> {
+        let g = match self.fresh.take() {
+            Some(g) => g,
+            None => self.gradient(None).1,
+        };
+        self.apply(step, lr, g);
+        Ok(())
+    }
+
+    fn step_batch(&mut self, chunk: usize, local: &[u32], step: Step, lr: f32) -> Result<()> {
+        let start = chunk * self.plan.chunk_rows;
+        let rows: Vec<usize> = local.iter().map(|&r| start + r as usize).collect();
+        let g = self.gradient(Some(&rows)).1;
+        self.apply(step, lr, g);
+        Ok(())
+    }
+
+    fn evaluate(&mut self) -> Result<(f64, f64, Vec<f32>)> {
+        let (loss, g) = self.gradient(None);
+        let norm = g.iter().fold(0.0f64, |a, &v| a.max(f64::from(v).abs()));
+        self.fresh = Some(g);
+        Ok((loss, norm, self.w.to_vec()))
+    }
+
+    fn accuracy(&mut self) -> Result<f64> {
+        Ok(Evaluator::new(Backend::Cpu, self.data)?.evaluate(self.w.as_slice().unwrap_or(&[]))?.accuracy)
+    }
+}
+
+struct GpuEngine<'c, 'd> {
+    problem: DeviceProblem<'c>,
+    data: &'d Dataset,
+    l2: f32,
+    /// Whether g holds ∇J at the current w.
+    fresh: bool,
+}
+
+impl GpuEngine<'_, '_> {
+    fn dims(&self, step: Step, lr: f32) -> (StepDims, UpdateEntry) {
+        let base = StepDims { l2: self.l2, lr, ..Default::default() };
+        match step {
+            Step::Plain => (base, UpdateEntry::Plain),
+            Step::Momentum { momentum } => (StepDims { momentum, ..base }, UpdateEntry::Momentum),
+            Step::Adam { beta1, beta2, eps, c1, c2 } => (StepDims { beta1, beta2, eps, c1, c2, ..base }, UpdateEntry::Adam),
+        }
+    }
+}
+
+impl Engine for GpuEngine<'_, '_> {
+    fn chunk_plan(&self) -> ChunkPlan {
+        self.problem.plan
+    }
+
+    fn step_full(&mut self, step: Step, lr: f32) -> Result<()> {
+        let (dims, entry) = self.dims(step, lr);
+        self.problem.configure_full(dims);
+        self.problem.full_step(Some(entry), self.fresh)?;
+        self.fresh = false;
+        Ok(())
+    }
+
+    fn step_batch(&mut self, chunk: usize, local: &[u32], step: Step, lr: f32) -> Result<()> {
+        let (dims, entry) = self.dims(step, lr);
+        self.problem.batch_step(chunk, local, dims, entry)?;
+        self.fresh = false;
+        Ok(())
+    }
+
+    fn evaluate(&mut self) -> Result<(f64, f64, Vec<f32>)> {
+        self.problem.configure_full(StepDims { l2: self.l2, ..Default::default() });
+        self.problem.full_step(None, self.fresh)?;
+        self.fresh = true;
+        let (loss_sum, g, w) = self.problem.read_loss_gradient_params()?;
+        let nk = self.problem.n * self.problem.k;
+        let reg: f64 = w[..nk].iter().map(|&t| f64::from(t) * f64::from(t)).sum();
+        let loss = loss_sum / self.problem.m as f64 + 0.5 * f64::from(self.l2) * reg;
+        let norm = g.iter().fold(0.0f64, |a, &v| a.max(f64::from(v).abs()));
+        Ok((loss, norm, w))
+    }
+
+    fn accuracy(&mut self) -> Result<f64> {
+        Ok(gpu_metrics(&self.problem, self.data.labels())?.accuracy)
+    }
+}
+
+/// Mini-batches of one epoch: chunks in shuffled order, rows shuffled within each chunk,
+/// then cut into batches of `batch` rows (a chunk's last batch may be shorter). When the
+/// data fits in one chunk this is a full shuffle.
+pub(crate) fn epoch_batches(rng: &mut SplitMix64, plan: ChunkPlan, m: usize, batch: usize) -> Vec<(usize, Vec<u32>)> {
+    let mut order: Vec<usize> = (0..plan.chunks).collect();
+    rng.shuffle(&mut order);
+    let mut batches = Vec::new();
+    for c in order {
+        let mut rows: Vec<u32> = (0..plan.rows_in(c, m) as u32).collect();
+        rng.shuffle(&mut rows);
+        batches.extend(rows.chunks(batch).map(|b| (c, b.to_vec())));
+    }
+    batches
+}
+
+impl Trainer {
+    /// Validates the settings.
+    pub fn new(settings: Settings) -> Result<Self> {
+        settings.validate()?;
+        Ok(Trainer { settings })
+    }
+
+    /// The validated settings.
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Trains from Θ = 0, b = 0 (or from `init`), calling `on_epoch` after every epoch;
+    /// returning `ControlFlow::Break` from it stops training with the current parameters.
+    pub fn fit(
+        &self,
+        backend: Backend<'_>,
+        train: &Dataset,
+        validation: Option<&Dataset>,
+        init: Option<&Model>,
+        mut on_epoch: impl FnMut(&EpochReport) -> ControlFlow<()>,
+    ) -> Result<Fit> {
+        let s = &self.settings;
+        let (m, n, k) = (train.n_rows(), train.n_features(), train.n_classes());
+        if let Some(v) = validation
+            && (v.n_features() != n || v.n_classes() != k)
+        {
+            return Err(Error::shape("validation data (n, K)", &[n, k], &[v.n_features(), v.n_classes()]));
+        }
+        let w0 = match init {
+            Some(model) => {
+                if model.n_features() != n || model.n_classes() != k {
+                    return Err(Error::shape("initial model (n, K)", &[n, k], &[model.n_features(), model.n_classes()]));
+                }
+                flatten(model.theta(), model.bias())
+            }
+            None => vec![0.0; n * k + k],
+        };
+        let mut engine: Box<dyn Engine + '_> = match backend {
+            Backend::Cpu => {
+                let chunk_rows = s.chunk_rows.unwrap_or(m).min(m);
+                Box::new(CpuEngine {
+                    oracle: CpuOracle::new(train),
+                    data: train,
+                    plan: ChunkPlan { chunk_rows, chunks: m.div_ceil(chunk_rows) },
+                    l2: s.l2,
+                    w: Array1::from_vec(w0),
+                    m1: Array1::zeros(n * k + k),
+                    m2: Array1::zeros(n * k + k),
+                    fresh: None,
+                })
+            }
+            Backend::Gpu(ctx) => {
+                let problem = DeviceProblem::new(ctx, train.x(), Some(train.labels()), k, s.chunk_rows, s.batch_size)?;
+                problem.set_params(&w0);
+                problem.reset_state();
+                Box::new(GpuEngine { problem, data: train, l2: s.l2 as f32, fresh: false })
+            }
+        };
+        let mut validator = validation.map(|v| Evaluator::new(backend, v)).transpose()?;
+
+        let started = Instant::now();
+        let mut rng = SplitMix64::new(s.seed);
+        let mut t = 0u64;
+        let mut history = Vec::with_capacity(s.epochs);
+        let mut stopped_early = false;
+        let mut w = Vec::new();
+        for epoch in 1..=s.epochs {
+            match s.batch_size {
+                None => {
+                    t += 1;
+                    engine.step_full(s.step(t), s.learning_rate)?;
+                }
+                Some(b) => {
+                    let plan = engine.chunk_plan();
+                    for (chunk, rows) in epoch_batches(&mut rng, plan, m, b.min(plan.chunk_rows)) {
+                        t += 1;
+                        engine.step_batch(chunk, &rows, s.step(t), s.learning_rate)?;
+                    }
+                }
+            }
+            let (loss, grad_max_norm, w_now) = engine.evaluate()?;
+            w = w_now;
+            let train_accuracy = if s.track_accuracy { Some(engine.accuracy()?) } else { None };
+            let validation = validator.as_mut().map(|v| v.evaluate(&w)).transpose()?;
+            let report = EpochReport { epoch, loss, grad_max_norm, train_accuracy, validation, elapsed: started.elapsed().as_secs_f64() };
+            let flow = on_epoch(&report);
+            history.push(report);
+            if flow.is_break() {
+                stopped_early = epoch < s.epochs;
+                break;
+            }
+        }
+        let (theta, bias) = unflatten(&w, n, k);
+        Ok(Fit { model: Model::new(theta, bias)?, history, stopped_early })
+    }
+}

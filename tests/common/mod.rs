@@ -1,0 +1,104 @@
+//! Shared test helpers: one GPU context per test binary, seeded data, and the one
+//! comparison helper every GPU-vs-reference test uses.
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+use ndarray::{Array1, Array2};
+use softmax_regression::{Dataset, GpuContext, SplitMix64};
+
+/// The adapter the environment selects (`WGPU_BACKEND`, `WGPU_ADAPTER_NAME`). A missing
+/// adapter fails the test: GPU tests never pass by not running.
+pub fn gpu() -> &'static GpuContext {
+    static CTX: OnceLock<GpuContext> = OnceLock::new();
+    CTX.get_or_init(|| match GpuContext::from_env() {
+        Ok(ctx) => {
+            eprintln!("adapter: {}", ctx.describe());
+            ctx
+        }
+        Err(e) => panic!(
+            "GPU tests need an adapter (REQUIRE_GPU={}): {e}",
+            std::env::var("REQUIRE_GPU").unwrap_or_default()
+        ),
+    })
+}
+
+/// Asserts `|got − want| ≤ atol + rtol·|want|` elementwise; on failure reports how many
+/// elements failed, the worst error and where.
+pub fn assert_close(what: &str, got: &[f64], want: &[f64], atol: f64, rtol: f64) {
+    assert_eq!(got.len(), want.len(), "{what}: {} values, expected {}", got.len(), want.len());
+    let mut failed = 0usize;
+    let mut worst = (0usize, 0.0f64, 0.0f64);
+    for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
+        let err = (g - w).abs();
+        let excess = err - (atol + rtol * w.abs());
+        if !(excess <= 0.0) {
+            failed += 1;
+            if !(err <= worst.1) {
+                worst = (i, err, w);
+            }
+        }
+    }
+    assert!(
+        failed == 0,
+        "{what}: {failed} of {} values differ by more than {atol:e} + {rtol:e}·|ref|; worst at index {}: got {}, want {} (error {:e})",
+        got.len(),
+        worst.0,
+        got[worst.0],
+        worst.2,
+        worst.1
+    );
+}
+
+/// f32 values as f64 for [`assert_close`].
+pub fn f64s<'a>(v: impl IntoIterator<Item = &'a f32>) -> Vec<f64> {
+    v.into_iter().map(|&x| f64::from(x)).collect()
+}
+
+/// Seeded N(0, scale²) matrix.
+pub fn normal(rows: usize, cols: usize, scale: f64, seed: u64) -> Array2<f32> {
+    let mut rng = SplitMix64::new(seed);
+    Array2::from_shape_simple_fn((rows, cols), || (rng.normal() * scale) as f32)
+}
+
+/// Seeded N(0, scale²) vector.
+pub fn normal_vec(len: usize, scale: f64, seed: u64) -> Array1<f32> {
+    let mut rng = SplitMix64::new(seed);
+    Array1::from_shape_simple_fn(len, || (rng.normal() * scale) as f32)
+}
+
+/// Seeded labels in 0..k.
+pub fn labels(rows: usize, k: usize, seed: u64) -> Vec<u32> {
+    let mut rng = SplitMix64::new(seed);
+    (0..rows).map(|_| rng.below(k) as u32).collect()
+}
+
+/// A learnable problem: Gaussian clusters around random class means.
+pub fn clusters(m: usize, n: usize, k: usize, separation: f64, seed: u64) -> Dataset {
+    let means = normal(k, n, separation, seed ^ 0xA5A5);
+    let y = labels(m, k, seed ^ 0x5A5A);
+    let mut x = normal(m, n, 1.0, seed);
+    for (mut row, &c) in x.outer_iter_mut().zip(&y) {
+        row += &means.row(c as usize);
+    }
+    Dataset::new(x, &y, k).expect("generated data is valid")
+}
+
+/// The digits data from ../shared/data (1797 × 64, labels 0–9), features divided by 16.
+pub fn digits() -> Dataset {
+    use std::io::Read;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/digits.csv.gz");
+    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(file).read_to_string(&mut text).expect("digits.csv.gz decompresses");
+    let mut x = Vec::new();
+    let mut y = Vec::new();
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let values: Vec<f32> = line.split(',').map(|v| v.trim().parse().expect("numeric cell")).collect();
+        let (label, features) = values.split_last().expect("non-empty row");
+        x.extend(features.iter().map(|v| v / 16.0));
+        y.push(*label as u32);
+    }
+    let m = y.len();
+    Dataset::new(Array2::from_shape_vec((m, x.len() / m), x).expect("rectangular"), &y, 10).expect("digits are valid")
+}

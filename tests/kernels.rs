@@ -1,0 +1,216 @@
+//! Every kernel against the CPU reference, on seeded data and awkward shapes: m = 1,
+//! n = 1, K = 2, K = 1000, sizes that are not multiples of any workgroup size, and logits
+//! near ±1e4.
+
+mod common;
+
+use common::{assert_close, f64s, gpu, labels, normal, normal_vec};
+use ndarray::{Array1, Array2, Axis, s};
+use softmax_regression::gpu::single;
+use softmax_regression::reference::{self, Step};
+
+// Tolerances, per kernel:
+// - logits: one f32 dot product of length n; error grows like √n·ε·|x||θ|, so a small
+//   absolute floor plus 1e-5 relative.
+const LOGITS_TOL: (f64, f64) = (1e-4, 1e-5);
+// - softmax: exp and one division per element, values in [0, 1]; the loss adds a log.
+const SOFTMAX_TOL: (f64, f64) = (2e-6, 1e-5);
+// - gradient partials: sums over a whole row block, so looser than softmax.
+const GRADIENT_TOL: (f64, f64) = (1e-4, 1e-4);
+// - reduce: a sum over parts in f32 against the f64 sum.
+const REDUCE_TOL: (f64, f64) = (1e-5, 1e-5);
+// - update: elementwise f32 arithmetic, the same expressions as the reference.
+const UPDATE_TOL: (f64, f64) = (1e-7, 1e-6);
+
+fn check_logits(m: usize, n: usize, k: usize, scale: f64, seed: u64) {
+    let x = normal(m, n, 1.0, seed);
+    let theta = normal(n, k, scale, seed + 1);
+    let bias = normal_vec(k, scale, seed + 2);
+    let got = single::logits(gpu(), x.view(), theta.view(), bias.view()).unwrap();
+    let want = reference::logits(x.view(), theta.mapv(f64::from).view(), bias.mapv(f64::from).view());
+    let magnitude = want.iter().fold(1.0f64, |a, v| a.max(v.abs()));
+    assert_close(
+        &format!("logits m={m} n={n} K={k}"),
+        &f64s(&got),
+        &want.iter().copied().collect::<Vec<_>>(),
+        LOGITS_TOL.0 * magnitude.max(1.0) * 1e-2 + LOGITS_TOL.0,
+        LOGITS_TOL.1,
+    );
+}
+
+#[test]
+fn logits_rows_not_multiple_of_workgroup() {
+    check_logits(37, 53, 10, 0.3, 1);
+}
+
+#[test]
+fn logits_single_row_single_feature() {
+    check_logits(1, 1, 2, 1.0, 2);
+}
+
+#[test]
+fn logits_thousand_classes() {
+    check_logits(45, 70, 1000, 0.1, 3);
+}
+
+fn check_softmax(z: Array2<f32>, y: &[u32]) {
+    let (got, got_loss) = single::softmax(gpu(), z.view(), Some(y)).unwrap();
+    let z64 = z.mapv(f64::from);
+    let want = reference::softmax_minus_onehot(z64.view(), y);
+    let want_loss = reference::cross_entropy_rows(z64.view(), y);
+    let (m, k) = z.dim();
+    assert_close(&format!("P − Y m={m} K={k}"), &f64s(&got), &want.iter().copied().collect::<Vec<_>>(), SOFTMAX_TOL.0, SOFTMAX_TOL.1);
+    // −log P can be ~1e4 when the label's logit is far below the maximum; ε·|z| rounding of
+    // the f32 logits is then the floor.
+    let zmax = z.iter().fold(1.0f32, |a, v| a.max(v.abs())) as f64;
+    assert_close(&format!("row loss m={m} K={k}"), &f64s(&got_loss), &want_loss.to_vec(), 1e-5 + 2.0 * f64::from(f32::EPSILON) * zmax, 1e-5);
+}
+
+#[test]
+fn softmax_small_k_rows_not_multiple_of_workgroup() {
+    check_softmax(normal(131, 7, 3.0, 10), &labels(131, 7, 11));
+}
+
+#[test]
+fn softmax_two_classes_single_row() {
+    check_softmax(normal(1, 2, 1.0, 12), &[1]);
+}
+
+#[test]
+fn softmax_thousand_classes_one_workgroup_per_row() {
+    check_softmax(normal(33, 1000, 5.0, 13), &labels(33, 1000, 14));
+}
+
+#[test]
+fn softmax_logits_near_plus_minus_1e4() {
+    // Rows whose logits sit near +1e4 or −1e4 overflow a naive exp; the row maximum keeps
+    // them finite. Every row mixes labels at and far from the maximum.
+    let mut z = normal(70, 10, 20.0, 15);
+    for (i, mut row) in z.outer_iter_mut().enumerate() {
+        let offset = if i % 2 == 0 { 1e4 } else { -1e4 };
+        row.mapv_inplace(|v| v + offset);
+    }
+    check_softmax(z.clone(), &labels(70, 10, 16));
+    let mut wide = normal(9, 300, 30.0, 17);
+    wide.mapv_inplace(|v| v + 1e4);
+    check_softmax(wide, &labels(9, 300, 18));
+}
+
+#[test]
+fn softmax_without_labels_gives_probabilities() {
+    let z = normal(50, 12, 2.0, 19);
+    let (p, loss) = single::softmax(gpu(), z.view(), None).unwrap();
+    let want = reference::softmax_rows(z.mapv(f64::from).view());
+    assert_close("P without labels", &f64s(&p), &want.iter().copied().collect::<Vec<_>>(), SOFTMAX_TOL.0, SOFTMAX_TOL.1);
+    assert!(loss.iter().all(|&l| l == 0.0), "row losses without labels must be 0");
+}
+
+fn check_gradient(m: usize, n: usize, k: usize, rows_per_block: usize, seed: u64) {
+    let x = normal(m, n, 1.0, seed);
+    let d = normal(m, k, 0.5, seed + 1);
+    let row_loss = normal_vec(m, 1.0, seed + 2).mapv(f32::abs);
+    let got = single::gradient_partials(gpu(), x.view(), d.view(), row_loss.view(), rows_per_block).unwrap();
+    let blocks = m.div_ceil(rows_per_block);
+    assert_eq!(got.dim(), (blocks, n * k + k + 1));
+    let (x64, d64) = (x.mapv(f64::from), d.mapv(f64::from));
+    for b in 0..blocks {
+        let rows = b * rows_per_block..((b + 1) * rows_per_block).min(m);
+        let xb = x64.slice(s![rows.clone(), ..]);
+        let db = d64.slice(s![rows.clone(), ..]);
+        let mut want: Vec<f64> = xb.t().dot(&db).iter().copied().collect();
+        want.extend(db.sum_axis(Axis(0)).iter());
+        want.push(row_loss.slice(s![rows]).iter().map(|&v| f64::from(v)).sum());
+        assert_close(&format!("gradient partial block {b} m={m} n={n} K={k}"), &f64s(got.row(b)), &want, GRADIENT_TOL.0, GRADIENT_TOL.1);
+    }
+}
+
+#[test]
+fn gradient_rows_not_multiple_of_workgroup() {
+    check_gradient(101, 37, 10, 32, 20);
+}
+
+#[test]
+fn gradient_single_row_single_feature() {
+    check_gradient(1, 1, 2, 16, 21);
+}
+
+#[test]
+fn gradient_thousand_classes() {
+    check_gradient(40, 33, 1000, 16, 22);
+}
+
+#[test]
+fn gradient_one_block_over_many_rows() {
+    check_gradient(3000, 20, 3, 3008, 23);
+}
+
+#[test]
+fn reduce_sums_parts_in_order() {
+    let partials = normal(37, 1000, 1.0, 30);
+    let got = single::reduce(gpu(), partials.view(), None).unwrap();
+    let want: Vec<f64> = partials.mapv(f64::from).sum_axis(Axis(0)).to_vec();
+    assert_close("reduce", &f64s(&got), &want, REDUCE_TOL.0, REDUCE_TOL.1);
+    let initial = normal_vec(1000, 1.0, 31);
+    let got = single::reduce(gpu(), partials.view(), Some(initial.as_slice().unwrap())).unwrap();
+    let want: Vec<f64> = want.iter().zip(&initial).map(|(a, &b)| a + f64::from(b)).collect();
+    assert_close("reduce with accumulate", &f64s(&got), &want, REDUCE_TOL.0, REDUCE_TOL.1);
+}
+
+#[test]
+fn reduce_length_over_one_dispatch_row() {
+    // 70000·256 > 65535·256: the grid must fold into two dimensions.
+    let len = 65535 * 256 + 300;
+    let partials = Array2::from_shape_fn((1, len), |(_, i)| (i % 97) as f32 + 0.5);
+    let initial: Vec<f32> = (0..len).map(|i| (i % 13) as f32).collect();
+    let got = single::reduce(gpu(), partials.view(), Some(&initial)).unwrap();
+    let want: Vec<f64> = (0..len).map(|i| (i % 97) as f64 + 0.5 + (i % 13) as f64).collect();
+    assert_close("reduce folded grid", &f64s(&got), &want, 0.0, 0.0);
+}
+
+fn check_update(step: Step) {
+    let (n, k) = (13, 7);
+    let len = n * k + k;
+    let sums = normal_vec(len + 1, 3.0, 40).to_vec();
+    let w = normal_vec(len, 1.0, 41).to_vec();
+    let m1 = normal_vec(len, 0.1, 42).to_vec();
+    let m2 = normal_vec(len, 0.1, 43).mapv(f32::abs).to_vec();
+    let (lr, l2, inv_m) = (0.05f32, 0.01f32, 1.0 / 123.0f32);
+    let (gw, gg, gm1, gm2) = single::update(gpu(), step, lr, l2, inv_m, n * k, &sums, &w, &m1, &m2).unwrap();
+    // Reference: the gradient of J, then the same step in f32.
+    let g: Array1<f32> = (0..len).map(|i| if i < n * k { sums[i] * inv_m + l2 * w[i] } else { sums[i] * inv_m }).collect();
+    let (mut rw, mut rm1, mut rm2) = (Array1::from_vec(w), Array1::from_vec(m1), Array1::from_vec(m2));
+    reference::update(step, lr, rw.view_mut(), g.view(), rm1.view_mut(), rm2.view_mut());
+    let tol = UPDATE_TOL;
+    assert_close(&format!("{step:?} g"), &f64s(&gg), &f64s(&g), tol.0, tol.1);
+    assert_close(&format!("{step:?} w"), &f64s(&gw), &f64s(&rw), tol.0, tol.1);
+    assert_close(&format!("{step:?} m1"), &f64s(&gm1), &f64s(&rm1), tol.0, tol.1);
+    assert_close(&format!("{step:?} m2"), &f64s(&gm2), &f64s(&rm2), tol.0, tol.1);
+}
+
+#[test]
+fn update_plain_step_regularises_theta_not_bias() {
+    check_update(Step::Plain);
+}
+
+#[test]
+fn update_momentum_step() {
+    check_update(Step::Momentum { momentum: 0.9 });
+}
+
+#[test]
+fn update_adam_step() {
+    let (b1, b2) = (0.9f32, 0.999f32);
+    check_update(Step::Adam { beta1: b1, beta2: b2, eps: 1e-8, c1: 1.0 - b1.powi(3), c2: 1.0 - b2.powi(3) });
+}
+
+#[test]
+fn gather_copies_batch_rows() {
+    let x = normal(77, 19, 1.0, 50);
+    let y = labels(77, 5, 51);
+    let idx: Vec<u32> = vec![76, 0, 3, 3, 40, 12];
+    let (bx, by) = single::gather(gpu(), x.view(), &y, &idx).unwrap();
+    for (b, &i) in idx.iter().enumerate() {
+        assert_eq!(bx.row(b), x.row(i as usize), "batch row {b}");
+        assert_eq!(by[b], y[i as usize], "batch label {b}");
+    }
+}

@@ -27,7 +27,11 @@ impl Dataset {
     ) -> Result<Self> {
         let x: CowArray<'a, f32, Ix2> = x.into();
         Self::validate(x.view(), labels, n_classes)?;
-        Ok(Dataset { x: x.into_owned().as_standard_layout().into_owned(), labels: labels.to_vec(), n_classes })
+        Ok(Dataset {
+            x: x.into_owned().as_standard_layout().into_owned(),
+            labels: labels.to_vec(),
+            n_classes,
+        })
     }
 
     /// Checks X, labels and K without copying anything.
@@ -43,15 +47,27 @@ impl Dataset {
             return Err(Error::TooFewClasses { n_classes });
         }
         if labels.len() != m {
-            return Err(Error::LengthMismatch { rows: m, labels: labels.len() });
+            return Err(Error::LengthMismatch {
+                rows: m,
+                labels: labels.len(),
+            });
         }
         for (row, values) in x.outer_iter().enumerate() {
-            if let Some((column, &value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            if let Some((column, &value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite())
+            {
                 return Err(Error::NonFinite { row, column, value });
             }
         }
-        if let Some((row, &label)) = labels.iter().enumerate().find(|(_, l)| **l as usize >= n_classes) {
-            return Err(Error::LabelOutOfRange { row, label: label.into(), n_classes });
+        if let Some((row, &label)) = labels
+            .iter()
+            .enumerate()
+            .find(|(_, l)| **l as usize >= n_classes)
+        {
+            return Err(Error::LabelOutOfRange {
+                row,
+                label: label.into(),
+                n_classes,
+            });
         }
         Ok(())
     }
@@ -88,18 +104,30 @@ impl Dataset {
         }
         let x = self.x.select(ndarray::Axis(0), rows);
         let labels: Vec<u32> = rows.iter().map(|&r| self.labels[r]).collect();
-        Ok(Dataset { x, labels, n_classes: self.n_classes })
+        Ok(Dataset {
+            x,
+            labels,
+            n_classes: self.n_classes,
+        })
     }
 
     /// Splits off a seeded random fraction `holdout` of the rows: returns (rest, held out).
     /// Both parts keep at least one row.
     pub fn split(&self, holdout: f64, seed: u64) -> Result<(Self, Self)> {
         if !(holdout > 0.0 && holdout < 1.0) {
-            return Err(Error::setting("validation", holdout, "must be a fraction strictly between 0 and 1"));
+            return Err(Error::setting(
+                "validation",
+                holdout,
+                "must be a fraction strictly between 0 and 1",
+            ));
         }
         let m = self.n_rows();
         if m < 2 {
-            return Err(Error::setting("validation", holdout, "a split needs at least 2 rows"));
+            return Err(Error::setting(
+                "validation",
+                holdout,
+                "a split needs at least 2 rows",
+            ));
         }
         let mut order: Vec<usize> = (0..m).collect();
         crate::rng::SplitMix64::new(seed).shuffle(&mut order);

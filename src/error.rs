@@ -122,11 +122,23 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn setting(name: &'static str, value: impl fmt::Display, reason: impl Into<String>) -> Self {
-        Error::InvalidSetting { name, value: value.to_string(), reason: reason.into() }
+    pub(crate) fn setting(
+        name: &'static str,
+        value: impl fmt::Display,
+        reason: impl Into<String>,
+    ) -> Self {
+        Error::InvalidSetting {
+            name,
+            value: value.to_string(),
+            reason: reason.into(),
+        }
     }
 
     pub(crate) fn shape(what: &'static str, expected: &[usize], got: &[usize]) -> Self {
-        Error::ShapeMismatch { what, expected: expected.to_vec(), got: got.to_vec() }
+        Error::ShapeMismatch {
+            what,
+            expected: expected.to_vec(),
+            got: got.to_vec(),
+        }
     }
 }

@@ -38,7 +38,11 @@ pub struct Model {
 impl Model {
     /// Θ = 0, b = 0: every class equally likely. The default starting point.
     pub fn zeros(n_features: usize, n_classes: usize) -> Self {
-        Model { theta: Array2::zeros((n_features, n_classes)), bias: Array1::zeros(n_classes), labels: None }
+        Model {
+            theta: Array2::zeros((n_features, n_classes)),
+            bias: Array1::zeros(n_classes),
+            labels: None,
+        }
     }
 
     /// A model from Θ (n, K) and b (K); every value must be finite.
@@ -52,15 +56,27 @@ impl Model {
             return Err(Error::NonFinite { row, column, value });
         }
         if let Some((column, &value)) = bias.indexed_iter().find(|(_, v)| !v.is_finite()) {
-            return Err(Error::NonFinite { row: n, column, value });
+            return Err(Error::NonFinite {
+                row: n,
+                column,
+                value,
+            });
         }
-        Ok(Model { theta, bias, labels: None })
+        Ok(Model {
+            theta,
+            bias,
+            labels: None,
+        })
     }
 
     /// Attaches the original class names, one per class in class order.
     pub fn with_labels(mut self, labels: Vec<String>) -> Result<Self> {
         if labels.len() != self.n_classes() {
-            return Err(Error::shape("class labels", &[self.n_classes()], &[labels.len()]));
+            return Err(Error::shape(
+                "class labels",
+                &[self.n_classes()],
+                &[labels.len()],
+            ));
         }
         self.labels = Some(labels);
         Ok(self)
@@ -96,10 +112,15 @@ impl Model {
             return Err(Error::NoRows);
         }
         if x.ncols() != self.n_features() {
-            return Err(Error::shape("x", &[x.nrows(), self.n_features()], x.shape()));
+            return Err(Error::shape(
+                "x",
+                &[x.nrows(), self.n_features()],
+                x.shape(),
+            ));
         }
         for (row, values) in x.outer_iter().enumerate() {
-            if let Some((column, &value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite()) {
+            if let Some((column, &value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite())
+            {
                 return Err(Error::NonFinite { row, column, value });
             }
         }
@@ -107,11 +128,19 @@ impl Model {
     }
 
     /// Class probabilities P (m, K) for the rows of X (m, n).
-    pub fn predict_proba(&self, backend: Backend<'_>, x: ArrayView2<'_, f32>) -> Result<Array2<f32>> {
+    pub fn predict_proba(
+        &self,
+        backend: Backend<'_>,
+        x: ArrayView2<'_, f32>,
+    ) -> Result<Array2<f32>> {
         self.check_x(x)?;
         match backend {
             Backend::Cpu => {
-                let z = crate::reference::logits(x, self.theta.mapv(f64::from).view(), self.bias.mapv(f64::from).view());
+                let z = crate::reference::logits(
+                    x,
+                    self.theta.mapv(f64::from).view(),
+                    self.bias.mapv(f64::from).view(),
+                );
                 Ok(crate::reference::softmax_rows(z.view()).mapv(|p| p as f32))
             }
             Backend::Gpu(ctx) => {
@@ -134,7 +163,9 @@ impl Model {
     /// The most probable class (0…K−1) of each row.
     pub fn predict(&self, backend: Backend<'_>, x: ArrayView2<'_, f32>) -> Result<Vec<u32>> {
         let p = self.predict_proba(backend, x)?;
-        Ok(p.outer_iter().map(|row| argmax(row.iter().copied())).collect())
+        Ok(p.outer_iter()
+            .map(|row| argmax(row.iter().copied()))
+            .collect())
     }
 
     /// Accuracy and mean cross-entropy on a labelled dataset.
@@ -165,16 +196,32 @@ pub(crate) fn argmax(values: impl Iterator<Item = f32>) -> u32 {
 /// Metrics for one labelled dataset at changing parameters, with the data kept on the
 /// device between calls.
 pub(crate) enum Evaluator<'c, 'd> {
-    Cpu { x: Array2<f64>, data: &'d Dataset },
-    Gpu { problem: DeviceProblem<'c>, data: &'d Dataset },
+    Cpu {
+        x: Array2<f64>,
+        data: &'d Dataset,
+    },
+    Gpu {
+        problem: DeviceProblem<'c>,
+        data: &'d Dataset,
+    },
 }
 
 impl<'c, 'd> Evaluator<'c, 'd> {
     pub(crate) fn new(backend: Backend<'c>, data: &'d Dataset) -> Result<Self> {
         Ok(match backend {
-            Backend::Cpu => Evaluator::Cpu { x: data.x().mapv(f64::from), data },
+            Backend::Cpu => Evaluator::Cpu {
+                x: data.x().mapv(f64::from),
+                data,
+            },
             Backend::Gpu(ctx) => Evaluator::Gpu {
-                problem: DeviceProblem::new(ctx, data.x(), Some(data.labels()), data.n_classes(), None, None)?,
+                problem: DeviceProblem::new(
+                    ctx,
+                    data.x(),
+                    Some(data.labels()),
+                    data.n_classes(),
+                    None,
+                    None,
+                )?,
                 data,
             },
         })
@@ -186,14 +233,23 @@ impl<'c, 'd> Evaluator<'c, 'd> {
             Evaluator::Cpu { x, data } => {
                 let (n, k) = (data.n_features(), data.n_classes());
                 let (theta, bias) = crate::oracle::unflatten(w, n, k);
-                let z = crate::reference::logits_f64(x.view(), theta.mapv(f64::from).view(), bias.mapv(f64::from).view());
-                let loss = crate::reference::cross_entropy_rows(z.view(), data.labels()).mean().unwrap_or(f64::NAN);
+                let z = crate::reference::logits_f64(
+                    x.view(),
+                    theta.mapv(f64::from).view(),
+                    bias.mapv(f64::from).view(),
+                );
+                let loss = crate::reference::cross_entropy_rows(z.view(), data.labels())
+                    .mean()
+                    .unwrap_or(f64::NAN);
                 let correct = z
                     .outer_iter()
                     .zip(data.labels())
                     .filter(|(row, y)| argmax(row.iter().map(|&v| v as f32)) == **y)
                     .count();
-                Ok(Metrics { log_loss: loss, accuracy: correct as f64 / data.n_rows() as f64 })
+                Ok(Metrics {
+                    log_loss: loss,
+                    accuracy: correct as f64 / data.n_rows() as f64,
+                })
             }
             Evaluator::Gpu { problem, data } => {
                 problem.set_params(w);
@@ -212,11 +268,18 @@ pub(crate) fn gpu_metrics(problem: &DeviceProblem<'_>, labels: &[u32]) -> Result
     problem.forward_chunks(|start, z, row_loss| {
         for (r, (row, &loss)) in z.chunks_exact(k).zip(row_loss).enumerate() {
             let y = labels[start + r];
-            let pred = argmax(row.iter().enumerate().map(|(c, &v)| if c as u32 == y { v + 1.0 } else { v }));
+            let pred = argmax(
+                row.iter()
+                    .enumerate()
+                    .map(|(c, &v)| if c as u32 == y { v + 1.0 } else { v }),
+            );
             correct += usize::from(pred == y);
             loss_sum += f64::from(loss);
         }
     })?;
     let m = labels.len() as f64;
-    Ok(Metrics { log_loss: loss_sum / m, accuracy: correct as f64 / m })
+    Ok(Metrics {
+        log_loss: loss_sum / m,
+        accuracy: correct as f64 / m,
+    })
 }

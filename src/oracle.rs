@@ -24,7 +24,10 @@ pub struct LossGrad {
 impl LossGrad {
     /// The gradient's max-norm, `max(|∇_Θ J|, |∇_b J|)`: the convergence criterion.
     pub fn max_norm(&self) -> f64 {
-        self.theta.iter().chain(self.bias.iter()).fold(0.0, |a, &g| a.max(g.abs()))
+        self.theta
+            .iter()
+            .chain(self.bias.iter())
+            .fold(0.0, |a, &g| a.max(g.abs()))
     }
 }
 
@@ -34,10 +37,20 @@ pub trait Oracle {
     fn shape(&self) -> (usize, usize, usize);
 
     /// J, ∇_Θ J and ∇_b J at (Θ, b) with L2 strength λ = `l2`.
-    fn loss_and_gradient(&mut self, theta: ArrayView2<'_, f32>, bias: ArrayView1<'_, f32>, l2: f64) -> Result<LossGrad>;
+    fn loss_and_gradient(
+        &mut self,
+        theta: ArrayView2<'_, f32>,
+        bias: ArrayView1<'_, f32>,
+        l2: f64,
+    ) -> Result<LossGrad>;
 }
 
-pub(crate) fn check_params(theta: ArrayView2<'_, f32>, bias: ArrayView1<'_, f32>, n: usize, k: usize) -> Result<()> {
+pub(crate) fn check_params(
+    theta: ArrayView2<'_, f32>,
+    bias: ArrayView1<'_, f32>,
+    n: usize,
+    k: usize,
+) -> Result<()> {
     if theta.dim() != (n, k) {
         return Err(Error::shape("theta", &[n, k], theta.shape()));
     }
@@ -61,7 +74,8 @@ pub(crate) fn flatten(theta: ArrayView2<'_, f32>, bias: ArrayView1<'_, f32>) -> 
 
 /// Splits w back into (Θ (n, K), b (K)).
 pub(crate) fn unflatten<T: Copy>(w: &[T], n: usize, k: usize) -> (Array2<T>, Array1<T>) {
-    let theta = Array2::from_shape_vec((n, k), w[..n * k].to_vec()).unwrap_or_else(|_| unreachable!("w has n·K + K entries"));
+    let theta = Array2::from_shape_vec((n, k), w[..n * k].to_vec())
+        .unwrap_or_else(|_| unreachable!("w has n·K + K entries"));
     (theta, Array1::from_vec(w[n * k..n * k + k].to_vec()))
 }
 
@@ -76,14 +90,29 @@ pub struct CpuOracle {
 impl CpuOracle {
     /// Copies X to f64 once.
     pub fn new(data: &Dataset) -> Self {
-        CpuOracle { x: data.x().mapv(f64::from), labels: data.labels().to_vec(), k: data.n_classes() }
+        CpuOracle {
+            x: data.x().mapv(f64::from),
+            labels: data.labels().to_vec(),
+            k: data.n_classes(),
+        }
     }
 
-    pub(crate) fn eval_f64(&self, theta: ArrayView2<'_, f64>, bias: ArrayView1<'_, f64>, l2: f64) -> (f64, Array2<f64>, Array1<f64>) {
+    pub(crate) fn eval_f64(
+        &self,
+        theta: ArrayView2<'_, f64>,
+        bias: ArrayView1<'_, f64>,
+        l2: f64,
+    ) -> (f64, Array2<f64>, Array1<f64>) {
         crate::reference::loss_and_gradient_f64(self.x.view(), &self.labels, theta, bias, l2)
     }
 
-    pub(crate) fn eval_rows(&self, rows: &[usize], theta: ArrayView2<'_, f64>, bias: ArrayView1<'_, f64>, l2: f64) -> (f64, Array2<f64>, Array1<f64>) {
+    pub(crate) fn eval_rows(
+        &self,
+        rows: &[usize],
+        theta: ArrayView2<'_, f64>,
+        bias: ArrayView1<'_, f64>,
+        l2: f64,
+    ) -> (f64, Array2<f64>, Array1<f64>) {
         let x = self.x.select(ndarray::Axis(0), rows);
         let labels: Vec<u32> = rows.iter().map(|&r| self.labels[r]).collect();
         crate::reference::loss_and_gradient_f64(x.view(), &labels, theta, bias, l2)
@@ -95,10 +124,19 @@ impl Oracle for CpuOracle {
         (self.x.nrows(), self.x.ncols(), self.k)
     }
 
-    fn loss_and_gradient(&mut self, theta: ArrayView2<'_, f32>, bias: ArrayView1<'_, f32>, l2: f64) -> Result<LossGrad> {
+    fn loss_and_gradient(
+        &mut self,
+        theta: ArrayView2<'_, f32>,
+        bias: ArrayView1<'_, f32>,
+        l2: f64,
+    ) -> Result<LossGrad> {
         check_params(theta, bias, self.x.ncols(), self.k)?;
         check_l2(l2)?;
-        let (loss, theta, bias) = self.eval_f64(theta.mapv(f64::from).view(), bias.mapv(f64::from).view(), l2);
+        let (loss, theta, bias) = self.eval_f64(
+            theta.mapv(f64::from).view(),
+            bias.mapv(f64::from).view(),
+            l2,
+        );
         Ok(LossGrad { loss, theta, bias })
     }
 }
@@ -112,7 +150,14 @@ impl<'c> GpuOracle<'c> {
     /// Uploads the dataset. `chunk_rows` caps the rows per device chunk (the device's
     /// storage-binding limit always applies).
     pub fn new(ctx: &'c GpuContext, data: &Dataset, chunk_rows: Option<usize>) -> Result<Self> {
-        let problem = DeviceProblem::new(ctx, data.x(), Some(data.labels()), data.n_classes(), chunk_rows, None)?;
+        let problem = DeviceProblem::new(
+            ctx,
+            data.x(),
+            Some(data.labels()),
+            data.n_classes(),
+            chunk_rows,
+            None,
+        )?;
         Ok(GpuOracle { problem })
     }
 
@@ -127,16 +172,28 @@ impl Oracle for GpuOracle<'_> {
         (self.problem.m, self.problem.n, self.problem.k)
     }
 
-    fn loss_and_gradient(&mut self, theta: ArrayView2<'_, f32>, bias: ArrayView1<'_, f32>, l2: f64) -> Result<LossGrad> {
+    fn loss_and_gradient(
+        &mut self,
+        theta: ArrayView2<'_, f32>,
+        bias: ArrayView1<'_, f32>,
+        l2: f64,
+    ) -> Result<LossGrad> {
         let (m, n, k) = self.shape();
         check_params(theta, bias, n, k)?;
         check_l2(l2)?;
         self.problem.set_params(&flatten(theta, bias));
-        self.problem.configure_full(StepDims { l2: l2 as f32, ..Default::default() });
+        self.problem.configure_full(StepDims {
+            l2: l2 as f32,
+            ..Default::default()
+        });
         self.problem.full_step(None, false)?;
         let (loss_sum, g, _) = self.problem.read_loss_gradient_params()?;
         let reg: f64 = theta.iter().map(|&t| f64::from(t) * f64::from(t)).sum();
         let (gt, gb) = unflatten(&g, n, k);
-        Ok(LossGrad { loss: loss_sum / m as f64 + 0.5 * l2 * reg, theta: gt.mapv(f64::from), bias: gb.mapv(f64::from) })
+        Ok(LossGrad {
+            loss: loss_sum / m as f64 + 0.5 * l2 * reg,
+            theta: gt.mapv(f64::from),
+            bias: gb.mapv(f64::from),
+        })
     }
 }

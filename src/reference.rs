@@ -7,12 +7,20 @@
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, Axis, Zip};
 
 /// Logits `Z = XΘ + 1bᵀ`, shape (m, K).
-pub fn logits(x: ArrayView2<'_, f32>, theta: ArrayView2<'_, f64>, bias: ArrayView1<'_, f64>) -> Array2<f64> {
+pub fn logits(
+    x: ArrayView2<'_, f32>,
+    theta: ArrayView2<'_, f64>,
+    bias: ArrayView1<'_, f64>,
+) -> Array2<f64> {
     let x64 = x.mapv(f64::from);
     logits_f64(x64.view(), theta, bias)
 }
 
-pub(crate) fn logits_f64(x: ArrayView2<'_, f64>, theta: ArrayView2<'_, f64>, bias: ArrayView1<'_, f64>) -> Array2<f64> {
+pub(crate) fn logits_f64(
+    x: ArrayView2<'_, f64>,
+    theta: ArrayView2<'_, f64>,
+    bias: ArrayView1<'_, f64>,
+) -> Array2<f64> {
     let mut z = x.dot(&theta);
     z += &bias;
     z
@@ -59,7 +67,8 @@ pub fn loss(
     l2: f64,
 ) -> f64 {
     let z = logits(x, theta, bias);
-    cross_entropy_rows(z.view(), labels).mean().unwrap_or(0.0) + 0.5 * l2 * theta.iter().map(|t| t * t).sum::<f64>()
+    cross_entropy_rows(z.view(), labels).mean().unwrap_or(0.0)
+        + 0.5 * l2 * theta.iter().map(|t| t * t).sum::<f64>()
 }
 
 /// The gradient `∇_Θ J = (1/m) Xᵀ(P − Y) + λΘ` (n, K) and `∇_b J = (1/m) Σ_i (P − Y)[i,:]` (K).
@@ -92,7 +101,11 @@ pub(crate) fn loss_and_gradient_f64(
     let mut gt = x.t().dot(&d) / m;
     gt.scaled_add(l2, &theta);
     let gb = d.sum_axis(Axis(0)) / m;
-    (ce + 0.5 * l2 * theta.iter().map(|t| t * t).sum::<f64>(), gt, gb)
+    (
+        ce + 0.5 * l2 * theta.iter().map(|t| t * t).sum::<f64>(),
+        gt,
+        gb,
+    )
 }
 
 /// Which optimizer step [`update`] applies, with its hyper-parameters.
@@ -134,16 +147,26 @@ pub fn update(
 ) {
     match step {
         Step::Plain => Zip::from(&mut w).and(&g).for_each(|w, &g| *w -= lr * g),
-        Step::Momentum { momentum } => Zip::from(&mut w).and(&g).and(&mut m1).for_each(|w, &g, v| {
-            *v = momentum * *v + g;
-            *w -= lr * *v;
-        }),
-        Step::Adam { beta1, beta2, eps, c1, c2 } => {
-            Zip::from(&mut w).and(&g).and(&mut m1).and(&mut m2).for_each(|w, &g, m, v| {
+        Step::Momentum { momentum } => {
+            Zip::from(&mut w).and(&g).and(&mut m1).for_each(|w, &g, v| {
+                *v = momentum * *v + g;
+                *w -= lr * *v;
+            })
+        }
+        Step::Adam {
+            beta1,
+            beta2,
+            eps,
+            c1,
+            c2,
+        } => Zip::from(&mut w)
+            .and(&g)
+            .and(&mut m1)
+            .and(&mut m2)
+            .for_each(|w, &g, m, v| {
                 *m = beta1 * *m + (1.0 - beta1) * g;
                 *v = beta2 * *v + (1.0 - beta2) * g * g;
                 *w -= lr * (*m / c1) / ((*v / c2).sqrt() + eps);
-            })
-        }
+            }),
     }
 }

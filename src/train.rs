@@ -34,7 +34,12 @@ pub enum Optimizer {
 
 impl Optimizer {
     /// Every optimizer, by name.
-    pub const ALL: [Optimizer; 4] = [Optimizer::Gd, Optimizer::Sgd, Optimizer::Momentum, Optimizer::Adam];
+    pub const ALL: [Optimizer; 4] = [
+        Optimizer::Gd,
+        Optimizer::Sgd,
+        Optimizer::Momentum,
+        Optimizer::Adam,
+    ];
 
     /// The name used by the binary and in reports.
     pub fn name(self) -> &'static str {
@@ -59,7 +64,9 @@ impl FromStr for Optimizer {
         Optimizer::ALL
             .into_iter()
             .find(|o| o.name() == s)
-            .ok_or_else(|| Error::setting("optimizer", s, "expected one of gd, sgd, momentum, adam"))
+            .ok_or_else(|| {
+                Error::setting("optimizer", s, "expected one of gd, sgd, momentum, adam")
+            })
     }
 }
 
@@ -127,7 +134,11 @@ impl Settings {
             return Err(Error::setting("epochs", 0, "must be at least 1"));
         }
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return Err(Error::setting("learning_rate", self.learning_rate, "must be a finite number > 0"));
+            return Err(Error::setting(
+                "learning_rate",
+                self.learning_rate,
+                "must be a finite number > 0",
+            ));
         }
         if !(self.l2.is_finite() && self.l2 >= 0.0) {
             return Err(Error::setting("l2", self.l2, "must be a finite number ≥ 0"));
@@ -135,7 +146,11 @@ impl Settings {
         match (self.batch_size, self.optimizer) {
             (Some(0), _) => return Err(Error::setting("batch_size", 0, "must be at least 1")),
             (Some(b), Optimizer::Gd) => {
-                return Err(Error::setting("batch_size", b, "gd is full-batch; use sgd, momentum or adam for mini-batches"));
+                return Err(Error::setting(
+                    "batch_size",
+                    b,
+                    "gd is full-batch; use sgd, momentum or adam for mini-batches",
+                ));
             }
             _ => {}
         }
@@ -146,7 +161,11 @@ impl Settings {
         unit_interval("beta1", self.beta1)?;
         unit_interval("beta2", self.beta2)?;
         if !(self.epsilon.is_finite() && self.epsilon > 0.0) {
-            return Err(Error::setting("epsilon", self.epsilon, "must be a finite number > 0"));
+            return Err(Error::setting(
+                "epsilon",
+                self.epsilon,
+                "must be a finite number > 0",
+            ));
         }
         Ok(())
     }
@@ -155,7 +174,9 @@ impl Settings {
     fn step(&self, t: u64) -> Step {
         match self.optimizer {
             Optimizer::Gd | Optimizer::Sgd => Step::Plain,
-            Optimizer::Momentum => Step::Momentum { momentum: self.momentum },
+            Optimizer::Momentum => Step::Momentum {
+                momentum: self.momentum,
+            },
             Optimizer::Adam => Step::Adam {
                 beta1: self.beta1,
                 beta2: self.beta2,
@@ -235,11 +256,21 @@ impl CpuEngine<'_> {
             None => self.oracle.eval_f64(t64.view(), b64.view(), self.l2),
             Some(rows) => self.oracle.eval_rows(rows, t64.view(), b64.view(), self.l2),
         };
-        (loss, gt.iter().chain(gb.iter()).map(|&g| g as f32).collect())
+        (
+            loss,
+            gt.iter().chain(gb.iter()).map(|&g| g as f32).collect(),
+        )
     }
 
     fn apply(&mut self, step: Step, lr: f32, g: Array1<f32>) {
-        crate::reference::update(step, lr, self.w.view_mut(), g.view(), self.m1.view_mut(), self.m2.view_mut());
+        crate::reference::update(
+            step,
+            lr,
+            self.w.view_mut(),
+            g.view(),
+            self.m1.view_mut(),
+            self.m2.view_mut(),
+        );
         self.fresh = None;
     }
 }
@@ -274,7 +305,9 @@ impl Engine for CpuEngine<'_> {
     }
 
     fn accuracy(&mut self) -> Result<f64> {
-        Ok(Evaluator::new(Backend::Cpu, self.data)?.evaluate(self.w.as_slice().unwrap_or(&[]))?.accuracy)
+        Ok(Evaluator::new(Backend::Cpu, self.data)?
+            .evaluate(self.w.as_slice().unwrap_or(&[]))?
+            .accuracy)
     }
 }
 
@@ -288,11 +321,31 @@ struct GpuEngine<'c, 'd> {
 
 impl GpuEngine<'_, '_> {
     fn dims(&self, step: Step, lr: f32) -> (StepDims, UpdateEntry) {
-        let base = StepDims { l2: self.l2, lr, ..Default::default() };
+        let base = StepDims {
+            l2: self.l2,
+            lr,
+            ..Default::default()
+        };
         match step {
             Step::Plain => (base, UpdateEntry::Plain),
             Step::Momentum { momentum } => (StepDims { momentum, ..base }, UpdateEntry::Momentum),
-            Step::Adam { beta1, beta2, eps, c1, c2 } => (StepDims { beta1, beta2, eps, c1, c2, ..base }, UpdateEntry::Adam),
+            Step::Adam {
+                beta1,
+                beta2,
+                eps,
+                c1,
+                c2,
+            } => (
+                StepDims {
+                    beta1,
+                    beta2,
+                    eps,
+                    c1,
+                    c2,
+                    ..base
+                },
+                UpdateEntry::Adam,
+            ),
         }
     }
 }
@@ -318,7 +371,10 @@ impl Engine for GpuEngine<'_, '_> {
     }
 
     fn evaluate(&mut self) -> Result<(f64, f64, Vec<f32>)> {
-        self.problem.configure_full(StepDims { l2: self.l2, ..Default::default() });
+        self.problem.configure_full(StepDims {
+            l2: self.l2,
+            ..Default::default()
+        });
         self.problem.full_step(None, self.fresh)?;
         self.fresh = true;
         let (loss_sum, g, w) = self.problem.read_loss_gradient_params()?;
@@ -337,7 +393,12 @@ impl Engine for GpuEngine<'_, '_> {
 /// Mini-batches of one epoch: chunks in shuffled order, rows shuffled within each chunk,
 /// then cut into batches of `batch` rows (a chunk's last batch may be shorter). When the
 /// data fits in one chunk this is a full shuffle.
-pub(crate) fn epoch_batches(rng: &mut SplitMix64, plan: ChunkPlan, m: usize, batch: usize) -> Vec<(usize, Vec<u32>)> {
+pub(crate) fn epoch_batches(
+    rng: &mut SplitMix64,
+    plan: ChunkPlan,
+    m: usize,
+    batch: usize,
+) -> Vec<(usize, Vec<u32>)> {
     let mut order: Vec<usize> = (0..plan.chunks).collect();
     rng.shuffle(&mut order);
     let mut batches = Vec::new();
@@ -376,12 +437,20 @@ impl Trainer {
         if let Some(v) = validation
             && (v.n_features() != n || v.n_classes() != k)
         {
-            return Err(Error::shape("validation data (n, K)", &[n, k], &[v.n_features(), v.n_classes()]));
+            return Err(Error::shape(
+                "validation data (n, K)",
+                &[n, k],
+                &[v.n_features(), v.n_classes()],
+            ));
         }
         let w0 = match init {
             Some(model) => {
                 if model.n_features() != n || model.n_classes() != k {
-                    return Err(Error::shape("initial model (n, K)", &[n, k], &[model.n_features(), model.n_classes()]));
+                    return Err(Error::shape(
+                        "initial model (n, K)",
+                        &[n, k],
+                        &[model.n_features(), model.n_classes()],
+                    ));
                 }
                 flatten(model.theta(), model.bias())
             }
@@ -393,7 +462,10 @@ impl Trainer {
                 Box::new(CpuEngine {
                     oracle: CpuOracle::new(train),
                     data: train,
-                    plan: ChunkPlan { chunk_rows, chunks: m.div_ceil(chunk_rows) },
+                    plan: ChunkPlan {
+                        chunk_rows,
+                        chunks: m.div_ceil(chunk_rows),
+                    },
                     l2: s.l2,
                     w: Array1::from_vec(w0),
                     m1: Array1::zeros(n * k + k),
@@ -402,10 +474,22 @@ impl Trainer {
                 })
             }
             Backend::Gpu(ctx) => {
-                let problem = DeviceProblem::new(ctx, train.x(), Some(train.labels()), k, s.chunk_rows, s.batch_size)?;
+                let problem = DeviceProblem::new(
+                    ctx,
+                    train.x(),
+                    Some(train.labels()),
+                    k,
+                    s.chunk_rows,
+                    s.batch_size,
+                )?;
                 problem.set_params(&w0);
                 problem.reset_state();
-                Box::new(GpuEngine { problem, data: train, l2: s.l2 as f32, fresh: false })
+                Box::new(GpuEngine {
+                    problem,
+                    data: train,
+                    l2: s.l2 as f32,
+                    fresh: false,
+                })
             }
         };
         let mut validator = validation.map(|v| Evaluator::new(backend, v)).transpose()?;
@@ -432,9 +516,20 @@ impl Trainer {
             }
             let (loss, grad_max_norm, w_now) = engine.evaluate()?;
             w = w_now;
-            let train_accuracy = if s.track_accuracy { Some(engine.accuracy()?) } else { None };
+            let train_accuracy = if s.track_accuracy {
+                Some(engine.accuracy()?)
+            } else {
+                None
+            };
             let validation = validator.as_mut().map(|v| v.evaluate(&w)).transpose()?;
-            let report = EpochReport { epoch, loss, grad_max_norm, train_accuracy, validation, elapsed: started.elapsed().as_secs_f64() };
+            let report = EpochReport {
+                epoch,
+                loss,
+                grad_max_norm,
+                train_accuracy,
+                validation,
+                elapsed: started.elapsed().as_secs_f64(),
+            };
             let flow = on_epoch(&report);
             history.push(report);
             if flow.is_break() {
@@ -443,6 +538,10 @@ impl Trainer {
             }
         }
         let (theta, bias) = unflatten(&w, n, k);
-        Ok(Fit { model: Model::new(theta, bias)?, history, stopped_early })
+        Ok(Fit {
+            model: Model::new(theta, bias)?,
+            history,
+            stopped_early,
+        })
     }
 }

@@ -9,7 +9,9 @@ fn non_finite_feature_names_row_and_column() {
         let mut x = Array2::<f32>::ones((4, 3));
         x[(2, 1)] = bad;
         match Dataset::new(x, &[0, 1, 0, 1], 2) {
-            Err(Error::NonFinite { row: 2, column: 1, .. }) => {}
+            Err(Error::NonFinite {
+                row: 2, column: 1, ..
+            }) => {}
             other => panic!("{bad}: {other:?}"),
         }
     }
@@ -18,16 +20,38 @@ fn non_finite_feature_names_row_and_column() {
 #[test]
 fn label_out_of_range_names_row() {
     let err = Dataset::new(Array2::<f32>::ones((3, 2)), &[0, 3, 1], 3).unwrap_err();
-    assert!(matches!(err, Error::LabelOutOfRange { row: 1, label: 3, n_classes: 3 }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::LabelOutOfRange {
+                row: 1,
+                label: 3,
+                n_classes: 3
+            }
+        ),
+        "{err:?}"
+    );
     assert_eq!(err.to_string(), "label 3 at row 1 is outside 0..3 (K = 3)");
 }
 
 #[test]
 fn shape_errors() {
-    assert!(matches!(Dataset::new(Array2::<f32>::ones((3, 2)), &[0, 1], 2), Err(Error::LengthMismatch { rows: 3, labels: 2 })));
-    assert!(matches!(Dataset::new(Array2::<f32>::ones((0, 2)), &[], 2), Err(Error::NoRows)));
-    assert!(matches!(Dataset::new(Array2::<f32>::ones((2, 0)), &[0, 1], 2), Err(Error::NoFeatures)));
-    assert!(matches!(Dataset::new(Array2::<f32>::ones((2, 2)), &[0, 0], 1), Err(Error::TooFewClasses { n_classes: 1 })));
+    assert!(matches!(
+        Dataset::new(Array2::<f32>::ones((3, 2)), &[0, 1], 2),
+        Err(Error::LengthMismatch { rows: 3, labels: 2 })
+    ));
+    assert!(matches!(
+        Dataset::new(Array2::<f32>::ones((0, 2)), &[], 2),
+        Err(Error::NoRows)
+    ));
+    assert!(matches!(
+        Dataset::new(Array2::<f32>::ones((2, 0)), &[0, 1], 2),
+        Err(Error::NoFeatures)
+    ));
+    assert!(matches!(
+        Dataset::new(Array2::<f32>::ones((2, 2)), &[0, 0], 1),
+        Err(Error::TooFewClasses { n_classes: 1 })
+    ));
 }
 
 #[test]
@@ -53,5 +77,11 @@ fn split_is_seeded_and_disjoint() {
     let mut all: Vec<f32> = a.x().iter().chain(b.x().iter()).copied().collect();
     all.sort_by(f32::total_cmp);
     assert_eq!(all, (0..100).map(|i| i as f32).collect::<Vec<_>>());
-    assert!(matches!(data.split(1.0, 1), Err(Error::InvalidSetting { name: "validation", .. })));
+    assert!(matches!(
+        data.split(1.0, 1),
+        Err(Error::InvalidSetting {
+            name: "validation",
+            ..
+        })
+    ));
 }

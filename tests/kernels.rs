@@ -27,7 +27,11 @@ fn check_logits(m: usize, n: usize, k: usize, scale: f64, seed: u64) {
     let theta = normal(n, k, scale, seed + 1);
     let bias = normal_vec(k, scale, seed + 2);
     let got = single::logits(gpu(), x.view(), theta.view(), bias.view()).unwrap();
-    let want = reference::logits(x.view(), theta.mapv(f64::from).view(), bias.mapv(f64::from).view());
+    let want = reference::logits(
+        x.view(),
+        theta.mapv(f64::from).view(),
+        bias.mapv(f64::from).view(),
+    );
     let magnitude = want.iter().fold(1.0f64, |a, v| a.max(v.abs()));
     assert_close(
         &format!("logits m={m} n={n} K={k}"),
@@ -59,11 +63,23 @@ fn check_softmax(z: Array2<f32>, y: &[u32]) {
     let want = reference::softmax_minus_onehot(z64.view(), y);
     let want_loss = reference::cross_entropy_rows(z64.view(), y);
     let (m, k) = z.dim();
-    assert_close(&format!("P − Y m={m} K={k}"), &f64s(&got), &want.iter().copied().collect::<Vec<_>>(), SOFTMAX_TOL.0, SOFTMAX_TOL.1);
+    assert_close(
+        &format!("P − Y m={m} K={k}"),
+        &f64s(&got),
+        &want.iter().copied().collect::<Vec<_>>(),
+        SOFTMAX_TOL.0,
+        SOFTMAX_TOL.1,
+    );
     // −log P can be ~1e4 when the label's logit is far below the maximum; ε·|z| rounding of
     // the f32 logits is then the floor.
     let zmax = z.iter().fold(1.0f32, |a, v| a.max(v.abs())) as f64;
-    assert_close(&format!("row loss m={m} K={k}"), &f64s(&got_loss), &want_loss.to_vec(), 1e-5 + 2.0 * f64::from(f32::EPSILON) * zmax, 1e-5);
+    assert_close(
+        &format!("row loss m={m} K={k}"),
+        &f64s(&got_loss),
+        &want_loss.to_vec(),
+        1e-5 + 2.0 * f64::from(f32::EPSILON) * zmax,
+        1e-5,
+    );
 }
 
 #[test]
@@ -101,15 +117,25 @@ fn softmax_without_labels_gives_probabilities() {
     let z = normal(50, 12, 2.0, 19);
     let (p, loss) = single::softmax(gpu(), z.view(), None).unwrap();
     let want = reference::softmax_rows(z.mapv(f64::from).view());
-    assert_close("P without labels", &f64s(&p), &want.iter().copied().collect::<Vec<_>>(), SOFTMAX_TOL.0, SOFTMAX_TOL.1);
-    assert!(loss.iter().all(|&l| l == 0.0), "row losses without labels must be 0");
+    assert_close(
+        "P without labels",
+        &f64s(&p),
+        &want.iter().copied().collect::<Vec<_>>(),
+        SOFTMAX_TOL.0,
+        SOFTMAX_TOL.1,
+    );
+    assert!(
+        loss.iter().all(|&l| l == 0.0),
+        "row losses without labels must be 0"
+    );
 }
 
 fn check_gradient(m: usize, n: usize, k: usize, rows_per_block: usize, seed: u64) {
     let x = normal(m, n, 1.0, seed);
     let d = normal(m, k, 0.5, seed + 1);
     let row_loss = normal_vec(m, 1.0, seed + 2).mapv(f32::abs);
-    let got = single::gradient_partials(gpu(), x.view(), d.view(), row_loss.view(), rows_per_block).unwrap();
+    let got = single::gradient_partials(gpu(), x.view(), d.view(), row_loss.view(), rows_per_block)
+        .unwrap();
     let blocks = m.div_ceil(rows_per_block);
     assert_eq!(got.dim(), (blocks, n * k + k + 1));
     let (x64, d64) = (x.mapv(f64::from), d.mapv(f64::from));
@@ -120,7 +146,13 @@ fn check_gradient(m: usize, n: usize, k: usize, rows_per_block: usize, seed: u64
         let mut want: Vec<f64> = xb.t().dot(&db).iter().copied().collect();
         want.extend(db.sum_axis(Axis(0)).iter());
         want.push(row_loss.slice(s![rows]).iter().map(|&v| f64::from(v)).sum());
-        assert_close(&format!("gradient partial block {b} m={m} n={n} K={k}"), &f64s(got.row(b)), &want, GRADIENT_TOL.0, GRADIENT_TOL.1);
+        assert_close(
+            &format!("gradient partial block {b} m={m} n={n} K={k}"),
+            &f64s(got.row(b)),
+            &want,
+            GRADIENT_TOL.0,
+            GRADIENT_TOL.1,
+        );
     }
 }
 
@@ -152,8 +184,18 @@ fn reduce_sums_parts_in_order() {
     assert_close("reduce", &f64s(&got), &want, REDUCE_TOL.0, REDUCE_TOL.1);
     let initial = normal_vec(1000, 1.0, 31);
     let got = single::reduce(gpu(), partials.view(), Some(initial.as_slice().unwrap())).unwrap();
-    let want: Vec<f64> = want.iter().zip(&initial).map(|(a, &b)| a + f64::from(b)).collect();
-    assert_close("reduce with accumulate", &f64s(&got), &want, REDUCE_TOL.0, REDUCE_TOL.1);
+    let want: Vec<f64> = want
+        .iter()
+        .zip(&initial)
+        .map(|(a, &b)| a + f64::from(b))
+        .collect();
+    assert_close(
+        "reduce with accumulate",
+        &f64s(&got),
+        &want,
+        REDUCE_TOL.0,
+        REDUCE_TOL.1,
+    );
 }
 
 #[test]
@@ -163,7 +205,9 @@ fn reduce_length_over_one_dispatch_row() {
     let partials = Array2::from_shape_fn((1, len), |(_, i)| (i % 97) as f32 + 0.5);
     let initial: Vec<f32> = (0..len).map(|i| (i % 13) as f32).collect();
     let got = single::reduce(gpu(), partials.view(), Some(&initial)).unwrap();
-    let want: Vec<f64> = (0..len).map(|i| (i % 97) as f64 + 0.5 + (i % 13) as f64).collect();
+    let want: Vec<f64> = (0..len)
+        .map(|i| (i % 97) as f64 + 0.5 + (i % 13) as f64)
+        .collect();
     assert_close("reduce folded grid", &f64s(&got), &want, 0.0, 0.0);
 }
 
@@ -175,16 +219,48 @@ fn check_update(step: Step) {
     let m1 = normal_vec(len, 0.1, 42).to_vec();
     let m2 = normal_vec(len, 0.1, 43).mapv(f32::abs).to_vec();
     let (lr, l2, inv_m) = (0.05f32, 0.01f32, 1.0 / 123.0f32);
-    let (gw, gg, gm1, gm2) = single::update(gpu(), step, lr, l2, inv_m, n * k, &sums, &w, &m1, &m2).unwrap();
+    let (gw, gg, gm1, gm2) =
+        single::update(gpu(), step, lr, l2, inv_m, n * k, &sums, &w, &m1, &m2).unwrap();
     // Reference: the gradient of J, then the same step in f32.
-    let g: Array1<f32> = (0..len).map(|i| if i < n * k { sums[i] * inv_m + l2 * w[i] } else { sums[i] * inv_m }).collect();
-    let (mut rw, mut rm1, mut rm2) = (Array1::from_vec(w), Array1::from_vec(m1), Array1::from_vec(m2));
-    reference::update(step, lr, rw.view_mut(), g.view(), rm1.view_mut(), rm2.view_mut());
+    let g: Array1<f32> = (0..len)
+        .map(|i| {
+            if i < n * k {
+                sums[i] * inv_m + l2 * w[i]
+            } else {
+                sums[i] * inv_m
+            }
+        })
+        .collect();
+    let (mut rw, mut rm1, mut rm2) = (
+        Array1::from_vec(w),
+        Array1::from_vec(m1),
+        Array1::from_vec(m2),
+    );
+    reference::update(
+        step,
+        lr,
+        rw.view_mut(),
+        g.view(),
+        rm1.view_mut(),
+        rm2.view_mut(),
+    );
     let tol = UPDATE_TOL;
     assert_close(&format!("{step:?} g"), &f64s(&gg), &f64s(&g), tol.0, tol.1);
     assert_close(&format!("{step:?} w"), &f64s(&gw), &f64s(&rw), tol.0, tol.1);
-    assert_close(&format!("{step:?} m1"), &f64s(&gm1), &f64s(&rm1), tol.0, tol.1);
-    assert_close(&format!("{step:?} m2"), &f64s(&gm2), &f64s(&rm2), tol.0, tol.1);
+    assert_close(
+        &format!("{step:?} m1"),
+        &f64s(&gm1),
+        &f64s(&rm1),
+        tol.0,
+        tol.1,
+    );
+    assert_close(
+        &format!("{step:?} m2"),
+        &f64s(&gm2),
+        &f64s(&rm2),
+        tol.0,
+        tol.1,
+    );
 }
 
 #[test]
@@ -200,7 +276,13 @@ fn update_momentum_step() {
 #[test]
 fn update_adam_step() {
     let (b1, b2) = (0.9f32, 0.999f32);
-    check_update(Step::Adam { beta1: b1, beta2: b2, eps: 1e-8, c1: 1.0 - b1.powi(3), c2: 1.0 - b2.powi(3) });
+    check_update(Step::Adam {
+        beta1: b1,
+        beta2: b2,
+        eps: 1e-8,
+        c1: 1.0 - b1.powi(3),
+        c2: 1.0 - b2.powi(3),
+    });
 }
 
 #[test]

@@ -48,10 +48,22 @@ fn reference_gradient_matches_finite_differences() {
         numeric.push((jp - jm) / (2.0 * h));
     }
     let analytic: Vec<f64> = gt.iter().chain(gb.iter()).copied().collect();
-    assert_close("analytic vs finite-difference gradient", &analytic, &numeric, 1e-8, 1e-6);
+    assert_close(
+        "analytic vs finite-difference gradient",
+        &analytic,
+        &numeric,
+        1e-8,
+        1e-6,
+    );
 }
 
-fn check_oracle(data: &Dataset, chunk_rows: Option<usize>, theta_scale: f64, l2: f64, seed: u64) -> (f64, f64) {
+fn check_oracle(
+    data: &Dataset,
+    chunk_rows: Option<usize>,
+    theta_scale: f64,
+    l2: f64,
+    seed: u64,
+) -> (f64, f64) {
     let (n, k) = (data.n_features(), data.n_classes());
     let theta = normal(n, k, theta_scale, seed);
     let bias = normal_vec(k, theta_scale, seed + 1);
@@ -59,8 +71,12 @@ fn check_oracle(data: &Dataset, chunk_rows: Option<usize>, theta_scale: f64, l2:
     if let Some(c) = chunk_rows {
         assert_eq!(gpu_oracle.chunk_plan().chunk_rows, c.min(data.n_rows()));
     }
-    let got = gpu_oracle.loss_and_gradient(theta.view(), bias.view(), l2).unwrap();
-    let want = CpuOracle::new(data).loss_and_gradient(theta.view(), bias.view(), l2).unwrap();
+    let got = gpu_oracle
+        .loss_and_gradient(theta.view(), bias.view(), l2)
+        .unwrap();
+    let want = CpuOracle::new(data)
+        .loss_and_gradient(theta.view(), bias.view(), l2)
+        .unwrap();
     let loss_rel = (got.loss - want.loss).abs() / want.loss.abs();
     let grad_rel = relative_error(&flat(&got), &flat(&want));
     (loss_rel, grad_rel)
@@ -79,14 +95,20 @@ fn gpu_oracle_matches_reference_over_three_chunks() {
 fn gpu_oracle_single_row_single_feature_two_classes() {
     let data = Dataset::new(Array2::from_elem((1, 1), 0.75f32), &[1], 2).unwrap();
     let (loss_rel, grad_rel) = check_oracle(&data, None, 1.0, 0.5, 7);
-    assert!(loss_rel < 1e-6 && grad_rel < 1e-5, "loss {loss_rel:e}, gradient {grad_rel:e}");
+    assert!(
+        loss_rel < 1e-6 && grad_rel < 1e-5,
+        "loss {loss_rel:e}, gradient {grad_rel:e}"
+    );
 }
 
 #[test]
 fn gpu_oracle_thousand_classes() {
     let data = Dataset::new(normal(150, 45, 1.0, 8), &labels(150, 1000, 9), 1000).unwrap();
     let (loss_rel, grad_rel) = check_oracle(&data, Some(61), 0.1, 1e-4, 10);
-    assert!(loss_rel < 1e-6 && grad_rel < 1e-5, "loss {loss_rel:e}, gradient {grad_rel:e}");
+    assert!(
+        loss_rel < 1e-6 && grad_rel < 1e-5,
+        "loss {loss_rel:e}, gradient {grad_rel:e}"
+    );
 }
 
 #[test]
@@ -98,10 +120,25 @@ fn gpu_oracle_logits_near_1e4() {
     let (n, k) = (10, 5);
     let theta = normal(n, k, 10.0, 13);
     let bias = Array1::from_elem(k, 1e4f32);
-    let got = GpuOracle::new(gpu(), &data, Some(64)).unwrap().loss_and_gradient(theta.view(), bias.view(), 0.0).unwrap();
-    let want = CpuOracle::new(&data).loss_and_gradient(theta.view(), bias.view(), 0.0).unwrap();
-    assert!(got.loss.is_finite() && want.loss > 100.0, "loss {} / reference {}", got.loss, want.loss);
-    assert!((got.loss - want.loss).abs() / want.loss < 1e-5, "loss {} vs {}", got.loss, want.loss);
+    let got = GpuOracle::new(gpu(), &data, Some(64))
+        .unwrap()
+        .loss_and_gradient(theta.view(), bias.view(), 0.0)
+        .unwrap();
+    let want = CpuOracle::new(&data)
+        .loss_and_gradient(theta.view(), bias.view(), 0.0)
+        .unwrap();
+    assert!(
+        got.loss.is_finite() && want.loss > 100.0,
+        "loss {} / reference {}",
+        got.loss,
+        want.loss
+    );
+    assert!(
+        (got.loss - want.loss).abs() / want.loss < 1e-5,
+        "loss {} vs {}",
+        got.loss,
+        want.loss
+    );
     assert!(relative_error(&flat(&got), &flat(&want)) < 1e-5);
 }
 
@@ -111,7 +148,9 @@ fn gpu_oracle_mnist_sized_random_theta() {
     let (m, n, k) = (60000, 784, 10);
     let data = Dataset::new(normal(m, n, 1.0, 20), &labels(m, k, 21), k).unwrap();
     let (loss_rel, grad_rel) = check_oracle(&data, None, 0.05, 1e-4, 22);
-    eprintln!("60000x784x10: loss relative error {loss_rel:.3e}, gradient relative error {grad_rel:.3e}");
+    eprintln!(
+        "60000x784x10: loss relative error {loss_rel:.3e}, gradient relative error {grad_rel:.3e}"
+    );
     assert!(loss_rel < 1e-6, "loss relative error {loss_rel:e}");
     assert!(grad_rel < 1e-5, "gradient relative error {grad_rel:e}");
 }
@@ -122,10 +161,19 @@ fn oracle_rejects_wrong_shapes_and_l2() {
     let mut oracle = GpuOracle::new(gpu(), &data, None).unwrap();
     let theta = Array2::<f32>::zeros((4, 2));
     let bias = Array1::<f32>::zeros(2);
-    assert!(matches!(oracle.loss_and_gradient(theta.view(), bias.view(), 0.0), Err(softmax_regression::Error::ShapeMismatch { .. })));
+    assert!(matches!(
+        oracle.loss_and_gradient(theta.view(), bias.view(), 0.0),
+        Err(softmax_regression::Error::ShapeMismatch { .. })
+    ));
     let theta = Array2::<f32>::zeros((3, 2));
-    assert!(matches!(oracle.loss_and_gradient(theta.view(), bias.view(), -1.0), Err(softmax_regression::Error::InvalidSetting { .. })));
-    assert!(matches!(CpuOracle::new(&data).loss_and_gradient(theta.view(), bias.view(), f64::NAN), Err(softmax_regression::Error::InvalidSetting { .. })));
+    assert!(matches!(
+        oracle.loss_and_gradient(theta.view(), bias.view(), -1.0),
+        Err(softmax_regression::Error::InvalidSetting { .. })
+    ));
+    assert!(matches!(
+        CpuOracle::new(&data).loss_and_gradient(theta.view(), bias.view(), f64::NAN),
+        Err(softmax_regression::Error::InvalidSetting { .. })
+    ));
 }
 
 proptest! {

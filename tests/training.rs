@@ -9,11 +9,19 @@ use common::{assert_close, clusters, digits, f64s, gpu};
 use softmax_regression::{Backend, Error, Fit, Optimizer, Settings, Trainer};
 
 fn fit(backend: Backend<'_>, data: &softmax_regression::Dataset, settings: Settings) -> Fit {
-    Trainer::new(settings).unwrap().fit(backend, data, None, None, |_| ControlFlow::Continue(())).unwrap()
+    Trainer::new(settings)
+        .unwrap()
+        .fit(backend, data, None, None, |_| ControlFlow::Continue(()))
+        .unwrap()
 }
 
 fn params(fit: &Fit) -> Vec<f32> {
-    fit.model.theta().iter().chain(fit.model.bias().iter()).copied().collect()
+    fit.model
+        .theta()
+        .iter()
+        .chain(fit.model.bias().iter())
+        .copied()
+        .collect()
 }
 
 /// J* for λ = 1e-3 on digits / 16 (all 1797 rows), from ../shared/data/README.md.
@@ -21,19 +29,42 @@ const DIGITS_OPTIMUM_L2_1E3: f64 = 0.261864547218;
 
 fn digits_gd_descends(backend: Backend<'_>) {
     let data = digits();
-    let settings = Settings { epochs: 500, learning_rate: 1.0, l2: 1e-3, ..Settings::default() };
+    let settings = Settings {
+        epochs: 500,
+        learning_rate: 1.0,
+        l2: 1e-3,
+        ..Settings::default()
+    };
     let fit = fit(backend, &data, settings);
     let losses: Vec<f64> = fit.history.iter().map(|r| r.loss).collect();
     let start = (10f64).ln();
-    assert!(losses[0] < start, "first step did not lower J below ln 10: {}", losses[0]);
+    assert!(
+        losses[0] < start,
+        "first step did not lower J below ln 10: {}",
+        losses[0]
+    );
     for (t, pair) in losses.windows(2).enumerate() {
-        assert!(pair[1] <= pair[0], "J rose at epoch {}: {} → {}", t + 2, pair[0], pair[1]);
+        assert!(
+            pair[1] <= pair[0],
+            "J rose at epoch {}: {} → {}",
+            t + 2,
+            pair[0],
+            pair[1]
+        );
     }
     let last = *losses.last().unwrap();
-    assert!(last >= DIGITS_OPTIMUM_L2_1E3 * (1.0 - 1e-6), "J = {last} is below the optimum {DIGITS_OPTIMUM_L2_1E3}");
+    assert!(
+        last >= DIGITS_OPTIMUM_L2_1E3 * (1.0 - 1e-6),
+        "J = {last} is below the optimum {DIGITS_OPTIMUM_L2_1E3}"
+    );
     let gap = (last - DIGITS_OPTIMUM_L2_1E3) / (start - DIGITS_OPTIMUM_L2_1E3);
-    eprintln!("digits GD λ=1e-3, 500 steps: J = {last:.9}, J* = {DIGITS_OPTIMUM_L2_1E3}, remaining gap {gap:.3e}");
-    assert!(gap < 0.02, "after 500 steps J = {last}, still {gap:.3} of the initial gap to J*");
+    eprintln!(
+        "digits GD λ=1e-3, 500 steps: J = {last:.9}, J* = {DIGITS_OPTIMUM_L2_1E3}, remaining gap {gap:.3e}"
+    );
+    assert!(
+        gap < 0.02,
+        "after 500 steps J = {last}, still {gap:.3} of the initial gap to J*"
+    );
 }
 
 #[test]
@@ -52,12 +83,31 @@ fn gpu_and_cpu_full_batch_training_agree_after_20_steps() {
     // so the runs drift apart by f32 rounding only: 1e-4 relative after 20 steps.
     let data = clusters(700, 23, 6, 0.7, 1);
     for optimizer in [Optimizer::Gd, Optimizer::Momentum, Optimizer::Adam] {
-        let settings = Settings { epochs: 20, learning_rate: 0.05, l2: 1e-3, optimizer, chunk_rows: Some(256), ..Settings::default() };
+        let settings = Settings {
+            epochs: 20,
+            learning_rate: 0.05,
+            l2: 1e-3,
+            optimizer,
+            chunk_rows: Some(256),
+            ..Settings::default()
+        };
         let g = fit(Backend::Gpu(gpu()), &data, settings.clone());
         let c = fit(Backend::Cpu, &data, settings);
-        assert_close(&format!("{optimizer} parameters after 20 steps"), &f64s(&params(&g)), &f64s(&params(&c)), 1e-5, 1e-4);
+        assert_close(
+            &format!("{optimizer} parameters after 20 steps"),
+            &f64s(&params(&g)),
+            &f64s(&params(&c)),
+            1e-5,
+            1e-4,
+        );
         for (a, b) in g.history.iter().zip(&c.history) {
-            assert!((a.loss - b.loss).abs() <= 1e-6 * b.loss, "{optimizer} epoch {}: J {} vs {}", a.epoch, a.loss, b.loss);
+            assert!(
+                (a.loss - b.loss).abs() <= 1e-6 * b.loss,
+                "{optimizer} epoch {}: J {} vs {}",
+                a.epoch,
+                a.loss,
+                b.loss
+            );
         }
     }
 }
@@ -77,7 +127,13 @@ fn gpu_and_cpu_mini_batch_training_agree() {
     };
     let g = fit(Backend::Gpu(gpu()), &data, settings.clone());
     let c = fit(Backend::Cpu, &data, settings);
-    assert_close("adam mini-batch parameters", &f64s(&params(&g)), &f64s(&params(&c)), 1e-4, 1e-3);
+    assert_close(
+        "adam mini-batch parameters",
+        &f64s(&params(&g)),
+        &f64s(&params(&c)),
+        1e-4,
+        1e-3,
+    );
 }
 
 #[test]
@@ -96,21 +152,51 @@ fn same_seed_gives_bit_identical_gpu_runs() {
         let a = fit(Backend::Gpu(gpu()), &data, settings.clone());
         let b = fit(Backend::Gpu(gpu()), &data, settings.clone());
         let (pa, pb) = (params(&a), params(&b));
-        assert!(pa.iter().zip(&pb).all(|(x, y)| x.to_bits() == y.to_bits()), "{optimizer}: runs with the same seed differ");
-        let other = fit(Backend::Gpu(gpu()), &data, Settings { seed: 43, ..settings });
-        assert_ne!(params(&other), pa, "{optimizer}: a different seed gave the same weights; is the shuffle used?");
+        assert!(
+            pa.iter().zip(&pb).all(|(x, y)| x.to_bits() == y.to_bits()),
+            "{optimizer}: runs with the same seed differ"
+        );
+        let other = fit(
+            Backend::Gpu(gpu()),
+            &data,
+            Settings {
+                seed: 43,
+                ..settings
+            },
+        );
+        assert_ne!(
+            params(&other),
+            pa,
+            "{optimizer}: a different seed gave the same weights; is the shuffle used?"
+        );
     }
 }
 
 #[test]
 fn loss_decreases_on_a_learnable_problem() {
     let data = clusters(2000, 30, 8, 0.6, 4);
-    let settings = Settings { epochs: 15, learning_rate: 0.01, optimizer: Optimizer::Adam, batch_size: Some(100), track_accuracy: true, ..Settings::default() };
+    let settings = Settings {
+        epochs: 15,
+        learning_rate: 0.01,
+        optimizer: Optimizer::Adam,
+        batch_size: Some(100),
+        track_accuracy: true,
+        ..Settings::default()
+    };
     let fit = fit(Backend::Gpu(gpu()), &data, settings);
     let first = fit.history.first().unwrap();
     let last = fit.history.last().unwrap();
-    assert!(last.loss < 0.5 * first.loss, "J went from {} to {}", first.loss, last.loss);
-    assert!(last.train_accuracy.unwrap() > 0.9, "training accuracy {:?}", last.train_accuracy);
+    assert!(
+        last.loss < 0.5 * first.loss,
+        "J went from {} to {}",
+        first.loss,
+        last.loss
+    );
+    assert!(
+        last.train_accuracy.unwrap() > 0.9,
+        "training accuracy {:?}",
+        last.train_accuracy
+    );
 }
 
 #[test]
@@ -118,44 +204,145 @@ fn validation_metrics_and_early_stop_from_callback() {
     let data = clusters(600, 10, 3, 1.0, 5);
     let (train, held) = data.split(0.25, 7).unwrap();
     assert_eq!(held.n_rows(), 150);
-    let trainer = Trainer::new(Settings { epochs: 50, learning_rate: 0.5, ..Settings::default() }).unwrap();
+    let trainer = Trainer::new(Settings {
+        epochs: 50,
+        learning_rate: 0.5,
+        ..Settings::default()
+    })
+    .unwrap();
     let fit = trainer
-        .fit(Backend::Gpu(gpu()), &train, Some(&held), None, |r| if r.epoch == 5 { ControlFlow::Break(()) } else { ControlFlow::Continue(()) })
+        .fit(Backend::Gpu(gpu()), &train, Some(&held), None, |r| {
+            if r.epoch == 5 {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
+        })
         .unwrap();
     assert!(fit.stopped_early);
     assert_eq!(fit.history.len(), 5);
     let v = fit.history.last().unwrap().validation.unwrap();
     let direct = fit.model.evaluate(Backend::Cpu, &held).unwrap();
-    assert!((v.log_loss - direct.log_loss).abs() < 1e-5, "{} vs {}", v.log_loss, direct.log_loss);
+    assert!(
+        (v.log_loss - direct.log_loss).abs() < 1e-5,
+        "{} vs {}",
+        v.log_loss,
+        direct.log_loss
+    );
     assert_eq!(v.accuracy, direct.accuracy);
 }
 
 #[test]
 fn model_predictions_agree_between_gpu_and_cpu() {
     let data = clusters(400, 12, 4, 0.8, 6);
-    let fit = fit(Backend::Cpu, &data, Settings { epochs: 30, learning_rate: 0.5, ..Settings::default() });
-    let pg = fit.model.predict_proba(Backend::Gpu(gpu()), data.x()).unwrap();
+    let fit = fit(
+        Backend::Cpu,
+        &data,
+        Settings {
+            epochs: 30,
+            learning_rate: 0.5,
+            ..Settings::default()
+        },
+    );
+    let pg = fit
+        .model
+        .predict_proba(Backend::Gpu(gpu()), data.x())
+        .unwrap();
     let pc = fit.model.predict_proba(Backend::Cpu, data.x()).unwrap();
     assert_close("predict_proba", &f64s(&pg), &f64s(&pc), 2e-6, 1e-5);
-    let (mg, mc) = (fit.model.evaluate(Backend::Gpu(gpu()), &data).unwrap(), fit.model.evaluate(Backend::Cpu, &data).unwrap());
-    assert!((mg.log_loss - mc.log_loss).abs() < 1e-5 && (mg.accuracy - mc.accuracy).abs() < 0.01, "{mg:?} vs {mc:?}");
+    let (mg, mc) = (
+        fit.model.evaluate(Backend::Gpu(gpu()), &data).unwrap(),
+        fit.model.evaluate(Backend::Cpu, &data).unwrap(),
+    );
+    assert!(
+        (mg.log_loss - mc.log_loss).abs() < 1e-5 && (mg.accuracy - mc.accuracy).abs() < 0.01,
+        "{mg:?} vs {mc:?}"
+    );
     assert!(mc.accuracy > 0.8, "{mc:?}");
 }
 
 #[test]
 fn settings_are_validated_before_any_work() {
     let bad = [
-        (Settings { epochs: 0, ..Settings::default() }, "epochs"),
-        (Settings { learning_rate: -0.1, ..Settings::default() }, "learning_rate"),
-        (Settings { learning_rate: f32::NAN, ..Settings::default() }, "learning_rate"),
-        (Settings { l2: -1.0, ..Settings::default() }, "l2"),
-        (Settings { l2: f64::INFINITY, ..Settings::default() }, "l2"),
-        (Settings { batch_size: Some(0), optimizer: Optimizer::Sgd, ..Settings::default() }, "batch_size"),
-        (Settings { batch_size: Some(10), optimizer: Optimizer::Gd, ..Settings::default() }, "batch_size"),
-        (Settings { momentum: 1.0, ..Settings::default() }, "momentum"),
-        (Settings { beta2: -0.5, ..Settings::default() }, "beta2"),
-        (Settings { epsilon: 0.0, ..Settings::default() }, "epsilon"),
-        (Settings { chunk_rows: Some(0), ..Settings::default() }, "chunk_rows"),
+        (
+            Settings {
+                epochs: 0,
+                ..Settings::default()
+            },
+            "epochs",
+        ),
+        (
+            Settings {
+                learning_rate: -0.1,
+                ..Settings::default()
+            },
+            "learning_rate",
+        ),
+        (
+            Settings {
+                learning_rate: f32::NAN,
+                ..Settings::default()
+            },
+            "learning_rate",
+        ),
+        (
+            Settings {
+                l2: -1.0,
+                ..Settings::default()
+            },
+            "l2",
+        ),
+        (
+            Settings {
+                l2: f64::INFINITY,
+                ..Settings::default()
+            },
+            "l2",
+        ),
+        (
+            Settings {
+                batch_size: Some(0),
+                optimizer: Optimizer::Sgd,
+                ..Settings::default()
+            },
+            "batch_size",
+        ),
+        (
+            Settings {
+                batch_size: Some(10),
+                optimizer: Optimizer::Gd,
+                ..Settings::default()
+            },
+            "batch_size",
+        ),
+        (
+            Settings {
+                momentum: 1.0,
+                ..Settings::default()
+            },
+            "momentum",
+        ),
+        (
+            Settings {
+                beta2: -0.5,
+                ..Settings::default()
+            },
+            "beta2",
+        ),
+        (
+            Settings {
+                epsilon: 0.0,
+                ..Settings::default()
+            },
+            "epsilon",
+        ),
+        (
+            Settings {
+                chunk_rows: Some(0),
+                ..Settings::default()
+            },
+            "chunk_rows",
+        ),
     ];
     for (settings, field) in bad {
         match Trainer::new(settings) {

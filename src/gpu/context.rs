@@ -28,17 +28,31 @@ impl AdapterRequest {
             "gl" | "gles" | "opengl" => wgpu::Backends::GL,
             "metal" | "mtl" => wgpu::Backends::METAL,
             "dx12" | "d3d12" => wgpu::Backends::DX12,
-            _ => return Err(Error::setting("backend", name, "expected one of vulkan, gl, metal, dx12")),
+            _ => {
+                return Err(Error::setting(
+                    "backend",
+                    name,
+                    "expected one of vulkan, gl, metal, dx12",
+                ));
+            }
         };
-        Ok(AdapterRequest { backends: Some(backends), ..Default::default() })
+        Ok(AdapterRequest {
+            backends: Some(backends),
+            ..Default::default()
+        })
     }
 
     fn resolved_backends(&self) -> wgpu::Backends {
-        self.backends.or_else(wgpu::Backends::from_env).unwrap_or(wgpu::Backends::all())
+        self.backends
+            .or_else(wgpu::Backends::from_env)
+            .unwrap_or(wgpu::Backends::all())
     }
 
     fn resolved_name(&self) -> Option<String> {
-        self.name.clone().or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok()).filter(|s| !s.is_empty())
+        self.name
+            .clone()
+            .or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok())
+            .filter(|s| !s.is_empty())
     }
 }
 
@@ -71,8 +85,13 @@ fn summarize(adapter: &wgpu::Adapter) -> AdapterSummary {
         name: info.name,
         backend: info.backend,
         device_type: info.device_type,
-        driver: format!("{} {}", info.driver, info.driver_info).trim().to_string(),
-        compute: adapter.get_downlevel_capabilities().flags.contains(wgpu::DownlevelFlags::COMPUTE_SHADERS),
+        driver: format!("{} {}", info.driver, info.driver_info)
+            .trim()
+            .to_string(),
+        compute: adapter
+            .get_downlevel_capabilities()
+            .flags
+            .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS),
         limits: adapter.limits(),
     }
 }
@@ -97,7 +116,9 @@ fn rank(s: &AdapterSummary) -> (u8, u8) {
 /// Every adapter wgpu finds for the request's backends (ignoring the name filter), and the
 /// index of the one [`GpuContext::new`] would pick, if any.
 pub fn list_adapters(request: &AdapterRequest) -> (Vec<AdapterSummary>, Option<usize>) {
-    let adapters = pollster::block_on(instance(request.resolved_backends()).enumerate_adapters(request.resolved_backends()));
+    let adapters = pollster::block_on(
+        instance(request.resolved_backends()).enumerate_adapters(request.resolved_backends()),
+    );
     let summaries: Vec<AdapterSummary> = adapters.iter().map(summarize).collect();
     let pick = choose(&summaries, request.resolved_name().as_deref());
     (summaries, pick)
@@ -109,23 +130,35 @@ fn choose(summaries: &[AdapterSummary], name: Option<&str>) -> Option<usize> {
         .iter()
         .enumerate()
         .filter(|(_, s)| s.compute)
-        .filter(|(_, s)| name.as_ref().is_none_or(|n| s.name.to_lowercase().contains(n)))
+        .filter(|(_, s)| {
+            name.as_ref()
+                .is_none_or(|n| s.name.to_lowercase().contains(n))
+        })
         .min_by_key(|(i, s)| (rank(s), *i))
         .map(|(i, _)| i)
 }
 
 /// Runs `f` inside out-of-memory and validation error scopes of `device`.
-fn scoped<T>(device: &wgpu::Device, context: &str, f: impl FnOnce(&wgpu::Device) -> T) -> Result<T> {
+fn scoped<T>(
+    device: &wgpu::Device,
+    context: &str,
+    f: impl FnOnce(&wgpu::Device) -> T,
+) -> Result<T> {
     let oom = device.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
     let validation = device.push_error_scope(wgpu::ErrorFilter::Validation);
     let out = f(device);
     let validation = pollster::block_on(validation.pop());
     let oom = pollster::block_on(oom.pop());
     if let Some(e) = oom {
-        return Err(Error::OutOfMemory { context: format!("{context} ({e})") });
+        return Err(Error::OutOfMemory {
+            context: format!("{context} ({e})"),
+        });
     }
     if let Some(e) = validation {
-        return Err(Error::Gpu { context: context.to_string(), message: e.to_string() });
+        return Err(Error::Gpu {
+            context: context.to_string(),
+            message: e.to_string(),
+        });
     }
     Ok(out)
 }
@@ -150,7 +183,10 @@ pub struct GpuContext {
 
 impl std::fmt::Debug for GpuContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("GpuContext").field("adapter", &self.summary.name).field("backend", &self.summary.backend).finish()
+        f.debug_struct("GpuContext")
+            .field("adapter", &self.summary.name)
+            .field("backend", &self.summary.backend)
+            .finish()
     }
 }
 
@@ -179,18 +215,30 @@ impl GpuContext {
             } else {
                 summaries
                     .iter()
-                    .map(|s| format!("{} ({:?}{})", s.name, s.backend, if s.compute { "" } else { ", no compute" }))
+                    .map(|s| {
+                        format!(
+                            "{} ({:?}{})",
+                            s.name,
+                            s.backend,
+                            if s.compute { "" } else { ", no compute" }
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join(", ")
             };
-            let filter = name.map(|n| format!(", name containing {n:?}")).unwrap_or_default();
+            let filter = name
+                .map(|n| format!(", name containing {n:?}"))
+                .unwrap_or_default();
             return Err(Error::NoAdapter {
                 tried: format!("backends {backends:?}{filter}; adapters: {found}"),
                 hint: NO_ADAPTER_HINT.to_string(),
             });
         };
         let Some(adapter) = adapters.into_iter().nth(index) else {
-            return Err(Error::NoAdapter { tried: format!("backends {backends:?}"), hint: NO_ADAPTER_HINT.to_string() });
+            return Err(Error::NoAdapter {
+                tried: format!("backends {backends:?}"),
+                hint: NO_ADAPTER_HINT.to_string(),
+            });
         };
         let summary = summaries[index].clone();
         let desc = wgpu::DeviceDescriptor {
@@ -199,8 +247,12 @@ impl GpuContext {
             required_limits: summary.limits.clone(),
             ..Default::default()
         };
-        let (device, queue) = pollster::block_on(adapter.request_device(&desc))
-            .map_err(|e| Error::RequestDevice { adapter: summary.name.clone(), message: e.to_string() })?;
+        let (device, queue) = pollster::block_on(adapter.request_device(&desc)).map_err(|e| {
+            Error::RequestDevice {
+                adapter: summary.name.clone(),
+                message: e.to_string(),
+            }
+        })?;
 
         let faults = Arc::new(Mutex::new(Faults::default()));
         let sink = Arc::clone(&faults);
@@ -218,8 +270,17 @@ impl GpuContext {
 
         let timeout = request.timeout.unwrap_or(Duration::from_secs(600));
         let max_dim = summary.limits.max_compute_workgroups_per_dimension;
-        let kernels = scoped(&device, "compiling the kernels", |device| Kernels::new(device, max_dim))?;
-        let ctx = GpuContext { kernels, device, queue, summary, faults, timeout };
+        let kernels = scoped(&device, "compiling the kernels", |device| {
+            Kernels::new(device, max_dim)
+        })?;
+        let ctx = GpuContext {
+            kernels,
+            device,
+            queue,
+            summary,
+            faults,
+            timeout,
+        };
         ctx.check("compiling the kernels")?;
         Ok(ctx)
     }
@@ -236,7 +297,10 @@ impl GpuContext {
 
     /// One line naming the adapter, for logs: `llvmpipe (LLVM 15.0.6, 256 bits) via Vulkan (Cpu)`.
     pub fn describe(&self) -> String {
-        format!("{} via {:?} ({:?})", self.summary.name, self.summary.backend, self.summary.device_type)
+        format!(
+            "{} via {:?} ({:?})",
+            self.summary.name, self.summary.backend, self.summary.device_type
+        )
     }
 
     /// Runs `f` inside out-of-memory and validation error scopes, turning what they catch
@@ -258,8 +322,13 @@ impl GpuContext {
         }
         if let Some(e) = faults.uncaptured.drain(..).next() {
             return Err(match e {
-                wgpu::Error::OutOfMemory { .. } => Error::OutOfMemory { context: context.to_string() },
-                other => Error::Gpu { context: context.to_string(), message: other.to_string() },
+                wgpu::Error::OutOfMemory { .. } => Error::OutOfMemory {
+                    context: context.to_string(),
+                },
+                other => Error::Gpu {
+                    context: context.to_string(),
+                    message: other.to_string(),
+                },
             });
         }
         Ok(())
@@ -271,13 +340,20 @@ impl GpuContext {
     }
 
     fn wait(&self, index: Option<wgpu::SubmissionIndex>, context: &str) -> Result<()> {
-        let poll = self.device.poll(wgpu::PollType::Wait { submission_index: index, timeout: Some(self.timeout) });
+        let poll = self.device.poll(wgpu::PollType::Wait {
+            submission_index: index,
+            timeout: Some(self.timeout),
+        });
         match poll {
             Ok(_) => self.check(context),
-            Err(wgpu::PollError::Timeout) => {
-                Err(Error::Timeout { context: context.to_string(), seconds: self.timeout.as_secs() })
-            }
-            Err(e) => Err(Error::Gpu { context: context.to_string(), message: e.to_string() }),
+            Err(wgpu::PollError::Timeout) => Err(Error::Timeout {
+                context: context.to_string(),
+                seconds: self.timeout.as_secs(),
+            }),
+            Err(e) => Err(Error::Gpu {
+                context: context.to_string(),
+                message: e.to_string(),
+            }),
         }
     }
 
@@ -286,17 +362,23 @@ impl GpuContext {
     pub(crate) fn storage_buffer(&self, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
         let bytes = bytes.max(4).next_multiple_of(4);
         let limits = &self.summary.limits;
-        let limit = limits.max_buffer_size.min(limits.max_storage_buffer_binding_size);
+        let limit = limits
+            .max_buffer_size
+            .min(limits.max_storage_buffer_binding_size);
         if bytes > limit {
             return Err(Error::OutOfMemory {
-                context: format!("allocating {label}: {bytes} bytes is over the device's {limit}-byte buffer limit"),
+                context: format!(
+                    "allocating {label}: {bytes} bytes is over the device's {limit}-byte buffer limit"
+                ),
             });
         }
         self.scoped(&format!("allocating {label} ({bytes} bytes)"), |device| {
             device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
                 size: bytes,
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_DST
+                    | wgpu::BufferUsages::COPY_SRC,
                 mapped_at_creation: false,
             })
         })
@@ -304,29 +386,42 @@ impl GpuContext {
 
     /// Creates a storage buffer holding `data`, written through a mapping at creation (no
     /// staging copy).
-    pub(crate) fn storage_buffer_with<T: bytemuck::Pod>(&self, label: &str, data: &[T]) -> Result<wgpu::Buffer> {
+    pub(crate) fn storage_buffer_with<T: bytemuck::Pod>(
+        &self,
+        label: &str,
+        data: &[T],
+    ) -> Result<wgpu::Buffer> {
         let bytes: &[u8] = bytemuck::cast_slice(data);
         let size = (bytes.len() as u64).max(4).next_multiple_of(4);
         let limits = &self.summary.limits;
-        let limit = limits.max_buffer_size.min(limits.max_storage_buffer_binding_size);
+        let limit = limits
+            .max_buffer_size
+            .min(limits.max_storage_buffer_binding_size);
         if size > limit {
             return Err(Error::OutOfMemory {
-                context: format!("allocating {label}: {size} bytes is over the device's {limit}-byte buffer limit"),
+                context: format!(
+                    "allocating {label}: {size} bytes is over the device's {limit}-byte buffer limit"
+                ),
             });
         }
         let buffer = self.scoped(&format!("allocating {label} ({size} bytes)"), |device| {
             device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
                 size,
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST | wgpu::BufferUsages::COPY_SRC,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_DST
+                    | wgpu::BufferUsages::COPY_SRC,
                 mapped_at_creation: true,
             })
         })?;
         {
-            let mut view = buffer.slice(..).get_mapped_range_mut().map_err(|e| Error::Gpu {
-                context: format!("mapping {label} for upload"),
-                message: format!("{e:?}"),
-            })?;
+            let mut view = buffer
+                .slice(..)
+                .get_mapped_range_mut()
+                .map_err(|e| Error::Gpu {
+                    context: format!("mapping {label} for upload"),
+                    message: format!("{e:?}"),
+                })?;
             let mut padded;
             let src = if bytes.len() as u64 == size {
                 bytes
@@ -342,8 +437,15 @@ impl GpuContext {
     }
 
     /// Reads `len` f32 values from each `(buffer, first element)` in one submission.
-    pub(crate) fn read_f32(&self, ranges: &[(&wgpu::Buffer, u64, usize)], context: &str) -> Result<Vec<Vec<f32>>> {
-        let total: u64 = ranges.iter().map(|r| (r.2 as u64 * 4).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT)).sum();
+    pub(crate) fn read_f32(
+        &self,
+        ranges: &[(&wgpu::Buffer, u64, usize)],
+        context: &str,
+    ) -> Result<Vec<Vec<f32>>> {
+        let total: u64 = ranges
+            .iter()
+            .map(|r| (r.2 as u64 * 4).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT))
+            .sum();
         let staging = self.scoped(context, |device| {
             device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("readback staging"),
@@ -352,8 +454,11 @@ impl GpuContext {
                 mapped_at_creation: false,
             })
         })?;
-        let mut encoder =
-            self.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("readback") });
+        let mut encoder = self
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("readback"),
+            });
         let mut offset = 0u64;
         for &(buffer, first, len) in ranges {
             let bytes = len as u64 * 4;
@@ -363,7 +468,8 @@ impl GpuContext {
             offset += bytes.next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT);
         }
         let index = self.queue.submit([encoder.finish()]);
-        let mapped: Arc<Mutex<Option<std::result::Result<(), wgpu::BufferAsyncError>>>> = Arc::default();
+        let mapped: Arc<Mutex<Option<std::result::Result<(), wgpu::BufferAsyncError>>>> =
+            Arc::default();
         let slot = Arc::clone(&mapped);
         staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
             if let Ok(mut s) = slot.lock() {
@@ -383,16 +489,27 @@ impl GpuContext {
         };
         match state {
             Some(Ok(())) => {}
-            Some(Err(e)) => return Err(Error::Gpu { context: context.to_string(), message: e.to_string() }),
+            Some(Err(e)) => {
+                return Err(Error::Gpu {
+                    context: context.to_string(),
+                    message: e.to_string(),
+                });
+            }
             None => {
-                return Err(Error::Timeout { context: format!("{context} (mapping)"), seconds: self.timeout.as_secs() });
+                return Err(Error::Timeout {
+                    context: format!("{context} (mapping)"),
+                    seconds: self.timeout.as_secs(),
+                });
             }
         }
         let out = {
-            let view = staging.slice(..).get_mapped_range().map_err(|e| Error::Gpu {
-                context: context.to_string(),
-                message: format!("{e:?}"),
-            })?;
+            let view = staging
+                .slice(..)
+                .get_mapped_range()
+                .map_err(|e| Error::Gpu {
+                    context: context.to_string(),
+                    message: format!("{e:?}"),
+                })?;
             let mut out = Vec::with_capacity(ranges.len());
             let mut offset = 0usize;
             for &(_, _, len) in ranges {

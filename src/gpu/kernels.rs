@@ -18,7 +18,11 @@ pub(crate) const SHADERS: [(&str, &str); 6] = [
 ];
 
 fn source(name: &str) -> &'static str {
-    SHADERS.iter().find(|(n, _)| *n == name).map(|(_, s)| *s).unwrap_or("")
+    SHADERS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, s)| *s)
+        .unwrap_or("")
 }
 
 /// How a binding is accessed, in binding order.
@@ -48,7 +52,10 @@ fn layout(device: &wgpu::Device, label: &str, access: &[Access]) -> wgpu::BindGr
             count: None,
         })
         .collect();
-    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor { label: Some(label), entries: &entries })
+    device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+        label: Some(label),
+        entries: &entries,
+    })
 }
 
 fn pipelines(
@@ -89,7 +96,13 @@ pub(crate) struct Bound<D> {
 }
 
 impl<D: Pod> Bound<D> {
-    fn new(device: &wgpu::Device, label: &str, layout: &wgpu::BindGroupLayout, buffers: &[&wgpu::Buffer], dims: D) -> Self {
+    fn new(
+        device: &wgpu::Device,
+        label: &str,
+        layout: &wgpu::BindGroupLayout,
+        buffers: &[&wgpu::Buffer],
+        dims: D,
+    ) -> Self {
         let uniform = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
             label: Some(label),
             contents: bytemuck::bytes_of(&dims),
@@ -98,11 +111,25 @@ impl<D: Pod> Bound<D> {
         let mut entries: Vec<wgpu::BindGroupEntry> = buffers
             .iter()
             .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
             .collect();
-        entries.push(wgpu::BindGroupEntry { binding: buffers.len() as u32, resource: uniform.as_entire_binding() });
-        let group = device.create_bind_group(&wgpu::BindGroupDescriptor { label: Some(label), layout, entries: &entries });
-        Bound { group, uniform, dims }
+        entries.push(wgpu::BindGroupEntry {
+            binding: buffers.len() as u32,
+            resource: uniform.as_entire_binding(),
+        });
+        let group = device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some(label),
+            layout,
+            entries: &entries,
+        });
+        Bound {
+            group,
+            uniform,
+            dims,
+        }
     }
 
     /// Replaces the dims; the write lands before the next submission.
@@ -116,10 +143,19 @@ impl<D: Pod> Bound<D> {
 /// recover the linear index as `wy·num_x + wx` and bounds-check it.
 pub(crate) fn grid(total: u32, max_dim: u32) -> (u32, u32) {
     let total = total.max(1);
-    if total <= max_dim { (total, 1) } else { (max_dim, total.div_ceil(max_dim)) }
+    if total <= max_dim {
+        (total, 1)
+    } else {
+        (max_dim, total.div_ceil(max_dim))
+    }
 }
 
-fn dispatch(pass: &mut wgpu::ComputePass<'_>, pipeline: &wgpu::ComputePipeline, group: &wgpu::BindGroup, wg: (u32, u32, u32)) {
+fn dispatch(
+    pass: &mut wgpu::ComputePass<'_>,
+    pipeline: &wgpu::ComputePipeline,
+    group: &wgpu::BindGroup,
+    wg: (u32, u32, u32),
+) {
     pass.set_pipeline(pipeline);
     pass.set_bind_group(0, group, &[]);
     pass.dispatch_workgroups(wg.0, wg.1, wg.2);
@@ -146,19 +182,40 @@ pub(crate) struct Logits {
 
 impl Logits {
     fn new(device: &wgpu::Device) -> Self {
-        let layout = layout(device, "logits", &[Access::Read, Access::Read, Access::ReadWrite, Access::Uniform]);
+        let layout = layout(
+            device,
+            "logits",
+            &[
+                Access::Read,
+                Access::Read,
+                Access::ReadWrite,
+                Access::Uniform,
+            ],
+        );
         let pipeline = pipelines(device, "logits", &layout, &["main"]).remove(0);
         Logits { layout, pipeline }
     }
 
     /// x (rows, n) · w (n·K + K) · z (rows, K).
-    pub(crate) fn bind(&self, device: &wgpu::Device, x: &wgpu::Buffer, w: &wgpu::Buffer, z: &wgpu::Buffer, dims: LogitsDims) -> Bound<LogitsDims> {
+    pub(crate) fn bind(
+        &self,
+        device: &wgpu::Device,
+        x: &wgpu::Buffer,
+        w: &wgpu::Buffer,
+        z: &wgpu::Buffer,
+        dims: LogitsDims,
+    ) -> Bound<LogitsDims> {
         Bound::new(device, "logits", &self.layout, &[x, w, z], dims)
     }
 
     pub(crate) fn encode(&self, pass: &mut wgpu::ComputePass<'_>, b: &Bound<LogitsDims>) {
         let d = b.dims;
-        dispatch(pass, &self.pipeline, &b.group, (d.k.div_ceil(TILE), d.rows.div_ceil(TILE), 1));
+        dispatch(
+            pass,
+            &self.pipeline,
+            &b.group,
+            (d.k.div_ceil(TILE), d.rows.div_ceil(TILE), 1),
+        );
     }
 }
 
@@ -185,16 +242,48 @@ pub(crate) struct Softmax {
 
 impl Softmax {
     fn new(device: &wgpu::Device, max_dim: u32) -> Self {
-        let layout = layout(device, "softmax", &[Access::Read, Access::ReadWrite, Access::ReadWrite, Access::Uniform]);
-        let mut p = pipelines(device, "softmax", &layout, &["row_per_thread", "row_per_workgroup"]);
+        let layout = layout(
+            device,
+            "softmax",
+            &[
+                Access::Read,
+                Access::ReadWrite,
+                Access::ReadWrite,
+                Access::Uniform,
+            ],
+        );
+        let mut p = pipelines(
+            device,
+            "softmax",
+            &layout,
+            &["row_per_thread", "row_per_workgroup"],
+        );
         let per_workgroup = p.remove(1);
         let per_thread = p.remove(0);
-        Softmax { layout, per_thread, per_workgroup, max_dim }
+        Softmax {
+            layout,
+            per_thread,
+            per_workgroup,
+            max_dim,
+        }
     }
 
     /// labels (rows) · z (rows, K) · row_loss (rows).
-    pub(crate) fn bind(&self, device: &wgpu::Device, labels: &wgpu::Buffer, z: &wgpu::Buffer, row_loss: &wgpu::Buffer, dims: SoftmaxDims) -> Bound<SoftmaxDims> {
-        Bound::new(device, "softmax", &self.layout, &[labels, z, row_loss], dims)
+    pub(crate) fn bind(
+        &self,
+        device: &wgpu::Device,
+        labels: &wgpu::Buffer,
+        z: &wgpu::Buffer,
+        row_loss: &wgpu::Buffer,
+        dims: SoftmaxDims,
+    ) -> Bound<SoftmaxDims> {
+        Bound::new(
+            device,
+            "softmax",
+            &self.layout,
+            &[labels, z, row_loss],
+            dims,
+        )
     }
 
     pub(crate) fn encode(&self, pass: &mut wgpu::ComputePass<'_>, b: &Bound<SoftmaxDims>) {
@@ -235,7 +324,17 @@ pub(crate) struct Gradient {
 
 impl Gradient {
     fn new(device: &wgpu::Device) -> Self {
-        let layout = layout(device, "gradient", &[Access::Read, Access::Read, Access::Read, Access::ReadWrite, Access::Uniform]);
+        let layout = layout(
+            device,
+            "gradient",
+            &[
+                Access::Read,
+                Access::Read,
+                Access::Read,
+                Access::ReadWrite,
+                Access::Uniform,
+            ],
+        );
         let pipeline = pipelines(device, "gradient", &layout, &["main"]).remove(0);
         Gradient { layout, pipeline }
     }
@@ -250,12 +349,23 @@ impl Gradient {
         partials: &wgpu::Buffer,
         dims: GradientDims,
     ) -> Bound<GradientDims> {
-        Bound::new(device, "gradient", &self.layout, &[x, d, row_loss, partials], dims)
+        Bound::new(
+            device,
+            "gradient",
+            &self.layout,
+            &[x, d, row_loss, partials],
+            dims,
+        )
     }
 
     pub(crate) fn encode(&self, pass: &mut wgpu::ComputePass<'_>, b: &Bound<GradientDims>) {
         let d = b.dims;
-        dispatch(pass, &self.pipeline, &b.group, (d.k.div_ceil(TILE), d.n.div_ceil(TILE), d.blocks()));
+        dispatch(
+            pass,
+            &self.pipeline,
+            &b.group,
+            (d.k.div_ceil(TILE), d.n.div_ceil(TILE), d.blocks()),
+        );
     }
 }
 
@@ -278,13 +388,27 @@ pub(crate) struct Reduce {
 
 impl Reduce {
     fn new(device: &wgpu::Device, max_dim: u32) -> Self {
-        let layout = layout(device, "reduce", &[Access::Read, Access::ReadWrite, Access::Uniform]);
+        let layout = layout(
+            device,
+            "reduce",
+            &[Access::Read, Access::ReadWrite, Access::Uniform],
+        );
         let pipeline = pipelines(device, "reduce", &layout, &["main"]).remove(0);
-        Reduce { layout, pipeline, max_dim }
+        Reduce {
+            layout,
+            pipeline,
+            max_dim,
+        }
     }
 
     /// partials (parts, len) · out (len).
-    pub(crate) fn bind(&self, device: &wgpu::Device, partials: &wgpu::Buffer, out: &wgpu::Buffer, dims: ReduceDims) -> Bound<ReduceDims> {
+    pub(crate) fn bind(
+        &self,
+        device: &wgpu::Device,
+        partials: &wgpu::Buffer,
+        out: &wgpu::Buffer,
+        dims: ReduceDims,
+    ) -> Bound<ReduceDims> {
         Bound::new(device, "reduce", &self.layout, &[partials, out], dims)
     }
 
@@ -332,9 +456,22 @@ pub(crate) struct Update {
 impl Update {
     fn new(device: &wgpu::Device, max_dim: u32) -> Self {
         let rw = Access::ReadWrite;
-        let layout = layout(device, "update", &[Access::Read, rw, rw, rw, rw, Access::Uniform]);
-        let pipelines = pipelines(device, "update", &layout, &["finalize", "step_plain", "step_momentum", "step_adam"]);
-        Update { layout, pipelines, max_dim }
+        let layout = layout(
+            device,
+            "update",
+            &[Access::Read, rw, rw, rw, rw, Access::Uniform],
+        );
+        let pipelines = pipelines(
+            device,
+            "update",
+            &layout,
+            &["finalize", "step_plain", "step_momentum", "step_adam"],
+        );
+        Update {
+            layout,
+            pipelines,
+            max_dim,
+        }
     }
 
     /// sums (len + 1) · w, g, m1, m2 (len).
@@ -352,7 +489,12 @@ impl Update {
         Bound::new(device, "update", &self.layout, &[sums, w, g, m1, m2], dims)
     }
 
-    pub(crate) fn encode(&self, pass: &mut wgpu::ComputePass<'_>, b: &Bound<UpdateDims>, entry: UpdateEntry) {
+    pub(crate) fn encode(
+        &self,
+        pass: &mut wgpu::ComputePass<'_>,
+        b: &Bound<UpdateDims>,
+        entry: UpdateEntry,
+    ) {
         let (x, y) = grid(b.dims.len.div_ceil(256), self.max_dim);
         dispatch(pass, &self.pipelines[entry as usize], &b.group, (x, y, 1));
     }
@@ -377,9 +519,24 @@ pub(crate) struct Gather {
 impl Gather {
     fn new(device: &wgpu::Device, max_dim: u32) -> Self {
         let r = Access::Read;
-        let layout = layout(device, "gather", &[r, r, r, Access::ReadWrite, Access::ReadWrite, Access::Uniform]);
+        let layout = layout(
+            device,
+            "gather",
+            &[
+                r,
+                r,
+                r,
+                Access::ReadWrite,
+                Access::ReadWrite,
+                Access::Uniform,
+            ],
+        );
         let pipeline = pipelines(device, "gather", &layout, &["main"]).remove(0);
-        Gather { layout, pipeline, max_dim }
+        Gather {
+            layout,
+            pipeline,
+            max_dim,
+        }
     }
 
     /// x (rows, n) · labels (rows) · idx (batch) · batch_x (batch, n) · batch_labels (batch).
@@ -394,7 +551,13 @@ impl Gather {
         batch_labels: &wgpu::Buffer,
         dims: GatherDims,
     ) -> Bound<GatherDims> {
-        Bound::new(device, "gather", &self.layout, &[x, labels, idx, batch_x, batch_labels], dims)
+        Bound::new(
+            device,
+            "gather",
+            &self.layout,
+            &[x, labels, idx, batch_x, batch_labels],
+            dims,
+        )
     }
 
     pub(crate) fn encode(&self, pass: &mut wgpu::ComputePass<'_>, b: &Bound<GatherDims>) {

@@ -8,7 +8,8 @@ use ndarray::ArrayView2;
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::kernels::{
-    Bound, GatherDims, GradientDims, LogitsDims, ReduceDims, SoftmaxDims, TILE, UpdateDims, UpdateEntry,
+    Bound, GatherDims, GradientDims, LogitsDims, ReduceDims, SoftmaxDims, TILE, UpdateDims,
+    UpdateEntry,
 };
 
 /// How the rows of a dataset are laid out in chunks on a device.
@@ -26,11 +27,19 @@ const TARGET_WORKGROUPS: u64 = 1024;
 impl ChunkPlan {
     /// The largest chunk that keeps X (rows·n·4 bytes), Z (rows·K·4 bytes) and every
     /// dispatch dimension within the device's limits, capped by `requested` when given.
-    pub fn new(m: usize, n: usize, k: usize, limits: &wgpu::Limits, requested: Option<usize>) -> Result<Self> {
+    pub fn new(
+        m: usize,
+        n: usize,
+        k: usize,
+        limits: &wgpu::Limits,
+        requested: Option<usize>,
+    ) -> Result<Self> {
         if let Some(0) = requested {
             return Err(Error::setting("chunk_rows", 0, "must be at least 1"));
         }
-        let max_bytes = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+        let max_bytes = limits
+            .max_storage_buffer_binding_size
+            .min(limits.max_buffer_size);
         let by_x = max_bytes / (4 * n as u64);
         let by_z = max_bytes / (4 * k as u64);
         let by_dispatch = TILE as u64 * limits.max_compute_workgroups_per_dimension as u64;
@@ -43,7 +52,10 @@ impl ChunkPlan {
             });
         }
         let chunk_rows = requested.map_or(limit, |r| r.min(limit));
-        Ok(ChunkPlan { chunk_rows, chunks: m.div_ceil(chunk_rows) })
+        Ok(ChunkPlan {
+            chunk_rows,
+            chunks: m.div_ceil(chunk_rows),
+        })
     }
 
     /// Rows of chunk `c` of a dataset of m rows.
@@ -57,7 +69,10 @@ impl ChunkPlan {
 fn gradient_dims(rows: usize, n: usize, k: usize, max_blocks: u64) -> GradientDims {
     let tiles = (n as u64).div_ceil(TILE as u64) * (k as u64).div_ceil(TILE as u64);
     let max_useful = (rows as u64).div_ceil(TILE as u64);
-    let blocks = TARGET_WORKGROUPS.div_ceil(tiles).clamp(1, max_useful.max(1)).min(max_blocks.max(1));
+    let blocks = TARGET_WORKGROUPS
+        .div_ceil(tiles)
+        .clamp(1, max_useful.max(1))
+        .min(max_blocks.max(1));
     let rows_per_block = (rows as u64).div_ceil(blocks).next_multiple_of(TILE as u64) as u32;
     GradientDims {
         rows: rows as u32,
@@ -128,11 +143,16 @@ impl<'c> DeviceProblem<'c> {
         let plan = ChunkPlan::new(m, n, k, ctx.limits(), chunk_rows)?;
         let len = n * k + k;
         let stride = len + 1;
-        let max_bytes = ctx.limits().max_storage_buffer_binding_size.min(ctx.limits().max_buffer_size);
+        let max_bytes = ctx
+            .limits()
+            .max_storage_buffer_binding_size
+            .min(ctx.limits().max_buffer_size);
         let max_blocks = max_bytes / (4 * stride as u64);
         if max_blocks == 0 {
             return Err(Error::OutOfMemory {
-                context: format!("allocating the gradient: {n}×{k} parameters are over the device's {max_bytes}-byte buffer limit"),
+                context: format!(
+                    "allocating the gradient: {n}×{k} parameters are over the device's {max_bytes}-byte buffer limit"
+                ),
             });
         }
         let batch_capacity = batch_capacity.map(|b| b.min(plan.chunk_rows));
@@ -146,7 +166,8 @@ impl<'c> DeviceProblem<'c> {
         let sums = ctx.storage_buffer("reduced sums", 4 * stride as u64)?;
         let z = ctx.storage_buffer("logits z", 4 * (scratch_rows * k) as u64)?;
         let row_loss = ctx.storage_buffer("row losses", 4 * scratch_rows as u64)?;
-        let partials = ctx.storage_buffer("gradient partials", 4 * stride as u64 * partial_blocks)?;
+        let partials =
+            ctx.storage_buffer("gradient partials", 4 * stride as u64 * partial_blocks)?;
 
         let kernels = &ctx.kernels;
         let x_std = x.as_standard_layout();
@@ -155,35 +176,69 @@ impl<'c> DeviceProblem<'c> {
         for c in 0..plan.chunks {
             let rows = plan.rows_in(c, m);
             let start = c * plan.chunk_rows;
-            let x_buf = ctx.storage_buffer_with(&format!("x chunk {c}"), &x_flat[start * n..(start + rows) * n])?;
+            let x_buf = ctx.storage_buffer_with(
+                &format!("x chunk {c}"),
+                &x_flat[start * n..(start + rows) * n],
+            )?;
             let labels_buf = match labels {
-                Some(l) => ctx.storage_buffer_with(&format!("labels chunk {c}"), &l[start..start + rows])?,
+                Some(l) => {
+                    ctx.storage_buffer_with(&format!("labels chunk {c}"), &l[start..start + rows])?
+                }
                 None => ctx.storage_buffer("no labels", 4)?,
             };
             let chunk = ctx.scoped(&format!("binding chunk {c}"), |device| {
                 let gdims = gradient_dims(rows, n, k, max_blocks);
                 Chunk {
                     rows,
-                    logits: kernels.logits.bind(device, &x_buf, &w, &z, LogitsDims { rows: rows as u32, n: n as u32, k: k as u32, _pad: 0 }),
-                    softmax: kernels.softmax.bind(device, &labels_buf, &z, &row_loss, SoftmaxDims {
-                        rows: rows as u32,
-                        k: k as u32,
-                        has_labels: labels.is_some() as u32,
-                        _pad: 0,
-                    }),
-                    gradient: kernels.gradient.bind(device, &x_buf, &z, &row_loss, &partials, gdims),
-                    reduce_first: kernels.reduce.bind(device, &partials, &sums, ReduceDims {
-                        len: stride as u32,
-                        parts: gdims.blocks(),
-                        accumulate: 0,
-                        _pad: 0,
-                    }),
-                    reduce_next: kernels.reduce.bind(device, &partials, &sums, ReduceDims {
-                        len: stride as u32,
-                        parts: gdims.blocks(),
-                        accumulate: 1,
-                        _pad: 0,
-                    }),
+                    logits: kernels.logits.bind(
+                        device,
+                        &x_buf,
+                        &w,
+                        &z,
+                        LogitsDims {
+                            rows: rows as u32,
+                            n: n as u32,
+                            k: k as u32,
+                            _pad: 0,
+                        },
+                    ),
+                    softmax: kernels.softmax.bind(
+                        device,
+                        &labels_buf,
+                        &z,
+                        &row_loss,
+                        SoftmaxDims {
+                            rows: rows as u32,
+                            k: k as u32,
+                            has_labels: labels.is_some() as u32,
+                            _pad: 0,
+                        },
+                    ),
+                    gradient: kernels
+                        .gradient
+                        .bind(device, &x_buf, &z, &row_loss, &partials, gdims),
+                    reduce_first: kernels.reduce.bind(
+                        device,
+                        &partials,
+                        &sums,
+                        ReduceDims {
+                            len: stride as u32,
+                            parts: gdims.blocks(),
+                            accumulate: 0,
+                            _pad: 0,
+                        },
+                    ),
+                    reduce_next: kernels.reduce.bind(
+                        device,
+                        &partials,
+                        &sums,
+                        ReduceDims {
+                            len: stride as u32,
+                            parts: gdims.blocks(),
+                            accumulate: 1,
+                            _pad: 0,
+                        },
+                    ),
                     x: x_buf,
                     labels: labels_buf,
                 }
@@ -196,7 +251,11 @@ impl<'c> DeviceProblem<'c> {
             inv_m: 1.0 / m as f32,
             ..bytemuck::Zeroable::zeroed()
         };
-        let update_full = ctx.scoped("binding the update", |device| kernels.update.bind(device, &sums, &w, &g, &m1, &m2, update_dims))?;
+        let update_full = ctx.scoped("binding the update", |device| {
+            kernels
+                .update
+                .bind(device, &sums, &w, &g, &m1, &m2, update_dims)
+        })?;
 
         let mut problem = DeviceProblem {
             ctx,
@@ -236,18 +295,74 @@ impl<'c> DeviceProblem<'c> {
             gathers: self
                 .chunks
                 .iter()
-                .map(|c| kernels.gather.bind(device, &c.x, &c.labels, &idx, &bx, &bl, GatherDims { batch: 0, n: n as u32, _pad: [0; 2] }))
+                .map(|c| {
+                    kernels.gather.bind(
+                        device,
+                        &c.x,
+                        &c.labels,
+                        &idx,
+                        &bx,
+                        &bl,
+                        GatherDims {
+                            batch: 0,
+                            n: n as u32,
+                            _pad: [0; 2],
+                        },
+                    )
+                })
                 .collect(),
-            logits: kernels.logits.bind(device, &bx, &self.w, &self.z, LogitsDims { rows: 0, n: n as u32, k: k as u32, _pad: 0 }),
-            softmax: kernels.softmax.bind(device, &bl, &self.z, &self.row_loss, SoftmaxDims { rows: 0, k: k as u32, has_labels: 1, _pad: 0 }),
-            gradient: kernels.gradient.bind(device, &bx, &self.z, &self.row_loss, &self.partials, gdims),
-            reduce: kernels.reduce.bind(device, &self.partials, &self.sums, ReduceDims {
-                len: (n * k + k + 1) as u32,
-                parts: gdims.blocks(),
-                accumulate: 0,
-                _pad: 0,
-            }),
-            update: kernels.update.bind(device, &self.sums, &self.w, &self.g, &self.m1, &self.m2, update_dims),
+            logits: kernels.logits.bind(
+                device,
+                &bx,
+                &self.w,
+                &self.z,
+                LogitsDims {
+                    rows: 0,
+                    n: n as u32,
+                    k: k as u32,
+                    _pad: 0,
+                },
+            ),
+            softmax: kernels.softmax.bind(
+                device,
+                &bl,
+                &self.z,
+                &self.row_loss,
+                SoftmaxDims {
+                    rows: 0,
+                    k: k as u32,
+                    has_labels: 1,
+                    _pad: 0,
+                },
+            ),
+            gradient: kernels.gradient.bind(
+                device,
+                &bx,
+                &self.z,
+                &self.row_loss,
+                &self.partials,
+                gdims,
+            ),
+            reduce: kernels.reduce.bind(
+                device,
+                &self.partials,
+                &self.sums,
+                ReduceDims {
+                    len: (n * k + k + 1) as u32,
+                    parts: gdims.blocks(),
+                    accumulate: 0,
+                    _pad: 0,
+                },
+            ),
+            update: kernels.update.bind(
+                device,
+                &self.sums,
+                &self.w,
+                &self.g,
+                &self.m1,
+                &self.m2,
+                update_dims,
+            ),
             idx,
         })
     }
@@ -259,18 +374,26 @@ impl<'c> DeviceProblem<'c> {
 
     /// Writes w = (Θ row-major, b).
     pub(crate) fn set_params(&self, w: &[f32]) {
-        self.ctx.queue.write_buffer(&self.w, 0, bytemuck::cast_slice(w));
+        self.ctx
+            .queue
+            .write_buffer(&self.w, 0, bytemuck::cast_slice(w));
     }
 
     /// Zeroes the optimizer state.
     pub(crate) fn reset_state(&self) {
         let zeros = vec![0f32; self.len()];
-        self.ctx.queue.write_buffer(&self.m1, 0, bytemuck::cast_slice(&zeros));
-        self.ctx.queue.write_buffer(&self.m2, 0, bytemuck::cast_slice(&zeros));
+        self.ctx
+            .queue
+            .write_buffer(&self.m1, 0, bytemuck::cast_slice(&zeros));
+        self.ctx
+            .queue
+            .write_buffer(&self.m2, 0, bytemuck::cast_slice(&zeros));
     }
 
     fn encoder(&self, label: &str) -> wgpu::CommandEncoder {
-        self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
+        self.ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
     }
 
     /// Records the full-batch pass: per chunk logits → softmax → gradient partials →
@@ -281,9 +404,18 @@ impl<'c> DeviceProblem<'c> {
             kernels.logits.encode(pass, &chunk.logits);
             kernels.softmax.encode(pass, &chunk.softmax);
             kernels.gradient.encode(pass, &chunk.gradient);
-            kernels.reduce.encode(pass, if c == 0 { &chunk.reduce_first } else { &chunk.reduce_next });
+            kernels.reduce.encode(
+                pass,
+                if c == 0 {
+                    &chunk.reduce_first
+                } else {
+                    &chunk.reduce_next
+                },
+            );
         }
-        kernels.update.encode(pass, &self.update_full, UpdateEntry::Finalize);
+        kernels
+            .update
+            .encode(pass, &self.update_full, UpdateEntry::Finalize);
     }
 
     /// Sets the hyper-parameters the full-batch finalize and step read.
@@ -294,15 +426,25 @@ impl<'c> DeviceProblem<'c> {
 
     /// Full-batch gradient into g, optionally followed by one optimizer step, as one
     /// submission. With `gradient_ready` the gradient pass is skipped (g is current).
-    pub(crate) fn full_step(&mut self, step: Option<UpdateEntry>, gradient_ready: bool) -> Result<()> {
+    pub(crate) fn full_step(
+        &mut self,
+        step: Option<UpdateEntry>,
+        gradient_ready: bool,
+    ) -> Result<()> {
         let mut encoder = self.encoder("full-batch step");
         {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("full-batch step"), timestamp_writes: None });
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("full-batch step"),
+                timestamp_writes: None,
+            });
             if !gradient_ready {
                 self.record_full_gradient(&mut pass);
             }
             if let Some(entry) = step {
-                self.ctx.kernels.update.encode(&mut pass, &self.update_full, entry);
+                self.ctx
+                    .kernels
+                    .update
+                    .encode(&mut pass, &self.update_full, entry);
             }
         }
         self.ctx.submit(encoder.finish());
@@ -311,39 +453,87 @@ impl<'c> DeviceProblem<'c> {
 
     /// One mini-batch step: gather rows `local` of chunk `chunk`, its gradient (mean over
     /// the batch, + λΘ), then the optimizer step, as one submission.
-    pub(crate) fn batch_step(&mut self, chunk: usize, local: &[u32], dims: StepDims, entry: UpdateEntry) -> Result<()> {
+    pub(crate) fn batch_step(
+        &mut self,
+        chunk: usize,
+        local: &[u32],
+        dims: StepDims,
+        entry: UpdateEntry,
+    ) -> Result<()> {
         let queue = &self.ctx.queue;
         let (n, k) = (self.n, self.k);
         let max_blocks = self.max_blocks;
         let Some(slot) = self.batch.as_mut() else {
-            return Err(Error::setting("batch_size", local.len(), "no mini-batch buffers were reserved"));
+            return Err(Error::setting(
+                "batch_size",
+                local.len(),
+                "no mini-batch buffers were reserved",
+            ));
         };
         let rows = local.len();
         if rows == 0 || rows > slot.capacity || chunk >= slot.gathers.len() {
-            return Err(Error::setting("batch_size", rows, format!("must be between 1 and {}", slot.capacity)));
+            return Err(Error::setting(
+                "batch_size",
+                rows,
+                format!("must be between 1 and {}", slot.capacity),
+            ));
         }
         queue.write_buffer(&slot.idx, 0, bytemuck::cast_slice(local));
         let g = &mut slot.gathers[chunk];
-        g.set(queue, GatherDims { batch: rows as u32, ..g.dims });
-        slot.logits.set(queue, LogitsDims { rows: rows as u32, ..slot.logits.dims });
-        slot.softmax.set(queue, SoftmaxDims { rows: rows as u32, ..slot.softmax.dims });
+        g.set(
+            queue,
+            GatherDims {
+                batch: rows as u32,
+                ..g.dims
+            },
+        );
+        slot.logits.set(
+            queue,
+            LogitsDims {
+                rows: rows as u32,
+                ..slot.logits.dims
+            },
+        );
+        slot.softmax.set(
+            queue,
+            SoftmaxDims {
+                rows: rows as u32,
+                ..slot.softmax.dims
+            },
+        );
         let gdims = gradient_dims(rows, n, k, max_blocks);
         slot.gradient.set(queue, gdims);
-        slot.reduce.set(queue, ReduceDims { parts: gdims.blocks(), ..slot.reduce.dims });
+        slot.reduce.set(
+            queue,
+            ReduceDims {
+                parts: gdims.blocks(),
+                ..slot.reduce.dims
+            },
+        );
         let mut ud = dims.apply(slot.update.dims);
         ud.inv_m = 1.0 / rows as f32;
         slot.update.set(queue, ud);
 
         let kernels = &self.ctx.kernels;
-        let mut encoder = self.ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some("mini-batch step") });
+        let mut encoder = self
+            .ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor {
+                label: Some("mini-batch step"),
+            });
         {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("mini-batch step"), timestamp_writes: None });
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("mini-batch step"),
+                timestamp_writes: None,
+            });
             kernels.gather.encode(&mut pass, &slot.gathers[chunk]);
             kernels.logits.encode(&mut pass, &slot.logits);
             kernels.softmax.encode(&mut pass, &slot.softmax);
             kernels.gradient.encode(&mut pass, &slot.gradient);
             kernels.reduce.encode(&mut pass, &slot.reduce);
-            kernels.update.encode(&mut pass, &slot.update, UpdateEntry::Finalize);
+            kernels
+                .update
+                .encode(&mut pass, &slot.update, UpdateEntry::Finalize);
             kernels.update.encode(&mut pass, &slot.update, entry);
         }
         self.ctx.submit(encoder.finish());
@@ -353,10 +543,20 @@ impl<'c> DeviceProblem<'c> {
     /// Reads back (Σ_i −log P[i, y], g, w) after a full-batch gradient pass.
     pub(crate) fn read_loss_gradient_params(&self) -> Result<(f64, Vec<f32>, Vec<f32>)> {
         let len = self.len();
-        let mut out = self.ctx.read_f32(&[(&self.sums, len as u64, 1), (&self.g, 0, len), (&self.w, 0, len)], "reading the loss and gradient")?;
+        let mut out = self.ctx.read_f32(
+            &[
+                (&self.sums, len as u64, 1),
+                (&self.g, 0, len),
+                (&self.w, 0, len),
+            ],
+            "reading the loss and gradient",
+        )?;
         let w = out.pop().unwrap_or_default();
         let g = out.pop().unwrap_or_default();
-        let loss_sum = out.pop().and_then(|v| v.first().copied()).unwrap_or(f32::NAN);
+        let loss_sum = out
+            .pop()
+            .and_then(|v| v.first().copied())
+            .unwrap_or(f32::NAN);
         Ok((f64::from(loss_sum), g, w))
     }
 
@@ -367,12 +567,21 @@ impl<'c> DeviceProblem<'c> {
         for (c, chunk) in self.chunks.iter().enumerate() {
             let mut encoder = self.encoder("forward");
             {
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some("forward"), timestamp_writes: None });
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("forward"),
+                    timestamp_writes: None,
+                });
                 kernels.logits.encode(&mut pass, &chunk.logits);
                 kernels.softmax.encode(&mut pass, &chunk.softmax);
             }
             self.ctx.submit(encoder.finish());
-            let out = self.ctx.read_f32(&[(&self.z, 0, chunk.rows * self.k), (&self.row_loss, 0, chunk.rows)], "reading predictions")?;
+            let out = self.ctx.read_f32(
+                &[
+                    (&self.z, 0, chunk.rows * self.k),
+                    (&self.row_loss, 0, chunk.rows),
+                ],
+                "reading predictions",
+            )?;
             each(c * self.plan.chunk_rows, &out[0], &out[1]);
         }
         Ok(())

@@ -6,17 +6,28 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
-use crate::gpu::kernels::{GatherDims, GradientDims, LogitsDims, ReduceDims, SoftmaxDims, UpdateDims, UpdateEntry};
+use crate::gpu::kernels::{
+    GatherDims, GradientDims, LogitsDims, ReduceDims, SoftmaxDims, UpdateDims, UpdateEntry,
+};
 use crate::reference::Step;
 
 fn std_slice<'a>(a: &'a ndarray::CowArray<'a, f32, ndarray::Ix2>) -> &'a [f32] {
     a.as_slice().unwrap_or(&[])
 }
 
-fn run(ctx: &GpuContext, label: &str, record: impl FnOnce(&mut wgpu::ComputePass<'_>)) -> Result<()> {
-    let mut encoder = ctx.device.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
+fn run(
+    ctx: &GpuContext,
+    label: &str,
+    record: impl FnOnce(&mut wgpu::ComputePass<'_>),
+) -> Result<()> {
+    let mut encoder = ctx
+        .device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) });
     {
-        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor { label: Some(label), timestamp_writes: None });
+        let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+            label: Some(label),
+            timestamp_writes: None,
+        });
         record(&mut pass);
     }
     ctx.submit(encoder.finish());
@@ -24,23 +35,46 @@ fn run(ctx: &GpuContext, label: &str, record: impl FnOnce(&mut wgpu::ComputePass
 }
 
 /// logits.wgsl: Z = XΘ + 1bᵀ for x (rows, n), theta (n, K), bias (K).
-pub fn logits(ctx: &GpuContext, x: ArrayView2<'_, f32>, theta: ArrayView2<'_, f32>, bias: ArrayView1<'_, f32>) -> Result<Array2<f32>> {
+pub fn logits(
+    ctx: &GpuContext,
+    x: ArrayView2<'_, f32>,
+    theta: ArrayView2<'_, f32>,
+    bias: ArrayView1<'_, f32>,
+) -> Result<Array2<f32>> {
     let ((rows, n), k) = (x.dim(), bias.len());
     crate::oracle::check_params(theta, bias, n, k)?;
     let xs = x.as_standard_layout();
     let xb = ctx.storage_buffer_with("x", std_slice(&xs))?;
     let wb = ctx.storage_buffer_with("w", &crate::oracle::flatten(theta, bias))?;
     let zb = ctx.storage_buffer("z", 4 * (rows * k) as u64)?;
-    let dims = LogitsDims { rows: rows as u32, n: n as u32, k: k as u32, _pad: 0 };
-    let bound = ctx.scoped("binding logits", |d| ctx.kernels.logits.bind(d, &xb, &wb, &zb, dims))?;
-    run(ctx, "logits", |pass| ctx.kernels.logits.encode(pass, &bound))?;
-    let z = ctx.read_f32(&[(&zb, 0, rows * k)], "reading logits")?.remove(0);
-    Array2::from_shape_vec((rows, k), z).map_err(|e| Error::Gpu { context: "logits".into(), message: e.to_string() })
+    let dims = LogitsDims {
+        rows: rows as u32,
+        n: n as u32,
+        k: k as u32,
+        _pad: 0,
+    };
+    let bound = ctx.scoped("binding logits", |d| {
+        ctx.kernels.logits.bind(d, &xb, &wb, &zb, dims)
+    })?;
+    run(ctx, "logits", |pass| {
+        ctx.kernels.logits.encode(pass, &bound)
+    })?;
+    let z = ctx
+        .read_f32(&[(&zb, 0, rows * k)], "reading logits")?
+        .remove(0);
+    Array2::from_shape_vec((rows, k), z).map_err(|e| Error::Gpu {
+        context: "logits".into(),
+        message: e.to_string(),
+    })
 }
 
 /// softmax.wgsl: (P − Y, per-row −log P[r, y]) from logits z (rows, K). With no labels,
 /// P and zero losses.
-pub fn softmax(ctx: &GpuContext, z: ArrayView2<'_, f32>, labels: Option<&[u32]>) -> Result<(Array2<f32>, Array1<f32>)> {
+pub fn softmax(
+    ctx: &GpuContext,
+    z: ArrayView2<'_, f32>,
+    labels: Option<&[u32]>,
+) -> Result<(Array2<f32>, Array1<f32>)> {
     let (rows, k) = z.dim();
     let zs = z.as_standard_layout();
     let lb = match labels {
@@ -49,13 +83,26 @@ pub fn softmax(ctx: &GpuContext, z: ArrayView2<'_, f32>, labels: Option<&[u32]>)
     };
     let zb = ctx.storage_buffer_with("z", std_slice(&zs))?;
     let rb = ctx.storage_buffer("row loss", 4 * rows as u64)?;
-    let dims = SoftmaxDims { rows: rows as u32, k: k as u32, has_labels: labels.is_some() as u32, _pad: 0 };
-    let bound = ctx.scoped("binding softmax", |d| ctx.kernels.softmax.bind(d, &lb, &zb, &rb, dims))?;
-    run(ctx, "softmax", |pass| ctx.kernels.softmax.encode(pass, &bound))?;
+    let dims = SoftmaxDims {
+        rows: rows as u32,
+        k: k as u32,
+        has_labels: labels.is_some() as u32,
+        _pad: 0,
+    };
+    let bound = ctx.scoped("binding softmax", |d| {
+        ctx.kernels.softmax.bind(d, &lb, &zb, &rb, dims)
+    })?;
+    run(ctx, "softmax", |pass| {
+        ctx.kernels.softmax.encode(pass, &bound)
+    })?;
     let mut out = ctx.read_f32(&[(&zb, 0, rows * k), (&rb, 0, rows)], "reading softmax")?;
     let loss = Array1::from_vec(out.pop().unwrap_or_default());
-    let p = Array2::from_shape_vec((rows, k), out.pop().unwrap_or_default())
-        .map_err(|e| Error::Gpu { context: "softmax".into(), message: e.to_string() })?;
+    let p = Array2::from_shape_vec((rows, k), out.pop().unwrap_or_default()).map_err(|e| {
+        Error::Gpu {
+            context: "softmax".into(),
+            message: e.to_string(),
+        }
+    })?;
     Ok((p, loss))
 }
 
@@ -73,24 +120,48 @@ pub fn gradient_partials(
         return Err(Error::shape("d", &[rows, k], d.shape()));
     }
     if rows_per_block == 0 || rows_per_block % 16 != 0 {
-        return Err(Error::setting("rows_per_block", rows_per_block, "must be a positive multiple of 16"));
+        return Err(Error::setting(
+            "rows_per_block",
+            rows_per_block,
+            "must be a positive multiple of 16",
+        ));
     }
     let stride = n * k + k + 1;
-    let dims = GradientDims { rows: rows as u32, n: n as u32, k: k as u32, rows_per_block: rows_per_block as u32, stride: stride as u32, _pad: [0; 3] };
+    let dims = GradientDims {
+        rows: rows as u32,
+        n: n as u32,
+        k: k as u32,
+        rows_per_block: rows_per_block as u32,
+        stride: stride as u32,
+        _pad: [0; 3],
+    };
     let blocks = dims.blocks() as usize;
     let (xs, ds) = (x.as_standard_layout(), d.as_standard_layout());
     let xb = ctx.storage_buffer_with("x", std_slice(&xs))?;
     let db = ctx.storage_buffer_with("d", std_slice(&ds))?;
     let rb = ctx.storage_buffer_with("row loss", &row_loss.to_vec())?;
     let pb = ctx.storage_buffer("partials", 4 * (blocks * stride) as u64)?;
-    let bound = ctx.scoped("binding gradient", |dev| ctx.kernels.gradient.bind(dev, &xb, &db, &rb, &pb, dims))?;
-    run(ctx, "gradient", |pass| ctx.kernels.gradient.encode(pass, &bound))?;
-    let p = ctx.read_f32(&[(&pb, 0, blocks * stride)], "reading partials")?.remove(0);
-    Array2::from_shape_vec((blocks, stride), p).map_err(|e| Error::Gpu { context: "gradient".into(), message: e.to_string() })
+    let bound = ctx.scoped("binding gradient", |dev| {
+        ctx.kernels.gradient.bind(dev, &xb, &db, &rb, &pb, dims)
+    })?;
+    run(ctx, "gradient", |pass| {
+        ctx.kernels.gradient.encode(pass, &bound)
+    })?;
+    let p = ctx
+        .read_f32(&[(&pb, 0, blocks * stride)], "reading partials")?
+        .remove(0);
+    Array2::from_shape_vec((blocks, stride), p).map_err(|e| Error::Gpu {
+        context: "gradient".into(),
+        message: e.to_string(),
+    })
 }
 
 /// reduce.wgsl: `initial + Σ_p partials[p, :]` (summed in order p = 0, 1, …).
-pub fn reduce(ctx: &GpuContext, partials: ArrayView2<'_, f32>, initial: Option<&[f32]>) -> Result<Vec<f32>> {
+pub fn reduce(
+    ctx: &GpuContext,
+    partials: ArrayView2<'_, f32>,
+    initial: Option<&[f32]>,
+) -> Result<Vec<f32>> {
     let (parts, len) = partials.dim();
     let ps = partials.as_standard_layout();
     let pb = ctx.storage_buffer_with("partials", std_slice(&ps))?;
@@ -98,9 +169,18 @@ pub fn reduce(ctx: &GpuContext, partials: ArrayView2<'_, f32>, initial: Option<&
         Some(v) => ctx.storage_buffer_with("out", v)?,
         None => ctx.storage_buffer("out", 4 * len as u64)?,
     };
-    let dims = ReduceDims { len: len as u32, parts: parts as u32, accumulate: initial.is_some() as u32, _pad: 0 };
-    let bound = ctx.scoped("binding reduce", |d| ctx.kernels.reduce.bind(d, &pb, &ob, dims))?;
-    run(ctx, "reduce", |pass| ctx.kernels.reduce.encode(pass, &bound))?;
+    let dims = ReduceDims {
+        len: len as u32,
+        parts: parts as u32,
+        accumulate: initial.is_some() as u32,
+        _pad: 0,
+    };
+    let bound = ctx.scoped("binding reduce", |d| {
+        ctx.kernels.reduce.bind(d, &pb, &ob, dims)
+    })?;
+    run(ctx, "reduce", |pass| {
+        ctx.kernels.reduce.encode(pass, &bound)
+    })?;
     Ok(ctx.read_f32(&[(&ob, 0, len)], "reading reduce")?.remove(0))
 }
 
@@ -127,24 +207,44 @@ pub fn update(
     let gb = ctx.storage_buffer("g", 4 * len as u64)?;
     let m1b = ctx.storage_buffer_with("m1", m1)?;
     let m2b = ctx.storage_buffer_with("m2", m2)?;
-    let mut dims = UpdateDims { len: len as u32, nk: nk as u32, inv_m, l2, lr, ..bytemuck::Zeroable::zeroed() };
+    let mut dims = UpdateDims {
+        len: len as u32,
+        nk: nk as u32,
+        inv_m,
+        l2,
+        lr,
+        ..bytemuck::Zeroable::zeroed()
+    };
     let entry = match step {
         Step::Plain => UpdateEntry::Plain,
         Step::Momentum { momentum } => {
             dims.momentum = momentum;
             UpdateEntry::Momentum
         }
-        Step::Adam { beta1, beta2, eps, c1, c2 } => {
+        Step::Adam {
+            beta1,
+            beta2,
+            eps,
+            c1,
+            c2,
+        } => {
             (dims.beta1, dims.beta2, dims.eps, dims.c1, dims.c2) = (beta1, beta2, eps, c1, c2);
             UpdateEntry::Adam
         }
     };
-    let bound = ctx.scoped("binding update", |d| ctx.kernels.update.bind(d, &sb, &wb, &gb, &m1b, &m2b, dims))?;
+    let bound = ctx.scoped("binding update", |d| {
+        ctx.kernels.update.bind(d, &sb, &wb, &gb, &m1b, &m2b, dims)
+    })?;
     run(ctx, "update", |pass| {
-        ctx.kernels.update.encode(pass, &bound, UpdateEntry::Finalize);
+        ctx.kernels
+            .update
+            .encode(pass, &bound, UpdateEntry::Finalize);
         ctx.kernels.update.encode(pass, &bound, entry);
     })?;
-    let mut out = ctx.read_f32(&[(&wb, 0, len), (&gb, 0, len), (&m1b, 0, len), (&m2b, 0, len)], "reading update")?;
+    let mut out = ctx.read_f32(
+        &[(&wb, 0, len), (&gb, 0, len), (&m1b, 0, len), (&m2b, 0, len)],
+        "reading update",
+    )?;
     let m2 = out.pop().unwrap_or_default();
     let m1 = out.pop().unwrap_or_default();
     let g = out.pop().unwrap_or_default();
@@ -153,7 +253,12 @@ pub fn update(
 }
 
 /// gather.wgsl: rows `idx` of x (rows, n) and of labels.
-pub fn gather(ctx: &GpuContext, x: ArrayView2<'_, f32>, labels: &[u32], idx: &[u32]) -> Result<(Array2<f32>, Vec<u32>)> {
+pub fn gather(
+    ctx: &GpuContext,
+    x: ArrayView2<'_, f32>,
+    labels: &[u32],
+    idx: &[u32],
+) -> Result<(Array2<f32>, Vec<u32>)> {
     let (rows, n) = x.dim();
     if let Some(&bad) = idx.iter().find(|&&i| i as usize >= rows) {
         return Err(Error::setting("idx", bad, format!("must be below {rows}")));
@@ -165,12 +270,28 @@ pub fn gather(ctx: &GpuContext, x: ArrayView2<'_, f32>, labels: &[u32], idx: &[u
     let ib = ctx.storage_buffer_with("idx", idx)?;
     let bx = ctx.storage_buffer("batch x", 4 * (b * n) as u64)?;
     let bl = ctx.storage_buffer("batch labels", 4 * b as u64)?;
-    let dims = GatherDims { batch: b as u32, n: n as u32, _pad: [0; 2] };
-    let bound = ctx.scoped("binding gather", |d| ctx.kernels.gather.bind(d, &xb, &lb, &ib, &bx, &bl, dims))?;
-    run(ctx, "gather", |pass| ctx.kernels.gather.encode(pass, &bound))?;
+    let dims = GatherDims {
+        batch: b as u32,
+        n: n as u32,
+        _pad: [0; 2],
+    };
+    let bound = ctx.scoped("binding gather", |d| {
+        ctx.kernels.gather.bind(d, &xb, &lb, &ib, &bx, &bl, dims)
+    })?;
+    run(ctx, "gather", |pass| {
+        ctx.kernels.gather.encode(pass, &bound)
+    })?;
     let mut out = ctx.read_f32(&[(&bx, 0, b * n), (&bl, 0, b)], "reading gather")?;
-    let l: Vec<u32> = out.pop().unwrap_or_default().into_iter().map(f32::to_bits).collect();
-    let xg = Array2::from_shape_vec((b, n), out.pop().unwrap_or_default())
-        .map_err(|e| Error::Gpu { context: "gather".into(), message: e.to_string() })?;
+    let l: Vec<u32> = out
+        .pop()
+        .unwrap_or_default()
+        .into_iter()
+        .map(f32::to_bits)
+        .collect();
+    let xg =
+        Array2::from_shape_vec((b, n), out.pop().unwrap_or_default()).map_err(|e| Error::Gpu {
+            context: "gather".into(),
+            message: e.to_string(),
+        })?;
     Ok((xg, l))
 }

@@ -26,7 +26,13 @@ pub fn gpu() -> &'static GpuContext {
 /// Asserts `|got − want| ≤ atol + rtol·|want|` elementwise; on failure reports how many
 /// elements failed, the worst error and where.
 pub fn assert_close(what: &str, got: &[f64], want: &[f64], atol: f64, rtol: f64) {
-    assert_eq!(got.len(), want.len(), "{what}: {} values, expected {}", got.len(), want.len());
+    assert_eq!(
+        got.len(),
+        want.len(),
+        "{what}: {} values, expected {}",
+        got.len(),
+        want.len()
+    );
     let mut failed = 0usize;
     let mut worst = (0usize, 0.0f64, 0.0f64);
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
@@ -90,15 +96,25 @@ pub fn digits() -> Dataset {
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/digits.csv.gz");
     let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{path}: {e}"));
     let mut text = String::new();
-    flate2::read::GzDecoder::new(file).read_to_string(&mut text).expect("digits.csv.gz decompresses");
+    flate2::read::GzDecoder::new(file)
+        .read_to_string(&mut text)
+        .expect("digits.csv.gz decompresses");
     let mut x = Vec::new();
     let mut y = Vec::new();
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let values: Vec<f32> = line.split(',').map(|v| v.trim().parse().expect("numeric cell")).collect();
+        let values: Vec<f32> = line
+            .split(',')
+            .map(|v| v.trim().parse().expect("numeric cell"))
+            .collect();
         let (label, features) = values.split_last().expect("non-empty row");
         x.extend(features.iter().map(|v| v / 16.0));
         y.push(*label as u32);
     }
     let m = y.len();
-    Dataset::new(Array2::from_shape_vec((m, x.len() / m), x).expect("rectangular"), &y, 10).expect("digits are valid")
+    Dataset::new(
+        Array2::from_shape_vec((m, x.len() / m), x).expect("rectangular"),
+        &y,
+        10,
+    )
+    .expect("digits are valid")
 }

@@ -1,0 +1,155 @@
+//! Throughput of the loss-and-gradient step (the oracle: every kernel of one full-batch
+//! pass plus the readback of J and ∇J) at the shapes of BENCHMARKS.md, on the adapter the
+//! environment selects. Each shape is checked against the f64 CPU reference before it is
+//! timed. Upload, step and readback are reported separately.
+//!
+//! `BENCH_SHAPES=small,S1` picks shapes (default: all). Run with `cargo bench --bench step`.
+
+use std::time::{Duration, Instant};
+
+use criterion::{Criterion, Throughput};
+use ndarray::{Array1, Array2};
+use softmax_regression::{CpuOracle, Dataset, GpuContext, GpuOracle, Oracle, SplitMix64};
+
+struct Shape {
+    name: &'static str,
+    m: usize,
+    n: usize,
+    k: usize,
+}
+
+const SHAPES: [Shape; 4] = [
+    Shape {
+        name: "small",
+        m: 1797,
+        n: 64,
+        k: 10,
+    },
+    Shape {
+        name: "S1",
+        m: 60000,
+        n: 784,
+        k: 10,
+    },
+    Shape {
+        name: "S2",
+        m: 100000,
+        n: 256,
+        k: 100,
+    },
+    Shape {
+        name: "S3",
+        m: 20000,
+        n: 1024,
+        k: 1000,
+    },
+];
+
+fn problem(s: &Shape) -> (Dataset, Array2<f32>, Array1<f32>) {
+    let mut rng = SplitMix64::new(7);
+    let x = Array2::from_shape_simple_fn((s.m, s.n), || rng.normal() as f32);
+    let y: Vec<u32> = (0..s.m).map(|_| rng.below(s.k) as u32).collect();
+    let theta = Array2::from_shape_simple_fn((s.n, s.k), || (0.01 * rng.normal()) as f32);
+    let bias = Array1::zeros(s.k);
+    (Dataset::new(x, &y, s.k).expect("valid"), theta, bias)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn main() {
+    let ctx = GpuContext::from_env().unwrap_or_else(|e| panic!("benchmarks need an adapter: {e}"));
+    let wanted = std::env::var("BENCH_SHAPES").ok();
+    let mut criterion = Criterion::default()
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(3))
+        .configure_from_args();
+    let mut table = Vec::new();
+    for s in SHAPES.iter().filter(|s| {
+        wanted
+            .as_ref()
+            .is_none_or(|w| w.split(',').any(|n| n == s.name))
+    }) {
+        let (data, theta, bias) = problem(s);
+        let upload_started = Instant::now();
+        let mut oracle = GpuOracle::new(&ctx, &data, None).expect("upload");
+        let upload = upload_started.elapsed().as_secs_f64();
+
+        // Correct first: J and ∇J against the f64 reference.
+        let got = oracle
+            .loss_and_gradient(theta.view(), bias.view(), 1e-4)
+            .expect("step");
+        let want = CpuOracle::new(&data)
+            .loss_and_gradient(theta.view(), bias.view(), 1e-4)
+            .expect("reference");
+        let loss_rel = (got.loss - want.loss).abs() / want.loss;
+        let num: f64 = got
+            .theta
+            .iter()
+            .chain(&got.bias)
+            .zip(want.theta.iter().chain(&want.bias))
+            .map(|(a, b)| (a - b) * (a - b))
+            .sum();
+        let den: f64 = want.theta.iter().chain(&want.bias).map(|b| b * b).sum();
+        let grad_rel = (num / den).sqrt();
+        assert!(
+            loss_rel < 1e-5 && grad_rel < 1e-4,
+            "{}: loss error {loss_rel:e}, gradient error {grad_rel:e}",
+            s.name
+        );
+        println!(
+            "{}: J = {:.6} (ln K = {:.6}); matches the reference (loss {loss_rel:.1e}, gradient {grad_rel:.1e})",
+            s.name,
+            got.loss,
+            (s.k as f64).ln()
+        );
+
+        let mut group = criterion.benchmark_group("oracle_step");
+        group.throughput(Throughput::Elements(s.m as u64));
+        group.bench_function(s.name, |b| {
+            b.iter(|| {
+                oracle
+                    .loss_and_gradient(theta.view(), bias.view(), 1e-4)
+                    .expect("step")
+            })
+        });
+        group.finish();
+
+        // Our own medians for the table (criterion prints its own estimate above).
+        let times: Vec<f64> = (0..7)
+            .map(|_| {
+                let t = Instant::now();
+                oracle
+                    .loss_and_gradient(theta.view(), bias.view(), 1e-4)
+                    .expect("step");
+                t.elapsed().as_secs_f64()
+            })
+            .collect();
+        table.push((s, upload, median(times)));
+    }
+    println!("\nadapter: {}", ctx.describe());
+    println!(
+        "{:<6} {:>8} {:>6} {:>6} {:>10} {:>11} {:>13} {:>9} {:>9}",
+        "shape", "m", "n", "K", "upload s", "step ms", "samples/s", "GFLOP/s", "GB/s"
+    );
+    for (s, upload, step) in table {
+        let flops = 4.0 * (s.m * s.n * s.k) as f64;
+        let bytes = 4.0 * (s.m * s.n) as f64;
+        println!(
+            "{:<6} {:>8} {:>6} {:>6} {:>10.3} {:>11.3} {:>13.0} {:>9.1} {:>9.1}",
+            s.name,
+            s.m,
+            s.n,
+            s.k,
+            upload,
+            step * 1e3,
+            s.m as f64 / step,
+            flops / step / 1e9,
+            bytes / step / 1e9
+        );
+    }
+    criterion.final_summary();
+}

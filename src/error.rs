@@ -109,6 +109,22 @@ pub enum Error {
         /// The driver's message.
         message: String,
     },
+    /// A file could not be read or written.
+    #[error("{path}: {message}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What went wrong, as one sentence.
+        message: String,
+    },
+    /// A model file is not a valid model.
+    #[error("{path}: {message}")]
+    ModelFile {
+        /// The file.
+        path: String,
+        /// What is wrong with it.
+        message: String,
+    },
     /// A wait on the device did not finish in time.
     #[error(
         "the GPU did not finish {context} within {seconds} s; the device may be hung or far too slow for this problem size"

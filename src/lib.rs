@@ -17,8 +17,10 @@
 
 mod dataset;
 mod error;
+pub mod formats;
 pub mod gpu;
 mod model;
+pub mod model_file;
 mod oracle;
 pub mod reference;
 mod rng;

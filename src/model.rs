@@ -201,7 +201,7 @@ pub(crate) enum Evaluator<'c, 'd> {
         data: &'d Dataset,
     },
     Gpu {
-        problem: DeviceProblem<'c>,
+        problem: Box<DeviceProblem<'c>>,
         data: &'d Dataset,
     },
 }
@@ -214,14 +214,14 @@ impl<'c, 'd> Evaluator<'c, 'd> {
                 data,
             },
             Backend::Gpu(ctx) => Evaluator::Gpu {
-                problem: DeviceProblem::new(
+                problem: Box::new(DeviceProblem::new(
                     ctx,
                     data.x(),
                     Some(data.labels()),
                     data.n_classes(),
                     None,
                     None,
-                )?,
+                )?),
                 data,
             },
         })

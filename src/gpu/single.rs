@@ -119,7 +119,7 @@ pub fn gradient_partials(
     if d.nrows() != rows || row_loss.len() != rows {
         return Err(Error::shape("d", &[rows, k], d.shape()));
     }
-    if rows_per_block == 0 || rows_per_block % 16 != 0 {
+    if rows_per_block == 0 || !rows_per_block.is_multiple_of(16) {
         return Err(Error::setting(
             "rows_per_block",
             rows_per_block,

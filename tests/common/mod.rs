@@ -38,9 +38,9 @@ pub fn assert_close(what: &str, got: &[f64], want: &[f64], atol: f64, rtol: f64)
     for (i, (&g, &w)) in got.iter().zip(want).enumerate() {
         let err = (g - w).abs();
         let excess = err - (atol + rtol * w.abs());
-        if !(excess <= 0.0) {
+        if excess.is_nan() || excess > 0.0 {
             failed += 1;
-            if !(err <= worst.1) {
+            if err.is_nan() || err > worst.1 {
                 worst = (i, err, w);
             }
         }

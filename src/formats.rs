@@ -1,0 +1,2481 @@
+//! Readers for the training binary's input files: CSV, NPY, IDX and LIBSVM feature files
+//! (CSV, IDX and LIBSVM optionally gzipped), separate label files, and the mapping of raw
+//! labels to class numbers.
+//!
+//! Everything wrong with a file's contents comes back as a [`FormatError`]: one sentence
+//! naming the file and, where it applies, the row (as an editor numbers lines, from 1)
+//! and column (from 1). Nothing here panics on input, and sizes read from headers are
+//! checked before anything is allocated from them.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use flate2::read::MultiGzDecoder;
+use ndarray::Array2;
+
+/// File formats, chosen by extension unless given.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    /// Comma-separated text, one sample per line, optionally with a header row.
+    Csv,
+    /// NumPy `.npy` array.
+    Npy,
+    /// The IDX format of MNIST (`train-images-idx3-ubyte` and friends).
+    Idx,
+    /// LIBSVM / SVMlight sparse text: `label index:value ...`.
+    Libsvm,
+}
+
+impl Format {
+    /// By extension: `.csv`, `.csv.gz` → Csv; `.npy` → Npy; names containing `-idx` or
+    /// `.idx` followed by `-ubyte` (`train-images-idx3-ubyte`, `t10k-labels-idx1-ubyte.gz`),
+    /// or ending `.idx`/`.idx.gz` → Idx; `.svm`, `.libsvm` (optionally `.gz`) → Libsvm.
+    /// `None` otherwise. Case is ignored.
+    pub fn from_path(path: &Path) -> Option<Format> {
+        let name = path.file_name()?.to_string_lossy().to_ascii_lowercase();
+        let (base, gzipped) = match name.strip_suffix(".gz") {
+            Some(base) => (base, true),
+            None => (name.as_str(), false),
+        };
+        if base.ends_with(".csv") {
+            return Some(Format::Csv);
+        }
+        // NumPy never writes compressed .npy, so a `.npy.gz` is something else.
+        if base.ends_with(".npy") && !gzipped {
+            return Some(Format::Npy);
+        }
+        if base.ends_with(".svm") || base.ends_with(".libsvm") {
+            return Some(Format::Libsvm);
+        }
+        let idx_ubyte = ["-idx", ".idx"].iter().any(|marker| {
+            base.find(marker)
+                .is_some_and(|at| base[at..].contains("-ubyte"))
+        });
+        if base.ends_with(".idx") || idx_ubyte {
+            return Some(Format::Idx);
+        }
+        None
+    }
+
+    /// The name used on the command line: `"csv"`, `"npy"`, `"idx"` or `"libsvm"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Format::Csv => "csv",
+            Format::Npy => "npy",
+            Format::Idx => "idx",
+            Format::Libsvm => "libsvm",
+        }
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Format {
+    type Err = String;
+
+    /// Accepts the names from [`Format::name`], ignoring case.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "csv" => Ok(Format::Csv),
+            "npy" => Ok(Format::Npy),
+            "idx" => Ok(Format::Idx),
+            "libsvm" => Ok(Format::Libsvm),
+            _ => Err(format!(
+                "unknown format {s:?}; valid formats are csv, npy, idx and libsvm"
+            )),
+        }
+    }
+}
+
+/// Which column of a CSV holds the label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LabelColumn {
+    /// The last column (the default).
+    #[default]
+    Last,
+    /// The first column.
+    First,
+    /// The column with this 0-based index.
+    Index(usize),
+}
+
+impl fmt::Display for LabelColumn {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            LabelColumn::Last => f.write_str("last"),
+            LabelColumn::First => f.write_str("first"),
+            LabelColumn::Index(i) => write!(f, "{i}"),
+        }
+    }
+}
+
+impl FromStr for LabelColumn {
+    type Err = String;
+
+    /// `"last"`, `"first"` (any case) or a 0-based column number.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let t = s.trim();
+        match t.to_ascii_lowercase().as_str() {
+            "last" => Ok(LabelColumn::Last),
+            "first" => Ok(LabelColumn::First),
+            _ => t.parse::<usize>().map(LabelColumn::Index).map_err(|_| {
+                format!(
+                    "label column {s:?} is not valid; use \"first\", \"last\" or a column number counted from 0"
+                )
+            }),
+        }
+    }
+}
+
+/// How [`load`] reads a file.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    /// The format; `None` picks it with [`Format::from_path`] on the data path.
+    pub format: Option<Format>,
+    /// A separate labels file: an integer (or string) `.npy` array of shape `(m,)`, an IDX
+    /// file of one dimension, or text with one label per non-blank line. For CSV and
+    /// LIBSVM it overrides the labels in the data file.
+    pub labels: Option<PathBuf>,
+    /// CSV only: the column holding the label.
+    pub label_column: LabelColumn,
+    /// LIBSVM: feature indices start at 0 (by default they start at 1 and 0 is an error).
+    pub zero_based: bool,
+    /// LIBSVM: the number of features to expand rows to (a model's n, say); by default the
+    /// largest index seen. An index beyond it is an error.
+    pub n_features: Option<usize>,
+    /// A file without labels is an error.
+    pub require_labels: bool,
+    /// CSV: the file has a label column at all. `false` by [`Default`], so callers set it.
+    pub csv_has_labels: bool,
+}
+
+/// Labels as read, before mapping to classes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawLabels {
+    /// Every label is an integer.
+    Ints(Vec<i64>),
+    /// At least one label is not an integer, so all are taken as names.
+    Strings(Vec<String>),
+}
+
+impl RawLabels {
+    /// The number of labels.
+    pub fn len(&self) -> usize {
+        match self {
+            RawLabels::Ints(v) => v.len(),
+            RawLabels::Strings(v) => v.len(),
+        }
+    }
+
+    /// Whether there are no labels.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What [`load`] read: the features and, when the files hold them, the labels.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    /// Features, one row per sample.
+    pub x: Array2<f32>,
+    /// One label per row of `x`, if any were found.
+    pub labels: Option<RawLabels>,
+}
+
+/// One clear sentence naming the file and, where it applies, the row (1-based line/row
+/// numbers as a user sees them in an editor) and column (1-based).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{message}")]
+pub struct FormatError {
+    /// The file at fault.
+    pub path: PathBuf,
+    /// The whole sentence, file name included.
+    pub message: String,
+}
+
+/// An error whose message starts with the file's name.
+fn fail(path: &Path, detail: impl fmt::Display) -> FormatError {
+    FormatError {
+        path: path.to_path_buf(),
+        message: format!("{}: {detail}", path.display()),
+    }
+}
+
+/// Reads features (and labels, where the files hold them) from `path`.
+pub fn load(path: &Path, options: &LoadOptions) -> Result<Loaded, FormatError> {
+    let format = match options.format.or_else(|| Format::from_path(path)) {
+        Some(format) => format,
+        None => {
+            return Err(fail(
+                path,
+                "cannot tell the format from the file name; pass --format (csv, npy, idx or libsvm)",
+            ));
+        }
+    };
+    let bytes = read_file(path)?;
+    let (x, in_file) = match format {
+        Format::Csv => load_csv(path, &bytes, options)?,
+        Format::Npy => (npy_features(path, &bytes)?, None),
+        Format::Idx => (idx_features(path, &bytes)?, None),
+        Format::Libsvm => load_libsvm(path, &bytes, options)?,
+    };
+    let labels = match &options.labels {
+        Some(labels_path) => {
+            let labels = load_labels_file(labels_path)?;
+            if labels.len() != x.nrows() {
+                return Err(FormatError {
+                    path: labels_path.clone(),
+                    message: format!(
+                        "{} has {} labels but {} has {} rows",
+                        labels_path.display(),
+                        labels.len(),
+                        path.display(),
+                        x.nrows()
+                    ),
+                });
+            }
+            Some(labels)
+        }
+        None => in_file,
+    };
+    if labels.is_none() && options.require_labels {
+        return Err(FormatError {
+            path: path.to_path_buf(),
+            message: format!("{} has no labels; pass --labels", path.display()),
+        });
+    }
+    Ok(Loaded { x, labels })
+}
+
+/// Maps raw labels to classes `0..K`.
+///
+/// Integers are their own classes: K is the largest label plus one, or `n_classes` when
+/// given, in which case every label must be below it. Negative integers are refused.
+/// Strings become classes in sorted order and the sorted names are returned; `n_classes`,
+/// when given, must be at least the number of distinct names. Errors name the sample, the
+/// 1-based position of the label among the labels (data rows, not counting a header).
+/// Returns `(classes, K, names)`; `path` is the file named in errors.
+// The plain tuple is the interface callers destructure; a named type would only hide it.
+#[allow(clippy::type_complexity)]
+pub fn encode_labels(
+    raw: &RawLabels,
+    n_classes: Option<usize>,
+    path: &Path,
+) -> Result<(Vec<u32>, usize, Option<Vec<String>>), FormatError> {
+    match raw {
+        RawLabels::Ints(labels) => {
+            let mut classes = Vec::with_capacity(labels.len());
+            let mut max: Option<u32> = None;
+            for (i, &label) in labels.iter().enumerate() {
+                let sample = i + 1;
+                if label < 0 {
+                    return Err(fail(
+                        path,
+                        format_args!(
+                            "label {label} of sample {sample} is negative; class labels must be 0, 1, 2, ..."
+                        ),
+                    ));
+                }
+                let class = match u32::try_from(label) {
+                    Ok(class) if class < u32::MAX => class,
+                    _ => {
+                        return Err(fail(
+                            path,
+                            format_args!("label {label} of sample {sample} is too large"),
+                        ));
+                    }
+                };
+                if let Some(k) = n_classes {
+                    if class as usize >= k {
+                        let range = match k {
+                            0 => "none are allowed".to_string(),
+                            _ => format!("labels must be 0 to {}", k - 1),
+                        };
+                        return Err(fail(
+                            path,
+                            format_args!(
+                                "label {label} of sample {sample} is out of range: with {k} classes {range}"
+                            ),
+                        ));
+                    }
+                }
+                max = Some(max.map_or(class, |m| m.max(class)));
+                classes.push(class);
+            }
+            let k = n_classes.unwrap_or_else(|| max.map_or(0, |m| m as usize + 1));
+            Ok((classes, k, None))
+        }
+        RawLabels::Strings(labels) => {
+            let mut names: Vec<String> = labels.clone();
+            names.sort_unstable();
+            names.dedup();
+            if let Some(k) = n_classes {
+                if names.len() > k {
+                    return Err(fail(
+                        path,
+                        format_args!(
+                            "has {} distinct labels but only {k} classes were asked for",
+                            names.len()
+                        ),
+                    ));
+                }
+            }
+            if u32::try_from(names.len()).is_err() {
+                return Err(fail(path, "has too many distinct labels"));
+            }
+            let mut classes = Vec::with_capacity(labels.len());
+            for label in labels {
+                // Every label is among the names, so the search always succeeds.
+                let class = names.binary_search(label).unwrap_or_default();
+                classes.push(class as u32);
+            }
+            let k = n_classes.unwrap_or(names.len());
+            Ok((classes, k, Some(names)))
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// Shared pieces
+
+/// The file's bytes, decompressed when the name ends `.gz` or the bytes start with gzip's
+/// magic (so a compressed file that lost its `.gz` still reads).
+fn read_file(path: &Path) -> Result<Vec<u8>, FormatError> {
+    let raw =
+        std::fs::read(path).map_err(|e| fail(path, format_args!("cannot read the file: {e}")))?;
+    let gz_name = path
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().to_ascii_lowercase().ends_with(".gz"));
+    if gz_name || raw.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        MultiGzDecoder::new(raw.as_slice())
+            .read_to_end(&mut out)
+            .map_err(|e| fail(path, format_args!("cannot decompress it as gzip: {e}")))?;
+        Ok(out)
+    } else {
+        Ok(raw)
+    }
+}
+
+/// The bytes as UTF-8 text, without a byte-order mark (spreadsheets like to add one).
+fn as_text<'a>(path: &Path, bytes: &'a [u8]) -> Result<&'a str, FormatError> {
+    let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    std::str::from_utf8(bytes).map_err(|e| {
+        let good = bytes.get(..e.valid_up_to()).unwrap_or_default();
+        let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
+        fail(
+            path,
+            format_args!("line {line} is not UTF-8 text; save the file as UTF-8"),
+        )
+    })
+}
+
+/// Lines numbered from 1, without the `\r` of Windows line ends.
+fn numbered_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
+    text.split('\n')
+        .enumerate()
+        .map(|(i, line)| (i + 1, line.strip_suffix('\r').unwrap_or(line)))
+}
+
+/// Labels as integers when every one is a whole number ("3", "+1", and "3.0" as pandas
+/// writes integer columns that once held a NaN), else as names.
+fn labels_from_strings(labels: Vec<String>) -> RawLabels {
+    if let Some(ints) = labels
+        .iter()
+        .map(|s| s.parse::<i64>().ok())
+        .collect::<Option<Vec<i64>>>()
+    {
+        return RawLabels::Ints(ints);
+    }
+    let whole = labels
+        .iter()
+        .map(|s| s.parse::<f64>().ok().and_then(whole_number))
+        .collect::<Option<Vec<i64>>>();
+    match whole {
+        Some(ints) => RawLabels::Ints(ints),
+        None => RawLabels::Strings(labels),
+    }
+}
+
+/// `v` as an integer when it is one exactly (and small enough for f64 to say so).
+fn whole_number(v: f64) -> Option<i64> {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    (v.is_finite() && v.fract() == 0.0 && v.abs() <= EXACT).then_some(v as i64)
+}
+
+/// A shape the way NumPy prints it: `(100,)`, `(100, 5)`.
+fn shape_text(shape: &[usize]) -> String {
+    match shape {
+        [one] => format!("({one},)"),
+        _ => {
+            let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+            format!("({})", dims.join(", "))
+        }
+    }
+}
+
+/// The product of `dims`, or `None` on overflow.
+fn checked_product(dims: &[usize]) -> Option<usize> {
+    dims.iter().try_fold(1usize, |acc, &d| acc.checked_mul(d))
+}
+
+/// Fails unless the data after a header is exactly what the header promises.
+fn check_data_len(
+    path: &Path,
+    shape: &[usize],
+    dtype: &str,
+    expected: usize,
+    actual: usize,
+) -> Result<(), FormatError> {
+    let promise = format!(
+        "header says {} {dtype} = {expected} bytes of data",
+        shape_text(shape)
+    );
+    if actual < expected {
+        Err(fail(
+            path,
+            format_args!("is truncated: {promise}, file has {actual}"),
+        ))
+    } else if actual > expected {
+        Err(fail(
+            path,
+            format_args!("has {actual} bytes of data but its {promise}"),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Fails on an empty matrix, so every reader reports it the same way.
+fn check_not_empty(path: &Path, m: usize, n: usize) -> Result<(), FormatError> {
+    if m == 0 {
+        return Err(fail(path, "no data rows"));
+    }
+    if n == 0 {
+        return Err(fail(path, "no feature columns"));
+    }
+    Ok(())
+}
+
+fn to_array(path: &Path, m: usize, n: usize, values: Vec<f32>) -> Result<Array2<f32>, FormatError> {
+    Array2::from_shape_vec((m, n), values).map_err(|e| {
+        fail(
+            path,
+            format_args!("cannot shape the data as {m} x {n}: {e}"),
+        )
+    })
+}
+
+/// Element types of NPY and IDX arrays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Num {
+    Bool,
+    I8,
+    U8,
+    I16,
+    U16,
+    I32,
+    U32,
+    I64,
+    U64,
+    F32,
+    F64,
+}
+
+impl Num {
+    fn size(self) -> usize {
+        match self {
+            Num::Bool | Num::I8 | Num::U8 => 1,
+            Num::I16 | Num::U16 => 2,
+            Num::I32 | Num::U32 | Num::F32 => 4,
+            Num::I64 | Num::U64 | Num::F64 => 8,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Num::Bool => "bool",
+            Num::I8 => "int8",
+            Num::U8 => "uint8",
+            Num::I16 => "int16",
+            Num::U16 => "uint16",
+            Num::I32 => "int32",
+            Num::U32 => "uint32",
+            Num::I64 => "int64",
+            Num::U64 => "uint64",
+            Num::F32 => "float32",
+            Num::F64 => "float64",
+        }
+    }
+
+    fn is_float(self) -> bool {
+        matches!(self, Num::F32 | Num::F64)
+    }
+}
+
+/// The first `N` bytes of `chunk` (callers pass chunks of exactly `N`).
+fn take<const N: usize>(chunk: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
+    for (o, b) in out.iter_mut().zip(chunk) {
+        *o = *b;
+    }
+    out
+}
+
+/// One element as f64 (exact for every type but 64-bit integers beyond 2^53).
+fn element_f64(chunk: &[u8], num: Num, big_endian: bool) -> f64 {
+    macro_rules! read {
+        ($t:ty, $n:literal) => {{
+            let b = take::<$n>(chunk);
+            (if big_endian {
+                <$t>::from_be_bytes(b)
+            } else {
+                <$t>::from_le_bytes(b)
+            }) as f64
+        }};
+    }
+    match num {
+        Num::Bool => f64::from(u8::from(chunk.first().is_some_and(|&b| b != 0))),
+        Num::I8 => read!(i8, 1),
+        Num::U8 => read!(u8, 1),
+        Num::I16 => read!(i16, 2),
+        Num::U16 => read!(u16, 2),
+        Num::I32 => read!(i32, 4),
+        Num::U32 => read!(u32, 4),
+        Num::I64 => read!(i64, 8),
+        Num::U64 => read!(u64, 8),
+        Num::F32 => read!(f32, 4),
+        Num::F64 => read!(f64, 8),
+    }
+}
+
+/// One integer element exactly, or `None` when it does not fit in i64.
+fn element_i64(chunk: &[u8], num: Num, big_endian: bool) -> Option<i64> {
+    match num {
+        Num::I64 => {
+            let b = take::<8>(chunk);
+            Some(if big_endian {
+                i64::from_be_bytes(b)
+            } else {
+                i64::from_le_bytes(b)
+            })
+        }
+        Num::U64 => {
+            let b = take::<8>(chunk);
+            let v = if big_endian {
+                u64::from_be_bytes(b)
+            } else {
+                u64::from_le_bytes(b)
+            };
+            i64::try_from(v).ok()
+        }
+        // Every other integer type fits f64 exactly.
+        _ => Some(element_f64(chunk, num, big_endian) as i64),
+    }
+}
+
+/// An m x n matrix from packed elements, refusing NaN and infinities.
+fn decode_features(
+    path: &Path,
+    data: &[u8],
+    num: Num,
+    big_endian: bool,
+    (m, n): (usize, usize),
+    scale_u8: bool,
+) -> Result<Array2<f32>, FormatError> {
+    let mut values = Vec::with_capacity(m.saturating_mul(n));
+    for (i, chunk) in data.chunks_exact(num.size()).enumerate() {
+        let v = if scale_u8 && num == Num::U8 {
+            f32::from(chunk.first().copied().unwrap_or(0)) / 255.0
+        } else {
+            element_f64(chunk, num, big_endian) as f32
+        };
+        if !v.is_finite() {
+            let (row, column) = (i / n + 1, i % n + 1);
+            return Err(fail(
+                path,
+                format_args!("row {row}, column {column}: value {v} is not finite"),
+            ));
+        }
+        values.push(v);
+    }
+    to_array(path, m, n, values)
+}
+
+/// Integer labels from packed elements; floats must be whole numbers.
+fn decode_int_labels(
+    path: &Path,
+    data: &[u8],
+    num: Num,
+    big_endian: bool,
+) -> Result<Vec<i64>, FormatError> {
+    let mut labels = Vec::with_capacity(data.len() / num.size());
+    for (i, chunk) in data.chunks_exact(num.size()).enumerate() {
+        let label = if num.is_float() {
+            let v = element_f64(chunk, num, big_endian);
+            whole_number(v).ok_or_else(|| {
+                fail(
+                    path,
+                    format_args!("label {v} of sample {} is not a whole number", i + 1),
+                )
+            })?
+        } else {
+            element_i64(chunk, num, big_endian)
+                .ok_or_else(|| fail(path, format_args!("label of sample {} is too large", i + 1)))?
+        };
+        labels.push(label);
+    }
+    Ok(labels)
+}
+
+// ---------------------------------------------------------------------------------------
+// CSV
+
+fn load_csv(
+    path: &Path,
+    bytes: &[u8],
+    options: &LoadOptions,
+) -> Result<(Array2<f32>, Option<RawLabels>), FormatError> {
+    let text = as_text(path, bytes)?;
+    let mut cells: Vec<Cow<'_, str>> = Vec::new();
+    // (line, width, label column) of the first non-blank row, which every row must match.
+    let mut first: Option<(usize, usize, Option<usize>)> = None;
+    let mut values: Vec<f32> = Vec::new();
+    let mut labels: Vec<String> = Vec::new();
+    let mut m = 0usize;
+    let mut n = 0usize;
+    for (line_no, line) in numbered_lines(text) {
+        if line.trim().is_empty() {
+            continue;
+        }
+        split_csv_line(line, &mut cells);
+        let label_col = match first {
+            None => {
+                let width = cells.len();
+                let label_col = if options.csv_has_labels {
+                    Some(resolve_label_column(path, options.label_column, width)?)
+                } else {
+                    None
+                };
+                n = width.saturating_sub(usize::from(label_col.is_some()));
+                if n == 0 {
+                    return Err(fail(path, "no feature columns"));
+                }
+                first = Some((line_no, width, label_col));
+                // A header names the features, so any feature cell that is text gives it
+                // away; an empty cell does not, since a first data row may miss a value.
+                let is_header = cells.iter().enumerate().any(|(j, c)| {
+                    Some(j) != label_col && !c.is_empty() && c.parse::<f32>().is_err()
+                });
+                if is_header {
+                    continue;
+                }
+                label_col
+            }
+            Some((first_line, width, label_col)) => {
+                if cells.len() != width {
+                    return Err(fail(
+                        path,
+                        format_args!(
+                            "row {line_no} has {} columns, expected {width} (as in row {first_line})",
+                            cells.len()
+                        ),
+                    ));
+                }
+                label_col
+            }
+        };
+        for (j, cell) in cells.iter().enumerate() {
+            let column = j + 1;
+            if Some(j) == label_col {
+                if cell.is_empty() {
+                    return Err(fail(
+                        path,
+                        format_args!("row {line_no}, column {column}: the label is empty"),
+                    ));
+                }
+                labels.push(cell.to_string());
+            } else {
+                values.push(parse_feature(path, cell, line_no, column)?);
+            }
+        }
+        m += 1;
+    }
+    check_not_empty(path, m, n)?;
+    let x = to_array(path, m, n, values)?;
+    let labels = options.csv_has_labels.then(|| labels_from_strings(labels));
+    Ok((x, labels))
+}
+
+fn resolve_label_column(
+    path: &Path,
+    column: LabelColumn,
+    width: usize,
+) -> Result<usize, FormatError> {
+    match column {
+        LabelColumn::Last => Ok(width.saturating_sub(1)),
+        LabelColumn::First => Ok(0),
+        LabelColumn::Index(i) if i < width => Ok(i),
+        LabelColumn::Index(i) => Err(fail(
+            path,
+            format_args!(
+                "label column {i} does not exist (rows have {width} columns, numbered from 0 to {})",
+                width.saturating_sub(1)
+            ),
+        )),
+    }
+}
+
+fn parse_feature(path: &Path, cell: &str, row: usize, column: usize) -> Result<f32, FormatError> {
+    match cell.parse::<f32>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(v) => {
+            let detail = if cell.parse::<f64>().is_ok_and(f64::is_finite) {
+                format!("value {cell} is too large for 32-bit floats")
+            } else {
+                format!("value {v} is not finite")
+            };
+            Err(fail(
+                path,
+                format_args!("row {row}, column {column}: {detail}"),
+            ))
+        }
+        Err(_) if cell.is_empty() => Err(fail(
+            path,
+            format_args!(
+                "row {row}, column {column}: the cell is empty; every feature needs a number"
+            ),
+        )),
+        Err(_) => Err(fail(
+            path,
+            format_args!("row {row}, column {column}: {cell:?} is not a number"),
+        )),
+    }
+}
+
+/// Splits one line at commas into trimmed cells. A cell in double quotes may hold commas
+/// and `""` for a quote, as spreadsheets write names; quotes do not span lines.
+fn split_csv_line<'a>(line: &'a str, cells: &mut Vec<Cow<'a, str>>) {
+    cells.clear();
+    if !line.contains('"') {
+        cells.extend(line.split(',').map(|c| Cow::Borrowed(c.trim())));
+        return;
+    }
+    let mut rest = line;
+    loop {
+        let start = rest.trim_start();
+        let Some(quoted) = start.strip_prefix('"') else {
+            match start.split_once(',') {
+                Some((cell, after)) => {
+                    cells.push(Cow::Borrowed(cell.trim()));
+                    rest = after;
+                    continue;
+                }
+                None => {
+                    cells.push(Cow::Borrowed(start.trim()));
+                    return;
+                }
+            }
+        };
+        let mut cell = String::new();
+        let mut after = "";
+        let mut chars = quoted.char_indices();
+        while let Some((i, c)) = chars.next() {
+            if c != '"' {
+                cell.push(c);
+                continue;
+            }
+            let tail = quoted.get(i + 1..).unwrap_or_default();
+            if tail.starts_with('"') {
+                cell.push('"');
+                chars.next();
+            } else {
+                after = tail;
+                break;
+            }
+        }
+        // Anything between the closing quote and the comma is kept rather than refused.
+        match after.split_once(',') {
+            Some((junk, next)) => {
+                cell.push_str(junk.trim());
+                cells.push(Cow::Owned(cell));
+                rest = next;
+            }
+            None => {
+                cell.push_str(after.trim());
+                cells.push(Cow::Owned(cell));
+                return;
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// NPY
+
+/// What an NPY header says the elements are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum NpyType {
+    Num(Num, bool),
+    /// `<U{n}`: n UTF-32 code units, NUL padded.
+    Unicode(usize, bool),
+    /// `|S{n}`: n bytes, NUL padded.
+    Bytes(usize),
+    Object,
+}
+
+impl NpyType {
+    fn size(self) -> Option<usize> {
+        match self {
+            NpyType::Num(num, _) => Some(num.size()),
+            NpyType::Unicode(chars, _) => chars.checked_mul(4),
+            NpyType::Bytes(n) => Some(n),
+            NpyType::Object => None,
+        }
+    }
+
+    fn name(self) -> String {
+        match self {
+            NpyType::Num(num, _) => num.name().to_string(),
+            NpyType::Unicode(n, _) => format!("str{n}"),
+            NpyType::Bytes(n) => format!("bytes{n}"),
+            NpyType::Object => "object".to_string(),
+        }
+    }
+}
+
+struct Npy<'a> {
+    descr: String,
+    dtype: Option<NpyType>,
+    fortran_order: bool,
+    shape: Vec<usize>,
+    data: &'a [u8],
+}
+
+fn parse_npy<'a>(path: &Path, bytes: &'a [u8]) -> Result<Npy<'a>, FormatError> {
+    let Some(after_magic) = bytes.strip_prefix(b"\x93NUMPY") else {
+        return Err(fail(
+            path,
+            "not an NPY file (it does not start with \\x93NUMPY); save it with numpy.save",
+        ));
+    };
+    let truncated = || fail(path, "is truncated inside its NPY header");
+    let (major, minor) = match after_magic {
+        [major, minor, ..] => (*major, *minor),
+        _ => return Err(truncated()),
+    };
+    let (header_len, header_start) = match major {
+        1 => {
+            let b = after_magic.get(2..4).ok_or_else(truncated)?;
+            (usize::from(u16::from_le_bytes(take::<2>(b))), 10usize)
+        }
+        2 | 3 => {
+            let b = after_magic.get(2..6).ok_or_else(truncated)?;
+            let len = usize::try_from(u32::from_le_bytes(take::<4>(b))).map_err(|_| truncated())?;
+            (len, 12usize)
+        }
+        _ => {
+            return Err(fail(
+                path,
+                format_args!(
+                    "NPY version {major}.{minor} is not supported (only 1.0, 2.0 and 3.0)"
+                ),
+            ));
+        }
+    };
+    let header_end = header_start.checked_add(header_len).ok_or_else(truncated)?;
+    let header = bytes.get(header_start..header_end).ok_or_else(truncated)?;
+    let data = bytes.get(header_end..).unwrap_or_default();
+    let header = std::str::from_utf8(header)
+        .map_err(|_| fail(path, "has an NPY header that is not text"))?;
+    let bad_header = |why: &str| {
+        fail(
+            path,
+            format_args!("has a bad NPY header ({why}): {}", header.trim()),
+        )
+    };
+    let dict = match PyParser::new(header).parse_all() {
+        Ok(Py::Dict(entries)) => entries,
+        Ok(_) => return Err(bad_header("not a dict")),
+        Err(why) => return Err(bad_header(why)),
+    };
+    let get = |key: &str| {
+        dict.iter()
+            .find(|(k, _)| matches!(k, Py::Str(s) if s == key))
+            .map(|(_, v)| v)
+    };
+    let (descr, dtype) = match get("descr") {
+        Some(Py::Str(descr)) => (descr.clone(), parse_descr(descr)),
+        Some(Py::List(_)) => {
+            return Err(fail(
+                path,
+                "holds a structured array (record dtype); save a plain numeric array",
+            ));
+        }
+        _ => return Err(bad_header("no 'descr' string")),
+    };
+    let fortran_order = match get("fortran_order") {
+        Some(Py::Bool(b)) => *b,
+        _ => return Err(bad_header("no 'fortran_order' True or False")),
+    };
+    let shape = match get("shape") {
+        Some(Py::Tuple(dims)) => dims
+            .iter()
+            .map(|d| match d {
+                Py::Int(v) => usize::try_from(*v).ok(),
+                _ => None,
+            })
+            .collect::<Option<Vec<usize>>>()
+            .ok_or_else(|| bad_header("'shape' is not a tuple of sizes"))?,
+        _ => return Err(bad_header("no 'shape' tuple")),
+    };
+    if dtype == Some(NpyType::Object) {
+        return Err(fail(
+            path,
+            "holds Python objects (pickled); save a numeric array",
+        ));
+    }
+    Ok(Npy {
+        descr,
+        dtype,
+        fortran_order,
+        shape,
+        data,
+    })
+}
+
+/// The element type of a NumPy type string like `<f4`, `|u1`, `<U7`; `None` for types
+/// this module does not read.
+fn parse_descr(descr: &str) -> Option<NpyType> {
+    let (big_endian, rest) = match descr.as_bytes().first() {
+        Some(b'<') | Some(b'=') => (false, descr.get(1..)?),
+        Some(b'>') => (true, descr.get(1..)?),
+        Some(b'|') => (false, descr.get(1..)?),
+        _ => (false, descr),
+    };
+    let mut chars = rest.chars();
+    let kind = chars.next()?;
+    let size = chars.as_str();
+    let num = match (kind, size) {
+        ('O', _) => return Some(NpyType::Object),
+        ('U', n) => return n.parse().ok().map(|n| NpyType::Unicode(n, big_endian)),
+        ('S', n) => return n.parse().ok().map(NpyType::Bytes),
+        ('b', "1") | ('?', "") => Num::Bool,
+        ('i', "1") => Num::I8,
+        ('u', "1") => Num::U8,
+        ('i', "2") => Num::I16,
+        ('u', "2") => Num::U16,
+        ('i', "4") => Num::I32,
+        ('u', "4") => Num::U32,
+        ('i', "8") => Num::I64,
+        ('u', "8") => Num::U64,
+        ('f', "4") => Num::F32,
+        ('f', "8") => Num::F64,
+        _ => return None,
+    };
+    Some(NpyType::Num(num, big_endian))
+}
+
+/// Fails unless the data length is what the header's shape and dtype promise.
+fn npy_data_check(path: &Path, npy: &Npy<'_>, dtype: NpyType) -> Result<(), FormatError> {
+    let too_large = || {
+        fail(
+            path,
+            format_args!(
+                "has a header shape {} too large to read",
+                shape_text(&npy.shape)
+            ),
+        )
+    };
+    let size = dtype.size().ok_or_else(too_large)?;
+    let expected = checked_product(&npy.shape)
+        .and_then(|count| count.checked_mul(size))
+        .ok_or_else(too_large)?;
+    check_data_len(path, &npy.shape, &dtype.name(), expected, npy.data.len())
+}
+
+fn npy_features(path: &Path, bytes: &[u8]) -> Result<Array2<f32>, FormatError> {
+    let npy = parse_npy(path, bytes)?;
+    let (num, big_endian) = match npy.dtype {
+        Some(NpyType::Num(num, big_endian)) if num.is_float() => (num, big_endian),
+        Some(dtype @ NpyType::Num(..)) => {
+            return Err(fail(
+                path,
+                format_args!(
+                    "has dtype '{}' ({}); features must be float32 or float64 (x.astype(np.float32))",
+                    npy.descr,
+                    dtype.name()
+                ),
+            ));
+        }
+        _ => {
+            return Err(fail(
+                path,
+                format_args!(
+                    "has dtype '{}', which is not supported for features; save float32 or float64",
+                    npy.descr
+                ),
+            ));
+        }
+    };
+    let (m, n) = match npy.shape.as_slice() {
+        [] => {
+            return Err(fail(
+                path,
+                "holds a single number (shape ()); features need a 2-D array (m, n)",
+            ));
+        }
+        [m] => {
+            return Err(fail(
+                path,
+                format_args!(
+                    "is 1-D with shape ({m},); features need a 2-D array (m, n) (for one feature, save x.reshape(-1, 1))"
+                ),
+            ));
+        }
+        // Images saved as (m, h, w) are flattened to h*w features, as IDX images are.
+        [m, rest @ ..] => (*m, checked_product(rest).unwrap_or(usize::MAX)),
+    };
+    // Fortran order only changes the layout when at least two dimensions exceed 1.
+    if npy.fortran_order && npy.shape.iter().filter(|&&d| d > 1).count() > 1 {
+        return Err(fail(
+            path,
+            "is in Fortran order; save it with np.save(path, np.ascontiguousarray(x))",
+        ));
+    }
+    npy_data_check(path, &npy, NpyType::Num(num, big_endian))?;
+    check_not_empty(path, m, n)?;
+    decode_features(path, npy.data, num, big_endian, (m, n), false)
+}
+
+fn npy_labels(path: &Path, bytes: &[u8]) -> Result<RawLabels, FormatError> {
+    let npy = parse_npy(path, bytes)?;
+    let Some(dtype) = npy.dtype else {
+        return Err(fail(
+            path,
+            format_args!(
+                "has dtype '{}', which is not supported for labels; save integers or strings",
+                npy.descr
+            ),
+        ));
+    };
+    // A column vector (m, 1) is common from code that keeps y 2-D; it reads the same.
+    match npy.shape.as_slice() {
+        [_] | [_, 1] => {}
+        _ => {
+            return Err(fail(
+                path,
+                format_args!(
+                    "has shape {}; labels need a 1-D array (m,)",
+                    shape_text(&npy.shape)
+                ),
+            ));
+        }
+    }
+    npy_data_check(path, &npy, dtype)?;
+    match dtype {
+        NpyType::Num(num, big_endian) => Ok(RawLabels::Ints(decode_int_labels(
+            path, npy.data, num, big_endian,
+        )?)),
+        NpyType::Unicode(chars, big_endian) => {
+            let mut labels = Vec::new();
+            if chars > 0 {
+                for (i, item) in npy.data.chunks_exact(chars * 4).enumerate() {
+                    let mut s = String::new();
+                    for unit in item.chunks_exact(4) {
+                        let b = take::<4>(unit);
+                        let code = if big_endian {
+                            u32::from_be_bytes(b)
+                        } else {
+                            u32::from_le_bytes(b)
+                        };
+                        if code == 0 {
+                            break;
+                        }
+                        let c = char::from_u32(code).ok_or_else(|| {
+                            fail(
+                                path,
+                                format_args!("label of sample {} is not valid text", i + 1),
+                            )
+                        })?;
+                        s.push(c);
+                    }
+                    labels.push(s);
+                }
+            } else {
+                labels.resize(npy.shape.first().copied().unwrap_or(0), String::new());
+            }
+            Ok(RawLabels::Strings(labels))
+        }
+        NpyType::Bytes(width) => {
+            let mut labels = Vec::new();
+            if width > 0 {
+                for item in npy.data.chunks_exact(width) {
+                    let end = item.iter().position(|&b| b == 0).unwrap_or(item.len());
+                    labels.push(
+                        String::from_utf8_lossy(item.get(..end).unwrap_or_default()).into_owned(),
+                    );
+                }
+            } else {
+                labels.resize(npy.shape.first().copied().unwrap_or(0), String::new());
+            }
+            Ok(RawLabels::Strings(labels))
+        }
+        NpyType::Object => Err(fail(
+            path,
+            "holds Python objects (pickled); save a numeric array",
+        )),
+    }
+}
+
+/// The Python literals an NPY header is written in.
+#[derive(Debug, Clone, PartialEq)]
+enum Py {
+    Str(String),
+    Int(u64),
+    Bool(bool),
+    None,
+    Tuple(Vec<Py>),
+    List(Vec<Py>),
+    Dict(Vec<(Py, Py)>),
+}
+
+/// A parser for the few Python literals `numpy.save` writes. Nesting is bounded so a
+/// hostile header cannot exhaust the stack.
+struct PyParser<'a> {
+    s: &'a [u8],
+    pos: usize,
+    depth: usize,
+}
+
+impl<'a> PyParser<'a> {
+    const MAX_DEPTH: usize = 32;
+
+    fn new(s: &'a str) -> Self {
+        PyParser {
+            s: s.as_bytes(),
+            pos: 0,
+            depth: 0,
+        }
+    }
+
+    fn parse_all(mut self) -> Result<Py, &'static str> {
+        let value = self.value()?;
+        self.skip_space();
+        if self.pos < self.s.len() {
+            return Err("text after the dict");
+        }
+        Ok(value)
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.s.get(self.pos).copied()
+    }
+
+    fn skip_space(&mut self) {
+        while self.peek().is_some_and(|b| b.is_ascii_whitespace()) {
+            self.pos += 1;
+        }
+    }
+
+    fn value(&mut self) -> Result<Py, &'static str> {
+        self.skip_space();
+        match self.peek() {
+            Some(b'{') => self.sequence(b'}', true).map(|items| {
+                let mut items = items.into_iter();
+                let mut pairs = Vec::new();
+                while let (Some(key), Some(value)) = (items.next(), items.next()) {
+                    pairs.push((key, value));
+                }
+                Py::Dict(pairs)
+            }),
+            Some(b'(') => self.sequence(b')', false).map(Py::Tuple),
+            Some(b'[') => self.sequence(b']', false).map(Py::List),
+            Some(q @ (b'\'' | b'"')) => self.string(q),
+            Some(b'0'..=b'9') => self.int(),
+            Some(_) => self.word(),
+            None => Err("unexpected end"),
+        }
+    }
+
+    /// Comma-separated items up to `close`, a trailing comma allowed; for a dict, each
+    /// item is followed by `:` and a value, and both go into the list.
+    fn sequence(&mut self, close: u8, dict: bool) -> Result<Vec<Py>, &'static str> {
+        self.depth += 1;
+        if self.depth > Self::MAX_DEPTH {
+            return Err("nested too deeply");
+        }
+        self.pos += 1;
+        let mut items = Vec::new();
+        loop {
+            self.skip_space();
+            if self.peek() == Some(close) {
+                self.pos += 1;
+                break;
+            }
+            items.push(self.value()?);
+            if dict {
+                self.skip_space();
+                if self.peek() != Some(b':') {
+                    return Err("a dict key without ':'");
+                }
+                self.pos += 1;
+                items.push(self.value()?);
+            }
+            self.skip_space();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(c) if c == close => {}
+                _ => return Err("a missing comma or bracket"),
+            }
+        }
+        self.depth -= 1;
+        Ok(items)
+    }
+
+    fn string(&mut self, quote: u8) -> Result<Py, &'static str> {
+        self.pos += 1;
+        let mut out = Vec::new();
+        loop {
+            match self.peek() {
+                None => return Err("an unterminated string"),
+                Some(b'\\') => {
+                    self.pos += 1;
+                    out.push(self.peek().ok_or("an unterminated string")?);
+                }
+                Some(c) if c == quote => {
+                    self.pos += 1;
+                    break;
+                }
+                Some(c) => out.push(c),
+            }
+            self.pos += 1;
+        }
+        String::from_utf8(out)
+            .map(Py::Str)
+            .map_err(|_| "a string that is not text")
+    }
+
+    fn int(&mut self) -> Result<Py, &'static str> {
+        let start = self.pos;
+        while self.peek().is_some_and(|b| b.is_ascii_digit()) {
+            self.pos += 1;
+        }
+        let digits = std::str::from_utf8(self.s.get(start..self.pos).unwrap_or_default())
+            .map_err(|_| "a bad number")?;
+        let value = digits.parse().map_err(|_| "a number too large")?;
+        // Python 2 wrote shapes like (3L, 4L).
+        if self.peek() == Some(b'L') {
+            self.pos += 1;
+        }
+        Ok(Py::Int(value))
+    }
+
+    fn word(&mut self) -> Result<Py, &'static str> {
+        let start = self.pos;
+        while self
+            .peek()
+            .is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            self.pos += 1;
+        }
+        match self.s.get(start..self.pos) {
+            Some(b"True") => Ok(Py::Bool(true)),
+            Some(b"False") => Ok(Py::Bool(false)),
+            Some(b"None") => Ok(Py::None),
+            _ => Err("an unexpected token"),
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// IDX
+
+struct Idx<'a> {
+    num: Num,
+    dims: Vec<usize>,
+    data: &'a [u8],
+}
+
+fn parse_idx<'a>(path: &Path, bytes: &'a [u8]) -> Result<Idx<'a>, FormatError> {
+    let magic = bytes.get(..4).unwrap_or(bytes);
+    let num = match magic {
+        [0, 0, ty, ndims] if *ndims > 0 => match ty {
+            0x08 => Some(Num::U8),
+            0x09 => Some(Num::I8),
+            0x0B => Some(Num::I16),
+            0x0C => Some(Num::I32),
+            0x0D => Some(Num::F32),
+            0x0E => Some(Num::F64),
+            _ => None,
+        },
+        _ => None,
+    };
+    let (Some(num), Some(&ndims)) = (num, magic.get(3)) else {
+        let hex: Vec<String> = magic.iter().map(|b| format!("{b:02x}")).collect();
+        return Err(fail(
+            path,
+            format_args!("not an IDX file (magic bytes {})", hex.join(" ")),
+        ));
+    };
+    let header_len = 4 + 4 * usize::from(ndims);
+    let Some(dim_bytes) = bytes.get(4..header_len) else {
+        return Err(fail(
+            path,
+            format_args!(
+                "is truncated: its IDX header needs {header_len} bytes, file has {}",
+                bytes.len()
+            ),
+        ));
+    };
+    let dims = dim_bytes
+        .chunks_exact(4)
+        .map(|b| usize::try_from(u32::from_be_bytes(take::<4>(b))).unwrap_or(usize::MAX))
+        .collect::<Vec<usize>>();
+    let data = bytes.get(header_len..).unwrap_or_default();
+    let expected = checked_product(&dims)
+        .and_then(|count| count.checked_mul(num.size()))
+        .ok_or_else(|| {
+            fail(
+                path,
+                format_args!("has a header shape {} too large to read", shape_text(&dims)),
+            )
+        })?;
+    check_data_len(path, &dims, num.name(), expected, data.len())?;
+    Ok(Idx { num, dims, data })
+}
+
+fn idx_features(path: &Path, bytes: &[u8]) -> Result<Array2<f32>, FormatError> {
+    let idx = parse_idx(path, bytes)?;
+    let (m, n) = match idx.dims.as_slice() {
+        [m, rest @ ..] if !rest.is_empty() => (*m, checked_product(rest).unwrap_or(usize::MAX)),
+        _ => {
+            return Err(fail(
+                path,
+                "is a 1-D IDX file (labels?); features need 2 or more dimensions (pass label files with --labels)",
+            ));
+        }
+    };
+    check_not_empty(path, m, n)?;
+    decode_features(path, idx.data, idx.num, true, (m, n), true)
+}
+
+fn idx_labels(path: &Path, bytes: &[u8]) -> Result<RawLabels, FormatError> {
+    let idx = parse_idx(path, bytes)?;
+    match idx.dims.as_slice() {
+        [_] | [_, 1] => {}
+        _ => {
+            return Err(fail(
+                path,
+                format_args!(
+                    "has shape {}; a labels file has 1 dimension (idx1)",
+                    shape_text(&idx.dims)
+                ),
+            ));
+        }
+    }
+    Ok(RawLabels::Ints(decode_int_labels(
+        path, idx.data, idx.num, true,
+    )?))
+}
+
+// ---------------------------------------------------------------------------------------
+// LIBSVM
+
+fn load_libsvm(
+    path: &Path,
+    bytes: &[u8],
+    options: &LoadOptions,
+) -> Result<(Array2<f32>, Option<RawLabels>), FormatError> {
+    let text = as_text(path, bytes)?;
+    let mut labels: Vec<String> = Vec::new();
+    let mut labelled_line: Option<usize> = None;
+    let mut unlabelled_line: Option<usize> = None;
+    // Sparse rows: row r's entries are cols/vals[row_end[r-1]..row_end[r]].
+    let mut row_end: Vec<usize> = Vec::new();
+    let mut cols: Vec<usize> = Vec::new();
+    let mut vals: Vec<f32> = Vec::new();
+    let mut width = 0usize;
+    for (line_no, line) in numbered_lines(text) {
+        let content = line.split('#').next().unwrap_or_default().trim();
+        if content.is_empty() {
+            continue;
+        }
+        let mut tokens = content.split_ascii_whitespace().peekable();
+        // A line that starts with index:value has no label, as in files made for predicting.
+        match tokens.peek() {
+            Some(first) if !first.contains(':') => {
+                labels.push((*first).to_string());
+                labelled_line.get_or_insert(line_no);
+                tokens.next();
+            }
+            _ => {
+                unlabelled_line.get_or_insert(line_no);
+            }
+        }
+        let mut previous: Option<(usize, usize)> = None;
+        for token in tokens {
+            let Some((index_text, value_text)) = token.split_once(':') else {
+                return Err(fail(
+                    path,
+                    format_args!("line {line_no}: {token:?} is not an index:value pair"),
+                ));
+            };
+            // SVMlight ranking files tag rows with a query id, which is not a feature.
+            if index_text == "qid" {
+                continue;
+            }
+            let index: usize = index_text.parse().map_err(|_| {
+                fail(
+                    path,
+                    format_args!(
+                        "line {line_no}: {token:?} has a bad feature index {index_text:?}"
+                    ),
+                )
+            })?;
+            let column = if options.zero_based {
+                index
+            } else {
+                index.checked_sub(1).ok_or_else(|| {
+                    fail(
+                        path,
+                        format_args!(
+                            "feature index 0 on line {line_no}; LIBSVM indices start at 1 (use --zero-based for 0-based files)"
+                        ),
+                    )
+                })?
+            };
+            if let Some((prev_index, prev_column)) = previous {
+                if column <= prev_column {
+                    return Err(fail(
+                        path,
+                        format_args!(
+                            "line {line_no}: feature index {index} comes after {prev_index}; indices must increase within a line"
+                        ),
+                    ));
+                }
+            }
+            previous = Some((index, column));
+            if let Some(n) = options.n_features {
+                if column >= n {
+                    let (low, high) = if options.zero_based {
+                        (0, n.saturating_sub(1))
+                    } else {
+                        (1, n)
+                    };
+                    return Err(fail(
+                        path,
+                        format_args!(
+                            "line {line_no}: feature index {index} is beyond the {n} features expected (indices {low} to {high})"
+                        ),
+                    ));
+                }
+            }
+            let value = match value_text.parse::<f32>() {
+                Ok(v) if v.is_finite() => v,
+                Ok(v) => {
+                    return Err(fail(
+                        path,
+                        format_args!("line {line_no}: value {v} in {token:?} is not finite"),
+                    ));
+                }
+                Err(_) => {
+                    return Err(fail(
+                        path,
+                        format_args!("line {line_no}: {token:?} has a bad value {value_text:?}"),
+                    ));
+                }
+            };
+            width = width.max(column.saturating_add(1));
+            cols.push(column);
+            vals.push(value);
+        }
+        row_end.push(cols.len());
+    }
+    if let (Some(with), Some(without)) = (labelled_line, unlabelled_line) {
+        return Err(fail(
+            path,
+            format_args!(
+                "line {without} has no label but line {with} has one; either every line starts with a label or none does"
+            ),
+        ));
+    }
+    let m = row_end.len();
+    let n = options.n_features.unwrap_or(width);
+    check_not_empty(path, m, n)?;
+    let too_large = || {
+        fail(
+            path,
+            format_args!("{m} rows of {n} features are too large to hold in memory"),
+        )
+    };
+    let total = m.checked_mul(n).ok_or_else(too_large)?;
+    let mut dense: Vec<f32> = Vec::new();
+    dense.try_reserve_exact(total).map_err(|_| too_large())?;
+    dense.resize(total, 0.0);
+    let mut start = 0;
+    for (row, &end) in row_end.iter().enumerate() {
+        let entries = cols.get(start..end).unwrap_or_default().iter();
+        for (&column, &value) in entries.zip(vals.get(start..end).unwrap_or_default()) {
+            if let Some(slot) = dense.get_mut(row * n + column) {
+                *slot = value;
+            }
+        }
+        start = end;
+    }
+    let x = to_array(path, m, n, dense)?;
+    let labels = labelled_line.map(|_| labels_from_strings(labels));
+    Ok((x, labels))
+}
+
+// ---------------------------------------------------------------------------------------
+// Separate label files
+
+fn load_labels_file(path: &Path) -> Result<RawLabels, FormatError> {
+    let bytes = read_file(path)?;
+    match Format::from_path(path) {
+        Some(Format::Npy) => npy_labels(path, &bytes),
+        Some(Format::Idx) => idx_labels(path, &bytes),
+        _ => {
+            let text = as_text(path, &bytes)?;
+            let labels: Vec<String> = numbered_lines(text)
+                .map(|(_, line)| line.trim())
+                .filter(|line| !line.is_empty())
+                .map(str::to_string)
+                .collect();
+            Ok(labels_from_strings(labels))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A fresh directory under the system temp dir, removed when dropped.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new(tag: &str) -> Self {
+            static COUNTER: AtomicUsize = AtomicUsize::new(0);
+            let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+            let dir = std::env::temp_dir()
+                .join(format!("softmax-formats-{}-{tag}-{n}", std::process::id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            TempDir(dir)
+        }
+
+        fn write(&self, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
+            let path = self.0.join(name);
+            std::fs::write(&path, bytes).unwrap();
+            path
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn gzip(bytes: &[u8]) -> Vec<u8> {
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(bytes).unwrap();
+        enc.finish().unwrap()
+    }
+
+    fn labelled() -> LoadOptions {
+        LoadOptions {
+            csv_has_labels: true,
+            ..LoadOptions::default()
+        }
+    }
+
+    /// An NPY file as numpy.save writes it (header padded to 64 bytes).
+    fn npy(version: u8, descr: &str, fortran: bool, shape: &str, data: &[u8]) -> Vec<u8> {
+        let fortran = if fortran { "True" } else { "False" };
+        // A structured descr is a list literal; plain ones are quoted strings.
+        let descr = if descr.starts_with('[') {
+            descr.to_string()
+        } else {
+            format!("'{descr}'")
+        };
+        let mut header =
+            format!("{{'descr': {descr}, 'fortran_order': {fortran}, 'shape': {shape}, }}");
+        let prefix = if version == 1 { 10 } else { 12 };
+        while (prefix + header.len() + 1) % 64 != 0 {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut out = b"\x93NUMPY".to_vec();
+        out.extend([version, 0]);
+        if version == 1 {
+            out.extend((header.len() as u16).to_le_bytes());
+        } else {
+            out.extend((header.len() as u32).to_le_bytes());
+        }
+        out.extend(header.as_bytes());
+        out.extend(data);
+        out
+    }
+
+    fn idx(ty: u8, dims: &[u32], data: &[u8]) -> Vec<u8> {
+        let mut out = vec![0, 0, ty, dims.len() as u8];
+        for d in dims {
+            out.extend(d.to_be_bytes());
+        }
+        out.extend(data);
+        out
+    }
+
+    fn f32_le(values: &[f32]) -> Vec<u8> {
+        values.iter().flat_map(|v| v.to_le_bytes()).collect()
+    }
+
+    fn load_err(path: &Path, options: &LoadOptions) -> String {
+        match load(path, options) {
+            Ok(loaded) => panic!("expected an error, got {:?}", loaded.x.dim()),
+            Err(e) => {
+                assert_eq!(e.path, path);
+                e.to_string()
+            }
+        }
+    }
+
+    #[test]
+    fn format_from_path() {
+        let f = |s: &str| Format::from_path(Path::new(s));
+        assert_eq!(f("data.csv"), Some(Format::Csv));
+        assert_eq!(f("dir/DATA.CSV.GZ"), Some(Format::Csv));
+        assert_eq!(f("x.npy"), Some(Format::Npy));
+        assert_eq!(f("x.npy.gz"), None);
+        assert_eq!(f("train-images-idx3-ubyte"), Some(Format::Idx));
+        assert_eq!(f("t10k-labels-idx1-ubyte.gz"), Some(Format::Idx));
+        assert_eq!(f("train-images.idx3-ubyte"), Some(Format::Idx));
+        assert_eq!(f("images.idx"), Some(Format::Idx));
+        assert_eq!(f("images.idx.gz"), Some(Format::Idx));
+        assert_eq!(f("a9a.svm"), Some(Format::Libsvm));
+        assert_eq!(f("a9a.libsvm.gz"), Some(Format::Libsvm));
+        assert_eq!(f("data.txt"), None);
+        assert_eq!(f("idx-notes"), None);
+        assert_eq!(f(""), None);
+    }
+
+    #[test]
+    fn format_and_label_column_from_str() {
+        for format in [Format::Csv, Format::Npy, Format::Idx, Format::Libsvm] {
+            assert_eq!(format.name().parse::<Format>(), Ok(format));
+            assert_eq!(format.to_string(), format.name());
+        }
+        assert_eq!("LIBSVM".parse::<Format>(), Ok(Format::Libsvm));
+        let err = "parquet".parse::<Format>().unwrap_err();
+        assert!(
+            err.contains("parquet") && err.contains("csv, npy, idx and libsvm"),
+            "{err}"
+        );
+
+        assert_eq!("last".parse::<LabelColumn>(), Ok(LabelColumn::Last));
+        assert_eq!("First".parse::<LabelColumn>(), Ok(LabelColumn::First));
+        assert_eq!("3".parse::<LabelColumn>(), Ok(LabelColumn::Index(3)));
+        let err = "-1".parse::<LabelColumn>().unwrap_err();
+        assert!(err.contains("\"-1\"") && err.contains("first"), "{err}");
+    }
+
+    #[test]
+    fn csv_with_header_and_string_labels() {
+        let dir = TempDir::new("csv-header");
+        let path = dir.write(
+            "iris.csv",
+            "sepal length, sepal width,species\n5.1,3.5,setosa\n\n7.0,3.2,versicolor\n6.3,3.3,setosa\n",
+        );
+        let loaded = load(&path, &labelled()).unwrap();
+        assert_eq!(loaded.x.dim(), (3, 2));
+        assert_eq!(loaded.x[[1, 0]], 7.0);
+        assert_eq!(loaded.x[[2, 1]], 3.3);
+        let raw = loaded.labels.unwrap();
+        assert_eq!(
+            raw,
+            RawLabels::Strings(vec!["setosa".into(), "versicolor".into(), "setosa".into()])
+        );
+        let (classes, k, names) = encode_labels(&raw, None, &path).unwrap();
+        assert_eq!(classes, vec![0, 1, 0]);
+        assert_eq!(k, 2);
+        assert_eq!(
+            names,
+            Some(vec!["setosa".to_string(), "versicolor".to_string()])
+        );
+    }
+
+    #[test]
+    fn csv_without_header_int_labels_first_column() {
+        let dir = TempDir::new("csv-ints");
+        let path = dir.write("digits.csv", "\r\n 2 , 0.5, 1e-3\r\n0,-1,  4\r\n\r\n");
+        let options = LoadOptions {
+            label_column: LabelColumn::First,
+            ..labelled()
+        };
+        let loaded = load(&path, &options).unwrap();
+        assert_eq!(loaded.x.dim(), (2, 2));
+        assert_eq!(loaded.x.row(0).to_vec(), vec![0.5, 1e-3]);
+        assert_eq!(loaded.x.row(1).to_vec(), vec![-1.0, 4.0]);
+        assert_eq!(loaded.labels, Some(RawLabels::Ints(vec![2, 0])));
+    }
+
+    #[test]
+    fn csv_label_column_by_index_and_whole_float_labels() {
+        let dir = TempDir::new("csv-index");
+        let path = dir.write("d.csv", "1,3.0,2\n4,1.0,5\n");
+        let options = LoadOptions {
+            label_column: LabelColumn::Index(1),
+            ..labelled()
+        };
+        let loaded = load(&path, &options).unwrap();
+        assert_eq!(loaded.x.row(1).to_vec(), vec![4.0, 5.0]);
+        assert_eq!(loaded.labels, Some(RawLabels::Ints(vec![3, 1])));
+    }
+
+    #[test]
+    fn csv_unlabelled_and_require_labels() {
+        let dir = TempDir::new("csv-unlabelled");
+        let path = dir.write("new.csv", "a,b\n1,2\n3,4\n");
+        let loaded = load(&path, &LoadOptions::default()).unwrap();
+        assert_eq!(loaded.x.dim(), (2, 2));
+        assert_eq!(loaded.labels, None);
+
+        let options = LoadOptions {
+            require_labels: true,
+            ..LoadOptions::default()
+        };
+        let err = load_err(&path, &options);
+        assert!(
+            err.contains("new.csv has no labels; pass --labels"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn csv_quoted_cells() {
+        let dir = TempDir::new("csv-quoted");
+        let path = dir.write(
+            "q.csv",
+            "\u{feff}\"width, cm\",\"height\",label\n1,\"2\",\"a, \"\"b\"\"\"\n3,4,c\n",
+        );
+        let loaded = load(&path, &labelled()).unwrap();
+        assert_eq!(loaded.x.dim(), (2, 2));
+        assert_eq!(loaded.x[[0, 1]], 2.0);
+        assert_eq!(
+            loaded.labels,
+            Some(RawLabels::Strings(vec!["a, \"b\"".into(), "c".into()]))
+        );
+    }
+
+    #[test]
+    fn csv_gz_by_extension_and_by_magic() {
+        let dir = TempDir::new("csv-gz");
+        let text = b"x,y,label\n1,2,0\n3,4,1\n";
+        for name in ["data.csv.gz", "data.csv"] {
+            let path = dir.write(name, gzip(text));
+            let loaded = load(&path, &labelled()).unwrap();
+            assert_eq!(loaded.x.row(1).to_vec(), vec![3.0, 4.0], "{name}");
+            assert_eq!(loaded.labels, Some(RawLabels::Ints(vec![0, 1])));
+        }
+        let path = dir.write("broken.csv.gz", "not gzip at all");
+        let err = load_err(&path, &labelled());
+        assert!(
+            err.contains("broken.csv.gz") && err.contains("gzip"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn csv_nan_names_row_and_column() {
+        let dir = TempDir::new("csv-nan");
+        let path = dir.write("data.csv", "x,y,z,label\n1,2,3,0\n\n4,5,nan,1\n");
+        let err = load_err(&path, &labelled());
+        assert!(err.starts_with(&format!("{}:", path.display())), "{err}");
+        assert!(
+            err.contains("row 4, column 3: value NaN is not finite"),
+            "{err}"
+        );
+
+        let path = dir.write("inf.csv", "1,-inf,0\n");
+        let err = load_err(&path, &labelled());
+        assert!(
+            err.contains("row 1, column 2: value -inf is not finite"),
+            "{err}"
+        );
+
+        let path = dir.write("big.csv", "1,1e40,0\n");
+        let err = load_err(&path, &labelled());
+        assert!(
+            err.contains("row 1, column 2: value 1e40 is too large"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn csv_empty_and_header_only() {
+        let dir = TempDir::new("csv-empty");
+        for (name, text) in [
+            ("empty.csv", ""),
+            ("blank.csv", "\n  \n\r\n"),
+            ("header.csv", "x,y,label\n\n"),
+        ] {
+            let path = dir.write(name, text);
+            let err = load_err(&path, &labelled());
+            assert!(err.contains(&format!("{name}: no data rows")), "{err}");
+        }
+    }
+
+    #[test]
+    fn csv_ragged_row() {
+        let dir = TempDir::new("csv-ragged");
+        let path = dir.write(
+            "data.csv",
+            "a,b,c,d,label\n1,2,3,4,0\n1,2,3,4,0\n\n1,2,3,4,1\n\n1,2,3,0\n",
+        );
+        let err = load_err(&path, &labelled());
+        assert!(
+            err.contains("data.csv: row 7 has 4 columns, expected 5 (as in row 1)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn csv_non_numeric_and_empty_cells() {
+        let dir = TempDir::new("csv-text");
+        let path = dir.write(
+            "data.csv",
+            "a,b,c,label\n1,2,3,0\n1,2,3,0\n1,2,3,0\n1,2,abc,1\n",
+        );
+        let err = load_err(&path, &labelled());
+        assert!(
+            err.contains("data.csv: row 5, column 3: \"abc\" is not a number"),
+            "{err}"
+        );
+
+        let path = dir.write("gap.csv", "1,,3,0\n");
+        let err = load_err(&path, &labelled());
+        assert!(
+            err.contains("row 1, column 2") && err.contains("empty"),
+            "{err}"
+        );
+
+        let path = dir.write("nolabel.csv", "1,2,\n");
+        let err = load_err(&path, &labelled());
+        assert!(err.contains("row 1, column 3: the label is empty"), "{err}");
+    }
+
+    #[test]
+    fn csv_label_column_missing_and_no_features() {
+        let dir = TempDir::new("csv-label-col");
+        let path = dir.write("data.csv", "1,2,3,4,0\n");
+        let options = LoadOptions {
+            label_column: LabelColumn::Index(9),
+            ..labelled()
+        };
+        let err = load_err(&path, &options);
+        assert!(
+            err.contains("data.csv: label column 9 does not exist (rows have 5 columns"),
+            "{err}"
+        );
+
+        let path = dir.write("only.csv", "label\n1\n2\n");
+        let err = load_err(&path, &labelled());
+        assert!(err.contains("only.csv: no feature columns"), "{err}");
+    }
+
+    #[test]
+    fn csv_not_utf8() {
+        let dir = TempDir::new("csv-latin1");
+        let path = dir.write("data.csv", b"a,b\n1,2\ncaf\xe9,3\n");
+        let err = load_err(&path, &LoadOptions::default());
+        assert!(err.contains("data.csv: line 3 is not UTF-8"), "{err}");
+    }
+
+    #[test]
+    fn npy_f4_and_f8() {
+        let dir = TempDir::new("npy");
+        let values = [1.0f32, 2.0, 3.0, 4.5, -5.0, 6.0];
+        let path = dir.write("x.npy", npy(1, "<f4", false, "(2, 3)", &f32_le(&values)));
+        let loaded = load(&path, &LoadOptions::default()).unwrap();
+        assert_eq!(loaded.x.dim(), (2, 3));
+        assert_eq!(loaded.x.as_slice().unwrap(), &values);
+        assert_eq!(loaded.labels, None);
+
+        let f8: Vec<u8> = [0.25f64, -1.5, 1e-3, 8.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let path = dir.write("x8.npy", npy(2, "<f8", false, "(2, 2)", &f8));
+        let loaded = load(&path, &LoadOptions::default()).unwrap();
+        assert_eq!(loaded.x.as_slice().unwrap(), &[0.25, -1.5, 1e-3, 8.0]);
+
+        // Images saved as (m, h, w) flatten to h*w features; a Fortran-order column is fine.
+        let path = dir.write(
+            "img.npy",
+            npy(1, "<f4", false, "(2, 2, 2)", &f32_le(&[0.0; 8])),
+        );
+        assert_eq!(
+            load(&path, &LoadOptions::default()).unwrap().x.dim(),
+            (2, 4)
+        );
+        let path = dir.write(
+            "col.npy",
+            npy(1, "<f4", true, "(3, 1)", &f32_le(&[1.0, 2.0, 3.0])),
+        );
+        assert_eq!(
+            load(&path, &LoadOptions::default()).unwrap().x.dim(),
+            (3, 1)
+        );
+    }
+
+    #[test]
+    fn npy_int_labels() {
+        let dir = TempDir::new("npy-labels");
+        let x = dir.write(
+            "x.npy",
+            npy(1, "<f4", false, "(3, 1)", &f32_le(&[1.0, 2.0, 3.0])),
+        );
+        let y8: Vec<u8> = [2i64, 0, 1].iter().flat_map(|v| v.to_le_bytes()).collect();
+        for (name, bytes) in [
+            ("y.npy", npy(1, "<i8", false, "(3,)", &y8)),
+            ("y1.npy", npy(1, "|u1", false, "(3,)", &[2, 0, 1])),
+            ("ycol.npy", npy(1, "<i8", false, "(3, 1)", &y8)),
+        ] {
+            let labels = dir.write(name, bytes);
+            let options = LoadOptions {
+                labels: Some(labels),
+                require_labels: true,
+                ..LoadOptions::default()
+            };
+            let loaded = load(&x, &options).unwrap();
+            assert_eq!(
+                loaded.labels,
+                Some(RawLabels::Ints(vec![2, 0, 1])),
+                "{name}"
+            );
+        }
+
+        // String labels as numpy saves them: UTF-32, NUL padded.
+        let mut u = Vec::new();
+        for s in ["cat", "ox", "dog"] {
+            let mut chars: Vec<u32> = s.chars().map(u32::from).collect();
+            chars.resize(3, 0);
+            u.extend(chars.iter().flat_map(|c| c.to_le_bytes()));
+        }
+        let labels = dir.write("names.npy", npy(1, "<U3", false, "(3,)", &u));
+        let options = LoadOptions {
+            labels: Some(labels),
+            ..LoadOptions::default()
+        };
+        let loaded = load(&x, &options).unwrap();
+        assert_eq!(
+            loaded.labels,
+            Some(RawLabels::Strings(vec![
+                "cat".into(),
+                "ox".into(),
+                "dog".into()
+            ]))
+        );
+
+        let labels = dir.write(
+            "half.npy",
+            npy(
+                1,
+                "<f8",
+                false,
+                "(3,)",
+                &[0.5f64, 1.0, 2.0]
+                    .iter()
+                    .flat_map(|v| v.to_le_bytes())
+                    .collect::<Vec<u8>>(),
+            ),
+        );
+        let options = LoadOptions {
+            labels: Some(labels),
+            ..LoadOptions::default()
+        };
+        let err = load_err_at(&x, &options);
+        assert!(
+            err.contains("half.npy: label 0.5 of sample 1 is not a whole number"),
+            "{err}"
+        );
+    }
+
+    /// The message of an error that names a file other than the data file.
+    fn load_err_at(path: &Path, options: &LoadOptions) -> String {
+        match load(path, options) {
+            Ok(_) => panic!("expected an error"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn npy_bad_dtypes() {
+        let dir = TempDir::new("npy-dtype");
+        let path = dir.write("x.npy", npy(1, "<i4", false, "(1, 2)", &[0; 8]));
+        let err = load_err(&path, &LoadOptions::default());
+        assert!(
+            err.contains("x.npy: has dtype '<i4' (int32)") && err.contains("float32"),
+            "{err}"
+        );
+
+        let path = dir.write("obj.npy", npy(1, "|O", false, "(2, 2)", b"\x80\x02pickle"));
+        let err = load_err(&path, &LoadOptions::default());
+        assert!(
+            err.contains("obj.npy: holds Python objects (pickled); save a numeric array"),
+            "{err}"
+        );
+
+        let path = dir.write("c.npy", npy(1, "<c8", false, "(1, 1)", &[0; 8]));
+        let err = load_err(&path, &LoadOptions::default());
+        assert!(err.contains("'<c8'"), "{err}");
+
+        let path = dir.write("rec.npy", npy(1, "[('a', '<f4')]", false, "(1,)", &[0; 4]));
+        let err = load_err(&path, &LoadOptions::default());
+        assert!(err.contains("structured"), "{err}");
+    }
+
+    #[test]
+    fn npy_bad_shapes_and_layout() {
+        let dir = TempDir::new("npy-shape");
+        let path = dir.write(
+            "v.npy",
+            npy(1, "<f4", false, "(3,)", &f32_le(&[1.0, 2.0, 3.0])),
+        );
+        let err = load_err(&path, &LoadOptions::default());
+        assert!(
+            err.contains("v.npy: is 1-D with shape (3,)") && err.contains("reshape(-1, 1)"),
+            "{err}"
+        );
+
+        let path = dir.write("f.npy", npy(1, "<f4", true, "(2, 2)", &f32_le(&[0.0; 4])));
+        let err = load_err(&path, &LoadOptions::default());
+        assert!(
+            err.contains("f.npy: is in Fortran order") && err.contains("ascontiguousarray"),
+            "{err}"
+        );
+
+        let path = dir.write(
+            "nan.npy",
+            npy(
+                1,
+                "<f4",
+                false,
+                "(2, 3)",
+                &f32_le(&[0.0, 1.0, 2.0, 3.0, f32::NAN, 5.0]),
+            ),
+        );
+        let err = load_err(&path, &LoadOptions::default());
+        assert!(
+            err.contains("nan.npy: row 2, column 2: value NaN is not finite"),
+            "{err}"
+        );
+
+        let path = dir.write("empty.npy", npy(1, "<f4", false, "(0, 3)", &[]));
+        let err = load_err(&path, &LoadOptions::default());
+        assert!(err.contains("empty.npy: no data rows"), "{err}");
+
+        let path = dir.write(
+            "huge.npy",
+            npy(1, "<f4", false, "(18446744073709551615, 4)", &[]),
+        );
+        let err = load_err(&path, &LoadOptions::default());
+        assert!(err.contains("too large"), "{err}");
+
+        let path = dir.write("junk.npy", b"\x93NUMPY\x01\x00\x05\x00{'a'");
+        let err = load_err(&path, &LoadOptions::default());
+        assert!(
+            err.contains("junk.npy: is truncated inside its NPY header"),
+            "{err}"
+        );
+
+        let path = dir.write("text.npy", "1,2,3\n");
+        let err = load_err(&path, &LoadOptions::default());
+        assert!(err.contains("text.npy: not an NPY file"), "{err}");
+    }
+
+    #[test]
+    fn npy_truncated_and_overlong() {
+        let dir = TempDir::new("npy-trunc");
+        let path = dir.write("x.npy", npy(1, "<f4", false, "(100, 5)", &[0; 1000]));
+        let err = load_err(&path, &LoadOptions::default());
+        assert!(
+            err.contains("x.npy: is truncated: header says (100, 5) float32 = 2000 bytes of data, file has 1000"),
+            "{err}"
+        );
+        let path = dir.write("long.npy", npy(1, "<f4", false, "(1, 1)", &[0; 8]));
+        let err = load_err(&path, &LoadOptions::default());
+        assert!(
+            err.contains("has 8 bytes of data but its header says (1, 1) float32 = 4 bytes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn idx_images_and_labels() {
+        let dir = TempDir::new("idx");
+        let pixels: Vec<u8> = (0..12).map(|i| [0u8, 255, 51][i % 3]).collect();
+        let images = dir.write("train-images-idx3-ubyte", idx(0x08, &[3, 2, 2], &pixels));
+        let labels = dir.write(
+            "train-labels-idx1-ubyte.gz",
+            gzip(&idx(0x08, &[3], &[7, 0, 9])),
+        );
+        let options = LoadOptions {
+            labels: Some(labels.clone()),
+            require_labels: true,
+            ..LoadOptions::default()
+        };
+        let loaded = load(&images, &options).unwrap();
+        assert_eq!(loaded.x.dim(), (3, 4));
+        assert_eq!(loaded.x.row(0).to_vec(), vec![0.0, 1.0, 0.2, 0.0]);
+        assert!(loaded.x.iter().all(|&v| (0.0..=1.0).contains(&v)));
+        assert_eq!(loaded.labels, Some(RawLabels::Ints(vec![7, 0, 9])));
+
+        // Other element types are converted but not scaled; everything is big-endian.
+        let data: Vec<u8> = [1.5f32, -2.0]
+            .iter()
+            .flat_map(|v| v.to_be_bytes())
+            .collect();
+        let path = dir.write("f.idx.gz", gzip(&idx(0x0D, &[1, 2], &data)));
+        let loaded = load(&path, &LoadOptions::default()).unwrap();
+        assert_eq!(loaded.x.row(0).to_vec(), vec![1.5, -2.0]);
+        let data: Vec<u8> = [300i16, -7].iter().flat_map(|v| v.to_be_bytes()).collect();
+        let path = dir.write("s.idx", idx(0x0B, &[2, 1], &data));
+        let loaded = load(&path, &LoadOptions::default()).unwrap();
+        assert_eq!(loaded.x.column(0).to_vec(), vec![300.0, -7.0]);
+
+        // A labels file given as the data.
+        let err = load_err(&labels, &LoadOptions::default());
+        assert!(err.contains("is a 1-D IDX file"), "{err}");
+    }
+
+    #[test]
+    fn idx_truncated_and_wrong_magic() {
+        let dir = TempDir::new("idx-bad");
+        let path = dir.write("images.idx", idx(0x08, &[60000, 28, 28], &[0; 1000]));
+        let err = load_err(&path, &LoadOptions::default());
+        assert!(
+            err.contains("images.idx: is truncated: header says (60000, 28, 28) uint8 = 47040000 bytes of data, file has 1000"),
+            "{err}"
+        );
+
+        let path = dir.write("short.idx", [0u8, 0, 8, 3, 0, 0]);
+        let err = load_err(&path, &LoadOptions::default());
+        assert!(
+            err.contains("short.idx: is truncated: its IDX header needs 16 bytes, file has 6"),
+            "{err}"
+        );
+
+        let path = dir.write("train.idx", [0x12u8, 0x34, 0x56, 0x78, 0, 0, 0, 1]);
+        let err = load_err(&path, &LoadOptions::default());
+        assert!(
+            err.contains("train.idx: not an IDX file (magic bytes 12 34 56 78)"),
+            "{err}"
+        );
+
+        let path = dir.write("tiny.idx", [0u8]);
+        let err = load_err(&path, &LoadOptions::default());
+        assert!(
+            err.contains("tiny.idx: not an IDX file (magic bytes 00)"),
+            "{err}"
+        );
+
+        let path = dir.write("huge.idx", idx(0x0E, &[u32::MAX, u32::MAX, u32::MAX], &[]));
+        let err = load_err(&path, &LoadOptions::default());
+        assert!(
+            err.contains("huge.idx") && (err.contains("too large") || err.contains("truncated")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn libsvm_one_based() {
+        let dir = TempDir::new("svm");
+        let path = dir.write(
+            "a.svm",
+            "# header comment\n+1 1:0.5 3:2\n-1 2:1e-1 # trailing comment\n\n+1\n",
+        );
+        let loaded = load(&path, &LoadOptions::default()).unwrap();
+        assert_eq!(loaded.x.dim(), (3, 3));
+        assert_eq!(loaded.x.row(0).to_vec(), vec![0.5, 0.0, 2.0]);
+        assert_eq!(loaded.x.row(1).to_vec(), vec![0.0, 0.1, 0.0]);
+        assert_eq!(loaded.x.row(2).to_vec(), vec![0.0; 3]);
+        let raw = loaded.labels.unwrap();
+        assert_eq!(raw, RawLabels::Ints(vec![1, -1, 1]));
+        let err = encode_labels(&raw, None, &path).unwrap_err().to_string();
+        assert!(
+            err.contains("a.svm: label -1 of sample 2 is negative"),
+            "{err}"
+        );
+
+        // Expanded to a model's width; string labels; a query id is skipped.
+        let path = dir.write("b.libsvm", "cat qid:3 2:1\ndog 1:4\n");
+        let options = LoadOptions {
+            n_features: Some(5),
+            ..LoadOptions::default()
+        };
+        let loaded = load(&path, &options).unwrap();
+        assert_eq!(loaded.x.dim(), (2, 5));
+        assert_eq!(loaded.x.row(1).to_vec(), vec![4.0, 0.0, 0.0, 0.0, 0.0]);
+        assert_eq!(
+            loaded.labels,
+            Some(RawLabels::Strings(vec!["cat".into(), "dog".into()]))
+        );
+
+        // Lines without labels, as in files for predicting.
+        let path = dir.write("c.svm", "1:1 2:2\n2:3\n");
+        let loaded = load(&path, &LoadOptions::default()).unwrap();
+        assert_eq!(loaded.x.dim(), (2, 2));
+        assert_eq!(loaded.labels, None);
+        let path = dir.write("mixed.svm", "0 1:1\n2:3\n");
+        let err = load_err(&path, &LoadOptions::default());
+        assert!(
+            err.contains("mixed.svm: line 2 has no label but line 1 has one"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn libsvm_zero_based() {
+        let dir = TempDir::new("svm0");
+        let path = dir.write("z.svm", "1 0:1.5 2:3\n0 1:-2\n");
+        let err = load_err(&path, &LoadOptions::default());
+        assert!(
+            err.contains("z.svm: feature index 0 on line 1; LIBSVM indices start at 1 (use --zero-based for 0-based files)"),
+            "{err}"
+        );
+        let options = LoadOptions {
+            zero_based: true,
+            ..LoadOptions::default()
+        };
+        let loaded = load(&path, &options).unwrap();
+        assert_eq!(loaded.x.dim(), (2, 3));
+        assert_eq!(loaded.x.row(0).to_vec(), vec![1.5, 0.0, 3.0]);
+        assert_eq!(loaded.x.row(1).to_vec(), vec![0.0, -2.0, 0.0]);
+        assert_eq!(loaded.labels, Some(RawLabels::Ints(vec![1, 0])));
+    }
+
+    #[test]
+    fn libsvm_bad_lines() {
+        let dir = TempDir::new("svm-bad");
+        let cases = [
+            (
+                "1 1:1\n0 x:2\n",
+                None,
+                "line 2: \"x:2\" has a bad feature index \"x\"",
+            ),
+            (
+                "1 1:1\n0 2:abc\n",
+                None,
+                "line 2: \"2:abc\" has a bad value \"abc\"",
+            ),
+            (
+                "1 1:1\n0 2:nan\n",
+                None,
+                "line 2: value NaN in \"2:nan\" is not finite",
+            ),
+            (
+                "1 1:1 5\n",
+                None,
+                "line 1: \"5\" is not an index:value pair",
+            ),
+            ("1 3:1 2:1\n", None, "line 1: feature index 2 comes after 3"),
+            ("1 3:1 3:1\n", None, "line 1: feature index 3 comes after 3"),
+            (
+                "1 1:1\n1 785:1\n",
+                Some(784),
+                "line 2: feature index 785 is beyond the 784 features expected (indices 1 to 784)",
+            ),
+            ("", None, "no data rows"),
+            ("1\n0\n", None, "no feature columns"),
+        ];
+        for (text, n_features, expected) in cases {
+            let path = dir.write("bad.svm", text);
+            let options = LoadOptions {
+                n_features,
+                ..LoadOptions::default()
+            };
+            let err = load_err(&path, &options);
+            assert!(err.contains("bad.svm: ") && err.contains(expected), "{err}");
+        }
+    }
+
+    #[test]
+    fn text_labels_file_and_length_mismatch() {
+        let dir = TempDir::new("labels");
+        let data = dir.write("data.csv", "1,2\n3,4\n5,6\n");
+        let labels = dir.write("labels.txt", "b\n\na\nb\n");
+        let options = LoadOptions {
+            labels: Some(labels),
+            ..LoadOptions::default()
+        };
+        let loaded = load(&data, &options).unwrap();
+        assert_eq!(
+            loaded.labels,
+            Some(RawLabels::Strings(vec!["b".into(), "a".into(), "b".into()]))
+        );
+
+        // Separate labels override the in-file column, which is still taken out.
+        let labelled_data = dir.write("l.csv", "1,2,9\n3,4,9\n5,6,9\n");
+        let labels = dir.write("y.txt", "0\n1\n2\n");
+        let options = LoadOptions {
+            labels: Some(labels),
+            ..labelled()
+        };
+        let loaded = load(&labelled_data, &options).unwrap();
+        assert_eq!(loaded.x.dim(), (3, 2));
+        assert_eq!(loaded.labels, Some(RawLabels::Ints(vec![0, 1, 2])));
+
+        let y: Vec<u8> = (0..2i32).flat_map(|v| v.to_le_bytes()).collect();
+        let labels = dir.write("labels.npy", npy(1, "<i4", false, "(2,)", &y));
+        let options = LoadOptions {
+            labels: Some(labels.clone()),
+            ..LoadOptions::default()
+        };
+        let err = load(&data, &options).unwrap_err();
+        assert_eq!(err.path, labels);
+        let message = err.to_string();
+        assert!(
+            message.contains("labels.npy has 2 labels but "),
+            "{message}"
+        );
+        assert!(message.ends_with("data.csv has 3 rows"), "{message}");
+
+        let options = LoadOptions {
+            labels: Some(dir.0.join("missing.txt")),
+            ..LoadOptions::default()
+        };
+        let err = load_err_at(&data, &options);
+        assert!(err.contains("missing.txt: cannot read the file"), "{err}");
+    }
+
+    #[test]
+    fn unknown_format_is_an_error() {
+        let dir = TempDir::new("unknown");
+        let path = dir.write("data.parquet", "PAR1");
+        let err = load_err(&path, &LoadOptions::default());
+        assert!(
+            err.contains("data.parquet") && err.contains("--format"),
+            "{err}"
+        );
+        let options = LoadOptions {
+            format: Some(Format::Csv),
+            ..LoadOptions::default()
+        };
+        let path = dir.write("data.txt", "1,2\n");
+        assert_eq!(load(&path, &options).unwrap().x.dim(), (1, 2));
+    }
+
+    #[test]
+    fn npy_big_endian_and_version_3() {
+        let dir = TempDir::new("npy-be");
+        let data: Vec<u8> = [1.5f32, -2.0]
+            .iter()
+            .flat_map(|v| v.to_be_bytes())
+            .collect();
+        let path = dir.write("be.npy", npy(3, ">f4", false, "(1, 2)", &data));
+        let loaded = load(&path, &LoadOptions::default()).unwrap();
+        assert_eq!(loaded.x.row(0).to_vec(), vec![1.5, -2.0]);
+
+        let path = dir.write("v9.npy", b"\x93NUMPY\x09\x00\x00\x00");
+        let err = load_err(&path, &LoadOptions::default());
+        assert!(err.contains("NPY version 9.0 is not supported"), "{err}");
+    }
+
+    /// Cut short or corrupted, every kind of file gives an error or a result, never a panic.
+    #[test]
+    fn corrupted_files_do_not_panic() {
+        let dir = TempDir::new("corrupt");
+        let y: Vec<u8> = [0i64, 1].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let files: Vec<(&str, Vec<u8>)> = vec![
+            ("a.csv", b"x,\"y\",label\n1,2,a\n3,4,b\n".to_vec()),
+            (
+                "a.npy",
+                npy(1, "<f4", false, "(2, 2)", &f32_le(&[1.0, 2.0, 3.0, 4.0])),
+            ),
+            ("y.npy", npy(1, "<i8", false, "(2,)", &y)),
+            ("a-idx3-ubyte", idx(0x08, &[2, 2, 1], &[0, 1, 2, 3])),
+            ("a.svm", b"1 1:2 3:4\n0 2:1\n".to_vec()),
+        ];
+        for (name, bytes) in files {
+            for cut in 0..=bytes.len() {
+                let path = dir.write(name, &bytes[..cut]);
+                let _ = load(&path, &labelled());
+                let _ = load_labels_file(&path);
+            }
+            for at in 0..bytes.len() {
+                for flip in [0x01u8, 0x80, 0xff] {
+                    let mut bad = bytes.clone();
+                    bad[at] ^= flip;
+                    let path = dir.write(name, &bad);
+                    let _ = load(&path, &labelled());
+                    let _ = load_labels_file(&path);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn encode_int_labels() {
+        let path = Path::new("y.npy");
+        let raw = RawLabels::Ints(vec![2, 0, 2, 1]);
+        let (classes, k, names) = encode_labels(&raw, None, path).unwrap();
+        assert_eq!((classes, k, names), (vec![2, 0, 2, 1], 3, None));
+
+        let (classes, k, _) = encode_labels(&raw, Some(5), path).unwrap();
+        assert_eq!((classes, k), (vec![2, 0, 2, 1], 5));
+
+        let err = encode_labels(&raw, Some(2), path).unwrap_err();
+        assert_eq!(err.path, path);
+        let message = err.to_string();
+        assert!(
+            message.contains(
+                "y.npy: label 2 of sample 1 is out of range: with 2 classes labels must be 0 to 1"
+            ),
+            "{message}"
+        );
+
+        let err = encode_labels(&RawLabels::Ints(vec![0, -3]), None, path).unwrap_err();
+        assert!(
+            err.to_string().contains("label -3 of sample 2 is negative"),
+            "{err}"
+        );
+        let err = encode_labels(&RawLabels::Ints(vec![1 << 40]), None, path).unwrap_err();
+        assert!(err.to_string().contains("too large"), "{err}");
+        assert_eq!(
+            encode_labels(&RawLabels::Ints(vec![]), None, path)
+                .unwrap()
+                .1,
+            0
+        );
+    }
+
+    #[test]
+    fn encode_string_labels() {
+        let path = Path::new("data.csv");
+        let raw = RawLabels::Strings(vec!["dog".into(), "cat".into(), "emu".into(), "cat".into()]);
+        let (classes, k, names) = encode_labels(&raw, None, path).unwrap();
+        assert_eq!(classes, vec![1, 0, 2, 0]);
+        assert_eq!(k, 3);
+        assert_eq!(names.unwrap(), vec!["cat", "dog", "emu"]);
+
+        let (_, k, _) = encode_labels(&raw, Some(4), path).unwrap();
+        assert_eq!(k, 4);
+        let err = encode_labels(&raw, Some(2), path).unwrap_err().to_string();
+        assert!(
+            err.contains("data.csv: has 3 distinct labels but only 2 classes"),
+            "{err}"
+        );
+    }
+}

@@ -1,0 +1,838 @@
+//! `softmax-regression`: train, predict, evaluate and inspect adapters from the command
+//! line. A thin layer over the library: argument parsing, files, progress and output.
+//! Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input.
+
+use std::io::{IsTerminal, Read, Write};
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use ndarray::Array2;
+use serde_json::json;
+use softmax_regression::formats::{self, Format, LabelColumn, LoadOptions};
+use softmax_regression::{
+    AdapterRequest, Backend, Dataset, EpochReport, Error, GpuContext, Model, Optimizer, Settings,
+    Trainer,
+};
+
+/// The digits data (see src/data/README.md), used by `train` when no `--data` is given.
+const DIGITS_CSV_GZ: &[u8] = include_bytes!("data/digits.csv.gz");
+
+#[derive(Parser)]
+#[command(
+    name = "softmax-regression",
+    version,
+    about = "Train multinomial logistic (softmax) regression on any GPU through wgpu."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Train a model. With no --data, trains on the embedded digits data (features / 16),
+    /// holds out a seeded 20% and reports its accuracy.
+    Train(TrainArgs),
+    /// Predict the class (or, with --proba, the K probabilities) of every row.
+    Predict(PredictArgs),
+    /// Accuracy, mean cross-entropy and the confusion matrix on labelled data.
+    Evaluate(EvaluateArgs),
+    /// List the adapters wgpu finds and the one `--backend auto` picks.
+    Info(InfoArgs),
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BackendArg {
+    Auto,
+    Vulkan,
+    Gl,
+    Metal,
+    Dx12,
+    Cpu,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OptimizerArg {
+    Gd,
+    Sgd,
+    Momentum,
+    Adam,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Csv,
+    Npy,
+    Idx,
+    Libsvm,
+}
+
+impl From<FormatArg> for Format {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Csv => Format::Csv,
+            FormatArg::Npy => Format::Npy,
+            FormatArg::Idx => Format::Idx,
+            FormatArg::Libsvm => Format::Libsvm,
+        }
+    }
+}
+
+#[derive(Args)]
+struct DataArgs {
+    /// Features file: .csv/.csv.gz, .npy, IDX (*-idx3-ubyte[.gz]) or LIBSVM (.svm/.libsvm).
+    #[arg(long, value_name = "PATH")]
+    data: Option<PathBuf>,
+    /// Labels file: integer .npy, IDX idx1, or text with one label per line. Required for
+    /// .npy and IDX data; overrides the CSV/LIBSVM label column.
+    #[arg(long, value_name = "PATH")]
+    labels: Option<PathBuf>,
+    /// CSV label column: last, first, or a 0-based index.
+    #[arg(long, value_name = "last|first|N", default_value = "last")]
+    label_column: LabelColumn,
+    /// File format, when the extension does not tell.
+    #[arg(long, value_enum)]
+    format: Option<FormatArg>,
+    /// LIBSVM files use 0-based feature indices (default: 1-based, the LIBSVM convention).
+    #[arg(long)]
+    zero_based: bool,
+}
+
+#[derive(Args)]
+struct TrainArgs {
+    #[command(flatten)]
+    data: DataArgs,
+    /// Number of classes K [default: largest integer label + 1, or the number of distinct
+    /// string labels]. Lets a file miss some classes.
+    #[arg(long, value_name = "K")]
+    classes: Option<usize>,
+    /// Passes over the data.
+    #[arg(long, default_value_t = 100)]
+    epochs: usize,
+    /// Learning rate η.
+    #[arg(long, value_name = "F", default_value_t = 0.01)]
+    lr: f32,
+    /// λ of the objective: mean cross-entropy + λ/2‖Θ‖² (bias unregularised).
+    #[arg(long, value_name = "F", default_value_t = 1e-4)]
+    l2: f64,
+    /// Rows per mini-batch [default: full batch for gd, 64 for sgd, momentum and adam].
+    #[arg(long, value_name = "B")]
+    batch_size: Option<usize>,
+    /// Update rule.
+    #[arg(long, value_enum, default_value = "adam")]
+    optimizer: OptimizerArg,
+    /// Seed of the mini-batch shuffle and of the --validation split.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Hold out this fraction of the rows (seeded) and report its loss and accuracy per
+    /// epoch [default: 0.2 on the embedded digits data, none otherwise].
+    #[arg(long, value_name = "F")]
+    validation: Option<f64>,
+    /// Where to compute: a GPU backend, `auto` (the best adapter), or `cpu` (the f64
+    /// reference).
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: BackendArg,
+    /// Model file to write (safetensors).
+    #[arg(long, value_name = "PATH", default_value = "model.safetensors")]
+    out: PathBuf,
+    /// No progress output.
+    #[arg(long)]
+    quiet: bool,
+    /// One JSON object per line on stdout: one per epoch, then a summary.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct PredictArgs {
+    /// Model file written by `train`.
+    #[arg(long, value_name = "PATH")]
+    model: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Print the K class probabilities, comma separated, instead of the label.
+    #[arg(long)]
+    proba: bool,
+    /// Output file [default: stdout].
+    #[arg(long, value_name = "PATH")]
+    out: Option<PathBuf>,
+    /// Where to compute.
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: BackendArg,
+}
+
+#[derive(Args)]
+struct EvaluateArgs {
+    /// Model file written by `train`.
+    #[arg(long, value_name = "PATH")]
+    model: PathBuf,
+    #[command(flatten)]
+    data: DataArgs,
+    /// Print one JSON object instead of the report.
+    #[arg(long)]
+    json: bool,
+    /// Where to compute.
+    #[arg(long, value_enum, default_value = "auto")]
+    backend: BackendArg,
+}
+
+#[derive(Args)]
+struct InfoArgs {
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A failure, split by exit code: bad input or usage (2) versus a runtime failure (1).
+enum Failure {
+    Input(String),
+    Runtime(String),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::NoAdapter { .. }
+            | Error::RequestDevice { .. }
+            | Error::OutOfMemory { .. }
+            | Error::Gpu { .. }
+            | Error::DeviceLost { .. }
+            | Error::Timeout { .. }
+            | Error::Io { .. } => Failure::Runtime(e.to_string()),
+            _ => Failure::Input(e.to_string()),
+        }
+    }
+}
+
+impl From<formats::FormatError> for Failure {
+    fn from(e: formats::FormatError) -> Self {
+        Failure::Input(e.to_string())
+    }
+}
+
+type CliResult<T> = Result<T, Failure>;
+
+fn main() -> ExitCode {
+    quiet_mesa();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e)
+            if matches!(
+                e.kind(),
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion
+            ) =>
+        {
+            e.exit()
+        }
+        Err(e) => {
+            // clap's first line is the sentence; its usage block follows on later lines.
+            let text = e.render().to_string();
+            let first = text
+                .lines()
+                .next()
+                .unwrap_or("invalid arguments")
+                .trim_start_matches("error: ");
+            eprintln!("error: {first} (see --help)");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match cli.command {
+        Command::Train(a) => train(a),
+        Command::Predict(a) => predict(a),
+        Command::Evaluate(a) => evaluate(a),
+        Command::Info(a) => info(a),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(Failure::Input(m)) => {
+            eprintln!("error: {m}");
+            ExitCode::from(2)
+        }
+        Err(Failure::Runtime(m)) => {
+            eprintln!("error: {m}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Mesa's Vulkan driver prints "XDG_RUNTIME_DIR is invalid" on headless machines when the
+/// variable is unset; point it at a private directory so our stderr holds only our words.
+fn quiet_mesa() {
+    let valid = std::env::var_os("XDG_RUNTIME_DIR").is_some_and(|d| Path::new(&d).is_dir());
+    if !valid {
+        let dir =
+            std::env::temp_dir().join(format!("softmax-regression-runtime-{}", std::process::id()));
+        if std::fs::create_dir_all(&dir).is_ok() {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700));
+            }
+            // SAFETY: called first thing in main, before any other thread exists.
+            unsafe { std::env::set_var("XDG_RUNTIME_DIR", &dir) };
+        }
+    }
+}
+
+/// Opens the adapter a `--backend` asks for; `None` for the CPU reference.
+fn open_backend(arg: BackendArg) -> CliResult<Option<GpuContext>> {
+    let request = match arg {
+        BackendArg::Cpu => return Ok(None),
+        BackendArg::Auto => AdapterRequest::default(),
+        BackendArg::Vulkan => AdapterRequest::backend("vulkan")?,
+        BackendArg::Gl => AdapterRequest::backend("gl")?,
+        BackendArg::Metal => AdapterRequest::backend("metal")?,
+        BackendArg::Dx12 => AdapterRequest::backend("dx12")?,
+    };
+    Ok(Some(GpuContext::new(&request)?))
+}
+
+fn backend_of(ctx: &Option<GpuContext>) -> Backend<'_> {
+    ctx.as_ref().map_or(Backend::Cpu, Backend::Gpu)
+}
+
+fn describe_backend(ctx: &Option<GpuContext>) -> String {
+    ctx.as_ref()
+        .map_or_else(|| "CPU reference (f64)".to_string(), GpuContext::describe)
+}
+
+fn load_options(
+    d: &DataArgs,
+    require_labels: bool,
+    csv_has_labels: bool,
+    n_features: Option<usize>,
+) -> LoadOptions {
+    LoadOptions {
+        format: d.format.map(Format::from),
+        labels: d.labels.clone(),
+        label_column: d.label_column,
+        zero_based: d.zero_based,
+        n_features,
+        require_labels,
+        csv_has_labels,
+    }
+}
+
+/// The embedded digits data, features scaled to [0, 1].
+fn embedded_digits() -> CliResult<(Array2<f32>, Vec<u32>)> {
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(DIGITS_CSV_GZ)
+        .read_to_string(&mut text)
+        .map_err(|e| Failure::Runtime(format!("the embedded digits data is damaged: {e}")))?;
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for line in text.lines().filter(|l| !l.trim().is_empty()) {
+        let values: Vec<f32> = line
+            .split(',')
+            .filter_map(|v| v.trim().parse().ok())
+            .collect();
+        if let Some((label, features)) = values.split_last() {
+            x.extend(features.iter().map(|v| v / 16.0));
+            y.push(*label as u32);
+        }
+    }
+    let m = y.len();
+    let x = Array2::from_shape_vec((m, x.len() / m.max(1)), x)
+        .map_err(|e| Failure::Runtime(format!("the embedded digits data is damaged: {e}")))?;
+    Ok((x, y))
+}
+
+fn settings_from(a: &TrainArgs) -> Settings {
+    let optimizer = match a.optimizer {
+        OptimizerArg::Gd => Optimizer::Gd,
+        OptimizerArg::Sgd => Optimizer::Sgd,
+        OptimizerArg::Momentum => Optimizer::Momentum,
+        OptimizerArg::Adam => Optimizer::Adam,
+    };
+    let batch_size = match (a.batch_size, optimizer) {
+        (Some(b), _) => Some(b),
+        (None, Optimizer::Gd) => None,
+        (None, _) => Some(64),
+    };
+    Settings {
+        epochs: a.epochs,
+        learning_rate: a.lr,
+        l2: a.l2,
+        batch_size,
+        optimizer,
+        seed: a.seed,
+        ..Settings::default()
+    }
+}
+
+/// Flag names for the settings the library names.
+fn flag_of(setting: &str) -> &str {
+    match setting {
+        "learning_rate" => "--lr",
+        "l2" => "--l2",
+        "epochs" => "--epochs",
+        "batch_size" => "--batch-size",
+        "validation" => "--validation",
+        other => other,
+    }
+}
+
+fn train(a: TrainArgs) -> CliResult<()> {
+    // Settings first: a bad flag is reported before any file is read.
+    let settings = settings_from(&a);
+    let trainer = Trainer::new(settings.clone()).map_err(|e| match e {
+        Error::InvalidSetting {
+            name,
+            value,
+            reason,
+        } => Failure::Input(format!("{} {value} is invalid: {reason}", flag_of(name))),
+        other => other.into(),
+    })?;
+    if let Some(v) = a.validation
+        && !(v > 0.0 && v < 1.0)
+    {
+        return Err(Failure::Input(format!(
+            "--validation {v} is invalid: must be a fraction strictly between 0 and 1"
+        )));
+    }
+    if a.out.is_dir() {
+        return Err(Failure::Input(format!(
+            "--out {} is a directory",
+            a.out.display()
+        )));
+    }
+
+    let (source, x, y, k, names) = match &a.data.data {
+        None => {
+            let (x, y) = embedded_digits()?;
+            (
+                "embedded digits (1797 × 64, features / 16)".to_string(),
+                x,
+                y,
+                a.classes.unwrap_or(10),
+                None,
+            )
+        }
+        Some(path) => {
+            let loaded = formats::load(path, &load_options(&a.data, true, true, None))?;
+            let raw = loaded.labels.ok_or_else(|| {
+                Failure::Input(format!("{}: no labels; pass --labels", path.display()))
+            })?;
+            let label_path = a.data.labels.as_deref().unwrap_or(path);
+            let (y, k, names) = formats::encode_labels(&raw, a.classes, label_path)?;
+            (path.display().to_string(), loaded.x, y, k, names)
+        }
+    };
+    let data = Dataset::new(x, &y, k).map_err(|e| Failure::Input(format!("{source}: {e}")))?;
+    let validation = match (&a.data.data, a.validation) {
+        (None, v) => Some(v.unwrap_or(0.2)),
+        (Some(_), v) => v,
+    };
+    let (train_data, held) = match validation {
+        Some(f) => {
+            let (t, h) = data.split(f, a.seed)?;
+            (t, Some(h))
+        }
+        None => (data, None),
+    };
+
+    let ctx = open_backend(a.backend)?;
+    let backend = backend_of(&ctx);
+    if !a.quiet && !a.json {
+        eprintln!(
+            "training on {source}: {} rows × {} features, K = {k}{}; {} on {}",
+            train_data.n_rows(),
+            train_data.n_features(),
+            held.as_ref()
+                .map(|h| format!(", {} held out", h.n_rows()))
+                .unwrap_or_default(),
+            settings.optimizer,
+            describe_backend(&ctx)
+        );
+    }
+    let progress = Progress::new(settings.epochs, a.quiet || a.json);
+    let json = a.json;
+    let fit = trainer.fit(backend, &train_data, held.as_ref(), None, |r| {
+        if json {
+            println!("{}", epoch_json(r));
+        }
+        progress.epoch(r);
+        ControlFlow::Continue(())
+    })?;
+    progress.finish();
+
+    let mut model = fit.model;
+    if let Some(names) = names.clone() {
+        model = model.with_labels(names)?;
+    }
+    let meta = vec![
+        ("optimizer".to_string(), settings.optimizer.to_string()),
+        ("epochs".to_string(), settings.epochs.to_string()),
+        (
+            "learning_rate".to_string(),
+            settings.learning_rate.to_string(),
+        ),
+        ("l2".to_string(), settings.l2.to_string()),
+        (
+            "batch_size".to_string(),
+            settings
+                .batch_size
+                .map_or("full".to_string(), |b| b.to_string()),
+        ),
+        ("seed".to_string(), settings.seed.to_string()),
+        ("data".to_string(), source.clone()),
+    ];
+    model.save(&a.out, &meta)?;
+
+    let last = fit.history.last();
+    let held_metrics = last.and_then(|r| r.validation);
+    if json {
+        println!(
+            "{}",
+            json!({
+                "summary": true,
+                "epochs": fit.history.len(),
+                "loss": last.map(|r| r.loss),
+                "grad_max_norm": last.map(|r| r.grad_max_norm),
+                "validation_loss": held_metrics.map(|m| m.log_loss),
+                "validation_accuracy": held_metrics.map(|m| m.accuracy),
+                "model": a.out.display().to_string(),
+                "backend": describe_backend(&ctx),
+                "seconds": last.map(|r| r.elapsed),
+            })
+        );
+    } else if !a.quiet {
+        if let Some(r) = last {
+            eprintln!(
+                "final objective J = {:.6} after {} epochs ({:.1} s)",
+                r.loss, r.epoch, r.elapsed
+            );
+        }
+        if let Some(m) = held_metrics {
+            let what = if a.data.data.is_none() {
+                "test"
+            } else {
+                "validation"
+            };
+            println!(
+                "{what} accuracy {:.4}, {what} log-loss {:.4} on {} held-out rows",
+                m.accuracy,
+                m.log_loss,
+                held.as_ref().map_or(0, Dataset::n_rows)
+            );
+        }
+        eprintln!("model written to {}", a.out.display());
+    }
+    Ok(())
+}
+
+fn epoch_json(r: &EpochReport) -> serde_json::Value {
+    json!({
+        "epoch": r.epoch,
+        "loss": r.loss,
+        "grad_max_norm": r.grad_max_norm,
+        "train_accuracy": r.train_accuracy,
+        "validation_loss": r.validation.map(|m| m.log_loss),
+        "validation_accuracy": r.validation.map(|m| m.accuracy),
+        "seconds": r.elapsed,
+    })
+}
+
+/// A progress bar on a terminal, a plain line every tenth of the run otherwise.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    quiet: bool,
+    every: usize,
+}
+
+impl Progress {
+    fn new(epochs: usize, quiet: bool) -> Self {
+        let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
+            let bar = indicatif::ProgressBar::new(epochs as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:30} {pos}/{len} epochs  {msg}  [{elapsed_precise}, {per_sec}]",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        Progress {
+            bar,
+            quiet,
+            every: epochs.div_ceil(10).max(1),
+        }
+    }
+
+    fn line(r: &EpochReport) -> String {
+        let mut s = format!("J = {:.5}", r.loss);
+        if let Some(v) = r.validation {
+            s.push_str(&format!(
+                "  validation loss {:.4} accuracy {:.4}",
+                v.log_loss, v.accuracy
+            ));
+        }
+        s
+    }
+
+    fn epoch(&self, r: &EpochReport) {
+        if self.quiet {
+            return;
+        }
+        match &self.bar {
+            Some(bar) => {
+                bar.set_message(Self::line(r));
+                bar.inc(1);
+            }
+            None if r.epoch.is_multiple_of(self.every) || r.epoch == 1 => {
+                eprintln!(
+                    "epoch {:>5}  {}  ({:.1} s)",
+                    r.epoch,
+                    Self::line(r),
+                    r.elapsed
+                )
+            }
+            None => {}
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish();
+        }
+    }
+}
+
+/// Loads data for a model: checks the width, and for CSV takes the label column only when
+/// the file has one more column than the model has features.
+fn load_for_model(
+    d: &DataArgs,
+    model: &Model,
+    model_path: &Path,
+    need_labels: bool,
+) -> CliResult<(Array2<f32>, Option<formats::RawLabels>, PathBuf)> {
+    let path = d
+        .data
+        .clone()
+        .ok_or_else(|| Failure::Input("--data PATH is required".to_string()))?;
+    let n = model.n_features();
+    let format = d
+        .format
+        .map(Format::from)
+        .or_else(|| Format::from_path(&path));
+    // A CSV given to `predict` may or may not carry its label column: take the reading
+    // whose width matches the model.
+    let with_labels = (format == Some(Format::Csv) && !need_labels && d.labels.is_none())
+        .then(|| formats::load(&path, &load_options(d, false, true, Some(n))).ok())
+        .flatten()
+        .filter(|l| l.x.ncols() == n);
+    let loaded = match with_labels {
+        Some(l) => l,
+        None => formats::load(&path, &load_options(d, need_labels, need_labels, Some(n)))?,
+    };
+    if loaded.x.ncols() != n {
+        return Err(Failure::Input(format!(
+            "{} has {} feature columns but the model {} was trained on {n}",
+            path.display(),
+            loaded.x.ncols(),
+            model_path.display()
+        )));
+    }
+    Ok((loaded.x, loaded.labels, path))
+}
+
+fn predict(a: PredictArgs) -> CliResult<()> {
+    let (model, _) = Model::load(&a.model)?;
+    let (x, _, _) = load_for_model(&a.data, &model, &a.model, false)?;
+    let ctx = open_backend(a.backend)?;
+    let mut out = String::new();
+    if a.proba {
+        let p = model.predict_proba(backend_of(&ctx), x.view())?;
+        for row in p.outer_iter() {
+            let cells: Vec<String> = row.iter().map(|v| format!("{v:.6}")).collect();
+            out.push_str(&cells.join(","));
+            out.push('\n');
+        }
+    } else {
+        for class in model.predict(backend_of(&ctx), x.view())? {
+            match model.labels() {
+                Some(names) => out.push_str(&names[class as usize]),
+                None => out.push_str(&class.to_string()),
+            }
+            out.push('\n');
+        }
+    }
+    match &a.out {
+        Some(path) => softmax_regression::model_file::write_atomic(path, out.as_bytes())?,
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(out.as_bytes())
+                .map_err(|e| Failure::Runtime(format!("cannot write to stdout: {e}")))?;
+        }
+    }
+    Ok(())
+}
+
+fn evaluate(a: EvaluateArgs) -> CliResult<()> {
+    let (model, _) = Model::load(&a.model)?;
+    let (x, raw, path) = load_for_model(&a.data, &model, &a.model, true)?;
+    let raw =
+        raw.ok_or_else(|| Failure::Input(format!("{}: no labels; pass --labels", path.display())))?;
+    let k = model.n_classes();
+    // Labels are matched by name when the model has names, else read as class numbers.
+    let y: Vec<u32> = match (model.labels(), &raw) {
+        (Some(names), formats::RawLabels::Strings(s)) => s
+            .iter()
+            .enumerate()
+            .map(|(row, l)| {
+                names
+                    .iter()
+                    .position(|n| n == l)
+                    .map(|c| c as u32)
+                    .ok_or_else(|| {
+                        Failure::Input(format!(
+                            "{}: label {l:?} in row {} is not one of the model's classes",
+                            path.display(),
+                            row + 1
+                        ))
+                    })
+            })
+            .collect::<CliResult<_>>()?,
+        (Some(names), formats::RawLabels::Ints(v)) => v
+            .iter()
+            .enumerate()
+            .map(|(row, l)| {
+                names
+                    .iter()
+                    .position(|n| *n == l.to_string())
+                    .map(|c| c as u32)
+                    .ok_or_else(|| {
+                        Failure::Input(format!(
+                            "{}: label {l} in row {} is not one of the model's classes",
+                            path.display(),
+                            row + 1
+                        ))
+                    })
+            })
+            .collect::<CliResult<_>>()?,
+        (None, raw) => {
+            formats::encode_labels(raw, Some(k), a.data.labels.as_deref().unwrap_or(&path))?.0
+        }
+    };
+    let data =
+        Dataset::new(x, &y, k).map_err(|e| Failure::Input(format!("{}: {e}", path.display())))?;
+    let ctx = open_backend(a.backend)?;
+    let metrics = model.evaluate(backend_of(&ctx), &data)?;
+    let predicted = model.predict(backend_of(&ctx), data.x())?;
+    let mut confusion = vec![vec![0usize; k]; k];
+    for (&t, &p) in y.iter().zip(&predicted) {
+        confusion[t as usize][p as usize] += 1;
+    }
+    let names: Vec<String> = model.labels().map_or_else(
+        || (0..k).map(|c| c.to_string()).collect(),
+        <[String]>::to_vec,
+    );
+    let precision: Vec<Option<f64>> = (0..k)
+        .map(|c| {
+            let col: usize = (0..k).map(|t| confusion[t][c]).sum();
+            (col > 0).then(|| confusion[c][c] as f64 / col as f64)
+        })
+        .collect();
+    let recall: Vec<Option<f64>> = (0..k)
+        .map(|c| {
+            let row: usize = confusion[c].iter().sum();
+            (row > 0).then(|| confusion[c][c] as f64 / row as f64)
+        })
+        .collect();
+    if a.json {
+        println!(
+            "{}",
+            json!({
+                "rows": y.len(),
+                "accuracy": metrics.accuracy,
+                "log_loss": metrics.log_loss,
+                "classes": names,
+                "confusion": confusion,
+                "precision": precision,
+                "recall": recall,
+            })
+        );
+        return Ok(());
+    }
+    println!("rows        {}", y.len());
+    println!("accuracy    {:.4}", metrics.accuracy);
+    println!("log-loss    {:.4}  (mean cross-entropy)", metrics.log_loss);
+    println!("\nconfusion matrix (rows: true class, columns: predicted)");
+    let width = names.iter().map(String::len).max().unwrap_or(1).max(5);
+    print!("{:>width$} ", "");
+    for n in &names {
+        print!("{n:>width$} ");
+    }
+    println!(" precision  recall");
+    let fmt = |v: Option<f64>| v.map_or_else(|| "     -".to_string(), |v| format!("{v:>6.3}"));
+    for c in 0..k {
+        print!("{:>width$} ", names[c]);
+        for count in &confusion[c] {
+            print!("{count:>width$} ");
+        }
+        println!("    {}  {}", fmt(precision[c]), fmt(recall[c]));
+    }
+    Ok(())
+}
+
+fn info(a: InfoArgs) -> CliResult<()> {
+    let (adapters, pick) = softmax_regression::gpu::list_adapters(&AdapterRequest::default());
+    if a.json {
+        let list: Vec<serde_json::Value> = adapters
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                json!({
+                    "name": s.name,
+                    "backend": format!("{:?}", s.backend),
+                    "device_type": format!("{:?}", s.device_type),
+                    "driver": s.driver,
+                    "compute": s.compute,
+                    "auto": pick == Some(i),
+                    "max_storage_buffer_binding_size": s.limits.max_storage_buffer_binding_size,
+                    "max_buffer_size": s.limits.max_buffer_size,
+                    "max_compute_workgroups_per_dimension": s.limits.max_compute_workgroups_per_dimension,
+                    "max_compute_invocations_per_workgroup": s.limits.max_compute_invocations_per_workgroup,
+                    "max_compute_workgroup_storage_size": s.limits.max_compute_workgroup_storage_size,
+                })
+            })
+            .collect();
+        println!("{}", json!({ "adapters": list }));
+        return Ok(());
+    }
+    if adapters.is_empty() {
+        println!(
+            "no adapters found; on Linux without a GPU install mesa-vulkan-drivers, or use WGPU_BACKEND=gl"
+        );
+    }
+    for (i, s) in adapters.iter().enumerate() {
+        let l = &s.limits;
+        println!(
+            "{}{} ({:?}, {:?}){}",
+            if pick == Some(i) { "* " } else { "  " },
+            s.name,
+            s.backend,
+            s.device_type,
+            if s.compute {
+                ""
+            } else {
+                " — no compute shaders"
+            }
+        );
+        println!("    driver: {}", s.driver);
+        println!(
+            "    max storage binding {} MiB, max buffer {} MiB, workgroups ≤ {} per dimension, ≤ {} invocations, {} KiB workgroup memory",
+            l.max_storage_buffer_binding_size >> 20,
+            l.max_buffer_size >> 20,
+            l.max_compute_workgroups_per_dimension,
+            l.max_compute_invocations_per_workgroup,
+            l.max_compute_workgroup_storage_size >> 10
+        );
+    }
+    if pick.is_some() {
+        println!("* = picked by --backend auto");
+    }
+    Ok(())
+}

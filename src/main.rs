@@ -7,6 +7,8 @@ use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+mod plot;
+
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ndarray::Array2;
 use serde_json::json;
@@ -15,6 +17,20 @@ use softmax_regression::{
     AdapterRequest, Backend, Dataset, EpochReport, Error, GpuContext, Model, Optimizer, Settings,
     Trainer,
 };
+
+/// `println!` that ignores a closed stdout (`… | head`), as Unix tools do.
+macro_rules! outln {
+    ($($t:tt)*) => {{
+        let _ = writeln!(std::io::stdout().lock(), $($t)*);
+    }};
+}
+
+/// `print!` that ignores a closed stdout.
+macro_rules! out {
+    ($($t:tt)*) => {{
+        let _ = write!(std::io::stdout().lock(), $($t)*);
+    }};
+}
 
 /// The digits data (see src/data/README.md), used by `train` when no `--data` is given.
 const DIGITS_CSV_GZ: &[u8] = include_bytes!("data/digits.csv.gz");
@@ -59,6 +75,7 @@ enum OptimizerArg {
     Sgd,
     Momentum,
     Adam,
+    Lbfgs,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -108,16 +125,21 @@ struct TrainArgs {
     /// string labels]. Lets a file miss some classes.
     #[arg(long, value_name = "K")]
     classes: Option<usize>,
-    /// Passes over the data.
-    #[arg(long, default_value_t = 100)]
+    /// Passes over the data (iterations for lbfgs).
+    #[arg(long, visible_alias = "max-iter", default_value_t = 100)]
     epochs: usize,
+    /// Stop, converged, when the gradient's max-norm max|∇J| is at most this (checked
+    /// after each epoch; scikit-learn's criterion). 0 runs every epoch.
+    #[arg(long, value_name = "F", default_value_t = 1e-4)]
+    tol: f64,
     /// Learning rate η.
     #[arg(long, value_name = "F", default_value_t = 0.01)]
     lr: f32,
     /// λ of the objective: mean cross-entropy + λ/2‖Θ‖² (bias unregularised).
     #[arg(long, value_name = "F", default_value_t = 1e-4)]
     l2: f64,
-    /// Rows per mini-batch [default: full batch for gd, 64 for sgd, momentum and adam].
+    /// Rows per mini-batch [default: full batch for gd and lbfgs, 64 for sgd, momentum and
+    /// adam].
     #[arg(long, value_name = "B")]
     batch_size: Option<usize>,
     /// Update rule.
@@ -137,6 +159,10 @@ struct TrainArgs {
     /// Model file to write (safetensors).
     #[arg(long, value_name = "PATH", default_value = "model.safetensors")]
     out: PathBuf,
+    /// Draw the training curve (loss and accuracy per epoch, training and validation) as
+    /// an SVG file. Adds one pass over the training data per epoch for its accuracy.
+    #[arg(long, value_name = "PATH.svg")]
+    plot: Option<PathBuf>,
     /// No progress output.
     #[arg(long)]
     quiet: bool,
@@ -173,6 +199,9 @@ struct EvaluateArgs {
     /// Print one JSON object instead of the report.
     #[arg(long)]
     json: bool,
+    /// Draw the confusion matrix as an SVG heat map.
+    #[arg(long, value_name = "PATH.svg")]
+    plot: Option<PathBuf>,
     /// Where to compute.
     #[arg(long, value_enum, default_value = "auto")]
     backend: BackendArg,
@@ -344,10 +373,11 @@ fn settings_from(a: &TrainArgs) -> Settings {
         OptimizerArg::Sgd => Optimizer::Sgd,
         OptimizerArg::Momentum => Optimizer::Momentum,
         OptimizerArg::Adam => Optimizer::Adam,
+        OptimizerArg::Lbfgs => Optimizer::Lbfgs,
     };
     let batch_size = match (a.batch_size, optimizer) {
         (Some(b), _) => Some(b),
-        (None, Optimizer::Gd) => None,
+        (None, Optimizer::Gd | Optimizer::Lbfgs) => None,
         (None, _) => Some(64),
     };
     Settings {
@@ -357,6 +387,8 @@ fn settings_from(a: &TrainArgs) -> Settings {
         batch_size,
         optimizer,
         seed: a.seed,
+        tol: a.tol,
+        track_accuracy: a.plot.is_some(),
         ..Settings::default()
     }
 }
@@ -369,6 +401,7 @@ fn flag_of(setting: &str) -> &str {
         "epochs" => "--epochs",
         "batch_size" => "--batch-size",
         "validation" => "--validation",
+        "tol" => "--tol",
         other => other,
     }
 }
@@ -450,14 +483,14 @@ fn train(a: TrainArgs) -> CliResult<()> {
     let json = a.json;
     let fit = trainer.fit(backend, &train_data, held.as_ref(), None, |r| {
         if json {
-            println!("{}", epoch_json(r));
+            outln!("{}", epoch_json(r));
         }
         progress.epoch(r);
         ControlFlow::Continue(())
     })?;
     progress.finish();
 
-    let mut model = fit.model;
+    let mut model = fit.model.clone();
     if let Some(names) = names.clone() {
         model = model.with_labels(names)?;
     }
@@ -479,17 +512,24 @@ fn train(a: TrainArgs) -> CliResult<()> {
         ("data".to_string(), source.clone()),
     ];
     model.save(&a.out, &meta)?;
+    if let Some(path) = &a.plot {
+        softmax_regression::model_file::write_atomic(
+            path,
+            training_curve(&fit.history).as_bytes(),
+        )?;
+    }
 
     let last = fit.history.last();
     let held_metrics = last.and_then(|r| r.validation);
     if json {
-        println!(
+        outln!(
             "{}",
             json!({
                 "summary": true,
                 "epochs": fit.history.len(),
                 "loss": last.map(|r| r.loss),
                 "grad_max_norm": last.map(|r| r.grad_max_norm),
+                "status": fit.status.name(),
                 "validation_loss": held_metrics.map(|m| m.log_loss),
                 "validation_accuracy": held_metrics.map(|m| m.accuracy),
                 "model": a.out.display().to_string(),
@@ -497,7 +537,12 @@ fn train(a: TrainArgs) -> CliResult<()> {
                 "seconds": last.map(|r| r.elapsed),
             })
         );
-    } else if !a.quiet {
+    } else {
+        // How the run ended is said even with --quiet: a run that did not converge must
+        // not look like one that did.
+        eprintln!("{}", fit.summary(&settings));
+    }
+    if !json && !a.quiet {
         if let Some(r) = last {
             eprintln!(
                 "final objective J = {:.6} after {} epochs ({:.1} s)",
@@ -510,7 +555,7 @@ fn train(a: TrainArgs) -> CliResult<()> {
             } else {
                 "validation"
             };
-            println!(
+            outln!(
                 "{what} accuracy {:.4}, {what} log-loss {:.4} on {} held-out rows",
                 m.accuracy,
                 m.log_loss,
@@ -519,7 +564,47 @@ fn train(a: TrainArgs) -> CliResult<()> {
         }
         eprintln!("model written to {}", a.out.display());
     }
+    if fit.status == softmax_regression::Status::Diverged {
+        return Err(Failure::Runtime(format!(
+            "training diverged; {} holds the last finite weights",
+            a.out.display()
+        )));
+    }
     Ok(())
+}
+
+fn training_curve(history: &[EpochReport]) -> String {
+    use plot::Series;
+    let points = |f: &dyn Fn(&EpochReport) -> Option<f64>| -> Vec<(f64, f64)> {
+        history
+            .iter()
+            .filter_map(|r| f(r).map(|v| (r.epoch as f64, v)))
+            .collect()
+    };
+    let (blue, orange) = ("#1f77b4", "#ff7f0e");
+    let mut loss = vec![Series {
+        name: "training J",
+        colour: blue,
+        points: points(&|r| Some(r.loss)),
+    }];
+    let mut accuracy = vec![Series {
+        name: "training",
+        colour: blue,
+        points: points(&|r| r.train_accuracy),
+    }];
+    if history.iter().any(|r| r.validation.is_some()) {
+        loss.push(Series {
+            name: "validation log-loss",
+            colour: orange,
+            points: points(&|r| r.validation.map(|m| m.log_loss)),
+        });
+        accuracy.push(Series {
+            name: "validation",
+            colour: orange,
+            points: points(&|r| r.validation.map(|m| m.accuracy)),
+        });
+    }
+    plot::training_curve(&loss, &accuracy)
 }
 
 fn epoch_json(r: &EpochReport) -> serde_json::Value {
@@ -741,8 +826,20 @@ fn evaluate(a: EvaluateArgs) -> CliResult<()> {
             (row > 0).then(|| confusion[c][c] as f64 / row as f64)
         })
         .collect();
+    if let Some(plot_path) = &a.plot {
+        let title = format!(
+            "confusion matrix, {} ({} rows, accuracy {:.4})",
+            path.display(),
+            y.len(),
+            metrics.accuracy
+        );
+        softmax_regression::model_file::write_atomic(
+            plot_path,
+            plot::confusion_heat_map(&names, &confusion, &title).as_bytes(),
+        )?;
+    }
     if a.json {
-        println!(
+        outln!(
             "{}",
             json!({
                 "rows": y.len(),
@@ -756,23 +853,23 @@ fn evaluate(a: EvaluateArgs) -> CliResult<()> {
         );
         return Ok(());
     }
-    println!("rows        {}", y.len());
-    println!("accuracy    {:.4}", metrics.accuracy);
-    println!("log-loss    {:.4}  (mean cross-entropy)", metrics.log_loss);
-    println!("\nconfusion matrix (rows: true class, columns: predicted)");
+    outln!("rows        {}", y.len());
+    outln!("accuracy    {:.4}", metrics.accuracy);
+    outln!("log-loss    {:.4}  (mean cross-entropy)", metrics.log_loss);
+    outln!("\nconfusion matrix (rows: true class, columns: predicted)");
     let width = names.iter().map(String::len).max().unwrap_or(1).max(5);
-    print!("{:>width$} ", "");
+    out!("{:>width$} ", "");
     for n in &names {
-        print!("{n:>width$} ");
+        out!("{n:>width$} ");
     }
-    println!(" precision  recall");
+    outln!(" precision  recall");
     let fmt = |v: Option<f64>| v.map_or_else(|| "     -".to_string(), |v| format!("{v:>6.3}"));
     for c in 0..k {
-        print!("{:>width$} ", names[c]);
+        out!("{:>width$} ", names[c]);
         for count in &confusion[c] {
-            print!("{count:>width$} ");
+            out!("{count:>width$} ");
         }
-        println!("    {}  {}", fmt(precision[c]), fmt(recall[c]));
+        outln!("    {}  {}", fmt(precision[c]), fmt(recall[c]));
     }
     Ok(())
 }
@@ -799,17 +896,17 @@ fn info(a: InfoArgs) -> CliResult<()> {
                 })
             })
             .collect();
-        println!("{}", json!({ "adapters": list }));
+        outln!("{}", json!({ "adapters": list }));
         return Ok(());
     }
     if adapters.is_empty() {
-        println!(
+        outln!(
             "no adapters found; on Linux without a GPU install mesa-vulkan-drivers, or use WGPU_BACKEND=gl"
         );
     }
     for (i, s) in adapters.iter().enumerate() {
         let l = &s.limits;
-        println!(
+        outln!(
             "{}{} ({:?}, {:?}){}",
             if pick == Some(i) { "* " } else { "  " },
             s.name,
@@ -821,8 +918,8 @@ fn info(a: InfoArgs) -> CliResult<()> {
                 " — no compute shaders"
             }
         );
-        println!("    driver: {}", s.driver);
-        println!(
+        outln!("    driver: {}", s.driver);
+        outln!(
             "    max storage binding {} MiB, max buffer {} MiB, workgroups ≤ {} per dimension, ≤ {} invocations, {} KiB workgroup memory",
             l.max_storage_buffer_binding_size >> 20,
             l.max_buffer_size >> 20,
@@ -832,7 +929,7 @@ fn info(a: InfoArgs) -> CliResult<()> {
         );
     }
     if pick.is_some() {
-        println!("* = picked by --backend auto");
+        outln!("* = picked by --backend auto");
     }
     Ok(())
 }

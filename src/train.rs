@@ -13,8 +13,10 @@ use crate::error::{Error, Result};
 use crate::gpu::ChunkPlan;
 use crate::gpu::kernels::UpdateEntry;
 use crate::gpu::problem::{DeviceProblem, StepDims};
+use crate::lbfgs::{LbfgsSettings, Status};
 use crate::model::{Backend, Evaluator, Metrics, Model, gpu_metrics};
 use crate::oracle::{CpuOracle, flatten, unflatten};
+use crate::oracle::{GpuOracle, Oracle};
 use crate::reference::Step;
 use crate::rng::SplitMix64;
 
@@ -30,6 +32,9 @@ pub enum Optimizer {
     Momentum,
     /// Adam with bias correction.
     Adam,
+    /// Full-batch L-BFGS with a strong Wolfe line search (see [`crate::lbfgs`]); one
+    /// epoch is one iteration.
+    Lbfgs,
 }
 
 impl Optimizer {
@@ -48,6 +53,7 @@ impl Optimizer {
             Optimizer::Sgd => "sgd",
             Optimizer::Momentum => "momentum",
             Optimizer::Adam => "adam",
+            Optimizer::Lbfgs => "lbfgs",
         }
     }
 }
@@ -65,7 +71,11 @@ impl FromStr for Optimizer {
             .into_iter()
             .find(|o| o.name() == s)
             .ok_or_else(|| {
-                Error::setting("optimizer", s, "expected one of gd, sgd, momentum, adam")
+                Error::setting(
+                    "optimizer",
+                    s,
+                    "expected one of gd, sgd, momentum, adam, lbfgs",
+                )
             })
     }
 }
@@ -99,6 +109,12 @@ pub struct Settings {
     pub chunk_rows: Option<usize>,
     /// Also report training accuracy each epoch (one extra forward pass). Default false.
     pub track_accuracy: bool,
+    /// Stop, converged, once the full gradient's max-norm `max |∇J|` (scikit-learn's
+    /// criterion) is at most this, checked after every epoch. 0 runs every epoch.
+    /// Default 1e-4.
+    pub tol: f64,
+    /// Correction pairs kept by [`Optimizer::Lbfgs`]. Default 10.
+    pub history: usize,
 }
 
 impl Default for Settings {
@@ -116,6 +132,8 @@ impl Default for Settings {
             epsilon: 1e-8,
             chunk_rows: None,
             track_accuracy: false,
+            tol: 1e-4,
+            history: 10,
         }
     }
 }
@@ -154,6 +172,16 @@ impl Settings {
             }
             _ => {}
         }
+        if !(self.tol.is_finite() && self.tol >= 0.0) {
+            return Err(Error::setting(
+                "tol",
+                self.tol,
+                "must be a finite number ≥ 0",
+            ));
+        }
+        if self.history == 0 {
+            return Err(Error::setting("history", 0, "must be at least 1"));
+        }
         if self.chunk_rows == Some(0) {
             return Err(Error::setting("chunk_rows", 0, "must be at least 1"));
         }
@@ -173,7 +201,7 @@ impl Settings {
     /// The update of step `t` (1-based).
     fn step(&self, t: u64) -> Step {
         match self.optimizer {
-            Optimizer::Gd | Optimizer::Sgd => Step::Plain,
+            Optimizer::Gd | Optimizer::Sgd | Optimizer::Lbfgs => Step::Plain,
             Optimizer::Momentum => Step::Momentum {
                 momentum: self.momentum,
             },
@@ -212,8 +240,47 @@ pub struct Fit {
     pub model: Model,
     /// One report per epoch run.
     pub history: Vec<EpochReport>,
-    /// Whether the callback stopped training before the last epoch.
-    pub stopped_early: bool,
+    /// How training ended. On [`Status::Diverged`] the model holds the last parameters
+    /// with a finite loss.
+    pub status: Status,
+}
+
+impl Fit {
+    /// One sentence on how training ended, with what to try when it did not converge.
+    pub fn summary(&self, settings: &Settings) -> String {
+        let last = self.history.iter().rev().find(|r| r.loss.is_finite());
+        let norm = last.map_or(f64::NAN, |r| r.grad_max_norm);
+        match self.status {
+            Status::Converged => format!(
+                "converged: max |∇J| = {norm:.2e} ≤ tol {:.1e} after {} epochs",
+                settings.tol,
+                self.history.len()
+            ),
+            Status::IterationLimit => format!(
+                "did not converge: max |∇J| = {norm:.2e} is above tol {:.1e} after {} epochs; try more epochs{}",
+                settings.tol,
+                self.history.len(),
+                if settings.optimizer == Optimizer::Lbfgs {
+                    ""
+                } else {
+                    ", a larger learning rate, or --optimizer lbfgs"
+                }
+            ),
+            Status::LineSearchFailed => format!(
+                "did not converge: the line search found no decrease at max |∇J| = {norm:.2e} (tol {:.1e}); J is flat to f32 precision there, so a larger tol is as good as it gets",
+                settings.tol
+            ),
+            Status::Diverged => format!(
+                "diverged: the loss became non-finite at epoch {}; the model keeps the last finite weights; try a smaller learning rate than {}",
+                self.history.len(),
+                settings.learning_rate
+            ),
+            Status::Stopped => format!(
+                "stopped after {} epochs at max |∇J| = {norm:.2e}",
+                self.history.len()
+            ),
+        }
+    }
 }
 
 /// Trains softmax regression with validated settings.
@@ -456,6 +523,10 @@ impl Trainer {
             }
             None => vec![0.0; n * k + k],
         };
+        let mut validator = validation.map(|v| Evaluator::new(backend, v)).transpose()?;
+        if s.optimizer == Optimizer::Lbfgs {
+            return self.fit_lbfgs(backend, train, validator, w0, on_epoch);
+        }
         let mut engine: Box<dyn Engine + '_> = match backend {
             Backend::Cpu => {
                 let chunk_rows = s.chunk_rows.unwrap_or(m).min(m);
@@ -467,7 +538,7 @@ impl Trainer {
                         chunks: m.div_ceil(chunk_rows),
                     },
                     l2: s.l2,
-                    w: Array1::from_vec(w0),
+                    w: Array1::from_vec(w0.clone()),
                     m1: Array1::zeros(n * k + k),
                     m2: Array1::zeros(n * k + k),
                     fresh: None,
@@ -492,14 +563,13 @@ impl Trainer {
                 })
             }
         };
-        let mut validator = validation.map(|v| Evaluator::new(backend, v)).transpose()?;
-
         let started = Instant::now();
         let mut rng = SplitMix64::new(s.seed);
         let mut t = 0u64;
         let mut history = Vec::with_capacity(s.epochs);
-        let mut stopped_early = false;
-        let mut w = Vec::new();
+        let mut status = Status::IterationLimit;
+        // The parameters of the last epoch whose loss was finite.
+        let mut w = w0;
         for epoch in 1..=s.epochs {
             match s.batch_size {
                 None => {
@@ -515,13 +585,20 @@ impl Trainer {
                 }
             }
             let (loss, grad_max_norm, w_now) = engine.evaluate()?;
-            w = w_now;
-            let train_accuracy = if s.track_accuracy {
+            let finite = loss.is_finite() && grad_max_norm.is_finite();
+            if finite {
+                w = w_now;
+            }
+            let train_accuracy = if s.track_accuracy && finite {
                 Some(engine.accuracy()?)
             } else {
                 None
             };
-            let validation = validator.as_mut().map(|v| v.evaluate(&w)).transpose()?;
+            let validation = if finite {
+                validator.as_mut().map(|v| v.evaluate(&w)).transpose()?
+            } else {
+                None
+            };
             let report = EpochReport {
                 epoch,
                 loss,
@@ -532,8 +609,16 @@ impl Trainer {
             };
             let flow = on_epoch(&report);
             history.push(report);
+            if !finite {
+                status = Status::Diverged;
+                break;
+            }
+            if grad_max_norm <= s.tol {
+                status = Status::Converged;
+                break;
+            }
             if flow.is_break() {
-                stopped_early = epoch < s.epochs;
+                status = Status::Stopped;
                 break;
             }
         }
@@ -541,7 +626,79 @@ impl Trainer {
         Ok(Fit {
             model: Model::new(theta, bias)?,
             history,
-            stopped_early,
+            status,
+        })
+    }
+
+    /// Full-batch L-BFGS on the backend's oracle; one epoch is one iteration.
+    fn fit_lbfgs(
+        &self,
+        backend: Backend<'_>,
+        train: &Dataset,
+        mut validator: Option<Evaluator<'_, '_>>,
+        w0: Vec<f32>,
+        mut on_epoch: impl FnMut(&EpochReport) -> ControlFlow<()>,
+    ) -> Result<Fit> {
+        let s = &self.settings;
+        let (n, k) = (train.n_features(), train.n_classes());
+        let mut oracle: Box<dyn Oracle + '_> = match backend {
+            Backend::Cpu => Box::new(CpuOracle::new(train)),
+            Backend::Gpu(ctx) => Box::new(GpuOracle::new(ctx, train, s.chunk_rows)?),
+        };
+        let mut accuracy = if s.track_accuracy {
+            Some(Evaluator::new(backend, train)?)
+        } else {
+            None
+        };
+        let settings = LbfgsSettings {
+            max_iter: s.epochs,
+            tol: s.tol,
+            history: s.history,
+            ..LbfgsSettings::default()
+        };
+        let started = Instant::now();
+        let mut history = Vec::new();
+        let mut failure = None;
+        let (theta0, bias0) = unflatten(&w0, n, k);
+        let result =
+            crate::lbfgs::minimize(oracle.as_mut(), theta0, bias0, s.l2, &settings, |it, w| {
+                let w32: Vec<f32> = w.iter().map(|&v| v as f32).collect();
+                let metrics = (|| -> Result<_> {
+                    let train_accuracy = accuracy
+                        .as_mut()
+                        .map(|e| e.evaluate(&w32))
+                        .transpose()?
+                        .map(|m| m.accuracy);
+                    let validation = validator.as_mut().map(|v| v.evaluate(&w32)).transpose()?;
+                    Ok((train_accuracy, validation))
+                })();
+                match metrics {
+                    Ok((train_accuracy, validation)) => {
+                        let report = EpochReport {
+                            epoch: it.iteration,
+                            loss: it.loss,
+                            grad_max_norm: it.grad_max_norm,
+                            train_accuracy,
+                            validation,
+                            elapsed: started.elapsed().as_secs_f64(),
+                        };
+                        let flow = on_epoch(&report);
+                        history.push(report);
+                        flow
+                    }
+                    Err(e) => {
+                        failure = Some(e);
+                        ControlFlow::Break(())
+                    }
+                }
+            })?;
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        Ok(Fit {
+            model: Model::new(result.theta, result.bias)?,
+            history,
+            status: result.status,
         })
     }
 }

@@ -384,7 +384,7 @@ fn bad_flags_and_files_exit_2_with_one_sentence_and_no_model() {
                 "--out",
                 m,
             ],
-            "row 2",
+            "sample 2",
         ),
         (
             vec!["train", "--data", "/nonexistent/x.csv", "--out", m],
@@ -467,4 +467,122 @@ fn model_file_loads_with_python_safetensors_numpy() {
     assert_eq!(nums[1], m.theta()[(20, 3)]);
     assert_eq!(nums[0], m.bias()[7]);
     assert_eq!(lines.next().unwrap(), "softmax-regression/1");
+}
+
+#[test]
+fn plots_are_written_as_svg() {
+    let dir = scratch("plot");
+    let model = dir.join("m.safetensors");
+    let curve = dir.join("curve.svg");
+    let o = run(&[
+        "train",
+        "--epochs",
+        "5",
+        "--out",
+        s(&model),
+        "--plot",
+        s(&curve),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let svg = std::fs::read_to_string(&curve).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    // Training and validation lines in both panels.
+    assert_eq!(svg.matches("<polyline").count(), 4, "{svg}");
+    assert!(svg.contains("validation log-loss"));
+    let data = dir.join("d.csv");
+    let mut text = String::new();
+    for (x, c) in blobs(60) {
+        let cells: Vec<String> = x.iter().map(|v| v.to_string()).collect();
+        text.push_str(&format!("{},{c}\n", cells.join(",")));
+    }
+    std::fs::write(&data, text).unwrap();
+    let o = run(&[
+        "train",
+        "--data",
+        s(&data),
+        "--epochs",
+        "20",
+        "--lr",
+        "0.1",
+        "--out",
+        s(&model),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let heat = dir.join("confusion.svg");
+    let o = run(&[
+        "evaluate",
+        "--model",
+        s(&model),
+        "--data",
+        s(&data),
+        "--plot",
+        s(&heat),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let svg = std::fs::read_to_string(&heat).unwrap();
+    assert_eq!(svg.matches("<rect").count(), 1 + 3 * 3, "{svg}");
+}
+
+#[test]
+fn a_run_that_does_not_converge_says_so_and_still_writes_the_model() {
+    let dir = scratch("converge");
+    let model = dir.join("m.safetensors");
+    let o = run(&[
+        "train",
+        "--optimizer",
+        "lbfgs",
+        "--max-iter",
+        "3",
+        "--tol",
+        "1e-6",
+        "--out",
+        s(&model),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.starts_with("did not converge: max |∇J| = ") && err.contains("after 3 epochs"),
+        "{err}"
+    );
+    assert!(model.exists());
+    let o = run(&[
+        "train",
+        "--optimizer",
+        "lbfgs",
+        "--max-iter",
+        "500",
+        "--tol",
+        "1e-5",
+        "--l2",
+        "1e-2",
+        "--out",
+        s(&model),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout(&o).lines().last().unwrap()).unwrap();
+    assert_eq!(summary["status"], "converged", "{summary}");
+    // A learning rate far too large: the run stops, says why, and keeps finite weights.
+    let o = run(&[
+        "train",
+        "--optimizer",
+        "gd",
+        "--lr",
+        "1e30",
+        "--out",
+        s(&model),
+        "--quiet",
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("smaller learning rate"),
+        "{}",
+        stderr(&o)
+    );
+    let (m, _) = Model::load(&model).unwrap();
+    assert!(m.theta().iter().all(|v| v.is_finite()));
 }

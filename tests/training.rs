@@ -219,7 +219,7 @@ fn validation_metrics_and_early_stop_from_callback() {
             }
         })
         .unwrap();
-    assert!(fit.stopped_early);
+    assert_eq!(fit.status, softmax_regression::Status::Stopped);
     assert_eq!(fit.history.len(), 5);
     let v = fit.history.last().unwrap().validation.unwrap();
     let direct = fit.model.evaluate(Backend::Cpu, &held).unwrap();
@@ -352,4 +352,77 @@ fn settings_are_validated_before_any_work() {
     }
     assert!("lbfgs-ish".parse::<Optimizer>().is_err());
     assert_eq!("adam".parse::<Optimizer>().unwrap(), Optimizer::Adam);
+}
+
+#[test]
+fn convergence_status_is_reported() {
+    let data = clusters(300, 6, 3, 1.0, 8);
+    // L-BFGS converges; two epochs of GD do not.
+    let lbfgs = Settings {
+        epochs: 500,
+        optimizer: Optimizer::Lbfgs,
+        l2: 1e-2,
+        tol: 1e-6,
+        ..Settings::default()
+    };
+    let fit_l = fit(Backend::Gpu(gpu()), &data, lbfgs.clone());
+    assert_eq!(
+        fit_l.status,
+        softmax_regression::Status::Converged,
+        "{}",
+        fit_l.summary(&lbfgs)
+    );
+    assert!(fit_l.history.last().unwrap().grad_max_norm <= 1e-6);
+    let gd = Settings {
+        epochs: 2,
+        ..Settings::default()
+    };
+    let fit_g = fit(Backend::Gpu(gpu()), &data, gd.clone());
+    assert_eq!(fit_g.status, softmax_regression::Status::IterationLimit);
+    assert!(
+        fit_g
+            .summary(&gd)
+            .starts_with("did not converge: max |∇J| = "),
+        "{}",
+        fit_g.summary(&gd)
+    );
+    // GD reaches the same optimum L-BFGS found, to the tolerance it was given.
+    let gd_long = Settings {
+        epochs: 20000,
+        learning_rate: 1.0,
+        l2: 1e-2,
+        tol: 1e-5,
+        ..Settings::default()
+    };
+    let fit_gl = fit(Backend::Cpu, &data, gd_long);
+    assert_eq!(fit_gl.status, softmax_regression::Status::Converged);
+    let (a, b) = (
+        fit_gl.history.last().unwrap().loss,
+        fit_l.history.last().unwrap().loss,
+    );
+    assert!((a - b).abs() < 1e-6 * b, "GD J = {a}, L-BFGS J = {b}");
+}
+
+#[test]
+fn divergence_stops_with_the_last_finite_weights() {
+    let mut data_x = clusters(200, 5, 3, 1.0, 9).x().to_owned();
+    data_x.mapv_inplace(|v| v * 1e3);
+    let data = softmax_regression::Dataset::new(data_x, &common::labels(200, 3, 10), 3).unwrap();
+    let settings = Settings {
+        epochs: 50,
+        learning_rate: 1e30,
+        optimizer: Optimizer::Gd,
+        ..Settings::default()
+    };
+    for backend in [Backend::Cpu, Backend::Gpu(gpu())] {
+        let fit = fit(backend, &data, settings.clone());
+        assert_eq!(
+            fit.status,
+            softmax_regression::Status::Diverged,
+            "{:?}",
+            fit.history.iter().map(|r| r.loss).collect::<Vec<_>>()
+        );
+        assert!(fit.model.theta().iter().all(|v| v.is_finite()));
+        assert!(fit.summary(&settings).contains("smaller learning rate"));
+    }
 }

@@ -1,0 +1,412 @@
+//! Full-batch L-BFGS on any [`Oracle`], with a line search that satisfies the strong Wolfe
+//! conditions (Nocedal & Wright, *Numerical Optimization*, 2nd ed., Algorithms 3.5, 3.6
+//! and 7.4). The optimizer state is f64; the oracle sees the parameters as f32, the
+//! precision of the model and of the GPU kernels.
+//!
+//! Written here rather than taken from a crate: argmin 0.11's L-BFGS with More–Thuente
+//! stopped 1.3e-3 (relative) above the optimum on the digits objective after 1000
+//! iterations, and linfa-logistic 0.8.1 stopped 33% above it after a failed line search.
+
+use std::collections::VecDeque;
+use std::ops::ControlFlow;
+
+use ndarray::{Array1, Array2};
+
+use crate::error::{Error, Result};
+use crate::oracle::{Oracle, unflatten};
+
+/// How a run of an optimizer ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    /// The gradient's max-norm fell to the tolerance.
+    Converged,
+    /// The iteration (epoch) limit was reached first.
+    IterationLimit,
+    /// No step along the search direction satisfied the Wolfe conditions: the objective
+    /// is flat to the oracle's precision there.
+    LineSearchFailed,
+    /// The loss became NaN or infinite; the parameters are the last finite ones.
+    Diverged,
+    /// The caller's callback stopped the run.
+    Stopped,
+}
+
+impl Status {
+    /// The name used in reports and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Status::Converged => "converged",
+            Status::IterationLimit => "iteration limit",
+            Status::LineSearchFailed => "line search failed",
+            Status::Diverged => "diverged",
+            Status::Stopped => "stopped",
+        }
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// L-BFGS settings; [`LbfgsSettings::validate`] checks them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LbfgsSettings {
+    /// Iteration limit. Default 1000.
+    pub max_iter: usize,
+    /// Stop when `max |∇J| ≤ tol` (scikit-learn's criterion). Default 1e-6.
+    pub tol: f64,
+    /// Correction pairs kept. Default 10.
+    pub history: usize,
+    /// Sufficient-decrease constant c₁. Default 1e-4.
+    pub c1: f64,
+    /// Curvature constant c₂ (strong Wolfe). Default 0.9.
+    pub c2: f64,
+    /// Oracle calls allowed per line search. Default 30.
+    pub max_line_search: usize,
+    /// Relative noise level ε of the oracle's J. Near the optimum, decreases smaller than
+    /// ε·|J| cannot be seen in f32 sums, so a step whose J is within ε·|J| of the start is
+    /// accepted on the gradient alone (Hager & Zhang's approximate Wolfe conditions).
+    /// Default 1e-6.
+    pub f_noise: f64,
+}
+
+impl Default for LbfgsSettings {
+    fn default() -> Self {
+        LbfgsSettings {
+            max_iter: 1000,
+            tol: 1e-6,
+            history: 10,
+            c1: 1e-4,
+            c2: 0.9,
+            max_line_search: 30,
+            f_noise: 1e-6,
+        }
+    }
+}
+
+impl LbfgsSettings {
+    /// Checks every field.
+    pub fn validate(&self) -> Result<()> {
+        if self.max_iter == 0 {
+            return Err(Error::setting("max_iter", 0, "must be at least 1"));
+        }
+        if !(self.tol.is_finite() && self.tol >= 0.0) {
+            return Err(Error::setting(
+                "tol",
+                self.tol,
+                "must be a finite number ≥ 0",
+            ));
+        }
+        if self.history == 0 {
+            return Err(Error::setting("history", 0, "must be at least 1"));
+        }
+        if !(0.0 < self.c1 && self.c1 < self.c2 && self.c2 < 1.0) {
+            return Err(Error::setting(
+                "c1, c2",
+                format!("{}, {}", self.c1, self.c2),
+                "need 0 < c1 < c2 < 1",
+            ));
+        }
+        if !(self.f_noise.is_finite() && self.f_noise >= 0.0) {
+            return Err(Error::setting(
+                "f_noise",
+                self.f_noise,
+                "must be a finite number ≥ 0",
+            ));
+        }
+        if self.max_line_search == 0 {
+            return Err(Error::setting("max_line_search", 0, "must be at least 1"));
+        }
+        Ok(())
+    }
+}
+
+/// Progress after one L-BFGS iteration.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LbfgsIteration {
+    /// 1-based iteration.
+    pub iteration: usize,
+    /// J at the new point.
+    pub loss: f64,
+    /// Max-norm of ∇J at the new point.
+    pub grad_max_norm: f64,
+    /// Oracle calls so far.
+    pub evaluations: usize,
+}
+
+/// The result of [`minimize`].
+#[derive(Debug, Clone)]
+pub struct LbfgsResult {
+    /// Θ (n, K) at the best point found.
+    pub theta: Array2<f32>,
+    /// b (K) at the best point found.
+    pub bias: Array1<f32>,
+    /// J there.
+    pub loss: f64,
+    /// Max-norm of ∇J there.
+    pub grad_max_norm: f64,
+    /// How the run ended.
+    pub status: Status,
+    /// Iterations run.
+    pub iterations: usize,
+    /// Oracle calls made.
+    pub evaluations: usize,
+}
+
+struct Point {
+    w: Vec<f64>,
+    f: f64,
+    g: Vec<f64>,
+}
+
+fn dot(a: &[f64], b: &[f64]) -> f64 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
+}
+
+fn max_norm(g: &[f64]) -> f64 {
+    g.iter().fold(0.0, |a, &v| a.max(v.abs()))
+}
+
+struct Evaluator<'o> {
+    oracle: &'o mut dyn Oracle,
+    n: usize,
+    k: usize,
+    l2: f64,
+    calls: usize,
+}
+
+impl Evaluator<'_> {
+    fn eval(&mut self, w: Vec<f64>) -> Result<Point> {
+        self.calls += 1;
+        let w32: Vec<f32> = w.iter().map(|&v| v as f32).collect();
+        let (theta, bias) = unflatten(&w32, self.n, self.k);
+        let lg = self
+            .oracle
+            .loss_and_gradient(theta.view(), bias.view(), self.l2)?;
+        let g: Vec<f64> = lg.theta.iter().chain(lg.bias.iter()).copied().collect();
+        // The point the oracle actually saw: the f32-rounded parameters.
+        Ok(Point {
+            w: w32.iter().map(|&v| f64::from(v)).collect(),
+            f: lg.loss,
+            g,
+        })
+    }
+}
+
+/// Cubic interpolation of φ between (a, φa, φ'a) and (b, φb, φ'b), kept inside the middle
+/// 80% of the interval (bisection when the cubic has no usable minimiser).
+fn cubic_step(a: f64, fa: f64, da: f64, b: f64, fb: f64, db: f64) -> f64 {
+    let d1 = da + db - 3.0 * (fa - fb) / (a - b);
+    let disc = d1 * d1 - da * db;
+    let (lo, hi) = (a.min(b), a.max(b));
+    let guard = 0.1 * (hi - lo);
+    if disc >= 0.0 {
+        let d2 = disc.sqrt().copysign(b - a);
+        let t = b - (b - a) * (db + d2 - d1) / (db - da + 2.0 * d2);
+        if t.is_finite() && t > lo + guard && t < hi - guard {
+            return t;
+        }
+    }
+    0.5 * (a + b)
+}
+
+/// Line search for a step α along d satisfying the strong Wolfe conditions.
+/// Returns `None` when none was found within the call budget.
+fn line_search(
+    ev: &mut Evaluator<'_>,
+    x: &Point,
+    d: &[f64],
+    alpha0: f64,
+    s: &LbfgsSettings,
+) -> Result<Option<Point>> {
+    let (f0, d0) = (x.f, dot(&x.g, d));
+    let noise = s.f_noise * f0.abs();
+    // Sufficient decrease: Armijo, or, within the noise of J, the approximate Wolfe form
+    // φ(α) ≤ φ(0) + ε|φ(0)| and φ'(α) ≤ (2c₁ − 1)φ'(0).
+    let decreases = |alpha: f64, f: f64, df: f64| {
+        f <= f0 + s.c1 * alpha * d0 || (f <= f0 + noise && df <= (2.0 * s.c1 - 1.0) * d0)
+    };
+    let at = |alpha: f64| -> Vec<f64> { x.w.iter().zip(d).map(|(w, d)| w + alpha * d).collect() };
+    let mut calls = 0usize;
+    // (α, φ(α), φ'(α)) of the previous trial; α = 0 to start.
+    let (mut a_prev, mut f_prev, mut d_prev) = (0.0, f0, d0);
+    let mut alpha = alpha0;
+    let bracket;
+    loop {
+        if calls >= s.max_line_search {
+            return Ok(None);
+        }
+        calls += 1;
+        let p = ev.eval(at(alpha))?;
+        if !p.f.is_finite() {
+            // Too long a step into overflow: shrink toward the last good point.
+            alpha = a_prev + 0.25 * (alpha - a_prev);
+            continue;
+        }
+        let dp = dot(&p.g, d);
+        if !decreases(alpha, p.f, dp) || (calls > 1 && p.f >= f_prev && p.f > f0 + noise) {
+            bracket = ((a_prev, f_prev, d_prev), (alpha, p.f, dp));
+            break;
+        }
+        if dp.abs() <= -s.c2 * d0 {
+            return Ok(Some(p));
+        }
+        if dp >= 0.0 {
+            bracket = ((alpha, p.f, dp), (a_prev, f_prev, d_prev));
+            break;
+        }
+        (a_prev, f_prev, d_prev) = (alpha, p.f, dp);
+        alpha *= 2.0;
+    }
+    // Zoom: `lo` satisfies sufficient decrease with the lowest φ so far; the minimiser
+    // lies between lo and hi.
+    let (mut lo, mut hi) = bracket;
+    while calls < s.max_line_search {
+        if (hi.0 - lo.0).abs() <= 1e-12 * lo.0.abs().max(1e-12) {
+            break;
+        }
+        calls += 1;
+        let alpha = cubic_step(lo.0, lo.1, lo.2, hi.0, hi.1, hi.2);
+        let p = ev.eval(at(alpha))?;
+        let dp = dot(&p.g, d);
+        if !p.f.is_finite() || !decreases(alpha, p.f, dp) || (p.f >= lo.1 && p.f > f0 + noise) {
+            hi = (
+                alpha,
+                if p.f.is_finite() { p.f } else { f64::MAX },
+                if dp.is_finite() { dp } else { 0.0 },
+            );
+        } else {
+            if dp.abs() <= -s.c2 * d0 {
+                return Ok(Some(p));
+            }
+            if dp * (hi.0 - lo.0) >= 0.0 {
+                hi = lo;
+            }
+            lo = (alpha, p.f, dp);
+        }
+    }
+    Ok(None)
+}
+
+/// Minimises J(Θ, b) = the oracle's objective with L2 strength `l2`, from (theta0, bias0).
+/// `on_iteration` sees every iteration with the parameters w = (Θ row-major, b) reached,
+/// and may stop the run.
+pub fn minimize(
+    oracle: &mut dyn Oracle,
+    theta0: Array2<f32>,
+    bias0: Array1<f32>,
+    l2: f64,
+    settings: &LbfgsSettings,
+    mut on_iteration: impl FnMut(&LbfgsIteration, &[f64]) -> ControlFlow<()>,
+) -> Result<LbfgsResult> {
+    settings.validate()?;
+    let (_, n, k) = oracle.shape();
+    crate::oracle::check_params(theta0.view(), bias0.view(), n, k)?;
+    let mut ev = Evaluator {
+        oracle,
+        n,
+        k,
+        l2,
+        calls: 0,
+    };
+    let w0: Vec<f64> = theta0
+        .iter()
+        .chain(bias0.iter())
+        .map(|&v| f64::from(v))
+        .collect();
+    let mut x = ev.eval(w0)?;
+    let finish = |x: &Point, status: Status, iterations: usize, calls: usize| {
+        let w32: Vec<f32> = x.w.iter().map(|&v| v as f32).collect();
+        let (theta, bias) = unflatten(&w32, n, k);
+        LbfgsResult {
+            theta,
+            bias,
+            loss: x.f,
+            grad_max_norm: max_norm(&x.g),
+            status,
+            iterations,
+            evaluations: calls,
+        }
+    };
+    if !x.f.is_finite() {
+        return Ok(finish(&x, Status::Diverged, 0, ev.calls));
+    }
+    // (s, y, 1/sᵀy), newest last.
+    let mut pairs: VecDeque<(Vec<f64>, Vec<f64>, f64)> = VecDeque::with_capacity(settings.history);
+    for iteration in 1..=settings.max_iter {
+        if max_norm(&x.g) <= settings.tol {
+            return Ok(finish(&x, Status::Converged, iteration - 1, ev.calls));
+        }
+        // Two-loop recursion: d = −H g.
+        let mut q = x.g.clone();
+        let mut alphas = Vec::with_capacity(pairs.len());
+        for (s, y, rho) in pairs.iter().rev() {
+            let a = rho * dot(s, &q);
+            q.iter_mut().zip(y).for_each(|(q, y)| *q -= a * y);
+            alphas.push(a);
+        }
+        if let Some((s, y, _)) = pairs.back() {
+            let gamma = dot(s, y) / dot(y, y);
+            q.iter_mut().for_each(|q| *q *= gamma);
+        }
+        for ((s, y, rho), a) in pairs.iter().zip(alphas.iter().rev()) {
+            let b = rho * dot(y, &q);
+            q.iter_mut().zip(s).for_each(|(q, s)| *q += (a - b) * s);
+        }
+        let mut d: Vec<f64> = q.iter().map(|v| -v).collect();
+        let mut alpha0 = 1.0;
+        if pairs.is_empty() || dot(&d, &x.g) >= 0.0 {
+            pairs.clear();
+            d = x.g.iter().map(|v| -v).collect();
+            alpha0 = (1.0 / dot(&x.g, &x.g).sqrt()).min(1.0);
+        }
+        let mut next = line_search(&mut ev, &x, &d, alpha0, settings)?;
+        if next.is_none() && !pairs.is_empty() {
+            // The quasi-Newton direction failed: forget the history, try steepest descent.
+            pairs.clear();
+            d = x.g.iter().map(|v| -v).collect();
+            next = line_search(
+                &mut ev,
+                &x,
+                &d,
+                (1.0 / dot(&x.g, &x.g).sqrt()).min(1.0),
+                settings,
+            )?;
+        }
+        let Some(next) = next else {
+            return Ok(finish(
+                &x,
+                Status::LineSearchFailed,
+                iteration - 1,
+                ev.calls,
+            ));
+        };
+        let s: Vec<f64> = next.w.iter().zip(&x.w).map(|(a, b)| a - b).collect();
+        let y: Vec<f64> = next.g.iter().zip(&x.g).map(|(a, b)| a - b).collect();
+        let sy = dot(&s, &y);
+        if sy > 1e-12 * dot(&s, &s).sqrt() * dot(&y, &y).sqrt() {
+            if pairs.len() == settings.history {
+                pairs.pop_front();
+            }
+            pairs.push_back((s, y, 1.0 / sy));
+        }
+        x = next;
+        let report = LbfgsIteration {
+            iteration,
+            loss: x.f,
+            grad_max_norm: max_norm(&x.g),
+            evaluations: ev.calls,
+        };
+        if on_iteration(&report, &x.w).is_break() {
+            return Ok(finish(&x, Status::Stopped, iteration, ev.calls));
+        }
+    }
+    let status = if max_norm(&x.g) <= settings.tol {
+        Status::Converged
+    } else {
+        Status::IterationLimit
+    };
+    Ok(finish(&x, status, settings.max_iter, ev.calls))
+}

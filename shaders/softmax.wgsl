@@ -1,14 +1,16 @@
-// Row-wise stable softmax for one row chunk, written in place of the logits as P − Y,
-// with the per-row cross-entropy (weighted by nothing: the mean is taken by the host).
+// Row-wise stable softmax for one row chunk, written in place of the logits as
+// w_r·(P − Y), with the per-row weighted cross-entropy (the mean is taken by the host):
 //
 //   M = max_k z[r,k],  s = Σ_k exp(z[r,k] − M)
-//   row_loss[r] = log s − (z[r,y] − M)         (−log P[r,y], never log of a rounded P)
-//   z[r,k]      = exp(z[r,k] − M) / s − 1{k = y}
+//   row_loss[r] = w_r · (log s − (z[r,y] − M))   (−log P[r,y], never log of a rounded P)
+//   z[r,k]      = w_r · (exp(z[r,k] − M) / s − 1{k = y})
 //
-// With dims.has_labels = 0 the kernel writes P itself and row_loss = 0 (prediction).
+// w_r is the sample weight when dims.has_weights = 1, else 1. With dims.has_labels = 0
+// the kernel writes P itself and row_loss = 0 (prediction).
 //
-// Shapes: labels (rows) u32 · z (rows, K) f32 · row_loss (rows) f32.
-// Bindings: 0 labels read · 1 z read_write · 2 row_loss write · 3 dims uniform.
+// Shapes: labels (rows) u32 · weights (rows) f32 · z (rows, K) f32 · row_loss (rows) f32.
+// Bindings: 0 labels read · 1 weights read · 2 z read_write · 3 row_loss write ·
+//           4 dims uniform.
 // Entry points:
 //   row_per_thread:    64 rows per workgroup, one invocation per row (small K).
 //                      Dispatch: ceil(rows / 64) workgroups, folded into a 2-D grid
@@ -21,13 +23,14 @@ struct Dims {
     rows: u32,
     k: u32,
     has_labels: u32,
-    _pad: u32,
+    has_weights: u32,
 }
 
 @group(0) @binding(0) var<storage, read> labels: array<u32>;
-@group(0) @binding(1) var<storage, read_write> z: array<f32>;
-@group(0) @binding(2) var<storage, read_write> row_loss: array<f32>;
-@group(0) @binding(3) var<uniform> dims: Dims;
+@group(0) @binding(1) var<storage, read> weights: array<f32>;
+@group(0) @binding(2) var<storage, read_write> z: array<f32>;
+@group(0) @binding(3) var<storage, read_write> row_loss: array<f32>;
+@group(0) @binding(4) var<uniform> dims: Dims;
 
 const WG: u32 = 64u;
 
@@ -55,8 +58,9 @@ fn row_per_thread(
     if (y < dims.k) {
         z_y = z[base + y];
     }
-    row_loss[row] = row_cross_entropy(y, z_y, max_z, sum);
-    write_p_minus_y(base, max_z, sum, y, 0u, 1u);
+    let w = row_weight(row);
+    row_loss[row] = w * row_cross_entropy(y, z_y, max_z, sum);
+    write_p_minus_y(base, max_z, sum, y, w, 0u, 1u);
 }
 
 var<workgroup> scratch: array<f32, 64>;
@@ -107,10 +111,11 @@ fn row_per_workgroup(
         workgroupBarrier();
     }
     let sum = scratch[0];
+    let w = row_weight(row);
     if (lid.x == 0u) {
-        row_loss[row] = row_cross_entropy(y, z_y, max_z, sum);
+        row_loss[row] = w * row_cross_entropy(y, z_y, max_z, sum);
     }
-    write_p_minus_y(base, max_z, sum, y, lid.x, WG);
+    write_p_minus_y(base, max_z, sum, y, w, lid.x, WG);
 }
 
 // The label of a row, or K (matching no class) when the chunk has no labels.
@@ -121,6 +126,14 @@ fn row_label(row: u32) -> u32 {
     return dims.k;
 }
 
+// The sample weight of a row, or 1 when the chunk has none.
+fn row_weight(row: u32) -> f32 {
+    if (dims.has_weights != 0u) {
+        return weights[row];
+    }
+    return 1.0;
+}
+
 // −log P[r, y] = log s − (z[r,y] − M); 0 without a label.
 fn row_cross_entropy(y: u32, z_y: f32, max_z: f32, sum: f32) -> f32 {
     if (y < dims.k) {
@@ -129,14 +142,14 @@ fn row_cross_entropy(y: u32, z_y: f32, max_z: f32, sum: f32) -> f32 {
     return 0.0;
 }
 
-// Writes P − Y over k = first, first + step, … of one row.
-fn write_p_minus_y(base: u32, max_z: f32, sum: f32, y: u32, first: u32, step: u32) {
+// Writes w·(P − Y) over k = first, first + step, … of one row.
+fn write_p_minus_y(base: u32, max_z: f32, sum: f32, y: u32, w: f32, first: u32, step: u32) {
     let inv_sum = 1.0 / sum;
     for (var k = first; k < dims.k; k = k + step) {
         var p = exp(z[base + k] - max_z) * inv_sum;
         if (k == y) {
             p = p - 1.0;
         }
-        z[base + k] = p;
+        z[base + k] = w * p;
     }
 }

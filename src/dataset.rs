@@ -12,6 +12,7 @@ pub struct Dataset {
     x: Array2<f32>,
     labels: Vec<u32>,
     n_classes: usize,
+    weights: Option<Vec<f32>>,
 }
 
 impl Dataset {
@@ -31,6 +32,7 @@ impl Dataset {
             x: x.into_owned().as_standard_layout().into_owned(),
             labels: labels.to_vec(),
             n_classes,
+            weights: None,
         })
     }
 
@@ -97,17 +99,101 @@ impl Dataset {
         &self.labels
     }
 
-    /// Rows `start..end` as a new dataset (same K). Used for hold-out splits and batches.
+    /// Per-sample weights w, when set. The objective is then
+    /// `J = (1/m) Σ_i w_i·(−log P[i, y⁽ⁱ⁾]) + (λ/2)‖Θ‖²`.
+    pub fn weights(&self) -> Option<&[f32]> {
+        self.weights.as_deref()
+    }
+
+    /// Sets per-sample weights (one per row, each finite and ≥ 0), replacing any set
+    /// before. With λ = 1/(C·m) the minimiser is scikit-learn's
+    /// `LogisticRegression(C=C).fit(X, y, sample_weight=w)`.
+    pub fn with_sample_weights(mut self, weights: &[f32]) -> Result<Self> {
+        if weights.len() != self.n_rows() {
+            return Err(Error::shape(
+                "sample weights",
+                &[self.n_rows()],
+                &[weights.len()],
+            ));
+        }
+        if let Some((row, &value)) = weights
+            .iter()
+            .enumerate()
+            .find(|(_, w)| !(w.is_finite() && **w >= 0.0))
+        {
+            return Err(Error::InvalidWeight { row, value });
+        }
+        self.weights = Some(weights.to_vec());
+        Ok(self)
+    }
+
+    /// Multiplies every row's weight (1 when none was set) by the weight of its class.
+    /// `class_weights` has K entries, each finite and ≥ 0.
+    pub fn with_class_weights(self, class_weights: &[f32]) -> Result<Self> {
+        if class_weights.len() != self.n_classes {
+            return Err(Error::shape(
+                "class weights",
+                &[self.n_classes],
+                &[class_weights.len()],
+            ));
+        }
+        if let Some((class, &value)) = class_weights
+            .iter()
+            .enumerate()
+            .find(|(_, w)| !(w.is_finite() && **w >= 0.0))
+        {
+            return Err(Error::setting(
+                "class_weight",
+                value,
+                format!("the weight of class {class} must be a finite number ≥ 0"),
+            ));
+        }
+        let weights: Vec<f32> = self
+            .labels
+            .iter()
+            .enumerate()
+            .map(|(i, &y)| self.weights.as_ref().map_or(1.0, |w| w[i]) * class_weights[y as usize])
+            .collect();
+        self.with_sample_weights(&weights)
+    }
+
+    /// scikit-learn's `class_weight="balanced"`: `m / (K · count(k))` for each class k
+    /// (1 for a class with no rows, which then never enters the objective).
+    pub fn balanced_class_weights(&self) -> Vec<f32> {
+        let mut counts = vec![0usize; self.n_classes];
+        for &y in &self.labels {
+            counts[y as usize] += 1;
+        }
+        let m = self.n_rows() as f64;
+        counts
+            .iter()
+            .map(|&c| {
+                if c == 0 {
+                    1.0
+                } else {
+                    (m / (self.n_classes as f64 * c as f64)) as f32
+                }
+            })
+            .collect()
+    }
+
+    /// The given rows as a new dataset (same K, weights carried along). Used for hold-out
+    /// splits.
     pub fn select_rows(&self, rows: &[usize]) -> Result<Self> {
         if rows.is_empty() {
             return Err(Error::NoRows);
         }
         let x = self.x.select(ndarray::Axis(0), rows);
         let labels: Vec<u32> = rows.iter().map(|&r| self.labels[r]).collect();
+        let weights = self
+            .weights
+            .as_ref()
+            .map(|w| rows.iter().map(|&r| w[r]).collect());
         Ok(Dataset {
             x,
             labels,
             n_classes: self.n_classes,
+            weights,
         })
     }
 

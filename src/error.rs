@@ -41,6 +41,14 @@ pub enum Error {
         /// The offending value.
         value: f32,
     },
+    /// A sample weight is negative or not finite.
+    #[error("sample weight {value} at row {row} is not a finite number ≥ 0")]
+    InvalidWeight {
+        /// Zero-based row.
+        row: usize,
+        /// The offending weight.
+        value: f32,
+    },
     /// A label is not in 0..K.
     #[error("label {label} at row {row} is outside 0..{n_classes} (K = {n_classes})")]
     LabelOutOfRange {

@@ -145,7 +145,7 @@ impl Model {
             }
             Backend::Gpu(ctx) => {
                 let k = self.n_classes();
-                let problem = DeviceProblem::new(ctx, x, None, k, None, None)?;
+                let problem = DeviceProblem::new(ctx, x, None, None, k, None, None)?;
                 problem.set_params(&flatten(self.theta.view(), self.bias.view()));
                 let mut p = Array2::zeros((x.nrows(), k));
                 problem.forward_chunks(|start, z, _| {
@@ -218,6 +218,7 @@ impl<'c, 'd> Evaluator<'c, 'd> {
                     ctx,
                     data.x(),
                     Some(data.labels()),
+                    None,
                     data.n_classes(),
                     None,
                     None,

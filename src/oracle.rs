@@ -84,6 +84,7 @@ pub(crate) fn unflatten<T: Copy>(w: &[T], n: usize, k: usize) -> (Array2<T>, Arr
 pub struct CpuOracle {
     x: Array2<f64>,
     labels: Vec<u32>,
+    weights: Option<Vec<f64>>,
     k: usize,
 }
 
@@ -93,6 +94,9 @@ impl CpuOracle {
         CpuOracle {
             x: data.x().mapv(f64::from),
             labels: data.labels().to_vec(),
+            weights: data
+                .weights()
+                .map(|w| w.iter().map(|&v| f64::from(v)).collect()),
             k: data.n_classes(),
         }
     }
@@ -103,7 +107,14 @@ impl CpuOracle {
         bias: ArrayView1<'_, f64>,
         l2: f64,
     ) -> (f64, Array2<f64>, Array1<f64>) {
-        crate::reference::loss_and_gradient_f64(self.x.view(), &self.labels, theta, bias, l2)
+        crate::reference::loss_and_gradient_f64(
+            self.x.view(),
+            &self.labels,
+            self.weights.as_deref(),
+            theta,
+            bias,
+            l2,
+        )
     }
 
     pub(crate) fn eval_rows(
@@ -115,7 +126,18 @@ impl CpuOracle {
     ) -> (f64, Array2<f64>, Array1<f64>) {
         let x = self.x.select(ndarray::Axis(0), rows);
         let labels: Vec<u32> = rows.iter().map(|&r| self.labels[r]).collect();
-        crate::reference::loss_and_gradient_f64(x.view(), &labels, theta, bias, l2)
+        let weights: Option<Vec<f64>> = self
+            .weights
+            .as_ref()
+            .map(|w| rows.iter().map(|&r| w[r]).collect());
+        crate::reference::loss_and_gradient_f64(
+            x.view(),
+            &labels,
+            weights.as_deref(),
+            theta,
+            bias,
+            l2,
+        )
     }
 }
 
@@ -154,6 +176,7 @@ impl<'c> GpuOracle<'c> {
             ctx,
             data.x(),
             Some(data.labels()),
+            data.weights(),
             data.n_classes(),
             chunk_rows,
             None,

@@ -82,22 +82,49 @@ pub fn gradient(
     l2: f64,
 ) -> (Array2<f64>, Array1<f64>) {
     let x64 = x.mapv(f64::from);
-    let (_, gt, gb) = loss_and_gradient_f64(x64.view(), labels, theta, bias, l2);
+    let (_, gt, gb) = loss_and_gradient_f64(x64.view(), labels, None, theta, bias, l2);
     (gt, gb)
 }
 
-/// J, ∇_Θ J and ∇_b J in one pass over an f64 copy of X.
+/// The weighted objective and its gradient, with sample weights w (m):
+/// `J = (1/m) Σ_i w_i·(−log P[i, y⁽ⁱ⁾]) + (λ/2)‖Θ‖²`,
+/// `∇_Θ J = (1/m) Xᵀ W (P − Y) + λΘ`, `∇_b J = (1/m) Σ_i w_i (P − Y)[i,:]`, W = diag(w).
+pub fn weighted_loss_and_gradient(
+    x: ArrayView2<'_, f32>,
+    labels: &[u32],
+    weights: &[f64],
+    theta: ArrayView2<'_, f64>,
+    bias: ArrayView1<'_, f64>,
+    l2: f64,
+) -> (f64, Array2<f64>, Array1<f64>) {
+    loss_and_gradient_f64(
+        x.mapv(f64::from).view(),
+        labels,
+        Some(weights),
+        theta,
+        bias,
+        l2,
+    )
+}
+
+/// J, ∇_Θ J and ∇_b J in one pass over an f64 copy of X, with optional sample weights.
 pub(crate) fn loss_and_gradient_f64(
     x: ArrayView2<'_, f64>,
     labels: &[u32],
+    weights: Option<&[f64]>,
     theta: ArrayView2<'_, f64>,
     bias: ArrayView1<'_, f64>,
     l2: f64,
 ) -> (f64, Array2<f64>, Array1<f64>) {
     let m = x.nrows() as f64;
     let z = logits_f64(x, theta, bias);
-    let ce = cross_entropy_rows(z.view(), labels).sum() / m;
-    let d = softmax_minus_onehot(z.view(), labels);
+    let mut ce_rows = cross_entropy_rows(z.view(), labels);
+    let mut d = softmax_minus_onehot(z.view(), labels);
+    if let Some(w) = weights {
+        ce_rows.iter_mut().zip(w).for_each(|(c, w)| *c *= w);
+        d.outer_iter_mut().zip(w).for_each(|(mut row, &w)| row *= w);
+    }
+    let ce = ce_rows.sum() / m;
     let mut gt = x.t().dot(&d) / m;
     gt.scaled_add(l2, &theta);
     let gb = d.sum_axis(Axis(0)) / m;

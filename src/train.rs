@@ -549,6 +549,7 @@ impl Trainer {
                     ctx,
                     train.x(),
                     Some(train.labels()),
+                    train.weights(),
                     k,
                     s.chunk_rows,
                     s.batch_size,

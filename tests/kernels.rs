@@ -58,7 +58,7 @@ fn logits_thousand_classes() {
 }
 
 fn check_softmax(z: Array2<f32>, y: &[u32]) {
-    let (got, got_loss) = single::softmax(gpu(), z.view(), Some(y)).unwrap();
+    let (got, got_loss) = single::softmax(gpu(), z.view(), Some(y), None).unwrap();
     let z64 = z.mapv(f64::from);
     let want = reference::softmax_minus_onehot(z64.view(), y);
     let want_loss = reference::cross_entropy_rows(z64.view(), y);
@@ -113,9 +113,39 @@ fn softmax_logits_near_plus_minus_1e4() {
 }
 
 #[test]
+fn softmax_with_sample_weights_scales_rows() {
+    let z = normal(45, 6, 2.0, 24);
+    let y = labels(45, 6, 25);
+    let w = normal_vec(45, 1.0, 26).mapv(|v| v.abs() * 3.0);
+    let (got, got_loss) =
+        single::softmax(gpu(), z.view(), Some(&y), Some(w.as_slice().unwrap())).unwrap();
+    let z64 = z.mapv(f64::from);
+    let mut want = reference::softmax_minus_onehot(z64.view(), &y);
+    let mut want_loss = reference::cross_entropy_rows(z64.view(), &y);
+    for ((mut row, loss), &wi) in want.outer_iter_mut().zip(want_loss.iter_mut()).zip(&w) {
+        row *= f64::from(wi);
+        *loss *= f64::from(wi);
+    }
+    assert_close(
+        "w·(P − Y)",
+        &f64s(&got),
+        &want.iter().copied().collect::<Vec<_>>(),
+        3.0 * SOFTMAX_TOL.0,
+        SOFTMAX_TOL.1,
+    );
+    assert_close(
+        "w·row loss",
+        &f64s(&got_loss),
+        &want_loss.to_vec(),
+        1e-5,
+        1e-5,
+    );
+}
+
+#[test]
 fn softmax_without_labels_gives_probabilities() {
     let z = normal(50, 12, 2.0, 19);
-    let (p, loss) = single::softmax(gpu(), z.view(), None).unwrap();
+    let (p, loss) = single::softmax(gpu(), z.view(), None, None).unwrap();
     let want = reference::softmax_rows(z.mapv(f64::from).view());
     assert_close(
         "P without labels",
@@ -289,10 +319,12 @@ fn update_adam_step() {
 fn gather_copies_batch_rows() {
     let x = normal(77, 19, 1.0, 50);
     let y = labels(77, 5, 51);
+    let w = normal_vec(77, 1.0, 52).mapv(f32::abs).to_vec();
     let idx: Vec<u32> = vec![76, 0, 3, 3, 40, 12];
-    let (bx, by) = single::gather(gpu(), x.view(), &y, &idx).unwrap();
+    let (bx, by, bw) = single::gather(gpu(), x.view(), &y, &w, &idx).unwrap();
     for (b, &i) in idx.iter().enumerate() {
         assert_eq!(bx.row(b), x.row(i as usize), "batch row {b}");
         assert_eq!(by[b], y[i as usize], "batch label {b}");
+        assert_eq!(bw[b], w[i as usize], "batch weight {b}");
     }
 }

@@ -226,7 +226,7 @@ pub(crate) struct SoftmaxDims {
     pub rows: u32,
     pub k: u32,
     pub has_labels: u32,
-    pub _pad: u32,
+    pub has_weights: u32,
 }
 
 /// Largest K for which one invocation per row is used; above it, one workgroup per row.
@@ -246,6 +246,7 @@ impl Softmax {
             device,
             "softmax",
             &[
+                Access::Read,
                 Access::Read,
                 Access::ReadWrite,
                 Access::ReadWrite,
@@ -268,22 +269,14 @@ impl Softmax {
         }
     }
 
-    /// labels (rows) · z (rows, K) · row_loss (rows).
+    /// [labels (rows), weights (rows), z (rows, K), row_loss (rows)].
     pub(crate) fn bind(
         &self,
         device: &wgpu::Device,
-        labels: &wgpu::Buffer,
-        z: &wgpu::Buffer,
-        row_loss: &wgpu::Buffer,
+        buffers: [&wgpu::Buffer; 4],
         dims: SoftmaxDims,
     ) -> Bound<SoftmaxDims> {
-        Bound::new(
-            device,
-            "softmax",
-            &self.layout,
-            &[labels, z, row_loss],
-            dims,
-        )
+        Bound::new(device, "softmax", &self.layout, &buffers, dims)
     }
 
     pub(crate) fn encode(&self, pass: &mut wgpu::ComputePass<'_>, b: &Bound<SoftmaxDims>) {
@@ -506,7 +499,8 @@ impl Update {
 pub(crate) struct GatherDims {
     pub batch: u32,
     pub n: u32,
-    pub _pad: [u32; 2],
+    pub has_weights: u32,
+    pub _pad: u32,
 }
 
 /// Copies a mini-batch's rows out of a chunk (gather.wgsl).
@@ -526,6 +520,8 @@ impl Gather {
                 r,
                 r,
                 r,
+                r,
+                Access::ReadWrite,
                 Access::ReadWrite,
                 Access::ReadWrite,
                 Access::Uniform,
@@ -539,25 +535,15 @@ impl Gather {
         }
     }
 
-    /// x (rows, n) · labels (rows) · idx (batch) · batch_x (batch, n) · batch_labels (batch).
-    #[allow(clippy::too_many_arguments)]
+    /// [x (rows, n), labels (rows), weights (rows), idx (batch), batch_x (batch, n),
+    /// batch_labels (batch), batch_weights (batch)].
     pub(crate) fn bind(
         &self,
         device: &wgpu::Device,
-        x: &wgpu::Buffer,
-        labels: &wgpu::Buffer,
-        idx: &wgpu::Buffer,
-        batch_x: &wgpu::Buffer,
-        batch_labels: &wgpu::Buffer,
+        buffers: [&wgpu::Buffer; 7],
         dims: GatherDims,
     ) -> Bound<GatherDims> {
-        Bound::new(
-            device,
-            "gather",
-            &self.layout,
-            &[x, labels, idx, batch_x, batch_labels],
-            dims,
-        )
+        Bound::new(device, "gather", &self.layout, &buffers, dims)
     }
 
     pub(crate) fn encode(&self, pass: &mut wgpu::ComputePass<'_>, b: &Bound<GatherDims>) {

@@ -88,6 +88,7 @@ struct Chunk {
     rows: usize,
     x: wgpu::Buffer,
     labels: wgpu::Buffer,
+    weights: wgpu::Buffer,
     logits: Bound<LogitsDims>,
     softmax: Bound<SoftmaxDims>,
     gradient: Bound<GradientDims>,
@@ -126,15 +127,19 @@ pub(crate) struct DeviceProblem<'c> {
     partials: wgpu::Buffer,
     m1: wgpu::Buffer,
     m2: wgpu::Buffer,
+    has_weights: bool,
 }
 
 impl<'c> DeviceProblem<'c> {
-    /// Uploads X (m, n) and, when given, the labels, as row chunks, and binds every kernel.
-    /// `batch_capacity` reserves room for mini-batches of up to that many rows.
+    /// Uploads X (m, n) and, when given, the labels and sample weights, as row chunks, and
+    /// binds every kernel. `batch_capacity` reserves room for mini-batches of up to that
+    /// many rows.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn new(
         ctx: &'c GpuContext,
         x: ArrayView2<'_, f32>,
         labels: Option<&[u32]>,
+        weights: Option<&[f32]>,
         k: usize,
         chunk_rows: Option<usize>,
         batch_capacity: Option<usize>,
@@ -186,6 +191,11 @@ impl<'c> DeviceProblem<'c> {
                 }
                 None => ctx.storage_buffer("no labels", 4)?,
             };
+            let weights_buf = match weights {
+                Some(wt) => ctx
+                    .storage_buffer_with(&format!("weights chunk {c}"), &wt[start..start + rows])?,
+                None => ctx.storage_buffer("no weights", 4)?,
+            };
             let chunk = ctx.scoped(&format!("binding chunk {c}"), |device| {
                 let gdims = gradient_dims(rows, n, k, max_blocks);
                 Chunk {
@@ -204,14 +214,12 @@ impl<'c> DeviceProblem<'c> {
                     ),
                     softmax: kernels.softmax.bind(
                         device,
-                        &labels_buf,
-                        &z,
-                        &row_loss,
+                        [&labels_buf, &weights_buf, &z, &row_loss],
                         SoftmaxDims {
                             rows: rows as u32,
                             k: k as u32,
                             has_labels: labels.is_some() as u32,
-                            _pad: 0,
+                            has_weights: weights.is_some() as u32,
                         },
                     ),
                     gradient: kernels
@@ -241,6 +249,7 @@ impl<'c> DeviceProblem<'c> {
                     ),
                     x: x_buf,
                     labels: labels_buf,
+                    weights: weights_buf,
                 }
             })?;
             chunks.push(chunk);
@@ -275,6 +284,7 @@ impl<'c> DeviceProblem<'c> {
             partials,
             m1,
             m2,
+            has_weights: weights.is_some(),
         };
         if let (Some(capacity), Some(_)) = (batch_capacity, labels) {
             problem.batch = Some(problem.bind_batch(capacity, update_dims)?);
@@ -288,6 +298,8 @@ impl<'c> DeviceProblem<'c> {
         let idx = ctx.storage_buffer("batch indices", 4 * capacity as u64)?;
         let bx = ctx.storage_buffer("batch x", 4 * (capacity * n) as u64)?;
         let bl = ctx.storage_buffer("batch labels", 4 * capacity as u64)?;
+        let bw = ctx.storage_buffer("batch weights", 4 * capacity as u64)?;
+        let has_weights = self.has_weights as u32;
         let kernels = &ctx.kernels;
         let gdims = gradient_dims(capacity, n, k, self.max_blocks);
         ctx.scoped("binding the mini-batch kernels", |device| BatchSlot {
@@ -298,15 +310,12 @@ impl<'c> DeviceProblem<'c> {
                 .map(|c| {
                     kernels.gather.bind(
                         device,
-                        &c.x,
-                        &c.labels,
-                        &idx,
-                        &bx,
-                        &bl,
+                        [&c.x, &c.labels, &c.weights, &idx, &bx, &bl, &bw],
                         GatherDims {
                             batch: 0,
                             n: n as u32,
-                            _pad: [0; 2],
+                            has_weights,
+                            _pad: 0,
                         },
                     )
                 })
@@ -325,14 +334,12 @@ impl<'c> DeviceProblem<'c> {
             ),
             softmax: kernels.softmax.bind(
                 device,
-                &bl,
-                &self.z,
-                &self.row_loss,
+                [&bl, &bw, &self.z, &self.row_loss],
                 SoftmaxDims {
                     rows: 0,
                     k: k as u32,
                     has_labels: 1,
-                    _pad: 0,
+                    has_weights,
                 },
             ),
             gradient: kernels.gradient.bind(

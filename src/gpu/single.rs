@@ -68,12 +68,13 @@ pub fn logits(
     })
 }
 
-/// softmax.wgsl: (P − Y, per-row −log P[r, y]) from logits z (rows, K). With no labels,
-/// P and zero losses.
+/// softmax.wgsl: (w·(P − Y), per-row w·(−log P[r, y])) from logits z (rows, K), with
+/// sample weights w (1 when `None`). With no labels, P and zero losses.
 pub fn softmax(
     ctx: &GpuContext,
     z: ArrayView2<'_, f32>,
     labels: Option<&[u32]>,
+    weights: Option<&[f32]>,
 ) -> Result<(Array2<f32>, Array1<f32>)> {
     let (rows, k) = z.dim();
     let zs = z.as_standard_layout();
@@ -81,16 +82,20 @@ pub fn softmax(
         Some(l) => ctx.storage_buffer_with("labels", l)?,
         None => ctx.storage_buffer("no labels", 4)?,
     };
+    let wb = match weights {
+        Some(w) => ctx.storage_buffer_with("weights", w)?,
+        None => ctx.storage_buffer("no weights", 4)?,
+    };
     let zb = ctx.storage_buffer_with("z", std_slice(&zs))?;
     let rb = ctx.storage_buffer("row loss", 4 * rows as u64)?;
     let dims = SoftmaxDims {
         rows: rows as u32,
         k: k as u32,
         has_labels: labels.is_some() as u32,
-        _pad: 0,
+        has_weights: weights.is_some() as u32,
     };
     let bound = ctx.scoped("binding softmax", |d| {
-        ctx.kernels.softmax.bind(d, &lb, &zb, &rb, dims)
+        ctx.kernels.softmax.bind(d, [&lb, &wb, &zb, &rb], dims)
     })?;
     run(ctx, "softmax", |pass| {
         ctx.kernels.softmax.encode(pass, &bound)
@@ -252,13 +257,17 @@ pub fn update(
     Ok((w, g, m1, m2))
 }
 
-/// gather.wgsl: rows `idx` of x (rows, n) and of labels.
+/// Rows gathered by [`gather`]: (x, labels, weights).
+pub type Gathered = (Array2<f32>, Vec<u32>, Vec<f32>);
+
+/// gather.wgsl: rows `idx` of x (rows, n), of the labels and of the weights.
 pub fn gather(
     ctx: &GpuContext,
     x: ArrayView2<'_, f32>,
     labels: &[u32],
+    weights: &[f32],
     idx: &[u32],
-) -> Result<(Array2<f32>, Vec<u32>)> {
+) -> Result<Gathered> {
     let (rows, n) = x.dim();
     if let Some(&bad) = idx.iter().find(|&&i| i as usize >= rows) {
         return Err(Error::setting("idx", bad, format!("must be below {rows}")));
@@ -267,21 +276,30 @@ pub fn gather(
     let xs = x.as_standard_layout();
     let xb = ctx.storage_buffer_with("x", std_slice(&xs))?;
     let lb = ctx.storage_buffer_with("labels", labels)?;
+    let wb = ctx.storage_buffer_with("weights", weights)?;
     let ib = ctx.storage_buffer_with("idx", idx)?;
     let bx = ctx.storage_buffer("batch x", 4 * (b * n) as u64)?;
     let bl = ctx.storage_buffer("batch labels", 4 * b as u64)?;
+    let bw = ctx.storage_buffer("batch weights", 4 * b as u64)?;
     let dims = GatherDims {
         batch: b as u32,
         n: n as u32,
-        _pad: [0; 2],
+        has_weights: 1,
+        _pad: 0,
     };
     let bound = ctx.scoped("binding gather", |d| {
-        ctx.kernels.gather.bind(d, &xb, &lb, &ib, &bx, &bl, dims)
+        ctx.kernels
+            .gather
+            .bind(d, [&xb, &lb, &wb, &ib, &bx, &bl, &bw], dims)
     })?;
     run(ctx, "gather", |pass| {
         ctx.kernels.gather.encode(pass, &bound)
     })?;
-    let mut out = ctx.read_f32(&[(&bx, 0, b * n), (&bl, 0, b)], "reading gather")?;
+    let mut out = ctx.read_f32(
+        &[(&bx, 0, b * n), (&bl, 0, b), (&bw, 0, b)],
+        "reading gather",
+    )?;
+    let w = out.pop().unwrap_or_default();
     let l: Vec<u32> = out
         .pop()
         .unwrap_or_default()
@@ -293,5 +311,5 @@ pub fn gather(
             context: "gather".into(),
             message: e.to_string(),
         })?;
-    Ok((xg, l))
+    Ok((xg, l, w))
 }

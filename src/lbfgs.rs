@@ -29,6 +29,9 @@ pub enum Status {
     Diverged,
     /// The caller's callback stopped the run.
     Stopped,
+    /// The validation loss did not improve for `patience` epochs; the model holds the
+    /// parameters of the best validation epoch.
+    EarlyStopped,
 }
 
 impl Status {
@@ -40,6 +43,7 @@ impl Status {
             Status::LineSearchFailed => "line search failed",
             Status::Diverged => "diverged",
             Status::Stopped => "stopped",
+            Status::EarlyStopped => "early stopped",
         }
     }
 }

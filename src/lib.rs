@@ -34,4 +34,4 @@ pub use lbfgs::Status;
 pub use model::{Backend, Metrics, Model};
 pub use oracle::{CpuOracle, GpuOracle, LossGrad, Oracle};
 pub use rng::SplitMix64;
-pub use train::{EpochReport, Fit, Optimizer, Settings, Trainer};
+pub use train::{EpochReport, Fit, Optimizer, Schedule, Settings, Trainer};

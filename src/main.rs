@@ -14,8 +14,8 @@ use ndarray::Array2;
 use serde_json::json;
 use softmax_regression::formats::{self, Format, LabelColumn, LoadOptions};
 use softmax_regression::{
-    AdapterRequest, Backend, Dataset, EpochReport, Error, GpuContext, Model, Optimizer, Settings,
-    Trainer,
+    AdapterRequest, Backend, Dataset, EpochReport, Error, GpuContext, Model, Optimizer, Schedule,
+    Settings, Trainer,
 };
 
 /// `println!` that ignores a closed stdout (`… | head`), as Unix tools do.
@@ -76,6 +76,13 @@ enum OptimizerArg {
     Momentum,
     Adam,
     Lbfgs,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ScheduleArg {
+    Constant,
+    Step,
+    Cosine,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -159,6 +166,30 @@ struct TrainArgs {
     /// Model file to write (safetensors).
     #[arg(long, value_name = "PATH", default_value = "model.safetensors")]
     out: PathBuf,
+    /// Learning-rate schedule for gd, sgd, momentum and adam.
+    #[arg(long, value_enum, default_value = "constant")]
+    schedule: ScheduleArg,
+    /// Epochs between decays of `--schedule step`.
+    #[arg(long, value_name = "N", default_value_t = 30)]
+    step_every: usize,
+    /// Multiplier at each decay of `--schedule step`.
+    #[arg(long, value_name = "F", default_value_t = 0.1)]
+    step_factor: f32,
+    /// Stop when the validation log-loss has not improved for N epochs and keep the best
+    /// weights (needs --validation; gd, sgd, momentum, adam).
+    #[arg(long, value_name = "N")]
+    patience: Option<usize>,
+    /// Class weights: `balanced` (m / (K · count), as scikit-learn) or K comma-separated
+    /// numbers.
+    #[arg(long, value_name = "balanced|W0,W1,…")]
+    class_weight: Option<String>,
+    /// Per-sample weights: a float .npy of shape (m,) or a text file with one number per
+    /// line. The objective becomes (1/m) Σ w_i·CE_i + λ/2‖Θ‖².
+    #[arg(long, value_name = "PATH")]
+    sample_weights: Option<PathBuf>,
+    /// Start from this model (warm start) instead of Θ = 0, b = 0.
+    #[arg(long, value_name = "PATH")]
+    init: Option<PathBuf>,
     /// Draw the training curve (loss and accuracy per epoch, training and validation) as
     /// an SVG file. Adds one pass over the training data per epoch for its accuracy.
     #[arg(long, value_name = "PATH.svg")]
@@ -389,6 +420,15 @@ fn settings_from(a: &TrainArgs) -> Settings {
         seed: a.seed,
         tol: a.tol,
         track_accuracy: a.plot.is_some(),
+        patience: a.patience,
+        schedule: match a.schedule {
+            ScheduleArg::Constant => Schedule::Constant,
+            ScheduleArg::Step => Schedule::Step {
+                every: a.step_every,
+                factor: a.step_factor,
+            },
+            ScheduleArg::Cosine => Schedule::Cosine,
+        },
         ..Settings::default()
     }
 }
@@ -402,6 +442,9 @@ fn flag_of(setting: &str) -> &str {
         "batch_size" => "--batch-size",
         "validation" => "--validation",
         "tol" => "--tol",
+        "patience" => "--patience",
+        "step_every" => "--step-every",
+        "step_factor" => "--step-factor",
         other => other,
     }
 }
@@ -452,7 +495,61 @@ fn train(a: TrainArgs) -> CliResult<()> {
             (path.display().to_string(), loaded.x, y, k, names)
         }
     };
-    let data = Dataset::new(x, &y, k).map_err(|e| Failure::Input(format!("{source}: {e}")))?;
+    let mut data = Dataset::new(x, &y, k).map_err(|e| Failure::Input(format!("{source}: {e}")))?;
+    if let Some(path) = &a.sample_weights {
+        let data_path = a
+            .data
+            .data
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("the embedded digits data"));
+        let w = formats::load_weights(path, data.n_rows(), &data_path)?;
+        data = data
+            .with_sample_weights(&w)
+            .map_err(|e| Failure::Input(format!("{}: {e}", path.display())))?;
+    }
+    if let Some(spec) = &a.class_weight {
+        let weights = if spec == "balanced" {
+            data.balanced_class_weights()
+        } else {
+            spec.split(',')
+                .map(|v| v.trim().parse::<f32>())
+                .collect::<Result<Vec<f32>, _>>()
+                .map_err(|_| Failure::Input(format!("--class-weight {spec} is invalid: expected `balanced` or {k} comma-separated numbers")))?
+        };
+        if weights.len() != k {
+            return Err(Failure::Input(format!(
+                "--class-weight has {} values but there are {k} classes",
+                weights.len()
+            )));
+        }
+        data = data.with_class_weights(&weights).map_err(|e| match e {
+            Error::InvalidSetting { reason, .. } => {
+                Failure::Input(format!("--class-weight {spec} is invalid: {reason}"))
+            }
+            other => other.into(),
+        })?;
+    }
+    let init = match &a.init {
+        Some(path) => {
+            let (model, _) = Model::load(path)?;
+            if model.n_features() != data.n_features() || model.n_classes() != k {
+                return Err(Failure::Input(format!(
+                    "--init {} has {} features and {} classes but the data has {} and {k}",
+                    path.display(),
+                    model.n_features(),
+                    model.n_classes(),
+                    data.n_features()
+                )));
+            }
+            Some(model)
+        }
+        None => None,
+    };
+    if a.patience.is_some() && a.validation.is_none() && a.data.data.is_some() {
+        return Err(Failure::Input(
+            "--patience needs a validation split; add --validation F".to_string(),
+        ));
+    }
     let validation = match (&a.data.data, a.validation) {
         (None, v) => Some(v.unwrap_or(0.2)),
         (Some(_), v) => v,
@@ -481,7 +578,7 @@ fn train(a: TrainArgs) -> CliResult<()> {
     }
     let progress = Progress::new(settings.epochs, a.quiet || a.json);
     let json = a.json;
-    let fit = trainer.fit(backend, &train_data, held.as_ref(), None, |r| {
+    let fit = trainer.fit(backend, &train_data, held.as_ref(), init.as_ref(), |r| {
         if json {
             outln!("{}", epoch_json(r));
         }

@@ -115,6 +115,47 @@ pub struct Settings {
     pub tol: f64,
     /// Correction pairs kept by [`Optimizer::Lbfgs`]. Default 10.
     pub history: usize,
+    /// How the learning rate changes over epochs (first-order optimizers). Default
+    /// [`Schedule::Constant`].
+    pub schedule: Schedule,
+    /// Stop when the validation log-loss has not improved for this many epochs, keeping
+    /// the best parameters seen; needs validation data. `None` (the default) never stops
+    /// early. Not used by L-BFGS, which stops on `tol`.
+    pub patience: Option<usize>,
+}
+
+/// Learning-rate schedules: the rate of epoch e (1-based) out of E, from the base rate η.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub enum Schedule {
+    /// η throughout.
+    #[default]
+    Constant,
+    /// `η · factor^⌊(e − 1) / every⌋`.
+    Step {
+        /// Epochs between decays.
+        every: usize,
+        /// Multiplier at each decay, in (0, 1].
+        factor: f32,
+    },
+    /// `η · ½(1 + cos(π (e − 1) / E))`.
+    Cosine,
+}
+
+impl Schedule {
+    /// The learning rate of `epoch` (1-based) out of `epochs`.
+    pub fn rate(self, base: f32, epoch: usize, epochs: usize) -> f32 {
+        let e = epoch.saturating_sub(1);
+        match self {
+            Schedule::Constant => base,
+            Schedule::Step { every, factor } => {
+                base * factor.powi((e / every.max(1)).min(i32::MAX as usize) as i32)
+            }
+            Schedule::Cosine => {
+                let t = e as f64 / epochs.max(1) as f64;
+                (f64::from(base) * 0.5 * (1.0 + (std::f64::consts::PI * t).cos())) as f32
+            }
+        }
+    }
 }
 
 impl Default for Settings {
@@ -134,6 +175,8 @@ impl Default for Settings {
             track_accuracy: false,
             tol: 1e-4,
             history: 10,
+            schedule: Schedule::Constant,
+            patience: None,
         }
     }
 }
@@ -178,6 +221,25 @@ impl Settings {
                 self.tol,
                 "must be a finite number ≥ 0",
             ));
+        }
+        if let Schedule::Step { every, factor } = self.schedule {
+            if every == 0 {
+                return Err(Error::setting("step_every", 0, "must be at least 1"));
+            }
+            if !(factor.is_finite() && factor > 0.0 && factor <= 1.0) {
+                return Err(Error::setting("step_factor", factor, "must be in (0, 1]"));
+            }
+        }
+        match (self.patience, self.optimizer) {
+            (Some(0), _) => return Err(Error::setting("patience", 0, "must be at least 1")),
+            (Some(p), Optimizer::Lbfgs) => {
+                return Err(Error::setting(
+                    "patience",
+                    p,
+                    "early stopping applies to gd, sgd, momentum and adam; lbfgs stops on tol",
+                ));
+            }
+            _ => {}
         }
         if self.history == 0 {
             return Err(Error::setting("history", 0, "must be at least 1"));
@@ -279,6 +341,19 @@ impl Fit {
                 "stopped after {} epochs at max |∇J| = {norm:.2e}",
                 self.history.len()
             ),
+            Status::EarlyStopped => {
+                let best = self
+                    .history
+                    .iter()
+                    .filter_map(|r| r.validation.map(|v| (r.epoch, v.log_loss)))
+                    .min_by(|a, b| a.1.total_cmp(&b.1));
+                format!(
+                    "early stopped after {} epochs: the validation log-loss last improved at epoch {} ({:.5}); the model holds that epoch's weights",
+                    self.history.len(),
+                    best.map_or(0, |b| b.0),
+                    best.map_or(f64::NAN, |b| b.1)
+                )
+            }
         }
     }
 }
@@ -523,6 +598,13 @@ impl Trainer {
             }
             None => vec![0.0; n * k + k],
         };
+        if let (Some(p), None) = (s.patience, validation) {
+            return Err(Error::setting(
+                "patience",
+                p,
+                "early stopping needs validation data",
+            ));
+        }
         let mut validator = validation.map(|v| Evaluator::new(backend, v)).transpose()?;
         if s.optimizer == Optimizer::Lbfgs {
             return self.fit_lbfgs(backend, train, validator, w0, on_epoch);
@@ -571,17 +653,20 @@ impl Trainer {
         let mut status = Status::IterationLimit;
         // The parameters of the last epoch whose loss was finite.
         let mut w = w0;
+        // Early stopping: (best validation log-loss, its epoch, its parameters).
+        let mut best: Option<(f64, usize, Vec<f32>)> = None;
         for epoch in 1..=s.epochs {
+            let lr = s.schedule.rate(s.learning_rate, epoch, s.epochs);
             match s.batch_size {
                 None => {
                     t += 1;
-                    engine.step_full(s.step(t), s.learning_rate)?;
+                    engine.step_full(s.step(t), lr)?;
                 }
                 Some(b) => {
                     let plan = engine.chunk_plan();
                     for (chunk, rows) in epoch_batches(&mut rng, plan, m, b.min(plan.chunk_rows)) {
                         t += 1;
-                        engine.step_batch(chunk, &rows, s.step(t), s.learning_rate)?;
+                        engine.step_batch(chunk, &rows, s.step(t), lr)?;
                     }
                 }
             }
@@ -622,6 +707,19 @@ impl Trainer {
                 status = Status::Stopped;
                 break;
             }
+            if let (Some(patience), Some(v)) =
+                (s.patience, history.last().and_then(|r| r.validation))
+            {
+                if best.as_ref().is_none_or(|b| v.log_loss < b.0) {
+                    best = Some((v.log_loss, epoch, w.clone()));
+                } else if best.as_ref().is_some_and(|b| epoch - b.1 >= patience) {
+                    status = Status::EarlyStopped;
+                    break;
+                }
+            }
+        }
+        if let (Status::EarlyStopped, Some((_, _, best_w))) = (status, best) {
+            w = best_w;
         }
         let (theta, bias) = unflatten(&w, n, k);
         Ok(Fit {

@@ -586,3 +586,98 @@ fn a_run_that_does_not_converge_says_so_and_still_writes_the_model() {
     let (m, _) = Model::load(&model).unwrap();
     assert!(m.theta().iter().all(|v| v.is_finite()));
 }
+
+#[test]
+fn warm_start_weights_schedules_and_patience_flags() {
+    let dir = scratch("flags");
+    let first = dir.join("first.safetensors");
+    let second = dir.join("second.safetensors");
+    let json_losses = |o: &Output| -> Vec<f64> {
+        stdout(o)
+            .lines()
+            .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+            .filter_map(|v| v["loss"].as_f64())
+            .collect()
+    };
+    let o = run(&["train", "--epochs", "5", "--out", s(&first), "--json"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let fresh = json_losses(&o);
+    let o = run(&[
+        "train",
+        "--epochs",
+        "1",
+        "--init",
+        s(&first),
+        "--out",
+        s(&second),
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let warm = json_losses(&o);
+    assert!(
+        warm[0] < fresh[0] && warm[0] <= fresh[4] * 1.05,
+        "warm start J {} vs fresh {:?}",
+        warm[0],
+        fresh
+    );
+
+    // Class and sample weights on a CSV; a bad weights file is refused before training.
+    let data = dir.join("d.csv");
+    let mut text = String::new();
+    for (x, c) in blobs(90) {
+        let cells: Vec<String> = x.iter().map(|v| v.to_string()).collect();
+        text.push_str(&format!("{},{c}\n", cells.join(",")));
+    }
+    std::fs::write(&data, text).unwrap();
+    let weights = dir.join("w.txt");
+    std::fs::write(
+        &weights,
+        (0..90)
+            .map(|i| format!("{}\n", 1 + i % 2))
+            .collect::<String>(),
+    )
+    .unwrap();
+    let model = dir.join("m.safetensors");
+    let o = run(&[
+        "train",
+        "--data",
+        s(&data),
+        "--class-weight",
+        "balanced",
+        "--sample-weights",
+        s(&weights),
+        "--schedule",
+        "cosine",
+        "--epochs",
+        "10",
+        "--out",
+        s(&model),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    std::fs::remove_file(&model).unwrap();
+    let short = dir.join("short.txt");
+    std::fs::write(&short, "1\n2\n").unwrap();
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (vec!["--sample-weights", s(&short)], "has 2 weights"),
+        (
+            vec!["--class-weight", "1,2"],
+            "2 values but there are 3 classes",
+        ),
+        (vec!["--class-weight", "1,x,2"], "--class-weight 1,x,2"),
+        (vec!["--class-weight", "1,-2,2"], "--class-weight 1,-2,2"),
+        (vec!["--patience", "3"], "--validation"),
+        (vec!["--init", s(&first)], "64 features"),
+        (
+            vec!["--schedule", "step", "--step-factor", "2"],
+            "--step-factor",
+        ),
+    ];
+    for (extra, needle) in cases {
+        let mut args = vec!["train", "--data", s(&data), "--out", s(&model)];
+        args.extend(extra.iter().copied());
+        let o = run(&args);
+        assert_bad_input(&o, needle);
+        assert!(!model.exists(), "{extra:?} left a model behind");
+    }
+}

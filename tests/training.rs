@@ -426,3 +426,95 @@ fn divergence_stops_with_the_last_finite_weights() {
         assert!(fit.summary(&settings).contains("smaller learning rate"));
     }
 }
+
+#[test]
+fn schedules_give_the_documented_rates() {
+    use softmax_regression::Schedule;
+    assert_eq!(Schedule::Constant.rate(0.1, 7, 10), 0.1);
+    let step = Schedule::Step {
+        every: 3,
+        factor: 0.5,
+    };
+    let rates: Vec<f32> = (1..=7).map(|e| step.rate(1.0, e, 7)).collect();
+    assert_eq!(rates, vec![1.0, 1.0, 1.0, 0.5, 0.5, 0.5, 0.25]);
+    assert_eq!(Schedule::Cosine.rate(2.0, 1, 10), 2.0);
+    assert!((Schedule::Cosine.rate(2.0, 6, 10) - 1.0).abs() < 1e-6);
+    assert!(Schedule::Cosine.rate(2.0, 10, 10) < 0.05);
+    for bad in [
+        Schedule::Step {
+            every: 0,
+            factor: 0.5,
+        },
+        Schedule::Step {
+            every: 2,
+            factor: 1.5,
+        },
+    ] {
+        assert!(
+            Trainer::new(Settings {
+                schedule: bad,
+                ..Settings::default()
+            })
+            .is_err()
+        );
+    }
+}
+
+#[test]
+fn early_stopping_keeps_the_best_validation_weights() {
+    // The validation labels disagree with the training labels, so the validation loss
+    // gets worse as training fits the training data.
+    let train = clusters(300, 6, 3, 1.5, 11);
+    let wrong: Vec<u32> = train.labels().iter().map(|&y| (y + 1) % 3).collect();
+    let held = softmax_regression::Dataset::new(train.x().to_owned(), &wrong, 3).unwrap();
+    let settings = Settings {
+        epochs: 200,
+        learning_rate: 0.05,
+        optimizer: Optimizer::Adam,
+        batch_size: Some(32),
+        patience: Some(3),
+        tol: 0.0,
+        ..Settings::default()
+    };
+    let fit = Trainer::new(settings.clone())
+        .unwrap()
+        .fit(Backend::Gpu(gpu()), &train, Some(&held), None, |_| {
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(
+        fit.status,
+        softmax_regression::Status::EarlyStopped,
+        "{}",
+        fit.summary(&settings)
+    );
+    assert!(fit.history.len() < 200);
+    let best = fit
+        .history
+        .iter()
+        .map(|r| r.validation.unwrap().log_loss)
+        .fold(f64::INFINITY, f64::min);
+    let kept = fit.model.evaluate(Backend::Cpu, &held).unwrap().log_loss;
+    assert!(
+        (kept - best).abs() < 1e-5 * best,
+        "model's validation loss {kept}, best seen {best}"
+    );
+    assert!(fit.summary(&settings).starts_with("early stopped after"));
+    // Patience without validation data, or with L-BFGS, is refused.
+    assert!(
+        Trainer::new(settings.clone())
+            .unwrap()
+            .fit(Backend::Cpu, &train, None, None, |_| ControlFlow::Continue(
+                ()
+            ))
+            .is_err()
+    );
+    assert!(
+        Trainer::new(Settings {
+            optimizer: Optimizer::Lbfgs,
+            batch_size: None,
+            ..settings
+        })
+        .is_err()
+    );
+}

@@ -128,6 +128,29 @@ fn main() {
                 t.elapsed().as_secs_f64()
             })
             .collect();
+        // Per kernel, one submission each with a wait after it.
+        let profiles: Vec<Vec<(&str, f64)>> = (0..3)
+            .map(|_| {
+                oracle
+                    .profile(theta.view(), bias.view(), 1e-4)
+                    .expect("profile")
+            })
+            .collect();
+        let kernels: Vec<String> = profiles[0]
+            .iter()
+            .enumerate()
+            .map(|(i, (name, _))| {
+                format!(
+                    "{name} {:.2} ms",
+                    median(profiles.iter().map(|p| p[i].1).collect()) * 1e3
+                )
+            })
+            .collect();
+        println!(
+            "{}: per kernel (medians of 3, one submission each): {}",
+            s.name,
+            kernels.join(", ")
+        );
         table.push((s, upload, median(times)));
     }
     println!("\nadapter: {}", ctx.describe());

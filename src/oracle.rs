@@ -184,6 +184,25 @@ impl<'c> GpuOracle<'c> {
         Ok(GpuOracle { problem })
     }
 
+    /// Wall time of each kernel of one full-batch pass at (Θ, b), run one submission per
+    /// kernel with a wait after each (so the sum exceeds one fused submission's time).
+    /// For benchmarks and profiling.
+    pub fn profile(
+        &mut self,
+        theta: ArrayView2<'_, f32>,
+        bias: ArrayView1<'_, f32>,
+        l2: f64,
+    ) -> Result<Vec<(&'static str, f64)>> {
+        let (_, n, k) = self.shape();
+        check_params(theta, bias, n, k)?;
+        self.problem.set_params(&flatten(theta, bias));
+        self.problem.configure_full(StepDims {
+            l2: l2 as f32,
+            ..Default::default()
+        });
+        self.problem.profile_full()
+    }
+
     /// How the rows were split into device chunks.
     pub fn chunk_plan(&self) -> crate::gpu::ChunkPlan {
         self.problem.plan

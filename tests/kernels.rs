@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{assert_close, f64s, gpu, labels, normal, normal_vec};
+use common::{assert_close, f64s, gpu, gpus, labels, normal, normal_vec};
 use ndarray::{Array1, Array2, Axis, s};
 use softmax_regression::gpu::single;
 use softmax_regression::reference::{self, Step};
@@ -26,20 +26,22 @@ fn check_logits(m: usize, n: usize, k: usize, scale: f64, seed: u64) {
     let x = normal(m, n, 1.0, seed);
     let theta = normal(n, k, scale, seed + 1);
     let bias = normal_vec(k, scale, seed + 2);
-    let got = single::logits(gpu(), x.view(), theta.view(), bias.view()).unwrap();
     let want = reference::logits(
         x.view(),
         theta.mapv(f64::from).view(),
         bias.mapv(f64::from).view(),
     );
     let magnitude = want.iter().fold(1.0f64, |a, v| a.max(v.abs()));
-    assert_close(
-        &format!("logits m={m} n={n} K={k}"),
-        &f64s(&got),
-        &want.iter().copied().collect::<Vec<_>>(),
-        LOGITS_TOL.0 * magnitude.max(1.0) * 1e-2 + LOGITS_TOL.0,
-        LOGITS_TOL.1,
-    );
+    for ctx in gpus() {
+        let got = single::logits(ctx, x.view(), theta.view(), bias.view()).unwrap();
+        assert_close(
+            &format!("logits m={m} n={n} K={k} on {}", ctx.describe()),
+            &f64s(&got),
+            &want.iter().copied().collect::<Vec<_>>(),
+            LOGITS_TOL.0 * magnitude.max(1.0) * 1e-2 + LOGITS_TOL.0,
+            LOGITS_TOL.1,
+        );
+    }
 }
 
 #[test]
@@ -164,25 +166,31 @@ fn check_gradient(m: usize, n: usize, k: usize, rows_per_block: usize, seed: u64
     let x = normal(m, n, 1.0, seed);
     let d = normal(m, k, 0.5, seed + 1);
     let row_loss = normal_vec(m, 1.0, seed + 2).mapv(f32::abs);
-    let got = single::gradient_partials(gpu(), x.view(), d.view(), row_loss.view(), rows_per_block)
-        .unwrap();
     let blocks = m.div_ceil(rows_per_block);
-    assert_eq!(got.dim(), (blocks, n * k + k + 1));
     let (x64, d64) = (x.mapv(f64::from), d.mapv(f64::from));
-    for b in 0..blocks {
-        let rows = b * rows_per_block..((b + 1) * rows_per_block).min(m);
-        let xb = x64.slice(s![rows.clone(), ..]);
-        let db = d64.slice(s![rows.clone(), ..]);
-        let mut want: Vec<f64> = xb.t().dot(&db).iter().copied().collect();
-        want.extend(db.sum_axis(Axis(0)).iter());
-        want.push(row_loss.slice(s![rows]).iter().map(|&v| f64::from(v)).sum());
-        assert_close(
-            &format!("gradient partial block {b} m={m} n={n} K={k}"),
-            &f64s(got.row(b)),
-            &want,
-            GRADIENT_TOL.0,
-            GRADIENT_TOL.1,
-        );
+    for ctx in gpus() {
+        let got =
+            single::gradient_partials(ctx, x.view(), d.view(), row_loss.view(), rows_per_block)
+                .unwrap();
+        assert_eq!(got.dim(), (blocks, n * k + k + 1));
+        for b in 0..blocks {
+            let rows = b * rows_per_block..((b + 1) * rows_per_block).min(m);
+            let xb = x64.slice(s![rows.clone(), ..]);
+            let db = d64.slice(s![rows.clone(), ..]);
+            let mut want: Vec<f64> = xb.t().dot(&db).iter().copied().collect();
+            want.extend(db.sum_axis(Axis(0)).iter());
+            want.push(row_loss.slice(s![rows]).iter().map(|&v| f64::from(v)).sum());
+            assert_close(
+                &format!(
+                    "gradient partial block {b} m={m} n={n} K={k} on {}",
+                    ctx.describe()
+                ),
+                &f64s(got.row(b)),
+                &want,
+                GRADIENT_TOL.0,
+                GRADIENT_TOL.1,
+            );
+        }
     }
 }
 

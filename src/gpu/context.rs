@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::gpu::kernels::Kernels;
+use crate::gpu::kernels::{KernelVariant, Kernels};
 
 /// Which adapter to use. The default reads `WGPU_BACKEND` (e.g. `vulkan`, `gl`) and
 /// `WGPU_ADAPTER_NAME` (a case-insensitive substring of the adapter's name).
@@ -18,6 +18,9 @@ pub struct AdapterRequest {
     pub name: Option<String>,
     /// Longest wait for one submission, `None` for the default of 600 s.
     pub timeout: Option<Duration>,
+    /// Matrix-product kernels; `None` takes `SOFTMAX_REGRESSION_KERNELS` (`tiled` or
+    /// `register`), else register kernels on CPU adapters and tiled ones on GPUs.
+    pub kernels: Option<KernelVariant>,
 }
 
 impl AdapterRequest {
@@ -46,6 +49,26 @@ impl AdapterRequest {
         self.backends
             .or_else(wgpu::Backends::from_env)
             .unwrap_or(wgpu::Backends::all())
+    }
+
+    fn resolved_kernels(&self, device_type: wgpu::DeviceType) -> Result<KernelVariant> {
+        if let Some(v) = self.kernels {
+            return Ok(v);
+        }
+        match std::env::var("SOFTMAX_REGRESSION_KERNELS").ok().as_deref() {
+            Some("tiled") => Ok(KernelVariant::Tiled),
+            Some("register") => Ok(KernelVariant::Register),
+            Some(other) if !other.is_empty() => Err(Error::setting(
+                "SOFTMAX_REGRESSION_KERNELS",
+                other,
+                "expected `tiled` or `register`",
+            )),
+            _ => Ok(if device_type == wgpu::DeviceType::Cpu {
+                KernelVariant::Register
+            } else {
+                KernelVariant::Tiled
+            }),
+        }
     }
 
     fn resolved_name(&self) -> Option<String> {
@@ -270,8 +293,9 @@ impl GpuContext {
 
         let timeout = request.timeout.unwrap_or(Duration::from_secs(600));
         let max_dim = summary.limits.max_compute_workgroups_per_dimension;
+        let variant = request.resolved_kernels(summary.device_type)?;
         let kernels = scoped(&device, "compiling the kernels", |device| {
-            Kernels::new(device, max_dim)
+            Kernels::new(device, max_dim, variant)
         })?;
         let ctx = GpuContext {
             kernels,
@@ -290,6 +314,11 @@ impl GpuContext {
         &self.summary
     }
 
+    /// Which matrix-product kernels this context runs.
+    pub fn kernel_variant(&self) -> KernelVariant {
+        self.kernels.gradient.variant
+    }
+
     /// The device's limits (the adapter's own, as requested).
     pub fn limits(&self) -> &wgpu::Limits {
         &self.summary.limits
@@ -297,8 +326,12 @@ impl GpuContext {
 
     /// One line naming the adapter, for logs: `llvmpipe (LLVM 15.0.6, 256 bits) via Vulkan (Cpu)`.
     pub fn describe(&self) -> String {
+        let kernels = match self.kernel_variant() {
+            KernelVariant::Tiled => "tiled",
+            KernelVariant::Register => "register",
+        };
         format!(
-            "{} via {:?} ({:?})",
+            "{} via {:?} ({:?}, {kernels} kernels)",
             self.summary.name, self.summary.backend, self.summary.device_type
         )
     }
@@ -332,6 +365,16 @@ impl GpuContext {
             });
         }
         Ok(())
+    }
+
+    /// Submits encoded work and waits for it, bounded by the context's timeout.
+    pub(crate) fn submit_and_wait(
+        &self,
+        commands: wgpu::CommandBuffer,
+        context: &str,
+    ) -> Result<()> {
+        let index = self.queue.submit([commands]);
+        self.wait(Some(index), context)
     }
 
     /// Submits encoded work without waiting; errors surface at the next wait or check.

@@ -8,8 +8,16 @@ use bytemuck::{Pod, Zeroable};
 use wgpu::util::DeviceExt;
 
 /// Every shader source, by file name.
-pub(crate) const SHADERS: [(&str, &str); 6] = [
+pub(crate) const SHADERS: [(&str, &str); 8] = [
     ("logits", include_str!("../../shaders/logits.wgsl")),
+    (
+        "logits_rows",
+        include_str!("../../shaders/logits_rows.wgsl"),
+    ),
+    (
+        "gradient_cols",
+        include_str!("../../shaders/gradient_cols.wgsl"),
+    ),
     ("softmax", include_str!("../../shaders/softmax.wgsl")),
     ("gradient", include_str!("../../shaders/gradient.wgsl")),
     ("reduce", include_str!("../../shaders/reduce.wgsl")),
@@ -161,6 +169,21 @@ fn dispatch(
     pass.dispatch_workgroups(wg.0, wg.1, wg.2);
 }
 
+/// Which implementation of the two matrix products (logits and gradient) a device runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KernelVariant {
+    /// 16×16 workgroup tiles staged in workgroup memory (logits.wgsl, gradient.wgsl):
+    /// coalesced loads and data reuse for real GPUs.
+    Tiled,
+    /// One invocation per row (logits_rows.wgsl) or per feature (gradient_cols.wgsl)
+    /// with 16 classes in registers and no barriers: for adapters that run invocations as
+    /// CPU SIMD lanes (llvmpipe, lavapipe), where barriers and workgroup memory are slow.
+    Register,
+}
+
+/// Classes held in registers per invocation by the register kernels.
+pub(crate) const CLASS_TILE: u32 = 16;
+
 /// Rows and columns covered by one workgroup of the tiled kernels.
 pub(crate) const TILE: u32 = 16;
 
@@ -178,10 +201,12 @@ pub(crate) struct LogitsDims {
 pub(crate) struct Logits {
     layout: wgpu::BindGroupLayout,
     pipeline: wgpu::ComputePipeline,
+    variant: KernelVariant,
+    max_dim: u32,
 }
 
 impl Logits {
-    fn new(device: &wgpu::Device) -> Self {
+    fn new(device: &wgpu::Device, variant: KernelVariant, max_dim: u32) -> Self {
         let layout = layout(
             device,
             "logits",
@@ -192,8 +217,17 @@ impl Logits {
                 Access::Uniform,
             ],
         );
-        let pipeline = pipelines(device, "logits", &layout, &["main"]).remove(0);
-        Logits { layout, pipeline }
+        let name = match variant {
+            KernelVariant::Tiled => "logits",
+            KernelVariant::Register => "logits_rows",
+        };
+        let pipeline = pipelines(device, name, &layout, &["main"]).remove(0);
+        Logits {
+            layout,
+            pipeline,
+            variant,
+            max_dim,
+        }
     }
 
     /// x (rows, n) · w (n·K + K) · z (rows, K).
@@ -210,12 +244,14 @@ impl Logits {
 
     pub(crate) fn encode(&self, pass: &mut wgpu::ComputePass<'_>, b: &Bound<LogitsDims>) {
         let d = b.dims;
-        dispatch(
-            pass,
-            &self.pipeline,
-            &b.group,
-            (d.k.div_ceil(TILE), d.rows.div_ceil(TILE), 1),
-        );
+        let workgroups = match self.variant {
+            KernelVariant::Tiled => (d.k.div_ceil(TILE), d.rows.div_ceil(TILE), 1),
+            KernelVariant::Register => {
+                let (x, y) = grid(d.rows.div_ceil(64), self.max_dim);
+                (x, y, d.k.div_ceil(CLASS_TILE))
+            }
+        };
+        dispatch(pass, &self.pipeline, &b.group, workgroups);
     }
 }
 
@@ -313,10 +349,11 @@ impl GradientDims {
 pub(crate) struct Gradient {
     layout: wgpu::BindGroupLayout,
     pipeline: wgpu::ComputePipeline,
+    pub(crate) variant: KernelVariant,
 }
 
 impl Gradient {
-    fn new(device: &wgpu::Device) -> Self {
+    fn new(device: &wgpu::Device, variant: KernelVariant) -> Self {
         let layout = layout(
             device,
             "gradient",
@@ -328,8 +365,16 @@ impl Gradient {
                 Access::Uniform,
             ],
         );
-        let pipeline = pipelines(device, "gradient", &layout, &["main"]).remove(0);
-        Gradient { layout, pipeline }
+        let name = match variant {
+            KernelVariant::Tiled => "gradient",
+            KernelVariant::Register => "gradient_cols",
+        };
+        let pipeline = pipelines(device, name, &layout, &["main"]).remove(0);
+        Gradient {
+            layout,
+            pipeline,
+            variant,
+        }
     }
 
     /// x (rows, n) · d (rows, K) · row_loss (rows) · partials (blocks, n·K + K + 1).
@@ -357,7 +402,12 @@ impl Gradient {
             pass,
             &self.pipeline,
             &b.group,
-            (d.k.div_ceil(TILE), d.n.div_ceil(TILE), d.blocks()),
+            match self.variant {
+                KernelVariant::Tiled => (d.k.div_ceil(TILE), d.n.div_ceil(TILE), d.blocks()),
+                KernelVariant::Register => {
+                    ((d.n + 1).div_ceil(64), d.k.div_ceil(CLASS_TILE), d.blocks())
+                }
+            },
         );
     }
 }
@@ -563,11 +613,11 @@ pub(crate) struct Kernels {
 }
 
 impl Kernels {
-    pub(crate) fn new(device: &wgpu::Device, max_dim: u32) -> Self {
+    pub(crate) fn new(device: &wgpu::Device, max_dim: u32, variant: KernelVariant) -> Self {
         Kernels {
-            logits: Logits::new(device),
+            logits: Logits::new(device, variant, max_dim),
             softmax: Softmax::new(device, max_dim),
-            gradient: Gradient::new(device),
+            gradient: Gradient::new(device, variant),
             reduce: Reduce::new(device, max_dim),
             update: Update::new(device, max_dim),
             gather: Gather::new(device, max_dim),

@@ -7,4 +7,5 @@ pub(crate) mod problem;
 pub mod single;
 
 pub use context::{AdapterRequest, AdapterSummary, GpuContext, list_adapters};
+pub use kernels::KernelVariant;
 pub use problem::ChunkPlan;

@@ -8,8 +8,8 @@ use ndarray::ArrayView2;
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::kernels::{
-    Bound, GatherDims, GradientDims, LogitsDims, ReduceDims, SoftmaxDims, TILE, UpdateDims,
-    UpdateEntry,
+    Bound, GatherDims, GradientDims, KernelVariant, LogitsDims, ReduceDims, SoftmaxDims, TILE,
+    UpdateDims, UpdateEntry,
 };
 
 /// How the rows of a dataset are laid out in chunks on a device.
@@ -21,8 +21,11 @@ pub struct ChunkPlan {
     pub chunks: usize,
 }
 
-/// Workgroups the gradient kernel aims for per chunk (tiles × row blocks).
+/// Workgroups the tiled gradient kernel aims for per chunk (tiles × row blocks).
 const TARGET_WORKGROUPS: u64 = 1024;
+
+/// Most rows in one block of the register gradient kernel.
+const REGISTER_BLOCK_ROWS: u64 = 1024;
 
 impl ChunkPlan {
     /// The largest chunk that keeps X (rows·n·4 bytes), Z (rows·K·4 bytes) and every
@@ -66,13 +69,24 @@ impl ChunkPlan {
 
 /// Row blocks for the gradient kernel: enough workgroups to fill the device, within the
 /// partials capacity.
-fn gradient_dims(rows: usize, n: usize, k: usize, max_blocks: u64) -> GradientDims {
-    let tiles = (n as u64).div_ceil(TILE as u64) * (k as u64).div_ceil(TILE as u64);
+fn gradient_dims(
+    variant: KernelVariant,
+    rows: usize,
+    n: usize,
+    k: usize,
+    max_blocks: u64,
+) -> GradientDims {
     let max_useful = (rows as u64).div_ceil(TILE as u64);
-    let blocks = TARGET_WORKGROUPS
-        .div_ceil(tiles)
-        .clamp(1, max_useful.max(1))
-        .min(max_blocks.max(1));
+    let wanted = match variant {
+        KernelVariant::Tiled => {
+            let tiles = (n as u64).div_ceil(TILE as u64) * (k as u64).div_ceil(TILE as u64);
+            TARGET_WORKGROUPS.div_ceil(tiles)
+        }
+        // Each invocation sums its block's rows one after another; blocks of at most
+        // REGISTER_BLOCK_ROWS rows keep those f32 sums short.
+        KernelVariant::Register => (rows as u64).div_ceil(REGISTER_BLOCK_ROWS),
+    };
+    let blocks = wanted.clamp(1, max_useful.max(1)).min(max_blocks.max(1));
     let rows_per_block = (rows as u64).div_ceil(blocks).next_multiple_of(TILE as u64) as u32;
     GradientDims {
         rows: rows as u32,
@@ -162,7 +176,9 @@ impl<'c> DeviceProblem<'c> {
         }
         let batch_capacity = batch_capacity.map(|b| b.min(plan.chunk_rows));
         let scratch_rows = plan.chunk_rows.max(batch_capacity.unwrap_or(0));
-        let partial_blocks = gradient_dims(scratch_rows, n, k, max_blocks).blocks() as u64;
+        let partial_blocks =
+            gradient_dims(ctx.kernels.gradient.variant, scratch_rows, n, k, max_blocks).blocks()
+                as u64;
 
         let w = ctx.storage_buffer("parameters w", 4 * len as u64)?;
         let g = ctx.storage_buffer("gradient g", 4 * len as u64)?;
@@ -197,7 +213,7 @@ impl<'c> DeviceProblem<'c> {
                 None => ctx.storage_buffer("no weights", 4)?,
             };
             let chunk = ctx.scoped(&format!("binding chunk {c}"), |device| {
-                let gdims = gradient_dims(rows, n, k, max_blocks);
+                let gdims = gradient_dims(kernels.gradient.variant, rows, n, k, max_blocks);
                 Chunk {
                     rows,
                     logits: kernels.logits.bind(
@@ -301,7 +317,7 @@ impl<'c> DeviceProblem<'c> {
         let bw = ctx.storage_buffer("batch weights", 4 * capacity as u64)?;
         let has_weights = self.has_weights as u32;
         let kernels = &ctx.kernels;
-        let gdims = gradient_dims(capacity, n, k, self.max_blocks);
+        let gdims = gradient_dims(kernels.gradient.variant, capacity, n, k, self.max_blocks);
         ctx.scoped("binding the mini-batch kernels", |device| BatchSlot {
             capacity,
             gathers: self
@@ -508,7 +524,7 @@ impl<'c> DeviceProblem<'c> {
                 ..slot.softmax.dims
             },
         );
-        let gdims = gradient_dims(rows, n, k, max_blocks);
+        let gdims = gradient_dims(self.ctx.kernels.gradient.variant, rows, n, k, max_blocks);
         slot.gradient.set(queue, gdims);
         slot.reduce.set(
             queue,
@@ -545,6 +561,52 @@ impl<'c> DeviceProblem<'c> {
         }
         self.ctx.submit(encoder.finish());
         self.ctx.check("a mini-batch step")
+    }
+
+    /// Runs the full-batch gradient pass one kernel at a time, waiting after each, and
+    /// returns the wall time spent in each kernel (summed over chunks), in pass order.
+    pub(crate) fn profile_full(&self) -> Result<Vec<(&'static str, f64)>> {
+        let kernels = &self.ctx.kernels;
+        let mut times: Vec<(&'static str, f64)> =
+            ["logits", "softmax", "gradient", "reduce", "finalize"]
+                .iter()
+                .map(|&k| (k, 0.0))
+                .collect();
+        let mut timed = |slot: usize, record: &dyn Fn(&mut wgpu::ComputePass<'_>)| -> Result<()> {
+            let mut encoder = self.encoder(times[slot].0);
+            {
+                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some(times[slot].0),
+                    timestamp_writes: None,
+                });
+                record(&mut pass);
+            }
+            let started = std::time::Instant::now();
+            self.ctx.submit_and_wait(encoder.finish(), times[slot].0)?;
+            times[slot].1 += started.elapsed().as_secs_f64();
+            Ok(())
+        };
+        for (c, chunk) in self.chunks.iter().enumerate() {
+            timed(0, &|p| kernels.logits.encode(p, &chunk.logits))?;
+            timed(1, &|p| kernels.softmax.encode(p, &chunk.softmax))?;
+            timed(2, &|p| kernels.gradient.encode(p, &chunk.gradient))?;
+            timed(3, &|p| {
+                kernels.reduce.encode(
+                    p,
+                    if c == 0 {
+                        &chunk.reduce_first
+                    } else {
+                        &chunk.reduce_next
+                    },
+                )
+            })?;
+        }
+        timed(4, &|p| {
+            kernels
+                .update
+                .encode(p, &self.update_full, UpdateEntry::Finalize)
+        })?;
+        Ok(times)
     }
 
     /// Reads back (Σ_i −log P[i, y], g, w) after a full-batch gradient pass.

@@ -23,6 +23,26 @@ pub fn gpu() -> &'static GpuContext {
     })
 }
 
+/// One context per matrix-product kernel variant on the selected adapter: every kernel
+/// test runs on both.
+pub fn gpus() -> [&'static GpuContext; 2] {
+    use softmax_regression::AdapterRequest;
+    use softmax_regression::gpu::KernelVariant;
+    static TILED: OnceLock<GpuContext> = OnceLock::new();
+    static REGISTER: OnceLock<GpuContext> = OnceLock::new();
+    let open = |v: KernelVariant| {
+        GpuContext::new(&AdapterRequest {
+            kernels: Some(v),
+            ..AdapterRequest::default()
+        })
+        .unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"))
+    };
+    [
+        TILED.get_or_init(|| open(KernelVariant::Tiled)),
+        REGISTER.get_or_init(|| open(KernelVariant::Register)),
+    ]
+}
+
 /// Asserts `|got − want| ≤ atol + rtol·|want|` elementwise; on failure reports how many
 /// elements failed, the worst error and where.
 pub fn assert_close(what: &str, got: &[f64], want: &[f64], atol: f64, rtol: f64) {

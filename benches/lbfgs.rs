@@ -1,0 +1,235 @@
+//! Time to the optimum: full-batch L-BFGS on the GPU oracle (and the CPU reference)
+//! against scikit-learn's `LogisticRegression(solver="lbfgs")` in the same run.
+//!
+//! - digits (1797 × 64, K = 10, features / 16, λ = 1e-4): wall time until J ≤ J*(1 + 1e-6),
+//!   J* = 0.087345742989 from ../shared/data/README.md.
+//! - synthetic Gaussian clusters, 100000 × 256, K = 20, λ = 1e-4: wall time to converge
+//!   at max|∇J| ≤ 1e-5 for both, with the final J of each.
+//!
+//! scikit-learn runs through `python3 benches/sklearn_lbfgs.py` with
+//! OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 (its fastest setting on 2 cores); its column
+//! is left out when Python with scikit-learn is not installed. Run with
+//! `cargo bench --bench lbfgs`; `LBFGS_SHAPES=digits` runs only the first problem.
+
+use std::io::Read;
+use std::ops::ControlFlow;
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use ndarray::{Array1, Array2};
+use softmax_regression::lbfgs::{LbfgsSettings, minimize};
+use softmax_regression::{CpuOracle, Dataset, GpuContext, GpuOracle, Oracle, SplitMix64};
+
+fn digits() -> Dataset {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/data/digits.csv.gz");
+    let mut text = String::new();
+    flate2::read::GzDecoder::new(std::fs::File::open(path).expect("digits data"))
+        .read_to_string(&mut text)
+        .expect("gzip");
+    let (mut x, mut y) = (Vec::new(), Vec::new());
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        let v: Vec<f32> = line
+            .split(',')
+            .map(|c| c.parse().expect("number"))
+            .collect();
+        x.extend(v[..64].iter().map(|p| p / 16.0));
+        y.push(v[64] as u32);
+    }
+    Dataset::new(
+        Array2::from_shape_vec((y.len(), 64), x).expect("shape"),
+        &y,
+        10,
+    )
+    .expect("valid")
+}
+
+fn clusters(m: usize, n: usize, k: usize, seed: u64) -> Dataset {
+    let mut rng = SplitMix64::new(seed);
+    let means = Array2::from_shape_simple_fn((k, n), || (rng.normal() * 0.3) as f32);
+    let y: Vec<u32> = (0..m).map(|_| rng.below(k) as u32).collect();
+    let mut x = Array2::from_shape_simple_fn((m, n), || rng.normal() as f32);
+    for (mut row, &c) in x.outer_iter_mut().zip(&y) {
+        row += &means.row(c as usize);
+    }
+    Dataset::new(x, &y, k).expect("valid")
+}
+
+/// Writes a little-endian .npy (f4 2-D or i8 1-D) for the Python side.
+fn npy(path: &Path, descr: &str, shape: &str, data: &[u8]) {
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend(data);
+    std::fs::write(path, bytes).expect("write npy");
+}
+
+/// (seconds, J, max|∇J|, iterations) from scikit-learn, or None without it.
+fn sklearn(data: &Dataset, l2: f64, tol: f64, tag: &str) -> Option<(f64, f64, f64, usize)> {
+    let dir = std::env::temp_dir();
+    let (xp, yp) = (
+        dir.join(format!("sr-bench-{tag}-x.npy")),
+        dir.join(format!("sr-bench-{tag}-y.npy")),
+    );
+    let (m, n) = (data.n_rows(), data.n_features());
+    npy(
+        &xp,
+        "<f4",
+        &format!("({m}, {n})"),
+        &data
+            .x()
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect::<Vec<u8>>(),
+    );
+    npy(
+        &yp,
+        "<i8",
+        &format!("({m},)"),
+        &data
+            .labels()
+            .iter()
+            .flat_map(|&v| i64::from(v).to_le_bytes())
+            .collect::<Vec<u8>>(),
+    );
+    let c = 1.0 / (l2 * m as f64);
+    let out = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/benches/sklearn_lbfgs.py"
+        ))
+        .args([xp.to_str()?, yp.to_str()?, &c.to_string(), &tol.to_string()])
+        .env("OMP_NUM_THREADS", "1")
+        .env("OPENBLAS_NUM_THREADS", "1")
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!(
+            "scikit-learn column skipped: {}",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        );
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let v: Vec<&str> = text.split_whitespace().collect();
+    Some((
+        v.first()?.parse().ok()?,
+        v.get(1)?.parse().ok()?,
+        v.get(2)?.parse().ok()?,
+        v.get(3)?.parse().ok()?,
+    ))
+}
+
+/// (seconds to reach `target` (or to converge), final J, iterations, evaluations).
+fn ours(
+    oracle: &mut dyn Oracle,
+    l2: f64,
+    tol: f64,
+    target: Option<f64>,
+) -> (f64, f64, usize, usize) {
+    let (_, n, k) = oracle.shape();
+    let started = Instant::now();
+    let mut reached = None;
+    let settings = LbfgsSettings {
+        tol,
+        max_iter: 5000,
+        ..LbfgsSettings::default()
+    };
+    let r = minimize(
+        oracle,
+        Array2::zeros((n, k)),
+        Array1::zeros(k),
+        l2,
+        &settings,
+        |it, _| {
+            if let (Some(t), None) = (target, reached)
+                && it.loss <= t
+            {
+                reached = Some((
+                    started.elapsed().as_secs_f64(),
+                    it.iteration,
+                    it.evaluations,
+                ));
+                return ControlFlow::Break(());
+            }
+            ControlFlow::Continue(())
+        },
+    )
+    .expect("L-BFGS runs");
+    let (secs, iters, evals) =
+        reached.unwrap_or((started.elapsed().as_secs_f64(), r.iterations, r.evaluations));
+    (secs, r.loss, iters, evals)
+}
+
+fn main() {
+    let ctx =
+        GpuContext::from_env().unwrap_or_else(|e| panic!("the benchmark needs an adapter: {e}"));
+    println!("adapter: {}", ctx.describe());
+    let only = std::env::var("LBFGS_SHAPES").ok();
+    let wanted = |name: &str| {
+        only.as_ref()
+            .is_none_or(|o| o.split(',').any(|s| s == name))
+    };
+    println!(
+        "{:<10} {:<22} {:>10} {:>16} {:>7} {:>7}",
+        "problem", "solver", "seconds", "final J", "iters", "evals"
+    );
+
+    if wanted("digits") {
+        let data = digits();
+        let (l2, optimum) = (1e-4, 0.087345742989);
+        let target = optimum * (1.0 + 1e-6);
+        let mut gpu = GpuOracle::new(&ctx, &data, None).expect("upload");
+        ours(&mut gpu, l2, 1e-7, Some(target)); // warm-up: shader caches, allocations
+        let g = ours(&mut gpu, l2, 1e-7, Some(target));
+        println!(
+            "{:<10} {:<22} {:>10.3} {:>16.12} {:>7} {:>7}",
+            "digits", "ours, GPU oracle", g.0, g.1, g.2, g.3
+        );
+        let c = ours(&mut CpuOracle::new(&data), l2, 1e-7, Some(target));
+        println!(
+            "{:<10} {:<22} {:>10.3} {:>16.12} {:>7} {:>7}",
+            "digits", "ours, CPU reference", c.0, c.1, c.2, c.3
+        );
+        if let Some(s) = sklearn(&data, l2, 1e-12, "digits") {
+            println!(
+                "{:<10} {:<22} {:>10.3} {:>16.12} {:>7} {:>7}",
+                "digits", "scikit-learn lbfgs", s.0, s.1, s.3, "-"
+            );
+            println!(
+                "digits: target J*(1+1e-6) = {target:.12}; GPU/scikit-learn time ratio {:.2}",
+                g.0 / s.0
+            );
+        }
+    }
+    if wanted("synthetic") {
+        let data = clusters(100_000, 256, 20, 5);
+        let l2 = 1e-4;
+        let tol = 1e-5;
+        let mut gpu = GpuOracle::new(&ctx, &data, None).expect("upload");
+        let g = ours(&mut gpu, l2, tol, None);
+        println!(
+            "{:<10} {:<22} {:>10.3} {:>16.12} {:>7} {:>7}",
+            "synthetic", "ours, GPU oracle", g.0, g.1, g.2, g.3
+        );
+        if let Some(s) = sklearn(&data, l2, tol, "synthetic") {
+            println!(
+                "{:<10} {:<22} {:>10.3} {:>16.12} {:>7} {:>7}",
+                "synthetic", "scikit-learn lbfgs", s.0, s.1, s.3, "-"
+            );
+            println!(
+                "synthetic: GPU/scikit-learn time ratio {:.2}, J difference {:.2e} (relative)",
+                g.0 / s.0,
+                (g.1 - s.1) / s.1
+            );
+        }
+    }
+}

@@ -1,0 +1,86 @@
+// Per-row-block partial sums of the gradient for one row chunk, one invocation per
+// feature: the register variant of gradient.wgsl for adapters that run invocations as
+// CPU SIMD lanes (llvmpipe, lavapipe), with no workgroup memory and no barriers.
+//
+//   partials[b, j·K + k]   = Σ_{r ∈ block b} x[r, j] · d[r, k]     (j < n)
+//   partials[b, n·K + k]   = Σ_{r ∈ block b} d[r, k]               (invocation j = n)
+//   partials[b, n·K + K]   = Σ_{r ∈ block b} row_loss[r]           (j = n, first class tile)
+//
+// Invocation j keeps the sums of up to 16 classes in registers and walks the block's
+// rows in increasing order (reproducible); lanes read consecutive x[r, j] and the same
+// d[r, k].
+//
+// Shapes: x (rows, n) · d (rows, K) · row_loss (rows) · partials (blocks, n·K + K + 1).
+// Bindings: 0 x read · 1 d read · 2 row_loss read · 3 partials write · 4 dims uniform
+// (same Dims as gradient.wgsl).
+// Dispatch: (ceil((n + 1) / 64), ceil(K / 16), blocks) workgroups of 64;
+// j = wx·64 + lx, classes [wy·16, wy·16 + 16), block b = wz.
+
+struct Dims {
+    rows: u32,
+    n: u32,
+    k: u32,
+    rows_per_block: u32,
+    stride: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
+}
+
+@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(1) var<storage, read> d: array<f32>;
+@group(0) @binding(2) var<storage, read> row_loss: array<f32>;
+@group(0) @binding(3) var<storage, read_write> partials: array<f32>;
+@group(0) @binding(4) var<uniform> dims: Dims;
+
+const KT: u32 = 16u;
+
+// d[r, k0 .. k0+16) as four vec4s; past column K the values belong to the next row (or
+// read as 0 past the buffer) and are never written out.
+fn d_tile(t: u32) -> array<vec4<f32>, 4> {
+    return array<vec4<f32>, 4>(
+        vec4<f32>(d[t], d[t + 1u], d[t + 2u], d[t + 3u]),
+        vec4<f32>(d[t + 4u], d[t + 5u], d[t + 6u], d[t + 7u]),
+        vec4<f32>(d[t + 8u], d[t + 9u], d[t + 10u], d[t + 11u]),
+        vec4<f32>(d[t + 12u], d[t + 13u], d[t + 14u], d[t + 15u]),
+    );
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    let j = wg.x * 64u + lid.x;
+    if (j > dims.n) {
+        return;
+    }
+    let k0 = wg.y * KT;
+    let kt = min(KT, dims.k - k0);
+    let block = wg.z;
+    let start = block * dims.rows_per_block;
+    let end = min(dims.rows, start + dims.rows_per_block);
+    let is_bias = j == dims.n;
+    // Invocation n sums d itself (x = 1) for Σ(P − Y); its column index reads a valid
+    // element and the value is replaced by 1.
+    let xcol = min(j, dims.n - 1u);
+    var a0 = vec4<f32>(0.0);
+    var a1 = vec4<f32>(0.0);
+    var a2 = vec4<f32>(0.0);
+    var a3 = vec4<f32>(0.0);
+    var loss = 0.0;
+    for (var r = start; r < end; r = r + 1u) {
+        let xv = select(x[r * dims.n + xcol], 1.0, is_bias);
+        let t = d_tile(r * dims.k + k0);
+        a0 = a0 + xv * t[0];
+        a1 = a1 + xv * t[1];
+        a2 = a2 + xv * t[2];
+        a3 = a3 + xv * t[3];
+        loss = loss + row_loss[r];
+    }
+    let acc = array<vec4<f32>, 4>(a0, a1, a2, a3);
+    let out = block * dims.stride + j * dims.k + k0;
+    for (var c = 0u; c < kt; c = c + 1u) {
+        partials[out + c] = acc[c / 4u][c % 4u];
+    }
+    if (is_bias && k0 == 0u) {
+        partials[block * dims.stride + dims.n * dims.k + dims.k] = loss;
+    }
+}

@@ -520,14 +520,19 @@ impl GpuContext {
             }
         });
         self.wait(Some(index), context)?;
-        // The map callback runs during a poll; poll once more in case it was queued after
-        // the submission finished.
-        let state = mapped.lock().ok().and_then(|s| s.clone());
-        let state = match state {
-            Some(s) => Some(s),
-            None => {
-                self.wait(None, context)?;
-                mapped.lock().ok().and_then(|s| s.clone())
+        // The map callback runs during a poll, possibly one made by another thread sharing
+        // the device; keep polling until it has run or the timeout passes.
+        let started = std::time::Instant::now();
+        let state = loop {
+            if let Some(s) = mapped.lock().ok().and_then(|s| s.clone()) {
+                break Some(s);
+            }
+            if started.elapsed() >= self.timeout {
+                break None;
+            }
+            self.wait(None, context)?;
+            if mapped.lock().ok().and_then(|s| s.clone()).is_none() {
+                std::thread::sleep(std::time::Duration::from_micros(200));
             }
         };
         match state {

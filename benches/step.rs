@@ -107,19 +107,27 @@ fn main() {
             (s.k as f64).ln()
         );
 
-        let mut group = criterion.benchmark_group("oracle_step");
-        group.throughput(Throughput::Elements(s.m as u64));
-        group.bench_function(s.name, |b| {
-            b.iter(|| {
-                oracle
-                    .loss_and_gradient(theta.view(), bias.view(), 1e-4)
-                    .expect("step")
-            })
-        });
-        group.finish();
+        // criterion needs at least 10 samples; on a software adapter the large shapes take
+        // seconds per step, so those are timed by the 5-run median below only.
+        let first = Instant::now();
+        oracle
+            .loss_and_gradient(theta.view(), bias.view(), 1e-4)
+            .expect("step");
+        if first.elapsed().as_secs_f64() < 1.0 {
+            let mut group = criterion.benchmark_group("oracle_step");
+            group.throughput(Throughput::Elements(s.m as u64));
+            group.bench_function(s.name, |b| {
+                b.iter(|| {
+                    oracle
+                        .loss_and_gradient(theta.view(), bias.view(), 1e-4)
+                        .expect("step")
+                })
+            });
+            group.finish();
+        }
 
-        // Our own medians for the table (criterion prints its own estimate above).
-        let times: Vec<f64> = (0..7)
+        // Our own medians for the table (criterion prints its own estimate above where it ran).
+        let times: Vec<f64> = (0..5)
             .map(|_| {
                 let t = Instant::now();
                 oracle

@@ -11,7 +11,6 @@
 //! is left out when Python with scikit-learn is not installed. Run with
 //! `cargo bench --bench lbfgs`; `LBFGS_SHAPES=digits` runs only the first problem.
 
-use std::io::Read;
 use std::ops::ControlFlow;
 use std::path::Path;
 use std::process::Command;
@@ -20,29 +19,6 @@ use std::time::Instant;
 use ndarray::{Array1, Array2};
 use softmax_regression::lbfgs::{LbfgsSettings, minimize};
 use softmax_regression::{CpuOracle, Dataset, GpuContext, GpuOracle, Oracle, SplitMix64};
-
-fn digits() -> Dataset {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/src/data/digits.csv.gz");
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(std::fs::File::open(path).expect("digits data"))
-        .read_to_string(&mut text)
-        .expect("gzip");
-    let (mut x, mut y) = (Vec::new(), Vec::new());
-    for line in text.lines().filter(|l| !l.is_empty()) {
-        let v: Vec<f32> = line
-            .split(',')
-            .map(|c| c.parse().expect("number"))
-            .collect();
-        x.extend(v[..64].iter().map(|p| p / 16.0));
-        y.push(v[64] as u32);
-    }
-    Dataset::new(
-        Array2::from_shape_vec((y.len(), 64), x).expect("shape"),
-        &y,
-        10,
-    )
-    .expect("valid")
-}
 
 fn clusters(m: usize, n: usize, k: usize, seed: u64) -> Dataset {
     let mut rng = SplitMix64::new(seed);
@@ -184,7 +160,7 @@ fn main() {
     );
 
     if wanted("digits") {
-        let data = digits();
+        let data = softmax_regression::datasets::digits().expect("embedded digits");
         let (l2, optimum) = (1e-4, 0.087345742989);
         let target = optimum * (1.0 + 1e-6);
         let mut gpu = GpuOracle::new(&ctx, &data, None).expect("upload");

@@ -16,6 +16,7 @@
 #![warn(missing_docs)]
 
 mod dataset;
+pub mod datasets;
 mod error;
 pub mod formats;
 pub mod gpu;

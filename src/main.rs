@@ -2,7 +2,7 @@
 //! line. A thin layer over the library: argument parsing, files, progress and output.
 //! Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input.
 
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -31,9 +31,6 @@ macro_rules! out {
         let _ = write!(std::io::stdout().lock(), $($t)*);
     }};
 }
-
-/// The digits data (see src/data/README.md), used by `train` when no `--data` is given.
-const DIGITS_CSV_GZ: &[u8] = include_bytes!("data/digits.csv.gz");
 
 #[derive(Parser)]
 #[command(
@@ -375,29 +372,6 @@ fn load_options(
     }
 }
 
-/// The embedded digits data, features scaled to [0, 1].
-fn embedded_digits() -> CliResult<(Array2<f32>, Vec<u32>)> {
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(DIGITS_CSV_GZ)
-        .read_to_string(&mut text)
-        .map_err(|e| Failure::Runtime(format!("the embedded digits data is damaged: {e}")))?;
-    let (mut x, mut y) = (Vec::new(), Vec::new());
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let values: Vec<f32> = line
-            .split(',')
-            .filter_map(|v| v.trim().parse().ok())
-            .collect();
-        if let Some((label, features)) = values.split_last() {
-            x.extend(features.iter().map(|v| v / 16.0));
-            y.push(*label as u32);
-        }
-    }
-    let m = y.len();
-    let x = Array2::from_shape_vec((m, x.len() / m.max(1)), x)
-        .map_err(|e| Failure::Runtime(format!("the embedded digits data is damaged: {e}")))?;
-    Ok((x, y))
-}
-
 fn settings_from(a: &TrainArgs) -> Settings {
     let optimizer = match a.optimizer {
         OptimizerArg::Gd => Optimizer::Gd,
@@ -476,7 +450,8 @@ fn train(a: TrainArgs) -> CliResult<()> {
 
     let (source, x, y, k, names) = match &a.data.data {
         None => {
-            let (x, y) = embedded_digits()?;
+            let digits = softmax_regression::datasets::digits()?;
+            let (x, y) = (digits.x().to_owned(), digits.labels().to_vec());
             (
                 "embedded digits (1797 × 64, features / 16)".to_string(),
                 x,

@@ -463,32 +463,7 @@ struct GpuEngine<'c, 'd> {
 
 impl GpuEngine<'_, '_> {
     fn dims(&self, step: Step, lr: f32) -> (StepDims, UpdateEntry) {
-        let base = StepDims {
-            l2: self.l2,
-            lr,
-            ..Default::default()
-        };
-        match step {
-            Step::Plain => (base, UpdateEntry::Plain),
-            Step::Momentum { momentum } => (StepDims { momentum, ..base }, UpdateEntry::Momentum),
-            Step::Adam {
-                beta1,
-                beta2,
-                eps,
-                c1,
-                c2,
-            } => (
-                StepDims {
-                    beta1,
-                    beta2,
-                    eps,
-                    c1,
-                    c2,
-                    ..base
-                },
-                UpdateEntry::Adam,
-            ),
-        }
+        StepDims::of_step(step, lr, self.l2)
     }
 }
 

@@ -671,7 +671,38 @@ pub(crate) struct StepDims {
 }
 
 impl StepDims {
-    fn apply(self, d: UpdateDims) -> UpdateDims {
+    /// The hyper-parameters and update.wgsl entry point of an optimizer step.
+    pub(crate) fn of_step(step: crate::reference::Step, lr: f32, l2: f32) -> (Self, UpdateEntry) {
+        use crate::reference::Step;
+        let base = StepDims {
+            l2,
+            lr,
+            ..Default::default()
+        };
+        match step {
+            Step::Plain => (base, UpdateEntry::Plain),
+            Step::Momentum { momentum } => (StepDims { momentum, ..base }, UpdateEntry::Momentum),
+            Step::Adam {
+                beta1,
+                beta2,
+                eps,
+                c1,
+                c2,
+            } => (
+                StepDims {
+                    beta1,
+                    beta2,
+                    eps,
+                    c1,
+                    c2,
+                    ..base
+                },
+                UpdateEntry::Adam,
+            ),
+        }
+    }
+
+    pub(crate) fn apply(self, d: UpdateDims) -> UpdateDims {
         UpdateDims {
             l2: self.l2,
             lr: self.lr,

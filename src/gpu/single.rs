@@ -9,6 +9,7 @@ use crate::gpu::GpuContext;
 use crate::gpu::kernels::{
     GatherDims, GradientDims, LogitsDims, ReduceDims, SoftmaxDims, UpdateDims, UpdateEntry,
 };
+use crate::gpu::problem::StepDims;
 use crate::reference::Step;
 
 fn std_slice<'a>(a: &'a ndarray::CowArray<'a, f32, ndarray::Ix2>) -> &'a [f32] {
@@ -212,31 +213,13 @@ pub fn update(
     let gb = ctx.storage_buffer("g", 4 * len as u64)?;
     let m1b = ctx.storage_buffer_with("m1", m1)?;
     let m2b = ctx.storage_buffer_with("m2", m2)?;
-    let mut dims = UpdateDims {
+    let (step_dims, entry) = StepDims::of_step(step, lr, l2);
+    let dims = step_dims.apply(UpdateDims {
         len: len as u32,
         nk: nk as u32,
         inv_m,
-        l2,
-        lr,
         ..bytemuck::Zeroable::zeroed()
-    };
-    let entry = match step {
-        Step::Plain => UpdateEntry::Plain,
-        Step::Momentum { momentum } => {
-            dims.momentum = momentum;
-            UpdateEntry::Momentum
-        }
-        Step::Adam {
-            beta1,
-            beta2,
-            eps,
-            c1,
-            c2,
-        } => {
-            (dims.beta1, dims.beta2, dims.eps, dims.c1, dims.c2) = (beta1, beta2, eps, c1, c2);
-            UpdateEntry::Adam
-        }
-    };
+    });
     let bound = ctx.scoped("binding update", |d| {
         ctx.kernels.update.bind(d, &sb, &wb, &gb, &m1b, &m2b, dims)
     })?;

@@ -110,31 +110,8 @@ pub fn clusters(m: usize, n: usize, k: usize, separation: f64, seed: u64) -> Dat
     Dataset::new(x, &y, k).expect("generated data is valid")
 }
 
-/// The digits data from ../shared/data (1797 × 64, labels 0–9), features divided by 16.
+/// The digits data (1797 × 64, labels 0–9), features divided by 16: the copy of
+/// ../shared/data/digits.csv.gz embedded in the crate.
 pub fn digits() -> Dataset {
-    use std::io::Read;
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/data/digits.csv.gz");
-    let file = std::fs::File::open(path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    let mut text = String::new();
-    flate2::read::GzDecoder::new(file)
-        .read_to_string(&mut text)
-        .expect("digits.csv.gz decompresses");
-    let mut x = Vec::new();
-    let mut y = Vec::new();
-    for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let values: Vec<f32> = line
-            .split(',')
-            .map(|v| v.trim().parse().expect("numeric cell"))
-            .collect();
-        let (label, features) = values.split_last().expect("non-empty row");
-        x.extend(features.iter().map(|v| v / 16.0));
-        y.push(*label as u32);
-    }
-    let m = y.len();
-    Dataset::new(
-        Array2::from_shape_vec((m, x.len() / m), x).expect("rectangular"),
-        &y,
-        10,
-    )
-    .expect("digits are valid")
+    softmax_regression::datasets::digits().expect("the embedded digits data parses")
 }

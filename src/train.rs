@@ -322,10 +322,12 @@ impl Fit {
                 "did not converge: max |∇J| = {norm:.2e} is above tol {:.1e} after {} epochs; try more epochs{}",
                 settings.tol,
                 self.history.len(),
-                if settings.optimizer == Optimizer::Lbfgs {
-                    ""
-                } else {
-                    ", a larger learning rate, or --optimizer lbfgs"
+                match (settings.optimizer, settings.batch_size) {
+                    (Optimizer::Lbfgs, _) => "",
+                    (_, Some(_)) => {
+                        " (mini-batch noise keeps max |∇J| from shrinking far; for the exact optimum use --optimizer lbfgs)"
+                    }
+                    _ => ", a larger learning rate, or --optimizer lbfgs",
                 }
             ),
             Status::LineSearchFailed => format!(

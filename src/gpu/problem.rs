@@ -160,6 +160,17 @@ impl<'c> DeviceProblem<'c> {
     ) -> Result<Self> {
         let (m, n) = x.dim();
         let plan = ChunkPlan::new(m, n, k, ctx.limits(), chunk_rows)?;
+        // The kernels dispatch one workgroup per 16 features or classes along one grid
+        // dimension.
+        let max_dim = ctx.limits().max_compute_workgroups_per_dimension as usize;
+        if n.div_ceil(TILE as usize) > max_dim || k.div_ceil(TILE as usize) > max_dim {
+            return Err(Error::OutOfMemory {
+                context: format!(
+                    "planning dispatches: {n} features × {k} classes is over the device's limit of {} per dimension",
+                    16 * max_dim
+                ),
+            });
+        }
         let len = n * k + k;
         let stride = len + 1;
         let max_bytes = ctx

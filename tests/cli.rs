@@ -54,6 +54,16 @@ fn blobs(m: usize) -> Vec<(Vec<f32>, usize)> {
         .collect()
 }
 
+/// Writes `m` rows of [`blobs`] as a headerless CSV with the class number last.
+fn write_blobs_csv(path: &Path, m: usize) {
+    let mut text = String::new();
+    for (x, c) in blobs(m) {
+        let cells: Vec<String> = x.iter().map(|v| v.to_string()).collect();
+        text.push_str(&format!("{},{c}\n", cells.join(",")));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
 fn assert_bad_input(o: &Output, needle: &str) {
     let err = stderr(o);
     assert_eq!(
@@ -491,12 +501,7 @@ fn plots_are_written_as_svg() {
     assert_eq!(svg.matches("<polyline").count(), 4, "{svg}");
     assert!(svg.contains("validation log-loss"));
     let data = dir.join("d.csv");
-    let mut text = String::new();
-    for (x, c) in blobs(60) {
-        let cells: Vec<String> = x.iter().map(|v| v.to_string()).collect();
-        text.push_str(&format!("{},{c}\n", cells.join(",")));
-    }
-    std::fs::write(&data, text).unwrap();
+    write_blobs_csv(&data, 60);
     let o = run(&[
         "train",
         "--data",
@@ -623,12 +628,7 @@ fn warm_start_weights_schedules_and_patience_flags() {
 
     // Class and sample weights on a CSV; a bad weights file is refused before training.
     let data = dir.join("d.csv");
-    let mut text = String::new();
-    for (x, c) in blobs(90) {
-        let cells: Vec<String> = x.iter().map(|v| v.to_string()).collect();
-        text.push_str(&format!("{},{c}\n", cells.join(",")));
-    }
-    std::fs::write(&data, text).unwrap();
+    write_blobs_csv(&data, 90);
     let weights = dir.join("w.txt");
     std::fs::write(
         &weights,

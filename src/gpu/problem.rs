@@ -225,6 +225,20 @@ impl<'c> DeviceProblem<'c> {
             };
             let chunk = ctx.scoped(&format!("binding chunk {c}"), |device| {
                 let gdims = gradient_dims(kernels.gradient.variant, rows, n, k, max_blocks);
+                // The first chunk overwrites the sums; later ones add to them.
+                let reduce = |accumulate: u32| {
+                    kernels.reduce.bind(
+                        device,
+                        &partials,
+                        &sums,
+                        ReduceDims {
+                            len: stride as u32,
+                            parts: gdims.blocks(),
+                            accumulate,
+                            _pad: 0,
+                        },
+                    )
+                };
                 Chunk {
                     rows,
                     logits: kernels.logits.bind(
@@ -252,28 +266,8 @@ impl<'c> DeviceProblem<'c> {
                     gradient: kernels
                         .gradient
                         .bind(device, &x_buf, &z, &row_loss, &partials, gdims),
-                    reduce_first: kernels.reduce.bind(
-                        device,
-                        &partials,
-                        &sums,
-                        ReduceDims {
-                            len: stride as u32,
-                            parts: gdims.blocks(),
-                            accumulate: 0,
-                            _pad: 0,
-                        },
-                    ),
-                    reduce_next: kernels.reduce.bind(
-                        device,
-                        &partials,
-                        &sums,
-                        ReduceDims {
-                            len: stride as u32,
-                            parts: gdims.blocks(),
-                            accumulate: 1,
-                            _pad: 0,
-                        },
-                    ),
+                    reduce_first: reduce(0),
+                    reduce_next: reduce(1),
                     x: x_buf,
                     labels: labels_buf,
                     weights: weights_buf,

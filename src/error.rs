@@ -133,6 +133,14 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+    /// A checkpoint file cannot be read or does not fit this run.
+    #[error("checkpoint {path}: {message}")]
+    Checkpoint {
+        /// The file.
+        path: String,
+        /// What is wrong, as one sentence.
+        message: String,
+    },
     /// A wait on the device did not finish in time.
     #[error(
         "the GPU did not finish {context} within {seconds} s; the device may be hung or far too slow for this problem size"

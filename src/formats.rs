@@ -220,12 +220,7 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Loaded, FormatError> {
         }
     };
     let bytes = read_file(path)?;
-    let (x, in_file) = match format {
-        Format::Csv => load_csv(path, &bytes, options)?,
-        Format::Npy => (npy_features(path, &bytes)?, None),
-        Format::Idx => (idx_features(path, &bytes)?, None),
-        Format::Libsvm => load_libsvm(path, &bytes, options)?,
-    };
+    let Loaded { x, labels: in_file } = load_bytes(format, path, &bytes, options)?;
     let labels = match &options.labels {
         Some(labels_path) => {
             let labels = load_labels_file(labels_path)?;
@@ -252,6 +247,45 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Loaded, FormatError> {
         });
     }
     Ok(Loaded { x, labels })
+}
+
+/// Parses the (already decompressed) bytes of a data file in `format`; `path` only names
+/// the file in errors. `options.labels` is not read here: this sees the one file.
+pub fn load_bytes(
+    format: Format,
+    path: &Path,
+    bytes: &[u8],
+    options: &LoadOptions,
+) -> Result<Loaded, FormatError> {
+    let (x, labels) = match format {
+        Format::Csv => load_csv(path, bytes, options)?,
+        Format::Npy => (npy_features(path, bytes)?, None),
+        Format::Idx => (idx_features(path, bytes)?, None),
+        Format::Libsvm => load_libsvm(path, bytes, options)?,
+    };
+    Ok(Loaded { x, labels })
+}
+
+/// Parses the bytes of a labels file as [`LoadOptions::labels`] describes (`.npy`, IDX by
+/// `format`, anything else as text); `path` only names the file in errors.
+pub fn labels_from_bytes(
+    format: Option<Format>,
+    path: &Path,
+    bytes: &[u8],
+) -> Result<RawLabels, FormatError> {
+    match format {
+        Some(Format::Npy) => npy_labels(path, bytes),
+        Some(Format::Idx) => idx_labels(path, bytes),
+        _ => {
+            let text = as_text(path, bytes)?;
+            let labels: Vec<String> = numbered_lines(text)
+                .map(|(_, line)| line.trim())
+                .filter(|line| !line.is_empty())
+                .map(str::to_string)
+                .collect();
+            Ok(labels_from_strings(labels))
+        }
+    }
 }
 
 /// Maps raw labels to classes `0..K`.
@@ -1540,19 +1574,7 @@ fn load_libsvm(
 
 fn load_labels_file(path: &Path) -> Result<RawLabels, FormatError> {
     let bytes = read_file(path)?;
-    match Format::from_path(path) {
-        Some(Format::Npy) => npy_labels(path, &bytes),
-        Some(Format::Idx) => idx_labels(path, &bytes),
-        _ => {
-            let text = as_text(path, &bytes)?;
-            let labels: Vec<String> = numbered_lines(text)
-                .map(|(_, line)| line.trim())
-                .filter(|line| !line.is_empty())
-                .map(str::to_string)
-                .collect();
-            Ok(labels_from_strings(labels))
-        }
-    }
+    labels_from_bytes(Format::from_path(path), path, &bytes)
 }
 
 /// Per-sample weights from a float `.npy` of shape (m,) or (m, 1), or a text file with

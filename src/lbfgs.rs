@@ -32,6 +32,8 @@ pub enum Status {
     /// The validation loss did not improve for `patience` epochs; the model holds the
     /// parameters of the best validation epoch.
     EarlyStopped,
+    /// An interrupt (Ctrl-C, SIGTERM) stopped the run after a whole step.
+    Interrupted,
 }
 
 impl Status {
@@ -44,6 +46,7 @@ impl Status {
             Status::Diverged => "diverged",
             Status::Stopped => "stopped",
             Status::EarlyStopped => "early stopped",
+            Status::Interrupted => "interrupted",
         }
     }
 }
@@ -159,10 +162,29 @@ pub struct LbfgsResult {
     pub evaluations: usize,
 }
 
+#[derive(Debug, Clone, PartialEq)]
 struct Point {
     w: Vec<f64>,
     f: f64,
     g: Vec<f64>,
+}
+
+/// Everything L-BFGS carries from one iteration to the next, enough to continue a run
+/// bit for bit (see [`minimize_from`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LbfgsState {
+    /// Iterations done.
+    pub iteration: usize,
+    /// Oracle calls made.
+    pub evaluations: usize,
+    /// The current parameters w = (Θ row-major, b), as the oracle saw them.
+    pub w: Vec<f64>,
+    /// J at w.
+    pub f: f64,
+    /// ∇J at w.
+    pub g: Vec<f64>,
+    /// Correction pairs (s, y, 1/sᵀy), oldest first.
+    pub pairs: Vec<(Vec<f64>, Vec<f64>, f64)>,
 }
 
 fn dot(a: &[f64], b: &[f64]) -> f64 {
@@ -305,9 +327,40 @@ pub fn minimize(
     settings: &LbfgsSettings,
     mut on_iteration: impl FnMut(&LbfgsIteration, &[f64]) -> ControlFlow<()>,
 ) -> Result<LbfgsResult> {
-    settings.validate()?;
     let (_, n, k) = oracle.shape();
     crate::oracle::check_params(theta0.view(), bias0.view(), n, k)?;
+    let w0: Vec<f64> = theta0
+        .iter()
+        .chain(bias0.iter())
+        .map(|&v| f64::from(v))
+        .collect();
+    minimize_from(oracle, Start::At(w0), l2, settings, |it, state| {
+        on_iteration(it, &state.w)
+    })
+}
+
+/// Where [`minimize_from`] starts.
+#[derive(Debug, Clone)]
+pub enum Start {
+    /// Fresh, at these parameters w = (Θ row-major, b).
+    At(Vec<f64>),
+    /// Continuing a run from the state its callback saw.
+    Resume(LbfgsState),
+}
+
+/// [`minimize`] from a [`Start`], with the whole [`LbfgsState`] shown to `on_iteration` so
+/// a caller can checkpoint it. Resuming from a state seen after iteration i gives the same
+/// iterates, bit for bit, as the run that produced it (same oracle, same settings).
+pub fn minimize_from(
+    oracle: &mut dyn Oracle,
+    start: Start,
+    l2: f64,
+    settings: &LbfgsSettings,
+    mut on_iteration: impl FnMut(&LbfgsIteration, &LbfgsState) -> ControlFlow<()>,
+) -> Result<LbfgsResult> {
+    settings.validate()?;
+    let (_, n, k) = oracle.shape();
+    let len = n * k + k;
     let mut ev = Evaluator {
         oracle,
         n,
@@ -315,12 +368,36 @@ pub fn minimize(
         l2,
         calls: 0,
     };
-    let w0: Vec<f64> = theta0
-        .iter()
-        .chain(bias0.iter())
-        .map(|&v| f64::from(v))
-        .collect();
-    let mut x = ev.eval(w0)?;
+    let (mut x, first, mut pairs) = match start {
+        Start::At(w0) => {
+            if w0.len() != len {
+                return Err(Error::shape("initial parameters", &[len], &[w0.len()]));
+            }
+            (ev.eval(w0)?, 1, VecDeque::with_capacity(settings.history))
+        }
+        Start::Resume(state) => {
+            let lens = [state.w.len(), state.g.len()];
+            if lens != [len, len]
+                || state
+                    .pairs
+                    .iter()
+                    .any(|p| p.0.len() != len || p.1.len() != len)
+            {
+                return Err(Error::shape("resumed L-BFGS state", &[len, len], &lens));
+            }
+            ev.calls = state.evaluations;
+            let mut pairs: VecDeque<_> = state.pairs.into();
+            while pairs.len() > settings.history {
+                pairs.pop_front();
+            }
+            let x = Point {
+                w: state.w,
+                f: state.f,
+                g: state.g,
+            };
+            (x, state.iteration + 1, pairs)
+        }
+    };
     let finish = |x: &Point, status: Status, iterations: usize, calls: usize| {
         let w32: Vec<f32> = x.w.iter().map(|&v| v as f32).collect();
         let (theta, bias) = unflatten(&w32, n, k);
@@ -335,11 +412,10 @@ pub fn minimize(
         }
     };
     if !x.f.is_finite() {
-        return Ok(finish(&x, Status::Diverged, 0, ev.calls));
+        return Ok(finish(&x, Status::Diverged, first - 1, ev.calls));
     }
-    // (s, y, 1/sᵀy), newest last.
-    let mut pairs: VecDeque<(Vec<f64>, Vec<f64>, f64)> = VecDeque::with_capacity(settings.history);
-    for iteration in 1..=settings.max_iter {
+    // pairs: (s, y, 1/sᵀy), newest last.
+    for iteration in first..=settings.max_iter {
         if max_norm(&x.g) <= settings.tol {
             return Ok(finish(&x, Status::Converged, iteration - 1, ev.calls));
         }
@@ -403,7 +479,22 @@ pub fn minimize(
             grad_max_norm: max_norm(&x.g),
             evaluations: ev.calls,
         };
-        if on_iteration(&report, &x.w).is_break() {
+        let state = LbfgsState {
+            iteration,
+            evaluations: ev.calls,
+            w: x.w,
+            f: x.f,
+            g: x.g,
+            pairs: pairs.into(),
+        };
+        let flow = on_iteration(&report, &state);
+        pairs = state.pairs.into();
+        x = Point {
+            w: state.w,
+            f: state.f,
+            g: state.g,
+        };
+        if flow.is_break() {
             return Ok(finish(&x, Status::Stopped, iteration, ev.calls));
         }
     }
@@ -412,5 +503,10 @@ pub fn minimize(
     } else {
         Status::IterationLimit
     };
-    Ok(finish(&x, status, settings.max_iter, ev.calls))
+    Ok(finish(
+        &x,
+        status,
+        settings.max_iter.max(first - 1),
+        ev.calls,
+    ))
 }

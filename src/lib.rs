@@ -15,10 +15,12 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
+pub mod checkpoint;
 mod dataset;
 pub mod datasets;
 mod error;
 pub mod formats;
+pub mod fuzzing;
 pub mod gpu;
 pub mod lbfgs;
 mod model;
@@ -28,6 +30,7 @@ pub mod reference;
 mod rng;
 mod train;
 
+pub use checkpoint::Checkpoint;
 pub use dataset::Dataset;
 pub use error::{Error, Result};
 pub use gpu::{AdapterRequest, GpuContext};

@@ -3,17 +3,21 @@
 
 use std::fmt;
 use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use ndarray::Array1;
 
+use crate::checkpoint::{Checkpoint, data_fingerprint, trajectory_settings};
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::ChunkPlan;
 use crate::gpu::kernels::UpdateEntry;
 use crate::gpu::problem::{DeviceProblem, StepDims};
-use crate::lbfgs::{LbfgsSettings, Status};
+use crate::lbfgs::{LbfgsSettings, LbfgsState, Start, Status};
 use crate::model::{Backend, Evaluator, Metrics, Model, gpu_metrics};
 use crate::oracle::{CpuOracle, flatten, unflatten};
 use crate::oracle::{GpuOracle, Oracle};
@@ -343,6 +347,10 @@ impl Fit {
                 "stopped after {} epochs at max |∇J| = {norm:.2e}",
                 self.history.len()
             ),
+            Status::Interrupted => format!(
+                "interrupted after {} epochs at max |∇J| = {norm:.2e}; the model holds the weights reached",
+                self.history.len()
+            ),
             Status::EarlyStopped => {
                 let best = self
                     .history
@@ -360,10 +368,14 @@ impl Fit {
     }
 }
 
-/// Trains softmax regression with validated settings.
+/// Trains softmax regression with validated settings, optionally writing checkpoints,
+/// resuming from one, and stopping cleanly on an interrupt flag.
 #[derive(Debug, Clone)]
 pub struct Trainer {
     settings: Settings,
+    checkpoints: Option<(PathBuf, usize)>,
+    resume: Option<(PathBuf, Box<Checkpoint>)>,
+    interrupt: Option<Arc<AtomicBool>>,
 }
 
 /// One backend's state during training.
@@ -375,6 +387,10 @@ trait Engine {
     fn step_batch(&mut self, chunk: usize, local: &[u32], step: Step, lr: f32) -> Result<()>;
     /// (J, max-norm of ∇J, w) at the current parameters.
     fn evaluate(&mut self) -> Result<(f64, f64, Vec<f32>)>;
+    /// (w, m1, m2): the parameters and the optimizer moments.
+    fn state(&mut self) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)>;
+    /// Sets what [`Engine::state`] returns.
+    fn restore(&mut self, w: &[f32], m1: &[f32], m2: &[f32]);
     /// Training accuracy at the current parameters.
     fn accuracy(&mut self) -> Result<f64>;
 }
@@ -448,6 +464,17 @@ impl Engine for CpuEngine<'_> {
         Ok((loss, norm, self.w.to_vec()))
     }
 
+    fn state(&mut self) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+        Ok((self.w.to_vec(), self.m1.to_vec(), self.m2.to_vec()))
+    }
+
+    fn restore(&mut self, w: &[f32], m1: &[f32], m2: &[f32]) {
+        self.w = Array1::from_vec(w.to_vec());
+        self.m1 = Array1::from_vec(m1.to_vec());
+        self.m2 = Array1::from_vec(m2.to_vec());
+        self.fresh = None;
+    }
+
     fn accuracy(&mut self) -> Result<f64> {
         Ok(Evaluator::new(Backend::Cpu, self.data)?
             .evaluate(self.w.as_slice().unwrap_or(&[]))?
@@ -504,6 +531,15 @@ impl Engine for GpuEngine<'_, '_> {
         Ok((loss, norm, w))
     }
 
+    fn state(&mut self) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+        self.problem.read_state()
+    }
+
+    fn restore(&mut self, w: &[f32], m1: &[f32], m2: &[f32]) {
+        self.problem.write_state(w, m1, m2);
+        self.fresh = false;
+    }
+
     fn accuracy(&mut self) -> Result<f64> {
         Ok(gpu_metrics(&self.problem, self.data.labels())?.accuracy)
     }
@@ -533,7 +569,84 @@ impl Trainer {
     /// Validates the settings.
     pub fn new(settings: Settings) -> Result<Self> {
         settings.validate()?;
-        Ok(Trainer { settings })
+        Ok(Trainer {
+            settings,
+            checkpoints: None,
+            resume: None,
+            interrupt: None,
+        })
+    }
+
+    /// Writes a [`Checkpoint`] to `path` (atomically) after every `every` epochs (L-BFGS
+    /// iterations), and when an interrupt stops the run.
+    pub fn with_checkpoints(mut self, path: impl Into<PathBuf>, every: usize) -> Result<Self> {
+        if every == 0 {
+            return Err(Error::setting("checkpoint_every", 0, "must be at least 1"));
+        }
+        self.checkpoints = Some((path.into(), every));
+        Ok(self)
+    }
+
+    /// Continues the run saved in the checkpoint at `path`. [`Trainer::fit`] then checks
+    /// that the data and the trajectory-shaping settings are the ones it was written with
+    /// (`epochs`, `tol` and `patience` may change) and continues from its epoch, mini-batch,
+    /// optimizer state and shuffle state: on the same adapter the final parameters equal
+    /// those of the uninterrupted run bit for bit. [`Fit::history`] then starts at the
+    /// resumed epoch.
+    pub fn resume_from(mut self, path: impl Into<PathBuf>) -> Result<Self> {
+        let path = path.into();
+        let checkpoint = Checkpoint::load(&path)?;
+        self.resume = Some((path, Box::new(checkpoint)));
+        Ok(self)
+    }
+
+    /// Stops training after the current step once `flag` is set (by a signal handler, say),
+    /// writing a checkpoint when [`Trainer::with_checkpoints`] is set; the fit ends with
+    /// [`Status::Interrupted`] and the current parameters.
+    pub fn with_interrupt(mut self, flag: Arc<AtomicBool>) -> Self {
+        self.interrupt = Some(flag);
+        self
+    }
+
+    fn interrupted(&self) -> bool {
+        self.interrupt
+            .as_ref()
+            .is_some_and(|f| f.load(Ordering::SeqCst))
+    }
+
+    /// The checkpoint to continue, checked against this run.
+    fn resumed(&self, train: &Dataset, init: Option<&Model>) -> Result<Option<&Checkpoint>> {
+        let Some((path, checkpoint)) = &self.resume else {
+            return Ok(None);
+        };
+        if init.is_some() {
+            return Err(Error::setting(
+                "init",
+                "a model",
+                "a resumed run continues from its checkpoint; drop the initial model",
+            ));
+        }
+        checkpoint.check_compatible(path, &self.settings, train)?;
+        Ok(Some(checkpoint))
+    }
+
+    fn save_checkpoint(&self, checkpoint: Checkpoint) -> Result<()> {
+        match &self.checkpoints {
+            Some((path, _)) => checkpoint.save(path),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether a checkpoint is due after `epoch` (or an interrupt).
+    fn checkpoint_due(&self, epoch: usize, interrupted: bool) -> bool {
+        self.checkpoints
+            .as_ref()
+            .is_some_and(|(_, every)| interrupted || epoch.is_multiple_of(*every))
+    }
+
+    /// Where checkpoints go, if anywhere.
+    pub fn checkpoint_path(&self) -> Option<&Path> {
+        self.checkpoints.as_ref().map(|(p, _)| p.as_path())
     }
 
     /// The validated settings.
@@ -582,9 +695,10 @@ impl Trainer {
                 "early stopping needs validation data",
             ));
         }
+        let resumed = self.resumed(train, init)?;
         let mut validator = validation.map(|v| Evaluator::new(backend, v)).transpose()?;
         if s.optimizer == Optimizer::Lbfgs {
-            return self.fit_lbfgs(backend, train, validator, w0, on_epoch);
+            return self.fit_lbfgs(backend, train, validator, w0, resumed, on_epoch);
         }
         let mut engine: Box<dyn Engine + '_> = match backend {
             Backend::Cpu => {
@@ -632,21 +746,90 @@ impl Trainer {
         let mut w = w0;
         // Early stopping: (best validation log-loss, its epoch, its parameters).
         let mut best: Option<(f64, usize, Vec<f32>)> = None;
-        for epoch in 1..=s.epochs {
+        let (mut first_epoch, mut skip) = (1, 0);
+        let chunk_rows = engine.chunk_plan().chunk_rows;
+        if let Some(cp) = resumed {
+            if cp.chunk_rows != chunk_rows {
+                return Err(Error::Checkpoint {
+                    path: self
+                        .resume
+                        .as_ref()
+                        .map_or(String::new(), |r| r.0.display().to_string()),
+                    message: format!(
+                        "was written with device chunks of {} rows, this run has {chunk_rows}; resume on the same adapter with the same --chunk-rows",
+                        cp.chunk_rows
+                    ),
+                });
+            }
+            engine.restore(&cp.w, &cp.m1, &cp.m2);
+            rng = SplitMix64::from_state(cp.rng_state);
+            t = cp.steps;
+            (first_epoch, skip) = (cp.epochs_done + 1, cp.batches_done);
+            w.clone_from(&cp.w);
+            best.clone_from(&cp.best);
+        }
+        let checkpoint =
+            |epochs_done: usize,
+             batches_done: usize,
+             rng_state: u64,
+             steps: u64,
+             (w, m1, m2): (Vec<f32>, Vec<f32>, Vec<f32>),
+             best: &Option<(f64, usize, Vec<f32>)>| Checkpoint {
+                settings: trajectory_settings(s),
+                data: data_fingerprint(train),
+                chunk_rows,
+                epochs_done,
+                batches_done,
+                steps,
+                rng_state,
+                w,
+                m1,
+                m2,
+                best: best.clone(),
+                lbfgs: None,
+            };
+        for epoch in first_epoch..=s.epochs {
             let lr = s.schedule.rate(s.learning_rate, epoch, s.epochs);
+            let rng_at_start = rng.state();
             match s.batch_size {
                 None => {
-                    t += 1;
-                    engine.step_full(s.step(t), lr)?;
+                    if skip == 0 {
+                        t += 1;
+                        engine.step_full(s.step(t), lr)?;
+                    }
                 }
                 Some(b) => {
                     let plan = engine.chunk_plan();
-                    for (chunk, rows) in epoch_batches(&mut rng, plan, m, b.min(plan.chunk_rows)) {
+                    let batches = epoch_batches(&mut rng, plan, m, b.min(plan.chunk_rows));
+                    let total = batches.len();
+                    for (i, (chunk, rows)) in batches.into_iter().enumerate().skip(skip) {
                         t += 1;
                         engine.step_batch(chunk, &rows, s.step(t), lr)?;
+                        if i + 1 < total && self.interrupted() {
+                            // Stop between two mini-batches of this epoch.
+                            let state = engine.state()?;
+                            let w_now = state.0.clone();
+                            if self.checkpoint_due(epoch, true) {
+                                self.save_checkpoint(checkpoint(
+                                    epoch - 1,
+                                    i + 1,
+                                    rng_at_start,
+                                    t,
+                                    state,
+                                    &best,
+                                ))?;
+                            }
+                            let (theta, bias) = unflatten(&w_now, n, k);
+                            return Ok(Fit {
+                                model: Model::new(theta, bias)?,
+                                history,
+                                status: Status::Interrupted,
+                            });
+                        }
                     }
                 }
             }
+            skip = 0;
             let (loss, grad_max_norm, w_now) = engine.evaluate()?;
             let finite = loss.is_finite() && grad_max_norm.is_finite();
             if finite {
@@ -694,6 +877,15 @@ impl Trainer {
                     break;
                 }
             }
+            let interrupted = self.interrupted();
+            if self.checkpoint_due(epoch, interrupted) && epoch < s.epochs {
+                let state = engine.state()?;
+                self.save_checkpoint(checkpoint(epoch, 0, rng.state(), t, state, &best))?;
+            }
+            if interrupted && epoch < s.epochs {
+                status = Status::Interrupted;
+                break;
+            }
         }
         if let (Status::EarlyStopped, Some((_, _, best_w))) = (status, best) {
             w = best_w;
@@ -713,10 +905,10 @@ impl Trainer {
         train: &Dataset,
         mut validator: Option<Evaluator<'_, '_>>,
         w0: Vec<f32>,
+        resumed: Option<&Checkpoint>,
         mut on_epoch: impl FnMut(&EpochReport) -> ControlFlow<()>,
     ) -> Result<Fit> {
         let s = &self.settings;
-        let (n, k) = (train.n_features(), train.n_classes());
         let mut oracle: Box<dyn Oracle + '_> = match backend {
             Backend::Cpu => Box::new(CpuOracle::new(train)),
             Backend::Gpu(ctx) => Box::new(GpuOracle::new(ctx, train, s.chunk_rows)?),
@@ -735,10 +927,41 @@ impl Trainer {
         let started = Instant::now();
         let mut history = Vec::new();
         let mut failure = None;
-        let (theta0, bias0) = unflatten(&w0, n, k);
+        let mut interrupted = false;
+        let start = match resumed.map(|cp| cp.lbfgs.clone()) {
+            Some(Some(state)) => Start::Resume(state),
+            Some(None) => {
+                return Err(Error::Checkpoint {
+                    path: self
+                        .resume
+                        .as_ref()
+                        .map_or(String::new(), |r| r.0.display().to_string()),
+                    message: "holds no L-BFGS state".into(),
+                });
+            }
+            None => Start::At(w0.iter().map(|&v| f64::from(v)).collect()),
+        };
+        let save = |state: &LbfgsState| {
+            let w: Vec<f32> = state.w.iter().map(|&v| v as f32).collect();
+            let zeros = vec![0.0; w.len()];
+            self.save_checkpoint(Checkpoint {
+                settings: trajectory_settings(s),
+                data: data_fingerprint(train),
+                chunk_rows: s.chunk_rows.unwrap_or(0),
+                epochs_done: state.iteration,
+                batches_done: 0,
+                steps: state.iteration as u64,
+                rng_state: s.seed,
+                w,
+                m1: zeros.clone(),
+                m2: zeros,
+                best: None,
+                lbfgs: Some(state.clone()),
+            })
+        };
         let result =
-            crate::lbfgs::minimize(oracle.as_mut(), theta0, bias0, s.l2, &settings, |it, w| {
-                let w32: Vec<f32> = w.iter().map(|&v| v as f32).collect();
+            crate::lbfgs::minimize_from(oracle.as_mut(), start, s.l2, &settings, |it, state| {
+                let w32: Vec<f32> = state.w.iter().map(|&v| v as f32).collect();
                 let metrics = (|| -> Result<_> {
                     let train_accuracy = accuracy
                         .as_mut()
@@ -760,6 +983,18 @@ impl Trainer {
                         };
                         let flow = on_epoch(&report);
                         history.push(report);
+                        interrupted = self.interrupted();
+                        let last = it.iteration >= settings.max_iter || it.grad_max_norm <= s.tol;
+                        if self.checkpoint_due(it.iteration, interrupted)
+                            && !last
+                            && let Err(e) = save(state)
+                        {
+                            failure = Some(e);
+                            return ControlFlow::Break(());
+                        }
+                        if interrupted {
+                            return ControlFlow::Break(());
+                        }
                         flow
                     }
                     Err(e) => {
@@ -771,10 +1006,14 @@ impl Trainer {
         if let Some(e) = failure {
             return Err(e);
         }
+        let status = match result.status {
+            Status::Stopped if interrupted => Status::Interrupted,
+            other => other,
+        };
         Ok(Fit {
             model: Model::new(result.theta, result.bias)?,
             history,
-            status: result.status,
+            status,
         })
     }
 }

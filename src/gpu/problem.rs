@@ -407,6 +407,27 @@ impl<'c> DeviceProblem<'c> {
             .write_buffer(&self.w, 0, bytemuck::cast_slice(w));
     }
 
+    /// Reads back (w, m1, m2): the parameters and the optimizer moments.
+    pub(crate) fn read_state(&self) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+        let len = self.len();
+        let mut out = self.ctx.read_f32(
+            &[(&self.w, 0, len), (&self.m1, 0, len), (&self.m2, 0, len)],
+            "reading the optimizer state",
+        )?;
+        let m2 = out.pop().unwrap_or_default();
+        let m1 = out.pop().unwrap_or_default();
+        let w = out.pop().unwrap_or_default();
+        Ok((w, m1, m2))
+    }
+
+    /// Writes the parameters and the optimizer moments (see [`DeviceProblem::read_state`]).
+    pub(crate) fn write_state(&self, w: &[f32], m1: &[f32], m2: &[f32]) {
+        let queue = &self.ctx.queue;
+        queue.write_buffer(&self.w, 0, bytemuck::cast_slice(w));
+        queue.write_buffer(&self.m1, 0, bytemuck::cast_slice(m1));
+        queue.write_buffer(&self.m2, 0, bytemuck::cast_slice(m2));
+    }
+
     /// Zeroes the optimizer state.
     pub(crate) fn reset_state(&self) {
         let zeros = vec![0f32; self.len()];

@@ -47,6 +47,7 @@ struct Cli {
 enum Command {
     /// Train a model. With no --data, trains on the embedded digits data (features / 16),
     /// holds out a seeded 20% and reports its accuracy.
+    #[command(allow_negative_numbers = true)]
     Train(TrainArgs),
     /// Predict the class (or, with --proba, the K probabilities) of every row.
     Predict(PredictArgs),
@@ -187,6 +188,18 @@ struct TrainArgs {
     /// Start from this model (warm start) instead of Θ = 0, b = 0.
     #[arg(long, value_name = "PATH")]
     init: Option<PathBuf>,
+    /// Write a checkpoint (weights, optimizer state, epoch, data position, shuffle state)
+    /// here every --checkpoint-every epochs and on Ctrl-C or SIGTERM, atomically.
+    #[arg(long, value_name = "PATH")]
+    checkpoint: Option<PathBuf>,
+    /// Epochs (lbfgs: iterations) between checkpoints.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    checkpoint_every: usize,
+    /// Continue the run saved in this checkpoint, with the same data and settings (more
+    /// --epochs is fine); the result equals the uninterrupted run's bit for bit on the same
+    /// adapter. Checkpoints keep going to this file unless --checkpoint names another.
+    #[arg(long, value_name = "PATH")]
+    resume: Option<PathBuf>,
     /// Draw the training curve (loss and accuracy per epoch, training and validation) as
     /// an SVG file. Adds one pass over the training data per epoch for its accuracy.
     #[arg(long, value_name = "PATH.svg")]
@@ -246,6 +259,8 @@ struct InfoArgs {
 enum Failure {
     Input(String),
     Runtime(String),
+    /// Stopped by a signal after saving what there was to save (exit 130).
+    Interrupted(String),
 }
 
 impl From<Error> for Failure {
@@ -310,6 +325,10 @@ fn main() -> ExitCode {
         Err(Failure::Runtime(m)) => {
             eprintln!("error: {m}");
             ExitCode::from(1)
+        }
+        Err(Failure::Interrupted(m)) => {
+            eprintln!("{m}");
+            ExitCode::from(EXIT_INTERRUPTED as u8)
         }
     }
 }
@@ -419,6 +438,8 @@ fn flag_of(setting: &str) -> &str {
         "patience" => "--patience",
         "step_every" => "--step-every",
         "step_factor" => "--step-factor",
+        "checkpoint_every" => "--checkpoint-every",
+        "init" => "--init",
         other => other,
     }
 }
@@ -426,14 +447,34 @@ fn flag_of(setting: &str) -> &str {
 fn train(a: TrainArgs) -> CliResult<()> {
     // Settings first: a bad flag is reported before any file is read.
     let settings = settings_from(&a);
-    let trainer = Trainer::new(settings.clone()).map_err(|e| match e {
+    let flag_error = |e: Error| match e {
         Error::InvalidSetting {
             name,
             value,
             reason,
         } => Failure::Input(format!("{} {value} is invalid: {reason}", flag_of(name))),
         other => other.into(),
-    })?;
+    };
+    let mut trainer = Trainer::new(settings.clone()).map_err(flag_error)?;
+    if let Some(path) = a.checkpoint.as_ref().or(a.resume.as_ref()) {
+        if path.is_dir() {
+            return Err(Failure::Input(format!(
+                "--checkpoint {} is a directory",
+                path.display()
+            )));
+        }
+        trainer = trainer
+            .with_checkpoints(path, a.checkpoint_every)
+            .map_err(flag_error)?;
+    }
+    if let Some(path) = &a.resume {
+        trainer = trainer.resume_from(path)?;
+        if a.init.is_some() {
+            return Err(Failure::Input(
+                "--init and --resume both set where training starts; pass one".to_string(),
+            ));
+        }
+    }
     if let Some(v) = a.validation
         && !(v > 0.0 && v < 1.0)
     {
@@ -553,6 +594,9 @@ fn train(a: TrainArgs) -> CliResult<()> {
     }
     let progress = Progress::new(settings.epochs, a.quiet || a.json);
     let json = a.json;
+    // From here on the first Ctrl-C or SIGTERM finishes the current step, checkpoints and
+    // writes the model; a second one exits at once.
+    let trainer = trainer.with_interrupt(interrupt_flag()?);
     let fit = trainer.fit(backend, &train_data, held.as_ref(), init.as_ref(), |r| {
         if json {
             outln!("{}", epoch_json(r));
@@ -636,13 +680,53 @@ fn train(a: TrainArgs) -> CliResult<()> {
         }
         eprintln!("model written to {}", a.out.display());
     }
-    if fit.status == softmax_regression::Status::Diverged {
-        return Err(Failure::Runtime(format!(
+    match fit.status {
+        softmax_regression::Status::Diverged => Err(Failure::Runtime(format!(
             "training diverged; {} holds the last finite weights",
             a.out.display()
-        )));
+        ))),
+        softmax_regression::Status::Interrupted => {
+            Err(Failure::Interrupted(match trainer.checkpoint_path() {
+                Some(path) => format!(
+                    "interrupted; {} holds the weights reached and {} the checkpoint: add --resume {} to the same command to continue",
+                    a.out.display(),
+                    path.display(),
+                    path.display()
+                ),
+                None => format!(
+                    "interrupted; {} holds the weights reached (pass --checkpoint PATH to be able to resume)",
+                    a.out.display()
+                ),
+            }))
+        }
+        _ => Ok(()),
     }
-    Ok(())
+}
+
+/// Exit status of a run stopped by SIGINT or SIGTERM (128 + SIGINT, as shells report it).
+const EXIT_INTERRUPTED: i32 = 130;
+
+/// A flag set by the first SIGINT or SIGTERM, which also says on stderr that the run will
+/// stop after the current step; a second signal exits at once with status 130.
+fn interrupt_flag() -> CliResult<std::sync::Arc<std::sync::atomic::AtomicBool>> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    use std::sync::atomic::Ordering;
+    let raised = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
+        .map_err(|e| Failure::Runtime(format!("cannot install the signal handler: {e}")))?;
+    let flag = raised.clone();
+    std::thread::spawn(move || {
+        for _ in signals.forever() {
+            if flag.swap(true, Ordering::SeqCst) {
+                eprintln!("interrupted again: exiting at once");
+                std::process::exit(EXIT_INTERRUPTED);
+            }
+            eprintln!(
+                "interrupt: stopping after the current step (interrupt again to quit at once)"
+            );
+        }
+    });
+    Ok(raised)
 }
 
 fn training_curve(history: &[EpochReport]) -> String {

@@ -176,25 +176,6 @@ fn csv_with_string_labels_trains_and_predicts_the_original_labels() {
     assert_eq!(v["confusion"].as_array().unwrap().len(), 3);
 }
 
-fn npy(path: &Path, descr: &str, shape: &[usize], data: &[u8]) {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape = if dims.len() == 1 {
-        format!("({},)", dims[0])
-    } else {
-        format!("({})", dims.join(", "))
-    };
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    bytes.extend(data);
-    std::fs::write(path, bytes).unwrap();
-}
-
 #[test]
 fn npy_idx_and_libsvm_each_train_and_predict_on_the_gpu() {
     let dir = scratch("formats");
@@ -203,7 +184,7 @@ fn npy_idx_and_libsvm_each_train_and_predict_on_the_gpu() {
     // .npy: X float32 (m, 4), labels int64 (m,)
     let x = dir.join("x.npy");
     let y = dir.join("y.npy");
-    npy(
+    common::write_npy(
         &x,
         "<f4",
         &[120, 4],
@@ -212,7 +193,7 @@ fn npy_idx_and_libsvm_each_train_and_predict_on_the_gpu() {
             .flat_map(|(x, _)| x.iter().flat_map(|v| v.to_le_bytes()))
             .collect::<Vec<u8>>(),
     );
-    npy(
+    common::write_npy(
         &y,
         "<i8",
         &[120],

@@ -115,3 +115,23 @@ pub fn clusters(m: usize, n: usize, k: usize, separation: f64, seed: u64) -> Dat
 pub fn digits() -> Dataset {
     softmax_regression::datasets::digits().expect("the embedded digits data parses")
 }
+
+/// Writes a version-1 `.npy` file with the given dtype descriptor, shape and raw data.
+pub fn write_npy(path: &std::path::Path, descr: &str, shape: &[usize], data: &[u8]) {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes.extend(data);
+    std::fs::write(path, bytes).unwrap();
+}

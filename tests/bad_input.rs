@@ -1,0 +1,335 @@
+//! The bad-input matrix. Every case runs the binary twice, once with the output file absent
+//! and once with an older file in its place, and checks: exit code 2, exactly one sentence
+//! on stderr naming the file, row, column or flag, no output file created and the older one
+//! left as it was. The library-level half checks that the same files and values give typed
+//! errors (never a panic) through `formats::load`, `Dataset::new` and `Model::load`.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+use common::write_npy;
+use ndarray::Array2;
+use softmax_regression::formats::{self, LoadOptions};
+use softmax_regression::{Dataset, Error, Model};
+
+const BIN: &str = env!("CARGO_BIN_EXE_softmax-regression");
+
+/// The fixture files, written once per test binary.
+fn fixtures() -> &'static Path {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!(
+            "softmax-regression-bad-input-{}",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let text = |name: &str, body: &str| std::fs::write(dir.join(name), body).unwrap();
+        text("nan.csv", "1,2,0\n3,nan,1\n");
+        text("inf.csv", "1,-inf,0\n2,3,1\n");
+        text("empty.csv", "");
+        text("header_only.csv", "a,b,label\n");
+        text("ragged.csv", "1,2,0\n3,4,1\n5,1\n");
+        text("word.csv", "1,2,0\n3,abc,1\n");
+        text("two_columns.csv", "1,2\n3,4\n");
+        text("one_class.csv", "1,2,0\n3,4,0\n");
+        text("label_5.csv", "1,2,0\n3,4,5\n");
+        text("three_labels.txt", "0\n1\n2\n");
+        text("labels_only.csv", "0\n1\n");
+        text("bad_index.libsvm", "1 1:0.5\n0 x:1\n");
+        text("index_0.libsvm", "1 1:0.5\n0 0:1\n");
+        text("good.csv", "1,2,0\n3,4,1\n0,1,1\n");
+        let four = |v: f32| -> Vec<u8> { v.to_le_bytes().repeat(4) };
+        let d = |name: &str| dir.join(name);
+        write_npy(&d("complex.npy"), "<c8", &[2, 2], &[0u8; 32]);
+        write_npy(&d("object.npy"), "|O", &[2], &[0x80, 0x02, b'N', b'.']);
+        write_npy(&d("truncated.npy"), "<f4", &[4, 4], &[0u8; 60]);
+        write_npy(&d("features.npy"), "<f4", &[2, 2], &four(1.0));
+        write_npy(
+            &d("labels.npy"),
+            "<i8",
+            &[2],
+            &[0i64.to_le_bytes(), 1i64.to_le_bytes()].concat(),
+        );
+        let idx = |dims: &[u32], data: &[u8]| -> Vec<u8> {
+            let mut b = vec![0, 0, 0x08, dims.len() as u8];
+            dims.iter().for_each(|x| b.extend(x.to_be_bytes()));
+            b.extend(data);
+            b
+        };
+        std::fs::write(d("truncated.idx"), idx(&[2, 2, 2], &[7; 5])).unwrap();
+        std::fs::write(d("sizes.idx"), idx(&[2, 2], &[7; 9])).unwrap();
+        let mut magic = idx(&[2, 2], &[7; 4]);
+        magic[0] = 0x12;
+        std::fs::write(d("magic.idx"), magic).unwrap();
+        // Model files: a good one (3 classes, 2 features) and damaged variants.
+        let model = |weight: &[f32], wshape: Vec<usize>, bias: &[f32], bshape: Vec<usize>| {
+            let meta = std::collections::HashMap::from([(
+                "format".to_string(),
+                softmax_regression::model_file::FORMAT.to_string(),
+            )]);
+            let (wb, bb): (&[u8], &[u8]) =
+                (bytemuck::cast_slice(weight), bytemuck::cast_slice(bias));
+            let views = vec![
+                (
+                    "weight",
+                    safetensors::tensor::TensorView::new(safetensors::Dtype::F32, wshape, wb)
+                        .unwrap(),
+                ),
+                (
+                    "bias",
+                    safetensors::tensor::TensorView::new(safetensors::Dtype::F32, bshape, bb)
+                        .unwrap(),
+                ),
+            ];
+            safetensors::serialize(views, Some(meta)).unwrap()
+        };
+        let good = model(&[0.5; 6], vec![3, 2], &[0.0; 3], vec![3]);
+        std::fs::write(d("good.safetensors"), &good).unwrap();
+        std::fs::write(d("truncated.safetensors"), &good[..good.len() - 7]).unwrap();
+        std::fs::write(d("not_a_model.safetensors"), b"hello, not a model").unwrap();
+        std::fs::write(
+            d("wrong_shape.safetensors"),
+            model(&[0.5; 6], vec![3, 2], &[0.0; 2], vec![2]),
+        )
+        .unwrap();
+        let mut nan = [0.5f32; 6];
+        nan[3] = f32::NAN;
+        std::fs::write(
+            d("nan.safetensors"),
+            model(&nan, vec![3, 2], &[0.0; 3], vec![3]),
+        )
+        .unwrap();
+        // A model of 5 features: the wrong dataset for the 2-feature files.
+        std::fs::write(
+            d("five_features.safetensors"),
+            model(&[0.5; 15], vec![3, 5], &[0.0; 3], vec![3]),
+        )
+        .unwrap();
+        dir
+    })
+}
+
+/// Runs `args` (with `{d}` standing for the fixture directory and `--out` added) with the
+/// output absent and then present, and checks the contract.
+fn bad(args: &str, needle: &str) {
+    let dir = fixtures();
+    let d = dir.display().to_string();
+    let scratch = dir.join(format!("out-{:016x}", fnv(args)));
+    std::fs::create_dir_all(&scratch).unwrap();
+    let out = scratch.join("output");
+    let mut argv: Vec<String> = args
+        .split_whitespace()
+        .map(|a| a.replace("{d}", &d))
+        .collect();
+    // `evaluate` writes no model or predictions; its output file is the --plot.
+    let flag = if args.starts_with("evaluate") {
+        "--plot"
+    } else {
+        "--out"
+    };
+    argv.extend([flag.to_string(), out.display().to_string()]);
+    for existing in [false, true] {
+        if existing {
+            std::fs::write(&out, b"an older file").unwrap();
+        } else {
+            let _ = std::fs::remove_file(&out);
+        }
+        let o = Command::new(BIN).args(&argv).output().unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(
+            o.status.code(),
+            Some(2),
+            "{args}: exit {:?}, stderr {err}",
+            o.status.code()
+        );
+        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{args}: expected one line, got {err:?}");
+        assert!(
+            lines[0].starts_with("error: ") && lines[0].contains(needle),
+            "{args}: {:?} does not name {needle:?}",
+            lines[0]
+        );
+        if existing {
+            assert_eq!(
+                std::fs::read(&out).unwrap(),
+                b"an older file",
+                "{args}: overwrote the output"
+            );
+        } else {
+            assert!(!out.exists(), "{args}: created an output file");
+        }
+        let leftovers: Vec<_> = std::fs::read_dir(&scratch)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .filter(|n| n != "output")
+            .collect();
+        assert!(leftovers.is_empty(), "{args}: left {leftovers:?} behind");
+    }
+}
+
+fn fnv(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
+}
+
+macro_rules! bad_input {
+    ($($name:ident: $args:expr => $needle:expr;)*) => {
+        $(
+            #[test]
+            fn $name() {
+                bad($args, $needle);
+            }
+        )*
+    };
+}
+
+bad_input! {
+    nan_feature: "train --data {d}/nan.csv" => "nan.csv: row 2, column 2";
+    infinite_feature: "train --data {d}/inf.csv" => "inf.csv: row 1, column 2";
+    empty_file: "train --data {d}/empty.csv" => "empty.csv: no data rows";
+    header_only: "train --data {d}/header_only.csv" => "header_only.csv: no data rows";
+    ragged_rows: "train --data {d}/ragged.csv" => "ragged.csv: row 3";
+    non_numeric_cell: "train --data {d}/word.csv" => "word.csv: row 2, column 2";
+    label_column_missing: "train --data {d}/two_columns.csv --label-column 2" => "label column 2";
+    single_class: "train --data {d}/one_class.csv" => "at least 2 classes";
+    label_outside_classes: "train --data {d}/label_5.csv --classes 3" => "sample 2";
+    labels_file_length: "train --data {d}/one_class.csv --labels {d}/three_labels.txt" => "three_labels.txt has 3 labels";
+    no_feature_columns: "train --data {d}/labels_only.csv" => "labels_only.csv: no feature columns";
+    npy_unsupported_dtype: "train --data {d}/complex.npy --labels {d}/labels.npy" => "complex.npy: has dtype '<c8'";
+    npy_pickled_objects: "train --data {d}/object.npy --labels {d}/labels.npy" => "object.npy: holds Python objects";
+    npy_truncated: "train --data {d}/truncated.npy --labels {d}/labels.npy" => "truncated.npy: is truncated";
+    idx_truncated: "train --data {d}/truncated.idx --labels {d}/labels.npy" => "truncated.idx: is truncated";
+    idx_wrong_magic: "train --data {d}/magic.idx --labels {d}/labels.npy" => "magic.idx: not an IDX file";
+    idx_sizes_disagree: "train --data {d}/sizes.idx --labels {d}/labels.npy" => "sizes.idx: has 9 bytes";
+    libsvm_bad_index: "train --data {d}/bad_index.libsvm" => "bad_index.libsvm: line 2";
+    libsvm_index_zero: "train --data {d}/index_0.libsvm" => "index_0.libsvm";
+    model_truncated: "predict --model {d}/truncated.safetensors --data {d}/features.npy" => "truncated.safetensors";
+    model_not_safetensors: "predict --model {d}/not_a_model.safetensors --data {d}/features.npy" => "not_a_model.safetensors: not a safetensors";
+    model_wrong_shapes: "predict --model {d}/wrong_shape.safetensors --data {d}/features.npy" => "tensor `bias` has shape [2]";
+    model_non_finite: "predict --model {d}/nan.safetensors --data {d}/features.npy" => "weight[1, 1] is NaN";
+    model_from_another_dataset: "predict --model {d}/five_features.safetensors --data {d}/features.npy" => "5";
+    init_from_another_dataset: "train --data {d}/good.csv --init {d}/five_features.safetensors --epochs 1" => "--init";
+    evaluate_bad_model: "evaluate --model {d}/nan.safetensors --data {d}/good.csv" => "nan.safetensors";
+    negative_learning_rate: "train --lr -1" => "--lr -1";
+    infinite_learning_rate: "train --lr inf" => "--lr inf";
+    negative_l2: "train --l2 -0.5" => "--l2 -0.5";
+    nan_l2: "train --l2 nan" => "--l2 NaN";
+    negative_tol: "train --tol -1" => "--tol -1";
+    negative_epochs: "train --epochs -3" => "--epochs";
+    zero_epochs: "train --epochs 0" => "--epochs 0";
+    batch_size_zero: "train --batch-size 0" => "--batch-size 0";
+    validation_out_of_range: "train --validation 1.5" => "--validation 1.5";
+    checkpoint_every_zero: "train --checkpoint {d}/never.ckpt --checkpoint-every 0" => "--checkpoint-every 0";
+    resume_from_a_model_file: "train --resume {d}/good.safetensors" => "good.safetensors";
+    resume_missing_checkpoint: "train --resume {d}/absent.ckpt" => "absent.ckpt";
+    step_factor_above_one: "train --schedule step --step-factor 2" => "--step-factor 2";
+    negative_class_weight: "train --data {d}/good.csv --class-weight=-1,1" => "--class-weight";
+}
+
+/// Every fixture the binary refuses is refused by the library too, as a typed error that
+/// names the file.
+#[test]
+fn the_library_returns_errors_for_the_same_files() {
+    let d = fixtures();
+    let load = |name: &str, labels: Option<&str>| {
+        formats::load(
+            &d.join(name),
+            &LoadOptions {
+                labels: labels.map(|l| d.join(l)),
+                csv_has_labels: true,
+                require_labels: true,
+                ..LoadOptions::default()
+            },
+        )
+    };
+    for (name, labels) in [
+        ("nan.csv", None),
+        ("inf.csv", None),
+        ("empty.csv", None),
+        ("header_only.csv", None),
+        ("ragged.csv", None),
+        ("word.csv", None),
+        ("labels_only.csv", None),
+        ("one_class.csv", Some("three_labels.txt")),
+        ("complex.npy", Some("labels.npy")),
+        ("object.npy", Some("labels.npy")),
+        ("truncated.npy", Some("labels.npy")),
+        ("truncated.idx", Some("labels.npy")),
+        ("magic.idx", Some("labels.npy")),
+        ("sizes.idx", Some("labels.npy")),
+        ("bad_index.libsvm", None),
+        ("index_0.libsvm", None),
+    ] {
+        match load(name, labels) {
+            Err(e) => {
+                let named = labels.filter(|_| name == "one_class.csv").unwrap_or(name);
+                assert!(e.message.contains(named), "{name}: {}", e.message)
+            }
+            Ok(_) => panic!("{name} was accepted"),
+        }
+    }
+    for name in [
+        "truncated.safetensors",
+        "not_a_model.safetensors",
+        "wrong_shape.safetensors",
+        "nan.safetensors",
+    ] {
+        match Model::load(&d.join(name)) {
+            Err(Error::ModelFile { path, .. }) => assert!(path.ends_with(name)),
+            other => panic!("{name}: {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn the_library_refuses_bad_arrays_with_typed_errors() {
+    let mut x = Array2::<f32>::ones((3, 2));
+    x[[2, 1]] = f32::NAN;
+    assert!(matches!(
+        Dataset::new(x, &[0, 1, 0], 2),
+        Err(Error::NonFinite {
+            row: 2,
+            column: 1,
+            ..
+        })
+    ));
+    let x = Array2::<f32>::ones((3, 2));
+    assert!(matches!(
+        Dataset::new(x.clone(), &[0, 1, 2], 2),
+        Err(Error::LabelOutOfRange {
+            row: 2,
+            label: 2,
+            ..
+        })
+    ));
+    assert!(matches!(
+        Dataset::new(x.clone(), &[0, 1], 2),
+        Err(Error::LengthMismatch { rows: 3, labels: 2 })
+    ));
+    assert!(matches!(
+        Dataset::new(x.clone(), &[0, 0, 0], 1),
+        Err(Error::TooFewClasses { n_classes: 1 })
+    ));
+    assert!(matches!(
+        Dataset::new(Array2::<f32>::zeros((3, 0)), &[0, 1, 0], 2),
+        Err(Error::NoFeatures)
+    ));
+    assert!(matches!(
+        Dataset::new(Array2::<f32>::zeros((0, 2)), &[], 2),
+        Err(Error::NoRows)
+    ));
+    let data = Dataset::new(x, &[0, 1, 0], 2).unwrap();
+    assert!(matches!(
+        data.clone().with_sample_weights(&[1.0, -1.0, 1.0]),
+        Err(Error::InvalidWeight { row: 1, .. })
+    ));
+    assert!(matches!(
+        data.with_sample_weights(&[1.0, f32::INFINITY, 1.0]),
+        Err(Error::InvalidWeight { row: 1, .. })
+    ));
+}

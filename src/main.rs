@@ -48,7 +48,7 @@ enum Command {
     /// Train a model. With no --data, trains on the embedded digits data (features / 16),
     /// holds out a seeded 20% and reports its accuracy.
     #[command(allow_negative_numbers = true)]
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Predict the class (or, with --proba, the K probabilities) of every row.
     Predict(PredictArgs),
     /// Accuracy, mean cross-entropy and the confusion matrix on labelled data.
@@ -311,7 +311,7 @@ fn main() -> ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Train(a) => train(a),
+        Command::Train(a) => train(*a),
         Command::Predict(a) => predict(a),
         Command::Evaluate(a) => evaluate(a),
         Command::Info(a) => info(a),

@@ -518,3 +518,47 @@ fn early_stopping_keeps_the_best_validation_weights() {
         .is_err()
     );
 }
+
+#[test]
+fn every_optimizer_repeats_bit_for_bit_on_the_same_adapter() {
+    let data = clusters(700, 11, 4, 0.5, 9);
+    for optimizer in [
+        Optimizer::Gd,
+        Optimizer::Sgd,
+        Optimizer::Momentum,
+        Optimizer::Adam,
+        Optimizer::Lbfgs,
+    ] {
+        let settings = Settings {
+            epochs: 5,
+            learning_rate: 0.05,
+            optimizer,
+            batch_size: matches!(
+                optimizer,
+                Optimizer::Sgd | Optimizer::Momentum | Optimizer::Adam
+            )
+            .then_some(40),
+            chunk_rows: Some(250),
+            seed: 3,
+            tol: 0.0,
+            ..Settings::default()
+        };
+        for backend in [Backend::Gpu(gpu()), Backend::Cpu] {
+            let a = fit(backend, &data, settings.clone());
+            let b = fit(backend, &data, settings.clone());
+            let bits = |f: &Fit| params(f).iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            assert_eq!(bits(&a), bits(&b), "{optimizer}: two runs differ");
+            assert_eq!(
+                a.history
+                    .iter()
+                    .map(|r| r.loss.to_bits())
+                    .collect::<Vec<_>>(),
+                b.history
+                    .iter()
+                    .map(|r| r.loss.to_bits())
+                    .collect::<Vec<_>>(),
+                "{optimizer}: loss histories differ"
+            );
+        }
+    }
+}

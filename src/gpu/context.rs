@@ -2,6 +2,7 @@
 //! the error plumbing that turns wgpu's validation, out-of-memory and device-lost reports
 //! into [`Error`]s instead of panics. Every wait on the device is bounded by a timeout.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -21,6 +22,9 @@ pub struct AdapterRequest {
     /// Matrix-product kernels; `None` takes `SOFTMAX_REGRESSION_KERNELS` (`tiled` or
     /// `register`), else register kernels on CPU adapters and tiled ones on GPUs.
     pub kernels: Option<KernelVariant>,
+    /// Most bytes of device memory this context's buffers may hold at once (see
+    /// [`GpuContext::set_memory_budget`]); `None`, the default, leaves it to the device.
+    pub memory_budget: Option<u64>,
 }
 
 impl AdapterRequest {
@@ -202,6 +206,38 @@ pub struct GpuContext {
     summary: AdapterSummary,
     faults: Arc<Mutex<Faults>>,
     timeout: Duration,
+    memory: Arc<Memory>,
+}
+
+/// Bytes held by this context's storage and staging buffers, against an optional budget.
+#[derive(Debug)]
+struct Memory {
+    /// `u64::MAX` when there is no budget.
+    budget: AtomicU64,
+    in_use: AtomicU64,
+    peak: AtomicU64,
+}
+
+/// A device buffer whose bytes count against the context's memory budget until it is
+/// dropped.
+#[derive(Debug)]
+pub(crate) struct DeviceBuffer {
+    buffer: wgpu::Buffer,
+    bytes: u64,
+    memory: Arc<Memory>,
+}
+
+impl std::ops::Deref for DeviceBuffer {
+    type Target = wgpu::Buffer;
+    fn deref(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+}
+
+impl Drop for DeviceBuffer {
+    fn drop(&mut self) {
+        self.memory.in_use.fetch_sub(self.bytes, Ordering::SeqCst);
+    }
 }
 
 impl std::fmt::Debug for GpuContext {
@@ -210,6 +246,26 @@ impl std::fmt::Debug for GpuContext {
             .field("adapter", &self.summary.name)
             .field("backend", &self.summary.backend)
             .finish()
+    }
+}
+
+const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
+    .union(wgpu::BufferUsages::COPY_DST)
+    .union(wgpu::BufferUsages::COPY_SRC);
+
+/// Bytes as a person reads them: `512 B`, `1.5 KiB`, `512.0 MiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut v = bytes as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit + 1 < UNITS.len() {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
     }
 }
 
@@ -304,6 +360,11 @@ impl GpuContext {
             summary,
             faults,
             timeout,
+            memory: Arc::new(Memory {
+                budget: AtomicU64::new(request.memory_budget.unwrap_or(u64::MAX)),
+                in_use: AtomicU64::new(0),
+                peak: AtomicU64::new(0),
+            }),
         };
         ctx.check("compiling the kernels")?;
         Ok(ctx)
@@ -346,10 +407,25 @@ impl GpuContext {
 
     /// Reports a lost device or an error raised outside any scope since the last check.
     pub(crate) fn check(&self, context: &str) -> Result<()> {
-        let mut faults = self.faults.lock().map_err(|_| Error::Gpu {
-            context: context.to_string(),
-            message: "the device error handler panicked".to_string(),
-        })?;
+        let lock = || {
+            self.faults.lock().map_err(|_| Error::Gpu {
+                context: context.to_string(),
+                message: "the device error handler panicked".to_string(),
+            })
+        };
+        let errors = {
+            let faults = lock()?;
+            if let Some(message) = faults.lost.clone() {
+                return Err(Error::DeviceLost { message });
+            }
+            !faults.uncaptured.is_empty()
+        };
+        if errors {
+            // Errors often follow a lost device, whose callback runs during a poll: give it
+            // the chance, so the loss is what gets reported.
+            let _ = self.device.poll(wgpu::PollType::Poll);
+        }
+        let mut faults = lock()?;
         if let Some(message) = faults.lost.clone() {
             return Err(Error::DeviceLost { message });
         }
@@ -393,16 +469,21 @@ impl GpuContext {
                 context: context.to_string(),
                 seconds: self.timeout.as_secs(),
             }),
-            Err(e) => Err(Error::Gpu {
-                context: context.to_string(),
-                message: e.to_string(),
-            }),
+            Err(e) => {
+                // A lost device makes the poll fail too; report the loss, which says more.
+                let _ = self.device.poll(wgpu::PollType::Poll);
+                self.check(context)?;
+                Err(Error::Gpu {
+                    context: context.to_string(),
+                    message: e.to_string(),
+                })
+            }
         }
     }
 
     /// Creates a storage buffer of `bytes` (at least 4) bytes, checked against the
     /// device's limits first.
-    pub(crate) fn storage_buffer(&self, label: &str, bytes: u64) -> Result<wgpu::Buffer> {
+    pub(crate) fn storage_buffer(&self, label: &str, bytes: u64) -> Result<DeviceBuffer> {
         let bytes = bytes.max(4).next_multiple_of(4);
         let limits = &self.summary.limits;
         let limit = limits
@@ -415,16 +496,109 @@ impl GpuContext {
                 ),
             });
         }
-        self.scoped(&format!("allocating {label} ({bytes} bytes)"), |device| {
+        self.tracked(label, bytes, STORAGE, false)
+    }
+
+    /// Creates a buffer after reserving its bytes against the budget.
+    fn tracked(
+        &self,
+        label: &str,
+        bytes: u64,
+        usage: wgpu::BufferUsages,
+        mapped_at_creation: bool,
+    ) -> Result<DeviceBuffer> {
+        self.reserve(label, bytes)?;
+        let created = self.scoped(&format!("allocating {label} ({bytes} bytes)"), |device| {
             device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
                 size: bytes,
-                usage: wgpu::BufferUsages::STORAGE
-                    | wgpu::BufferUsages::COPY_DST
-                    | wgpu::BufferUsages::COPY_SRC,
-                mapped_at_creation: false,
+                usage,
+                mapped_at_creation,
             })
-        })
+        });
+        match created {
+            Ok(buffer) => Ok(DeviceBuffer {
+                buffer,
+                bytes,
+                memory: Arc::clone(&self.memory),
+            }),
+            Err(e) => {
+                self.memory.in_use.fetch_sub(bytes, Ordering::SeqCst);
+                Err(e)
+            }
+        }
+    }
+
+    /// Counts `bytes` as in use, or fails when that would pass the budget.
+    fn reserve(&self, label: &str, bytes: u64) -> Result<()> {
+        let m = &self.memory;
+        let budget = m.budget.load(Ordering::SeqCst);
+        let mut in_use = m.in_use.load(Ordering::SeqCst);
+        loop {
+            let after = in_use.saturating_add(bytes);
+            if after > budget {
+                return Err(Error::OutOfMemory {
+                    context: format!(
+                        "allocating {label}: {} would bring device memory in use to {}, over the budget of {}",
+                        human_bytes(bytes),
+                        human_bytes(after),
+                        human_bytes(budget)
+                    ),
+                });
+            }
+            match m
+                .in_use
+                .compare_exchange(in_use, after, Ordering::SeqCst, Ordering::SeqCst)
+            {
+                Ok(_) => {
+                    m.peak.fetch_max(after, Ordering::SeqCst);
+                    return Ok(());
+                }
+                Err(now) => in_use = now,
+            }
+        }
+    }
+
+    /// Destroys the device, as a driver reset or a removed GPU would; every later use
+    /// fails with [`Error::DeviceLost`]. For testing the error paths.
+    #[doc(hidden)]
+    pub fn destroy_device(&self) {
+        self.device.destroy();
+    }
+
+    /// Caps the device memory this context's buffers may hold at once (`None`: no cap).
+    /// Allocations that would pass it fail with [`Error::OutOfMemory`], as a full device
+    /// would; the trainer then plans smaller chunks, or streams the data.
+    pub fn set_memory_budget(&self, bytes: Option<u64>) {
+        self.memory
+            .budget
+            .store(bytes.unwrap_or(u64::MAX), Ordering::SeqCst);
+    }
+
+    /// The budget set by [`GpuContext::set_memory_budget`] or the request.
+    pub fn memory_budget(&self) -> Option<u64> {
+        match self.memory.budget.load(Ordering::SeqCst) {
+            u64::MAX => None,
+            b => Some(b),
+        }
+    }
+
+    /// Bytes the context's storage and staging buffers hold now.
+    pub fn memory_in_use(&self) -> u64 {
+        self.memory.in_use.load(Ordering::SeqCst)
+    }
+
+    /// The most bytes held at once since the context was made or the last
+    /// [`GpuContext::reset_memory_peak`].
+    pub fn memory_peak(&self) -> u64 {
+        self.memory.peak.load(Ordering::SeqCst)
+    }
+
+    /// Starts a new peak measurement from the bytes in use now.
+    pub fn reset_memory_peak(&self) {
+        self.memory
+            .peak
+            .store(self.memory.in_use.load(Ordering::SeqCst), Ordering::SeqCst);
     }
 
     /// Creates a storage buffer holding `data`, written through a mapping at creation (no
@@ -433,7 +607,7 @@ impl GpuContext {
         &self,
         label: &str,
         data: &[T],
-    ) -> Result<wgpu::Buffer> {
+    ) -> Result<DeviceBuffer> {
         let bytes: &[u8] = bytemuck::cast_slice(data);
         let size = (bytes.len() as u64).max(4).next_multiple_of(4);
         let limits = &self.summary.limits;
@@ -447,16 +621,7 @@ impl GpuContext {
                 ),
             });
         }
-        let buffer = self.scoped(&format!("allocating {label} ({size} bytes)"), |device| {
-            device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size,
-                usage: wgpu::BufferUsages::STORAGE
-                    | wgpu::BufferUsages::COPY_DST
-                    | wgpu::BufferUsages::COPY_SRC,
-                mapped_at_creation: true,
-            })
-        })?;
+        let buffer = self.tracked(label, size, STORAGE, true)?;
         {
             let mut view = buffer
                 .slice(..)
@@ -489,14 +654,12 @@ impl GpuContext {
             .iter()
             .map(|r| (r.2 as u64 * 4).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT))
             .sum();
-        let staging = self.scoped(context, |device| {
-            device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("readback staging"),
-                size: total.max(4),
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            })
-        })?;
+        let staging = self.tracked(
+            "readback staging",
+            total.max(4),
+            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            false,
+        )?;
         let mut encoder = self
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {

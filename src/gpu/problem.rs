@@ -6,7 +6,7 @@
 use ndarray::ArrayView2;
 
 use crate::error::{Error, Result};
-use crate::gpu::context::GpuContext;
+use crate::gpu::context::{DeviceBuffer, GpuContext};
 use crate::gpu::kernels::{
     Bound, GatherDims, GradientDims, KernelVariant, LogitsDims, ReduceDims, SoftmaxDims, TILE,
     UpdateDims, UpdateEntry,
@@ -100,9 +100,9 @@ fn gradient_dims(
 
 struct Chunk {
     rows: usize,
-    x: wgpu::Buffer,
-    labels: wgpu::Buffer,
-    weights: wgpu::Buffer,
+    x: DeviceBuffer,
+    labels: DeviceBuffer,
+    weights: DeviceBuffer,
     logits: Bound<LogitsDims>,
     softmax: Bound<SoftmaxDims>,
     gradient: Bound<GradientDims>,
@@ -113,7 +113,7 @@ struct Chunk {
 /// Device buffers for mini-batches: the gathered rows and kernels bound to them.
 struct BatchSlot {
     capacity: usize,
-    idx: wgpu::Buffer,
+    idx: DeviceBuffer,
     gathers: Vec<Bound<GatherDims>>,
     logits: Bound<LogitsDims>,
     softmax: Bound<SoftmaxDims>,
@@ -130,17 +130,17 @@ pub(crate) struct DeviceProblem<'c> {
     pub(crate) k: usize,
     pub(crate) plan: ChunkPlan,
     chunks: Vec<Chunk>,
-    pub(crate) w: wgpu::Buffer,
-    pub(crate) g: wgpu::Buffer,
-    pub(crate) sums: wgpu::Buffer,
-    pub(crate) z: wgpu::Buffer,
-    pub(crate) row_loss: wgpu::Buffer,
+    pub(crate) w: DeviceBuffer,
+    pub(crate) g: DeviceBuffer,
+    pub(crate) sums: DeviceBuffer,
+    pub(crate) z: DeviceBuffer,
+    pub(crate) row_loss: DeviceBuffer,
     update_full: Bound<UpdateDims>,
     batch: Option<BatchSlot>,
     max_blocks: u64,
-    partials: wgpu::Buffer,
-    m1: wgpu::Buffer,
-    m2: wgpu::Buffer,
+    partials: DeviceBuffer,
+    m1: DeviceBuffer,
+    m2: DeviceBuffer,
     has_weights: bool,
 }
 
@@ -148,8 +148,37 @@ impl<'c> DeviceProblem<'c> {
     /// Uploads X (m, n) and, when given, the labels and sample weights, as row chunks, and
     /// binds every kernel. `batch_capacity` reserves room for mini-batches of up to that
     /// many rows.
-    #[allow(clippy::too_many_arguments)]
+    ///
+    /// When an allocation fails (the device is out of memory, or the context's memory
+    /// budget would be passed), everything allocated is freed and the plan is retried with
+    /// chunks of half as many rows, whose scratch buffers are smaller, down to one row.
     pub(crate) fn new(
+        ctx: &'c GpuContext,
+        x: ArrayView2<'_, f32>,
+        labels: Option<&[u32]>,
+        weights: Option<&[f32]>,
+        k: usize,
+        chunk_rows: Option<usize>,
+        batch_capacity: Option<usize>,
+    ) -> Result<Self> {
+        let (m, n) = x.dim();
+        let mut rows = chunk_rows;
+        loop {
+            match Self::allocate(ctx, x, labels, weights, k, rows, batch_capacity) {
+                Err(Error::OutOfMemory { context }) => {
+                    let planned = ChunkPlan::new(m, n, k, ctx.limits(), rows)?.chunk_rows;
+                    if planned <= 1 {
+                        return Err(Error::OutOfMemory { context });
+                    }
+                    rows = Some(planned / 2);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn allocate(
         ctx: &'c GpuContext,
         x: ArrayView2<'_, f32>,
         labels: Option<&[u32]>,

@@ -59,6 +59,7 @@ fn sklearn(data: &Dataset, l2: f64, tol: f64, tag: &str) -> Option<(f64, f64, f6
         &format!("({m}, {n})"),
         &data
             .x()
+            .unwrap()
             .iter()
             .flat_map(|v| v.to_le_bytes())
             .collect::<Vec<u8>>(),
@@ -170,7 +171,7 @@ fn main() {
             "{:<10} {:<22} {:>10.3} {:>16.12} {:>7} {:>7}",
             "digits", "ours, GPU oracle", g.0, g.1, g.2, g.3
         );
-        let c = ours(&mut CpuOracle::new(&data), l2, 1e-7, Some(target));
+        let c = ours(&mut CpuOracle::new(&data).unwrap(), l2, 1e-7, Some(target));
         println!(
             "{:<10} {:<22} {:>10.3} {:>16.12} {:>7} {:>7}",
             "digits", "ours, CPU reference", c.0, c.1, c.2, c.3

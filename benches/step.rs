@@ -83,6 +83,7 @@ fn main() {
             .loss_and_gradient(theta.view(), bias.view(), 1e-4)
             .expect("step");
         let want = CpuOracle::new(&data)
+            .unwrap()
             .loss_and_gradient(theta.view(), bias.view(), 1e-4)
             .expect("reference");
         let loss_rel = (got.loss - want.loss).abs() / want.loss;

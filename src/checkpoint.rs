@@ -72,25 +72,24 @@ pub fn trajectory_settings(s: &Settings) -> String {
 }
 
 /// `m n K hash`: the shape and a 64-bit hash of X, the labels and the sample weights.
-pub fn data_fingerprint(data: &Dataset) -> String {
+pub fn data_fingerprint(data: &Dataset) -> Result<String> {
     let mut h = Fingerprint::default();
-    for row in data.x().rows() {
-        for &v in row {
-            h.add(v.to_bits());
-        }
-    }
+    data.for_each_block(1 << 16, |_, rows| {
+        rows.iter().for_each(|v| h.add(v.to_bits()));
+        Ok(())
+    })?;
     data.labels().iter().for_each(|&l| h.add(l));
     data.weights()
         .into_iter()
         .flatten()
         .for_each(|w| h.add(w.to_bits()));
-    format!(
+    Ok(format!(
         "{} {} {} {:016x}",
         data.n_rows(),
         data.n_features(),
         data.n_classes(),
         h.0
-    )
+    ))
 }
 
 /// A multiply-xorshift hash over 32-bit words: fast, and plenty to tell datasets apart.
@@ -282,7 +281,7 @@ impl Checkpoint {
     /// Fails unless this checkpoint continues a run on `data` with `settings`; the message
     /// names the first difference.
     pub fn check_compatible(&self, path: &Path, settings: &Settings, data: &Dataset) -> Result<()> {
-        let here = data_fingerprint(data);
+        let here = data_fingerprint(data)?;
         if self.data != here {
             let shape = |s: &str| {
                 s.rsplit_once(' ')

@@ -1,19 +1,52 @@
 //! The validated training data: X (m, n) f32, labels (m) in 0..K, and K.
 //! Validation happens once here, so nothing downstream re-checks values.
 
+use std::sync::Arc;
+
 use ndarray::{Array2, ArrayView2, CowArray, Ix2};
 
 use crate::error::{Error, Result};
+use crate::source::{ChunkSource, MemorySource};
 
 /// A dense dataset checked once at the edge: every feature finite, every label in 0..K,
-/// m ≥ 1, n ≥ 1, K ≥ 2.
-#[derive(Debug, Clone)]
+/// m ≥ 1, n ≥ 1, K ≥ 2. X is either in memory ([`Dataset::new`]) or read on demand from a
+/// [`ChunkSource`] ([`Dataset::from_source`]), such as a memory-mapped `.npy` file; the
+/// labels and weights are always in memory. Cloning is cheap: X is shared.
+#[derive(Clone)]
 pub struct Dataset {
-    x: Array2<f32>,
+    x: Features,
     labels: Vec<u32>,
     n_classes: usize,
     weights: Option<Vec<f32>>,
 }
+
+#[derive(Clone)]
+enum Features {
+    Memory(MemorySource),
+    Source(Arc<dyn ChunkSource>),
+}
+
+impl Features {
+    fn source(&self) -> &dyn ChunkSource {
+        match self {
+            Features::Memory(m) => m,
+            Features::Source(s) => s.as_ref(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Dataset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dataset")
+            .field("x", &self.x.source().describe())
+            .field("n_classes", &self.n_classes)
+            .field("weighted", &self.weights.is_some())
+            .finish()
+    }
+}
+
+/// Rows per block when a source is read through for validation.
+const VALIDATION_BLOCK_VALUES: usize = 1 << 22;
 
 impl Dataset {
     /// Builds a dataset from an owned X (m, n) or a view of one (copied), labels and K.
@@ -29,7 +62,73 @@ impl Dataset {
         let x: CowArray<'a, f32, Ix2> = x.into();
         Self::validate(x.view(), labels, n_classes)?;
         Ok(Dataset {
-            x: x.into_owned().as_standard_layout().into_owned(),
+            x: Features::Memory(MemorySource::new(x.into_owned())),
+            labels: labels.to_vec(),
+            n_classes,
+            weights: None,
+        })
+    }
+
+    /// A dataset whose X stays in `source` (a memory-mapped file, your own storage): it is
+    /// read through once here to check every value, then read again block by block
+    /// whenever training needs it. The GPU trainer streams it to the device when it does
+    /// not fit there (see [`crate::Settings`]); operations that need X in memory (a
+    /// hold-out split, the CPU backend) say so with [`Error::NotInMemory`].
+    pub fn from_source(
+        source: Arc<dyn ChunkSource>,
+        labels: &[u32],
+        n_classes: usize,
+    ) -> Result<Self> {
+        let (m, n) = (source.n_rows(), source.n_features());
+        Self::validate(Array2::<f32>::zeros((0, n)).view(), &[], n_classes).or_else(
+            |e| match e {
+                Error::NoRows => Ok(()),
+                other => Err(other),
+            },
+        )?;
+        if m == 0 {
+            return Err(Error::NoRows);
+        }
+        if labels.len() != m {
+            return Err(Error::LengthMismatch {
+                rows: m,
+                labels: labels.len(),
+            });
+        }
+        let block = (VALIDATION_BLOCK_VALUES / n).max(1);
+        let mut buf = vec![0f32; block.min(m) * n];
+        let mut start = 0;
+        while start < m {
+            let rows = block.min(m - start);
+            let values = &mut buf[..rows * n];
+            source.read_rows(start, values)?;
+            if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+                return Err(Error::NonFinite {
+                    row: start + i / n,
+                    column: i % n,
+                    value: values[i],
+                });
+            }
+            start += rows;
+        }
+        Self::validate(
+            Array2::<f32>::zeros((m.min(1), n)).view(),
+            &labels[..m.min(1)],
+            n_classes,
+        )?;
+        if let Some((row, &label)) = labels
+            .iter()
+            .enumerate()
+            .find(|(_, l)| **l as usize >= n_classes)
+        {
+            return Err(Error::LabelOutOfRange {
+                row,
+                label: label.into(),
+                n_classes,
+            });
+        }
+        Ok(Dataset {
+            x: Features::Source(source),
             labels: labels.to_vec(),
             n_classes,
             weights: None,
@@ -76,12 +175,12 @@ impl Dataset {
 
     /// m, the number of samples.
     pub fn n_rows(&self) -> usize {
-        self.x.nrows()
+        self.x.source().n_rows()
     }
 
     /// n, the number of features.
     pub fn n_features(&self) -> usize {
-        self.x.ncols()
+        self.x.source().n_features()
     }
 
     /// K, the number of classes.
@@ -89,9 +188,69 @@ impl Dataset {
         self.n_classes
     }
 
-    /// X (m, n), standard (row-major) layout.
-    pub fn x(&self) -> ArrayView2<'_, f32> {
-        self.x.view()
+    /// X (m, n), standard (row-major) layout, when it is in memory; a dataset made with
+    /// [`Dataset::from_source`] gives [`Error::NotInMemory`] (use [`Dataset::source`]).
+    pub fn x(&self) -> Result<ArrayView2<'_, f32>> {
+        match &self.x {
+            Features::Memory(m) => Ok(m.array().view()),
+            Features::Source(s) => Err(Error::NotInMemory { from: s.describe() }),
+        }
+    }
+
+    /// X as a [`ChunkSource`], wherever it is.
+    pub fn source(&self) -> Arc<dyn ChunkSource> {
+        match &self.x {
+            Features::Memory(m) => Arc::new(m.clone()),
+            Features::Source(s) => Arc::clone(s),
+        }
+    }
+
+    /// Calls `f(first row, rows)` on consecutive blocks of at most `max_rows` rows of X
+    /// (row-major), reading them from the source when X is not in memory.
+    pub fn for_each_block(
+        &self,
+        max_rows: usize,
+        mut f: impl FnMut(usize, &[f32]) -> Result<()>,
+    ) -> Result<()> {
+        let (m, n) = (self.n_rows(), self.n_features());
+        let block = max_rows.max(1);
+        if let Features::Memory(mem) = &self.x {
+            let flat = mem.array().as_slice().unwrap_or(&[]);
+            return flat
+                .chunks(block * n)
+                .enumerate()
+                .try_for_each(|(i, rows)| f(i * block, rows));
+        }
+        let source = self.x.source();
+        let mut buf = vec![0f32; block.min(m) * n];
+        let mut start = 0;
+        while start < m {
+            let rows = block.min(m - start);
+            source.read_rows(start, &mut buf[..rows * n])?;
+            f(start, &buf[..rows * n])?;
+            start += rows;
+        }
+        Ok(())
+    }
+
+    /// X in f64, in memory (for the CPU reference), read from the source when needed.
+    pub(crate) fn x_f64(&self) -> Result<Array2<f64>> {
+        if let Features::Memory(mem) = &self.x {
+            return Ok(mem.array().mapv(f64::from));
+        }
+        let n = self.n_features();
+        let mut values = Vec::with_capacity(self.n_rows() * n);
+        self.for_each_block(VALIDATION_BLOCK_VALUES / n.max(1), |_, rows| {
+            values.extend(rows.iter().map(|&v| f64::from(v)));
+            Ok(())
+        })?;
+        Array2::from_shape_vec((self.n_rows(), n), values)
+            .map_err(|e| Error::setting("x", "shape", e.to_string()))
+    }
+
+    /// Whether X is read from a source rather than held in memory.
+    pub fn is_streamed(&self) -> bool {
+        matches!(self.x, Features::Source(_))
     }
 
     /// Labels (m), each in 0..K.
@@ -183,14 +342,14 @@ impl Dataset {
         if rows.is_empty() {
             return Err(Error::NoRows);
         }
-        let x = self.x.select(ndarray::Axis(0), rows);
+        let x = self.x()?.select(ndarray::Axis(0), rows);
         let labels: Vec<u32> = rows.iter().map(|&r| self.labels[r]).collect();
         let weights = self
             .weights
             .as_ref()
             .map(|w| rows.iter().map(|&r| w[r]).collect());
         Ok(Dataset {
-            x,
+            x: Features::Memory(MemorySource::new(x)),
             labels,
             n_classes: self.n_classes,
             weights,

@@ -133,6 +133,25 @@ pub enum Error {
         /// What is wrong with it.
         message: String,
     },
+    /// The device-memory budget cannot hold even the smallest plan.
+    #[error(
+        "the device memory budget of {} is too small: {detail}; raise it (--max-gpu-memory)",
+        crate::gpu::human_bytes(*budget)
+    )]
+    BudgetTooSmall {
+        /// The budget in bytes.
+        budget: u64,
+        /// What did not fit.
+        detail: String,
+    },
+    /// An operation needs X in memory but the dataset reads it from a source.
+    #[error(
+        "this needs the features in memory, but the dataset reads them from {from}; use the GPU backend without a hold-out split, or load the data into memory"
+    )]
+    NotInMemory {
+        /// The source, described.
+        from: String,
+    },
     /// A checkpoint file cannot be read or does not fit this run.
     #[error("checkpoint {path}: {message}")]
     Checkpoint {

@@ -930,9 +930,11 @@ fn parse_npy<'a>(path: &Path, bytes: &'a [u8]) -> Result<Npy<'a>, FormatError> {
     let header = std::str::from_utf8(header)
         .map_err(|_| fail(path, "has an NPY header that is not text"))?;
     let bad_header = |why: &str| {
+        // Quoted and cut short: the header is the file's bytes, newlines and all.
+        let shown: String = header.trim().chars().take(160).collect();
         fail(
             path,
-            format_args!("has a bad NPY header ({why}): {}", header.trim()),
+            format_args!("has a bad NPY header ({why}): {shown:?}"),
         )
     };
     let dict = match PyParser::new(header).parse_all() {
@@ -1035,8 +1037,44 @@ fn npy_data_check(path: &Path, npy: &Npy<'_>, dtype: NpyType) -> Result<(), Form
     check_data_len(path, &npy.shape, &dtype.name(), expected, npy.data.len())
 }
 
+/// Where the features of a float `.npy` file lie: `m` rows of `n` values starting at byte
+/// `offset`, each `f64` (8 bytes) or f32 (4), big- or little-endian.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NpyLayout {
+    /// Rows.
+    pub m: usize,
+    /// Features per row (trailing dimensions flattened).
+    pub n: usize,
+    /// Byte offset of the first value.
+    pub offset: usize,
+    /// Values are float64 (else float32).
+    pub f64: bool,
+    /// Values are big-endian.
+    pub big_endian: bool,
+}
+
+/// Checks a float features `.npy` (the whole file's bytes, or a mapping of them) and says
+/// where its values lie, without decoding them.
+pub fn npy_layout(path: &Path, bytes: &[u8]) -> Result<NpyLayout, FormatError> {
+    let npy = parse_npy(path, bytes)?;
+    let (num, big_endian, m, n) = npy_feature_shape(path, &npy)?;
+    Ok(NpyLayout {
+        m,
+        n,
+        offset: bytes.len() - npy.data.len(),
+        f64: num.size() == 8,
+        big_endian,
+    })
+}
+
 fn npy_features(path: &Path, bytes: &[u8]) -> Result<Array2<f32>, FormatError> {
     let npy = parse_npy(path, bytes)?;
+    let (num, big_endian, m, n) = npy_feature_shape(path, &npy)?;
+    decode_features(path, npy.data, num, big_endian, (m, n), false)
+}
+
+/// The element type and (m, n) of a features `.npy`, with every check but the values'.
+fn npy_feature_shape(path: &Path, npy: &Npy<'_>) -> Result<(Num, bool, usize, usize), FormatError> {
     let (num, big_endian) = match npy.dtype {
         Some(NpyType::Num(num, big_endian)) if num.is_float() => (num, big_endian),
         Some(dtype @ NpyType::Num(..)) => {
@@ -1084,9 +1122,9 @@ fn npy_features(path: &Path, bytes: &[u8]) -> Result<Array2<f32>, FormatError> {
             "is in Fortran order; save it with np.save(path, np.ascontiguousarray(x))",
         ));
     }
-    npy_data_check(path, &npy, NpyType::Num(num, big_endian))?;
+    npy_data_check(path, npy, NpyType::Num(num, big_endian))?;
     check_not_empty(path, m, n)?;
-    decode_features(path, npy.data, num, big_endian, (m, n), false)
+    Ok((num, big_endian, m, n))
 }
 
 fn npy_labels(path: &Path, bytes: &[u8]) -> Result<RawLabels, FormatError> {

@@ -28,6 +28,7 @@ pub mod model_file;
 mod oracle;
 pub mod reference;
 mod rng;
+pub mod source;
 mod train;
 
 pub use checkpoint::Checkpoint;

@@ -492,7 +492,7 @@ fn train(a: TrainArgs) -> CliResult<()> {
     let (source, x, y, k, names) = match &a.data.data {
         None => {
             let digits = softmax_regression::datasets::digits()?;
-            let (x, y) = (digits.x().to_owned(), digits.labels().to_vec());
+            let (x, y) = (digits.x()?.to_owned(), digits.labels().to_vec());
             (
                 "embedded digits (1797 × 64, features / 16)".to_string(),
                 x,
@@ -961,7 +961,7 @@ fn evaluate(a: EvaluateArgs) -> CliResult<()> {
         Dataset::new(x, &y, k).map_err(|e| Failure::Input(format!("{}: {e}", path.display())))?;
     let ctx = open_backend(a.backend)?;
     let metrics = model.evaluate(backend_of(&ctx), &data)?;
-    let predicted = model.predict(backend_of(&ctx), data.x())?;
+    let predicted = model.predict(backend_of(&ctx), data.x()?)?;
     let mut confusion = vec![vec![0usize; k]; k];
     for (&t, &p) in y.iter().zip(&predicted) {
         confusion[t as usize][p as usize] += 1;

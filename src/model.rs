@@ -6,7 +6,7 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
-use crate::gpu::problem::DeviceProblem;
+use crate::gpu::problem::{DeviceProblem, Rows};
 use crate::oracle::{check_params, flatten};
 
 /// Where computation runs.
@@ -145,7 +145,7 @@ impl Model {
             }
             Backend::Gpu(ctx) => {
                 let k = self.n_classes();
-                let problem = DeviceProblem::new(ctx, x, None, None, k, None, None)?;
+                let problem = DeviceProblem::new(ctx, Rows::View(x), None, None, k, None, None)?;
                 problem.set_params(&flatten(self.theta.view(), self.bias.view()));
                 let mut p = Array2::zeros((x.nrows(), k));
                 problem.forward_chunks(|start, z, _| {
@@ -210,13 +210,13 @@ impl<'c, 'd> Evaluator<'c, 'd> {
     pub(crate) fn new(backend: Backend<'c>, data: &'d Dataset) -> Result<Self> {
         Ok(match backend {
             Backend::Cpu => Evaluator::Cpu {
-                x: data.x().mapv(f64::from),
+                x: data.x_f64()?,
                 data,
             },
             Backend::Gpu(ctx) => Evaluator::Gpu {
                 problem: Box::new(DeviceProblem::new(
                     ctx,
-                    data.x(),
+                    Rows::Shared(data.source()),
                     Some(data.labels()),
                     None,
                     data.n_classes(),

@@ -8,7 +8,7 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
-use crate::gpu::problem::{DeviceProblem, StepDims};
+use crate::gpu::problem::{DeviceProblem, Rows, StepDims};
 
 /// J and its gradient at one point.
 #[derive(Debug, Clone)]
@@ -89,16 +89,16 @@ pub struct CpuOracle {
 }
 
 impl CpuOracle {
-    /// Copies X to f64 once.
-    pub fn new(data: &Dataset) -> Self {
-        CpuOracle {
-            x: data.x().mapv(f64::from),
+    /// Copies X to f64 once (reading it from its source when the dataset streams it).
+    pub fn new(data: &Dataset) -> Result<Self> {
+        Ok(CpuOracle {
+            x: data.x_f64()?,
             labels: data.labels().to_vec(),
             weights: data
                 .weights()
                 .map(|w| w.iter().map(|&v| f64::from(v)).collect()),
             k: data.n_classes(),
-        }
+        })
     }
 
     pub(crate) fn eval_f64(
@@ -174,7 +174,7 @@ impl<'c> GpuOracle<'c> {
     pub fn new(ctx: &'c GpuContext, data: &Dataset, chunk_rows: Option<usize>) -> Result<Self> {
         let problem = DeviceProblem::new(
             ctx,
-            data.x(),
+            Rows::Shared(data.source()),
             Some(data.labels()),
             data.weights(),
             data.n_classes(),
@@ -206,6 +206,12 @@ impl<'c> GpuOracle<'c> {
     /// How the rows were split into device chunks.
     pub fn chunk_plan(&self) -> crate::gpu::ChunkPlan {
         self.problem.plan
+    }
+
+    /// Whether X is streamed to the device chunk by chunk (it did not fit the device or
+    /// the context's memory budget) rather than resident.
+    pub fn is_streamed(&self) -> bool {
+        self.problem.is_streamed()
     }
 }
 

@@ -16,7 +16,7 @@ use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::ChunkPlan;
 use crate::gpu::kernels::UpdateEntry;
-use crate::gpu::problem::{DeviceProblem, StepDims};
+use crate::gpu::problem::{DeviceProblem, Rows, StepDims};
 use crate::lbfgs::{LbfgsSettings, LbfgsState, Start, Status};
 use crate::model::{Backend, Evaluator, Metrics, Model, gpu_metrics};
 use crate::oracle::{CpuOracle, flatten, unflatten};
@@ -637,6 +637,14 @@ impl Trainer {
         }
     }
 
+    /// The data's fingerprint when checkpoints are written (a pass over X), else nothing.
+    fn fingerprint(&self, train: &Dataset) -> Result<String> {
+        match self.checkpoints {
+            Some(_) => data_fingerprint(train),
+            None => Ok(String::new()),
+        }
+    }
+
     /// Whether a checkpoint is due after `epoch` (or an interrupt).
     fn checkpoint_due(&self, epoch: usize, interrupted: bool) -> bool {
         self.checkpoints
@@ -704,7 +712,7 @@ impl Trainer {
             Backend::Cpu => {
                 let chunk_rows = s.chunk_rows.unwrap_or(m).min(m);
                 Box::new(CpuEngine {
-                    oracle: CpuOracle::new(train),
+                    oracle: CpuOracle::new(train)?,
                     data: train,
                     plan: ChunkPlan {
                         chunk_rows,
@@ -720,7 +728,7 @@ impl Trainer {
             Backend::Gpu(ctx) => {
                 let problem = DeviceProblem::new(
                     ctx,
-                    train.x(),
+                    Rows::Shared(train.source()),
                     Some(train.labels()),
                     train.weights(),
                     k,
@@ -768,6 +776,7 @@ impl Trainer {
             w.clone_from(&cp.w);
             best.clone_from(&cp.best);
         }
+        let fingerprint = self.fingerprint(train)?;
         let checkpoint =
             |epochs_done: usize,
              batches_done: usize,
@@ -776,7 +785,7 @@ impl Trainer {
              (w, m1, m2): (Vec<f32>, Vec<f32>, Vec<f32>),
              best: &Option<(f64, usize, Vec<f32>)>| Checkpoint {
                 settings: trajectory_settings(s),
-                data: data_fingerprint(train),
+                data: fingerprint.clone(),
                 chunk_rows,
                 epochs_done,
                 batches_done,
@@ -910,7 +919,7 @@ impl Trainer {
     ) -> Result<Fit> {
         let s = &self.settings;
         let mut oracle: Box<dyn Oracle + '_> = match backend {
-            Backend::Cpu => Box::new(CpuOracle::new(train)),
+            Backend::Cpu => Box::new(CpuOracle::new(train)?),
             Backend::Gpu(ctx) => Box::new(GpuOracle::new(ctx, train, s.chunk_rows)?),
         };
         let mut accuracy = if s.track_accuracy {
@@ -941,12 +950,13 @@ impl Trainer {
             }
             None => Start::At(w0.iter().map(|&v| f64::from(v)).collect()),
         };
+        let fingerprint = self.fingerprint(train)?;
         let save = |state: &LbfgsState| {
             let w: Vec<f32> = state.w.iter().map(|&v| v as f32).collect();
             let zeros = vec![0.0; w.len()];
             self.save_checkpoint(Checkpoint {
                 settings: trajectory_settings(s),
-                data: data_fingerprint(train),
+                data: fingerprint.clone(),
                 chunk_rows: s.chunk_rows.unwrap_or(0),
                 epochs_done: state.iteration,
                 batches_done: 0,

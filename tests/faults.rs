@@ -64,6 +64,7 @@ fn a_failed_allocation_is_retried_with_smaller_chunks() {
         ctx.memory_peak()
     );
     let want = CpuOracle::new(&data)
+        .unwrap()
         .loss_and_gradient(theta.view(), bias.view(), 1e-3)
         .unwrap();
     assert_close("loss", &[got.loss], &[want.loss], 0.0, 1e-6);
@@ -77,18 +78,23 @@ fn a_failed_allocation_is_retried_with_smaller_chunks() {
 }
 
 #[test]
-fn a_budget_too_small_for_the_data_is_a_typed_error() {
+fn a_budget_too_small_for_the_model_and_one_row_is_a_typed_error() {
     let ctx = fresh(AdapterRequest {
-        memory_budget: Some(64 * 1024),
+        memory_budget: Some(2 * 1024),
         ..AdapterRequest::default()
     });
+    // 40 × 5 + 5 parameters: w, g and two moment buffers alone need 3.2 KiB.
     let data = clusters(2000, 40, 5, 0.5, 4);
     match GpuOracle::new(&ctx, &data, None) {
-        Err(Error::OutOfMemory { context }) => {
-            assert!(context.contains("budget of 64.0 KiB"), "{context}")
+        Err(e @ Error::BudgetTooSmall { .. }) => {
+            let message = e.to_string();
+            assert!(
+                message.contains("budget of 2.0 KiB") && message.contains("--max-gpu-memory"),
+                "{message}"
+            )
         }
-        Err(e) => panic!("expected OutOfMemory, got {e}"),
-        Ok(_) => panic!("320 KB of data fit a 64 KiB budget?"),
+        Err(e) => panic!("expected BudgetTooSmall, got {e}"),
+        Ok(_) => panic!("the model fit a 2 KiB budget?"),
     }
     assert_eq!(ctx.memory_in_use(), 0, "a failed plan kept buffers");
 }

@@ -55,5 +55,5 @@ fn lbfgs_reaches_digits_optima_on_the_gpu() {
 #[test]
 fn lbfgs_reaches_digits_optima_on_the_cpu() {
     let data = digits();
-    reaches_optima(&mut CpuOracle::new(&data), "cpu");
+    reaches_optima(&mut CpuOracle::new(&data).unwrap(), "cpu");
 }

@@ -70,6 +70,7 @@ fn check_oracle(
     let theta = normal(n, k, theta_scale, seed);
     let bias = normal_vec(k, theta_scale, seed + 1);
     let want = CpuOracle::new(data)
+        .unwrap()
         .loss_and_gradient(theta.view(), bias.view(), l2)
         .unwrap();
     let mut worst = (0.0f64, 0.0f64);
@@ -135,6 +136,7 @@ fn gpu_oracle_logits_near_1e4() {
         .loss_and_gradient(theta.view(), bias.view(), 0.0)
         .unwrap();
     let want = CpuOracle::new(&data)
+        .unwrap()
         .loss_and_gradient(theta.view(), bias.view(), 0.0)
         .unwrap();
     assert!(
@@ -181,7 +183,9 @@ fn oracle_rejects_wrong_shapes_and_l2() {
         Err(softmax_regression::Error::InvalidSetting { .. })
     ));
     assert!(matches!(
-        CpuOracle::new(&data).loss_and_gradient(theta.view(), bias.view(), f64::NAN),
+        CpuOracle::new(&data)
+            .unwrap()
+            .loss_and_gradient(theta.view(), bias.view(), f64::NAN),
         Err(softmax_regression::Error::InvalidSetting { .. })
     ));
 }

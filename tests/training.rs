@@ -246,9 +246,12 @@ fn model_predictions_agree_between_gpu_and_cpu() {
     );
     let pg = fit
         .model
-        .predict_proba(Backend::Gpu(gpu()), data.x())
+        .predict_proba(Backend::Gpu(gpu()), data.x().unwrap())
         .unwrap();
-    let pc = fit.model.predict_proba(Backend::Cpu, data.x()).unwrap();
+    let pc = fit
+        .model
+        .predict_proba(Backend::Cpu, data.x().unwrap())
+        .unwrap();
     assert_close("predict_proba", &f64s(&pg), &f64s(&pc), 2e-6, 1e-5);
     let (mg, mc) = (
         fit.model.evaluate(Backend::Gpu(gpu()), &data).unwrap(),
@@ -405,7 +408,7 @@ fn convergence_status_is_reported() {
 
 #[test]
 fn divergence_stops_with_the_last_finite_weights() {
-    let mut data_x = clusters(200, 5, 3, 1.0, 9).x().to_owned();
+    let mut data_x = clusters(200, 5, 3, 1.0, 9).x().unwrap().to_owned();
     data_x.mapv_inplace(|v| v * 1e3);
     let data = softmax_regression::Dataset::new(data_x, &common::labels(200, 3, 10), 3).unwrap();
     let settings = Settings {
@@ -466,7 +469,7 @@ fn early_stopping_keeps_the_best_validation_weights() {
     // gets worse as training fits the training data.
     let train = clusters(300, 6, 3, 1.5, 11);
     let wrong: Vec<u32> = train.labels().iter().map(|&y| (y + 1) % 3).collect();
-    let held = softmax_regression::Dataset::new(train.x().to_owned(), &wrong, 3).unwrap();
+    let held = softmax_regression::Dataset::new(train.x().unwrap().to_owned(), &wrong, 3).unwrap();
     let settings = Settings {
         epochs: 200,
         learning_rate: 0.05,

@@ -71,6 +71,7 @@ fn weighted_objective_matches_a_computation_by_hand() {
         .with_sample_weights(&w)
         .unwrap();
     let cpu = CpuOracle::new(&data)
+        .unwrap()
         .loss_and_gradient(theta.view(), bias.view(), l2)
         .unwrap();
     let gpu_result = GpuOracle::new(gpu(), &data, Some(10))
@@ -143,6 +144,7 @@ fn integer_weights_equal_repeated_rows() {
         .loss_and_gradient(theta.view(), bias.view(), l2)
         .unwrap();
     let b = CpuOracle::new(&repeated)
+        .unwrap()
         .loss_and_gradient(theta.view(), bias.view(), l2)
         .unwrap();
     let (ma, mb) = (m as f64, rows.len() as f64);

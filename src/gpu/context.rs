@@ -234,6 +234,20 @@ impl std::ops::Deref for DeviceBuffer {
     }
 }
 
+/// Bytes counted against the budget without a buffer of the crate's own (see
+/// [`GpuContext::reservation`]).
+#[derive(Debug)]
+pub(crate) struct Reservation {
+    bytes: u64,
+    memory: Arc<Memory>,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.memory.in_use.fetch_sub(self.bytes, Ordering::SeqCst);
+    }
+}
+
 impl Drop for DeviceBuffer {
     fn drop(&mut self) {
         self.memory.in_use.fetch_sub(self.bytes, Ordering::SeqCst);
@@ -454,11 +468,11 @@ impl GpuContext {
     }
 
     /// Submits encoded work without waiting; errors surface at the next wait or check.
-    pub(crate) fn submit(&self, commands: wgpu::CommandBuffer) {
-        self.queue.submit([commands]);
+    pub(crate) fn submit(&self, commands: wgpu::CommandBuffer) -> wgpu::SubmissionIndex {
+        self.queue.submit([commands])
     }
 
-    fn wait(&self, index: Option<wgpu::SubmissionIndex>, context: &str) -> Result<()> {
+    pub(crate) fn wait(&self, index: Option<wgpu::SubmissionIndex>, context: &str) -> Result<()> {
         let poll = self.device.poll(wgpu::PollType::Wait {
             submission_index: index,
             timeout: Some(self.timeout),
@@ -527,6 +541,16 @@ impl GpuContext {
                 Err(e)
             }
         }
+    }
+
+    /// Counts `bytes` of memory the crate uses outside its own buffers (wgpu's upload
+    /// staging) against the budget until the returned guard is dropped.
+    pub(crate) fn reservation(&self, label: &str, bytes: u64) -> Result<Reservation> {
+        self.reserve(label, bytes)?;
+        Ok(Reservation {
+            bytes,
+            memory: Arc::clone(&self.memory),
+        })
     }
 
     /// Counts `bytes` as in use, or fails when that would pass the budget.

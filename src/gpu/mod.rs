@@ -6,6 +6,6 @@ pub(crate) mod kernels;
 pub(crate) mod problem;
 pub mod single;
 
-pub use context::{AdapterRequest, AdapterSummary, GpuContext, list_adapters};
+pub use context::{AdapterRequest, AdapterSummary, GpuContext, human_bytes, list_adapters};
 pub use kernels::KernelVariant;
 pub use problem::ChunkPlan;

@@ -1,16 +1,27 @@
-//! A problem resident on the device: X and the labels as row chunks (each within the
-//! device's storage-binding limit), the parameters, optimizer state and scratch, and the
-//! kernels bound to them once. It records the passes the oracle, the trainer and the
-//! evaluator submit.
+//! A problem on the device: X and the labels as row chunks (each within the device's
+//! storage-binding limit), the parameters, optimizer state and scratch, and the kernels
+//! bound to them once. It records the passes the oracle, the trainer and the evaluator
+//! submit.
+//!
+//! X is resident (every chunk in its own buffer, uploaded once) when it fits the device
+//! and the context's memory budget; otherwise it is streamed: two chunk-sized slots take
+//! turns, and while the device computes on one chunk the host reads the next from its
+//! source into the other (double buffering). The kernels, their dimensions and the order
+//! of the sums are the same either way, so for the same chunk boundaries the results are
+//! bit-identical.
+
+use std::cell::RefCell;
+use std::sync::Arc;
 
 use ndarray::ArrayView2;
 
 use crate::error::{Error, Result};
-use crate::gpu::context::{DeviceBuffer, GpuContext};
+use crate::gpu::context::{DeviceBuffer, GpuContext, Reservation};
 use crate::gpu::kernels::{
     Bound, GatherDims, GradientDims, KernelVariant, LogitsDims, ReduceDims, SoftmaxDims, TILE,
     UpdateDims, UpdateEntry,
 };
+use crate::source::ChunkSource;
 
 /// How the rows of a dataset are laid out in chunks on a device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,9 +109,37 @@ fn gradient_dims(
     }
 }
 
+/// Rows of X to put on the device: a borrowed array, or a shared source that can be
+/// streamed.
+pub(crate) enum Rows<'a> {
+    View(ArrayView2<'a, f32>),
+    Shared(Arc<dyn ChunkSource>),
+}
+
+impl Rows<'_> {
+    fn dim(&self) -> (usize, usize) {
+        match self {
+            Rows::View(x) => x.dim(),
+            Rows::Shared(s) => (s.n_rows(), s.n_features()),
+        }
+    }
+}
+
+/// The state of a streamed X: which chunk each slot holds and the last submission that
+/// reads it.
+struct Stream {
+    source: Arc<dyn ChunkSource>,
+    holds: [Option<usize>; 2],
+    last_use: [Option<wgpu::SubmissionIndex>; 2],
+    host: Vec<f32>,
+    /// wgpu's staging copies of the two slots' uploads, counted against the budget.
+    _staging: Reservation,
+}
+
 struct Chunk {
     rows: usize,
-    x: DeviceBuffer,
+    /// Index into `DeviceProblem::xs`: the chunk's own buffer, or its streaming slot.
+    slot: usize,
     labels: DeviceBuffer,
     weights: DeviceBuffer,
     logits: Bound<LogitsDims>,
@@ -130,6 +169,8 @@ pub(crate) struct DeviceProblem<'c> {
     pub(crate) k: usize,
     pub(crate) plan: ChunkPlan,
     chunks: Vec<Chunk>,
+    xs: Vec<DeviceBuffer>,
+    stream: Option<RefCell<Stream>>,
     pub(crate) w: DeviceBuffer,
     pub(crate) g: DeviceBuffer,
     pub(crate) sums: DeviceBuffer,
@@ -152,9 +193,13 @@ impl<'c> DeviceProblem<'c> {
     /// When an allocation fails (the device is out of memory, or the context's memory
     /// budget would be passed), everything allocated is freed and the plan is retried with
     /// chunks of half as many rows, whose scratch buffers are smaller, down to one row.
+    ///
+    /// A shared source is streamed when X (with its labels and weights) is larger than the
+    /// memory budget, or when keeping it resident fails; a borrowed array is always kept
+    /// resident.
     pub(crate) fn new(
         ctx: &'c GpuContext,
-        x: ArrayView2<'_, f32>,
+        x: Rows<'_>,
         labels: Option<&[u32]>,
         weights: Option<&[f32]>,
         k: usize,
@@ -162,30 +207,53 @@ impl<'c> DeviceProblem<'c> {
         batch_capacity: Option<usize>,
     ) -> Result<Self> {
         let (m, n) = x.dim();
+        let resident_bytes = 4 * (m as u64) * (n as u64 + 2);
+        let can_stream = matches!(x, Rows::Shared(_));
+        let mut streamed = can_stream && ctx.memory_budget().is_some_and(|b| resident_bytes > b);
         let mut rows = chunk_rows;
         loop {
-            match Self::allocate(ctx, x, labels, weights, k, rows, batch_capacity) {
+            match Self::allocate(ctx, &x, labels, weights, k, rows, batch_capacity, streamed) {
                 Err(Error::OutOfMemory { context }) => {
-                    let planned = ChunkPlan::new(m, n, k, ctx.limits(), rows)?.chunk_rows;
-                    if planned <= 1 {
-                        return Err(Error::OutOfMemory { context });
+                    if can_stream && !streamed {
+                        streamed = true;
+                        continue;
                     }
-                    rows = Some(planned / 2);
+                    let planned = ChunkPlan::new(m, n, k, ctx.limits(), rows)?.chunk_rows;
+                    if planned > 1 {
+                        rows = Some(planned / 2);
+                        continue;
+                    }
+                    return Err(match ctx.memory_budget() {
+                        Some(budget) => Error::BudgetTooSmall {
+                            budget,
+                            detail: format!(
+                                "the parameters, their gradient and optimizer state ({} values each) and one row of data do not fit ({context})",
+                                n * k + k
+                            ),
+                        },
+                        None => Error::OutOfMemory { context },
+                    });
                 }
                 other => return other,
             }
         }
     }
 
+    /// Whether X is streamed rather than resident.
+    pub(crate) fn is_streamed(&self) -> bool {
+        self.stream.is_some()
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn allocate(
         ctx: &'c GpuContext,
-        x: ArrayView2<'_, f32>,
+        x: &Rows<'_>,
         labels: Option<&[u32]>,
         weights: Option<&[f32]>,
         k: usize,
         chunk_rows: Option<usize>,
         batch_capacity: Option<usize>,
+        streamed: bool,
     ) -> Result<Self> {
         let (m, n) = x.dim();
         let plan = ChunkPlan::new(m, n, k, ctx.limits(), chunk_rows)?;
@@ -231,16 +299,51 @@ impl<'c> DeviceProblem<'c> {
             ctx.storage_buffer("gradient partials", 4 * stride as u64 * partial_blocks)?;
 
         let kernels = &ctx.kernels;
-        let x_std = x.as_standard_layout();
-        let x_flat = x_std.as_slice().unwrap_or(&[]);
+        let (xs, stream) = match (streamed, x) {
+            (true, Rows::Shared(source)) => {
+                let bytes = 4 * (plan.chunk_rows * n) as u64;
+                let xs = vec![
+                    ctx.storage_buffer("x slot 0", bytes)?,
+                    ctx.storage_buffer("x slot 1", bytes)?,
+                ];
+                let staging = ctx.reservation("x upload staging", 2 * bytes)?;
+                let stream = Stream {
+                    source: Arc::clone(source),
+                    holds: [None, None],
+                    last_use: [None, None],
+                    host: Vec::new(),
+                    _staging: staging,
+                };
+                (xs, Some(RefCell::new(stream)))
+            }
+            _ => {
+                let mut xs = Vec::with_capacity(plan.chunks);
+                let mut host = Vec::new();
+                for c in 0..plan.chunks {
+                    let (start, rows) = (c * plan.chunk_rows, plan.rows_in(c, m));
+                    let label = format!("x chunk {c}");
+                    xs.push(match x {
+                        Rows::View(view) => {
+                            let x_std = view.as_standard_layout();
+                            let flat = x_std.as_slice().unwrap_or(&[]);
+                            ctx.storage_buffer_with(&label, &flat[start * n..(start + rows) * n])?
+                        }
+                        Rows::Shared(source) => {
+                            host.resize(rows * n, 0.0);
+                            source.read_rows(start, &mut host)?;
+                            ctx.storage_buffer_with(&label, &host)?
+                        }
+                    });
+                }
+                (xs, None)
+            }
+        };
         let mut chunks = Vec::with_capacity(plan.chunks);
         for c in 0..plan.chunks {
             let rows = plan.rows_in(c, m);
             let start = c * plan.chunk_rows;
-            let x_buf = ctx.storage_buffer_with(
-                &format!("x chunk {c}"),
-                &x_flat[start * n..(start + rows) * n],
-            )?;
+            let slot = if stream.is_some() { c % 2 } else { c };
+            let x_buf = &xs[slot];
             let labels_buf = match labels {
                 Some(l) => {
                     ctx.storage_buffer_with(&format!("labels chunk {c}"), &l[start..start + rows])?
@@ -270,9 +373,10 @@ impl<'c> DeviceProblem<'c> {
                 };
                 Chunk {
                     rows,
+                    slot,
                     logits: kernels.logits.bind(
                         device,
-                        &x_buf,
+                        x_buf,
                         &w,
                         &z,
                         LogitsDims {
@@ -294,10 +398,9 @@ impl<'c> DeviceProblem<'c> {
                     ),
                     gradient: kernels
                         .gradient
-                        .bind(device, &x_buf, &z, &row_loss, &partials, gdims),
+                        .bind(device, x_buf, &z, &row_loss, &partials, gdims),
                     reduce_first: reduce(0),
                     reduce_next: reduce(1),
-                    x: x_buf,
                     labels: labels_buf,
                     weights: weights_buf,
                 }
@@ -323,6 +426,8 @@ impl<'c> DeviceProblem<'c> {
             k,
             plan,
             chunks,
+            xs,
+            stream,
             w,
             g,
             sums,
@@ -360,7 +465,7 @@ impl<'c> DeviceProblem<'c> {
                 .map(|c| {
                     kernels.gather.bind(
                         device,
-                        [&c.x, &c.labels, &c.weights, &idx, &bx, &bl, &bw],
+                        [&self.xs[c.slot], &c.labels, &c.weights, &idx, &bx, &bl, &bw],
                         GatherDims {
                             batch: 0,
                             n: n as u32,
@@ -509,6 +614,9 @@ impl<'c> DeviceProblem<'c> {
         step: Option<UpdateEntry>,
         gradient_ready: bool,
     ) -> Result<()> {
+        if self.stream.is_some() {
+            return self.full_step_streamed(step, gradient_ready);
+        }
         let mut encoder = self.encoder("full-batch step");
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
@@ -527,6 +635,93 @@ impl<'c> DeviceProblem<'c> {
         }
         self.ctx.submit(encoder.finish());
         self.ctx.check("a full-batch step")
+    }
+
+    /// [`DeviceProblem::full_step`] with X streamed: one submission per chunk, each chunk
+    /// uploaded into its slot while the device works on the previous one.
+    fn full_step_streamed(
+        &mut self,
+        step: Option<UpdateEntry>,
+        gradient_ready: bool,
+    ) -> Result<()> {
+        let kernels = &self.ctx.kernels;
+        if !gradient_ready {
+            for (c, chunk) in self.chunks.iter().enumerate() {
+                self.ensure_chunk(c)?;
+                let mut encoder = self.encoder("streamed chunk");
+                {
+                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                        label: Some("streamed chunk"),
+                        timestamp_writes: None,
+                    });
+                    kernels.logits.encode(&mut pass, &chunk.logits);
+                    kernels.softmax.encode(&mut pass, &chunk.softmax);
+                    kernels.gradient.encode(&mut pass, &chunk.gradient);
+                    kernels.reduce.encode(
+                        &mut pass,
+                        if c == 0 {
+                            &chunk.reduce_first
+                        } else {
+                            &chunk.reduce_next
+                        },
+                    );
+                }
+                let index = self.ctx.submit(encoder.finish());
+                self.used(c, index);
+            }
+        }
+        let mut encoder = self.encoder("full-batch update");
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("full-batch update"),
+                timestamp_writes: None,
+            });
+            if !gradient_ready {
+                kernels
+                    .update
+                    .encode(&mut pass, &self.update_full, UpdateEntry::Finalize);
+            }
+            if let Some(entry) = step {
+                kernels.update.encode(&mut pass, &self.update_full, entry);
+            }
+        }
+        self.ctx.submit(encoder.finish());
+        self.ctx.check("a streamed full-batch step")
+    }
+
+    /// With X streamed, makes chunk `c` the content of its slot: waits until the device
+    /// is done with what the slot held, then reads the rows from the source and queues
+    /// their upload (which runs before the next submission). Resident X: nothing to do.
+    fn ensure_chunk(&self, c: usize) -> Result<()> {
+        let Some(stream) = &self.stream else {
+            return Ok(());
+        };
+        let mut st = stream.borrow_mut();
+        let slot = c % 2;
+        if st.holds[slot] == Some(c) {
+            return Ok(());
+        }
+        if let Some(index) = st.last_use[slot].take() {
+            self.ctx
+                .wait(Some(index), "waiting for a chunk slot to be free")?;
+        }
+        st.holds[slot] = None;
+        let (start, rows) = (c * self.plan.chunk_rows, self.plan.rows_in(c, self.m));
+        let Stream { source, host, .. } = &mut *st;
+        host.resize(rows * self.n, 0.0);
+        source.read_rows(start, host)?;
+        self.ctx
+            .queue
+            .write_buffer(&self.xs[slot], 0, bytemuck::cast_slice(host.as_slice()));
+        st.holds[slot] = Some(c);
+        Ok(())
+    }
+
+    /// Notes that submission `index` reads chunk `c`'s slot.
+    fn used(&self, c: usize, index: wgpu::SubmissionIndex) {
+        if let Some(stream) = &self.stream {
+            stream.borrow_mut().last_use[c % 2] = Some(index);
+        }
     }
 
     /// One mini-batch step: gather rows `local` of chunk `chunk`, its gradient (mean over
@@ -556,6 +751,10 @@ impl<'c> DeviceProblem<'c> {
                 format!("must be between 1 and {}", slot.capacity),
             ));
         }
+        self.ensure_chunk(chunk)?;
+        let Some(slot) = self.batch.as_mut() else {
+            return Ok(());
+        };
         queue.write_buffer(&slot.idx, 0, bytemuck::cast_slice(local));
         let g = &mut slot.gathers[chunk];
         g.set(
@@ -614,7 +813,8 @@ impl<'c> DeviceProblem<'c> {
                 .encode(&mut pass, &slot.update, UpdateEntry::Finalize);
             kernels.update.encode(&mut pass, &slot.update, entry);
         }
-        self.ctx.submit(encoder.finish());
+        let index = self.ctx.submit(encoder.finish());
+        self.used(chunk, index);
         self.ctx.check("a mini-batch step")
     }
 
@@ -642,6 +842,7 @@ impl<'c> DeviceProblem<'c> {
             Ok(())
         };
         for (c, chunk) in self.chunks.iter().enumerate() {
+            self.ensure_chunk(c)?;
             timed(0, &|p| kernels.logits.encode(p, &chunk.logits))?;
             timed(1, &|p| kernels.softmax.encode(p, &chunk.softmax))?;
             timed(2, &|p| kernels.gradient.encode(p, &chunk.gradient))?;
@@ -689,6 +890,7 @@ impl<'c> DeviceProblem<'c> {
     pub(crate) fn forward_chunks(&self, mut each: impl FnMut(usize, &[f32], &[f32])) -> Result<()> {
         let kernels = &self.ctx.kernels;
         for (c, chunk) in self.chunks.iter().enumerate() {
+            self.ensure_chunk(c)?;
             let mut encoder = self.encoder("forward");
             {
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
@@ -698,7 +900,8 @@ impl<'c> DeviceProblem<'c> {
                 kernels.logits.encode(&mut pass, &chunk.logits);
                 kernels.softmax.encode(&mut pass, &chunk.softmax);
             }
-            self.ctx.submit(encoder.finish());
+            let index = self.ctx.submit(encoder.finish());
+            self.used(c, index);
             let out = self.ctx.read_f32(
                 &[
                     (&self.z, 0, chunk.rows * self.k),

@@ -1,0 +1,240 @@
+//! Where the rows of X come from. The trainer reads X through [`ChunkSource`], one block of
+//! rows at a time, so data that does not fit in device memory (or in RAM) can be streamed:
+//! [`MemorySource`] serves an array in memory, [`NpySource`] a memory-mapped `.npy` file,
+//! and any storage of yours can implement the trait.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use softmax_regression::source::ChunkSource;
+//! use softmax_regression::{Dataset, Result};
+//!
+//! /// Rows computed on demand: row i is (i mod 7, 1).
+//! struct Generated { rows: usize }
+//!
+//! impl ChunkSource for Generated {
+//!     fn n_rows(&self) -> usize { self.rows }
+//!     fn n_features(&self) -> usize { 2 }
+//!     fn read_rows(&self, start: usize, out: &mut [f32]) -> Result<()> {
+//!         for (i, row) in out.chunks_mut(2).enumerate() {
+//!             row[0] = ((start + i) % 7) as f32;
+//!             row[1] = 1.0;
+//!         }
+//!         Ok(())
+//!     }
+//!     fn describe(&self) -> String { format!("{} generated rows", self.rows) }
+//! }
+//!
+//! # fn main() -> Result<()> {
+//! let labels: Vec<u32> = (0..1000).map(|i| u32::from(i % 7 > 3)).collect();
+//! let data = Dataset::from_source(Arc::new(Generated { rows: 1000 }), &labels, 2)?;
+//! assert_eq!((data.n_rows(), data.n_features()), (1000, 2));
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ndarray::Array2;
+
+use crate::error::{Error, Result};
+use crate::formats::{FormatError, NpyLayout, npy_layout};
+
+/// A matrix X (m, n) of f32 read in blocks of whole rows.
+pub trait ChunkSource: Send + Sync {
+    /// m.
+    fn n_rows(&self) -> usize;
+    /// n.
+    fn n_features(&self) -> usize;
+    /// Writes rows `start..start + out.len() / n` into `out`, row-major. The caller keeps
+    /// `out.len()` a multiple of n and the rows within 0..m.
+    fn read_rows(&self, start: usize, out: &mut [f32]) -> Result<()>;
+    /// A few words naming the source, for messages.
+    fn describe(&self) -> String;
+}
+
+/// An array in memory, shared.
+#[derive(Debug, Clone)]
+pub struct MemorySource {
+    x: Arc<Array2<f32>>,
+}
+
+impl MemorySource {
+    /// Serves `x` (made row-major if it is not).
+    pub fn new(x: Array2<f32>) -> Self {
+        let x = if x.is_standard_layout() {
+            x
+        } else {
+            x.as_standard_layout().into_owned()
+        };
+        MemorySource { x: Arc::new(x) }
+    }
+
+    /// The array.
+    pub fn array(&self) -> &Array2<f32> {
+        &self.x
+    }
+}
+
+impl ChunkSource for MemorySource {
+    fn n_rows(&self) -> usize {
+        self.x.nrows()
+    }
+
+    fn n_features(&self) -> usize {
+        self.x.ncols()
+    }
+
+    fn read_rows(&self, start: usize, out: &mut [f32]) -> Result<()> {
+        let n = self.x.ncols();
+        let flat = self.x.as_slice().unwrap_or(&[]);
+        let from = start * n;
+        match flat.get(from..from + out.len()) {
+            Some(rows) => {
+                out.copy_from_slice(rows);
+                Ok(())
+            }
+            None => Err(rows_out_of_range(start, out.len(), n, self.x.nrows())),
+        }
+    }
+
+    fn describe(&self) -> String {
+        format!("{} × {} array in memory", self.x.nrows(), self.x.ncols())
+    }
+}
+
+fn rows_out_of_range(start: usize, len: usize, n: usize, m: usize) -> Error {
+    Error::setting(
+        "rows",
+        format!("{start}..{}", start + len / n.max(1)),
+        format!("the source has {m} rows"),
+    )
+}
+
+/// A float32 or float64 `.npy` file, memory-mapped: nothing is read until rows are asked
+/// for, float64 is converted block by block, and the pages of each block read are handed
+/// back to the kernel afterwards, so resident memory stays near one block, not the file.
+///
+/// The file must not change while it is mapped.
+#[derive(Debug)]
+pub struct NpySource {
+    path: PathBuf,
+    map: memmap2::Mmap,
+    layout: NpyLayout,
+}
+
+impl NpySource {
+    /// Maps `path` and checks its header (dtype, shape, length); the values are checked
+    /// when a [`crate::Dataset`] is made from it.
+    pub fn open(path: &Path) -> Result<Self, FormatError> {
+        let fail = |detail: String| FormatError {
+            path: path.to_path_buf(),
+            message: format!("{}: {detail}", path.display()),
+        };
+        let file = File::open(path).map_err(|e| fail(format!("cannot read the file: {e}")))?;
+        // SAFETY: the map is read-only; the documented contract is that the file does not
+        // change while it is mapped (as with any reader of a file being written).
+        let map = unsafe { memmap2::Mmap::map(&file) }
+            .map_err(|e| fail(format!("cannot map the file: {e}")))?;
+        let layout = npy_layout(path, &map)?;
+        Ok(NpySource {
+            path: path.to_path_buf(),
+            map,
+            layout,
+        })
+    }
+
+    /// The file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Bytes of values in the file.
+    pub fn data_bytes(&self) -> usize {
+        self.layout.m * self.layout.n * if self.layout.f64 { 8 } else { 4 }
+    }
+}
+
+impl ChunkSource for NpySource {
+    fn n_rows(&self) -> usize {
+        self.layout.m
+    }
+
+    fn n_features(&self) -> usize {
+        self.layout.n
+    }
+
+    fn read_rows(&self, start: usize, out: &mut [f32]) -> Result<()> {
+        let NpyLayout {
+            m,
+            n,
+            offset,
+            f64: wide,
+            big_endian,
+        } = self.layout;
+        let size = if wide { 8 } else { 4 };
+        let from = offset + start * n * size;
+        let len = out.len() * size;
+        let Some(bytes) = self.map.get(from..from + len) else {
+            return Err(rows_out_of_range(start, out.len(), n, m));
+        };
+        match (wide, big_endian) {
+            (false, false) => out
+                .iter_mut()
+                .zip(bytes.chunks_exact(4))
+                .for_each(|(o, b)| *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            (false, true) => out
+                .iter_mut()
+                .zip(bytes.chunks_exact(4))
+                .for_each(|(o, b)| *o = f32::from_be_bytes([b[0], b[1], b[2], b[3]])),
+            (true, big) => out
+                .iter_mut()
+                .zip(bytes.chunks_exact(8))
+                .for_each(|(o, b)| {
+                    let b = [b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]];
+                    let v = if big {
+                        f64::from_be_bytes(b)
+                    } else {
+                        f64::from_le_bytes(b)
+                    };
+                    *o = v as f32;
+                }),
+        }
+        // Hand the pages just read back to the kernel: they stay in the page cache but no
+        // longer count against this process, so a pass over a file larger than RAM keeps
+        // resident memory near one block. Only whole pages inside the range are dropped.
+        #[cfg(unix)]
+        {
+            let page = 4096;
+            let first = from.next_multiple_of(page);
+            let last = (from + len) / page * page;
+            if last > first {
+                // SAFETY: the mapping is a read-only view of a file: dropped pages are read
+                // again from the file when next touched, so no data is lost.
+                let _ = unsafe {
+                    self.map.unchecked_advise_range(
+                        memmap2::UncheckedAdvice::DontNeed,
+                        first,
+                        last - first,
+                    )
+                };
+            }
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "{} ({} × {} {}, memory-mapped)",
+            self.path.display(),
+            self.layout.m,
+            self.layout.n,
+            if self.layout.f64 {
+                "float64"
+            } else {
+                "float32"
+            }
+        )
+    }
+}

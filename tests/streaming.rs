@@ -1,0 +1,256 @@
+//! Out-of-core data: X read from a memory-mapped `.npy` (or any `ChunkSource`) and
+//! streamed to the device chunk by chunk when it does not fit the memory budget. With the
+//! same chunk boundaries the streamed loss and gradient equal the resident ones bit for
+//! bit, and every optimizer ends with the same weights streamed or resident.
+
+mod common;
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use common::{clusters, normal, normal_vec, write_npy};
+use softmax_regression::source::{ChunkSource, MemorySource, NpySource};
+use softmax_regression::{
+    AdapterRequest, Backend, Dataset, Error, Fit, GpuContext, GpuOracle, Optimizer, Oracle,
+    Settings, Trainer,
+};
+
+const CHUNK_ROWS: usize = 500;
+
+fn context(budget: Option<u64>) -> GpuContext {
+    GpuContext::new(&AdapterRequest {
+        memory_budget: budget,
+        ..AdapterRequest::default()
+    })
+    .unwrap_or_else(|e| panic!("no GPU adapter: {e}"))
+}
+
+/// 4000 × 48, K = 6: 768 KB of X, eight chunks of 500 rows.
+fn problem() -> Dataset {
+    clusters(4000, 48, 6, 0.5, 21)
+}
+
+/// The same data read through a memory-mapped `.npy` file.
+fn mapped(data: &Dataset, name: &str) -> Dataset {
+    let dir = std::env::temp_dir().join(format!(
+        "softmax-regression-streaming-{name}-{}",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("x.npy");
+    let x = data.x().unwrap();
+    let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+    write_npy(&path, "<f4", &[x.nrows(), x.ncols()], &bytes);
+    let source = NpySource::open(&path).unwrap();
+    Dataset::from_source(Arc::new(source), data.labels(), data.n_classes()).unwrap()
+}
+
+/// A budget that holds two 500-row slots with their staging and the model, but not X.
+const BUDGET: u64 = 600 * 1024;
+
+fn bits(values: impl IntoIterator<Item = f64>) -> Vec<u64> {
+    values.into_iter().map(f64::to_bits).collect()
+}
+
+#[test]
+fn streamed_loss_and_gradient_equal_resident_bit_for_bit() {
+    let data = problem();
+    let streamed_data = mapped(&data, "oracle");
+    let (theta, bias) = (normal(48, 6, 0.2, 1), normal_vec(6, 0.2, 2));
+
+    let roomy = context(None);
+    let mut resident = GpuOracle::new(&roomy, &data, Some(CHUNK_ROWS)).unwrap();
+    assert!(!resident.is_streamed());
+    let want = resident
+        .loss_and_gradient(theta.view(), bias.view(), 1e-3)
+        .unwrap();
+
+    let tight = context(Some(BUDGET));
+    tight.reset_memory_peak();
+    let mut streamed = GpuOracle::new(&tight, &streamed_data, Some(CHUNK_ROWS)).unwrap();
+    assert!(streamed.is_streamed(), "X fit a {BUDGET}-byte budget?");
+    assert_eq!(streamed.chunk_plan(), resident.chunk_plan());
+    assert!(streamed.chunk_plan().chunks >= 4);
+    for _ in 0..2 {
+        let got = streamed
+            .loss_and_gradient(theta.view(), bias.view(), 1e-3)
+            .unwrap();
+        assert_eq!(got.loss.to_bits(), want.loss.to_bits(), "loss");
+        assert_eq!(
+            bits(got.theta.iter().copied()),
+            bits(want.theta.iter().copied()),
+            "∇Θ"
+        );
+        assert_eq!(
+            bits(got.bias.iter().copied()),
+            bits(want.bias.iter().copied()),
+            "∇b"
+        );
+    }
+    assert!(
+        tight.memory_peak() <= BUDGET,
+        "peak {} over the budget {BUDGET}",
+        tight.memory_peak()
+    );
+}
+
+fn train(ctx: &GpuContext, data: &Dataset, optimizer: Optimizer) -> Fit {
+    let settings = Settings {
+        epochs: 4,
+        optimizer,
+        learning_rate: if optimizer == Optimizer::Adam {
+            0.01
+        } else {
+            0.3
+        },
+        batch_size: matches!(
+            optimizer,
+            Optimizer::Sgd | Optimizer::Momentum | Optimizer::Adam
+        )
+        .then_some(100),
+        chunk_rows: Some(CHUNK_ROWS),
+        seed: 4,
+        tol: 0.0,
+        track_accuracy: true,
+        ..Settings::default()
+    };
+    Trainer::new(settings)
+        .unwrap()
+        .fit(Backend::Gpu(ctx), data, None, None, |_| {
+            ControlFlow::Continue(())
+        })
+        .unwrap()
+}
+
+#[test]
+fn every_optimizer_gives_the_same_weights_streamed_or_resident() {
+    let data = problem();
+    let streamed_data = mapped(&data, "train");
+    let (roomy, tight) = (context(None), context(Some(BUDGET)));
+    for optimizer in [
+        Optimizer::Gd,
+        Optimizer::Sgd,
+        Optimizer::Momentum,
+        Optimizer::Adam,
+        Optimizer::Lbfgs,
+    ] {
+        tight.reset_memory_peak();
+        let a = train(&roomy, &data, optimizer);
+        let b = train(&tight, &streamed_data, optimizer);
+        let weights = |f: &Fit| -> Vec<u32> {
+            f.model
+                .theta()
+                .iter()
+                .chain(f.model.bias().iter())
+                .map(|v| v.to_bits())
+                .collect()
+        };
+        assert_eq!(weights(&a), weights(&b), "{optimizer}: weights differ");
+        assert_eq!(
+            a.history
+                .iter()
+                .map(|r| (r.loss.to_bits(), r.train_accuracy))
+                .collect::<Vec<_>>(),
+            b.history
+                .iter()
+                .map(|r| (r.loss.to_bits(), r.train_accuracy))
+                .collect::<Vec<_>>(),
+            "{optimizer}: histories differ"
+        );
+        assert!(
+            tight.memory_peak() <= BUDGET,
+            "{optimizer}: over the budget"
+        );
+    }
+}
+
+#[test]
+fn lbfgs_converges_streamed_to_the_resident_optimum() {
+    let data = problem();
+    let streamed_data = mapped(&data, "lbfgs");
+    let settings = Settings {
+        epochs: 500,
+        optimizer: Optimizer::Lbfgs,
+        l2: 1e-2,
+        tol: 1e-5,
+        chunk_rows: Some(CHUNK_ROWS),
+        ..Settings::default()
+    };
+    let fit = |ctx: &GpuContext, data: &Dataset| {
+        Trainer::new(settings.clone())
+            .unwrap()
+            .fit(Backend::Gpu(ctx), data, None, None, |_| {
+                ControlFlow::Continue(())
+            })
+            .unwrap()
+    };
+    let a = fit(&context(None), &data);
+    let b = fit(&context(Some(BUDGET)), &streamed_data);
+    assert_eq!(a.status, softmax_regression::Status::Converged);
+    assert_eq!(b.status, a.status);
+    assert_eq!(b.history.len(), a.history.len());
+    assert_eq!(
+        b.model
+            .theta()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect::<Vec<_>>(),
+        a.model
+            .theta()
+            .iter()
+            .map(|v| v.to_bits())
+            .collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_budget_below_one_row_and_the_model_is_refused() {
+    let data = mapped(&problem(), "tiny");
+    let ctx = context(Some(4096));
+    match GpuOracle::new(&ctx, &data, None) {
+        Err(e @ Error::BudgetTooSmall { .. }) => {
+            assert!(e.to_string().contains("4.0 KiB"), "{e}")
+        }
+        Err(e) => panic!("expected BudgetTooSmall, got {e}"),
+        Ok(_) => panic!("a 4 KiB budget held the model"),
+    }
+}
+
+#[test]
+fn mapped_float64_and_float32_files_read_the_same_values() {
+    let data = clusters(300, 7, 3, 0.5, 2);
+    let x = data.x().unwrap();
+    let dir = std::env::temp_dir().join(format!("softmax-regression-npy64-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f64_bytes: Vec<u8> = x.iter().flat_map(|&v| f64::from(v).to_le_bytes()).collect();
+    let be_bytes: Vec<u8> = x.iter().flat_map(|&v| v.to_be_bytes()).collect();
+    write_npy(&dir.join("x64.npy"), "<f8", &[300, 7], &f64_bytes);
+    write_npy(&dir.join("xbe.npy"), ">f4", &[300, 7], &be_bytes);
+    for name in ["x64.npy", "xbe.npy"] {
+        let source = NpySource::open(&dir.join(name)).unwrap();
+        assert_eq!((source.n_rows(), source.n_features()), (300, 7));
+        let mut rows = vec![0f32; 40 * 7];
+        source.read_rows(123, &mut rows).unwrap();
+        let want: Vec<f32> = x.slice(ndarray::s![123..163, ..]).iter().copied().collect();
+        assert_eq!(rows, want, "{name}");
+    }
+    // A value that is not finite is found when the dataset is made, with its place.
+    let mut bad = f64_bytes.clone();
+    bad[8 * (5 * 7 + 3)..8 * (5 * 7 + 4)].copy_from_slice(&f64::NAN.to_le_bytes());
+    write_npy(&dir.join("nan.npy"), "<f8", &[300, 7], &bad);
+    let source = Arc::new(NpySource::open(&dir.join("nan.npy")).unwrap());
+    match Dataset::from_source(source, data.labels(), 3) {
+        Err(Error::NonFinite {
+            row: 5, column: 3, ..
+        }) => {}
+        other => panic!("expected NonFinite at (5, 3): {other:?}"),
+    }
+    // Operations that need X in memory say so.
+    let streamed =
+        Dataset::from_source(Arc::new(MemorySource::new(x.to_owned())), data.labels(), 3).unwrap();
+    assert!(matches!(streamed.x(), Err(Error::NotInMemory { .. })));
+    assert!(matches!(
+        streamed.split(0.2, 1),
+        Err(Error::NotInMemory { .. })
+    ));
+}

@@ -1610,6 +1610,12 @@ fn load_libsvm(
 // ---------------------------------------------------------------------------------------
 // Separate label files
 
+/// Reads a labels file on its own: an integer (or string) `.npy` of shape (m,), an IDX
+/// file of one dimension, or text with one label per non-blank line.
+pub fn load_labels(path: &Path) -> Result<RawLabels, FormatError> {
+    load_labels_file(path)
+}
+
 fn load_labels_file(path: &Path) -> Result<RawLabels, FormatError> {
     let bytes = read_file(path)?;
     labels_from_bytes(Format::from_path(path), path, &bytes)

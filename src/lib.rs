@@ -29,6 +29,7 @@ mod oracle;
 pub mod reference;
 mod rng;
 pub mod source;
+pub mod synth;
 mod train;
 
 pub use checkpoint::Checkpoint;
@@ -39,4 +40,4 @@ pub use lbfgs::Status;
 pub use model::{Backend, Metrics, Model};
 pub use oracle::{CpuOracle, GpuOracle, LossGrad, Oracle};
 pub use rng::SplitMix64;
-pub use train::{EpochReport, Fit, Optimizer, Schedule, Settings, Trainer};
+pub use train::{DeviceUse, EpochReport, Fit, Optimizer, Schedule, Settings, Trainer};

@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use ndarray::Array2;
 use serde_json::json;
 use softmax_regression::formats::{self, Format, LabelColumn, LoadOptions};
+use softmax_regression::source::ChunkSource;
 use softmax_regression::{
     AdapterRequest, Backend, Dataset, EpochReport, Error, GpuContext, Model, Optimizer, Schedule,
     Settings, Trainer,
@@ -55,6 +56,38 @@ enum Command {
     Evaluate(EvaluateArgs),
     /// List the adapters wgpu finds and the one `--backend auto` picks.
     Info(InfoArgs),
+    /// Write a learnable problem (Gaussian clusters around random class means) to .npy
+    /// files as it is generated, so files larger than RAM can be made.
+    Synth(SynthArgs),
+}
+
+#[derive(Args)]
+struct SynthArgs {
+    /// Rows m.
+    #[arg(long, value_name = "M")]
+    rows: usize,
+    /// Features n.
+    #[arg(long, value_name = "N")]
+    features: usize,
+    /// Classes K.
+    #[arg(long, value_name = "K")]
+    classes: usize,
+    /// Features file to write: float32 (m, n).
+    #[arg(long, value_name = "PATH")]
+    out: PathBuf,
+    /// Labels file to write: int32 (m,).
+    #[arg(long, value_name = "PATH")]
+    labels: PathBuf,
+    /// Seed of the class means and the rows.
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Distance scale between class means in noise standard deviations (two means are
+    /// about F·√2 apart).
+    #[arg(long, value_name = "F", default_value_t = 3.0)]
+    separation: f64,
+    /// No progress output.
+    #[arg(long)]
+    quiet: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -195,6 +228,12 @@ struct TrainArgs {
     /// Epochs (lbfgs: iterations) between checkpoints.
     #[arg(long, value_name = "N", default_value_t = 1)]
     checkpoint_every: usize,
+    /// Most device memory the trainer may allocate, e.g. 512MiB or 4GB [default: no
+    /// limit beyond the device's: X stays on the device when it can be allocated there, and
+    /// is streamed from host memory or the mapped file when it cannot]. X larger than the
+    /// budget is streamed chunk by chunk, double-buffered.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    max_gpu_memory: Option<u64>,
     /// Continue the run saved in this checkpoint, with the same data and settings (more
     /// --epochs is fine); the result equals the uninterrupted run's bit for bit on the same
     /// adapter. Checkpoints keep going to this file unless --checkpoint names another.
@@ -315,6 +354,7 @@ fn main() -> ExitCode {
         Command::Predict(a) => predict(a),
         Command::Evaluate(a) => evaluate(a),
         Command::Info(a) => info(a),
+        Command::Synth(a) => synth(a),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -489,29 +529,65 @@ fn train(a: TrainArgs) -> CliResult<()> {
         )));
     }
 
-    let (source, x, y, k, names) = match &a.data.data {
+    let (source, mut data, k, names) = match &a.data.data {
         None => {
             let digits = softmax_regression::datasets::digits()?;
             let (x, y) = (digits.x()?.to_owned(), digits.labels().to_vec());
-            (
-                "embedded digits (1797 × 64, features / 16)".to_string(),
-                x,
-                y,
-                a.classes.unwrap_or(10),
-                None,
-            )
+            let k = a.classes.unwrap_or(10);
+            let source = "embedded digits (1797 × 64, features / 16)".to_string();
+            let data =
+                Dataset::new(x, &y, k).map_err(|e| Failure::Input(format!("{source}: {e}")))?;
+            (source, data, k, None)
         }
         Some(path) => {
-            let loaded = formats::load(path, &load_options(&a.data, true, true, None))?;
-            let raw = loaded.labels.ok_or_else(|| {
-                Failure::Input(format!("{}: no labels; pass --labels", path.display()))
-            })?;
-            let label_path = a.data.labels.as_deref().unwrap_or(path);
-            let (y, k, names) = formats::encode_labels(&raw, a.classes, label_path)?;
-            (path.display().to_string(), loaded.x, y, k, names)
+            let format = a
+                .data
+                .format
+                .map(Format::from)
+                .or_else(|| Format::from_path(path));
+            // A float .npy trained on a GPU without a hold-out split is memory-mapped, not
+            // read: it can be larger than RAM, and is streamed to the device when it does
+            // not fit there.
+            let mapped = format == Some(Format::Npy)
+                && a.validation.is_none()
+                && a.backend != BackendArg::Cpu;
+            if mapped {
+                let x = softmax_regression::source::NpySource::open(path)?;
+                let Some(label_path) = a.data.labels.as_deref() else {
+                    return Err(Failure::Input(format!(
+                        "{}: no labels; pass --labels",
+                        path.display()
+                    )));
+                };
+                let raw = formats::load_labels(label_path)?;
+                if raw.len() != x.n_rows() {
+                    return Err(Failure::Input(format!(
+                        "{} has {} labels but {} has {} rows",
+                        label_path.display(),
+                        raw.len(),
+                        path.display(),
+                        x.n_rows()
+                    )));
+                }
+                let (y, k, names) = formats::encode_labels(&raw, a.classes, label_path)?;
+                let source = path.display().to_string();
+                let data = Dataset::from_source(std::sync::Arc::new(x), &y, k)
+                    .map_err(|e| Failure::Input(format!("{source}: {e}")))?;
+                (source, data, k, names)
+            } else {
+                let loaded = formats::load(path, &load_options(&a.data, true, true, None))?;
+                let raw = loaded.labels.ok_or_else(|| {
+                    Failure::Input(format!("{}: no labels; pass --labels", path.display()))
+                })?;
+                let label_path = a.data.labels.as_deref().unwrap_or(path);
+                let (y, k, names) = formats::encode_labels(&raw, a.classes, label_path)?;
+                let source = path.display().to_string();
+                let data = Dataset::new(loaded.x, &y, k)
+                    .map_err(|e| Failure::Input(format!("{source}: {e}")))?;
+                (source, data, k, names)
+            }
         }
     };
-    let mut data = Dataset::new(x, &y, k).map_err(|e| Failure::Input(format!("{source}: {e}")))?;
     if let Some(path) = &a.sample_weights {
         let data_path = a
             .data
@@ -579,6 +655,9 @@ fn train(a: TrainArgs) -> CliResult<()> {
     };
 
     let ctx = open_backend(a.backend)?;
+    if let Some(ctx) = &ctx {
+        ctx.set_memory_budget(a.max_gpu_memory);
+    }
     let backend = backend_of(&ctx);
     if !a.quiet && !a.json {
         eprintln!(
@@ -651,6 +730,10 @@ fn train(a: TrainArgs) -> CliResult<()> {
                 "model": a.out.display().to_string(),
                 "backend": describe_backend(&ctx),
                 "seconds": last.map(|r| r.elapsed),
+                "device_memory_peak": fit.device.map(|d| d.memory_peak),
+                "device_memory_budget": a.max_gpu_memory,
+                "streamed": fit.device.map(|d| d.streamed),
+                "chunks": fit.device.map(|d| d.chunk_plan.chunks),
             })
         );
     } else {
@@ -678,6 +761,19 @@ fn train(a: TrainArgs) -> CliResult<()> {
                 held.as_ref().map_or(0, Dataset::n_rows)
             );
         }
+        if let Some(d) = fit.device {
+            eprintln!(
+                "device memory: peak {}{}; X {} in {} chunk{} of up to {} rows",
+                softmax_regression::gpu::human_bytes(d.memory_peak),
+                a.max_gpu_memory
+                    .map(|b| format!(" of a {} budget", softmax_regression::gpu::human_bytes(b)))
+                    .unwrap_or_default(),
+                if d.streamed { "streamed" } else { "resident" },
+                d.chunk_plan.chunks,
+                if d.chunk_plan.chunks == 1 { "" } else { "s" },
+                d.chunk_plan.chunk_rows
+            );
+        }
         eprintln!("model written to {}", a.out.display());
     }
     match fit.status {
@@ -700,6 +796,94 @@ fn train(a: TrainArgs) -> CliResult<()> {
             }))
         }
         _ => Ok(()),
+    }
+}
+
+fn synth(a: SynthArgs) -> CliResult<()> {
+    use softmax_regression::synth::{SynthSpec, write_problem};
+    let spec = SynthSpec {
+        rows: a.rows,
+        features: a.features,
+        classes: a.classes,
+        seed: a.seed,
+        separation: a.separation,
+    };
+    spec.validate().map_err(|e| match e {
+        Error::InvalidSetting {
+            name,
+            value,
+            reason,
+        } => Failure::Input(format!("--{name} {value} is invalid: {reason}")),
+        other => other.into(),
+    })?;
+    for (flag, path) in [("--out", &a.out), ("--labels", &a.labels)] {
+        if path.is_dir() {
+            return Err(Failure::Input(format!(
+                "{flag} {} is a directory",
+                path.display()
+            )));
+        }
+    }
+    if a.out == a.labels {
+        return Err(Failure::Input(
+            "--out and --labels name the same file".to_string(),
+        ));
+    }
+    let bar = (!a.quiet && std::io::stderr().is_terminal()).then(|| {
+        let bar = indicatif::ProgressBar::new(spec.rows as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} rows, {eta} left")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let started = std::time::Instant::now();
+    write_problem(&spec, &a.out, &a.labels, |rows| {
+        if let Some(bar) = &bar {
+            bar.set_position(rows as u64);
+        }
+    })?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    if !a.quiet {
+        eprintln!(
+            "wrote {} ({} × {} float32, {}) and {} ({} int32 labels in 0..{}) in {:.1} s",
+            a.out.display(),
+            spec.rows,
+            spec.features,
+            softmax_regression::gpu::human_bytes(spec.x_bytes()),
+            a.labels.display(),
+            spec.rows,
+            spec.classes,
+            started.elapsed().as_secs_f64()
+        );
+    }
+    Ok(())
+}
+
+/// Parses a size such as `512MiB`, `4GB`, `1.5GiB` or `1000000` (bytes).
+fn parse_size(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (number, unit) = t.split_at(split);
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return Err("expected a size such as 512MiB, 4GB or a number of bytes".into()),
+    };
+    match number.parse::<f64>() {
+        Ok(v) if v.is_finite() && v > 0.0 && v * scale < u64::MAX as f64 => Ok((v * scale) as u64),
+        _ => Err("expected a size such as 512MiB, 4GB or a number of bytes".into()),
     }
 }
 

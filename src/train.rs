@@ -309,6 +309,21 @@ pub struct Fit {
     /// How training ended. On [`Status::Diverged`] the model holds the last parameters
     /// with a finite loss.
     pub status: Status,
+    /// How the GPU backend held the data, `None` on the CPU.
+    pub device: Option<DeviceUse>,
+}
+
+/// How the training data sat on the device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DeviceUse {
+    /// The row chunks.
+    pub chunk_plan: ChunkPlan,
+    /// X was streamed chunk by chunk (it did not fit the device or the memory budget)
+    /// rather than resident.
+    pub streamed: bool,
+    /// The most bytes the context's buffers held at once during the fit (see
+    /// [`crate::GpuContext::memory_peak`]; the fit starts a new measurement).
+    pub memory_peak: u64,
 }
 
 impl Fit {
@@ -393,6 +408,10 @@ trait Engine {
     fn restore(&mut self, w: &[f32], m1: &[f32], m2: &[f32]);
     /// Training accuracy at the current parameters.
     fn accuracy(&mut self) -> Result<f64>;
+    /// (chunks, streamed) on a GPU.
+    fn device(&self) -> Option<(ChunkPlan, bool)> {
+        None
+    }
 }
 
 struct CpuEngine<'d> {
@@ -542,6 +561,10 @@ impl Engine for GpuEngine<'_, '_> {
 
     fn accuracy(&mut self) -> Result<f64> {
         Ok(gpu_metrics(&self.problem, self.data.labels())?.accuracy)
+    }
+
+    fn device(&self) -> Option<(ChunkPlan, bool)> {
+        Some((self.problem.plan, self.problem.is_streamed()))
     }
 }
 
@@ -704,6 +727,13 @@ impl Trainer {
             ));
         }
         let resumed = self.resumed(train, init)?;
+        if let Backend::Gpu(ctx) = backend {
+            ctx.reset_memory_peak();
+        }
+        let peak = || match backend {
+            Backend::Gpu(ctx) => ctx.memory_peak(),
+            Backend::Cpu => 0,
+        };
         let mut validator = validation.map(|v| Evaluator::new(backend, v)).transpose()?;
         if s.optimizer == Optimizer::Lbfgs {
             return self.fit_lbfgs(backend, train, validator, w0, resumed, on_epoch);
@@ -833,6 +863,11 @@ impl Trainer {
                                 model: Model::new(theta, bias)?,
                                 history,
                                 status: Status::Interrupted,
+                                device: engine.device().map(|(chunk_plan, streamed)| DeviceUse {
+                                    chunk_plan,
+                                    streamed,
+                                    memory_peak: peak(),
+                                }),
                             });
                         }
                     }
@@ -904,6 +939,11 @@ impl Trainer {
             model: Model::new(theta, bias)?,
             history,
             status,
+            device: engine.device().map(|(chunk_plan, streamed)| DeviceUse {
+                chunk_plan,
+                streamed,
+                memory_peak: peak(),
+            }),
         })
     }
 
@@ -918,9 +958,14 @@ impl Trainer {
         mut on_epoch: impl FnMut(&EpochReport) -> ControlFlow<()>,
     ) -> Result<Fit> {
         let s = &self.settings;
+        let mut device = None;
         let mut oracle: Box<dyn Oracle + '_> = match backend {
             Backend::Cpu => Box::new(CpuOracle::new(train)?),
-            Backend::Gpu(ctx) => Box::new(GpuOracle::new(ctx, train, s.chunk_rows)?),
+            Backend::Gpu(ctx) => {
+                let oracle = GpuOracle::new(ctx, train, s.chunk_rows)?;
+                device = Some((oracle.chunk_plan(), oracle.is_streamed()));
+                Box::new(oracle)
+            }
         };
         let mut accuracy = if s.track_accuracy {
             Some(Evaluator::new(backend, train)?)
@@ -1024,6 +1069,14 @@ impl Trainer {
             model: Model::new(result.theta, result.bias)?,
             history,
             status,
+            device: device.map(|(chunk_plan, streamed)| DeviceUse {
+                chunk_plan,
+                streamed,
+                memory_peak: match backend {
+                    Backend::Gpu(ctx) => ctx.memory_peak(),
+                    Backend::Cpu => 0,
+                },
+            }),
         })
     }
 }

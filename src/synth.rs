@@ -1,0 +1,222 @@
+//! A learnable classification problem of any size, written to `.npy` files as it is
+//! generated (a few blocks of rows in memory at a time), for tests, benchmarks and trying
+//! the out-of-core path without real data.
+//!
+//! Class k has a mean μ_k with entries drawn from N(0, s²/n), where s is the separation,
+//! so that two class means are about s·√2 apart whatever n is; each row picks its class
+//! uniformly and is μ_y plus N(0, I) noise. Rows are generated in blocks of
+//! [`BLOCK_ROWS`], each from its own seed derived from the run's seed and the block index,
+//! so the files are the same for a seed however many threads generate them.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+use crate::rng::SplitMix64;
+
+/// Rows per independently seeded block.
+pub const BLOCK_ROWS: usize = 4096;
+
+/// What to generate.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SynthSpec {
+    /// m.
+    pub rows: usize,
+    /// n.
+    pub features: usize,
+    /// K.
+    pub classes: usize,
+    /// Seed of the class means and of every row.
+    pub seed: u64,
+    /// Distance scale between class means, in units of the noise's standard deviation
+    /// (about s·√2 between two means). Default 3.
+    pub separation: f64,
+}
+
+impl SynthSpec {
+    /// Checks every field; the error names the flag-style setting.
+    pub fn validate(&self) -> Result<()> {
+        if self.rows == 0 {
+            return Err(Error::setting("rows", 0, "must be at least 1"));
+        }
+        if self.features == 0 {
+            return Err(Error::setting("features", 0, "must be at least 1"));
+        }
+        if self.classes < 2 {
+            return Err(Error::setting(
+                "classes",
+                self.classes,
+                "must be at least 2",
+            ));
+        }
+        if self.classes > i32::MAX as usize {
+            return Err(Error::setting("classes", self.classes, "must fit in int32"));
+        }
+        if !(self.separation.is_finite() && self.separation >= 0.0) {
+            return Err(Error::setting(
+                "separation",
+                self.separation,
+                "must be a finite number ≥ 0",
+            ));
+        }
+        let bytes = (self.rows as u128) * (self.features as u128) * 4;
+        if bytes > u64::MAX as u128 / 2 {
+            return Err(Error::setting(
+                "rows",
+                self.rows,
+                "rows × features is too large for one file",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Bytes of the features file's data.
+    pub fn x_bytes(&self) -> u64 {
+        (self.rows as u64) * (self.features as u64) * 4
+    }
+}
+
+fn npy_header(descr: &str, shape: &str) -> Vec<u8> {
+    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes
+}
+
+/// The temporary name `path` is written under before it is renamed into place.
+fn temporary(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
+}
+
+fn io_error(path: &Path, what: &str, e: std::io::Error) -> Error {
+    Error::Io {
+        path: path.display().to_string(),
+        message: format!("{what}: {e}"),
+    }
+}
+
+/// One block: (features, labels) of rows `block·BLOCK_ROWS ..`.
+fn block(spec: &SynthSpec, means: &[f32], index: usize) -> (Vec<u8>, Vec<u8>) {
+    let n = spec.features;
+    let rows = BLOCK_ROWS.min(spec.rows - index * BLOCK_ROWS);
+    let mut rng =
+        SplitMix64::new(spec.seed ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut x = Vec::with_capacity(rows * n * 4);
+    let mut y = Vec::with_capacity(rows * 4);
+    for _ in 0..rows {
+        let class = rng.below(spec.classes);
+        y.extend((class as i32).to_le_bytes());
+        let mean = &means[class * n..(class + 1) * n];
+        let mut j = 0;
+        while j < n {
+            // Box–Muller: two normals per pair of uniforms.
+            let u1 = 1.0 - rng.next_f64();
+            let u2 = rng.next_f64();
+            let r = (-2.0 * u1.ln()).sqrt();
+            let (s, c) = (std::f64::consts::TAU * u2).sin_cos();
+            for z in [r * c, r * s] {
+                if j < n {
+                    x.extend((mean[j] + z as f32).to_le_bytes());
+                    j += 1;
+                }
+            }
+        }
+    }
+    (x, y)
+}
+
+/// Writes features `x_path` (float32, (m, n)) and labels `y_path` (int32, (m,)); each file
+/// appears under its name only when complete. `progress` gets the rows written so far.
+pub fn write_problem(
+    spec: &SynthSpec,
+    x_path: &Path,
+    y_path: &Path,
+    mut progress: impl FnMut(usize),
+) -> Result<()> {
+    spec.validate()?;
+    let (tx, ty) = (temporary(x_path), temporary(y_path));
+    let result = (|| {
+        let open = |path: &Path, tmp: &Path| -> Result<BufWriter<File>> {
+            File::create(tmp)
+                .map(|f| BufWriter::with_capacity(1 << 20, f))
+                .map_err(|e| io_error(path, "cannot create a temporary file beside it", e))
+        };
+        let (mut fx, mut fy) = (open(x_path, &tx)?, open(y_path, &ty)?);
+        let write = |w: &mut BufWriter<File>, path: &Path, bytes: &[u8]| {
+            w.write_all(bytes)
+                .map_err(|e| io_error(path, "cannot write", e))
+        };
+        write(
+            &mut fx,
+            x_path,
+            &npy_header("<f4", &format!("({}, {})", spec.rows, spec.features)),
+        )?;
+        write(
+            &mut fy,
+            y_path,
+            &npy_header("<i4", &format!("({},)", spec.rows)),
+        )?;
+        let n = spec.features;
+        let mut rng = SplitMix64::new(spec.seed);
+        let scale = spec.separation / (n as f64).sqrt();
+        let means: Vec<f32> = (0..spec.classes * n)
+            .map(|_| (rng.normal() * scale) as f32)
+            .collect();
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |t| t.get())
+            .min(8);
+        let blocks = spec.rows.div_ceil(BLOCK_ROWS);
+        let mut next = 0;
+        while next < blocks {
+            let group: Vec<usize> = (next..blocks.min(next + threads)).collect();
+            let made: Vec<Option<(Vec<u8>, Vec<u8>)>> = std::thread::scope(|scope| {
+                let handles: Vec<_> = group
+                    .iter()
+                    .map(|&b| {
+                        let means = &means;
+                        scope.spawn(move || block(spec, means, b))
+                    })
+                    .collect();
+                handles.into_iter().map(|h| h.join().ok()).collect()
+            });
+            let Some(made) = made.into_iter().collect::<Option<Vec<_>>>() else {
+                return Err(Error::Io {
+                    path: x_path.display().to_string(),
+                    message: "a generator thread failed".into(),
+                });
+            };
+            for (x, y) in &made {
+                write(&mut fx, x_path, x)?;
+                write(&mut fy, y_path, y)?;
+            }
+            next += group.len();
+            progress((next * BLOCK_ROWS).min(spec.rows));
+        }
+        for (w, path) in [(fx, x_path), (fy, y_path)] {
+            let file = w
+                .into_inner()
+                .map_err(|e| io_error(path, "cannot write", e.into_error()))?;
+            file.sync_all()
+                .map_err(|e| io_error(path, "cannot flush to disk", e))?;
+        }
+        std::fs::rename(&tx, x_path)
+            .map_err(|e| io_error(x_path, "cannot move the finished file into place", e))?;
+        std::fs::rename(&ty, y_path)
+            .map_err(|e| io_error(y_path, "cannot move the finished file into place", e))
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_file(&tx);
+        let _ = std::fs::remove_file(&ty);
+    }
+    result
+}

@@ -229,6 +229,12 @@ bad_input! {
     resume_missing_checkpoint: "train --resume {d}/absent.ckpt" => "absent.ckpt";
     step_factor_above_one: "train --schedule step --step-factor 2" => "--step-factor 2";
     negative_class_weight: "train --data {d}/good.csv --class-weight=-1,1" => "--class-weight";
+    max_gpu_memory_unparsable: "train --max-gpu-memory 12XB" => "--max-gpu-memory";
+    // --quiet: the "training on …" line comes before the device plan is made.
+    max_gpu_memory_below_the_model: "train --data {d}/features.npy --labels {d}/labels.npy --max-gpu-memory 100 --quiet" => "--max-gpu-memory";
+    streamed_npy_labels_length: "train --data {d}/features.npy --labels {d}/three_labels.txt" => "three_labels.txt has 3 labels";
+    synth_one_class: "synth --rows 10 --features 2 --classes 1 --labels {d}/synth_y.npy" => "--classes 1";
+    synth_zero_rows: "synth --rows 0 --features 2 --classes 3 --labels {d}/synth_y.npy" => "--rows 0";
 }
 
 /// Every fixture the binary refuses is refused by the library too, as a typed error that

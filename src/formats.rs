@@ -1152,6 +1152,22 @@ fn npy_labels(path: &Path, bytes: &[u8]) -> Result<RawLabels, FormatError> {
         }
     }
     npy_data_check(path, &npy, dtype)?;
+    let labels = npy_label_values(path, &npy, dtype)?;
+    if let RawLabels::Strings(names) = &labels
+        && let Some(i) = names.iter().position(String::is_empty)
+    {
+        return Err(fail(
+            path,
+            format_args!(
+                "label of sample {} is empty; every sample needs a label",
+                i + 1
+            ),
+        ));
+    }
+    Ok(labels)
+}
+
+fn npy_label_values(path: &Path, npy: &Npy<'_>, dtype: NpyType) -> Result<RawLabels, FormatError> {
     match dtype {
         NpyType::Num(num, big_endian) => Ok(RawLabels::Ints(decode_int_labels(
             path, npy.data, num, big_endian,

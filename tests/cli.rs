@@ -672,37 +672,79 @@ fn synth_then_train_streams_the_mapped_file_under_a_memory_budget() {
         dir.join("m.safetensors"),
     );
     let o = run(&[
-        "synth", "--rows", "6000", "--features", "64", "--classes", "5", "--seed", "3",
-        "--out", s(&x), "--labels", s(&y),
+        "synth",
+        "--rows",
+        "6000",
+        "--features",
+        "64",
+        "--classes",
+        "5",
+        "--seed",
+        "3",
+        "--out",
+        s(&x),
+        "--labels",
+        s(&y),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(std::fs::metadata(&x).unwrap().len(), 128 + 6000 * 64 * 4);
     // The same seed writes the same files.
     let again = dir.join("x2.npy");
     let o = run(&[
-        "synth", "--rows", "6000", "--features", "64", "--classes", "5", "--seed", "3",
-        "--out", s(&again), "--labels", s(&dir.join("y2.npy")), "--quiet",
+        "synth",
+        "--rows",
+        "6000",
+        "--features",
+        "64",
+        "--classes",
+        "5",
+        "--seed",
+        "3",
+        "--out",
+        s(&again),
+        "--labels",
+        s(&dir.join("y2.npy")),
+        "--quiet",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(std::fs::read(&x).unwrap(), std::fs::read(&again).unwrap());
 
     // 1.5 MB of X under a 1 MiB budget: streamed, and the peak stays within the budget.
     let o = run(&[
-        "train", "--data", s(&x), "--labels", s(&y), "--optimizer", "lbfgs", "--epochs", "50",
-        "--max-gpu-memory", "1MiB", "--out", s(&model), "--json",
+        "train",
+        "--data",
+        s(&x),
+        "--labels",
+        s(&y),
+        "--optimizer",
+        "lbfgs",
+        "--epochs",
+        "50",
+        "--max-gpu-memory",
+        "1MiB",
+        "--out",
+        s(&model),
+        "--json",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    let summary: serde_json::Value = serde_json::from_str(
-        stdout(&o).lines().last().expect("a summary line"),
-    )
-    .unwrap();
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout(&o).lines().last().expect("a summary line")).unwrap();
     assert_eq!(summary["streamed"], true, "{summary}");
     assert!(summary["chunks"].as_u64().unwrap() >= 2, "{summary}");
     assert!(
         summary["device_memory_peak"].as_u64().unwrap() <= 1 << 20,
         "{summary}"
     );
-    let o = run(&["evaluate", "--model", s(&model), "--data", s(&x), "--labels", s(&y), "--json"]);
+    let o = run(&[
+        "evaluate",
+        "--model",
+        s(&model),
+        "--data",
+        s(&x),
+        "--labels",
+        s(&y),
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let report: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert!(

@@ -1,5 +1,5 @@
-//! The model file: safetensors with `weight` f32 [K, n] (row k is θ⁽ᵏ⁾, the layout of
-//! PyTorch's `nn.Linear`), `bias` f32 [K], and `__metadata__` holding `format`
+//! The model file: safetensors with `weight` f32 `[K, n]` (row k is θ⁽ᵏ⁾, the layout of
+//! PyTorch's `nn.Linear`), `bias` f32 `[K]`, and `__metadata__` holding `format`
 //! (`softmax-regression/1`), `n_features`, `n_classes`, the class labels as JSON when
 //! they were not 0…K−1, and whatever the caller adds (the binary adds its settings).
 //! Files are written atomically: a temporary file in the same directory, fsync, rename.

@@ -51,7 +51,13 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         f.sync_all()
             .map_err(|e| io_error(path, "cannot flush to disk", e))?;
         std::fs::rename(&tmp, path)
-            .map_err(|e| io_error(path, "cannot move the finished file into place", e))
+            .map_err(|e| io_error(path, "cannot move the finished file into place", e))?;
+        // Make the rename itself durable; a directory that cannot be opened or synced
+        // (some network file systems) still has the complete file under its name.
+        if let Ok(d) = std::fs::File::open(&dir) {
+            let _ = d.sync_all();
+        }
+        Ok(())
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);

@@ -183,7 +183,14 @@ pub(crate) struct DeviceProblem<'c> {
     m1: DeviceBuffer,
     m2: DeviceBuffer,
     has_weights: bool,
+    /// Memory outside the crate's own buffers: each kernel binding's uniform buffer, and
+    /// wgpu's staging for parameter and state uploads.
+    _overhead: Reservation,
 }
+
+/// Bytes counted per kernel binding for its uniform buffer (allocation granularity
+/// included).
+const UNIFORM_BYTES: u64 = 256;
 
 impl<'c> DeviceProblem<'c> {
     /// Uploads X (m, n) and, when given, the labels and sample weights, as row chunks, and
@@ -419,6 +426,14 @@ impl<'c> DeviceProblem<'c> {
                 .bind(device, &sums, &w, &g, &m1, &m2, update_dims)
         })?;
 
+        // Five bindings per chunk, the full-batch update, and for mini-batches one gather
+        // per chunk plus five more; uploads of w, m1 and m2 each stage `len` values.
+        let bindings =
+            5 * plan.chunks as u64 + 1 + batch_capacity.map_or(0, |_| plan.chunks as u64 + 5);
+        let overhead = ctx.reservation(
+            "uniform buffers and upload staging",
+            bindings * UNIFORM_BYTES + 3 * 4 * len as u64,
+        )?;
         let mut problem = DeviceProblem {
             ctx,
             m,
@@ -440,6 +455,7 @@ impl<'c> DeviceProblem<'c> {
             m1,
             m2,
             has_weights: weights.is_some(),
+            _overhead: overhead,
         };
         if let (Some(capacity), Some(_)) = (batch_capacity, labels) {
             problem.batch = Some(problem.bind_batch(capacity, update_dims)?);

@@ -138,13 +138,15 @@ fn main() {
             })
             .collect();
         // Per kernel, one submission each with a wait after it.
-        let profiles: Vec<Vec<(&str, f64)>> = (0..3)
+        let runs: Vec<(Vec<(&str, f64)>, bool)> = (0..3)
             .map(|_| {
                 oracle
                     .profile(theta.view(), bias.view(), 1e-4)
                     .expect("profile")
             })
             .collect();
+        let stamped = runs[0].1;
+        let profiles: Vec<Vec<(&str, f64)>> = runs.into_iter().map(|r| r.0).collect();
         let kernels: Vec<String> = profiles[0]
             .iter()
             .enumerate()
@@ -156,8 +158,13 @@ fn main() {
             })
             .collect();
         println!(
-            "{}: per kernel (medians of 3, one submission each): {}",
+            "{}: per kernel (medians of 3, one submission each, {}): {}",
             s.name,
+            if stamped {
+                "GPU timestamps"
+            } else {
+                "wall clock: the adapter has no timestamp queries"
+            },
             kernels.join(", ")
         );
         table.push((s, upload, median(times)));

@@ -184,15 +184,16 @@ impl<'c> GpuOracle<'c> {
         Ok(GpuOracle { problem })
     }
 
-    /// Wall time of each kernel of one full-batch pass at (Θ, b), run one submission per
-    /// kernel with a wait after each (so the sum exceeds one fused submission's time).
-    /// For benchmarks and profiling.
+    /// Seconds each kernel of one full-batch pass at (Θ, b) takes, run one submission per
+    /// kernel with a wait after each: from GPU timestamps where the adapter has them (the
+    /// returned flag), else the wall time of each submission and its wait (so the sum
+    /// exceeds one fused submission's time). For benchmarks and profiling.
     pub fn profile(
         &mut self,
         theta: ArrayView2<'_, f32>,
         bias: ArrayView1<'_, f32>,
         l2: f64,
-    ) -> Result<Vec<(&'static str, f64)>> {
+    ) -> Result<(Vec<(&'static str, f64)>, bool)> {
         let (_, n, k) = self.shape();
         check_params(theta, bias, n, k)?;
         self.problem.set_params(&flatten(theta, bias));

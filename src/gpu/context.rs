@@ -336,7 +336,8 @@ impl GpuContext {
         let summary = summaries[index].clone();
         let desc = wgpu::DeviceDescriptor {
             label: Some("softmax-regression"),
-            required_features: wgpu::Features::empty(),
+            // Timestamps, where the adapter has them, time kernels in benchmarks.
+            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
             required_limits: summary.limits.clone(),
             ..Default::default()
         };
@@ -588,6 +589,24 @@ impl GpuContext {
     #[doc(hidden)]
     pub fn destroy_device(&self) {
         self.device.destroy();
+    }
+
+    /// Whether kernel times can come from GPU timestamps (the adapter has
+    /// `TIMESTAMP_QUERY`).
+    pub fn has_timestamps(&self) -> bool {
+        self.device
+            .features()
+            .contains(wgpu::Features::TIMESTAMP_QUERY)
+    }
+
+    /// A buffer that query results resolve into and are copied out of.
+    pub(crate) fn query_buffer(&self, bytes: u64) -> Result<DeviceBuffer> {
+        self.tracked(
+            "timestamp results",
+            bytes,
+            wgpu::BufferUsages::QUERY_RESOLVE | wgpu::BufferUsages::COPY_SRC,
+            false,
+        )
     }
 
     /// Caps the device memory this context's buffers may hold at once (`None`: no cap).

@@ -835,26 +835,67 @@ impl<'c> DeviceProblem<'c> {
     }
 
     /// Runs the full-batch gradient pass one kernel at a time, waiting after each, and
-    /// returns the wall time spent in each kernel (summed over chunks), in pass order.
-    pub(crate) fn profile_full(&self) -> Result<Vec<(&'static str, f64)>> {
+    /// returns the seconds spent in each kernel (summed over chunks), in pass order, and
+    /// whether they come from GPU timestamps (else from the wall clock around each
+    /// submission and its wait).
+    pub(crate) fn profile_full(&self) -> Result<(Vec<(&'static str, f64)>, bool)> {
         let kernels = &self.ctx.kernels;
         let mut times: Vec<(&'static str, f64)> =
             ["logits", "softmax", "gradient", "reduce", "finalize"]
                 .iter()
                 .map(|&k| (k, 0.0))
                 .collect();
+        let stamps = match self.ctx.has_timestamps() {
+            true => Some((
+                self.ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
+                    label: Some("kernel timestamps"),
+                    ty: wgpu::QueryType::Timestamp,
+                    count: 2,
+                }),
+                self.ctx.query_buffer(16)?,
+                self.ctx.storage_buffer("timestamp copy", 16)?,
+            )),
+            false => None,
+        };
+        let period = f64::from(self.ctx.queue.get_timestamp_period()) * 1e-9;
         let mut timed = |slot: usize, record: &dyn Fn(&mut wgpu::ComputePass<'_>)| -> Result<()> {
             let mut encoder = self.encoder(times[slot].0);
             {
                 let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some(times[slot].0),
-                    timestamp_writes: None,
+                    timestamp_writes: stamps.as_ref().map(|(set, _, _)| {
+                        wgpu::ComputePassTimestampWrites {
+                            query_set: set,
+                            beginning_of_pass_write_index: Some(0),
+                            end_of_pass_write_index: Some(1),
+                        }
+                    }),
                 });
                 record(&mut pass);
             }
+            if let Some((set, resolved, copy)) = &stamps {
+                encoder.resolve_query_set(set, 0..2, resolved, 0);
+                encoder.copy_buffer_to_buffer(resolved, 0, copy, 0, 16);
+            }
             let started = std::time::Instant::now();
             self.ctx.submit_and_wait(encoder.finish(), times[slot].0)?;
-            times[slot].1 += started.elapsed().as_secs_f64();
+            let wall = started.elapsed().as_secs_f64();
+            times[slot].1 += match &stamps {
+                Some((_, _, copy)) => {
+                    // Two u64 ticks, read as four 32-bit words.
+                    let words: Vec<u32> = self
+                        .ctx
+                        .read_f32(&[(copy, 0, 4)], "reading timestamps")?
+                        .concat()
+                        .iter()
+                        .map(|w| w.to_bits())
+                        .collect();
+                    let tick =
+                        |i: usize| u64::from(words[2 * i]) | (u64::from(words[2 * i + 1]) << 32);
+                    tick(1).saturating_sub(tick(0)) as f64 * period
+                }
+                None => wall,
+            };
             Ok(())
         };
         for (c, chunk) in self.chunks.iter().enumerate() {
@@ -878,7 +919,7 @@ impl<'c> DeviceProblem<'c> {
                 .update
                 .encode(p, &self.update_full, UpdateEntry::Finalize)
         })?;
-        Ok(times)
+        Ok((times, stamps.is_some()))
     }
 
     /// Reads back (Σ_i −log P[i, y], g, w) after a full-batch gradient pass.

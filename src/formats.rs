@@ -1477,6 +1477,9 @@ fn idx_labels(path: &Path, bytes: &[u8]) -> Result<RawLabels, FormatError> {
 // ---------------------------------------------------------------------------------------
 // LIBSVM
 
+/// Dense values above which a LIBSVM file must store at least 1/256 of them.
+const MAX_SPARSE_EXPANSION: usize = 1 << 26;
+
 fn load_libsvm(
     path: &Path,
     bytes: &[u8],
@@ -1605,6 +1608,18 @@ fn load_libsvm(
         )
     };
     let total = m.checked_mul(n).ok_or_else(too_large)?;
+    // Training is dense: a file whose largest index makes the dense matrix huge while it
+    // stores few values is almost surely a typo in an index, not data to expand.
+    if options.n_features.is_none() && total > MAX_SPARSE_EXPANSION.max(256 * cols.len()) {
+        return Err(fail(
+            path,
+            format_args!(
+                "the largest feature index, {width}, makes the dense matrix {m} × {n} ({}) although the file stores only {} values; check that index (training needs dense data)",
+                crate::gpu::human_bytes(total as u64 * 4),
+                cols.len()
+            ),
+        ));
+    }
     let mut dense: Vec<f32> = Vec::new();
     dense.try_reserve_exact(total).map_err(|_| too_large())?;
     dense.resize(total, 0.0);

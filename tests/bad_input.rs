@@ -41,6 +41,7 @@ fn fixtures() -> &'static Path {
         text("labels_only.csv", "0\n1\n");
         text("bad_index.libsvm", "1 1:0.5\n0 x:1\n");
         text("index_0.libsvm", "1 1:0.5\n0 0:1\n");
+        text("huge_index.libsvm", "1 1:0.5\n0 888888831:1\n");
         text("good.csv", "1,2,0\n3,4,1\n0,1,1\n");
         let four = |v: f32| -> Vec<u8> { v.to_le_bytes().repeat(4) };
         let d = |name: &str| dir.join(name);
@@ -208,6 +209,7 @@ bad_input! {
     idx_sizes_disagree: "train --data {d}/sizes.idx --labels {d}/labels.npy" => "sizes.idx: has 9 bytes";
     libsvm_bad_index: "train --data {d}/bad_index.libsvm" => "bad_index.libsvm: line 2";
     libsvm_index_zero: "train --data {d}/index_0.libsvm" => "index_0.libsvm";
+    libsvm_huge_index: "train --data {d}/huge_index.libsvm" => "huge_index.libsvm: the largest feature index, 888888831";
     model_truncated: "predict --model {d}/truncated.safetensors --data {d}/features.npy" => "truncated.safetensors";
     model_not_safetensors: "predict --model {d}/not_a_model.safetensors --data {d}/features.npy" => "not_a_model.safetensors: not a safetensors";
     model_wrong_shapes: "predict --model {d}/wrong_shape.safetensors --data {d}/features.npy" => "tensor `bias` has shape [2]";

@@ -948,7 +948,8 @@ fn parse_npy<'a>(path: &Path, bytes: &'a [u8]) -> Result<Npy<'a>, FormatError> {
             .map(|(_, v)| v)
     };
     let (descr, dtype) = match get("descr") {
-        Some(Py::Str(descr)) => (descr.clone(), parse_descr(descr)),
+        // Kept for messages, so control characters are escaped and the length capped.
+        Some(Py::Str(descr)) => (descr.escape_debug().take(64).collect(), parse_descr(descr)),
         Some(Py::List(_)) => {
             return Err(fail(
                 path,

@@ -46,15 +46,27 @@ pub struct Checkpoint {
     pub m1: Vec<f32>,
     /// Adam's second moment; zeros otherwise.
     pub m2: Vec<f32>,
+    /// The parameters at the end of the last whole epoch whose loss was finite (what a
+    /// diverging run falls back to); equal to `w` unless the checkpoint is mid-epoch.
+    pub finite_w: Vec<f32>,
     /// Early stopping: (best validation log-loss, its epoch, its parameters).
     pub best: Option<(f64, usize, Vec<f32>)>,
     /// The L-BFGS state, for L-BFGS runs.
     pub lbfgs: Option<LbfgsState>,
 }
 
-/// The settings that determine the sequence of iterates, as one line; `epochs`, `tol`,
-/// `patience` and reporting may change between a run and its resumption.
+/// The settings that determine the sequence of iterates, as one line; `epochs` (unless
+/// the cosine schedule, whose rates depend on it, is used), `tol`, `patience` and reporting
+/// may change between a run and its resumption.
 pub fn trajectory_settings(s: &Settings) -> String {
+    let epochs = match s.schedule {
+        crate::train::Schedule::Cosine => format!(" epochs={}", s.epochs),
+        _ => String::new(),
+    };
+    format!("{}{epochs}", trajectory_core(s))
+}
+
+fn trajectory_core(s: &Settings) -> String {
     format!(
         "optimizer={} learning_rate={:?} l2={:?} batch_size={:?} seed={} momentum={:?} beta1={:?} beta2={:?} epsilon={:?} history={} schedule={:?}",
         s.optimizer,
@@ -140,6 +152,11 @@ impl Checkpoint {
             ("w".into(), vec![self.w.len()], bytes_of(&self.w)),
             ("m1".into(), vec![self.m1.len()], bytes_of(&self.m1)),
             ("m2".into(), vec![self.m2.len()], bytes_of(&self.m2)),
+            (
+                "finite_w".into(),
+                vec![self.finite_w.len()],
+                bytes_of(&self.finite_w),
+            ),
         ];
         let mut f64s: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
         if let Some((loss, epoch, w)) = &self.best {
@@ -273,6 +290,7 @@ impl Checkpoint {
             w,
             m1,
             m2,
+            finite_w: f32s("finite_w")?,
             best,
             lbfgs,
         })
@@ -323,10 +341,25 @@ impl Checkpoint {
             };
             return Err(bad(path, message));
         }
-        if self.w.len() != data.n_features() * data.n_classes() + data.n_classes() {
+        let len = data.n_features() * data.n_classes() + data.n_classes();
+        let lengths_ok = [&self.w, &self.m1, &self.m2, &self.finite_w]
+            .into_iter()
+            .chain(self.best.as_ref().map(|b| &b.2))
+            .all(|v| v.len() == len);
+        if !lengths_ok {
             return Err(bad(
                 path,
                 "holds parameters of the wrong length for this data",
+            ));
+        }
+        if self
+            .best
+            .as_ref()
+            .is_some_and(|b| b.1 > self.epochs_done || !b.0.is_finite())
+        {
+            return Err(bad(
+                path,
+                "is damaged (its best epoch is not one it has run)",
             ));
         }
         Ok(())

@@ -80,14 +80,14 @@ impl Dataset {
         n_classes: usize,
     ) -> Result<Self> {
         let (m, n) = (source.n_rows(), source.n_features());
-        Self::validate(Array2::<f32>::zeros((0, n)).view(), &[], n_classes).or_else(
-            |e| match e {
-                Error::NoRows => Ok(()),
-                other => Err(other),
-            },
-        )?;
         if m == 0 {
             return Err(Error::NoRows);
+        }
+        if n == 0 {
+            return Err(Error::NoFeatures);
+        }
+        if n_classes < 2 {
+            return Err(Error::TooFewClasses { n_classes });
         }
         if labels.len() != m {
             return Err(Error::LengthMismatch {
@@ -213,7 +213,7 @@ impl Dataset {
         mut f: impl FnMut(usize, &[f32]) -> Result<()>,
     ) -> Result<()> {
         let (m, n) = (self.n_rows(), self.n_features());
-        let block = max_rows.max(1);
+        let block = max_rows.clamp(1, m.max(1));
         if let Features::Memory(mem) = &self.x {
             let flat = mem.array().as_slice().unwrap_or(&[]);
             return flat

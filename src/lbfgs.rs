@@ -395,7 +395,7 @@ pub fn minimize_from(
                 f: state.f,
                 g: state.g,
             };
-            (x, state.iteration + 1, pairs)
+            (x, state.iteration.saturating_add(1), pairs)
         }
     };
     let finish = |x: &Point, status: Status, iterations: usize, calls: usize| {

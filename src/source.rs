@@ -174,11 +174,16 @@ impl ChunkSource for NpySource {
             big_endian,
         } = self.layout;
         let size = if wide { 8 } else { 4 };
-        let from = offset + start * n * size;
-        let len = out.len() * size;
-        let Some(bytes) = self.map.get(from..from + len) else {
+        let range = start
+            .checked_mul(n * size)
+            .and_then(|skip| skip.checked_add(offset))
+            .and_then(|from| Some((from, from.checked_add(out.len().checked_mul(size)?)?)));
+        let Some((from, bytes)) =
+            range.and_then(|(from, to)| Some((from, self.map.get(from..to)?)))
+        else {
             return Err(rows_out_of_range(start, out.len(), n, m));
         };
+        let len = bytes.len();
         match (wide, big_endian) {
             (false, false) => out
                 .iter_mut()

@@ -802,8 +802,8 @@ impl Trainer {
             engine.restore(&cp.w, &cp.m1, &cp.m2);
             rng = SplitMix64::from_state(cp.rng_state);
             t = cp.steps;
-            (first_epoch, skip) = (cp.epochs_done + 1, cp.batches_done);
-            w.clone_from(&cp.w);
+            (first_epoch, skip) = (cp.epochs_done.saturating_add(1), cp.batches_done);
+            w.clone_from(&cp.finite_w);
             best.clone_from(&cp.best);
         }
         let fingerprint = self.fingerprint(train)?;
@@ -813,6 +813,7 @@ impl Trainer {
              rng_state: u64,
              steps: u64,
              (w, m1, m2): (Vec<f32>, Vec<f32>, Vec<f32>),
+             finite_w: &[f32],
              best: &Option<(f64, usize, Vec<f32>)>| Checkpoint {
                 settings: trajectory_settings(s),
                 data: fingerprint.clone(),
@@ -824,6 +825,7 @@ impl Trainer {
                 w,
                 m1,
                 m2,
+                finite_w: finite_w.to_vec(),
                 best: best.clone(),
                 lbfgs: None,
             };
@@ -833,7 +835,7 @@ impl Trainer {
             match s.batch_size {
                 None => {
                     if skip == 0 {
-                        t += 1;
+                        t = t.saturating_add(1);
                         engine.step_full(s.step(t), lr)?;
                     }
                 }
@@ -842,7 +844,7 @@ impl Trainer {
                     let batches = epoch_batches(&mut rng, plan, m, b.min(plan.chunk_rows));
                     let total = batches.len();
                     for (i, (chunk, rows)) in batches.into_iter().enumerate().skip(skip) {
-                        t += 1;
+                        t = t.saturating_add(1);
                         engine.step_batch(chunk, &rows, s.step(t), lr)?;
                         if i + 1 < total && self.interrupted() {
                             // Stop between two mini-batches of this epoch.
@@ -855,6 +857,7 @@ impl Trainer {
                                     rng_at_start,
                                     t,
                                     state,
+                                    &w,
                                     &best,
                                 ))?;
                             }
@@ -916,7 +919,10 @@ impl Trainer {
             {
                 if best.as_ref().is_none_or(|b| v.log_loss < b.0) {
                     best = Some((v.log_loss, epoch, w.clone()));
-                } else if best.as_ref().is_some_and(|b| epoch - b.1 >= patience) {
+                } else if best
+                    .as_ref()
+                    .is_some_and(|b| epoch.saturating_sub(b.1) >= patience)
+                {
                     status = Status::EarlyStopped;
                     break;
                 }
@@ -924,7 +930,7 @@ impl Trainer {
             let interrupted = self.interrupted();
             if self.checkpoint_due(epoch, interrupted) && epoch < s.epochs {
                 let state = engine.state()?;
-                self.save_checkpoint(checkpoint(epoch, 0, rng.state(), t, state, &best))?;
+                self.save_checkpoint(checkpoint(epoch, 0, rng.state(), t, state, &w, &best))?;
             }
             if interrupted && epoch < s.epochs {
                 status = Status::Interrupted;
@@ -995,6 +1001,23 @@ impl Trainer {
             }
             None => Start::At(w0.iter().map(|&v| f64::from(v)).collect()),
         };
+        // The chunk plan decides the order of the gradient's sums, so a resumed run must
+        // have the same one (0 on the CPU, which has no chunks).
+        let chunk_rows = device.map_or(0, |(plan, _)| plan.chunk_rows);
+        if let Some(cp) = resumed
+            && cp.chunk_rows != chunk_rows
+        {
+            return Err(Error::Checkpoint {
+                path: self
+                    .resume
+                    .as_ref()
+                    .map_or(String::new(), |r| r.0.display().to_string()),
+                message: format!(
+                    "was written with device chunks of {} rows, this run has {chunk_rows}; resume on the same adapter with the same settings",
+                    cp.chunk_rows
+                ),
+            });
+        }
         let fingerprint = self.fingerprint(train)?;
         let save = |state: &LbfgsState| {
             let w: Vec<f32> = state.w.iter().map(|&v| v as f32).collect();
@@ -1002,11 +1025,12 @@ impl Trainer {
             self.save_checkpoint(Checkpoint {
                 settings: trajectory_settings(s),
                 data: fingerprint.clone(),
-                chunk_rows: s.chunk_rows.unwrap_or(0),
+                chunk_rows,
                 epochs_done: state.iteration,
                 batches_done: 0,
                 steps: state.iteration as u64,
                 rng_state: s.seed,
+                finite_w: w.clone(),
                 w,
                 m1: zeros.clone(),
                 m2: zeros,
@@ -1038,8 +1062,9 @@ impl Trainer {
                         };
                         let flow = on_epoch(&report);
                         history.push(report);
-                        interrupted = self.interrupted();
                         let last = it.iteration >= settings.max_iter || it.grad_max_norm <= s.tol;
+                        // An interrupt on the last iteration changes nothing: the run is over.
+                        interrupted = self.interrupted() && !last;
                         if self.checkpoint_due(it.iteration, interrupted)
                             && !last
                             && let Err(e) = save(state)

@@ -245,11 +245,69 @@ fn a_checkpoint_refuses_other_data_and_other_settings() {
     )
     .unwrap();
     assert_eq!(longer.history.first().map(|r| r.epoch), Some(5));
+    // The cosine schedule's rates depend on the epoch count, so that may not change.
+    let cosine = Settings {
+        schedule: softmax_regression::Schedule::Cosine,
+        ..s.clone()
+    };
+    let cosine_path = dir.join("cosine.ckpt");
+    Trainer::new(cosine.clone())
+        .unwrap()
+        .with_checkpoints(&cosine_path, 2)
+        .unwrap()
+        .fit(Backend::Cpu, &data, None, None, |_| {
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    match Trainer::new(Settings {
+        epochs: 9,
+        ..cosine
+    })
+    .unwrap()
+    .resume_from(&cosine_path)
+    .unwrap()
+    .fit(Backend::Cpu, &data, None, None, |_| {
+        ControlFlow::Continue(())
+    }) {
+        Err(Error::Checkpoint { message, .. }) => assert!(message.contains("epochs"), "{message}"),
+        other => panic!("resumed a cosine schedule with other epochs: {other:?}"),
+    }
     // Not a checkpoint at all.
     let model = dir.join("not-a-checkpoint");
     std::fs::write(&model, b"hello").unwrap();
     match Trainer::new(s).unwrap().resume_from(&model) {
         Err(Error::Checkpoint { .. }) => {}
         other => panic!("read a non-checkpoint: {other:?}"),
+    }
+}
+
+#[test]
+fn an_lbfgs_checkpoint_refuses_other_device_chunks() {
+    let data = clusters(400, 9, 3, 0.6, 5);
+    let dir = tempdir("lbfgs-chunks");
+    let path = dir.join("lbfgs.ckpt");
+    let s = settings(Optimizer::Lbfgs);
+    Trainer::new(s.clone())
+        .unwrap()
+        .with_checkpoints(&path, 2)
+        .unwrap()
+        .fit(Backend::Gpu(gpu()), &data, None, None, |_| {
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    match Trainer::new(Settings {
+        chunk_rows: Some(100),
+        ..s
+    })
+    .unwrap()
+    .resume_from(&path)
+    .unwrap()
+    .fit(Backend::Gpu(gpu()), &data, None, None, |_| {
+        ControlFlow::Continue(())
+    }) {
+        Err(Error::Checkpoint { message, .. }) => {
+            assert!(message.contains("chunks of 160 rows"), "{message}")
+        }
+        other => panic!("resumed L-BFGS with other chunks: {other:?}"),
     }
 }

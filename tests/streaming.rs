@@ -245,6 +245,26 @@ fn mapped_float64_and_float32_files_read_the_same_values() {
         }) => {}
         other => panic!("expected NonFinite at (5, 3): {other:?}"),
     }
+    // A source without columns is refused, not divided by.
+    struct Empty;
+    impl ChunkSource for Empty {
+        fn n_rows(&self) -> usize {
+            3
+        }
+        fn n_features(&self) -> usize {
+            0
+        }
+        fn read_rows(&self, _: usize, _: &mut [f32]) -> softmax_regression::Result<()> {
+            Ok(())
+        }
+        fn describe(&self) -> String {
+            "no columns".into()
+        }
+    }
+    assert!(matches!(
+        Dataset::from_source(Arc::new(Empty), &[0, 1, 0], 2),
+        Err(Error::NoFeatures)
+    ));
     // Operations that need X in memory say so.
     let streamed =
         Dataset::from_source(Arc::new(MemorySource::new(x.to_owned())), data.labels(), 3).unwrap();

@@ -693,16 +693,40 @@ impl GpuContext {
         ranges: &[(&wgpu::Buffer, u64, usize)],
         context: &str,
     ) -> Result<Vec<Vec<f32>>> {
+        self.read_f32_via(None, ranges, context)
+    }
+
+    /// A mappable buffer of `bytes` for [`GpuContext::read_f32_via`], counted against the
+    /// budget like every other buffer.
+    pub(crate) fn readback_buffer(&self, bytes: u64) -> Result<DeviceBuffer> {
+        self.tracked(
+            "readback staging",
+            bytes.max(4).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT),
+            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            false,
+        )
+    }
+
+    /// [`GpuContext::read_f32`] through `staging` (from [`GpuContext::readback_buffer`])
+    /// when it is given and large enough, else through a new staging buffer.
+    pub(crate) fn read_f32_via(
+        &self,
+        staging: Option<&DeviceBuffer>,
+        ranges: &[(&wgpu::Buffer, u64, usize)],
+        context: &str,
+    ) -> Result<Vec<Vec<f32>>> {
         let total: u64 = ranges
             .iter()
             .map(|r| (r.2 as u64 * 4).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT))
             .sum();
-        let staging = self.tracked(
-            "readback staging",
-            total.max(4),
-            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            false,
-        )?;
+        let own;
+        let staging: &DeviceBuffer = match staging {
+            Some(s) if s.bytes >= total => s,
+            _ => {
+                own = self.readback_buffer(total)?;
+                &own
+            }
+        };
         let mut encoder = self
             .device
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
@@ -712,7 +736,7 @@ impl GpuContext {
         for &(buffer, first, len) in ranges {
             let bytes = len as u64 * 4;
             if bytes > 0 {
-                encoder.copy_buffer_to_buffer(buffer, first * 4, &staging, offset, bytes);
+                encoder.copy_buffer_to_buffer(buffer, first * 4, staging, offset, bytes);
             }
             offset += bytes.next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT);
         }

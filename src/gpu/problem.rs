@@ -186,6 +186,9 @@ pub(crate) struct DeviceProblem<'c> {
     /// Memory outside the crate's own buffers: each kernel binding's uniform buffer, and
     /// wgpu's staging for parameter and state uploads.
     _overhead: Reservation,
+    /// Staging for every readback the problem makes, allocated once so that reads never
+    /// allocate (and so never pass the memory budget) after planning.
+    readback: DeviceBuffer,
 }
 
 /// Bytes counted per kernel binding for its uniform buffer (allocation granularity
@@ -430,6 +433,9 @@ impl<'c> DeviceProblem<'c> {
         // per chunk plus five more; uploads of w, m1 and m2 each stage `len` values.
         let bindings =
             5 * plan.chunks as u64 + 1 + batch_capacity.map_or(0, |_| plan.chunks as u64 + 5);
+        // Reads: (loss, g, w), (w, m1, m2), or one chunk's (z, row losses).
+        let readback =
+            ctx.readback_buffer(4 * ((3 * len) as u64).max((plan.chunk_rows * (k + 1)) as u64))?;
         let overhead = ctx.reservation(
             "uniform buffers and upload staging",
             bindings * UNIFORM_BYTES + 3 * 4 * len as u64,
@@ -456,6 +462,7 @@ impl<'c> DeviceProblem<'c> {
             m2,
             has_weights: weights.is_some(),
             _overhead: overhead,
+            readback,
         };
         if let (Some(capacity), Some(_)) = (batch_capacity, labels) {
             problem.batch = Some(problem.bind_batch(capacity, update_dims)?);
@@ -560,7 +567,8 @@ impl<'c> DeviceProblem<'c> {
     /// Reads back (w, m1, m2): the parameters and the optimizer moments.
     pub(crate) fn read_state(&self) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
         let len = self.len();
-        let mut out = self.ctx.read_f32(
+        let mut out = self.ctx.read_f32_via(
+            Some(&self.readback),
             &[(&self.w, 0, len), (&self.m1, 0, len), (&self.m2, 0, len)],
             "reading the optimizer state",
         )?;
@@ -925,7 +933,8 @@ impl<'c> DeviceProblem<'c> {
     /// Reads back (Σ_i −log P[i, y], g, w) after a full-batch gradient pass.
     pub(crate) fn read_loss_gradient_params(&self) -> Result<(f64, Vec<f32>, Vec<f32>)> {
         let len = self.len();
-        let mut out = self.ctx.read_f32(
+        let mut out = self.ctx.read_f32_via(
+            Some(&self.readback),
             &[
                 (&self.sums, len as u64, 1),
                 (&self.g, 0, len),
@@ -959,7 +968,8 @@ impl<'c> DeviceProblem<'c> {
             }
             let index = self.ctx.submit(encoder.finish());
             self.used(c, index);
-            let out = self.ctx.read_f32(
+            let out = self.ctx.read_f32_via(
+                Some(&self.readback),
                 &[
                     (&self.z, 0, chunk.rows * self.k),
                     (&self.row_loss, 0, chunk.rows),

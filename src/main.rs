@@ -497,9 +497,20 @@ fn train(a: TrainArgs) -> CliResult<()> {
     };
     let mut trainer = Trainer::new(settings.clone()).map_err(flag_error)?;
     if let Some(path) = a.checkpoint.as_ref().or(a.resume.as_ref()) {
+        let flag = if a.checkpoint.is_some() {
+            "--checkpoint"
+        } else {
+            "--resume"
+        };
         if path.is_dir() {
             return Err(Failure::Input(format!(
-                "--checkpoint {} is a directory",
+                "{flag} {} is a directory",
+                path.display()
+            )));
+        }
+        if path == &a.out {
+            return Err(Failure::Input(format!(
+                "{flag} {} is also --out; the model would overwrite the checkpoint",
                 path.display()
             )));
         }
@@ -838,11 +849,31 @@ fn synth(a: SynthArgs) -> CliResult<()> {
         bar
     });
     let started = std::time::Instant::now();
-    write_problem(&spec, &a.out, &a.labels, |rows| {
+    // Ctrl-C or SIGTERM stops between blocks and removes the partial files.
+    let stop = interrupt_flag()?;
+    let finished = write_problem(&spec, &a.out, &a.labels, |rows| {
         if let Some(bar) = &bar {
             bar.set_position(rows as u64);
         }
+        if stop.load(std::sync::atomic::Ordering::SeqCst) {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })
+    .map_err(|e| match e {
+        Error::InvalidSetting {
+            name,
+            value,
+            reason,
+        } => Failure::Input(format!("--{name} {value} is invalid: {reason}")),
+        other => other.into(),
     })?;
+    if !finished {
+        return Err(Failure::Interrupted(
+            "interrupted; nothing was written".to_string(),
+        ));
+    }
     if let Some(bar) = bar {
         bar.finish_and_clear();
     }

@@ -4,9 +4,10 @@
 //!
 //! Class k has a mean μ_k with entries drawn from N(0, s²/n), where s is the separation,
 //! so that two class means are about s·√2 apart whatever n is; each row picks its class
-//! uniformly and is μ_y plus N(0, I) noise. Rows are generated in blocks of
-//! [`BLOCK_ROWS`], each from its own seed derived from the run's seed and the block index,
-//! so the files are the same for a seed however many threads generate them.
+//! uniformly and is μ_y plus N(0, I) noise. Rows are generated in blocks of at most
+//! [`BLOCK_ROWS`] rows and [`BLOCK_VALUES`] values (a function of n only), each from its
+//! own seed derived from the run's seed and the block index, so the files are the same for
+//! a seed however many threads generate them.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -15,8 +16,14 @@ use std::path::{Path, PathBuf};
 use crate::error::{Error, Result};
 use crate::rng::SplitMix64;
 
-/// Rows per independently seeded block.
+/// Most rows per independently seeded block.
 pub const BLOCK_ROWS: usize = 4096;
+
+/// Most values per block, so that wide rows still give small blocks.
+pub const BLOCK_VALUES: usize = 1 << 22;
+
+/// Most values of the class means (K × n).
+const MAX_MEAN_VALUES: usize = 1 << 28;
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq)]
@@ -53,6 +60,19 @@ impl SynthSpec {
         if self.classes > i32::MAX as usize {
             return Err(Error::setting("classes", self.classes, "must fit in int32"));
         }
+        if self
+            .classes
+            .checked_mul(self.features)
+            .is_none_or(|v| v > MAX_MEAN_VALUES)
+        {
+            return Err(Error::setting(
+                "classes",
+                self.classes,
+                format!(
+                    "classes × features must be at most {MAX_MEAN_VALUES} (the class means are held in memory)"
+                ),
+            ));
+        }
         if !(self.separation.is_finite() && self.separation >= 0.0) {
             return Err(Error::setting(
                 "separation",
@@ -69,6 +89,11 @@ impl SynthSpec {
             ));
         }
         Ok(())
+    }
+
+    /// Rows per block for this width.
+    pub fn block_rows(&self) -> usize {
+        (BLOCK_VALUES / self.features.max(1)).clamp(1, BLOCK_ROWS)
     }
 
     /// Bytes of the features file's data.
@@ -108,7 +133,8 @@ fn io_error(path: &Path, what: &str, e: std::io::Error) -> Error {
 /// One block: (features, labels) of rows `block·BLOCK_ROWS ..`.
 fn block(spec: &SynthSpec, means: &[f32], index: usize) -> (Vec<u8>, Vec<u8>) {
     let n = spec.features;
-    let rows = BLOCK_ROWS.min(spec.rows - index * BLOCK_ROWS);
+    let per = spec.block_rows();
+    let rows = per.min(spec.rows - index * per);
     let mut rng =
         SplitMix64::new(spec.seed ^ (index as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut x = Vec::with_capacity(rows * n * 4);
@@ -136,14 +162,34 @@ fn block(spec: &SynthSpec, means: &[f32], index: usize) -> (Vec<u8>, Vec<u8>) {
 }
 
 /// Writes features `x_path` (float32, (m, n)) and labels `y_path` (int32, (m,)); each file
-/// appears under its name only when complete. `progress` gets the rows written so far.
+/// appears under its name only when complete. `progress` gets the rows written so far and
+/// may stop the run, which then removes what it wrote and returns `Ok(false)`.
 pub fn write_problem(
     spec: &SynthSpec,
     x_path: &Path,
     y_path: &Path,
-    mut progress: impl FnMut(usize),
-) -> Result<()> {
+    mut progress: impl FnMut(usize) -> std::ops::ControlFlow<()>,
+) -> Result<bool> {
     spec.validate()?;
+    let same = |a: &Path, b: &Path| {
+        let full = |p: &Path| {
+            let parent = match p.parent() {
+                Some(d) if !d.as_os_str().is_empty() => d,
+                _ => Path::new("."),
+            };
+            std::fs::canonicalize(parent)
+                .ok()
+                .map(|d| d.join(p.file_name().unwrap_or_default()))
+        };
+        full(a).is_some() && full(a) == full(b)
+    };
+    if same(x_path, y_path) {
+        return Err(Error::setting(
+            "labels",
+            y_path.display(),
+            "names the same file as the features",
+        ));
+    }
     let (tx, ty) = (temporary(x_path), temporary(y_path));
     let result = (|| {
         let open = |path: &Path, tmp: &Path| -> Result<BufWriter<File>> {
@@ -175,7 +221,8 @@ pub fn write_problem(
         let threads = std::thread::available_parallelism()
             .map_or(1, |t| t.get())
             .min(8);
-        let blocks = spec.rows.div_ceil(BLOCK_ROWS);
+        let per = spec.block_rows();
+        let blocks = spec.rows.div_ceil(per);
         let mut next = 0;
         while next < blocks {
             let group: Vec<usize> = (next..blocks.min(next + threads)).collect();
@@ -200,7 +247,9 @@ pub fn write_problem(
                 write(&mut fy, y_path, y)?;
             }
             next += group.len();
-            progress((next * BLOCK_ROWS).min(spec.rows));
+            if progress((next * per).min(spec.rows)).is_break() {
+                return Ok(false);
+            }
         }
         for (w, path) in [(fx, x_path), (fy, y_path)] {
             let file = w
@@ -212,9 +261,10 @@ pub fn write_problem(
         std::fs::rename(&tx, x_path)
             .map_err(|e| io_error(x_path, "cannot move the finished file into place", e))?;
         std::fs::rename(&ty, y_path)
-            .map_err(|e| io_error(y_path, "cannot move the finished file into place", e))
+            .map_err(|e| io_error(y_path, "cannot move the finished file into place", e))?;
+        Ok(true)
     })();
-    if result.is_err() {
+    if !matches!(result, Ok(true)) {
         let _ = std::fs::remove_file(&tx);
         let _ = std::fs::remove_file(&ty);
     }

@@ -237,6 +237,7 @@ bad_input! {
     streamed_npy_labels_length: "train --data {d}/features.npy --labels {d}/three_labels.txt" => "three_labels.txt has 3 labels";
     synth_one_class: "synth --rows 10 --features 2 --classes 1 --labels {d}/synth_y.npy" => "--classes 1";
     synth_zero_rows: "synth --rows 0 --features 2 --classes 3 --labels {d}/synth_y.npy" => "--rows 0";
+    synth_means_too_large: "synth --rows 10 --features 100000 --classes 100000 --labels {d}/synth_y.npy" => "--classes 100000";
 }
 
 /// Every fixture the binary refuses is refused by the library too, as a typed error that

@@ -752,3 +752,40 @@ fn synth_then_train_streams_the_mapped_file_under_a_memory_budget() {
         "a separable synthetic problem was not learned: {report}"
     );
 }
+
+#[test]
+fn a_checkpoint_path_that_is_also_the_model_path_is_refused() {
+    let dir = scratch("same-path");
+    let model = dir.join("m.safetensors");
+    let o = run(&[
+        "train",
+        "--epochs",
+        "1",
+        "--checkpoint",
+        s(&model),
+        "--out",
+        s(&model),
+    ]);
+    assert_bad_input(&o, "--checkpoint");
+    assert!(!model.exists());
+    // synth: the same file named two ways.
+    let x = dir.join("x.npy");
+    let same = dir.join(".").join("x.npy");
+    let o = run(&[
+        "synth",
+        "--rows",
+        "10",
+        "--features",
+        "2",
+        "--classes",
+        "2",
+        "--out",
+        s(&x),
+        "--labels",
+        s(&same),
+    ]);
+    assert_bad_input(&o, "--labels");
+    assert!(!x.exists());
+    let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

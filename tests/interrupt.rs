@@ -13,6 +13,14 @@ use softmax_regression::Model;
 
 const BIN: &str = env!("CARGO_BIN_EXE_softmax-regression");
 
+/// The tests here time signals against running training, so they run one at a time rather
+/// than compete for the cores.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn scratch(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!(
         "softmax-regression-interrupt-{name}-{}",
@@ -48,7 +56,8 @@ fn interrupt(args: &[String], epochs: usize, signals: &[&str]) -> (i32, String, 
     let reader = std::thread::spawn(move || {
         let mut all = String::new();
         for line in stderr.lines().map_while(Result::ok) {
-            if line.starts_with("interrupt") {
+            // The acknowledgements of the first and of a second signal.
+            if line.starts_with("interrupt: stopping") || line.starts_with("interrupted again") {
                 let _ = tx.send(());
             }
             all.push_str(&line);
@@ -92,7 +101,7 @@ fn train_args(extra: &[&str]) -> Vec<String> {
         "--lr",
         "0.01",
         "--epochs",
-        "25",
+        "60",
         "--tol",
         "0",
         "--seed",
@@ -106,6 +115,7 @@ fn train_args(extra: &[&str]) -> Vec<String> {
 
 #[test]
 fn ctrl_c_half_way_then_resume_gives_the_uninterrupted_model() {
+    let _serial = serial();
     let dir = scratch("resume");
     let p = |name: &str| dir.join(name).display().to_string();
     let full = Command::new(BIN)
@@ -136,7 +146,7 @@ fn ctrl_c_half_way_then_resume_gives_the_uninterrupted_model() {
     assert!(Path::new(&p("part.safetensors")).exists());
     let checkpoint = softmax_regression::Checkpoint::load(Path::new(&p("run.ckpt"))).unwrap();
     assert!(
-        checkpoint.epochs_done >= 2 && checkpoint.epochs_done < 25,
+        checkpoint.epochs_done >= 2 && checkpoint.epochs_done < 60,
         "checkpoint at epoch {}",
         checkpoint.epochs_done
     );
@@ -158,6 +168,7 @@ fn ctrl_c_half_way_then_resume_gives_the_uninterrupted_model() {
 
 #[test]
 fn sigterm_writes_the_model_and_exits_130() {
+    let _serial = serial();
     let dir = scratch("term");
     let model = dir.join("m.safetensors");
     let args = train_args(&["--out", model.to_str().unwrap()]);
@@ -169,11 +180,12 @@ fn sigterm_writes_the_model_and_exits_130() {
 
 #[test]
 fn a_second_signal_exits_at_once() {
-    // A full-batch step of the CPU reference over 20000 × 250 with K = 400 takes about a
-    // second, so the second signal, sent as soon as the binary acknowledges the first,
+    let _serial = serial();
+    // A full-batch gradient of the CPU reference over 40000 × 250 with K = 400 takes about
+    // two seconds, so the second signal, sent as soon as the binary acknowledges the first,
     // arrives while it waits for the step to end.
     let dir = scratch("twice");
-    let (m, n, k) = (20_000, 250, 400);
+    let (m, n, k) = (40_000, 250, 400);
     let mut rng = softmax_regression::SplitMix64::new(1);
     let x: Vec<u8> = (0..m * n)
         .flat_map(|_| (rng.normal() as f32).to_le_bytes())
@@ -217,5 +229,5 @@ fn a_second_signal_exits_at_once() {
         .filter(|n| n.to_string_lossy().contains("tmp"))
         .collect();
     assert!(leftovers.is_empty(), "left {leftovers:?}");
-    assert!(seconds < 5.0, "took {seconds} s to exit");
+    assert!(seconds < 10.0, "took {seconds} s to exit");
 }

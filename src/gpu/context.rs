@@ -22,6 +22,9 @@ pub struct AdapterRequest {
     /// Matrix-product kernels; `None` takes `SOFTMAX_REGRESSION_KERNELS` (`tiled` or
     /// `register`), else register kernels on CPU adapters and tiled ones on GPUs.
     pub kernels: Option<KernelVariant>,
+    /// Whether full-batch passes with K ≤ 16 use the single-pass fused kernel
+    /// (experimental); `None` takes `SOFTMAX_REGRESSION_FUSED` (`1` turns it on), else off.
+    pub fused: Option<bool>,
     /// Most bytes of device memory this context's buffers may hold at once (see
     /// [`GpuContext::set_memory_budget`]); `None`, the default, leaves it to the device.
     pub memory_budget: Option<u64>,
@@ -366,7 +369,14 @@ impl GpuContext {
         let max_dim = summary.limits.max_compute_workgroups_per_dimension;
         let variant = request.resolved_kernels(summary.device_type)?;
         let kernels = scoped(&device, "compiling the kernels", |device| {
-            Kernels::new(device, max_dim, variant)
+            Kernels::new(
+                device,
+                max_dim,
+                variant,
+                request
+                    .fused
+                    .unwrap_or_else(crate::gpu::kernels::fused_wanted),
+            )
         })?;
         let ctx = GpuContext {
             kernels,
@@ -406,8 +416,13 @@ impl GpuContext {
             KernelVariant::Tiled => "tiled",
             KernelVariant::Register => "register",
         };
+        let fused = if self.kernels.fused.enabled {
+            ", fused for K ≤ 16"
+        } else {
+            ""
+        };
         format!(
-            "{} via {:?} ({:?}, {kernels} kernels)",
+            "{} via {:?} ({:?}, {kernels} kernels{fused})",
             self.summary.name, self.summary.backend, self.summary.device_type
         )
     }

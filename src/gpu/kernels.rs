@@ -8,7 +8,7 @@ use bytemuck::{Pod, Zeroable};
 use wgpu::util::DeviceExt;
 
 /// Every shader source, by file name.
-pub(crate) const SHADERS: [(&str, &str); 8] = [
+pub(crate) const SHADERS: [(&str, &str); 9] = [
     ("logits", include_str!("../../shaders/logits.wgsl")),
     (
         "logits_rows",
@@ -23,6 +23,7 @@ pub(crate) const SHADERS: [(&str, &str); 8] = [
     ("reduce", include_str!("../../shaders/reduce.wgsl")),
     ("update", include_str!("../../shaders/update.wgsl")),
     ("gather", include_str!("../../shaders/gather.wgsl")),
+    ("fused", include_str!("../../shaders/fused.wgsl")),
 ];
 
 fn source(name: &str) -> &'static str {
@@ -412,6 +413,88 @@ impl Gradient {
     }
 }
 
+/// `Dims` of fused.wgsl.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Pod, Zeroable)]
+pub(crate) struct FusedDims {
+    pub rows: u32,
+    pub n: u32,
+    pub k: u32,
+    pub rows_per_block: u32,
+    pub stride: u32,
+    pub has_weights: u32,
+    pub _pad: [u32; 2],
+}
+
+impl FusedDims {
+    pub(crate) fn blocks(&self) -> u32 {
+        self.rows.div_ceil(self.rows_per_block.max(1))
+    }
+}
+
+/// The single-pass loss-and-gradient kernel for K ≤ [`FUSED_MAX_CLASSES`] (fused.wgsl):
+/// logits, softmax and the gradient's row-block partials, in gradient.wgsl's layout.
+pub(crate) struct Fused {
+    layout: wgpu::BindGroupLayout,
+    pipeline: wgpu::ComputePipeline,
+    max_dim: u32,
+    /// Whether problems use it (K permitting); see [`fused_wanted`].
+    pub(crate) enabled: bool,
+}
+
+/// Most classes the fused kernel handles (one class tile in registers).
+pub(crate) const FUSED_MAX_CLASSES: usize = CLASS_TILE as usize;
+
+/// Whether the fused kernel is used: `SOFTMAX_REGRESSION_FUSED=1` turns it on. It is off
+/// by default: on lavapipe it measured slower than the unfused register kernels (see
+/// BENCHMARKS.md), and on GPUs its row blocks, which follow the gradient kernel's, would be
+/// too few to fill the device. The unfused kernels are the reference path either way.
+pub(crate) fn fused_wanted() -> bool {
+    matches!(
+        std::env::var("SOFTMAX_REGRESSION_FUSED").ok().as_deref(),
+        Some("1") | Some("on")
+    )
+}
+
+impl Fused {
+    fn new(device: &wgpu::Device, max_dim: u32, enabled: bool) -> Self {
+        let layout = layout(
+            device,
+            "fused",
+            &[
+                Access::Read,
+                Access::Read,
+                Access::Read,
+                Access::Read,
+                Access::ReadWrite,
+                Access::Uniform,
+            ],
+        );
+        let pipeline = pipelines(device, "fused", &layout, &["main"]).remove(0);
+        Fused {
+            layout,
+            pipeline,
+            max_dim,
+            enabled,
+        }
+    }
+
+    /// [x (rows, n), w (n·K + K), labels (rows), weights (rows), partials].
+    pub(crate) fn bind(
+        &self,
+        device: &wgpu::Device,
+        buffers: [&wgpu::Buffer; 5],
+        dims: FusedDims,
+    ) -> Bound<FusedDims> {
+        Bound::new(device, "fused", &self.layout, &buffers, dims)
+    }
+
+    pub(crate) fn encode(&self, pass: &mut wgpu::ComputePass<'_>, b: &Bound<FusedDims>) {
+        let (x, y) = grid(b.dims.blocks(), self.max_dim);
+        dispatch(pass, &self.pipeline, &b.group, (x, y, 1));
+    }
+}
+
 /// `Dims` of reduce.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -604,6 +687,7 @@ impl Gather {
 
 /// All compiled kernels of a device.
 pub(crate) struct Kernels {
+    pub fused: Fused,
     pub logits: Logits,
     pub softmax: Softmax,
     pub gradient: Gradient,
@@ -613,8 +697,14 @@ pub(crate) struct Kernels {
 }
 
 impl Kernels {
-    pub(crate) fn new(device: &wgpu::Device, max_dim: u32, variant: KernelVariant) -> Self {
+    pub(crate) fn new(
+        device: &wgpu::Device,
+        max_dim: u32,
+        variant: KernelVariant,
+        fused: bool,
+    ) -> Self {
         Kernels {
+            fused: Fused::new(device, max_dim, fused),
             logits: Logits::new(device, variant, max_dim),
             softmax: Softmax::new(device, max_dim),
             gradient: Gradient::new(device, variant),

@@ -18,8 +18,8 @@ use ndarray::ArrayView2;
 use crate::error::{Error, Result};
 use crate::gpu::context::{DeviceBuffer, GpuContext, Reservation};
 use crate::gpu::kernels::{
-    Bound, GatherDims, GradientDims, KernelVariant, LogitsDims, ReduceDims, SoftmaxDims, TILE,
-    UpdateDims, UpdateEntry,
+    Bound, FUSED_MAX_CLASSES, FusedDims, GatherDims, GradientDims, KernelVariant, LogitsDims,
+    ReduceDims, SoftmaxDims, TILE, UpdateDims, UpdateEntry,
 };
 use crate::source::ChunkSource;
 
@@ -145,6 +145,9 @@ struct Chunk {
     logits: Bound<LogitsDims>,
     softmax: Bound<SoftmaxDims>,
     gradient: Bound<GradientDims>,
+    /// The single-pass kernel replacing logits, softmax and gradient in full-batch passes,
+    /// when the device uses it and K allows.
+    fused: Option<Bound<FusedDims>>,
     reduce_first: Bound<ReduceDims>,
     reduce_next: Bound<ReduceDims>,
 }
@@ -409,6 +412,23 @@ impl<'c> DeviceProblem<'c> {
                     gradient: kernels
                         .gradient
                         .bind(device, x_buf, &z, &row_loss, &partials, gdims),
+                    // Same row blocks as the gradient kernel, so the same reductions apply.
+                    fused: (kernels.fused.enabled && k <= FUSED_MAX_CLASSES && labels.is_some())
+                        .then(|| {
+                            kernels.fused.bind(
+                                device,
+                                [x_buf, &w, &labels_buf, &weights_buf, &partials],
+                                FusedDims {
+                                    rows: rows as u32,
+                                    n: n as u32,
+                                    k: k as u32,
+                                    rows_per_block: gdims.rows_per_block,
+                                    stride: gdims.stride,
+                                    has_weights: weights.is_some() as u32,
+                                    _pad: [0; 2],
+                                },
+                            )
+                        }),
                     reduce_first: reduce(0),
                     reduce_next: reduce(1),
                     labels: labels_buf,
@@ -608,9 +628,7 @@ impl<'c> DeviceProblem<'c> {
     fn record_full_gradient(&self, pass: &mut wgpu::ComputePass<'_>) {
         let kernels = &self.ctx.kernels;
         for (c, chunk) in self.chunks.iter().enumerate() {
-            kernels.logits.encode(pass, &chunk.logits);
-            kernels.softmax.encode(pass, &chunk.softmax);
-            kernels.gradient.encode(pass, &chunk.gradient);
+            self.encode_chunk_gradient(pass, chunk);
             kernels.reduce.encode(
                 pass,
                 if c == 0 {
@@ -623,6 +641,24 @@ impl<'c> DeviceProblem<'c> {
         kernels
             .update
             .encode(pass, &self.update_full, UpdateEntry::Finalize);
+    }
+
+    /// One chunk's gradient partials: the fused kernel, or logits → softmax → gradient.
+    fn encode_chunk_gradient(&self, pass: &mut wgpu::ComputePass<'_>, chunk: &Chunk) {
+        let kernels = &self.ctx.kernels;
+        match &chunk.fused {
+            Some(fused) => kernels.fused.encode(pass, fused),
+            None => {
+                kernels.logits.encode(pass, &chunk.logits);
+                kernels.softmax.encode(pass, &chunk.softmax);
+                kernels.gradient.encode(pass, &chunk.gradient);
+            }
+        }
+    }
+
+    /// Whether full-batch passes use the fused kernel.
+    pub(crate) fn is_fused(&self) -> bool {
+        self.chunks.iter().all(|c| c.fused.is_some())
     }
 
     /// Sets the hyper-parameters the full-batch finalize and step read.
@@ -678,9 +714,7 @@ impl<'c> DeviceProblem<'c> {
                         label: Some("streamed chunk"),
                         timestamp_writes: None,
                     });
-                    kernels.logits.encode(&mut pass, &chunk.logits);
-                    kernels.softmax.encode(&mut pass, &chunk.softmax);
-                    kernels.gradient.encode(&mut pass, &chunk.gradient);
+                    self.encode_chunk_gradient(&mut pass, chunk);
                     kernels.reduce.encode(
                         &mut pass,
                         if c == 0 {
@@ -848,11 +882,14 @@ impl<'c> DeviceProblem<'c> {
     /// submission and its wait).
     pub(crate) fn profile_full(&self) -> Result<(Vec<(&'static str, f64)>, bool)> {
         let kernels = &self.ctx.kernels;
-        let mut times: Vec<(&'static str, f64)> =
-            ["logits", "softmax", "gradient", "reduce", "finalize"]
-                .iter()
-                .map(|&k| (k, 0.0))
-                .collect();
+        let fused = self.is_fused();
+        let names: &[&'static str] = if fused {
+            &["fused", "reduce", "finalize"]
+        } else {
+            &["logits", "softmax", "gradient", "reduce", "finalize"]
+        };
+        let mut times: Vec<(&'static str, f64)> = names.iter().map(|&k| (k, 0.0)).collect();
+        let last = times.len() - 1;
         let stamps = match self.ctx.has_timestamps() {
             true => Some((
                 self.ctx.device.create_query_set(&wgpu::QuerySetDescriptor {
@@ -908,10 +945,19 @@ impl<'c> DeviceProblem<'c> {
         };
         for (c, chunk) in self.chunks.iter().enumerate() {
             self.ensure_chunk(c)?;
-            timed(0, &|p| kernels.logits.encode(p, &chunk.logits))?;
-            timed(1, &|p| kernels.softmax.encode(p, &chunk.softmax))?;
-            timed(2, &|p| kernels.gradient.encode(p, &chunk.gradient))?;
-            timed(3, &|p| {
+            let reduce_slot = match &chunk.fused {
+                Some(f) => {
+                    timed(0, &|p| kernels.fused.encode(p, f))?;
+                    1
+                }
+                None => {
+                    timed(0, &|p| kernels.logits.encode(p, &chunk.logits))?;
+                    timed(1, &|p| kernels.softmax.encode(p, &chunk.softmax))?;
+                    timed(2, &|p| kernels.gradient.encode(p, &chunk.gradient))?;
+                    3
+                }
+            };
+            timed(reduce_slot, &|p| {
                 kernels.reduce.encode(
                     p,
                     if c == 0 {
@@ -922,7 +968,7 @@ impl<'c> DeviceProblem<'c> {
                 )
             })?;
         }
-        timed(4, &|p| {
+        timed(last, &|p| {
             kernels
                 .update
                 .encode(p, &self.update_full, UpdateEntry::Finalize)

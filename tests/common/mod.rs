@@ -23,23 +23,26 @@ pub fn gpu() -> &'static GpuContext {
     })
 }
 
-/// One context per matrix-product kernel variant on the selected adapter: every kernel
-/// test runs on both.
-pub fn gpus() -> [&'static GpuContext; 2] {
+/// One context per kernel set on the selected adapter: tiled, register, and register with
+/// the fused single-pass kernel (K ≤ 16); every test that takes them runs on all three.
+pub fn gpus() -> [&'static GpuContext; 3] {
     use softmax_regression::AdapterRequest;
     use softmax_regression::gpu::KernelVariant;
     static TILED: OnceLock<GpuContext> = OnceLock::new();
     static REGISTER: OnceLock<GpuContext> = OnceLock::new();
-    let open = |v: KernelVariant| {
+    static FUSED: OnceLock<GpuContext> = OnceLock::new();
+    let open = |v: KernelVariant, fused: bool| {
         GpuContext::new(&AdapterRequest {
             kernels: Some(v),
+            fused: Some(fused),
             ..AdapterRequest::default()
         })
         .unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"))
     };
     [
-        TILED.get_or_init(|| open(KernelVariant::Tiled)),
-        REGISTER.get_or_init(|| open(KernelVariant::Register)),
+        TILED.get_or_init(|| open(KernelVariant::Tiled, false)),
+        REGISTER.get_or_init(|| open(KernelVariant::Register, false)),
+        FUSED.get_or_init(|| open(KernelVariant::Register, true)),
     ]
 }
 

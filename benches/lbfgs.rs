@@ -32,15 +32,8 @@ fn clusters(m: usize, n: usize, k: usize, seed: u64) -> Dataset {
 }
 
 /// Writes a little-endian .npy (f4 2-D or i8 1-D) for the Python side.
-fn npy(path: &Path, descr: &str, shape: &str, data: &[u8]) {
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
+fn npy(path: &Path, descr: &str, shape: &[usize], data: &[u8]) {
+    let mut bytes = softmax_regression::formats::npy_header(descr, shape);
     bytes.extend(data);
     std::fs::write(path, bytes).expect("write npy");
 }
@@ -56,7 +49,7 @@ fn sklearn(data: &Dataset, l2: f64, tol: f64, tag: &str) -> Option<(f64, f64, f6
     npy(
         &xp,
         "<f4",
-        &format!("({m}, {n})"),
+        &[m, n],
         &data
             .x()
             .unwrap()
@@ -67,7 +60,7 @@ fn sklearn(data: &Dataset, l2: f64, tol: f64, tag: &str) -> Option<(f64, f64, f6
     npy(
         &yp,
         "<i8",
-        &format!("({m},)"),
+        &[m],
         &data
             .labels()
             .iter()

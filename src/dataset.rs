@@ -45,6 +45,39 @@ impl std::fmt::Debug for Dataset {
     }
 }
 
+/// Every label in 0..K.
+fn check_labels(labels: &[u32], n_classes: usize) -> Result<()> {
+    match labels
+        .iter()
+        .enumerate()
+        .find(|(_, l)| **l as usize >= n_classes)
+    {
+        Some((row, &label)) => Err(Error::LabelOutOfRange {
+            row,
+            label: label.into(),
+            n_classes,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// m ≥ 1, n ≥ 1, K ≥ 2 and one label per row.
+fn check_shape(m: usize, n: usize, labels: usize, n_classes: usize) -> Result<()> {
+    if m == 0 {
+        return Err(Error::NoRows);
+    }
+    if n == 0 {
+        return Err(Error::NoFeatures);
+    }
+    if n_classes < 2 {
+        return Err(Error::TooFewClasses { n_classes });
+    }
+    if labels != m {
+        return Err(Error::LengthMismatch { rows: m, labels });
+    }
+    Ok(())
+}
+
 /// Rows per block when a source is read through for validation.
 const VALIDATION_BLOCK_VALUES: usize = 1 << 22;
 
@@ -80,21 +113,7 @@ impl Dataset {
         n_classes: usize,
     ) -> Result<Self> {
         let (m, n) = (source.n_rows(), source.n_features());
-        if m == 0 {
-            return Err(Error::NoRows);
-        }
-        if n == 0 {
-            return Err(Error::NoFeatures);
-        }
-        if n_classes < 2 {
-            return Err(Error::TooFewClasses { n_classes });
-        }
-        if labels.len() != m {
-            return Err(Error::LengthMismatch {
-                rows: m,
-                labels: labels.len(),
-            });
-        }
+        check_shape(m, n, labels.len(), n_classes)?;
         let block = (VALIDATION_BLOCK_VALUES / n).max(1);
         let mut buf = vec![0f32; block.min(m) * n];
         let mut start = 0;
@@ -111,22 +130,7 @@ impl Dataset {
             }
             start += rows;
         }
-        Self::validate(
-            Array2::<f32>::zeros((m.min(1), n)).view(),
-            &labels[..m.min(1)],
-            n_classes,
-        )?;
-        if let Some((row, &label)) = labels
-            .iter()
-            .enumerate()
-            .find(|(_, l)| **l as usize >= n_classes)
-        {
-            return Err(Error::LabelOutOfRange {
-                row,
-                label: label.into(),
-                n_classes,
-            });
-        }
+        check_labels(labels, n_classes)?;
         Ok(Dataset {
             x: Features::Source(source),
             labels: labels.to_vec(),
@@ -138,38 +142,14 @@ impl Dataset {
     /// Checks X, labels and K without copying anything.
     pub fn validate(x: ArrayView2<'_, f32>, labels: &[u32], n_classes: usize) -> Result<()> {
         let (m, n) = x.dim();
-        if m == 0 {
-            return Err(Error::NoRows);
-        }
-        if n == 0 {
-            return Err(Error::NoFeatures);
-        }
-        if n_classes < 2 {
-            return Err(Error::TooFewClasses { n_classes });
-        }
-        if labels.len() != m {
-            return Err(Error::LengthMismatch {
-                rows: m,
-                labels: labels.len(),
-            });
-        }
+        check_shape(m, n, labels.len(), n_classes)?;
         for (row, values) in x.outer_iter().enumerate() {
             if let Some((column, &value)) = values.iter().enumerate().find(|(_, v)| !v.is_finite())
             {
                 return Err(Error::NonFinite { row, column, value });
             }
         }
-        if let Some((row, &label)) = labels
-            .iter()
-            .enumerate()
-            .find(|(_, l)| **l as usize >= n_classes)
-        {
-            return Err(Error::LabelOutOfRange {
-                row,
-                label: label.into(),
-                n_classes,
-            });
-        }
+        check_labels(labels, n_classes)?;
         Ok(())
     }
 

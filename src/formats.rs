@@ -1038,6 +1038,24 @@ fn npy_data_check(path: &Path, npy: &Npy<'_>, dtype: NpyType) -> Result<(), Form
     check_data_len(path, &npy.shape, &dtype.name(), expected, npy.data.len())
 }
 
+/// The preamble of a version-1.0 `.npy` file holding a C-order array of NumPy type
+/// `descr` (`<f4`, `<i4`, …) and `shape`, padded to a multiple of 64 bytes; the raw
+/// little-endian data follows it.
+pub fn npy_header(descr: &str, shape: &[usize]) -> Vec<u8> {
+    let mut header = format!(
+        "{{'descr': '{descr}', 'fortran_order': False, 'shape': {}, }}",
+        shape_text(shape)
+    );
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+    bytes.extend((header.len() as u16).to_le_bytes());
+    bytes.extend(header.as_bytes());
+    bytes
+}
+
 /// Where the features of a float `.npy` file lie: `m` rows of `n` values starting at byte
 /// `offset`, each `f64` (8 bytes) or f32 (4), big- or little-endian.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

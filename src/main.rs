@@ -810,6 +810,18 @@ fn train(a: TrainArgs) -> CliResult<()> {
     }
 }
 
+/// A synth setting error as the flag that carries it (the settings are named as the flags).
+fn synth_flag_error(e: Error) -> Failure {
+    match e {
+        Error::InvalidSetting {
+            name,
+            value,
+            reason,
+        } => Failure::Input(format!("--{name} {value} is invalid: {reason}")),
+        other => other.into(),
+    }
+}
+
 fn synth(a: SynthArgs) -> CliResult<()> {
     use softmax_regression::synth::{SynthSpec, write_problem};
     let spec = SynthSpec {
@@ -819,14 +831,7 @@ fn synth(a: SynthArgs) -> CliResult<()> {
         seed: a.seed,
         separation: a.separation,
     };
-    spec.validate().map_err(|e| match e {
-        Error::InvalidSetting {
-            name,
-            value,
-            reason,
-        } => Failure::Input(format!("--{name} {value} is invalid: {reason}")),
-        other => other.into(),
-    })?;
+    spec.validate().map_err(synth_flag_error)?;
     for (flag, path) in [("--out", &a.out), ("--labels", &a.labels)] {
         if path.is_dir() {
             return Err(Failure::Input(format!(
@@ -861,14 +866,7 @@ fn synth(a: SynthArgs) -> CliResult<()> {
             ControlFlow::Continue(())
         }
     })
-    .map_err(|e| match e {
-        Error::InvalidSetting {
-            name,
-            value,
-            reason,
-        } => Failure::Input(format!("--{name} {value} is invalid: {reason}")),
-        other => other.into(),
-    })?;
+    .map_err(synth_flag_error)?;
     if !finished {
         return Err(Failure::Interrupted(
             "interrupted; nothing was written".to_string(),

@@ -14,6 +14,7 @@ use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+use crate::formats::npy_header;
 use crate::rng::SplitMix64;
 
 /// Most rows per independently seeded block.
@@ -100,18 +101,6 @@ impl SynthSpec {
     pub fn x_bytes(&self) -> u64 {
         (self.rows as u64) * (self.features as u64) * 4
     }
-}
-
-fn npy_header(descr: &str, shape: &str) -> Vec<u8> {
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
-    bytes
 }
 
 /// The temporary name `path` is written under before it is renamed into place.
@@ -205,13 +194,9 @@ pub fn write_problem(
         write(
             &mut fx,
             x_path,
-            &npy_header("<f4", &format!("({}, {})", spec.rows, spec.features)),
+            &npy_header("<f4", &[spec.rows, spec.features]),
         )?;
-        write(
-            &mut fy,
-            y_path,
-            &npy_header("<i4", &format!("({},)", spec.rows)),
-        )?;
+        write(&mut fy, y_path, &npy_header("<i4", &[spec.rows]))?;
         let n = spec.features;
         let mut rng = SplitMix64::new(spec.seed);
         let scale = spec.separation / (n as f64).sqrt();

@@ -43,11 +43,12 @@ pub enum Optimizer {
 
 impl Optimizer {
     /// Every optimizer, by name.
-    pub const ALL: [Optimizer; 4] = [
+    pub const ALL: [Optimizer; 5] = [
         Optimizer::Gd,
         Optimizer::Sgd,
         Optimizer::Momentum,
         Optimizer::Adam,
+        Optimizer::Lbfgs,
     ];
 
     /// The name used by the binary and in reports.
@@ -660,6 +661,29 @@ impl Trainer {
         }
     }
 
+    /// An error about the checkpoint being resumed.
+    fn checkpoint_error(&self, message: String) -> Error {
+        Error::Checkpoint {
+            path: self
+                .resume
+                .as_ref()
+                .map_or(String::new(), |r| r.0.display().to_string()),
+            message,
+        }
+    }
+
+    /// Fails unless the resumed checkpoint was written with the same device chunks (they
+    /// decide the order of the sums, and mini-batches are drawn within a chunk).
+    fn check_chunks(&self, resumed: Option<&Checkpoint>, chunk_rows: usize) -> Result<()> {
+        match resumed {
+            Some(cp) if cp.chunk_rows != chunk_rows => Err(self.checkpoint_error(format!(
+                "was written with device chunks of {} rows, this run has {chunk_rows}; resume on the same adapter with the same settings and memory budget",
+                cp.chunk_rows
+            ))),
+            _ => Ok(()),
+        }
+    }
+
     /// The data's fingerprint when checkpoints are written (a pass over X), else nothing.
     fn fingerprint(&self, train: &Dataset) -> Result<String> {
         match self.checkpoints {
@@ -786,19 +810,8 @@ impl Trainer {
         let mut best: Option<(f64, usize, Vec<f32>)> = None;
         let (mut first_epoch, mut skip) = (1, 0);
         let chunk_rows = engine.chunk_plan().chunk_rows;
+        self.check_chunks(resumed, chunk_rows)?;
         if let Some(cp) = resumed {
-            if cp.chunk_rows != chunk_rows {
-                return Err(Error::Checkpoint {
-                    path: self
-                        .resume
-                        .as_ref()
-                        .map_or(String::new(), |r| r.0.display().to_string()),
-                    message: format!(
-                        "was written with device chunks of {} rows, this run has {chunk_rows}; resume on the same adapter with the same --chunk-rows",
-                        cp.chunk_rows
-                    ),
-                });
-            }
             engine.restore(&cp.w, &cp.m1, &cp.m2);
             rng = SplitMix64::from_state(cp.rng_state);
             t = cp.steps;
@@ -990,34 +1003,13 @@ impl Trainer {
         let mut interrupted = false;
         let start = match resumed.map(|cp| cp.lbfgs.clone()) {
             Some(Some(state)) => Start::Resume(state),
-            Some(None) => {
-                return Err(Error::Checkpoint {
-                    path: self
-                        .resume
-                        .as_ref()
-                        .map_or(String::new(), |r| r.0.display().to_string()),
-                    message: "holds no L-BFGS state".into(),
-                });
-            }
+            Some(None) => return Err(self.checkpoint_error("holds no L-BFGS state".into())),
             None => Start::At(w0.iter().map(|&v| f64::from(v)).collect()),
         };
         // The chunk plan decides the order of the gradient's sums, so a resumed run must
         // have the same one (0 on the CPU, which has no chunks).
         let chunk_rows = device.map_or(0, |(plan, _)| plan.chunk_rows);
-        if let Some(cp) = resumed
-            && cp.chunk_rows != chunk_rows
-        {
-            return Err(Error::Checkpoint {
-                path: self
-                    .resume
-                    .as_ref()
-                    .map_or(String::new(), |r| r.0.display().to_string()),
-                message: format!(
-                    "was written with device chunks of {} rows, this run has {chunk_rows}; resume on the same adapter with the same settings",
-                    cp.chunk_rows
-                ),
-            });
-        }
+        self.check_chunks(resumed, chunk_rows)?;
         let fingerprint = self.fingerprint(train)?;
         let save = |state: &LbfgsState| {
             let w: Vec<f32> = state.w.iter().map(|&v| v as f32).collect();

@@ -15,14 +15,7 @@ use softmax_regression::{
     Backend, Checkpoint, Dataset, Error, Fit, Optimizer, Settings, Status, Trainer,
 };
 
-fn params(fit: &Fit) -> Vec<u32> {
-    fit.model
-        .theta()
-        .iter()
-        .chain(fit.model.bias().iter())
-        .map(|v| v.to_bits())
-        .collect()
-}
+use common::weight_bits as params;
 
 fn settings(optimizer: Optimizer) -> Settings {
     Settings {
@@ -86,13 +79,7 @@ fn interrupted_then_resumed(
 fn resume_is_bit_exact(backend: Backend<'_>, label: &str) {
     let data = clusters(500, 13, 4, 0.6, 11);
     let dir = tempdir(label);
-    for optimizer in [
-        Optimizer::Gd,
-        Optimizer::Sgd,
-        Optimizer::Momentum,
-        Optimizer::Adam,
-        Optimizer::Lbfgs,
-    ] {
+    for optimizer in Optimizer::ALL {
         let s = settings(optimizer);
         let full = uninterrupted(backend, &data, &s);
         assert_eq!(

@@ -127,25 +127,15 @@ fn every_optimizer_gives_the_same_weights_streamed_or_resident() {
     let data = problem();
     let streamed_data = mapped(&data, "train");
     let (roomy, tight) = (context(None), context(Some(BUDGET)));
-    for optimizer in [
-        Optimizer::Gd,
-        Optimizer::Sgd,
-        Optimizer::Momentum,
-        Optimizer::Adam,
-        Optimizer::Lbfgs,
-    ] {
+    for optimizer in Optimizer::ALL {
         tight.reset_memory_peak();
         let a = train(&roomy, &data, optimizer);
         let b = train(&tight, &streamed_data, optimizer);
-        let weights = |f: &Fit| -> Vec<u32> {
-            f.model
-                .theta()
-                .iter()
-                .chain(f.model.bias().iter())
-                .map(|v| v.to_bits())
-                .collect()
-        };
-        assert_eq!(weights(&a), weights(&b), "{optimizer}: weights differ");
+        assert_eq!(
+            common::weight_bits(&a),
+            common::weight_bits(&b),
+            "{optimizer}: weights differ"
+        );
         assert_eq!(
             a.history
                 .iter()

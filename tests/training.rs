@@ -525,13 +525,7 @@ fn early_stopping_keeps_the_best_validation_weights() {
 #[test]
 fn every_optimizer_repeats_bit_for_bit_on_the_same_adapter() {
     let data = clusters(700, 11, 4, 0.5, 9);
-    for optimizer in [
-        Optimizer::Gd,
-        Optimizer::Sgd,
-        Optimizer::Momentum,
-        Optimizer::Adam,
-        Optimizer::Lbfgs,
-    ] {
+    for optimizer in Optimizer::ALL {
         let settings = Settings {
             epochs: 5,
             learning_rate: 0.05,
@@ -564,4 +558,12 @@ fn every_optimizer_repeats_bit_for_bit_on_the_same_adapter() {
             );
         }
     }
+}
+
+#[test]
+fn every_optimizer_name_parses_back() {
+    for optimizer in Optimizer::ALL {
+        assert_eq!(optimizer.name().parse::<Optimizer>().unwrap(), optimizer);
+    }
+    assert!("newton".parse::<Optimizer>().is_err());
 }

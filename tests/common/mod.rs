@@ -121,20 +121,17 @@ pub fn digits() -> Dataset {
 
 /// Writes a version-1 `.npy` file with the given dtype descriptor, shape and raw data.
 pub fn write_npy(path: &std::path::Path, descr: &str, shape: &[usize], data: &[u8]) {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape = if dims.len() == 1 {
-        format!("({},)", dims[0])
-    } else {
-        format!("({})", dims.join(", "))
-    };
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
-    bytes.extend((header.len() as u16).to_le_bytes());
-    bytes.extend(header.as_bytes());
+    let mut bytes = softmax_regression::formats::npy_header(descr, shape);
     bytes.extend(data);
     std::fs::write(path, bytes).unwrap();
+}
+
+/// The bits of a fit's parameters (Θ row-major, then b), for bit-for-bit comparisons.
+pub fn weight_bits(fit: &softmax_regression::Fit) -> Vec<u32> {
+    fit.model
+        .theta()
+        .iter()
+        .chain(fit.model.bias().iter())
+        .map(|v| v.to_bits())
+        .collect()
 }

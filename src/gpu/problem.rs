@@ -198,6 +198,17 @@ pub(crate) struct DeviceProblem<'c> {
 /// included).
 const UNIFORM_BYTES: u64 = 256;
 
+impl Chunk {
+    /// The reduction of chunk `c`: the first chunk overwrites the sums, later ones add.
+    fn reduce(&self, c: usize) -> &Bound<ReduceDims> {
+        if c == 0 {
+            &self.reduce_first
+        } else {
+            &self.reduce_next
+        }
+    }
+}
+
 impl<'c> DeviceProblem<'c> {
     /// Uploads X (m, n) and, when given, the labels and sample weights, as row chunks, and
     /// binds every kernel. `batch_capacity` reserves room for mini-batches of up to that
@@ -623,24 +634,28 @@ impl<'c> DeviceProblem<'c> {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
     }
 
-    /// Records the full-batch pass: per chunk logits → softmax → gradient partials →
-    /// reduce (chunks summed in order), then g = sums/m + λΘ.
-    fn record_full_gradient(&self, pass: &mut wgpu::ComputePass<'_>) {
-        let kernels = &self.ctx.kernels;
-        for (c, chunk) in self.chunks.iter().enumerate() {
-            self.encode_chunk_gradient(pass, chunk);
-            kernels.reduce.encode(
-                pass,
-                if c == 0 {
-                    &chunk.reduce_first
-                } else {
-                    &chunk.reduce_next
-                },
-            );
+    /// Records one compute pass with `record` and submits it.
+    fn submit_pass(
+        &self,
+        label: &str,
+        record: impl FnOnce(&mut wgpu::ComputePass<'_>),
+    ) -> wgpu::SubmissionIndex {
+        let mut encoder = self.encoder(label);
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(label),
+                timestamp_writes: None,
+            });
+            record(&mut pass);
         }
-        kernels
-            .update
-            .encode(pass, &self.update_full, UpdateEntry::Finalize);
+        self.ctx.submit(encoder.finish())
+    }
+
+    /// Chunk `c`'s gradient partials, summed into the reduced sums (the first chunk
+    /// overwrites them, later ones add, in chunk order).
+    fn record_chunk(&self, pass: &mut wgpu::ComputePass<'_>, c: usize, chunk: &Chunk) {
+        self.encode_chunk_gradient(pass, chunk);
+        self.ctx.kernels.reduce.encode(pass, chunk.reduce(c));
     }
 
     /// One chunk's gradient partials: the fused kernel, or logits → softmax → gradient.
@@ -667,83 +682,45 @@ impl<'c> DeviceProblem<'c> {
         self.update_full.set(&self.ctx.queue, d);
     }
 
-    /// Full-batch gradient into g, optionally followed by one optimizer step, as one
-    /// submission. With `gradient_ready` the gradient pass is skipped (g is current).
+    /// Full-batch gradient into g (every chunk's partials reduced in chunk order, then
+    /// g = sums/m + λΘ), optionally followed by one optimizer step. Resident X: one
+    /// submission. Streamed X: one submission per chunk, each chunk uploaded into its slot
+    /// while the device works on the previous one, then one for the update. With
+    /// `gradient_ready` the gradient pass is skipped (g is current).
     pub(crate) fn full_step(
         &mut self,
         step: Option<UpdateEntry>,
         gradient_ready: bool,
     ) -> Result<()> {
-        if self.stream.is_some() {
-            return self.full_step_streamed(step, gradient_ready);
-        }
-        let mut encoder = self.encoder("full-batch step");
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("full-batch step"),
-                timestamp_writes: None,
-            });
+        let update = &self.ctx.kernels.update;
+        let finish = |pass: &mut wgpu::ComputePass<'_>| {
             if !gradient_ready {
-                self.record_full_gradient(&mut pass);
+                update.encode(pass, &self.update_full, UpdateEntry::Finalize);
             }
             if let Some(entry) = step {
-                self.ctx
-                    .kernels
-                    .update
-                    .encode(&mut pass, &self.update_full, entry);
+                update.encode(pass, &self.update_full, entry);
             }
+        };
+        if self.stream.is_none() {
+            self.submit_pass("full-batch step", |pass| {
+                if !gradient_ready {
+                    for (c, chunk) in self.chunks.iter().enumerate() {
+                        self.record_chunk(pass, c, chunk);
+                    }
+                }
+                finish(pass);
+            });
+            return self.ctx.check("a full-batch step");
         }
-        self.ctx.submit(encoder.finish());
-        self.ctx.check("a full-batch step")
-    }
-
-    /// [`DeviceProblem::full_step`] with X streamed: one submission per chunk, each chunk
-    /// uploaded into its slot while the device works on the previous one.
-    fn full_step_streamed(
-        &mut self,
-        step: Option<UpdateEntry>,
-        gradient_ready: bool,
-    ) -> Result<()> {
-        let kernels = &self.ctx.kernels;
         if !gradient_ready {
             for (c, chunk) in self.chunks.iter().enumerate() {
                 self.ensure_chunk(c)?;
-                let mut encoder = self.encoder("streamed chunk");
-                {
-                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                        label: Some("streamed chunk"),
-                        timestamp_writes: None,
-                    });
-                    self.encode_chunk_gradient(&mut pass, chunk);
-                    kernels.reduce.encode(
-                        &mut pass,
-                        if c == 0 {
-                            &chunk.reduce_first
-                        } else {
-                            &chunk.reduce_next
-                        },
-                    );
-                }
-                let index = self.ctx.submit(encoder.finish());
+                let index =
+                    self.submit_pass("streamed chunk", |pass| self.record_chunk(pass, c, chunk));
                 self.used(c, index);
             }
         }
-        let mut encoder = self.encoder("full-batch update");
-        {
-            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                label: Some("full-batch update"),
-                timestamp_writes: None,
-            });
-            if !gradient_ready {
-                kernels
-                    .update
-                    .encode(&mut pass, &self.update_full, UpdateEntry::Finalize);
-            }
-            if let Some(entry) = step {
-                kernels.update.encode(&mut pass, &self.update_full, entry);
-            }
-        }
-        self.ctx.submit(encoder.finish());
+        self.submit_pass("full-batch update", finish);
         self.ctx.check("a streamed full-batch step")
     }
 
@@ -794,25 +771,22 @@ impl<'c> DeviceProblem<'c> {
         let queue = &self.ctx.queue;
         let (n, k) = (self.n, self.k);
         let max_blocks = self.max_blocks;
-        let Some(slot) = self.batch.as_mut() else {
-            return Err(Error::setting(
-                "batch_size",
-                local.len(),
-                "no mini-batch buffers were reserved",
-            ));
-        };
         let rows = local.len();
-        if rows == 0 || rows > slot.capacity || chunk >= slot.gathers.len() {
+        let no_slot = || Error::setting("batch_size", rows, "no mini-batch buffers were reserved");
+        let (capacity, chunks) = self
+            .batch
+            .as_ref()
+            .map(|slot| (slot.capacity, slot.gathers.len()))
+            .ok_or_else(no_slot)?;
+        if rows == 0 || rows > capacity || chunk >= chunks {
             return Err(Error::setting(
                 "batch_size",
                 rows,
-                format!("must be between 1 and {}", slot.capacity),
+                format!("must be between 1 and {capacity}"),
             ));
         }
         self.ensure_chunk(chunk)?;
-        let Some(slot) = self.batch.as_mut() else {
-            return Ok(());
-        };
+        let slot = self.batch.as_mut().ok_or_else(no_slot)?;
         queue.write_buffer(&slot.idx, 0, bytemuck::cast_slice(local));
         let g = &mut slot.gathers[chunk];
         g.set(
@@ -957,16 +931,7 @@ impl<'c> DeviceProblem<'c> {
                     3
                 }
             };
-            timed(reduce_slot, &|p| {
-                kernels.reduce.encode(
-                    p,
-                    if c == 0 {
-                        &chunk.reduce_first
-                    } else {
-                        &chunk.reduce_next
-                    },
-                )
-            })?;
+            timed(reduce_slot, &|p| kernels.reduce.encode(p, chunk.reduce(c)))?;
         }
         timed(last, &|p| {
             kernels
@@ -1003,16 +968,10 @@ impl<'c> DeviceProblem<'c> {
         let kernels = &self.ctx.kernels;
         for (c, chunk) in self.chunks.iter().enumerate() {
             self.ensure_chunk(c)?;
-            let mut encoder = self.encoder("forward");
-            {
-                let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("forward"),
-                    timestamp_writes: None,
-                });
-                kernels.logits.encode(&mut pass, &chunk.logits);
-                kernels.softmax.encode(&mut pass, &chunk.softmax);
-            }
-            let index = self.ctx.submit(encoder.finish());
+            let index = self.submit_pass("forward", |pass| {
+                kernels.logits.encode(pass, &chunk.logits);
+                kernels.softmax.encode(pass, &chunk.softmax);
+            });
             self.used(c, index);
             let out = self.ctx.read_f32_via(
                 Some(&self.readback),

@@ -327,7 +327,39 @@ pub struct DeviceUse {
     pub memory_peak: u64,
 }
 
+impl DeviceUse {
+    /// The use of a GPU backend's problem laid out as (chunks, streamed), with the
+    /// context's peak so far; `None` on the CPU.
+    fn of(backend: Backend<'_>, device: Option<(ChunkPlan, bool)>) -> Option<Self> {
+        match (backend, device) {
+            (Backend::Gpu(ctx), Some((chunk_plan, streamed))) => Some(DeviceUse {
+                chunk_plan,
+                streamed,
+                memory_peak: ctx.memory_peak(),
+            }),
+            _ => None,
+        }
+    }
+}
+
 impl Fit {
+    /// A fit holding the parameters w = (Θ row-major, b) of an (n, K) problem.
+    fn of(
+        w: &[f32],
+        (n, k): (usize, usize),
+        history: Vec<EpochReport>,
+        status: Status,
+        device: Option<DeviceUse>,
+    ) -> Result<Self> {
+        let (theta, bias) = unflatten(w, n, k);
+        Ok(Fit {
+            model: Model::new(theta, bias)?,
+            history,
+            status,
+            device,
+        })
+    }
+
     /// One sentence on how training ended, with what to try when it did not converge.
     pub fn summary(&self, settings: &Settings) -> String {
         let last = self.history.iter().rev().find(|r| r.loss.is_finite());
@@ -754,10 +786,6 @@ impl Trainer {
         if let Backend::Gpu(ctx) = backend {
             ctx.reset_memory_peak();
         }
-        let peak = || match backend {
-            Backend::Gpu(ctx) => ctx.memory_peak(),
-            Backend::Cpu => 0,
-        };
         let mut validator = validation.map(|v| Evaluator::new(backend, v)).transpose()?;
         if s.optimizer == Optimizer::Lbfgs {
             return self.fit_lbfgs(backend, train, validator, w0, resumed, on_epoch);
@@ -874,17 +902,13 @@ impl Trainer {
                                     &best,
                                 ))?;
                             }
-                            let (theta, bias) = unflatten(&w_now, n, k);
-                            return Ok(Fit {
-                                model: Model::new(theta, bias)?,
+                            return Fit::of(
+                                &w_now,
+                                (n, k),
                                 history,
-                                status: Status::Interrupted,
-                                device: engine.device().map(|(chunk_plan, streamed)| DeviceUse {
-                                    chunk_plan,
-                                    streamed,
-                                    memory_peak: peak(),
-                                }),
-                            });
+                                Status::Interrupted,
+                                DeviceUse::of(backend, engine.device()),
+                            );
                         }
                     }
                 }
@@ -953,17 +977,13 @@ impl Trainer {
         if let (Status::EarlyStopped, Some((_, _, best_w))) = (status, best) {
             w = best_w;
         }
-        let (theta, bias) = unflatten(&w, n, k);
-        Ok(Fit {
-            model: Model::new(theta, bias)?,
+        Fit::of(
+            &w,
+            (n, k),
             history,
             status,
-            device: engine.device().map(|(chunk_plan, streamed)| DeviceUse {
-                chunk_plan,
-                streamed,
-                memory_peak: peak(),
-            }),
-        })
+            DeviceUse::of(backend, engine.device()),
+        )
     }
 
     /// Full-batch L-BFGS on the backend's oracle; one epoch is one iteration.
@@ -1086,14 +1106,7 @@ impl Trainer {
             model: Model::new(result.theta, result.bias)?,
             history,
             status,
-            device: device.map(|(chunk_plan, streamed)| DeviceUse {
-                chunk_plan,
-                streamed,
-                memory_peak: match backend {
-                    Backend::Gpu(ctx) => ctx.memory_peak(),
-                    Backend::Cpu => 0,
-                },
-            }),
+            device: DeviceUse::of(backend, device),
         })
     }
 }

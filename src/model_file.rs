@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use ndarray::{Array1, Array2};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
@@ -17,7 +17,7 @@ use crate::model::Model;
 /// The `format` metadata value this version writes and reads.
 pub const FORMAT: &str = "softmax-regression/1";
 
-fn io_error(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
+pub(crate) fn io_error(path: &Path, what: &str, e: impl std::fmt::Display) -> Error {
     Error::Io {
         path: path.display().to_string(),
         message: format!("{what}: {e}"),
@@ -34,15 +34,7 @@ fn bad(path: &Path, message: impl Into<String>) -> Error {
 /// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename, so a
 /// crash or a full disk never leaves a half-written file under the final name.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let tmp = temporary_path(path);
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)
             .map_err(|e| io_error(path, "cannot create a temporary file beside it", e))?;
@@ -50,19 +42,42 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
             .map_err(|e| io_error(path, "cannot write", e))?;
         f.sync_all()
             .map_err(|e| io_error(path, "cannot flush to disk", e))?;
-        std::fs::rename(&tmp, path)
-            .map_err(|e| io_error(path, "cannot move the finished file into place", e))?;
-        // Make the rename itself durable; a directory that cannot be opened or synced
-        // (some network file systems) still has the complete file under its name.
-        if let Ok(d) = std::fs::File::open(&dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
+        move_into_place(&tmp, path)
     })();
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
     result
+}
+
+/// The directory `path` is in (`.` for a bare file name).
+fn directory_of(path: &Path) -> PathBuf {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    }
+}
+
+/// The temporary name an atomic write of `path` goes to first: beside it, so the final
+/// rename stays within one file system.
+pub(crate) fn temporary_path(path: &Path) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "model".into());
+    directory_of(path).join(format!(".{name}.tmp-{}", std::process::id()))
+}
+
+/// Renames the complete, flushed `tmp` to `path` and makes the rename durable; a directory
+/// that cannot be opened or synced (some network file systems) still has the complete
+/// file under its name.
+pub(crate) fn move_into_place(tmp: &Path, path: &Path) -> Result<()> {
+    std::fs::rename(tmp, path)
+        .map_err(|e| io_error(path, "cannot move the finished file into place", e))?;
+    if let Ok(d) = std::fs::File::open(directory_of(path)) {
+        let _ = d.sync_all();
+    }
+    Ok(())
 }
 
 impl Model {

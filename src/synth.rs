@@ -11,10 +11,11 @@
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::formats::npy_header;
+use crate::model_file::{io_error, move_into_place, temporary_path};
 use crate::rng::SplitMix64;
 
 /// Most rows per independently seeded block.
@@ -103,22 +104,6 @@ impl SynthSpec {
     }
 }
 
-/// The temporary name `path` is written under before it is renamed into place.
-fn temporary(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}", std::process::id()))
-}
-
-fn io_error(path: &Path, what: &str, e: std::io::Error) -> Error {
-    Error::Io {
-        path: path.display().to_string(),
-        message: format!("{what}: {e}"),
-    }
-}
-
 /// One block: (features, labels) of rows `block·BLOCK_ROWS ..`.
 fn block(spec: &SynthSpec, means: &[f32], index: usize) -> (Vec<u8>, Vec<u8>) {
     let n = spec.features;
@@ -179,7 +164,7 @@ pub fn write_problem(
             "names the same file as the features",
         ));
     }
-    let (tx, ty) = (temporary(x_path), temporary(y_path));
+    let (tx, ty) = (temporary_path(x_path), temporary_path(y_path));
     let result = (|| {
         let open = |path: &Path, tmp: &Path| -> Result<BufWriter<File>> {
             File::create(tmp)
@@ -243,10 +228,8 @@ pub fn write_problem(
             file.sync_all()
                 .map_err(|e| io_error(path, "cannot flush to disk", e))?;
         }
-        std::fs::rename(&tx, x_path)
-            .map_err(|e| io_error(x_path, "cannot move the finished file into place", e))?;
-        std::fs::rename(&ty, y_path)
-            .map_err(|e| io_error(y_path, "cannot move the finished file into place", e))?;
+        move_into_place(&tx, x_path)?;
+        move_into_place(&ty, y_path)?;
         Ok(true)
     })();
     if !matches!(result, Ok(true)) {

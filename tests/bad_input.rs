@@ -140,20 +140,7 @@ fn bad(args: &str, needle: &str) {
             let _ = std::fs::remove_file(&out);
         }
         let o = Command::new(BIN).args(&argv).output().unwrap();
-        let err = String::from_utf8_lossy(&o.stderr);
-        assert_eq!(
-            o.status.code(),
-            Some(2),
-            "{args}: exit {:?}, stderr {err}",
-            o.status.code()
-        );
-        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-        assert_eq!(lines.len(), 1, "{args}: expected one line, got {err:?}");
-        assert!(
-            lines[0].starts_with("error: ") && lines[0].contains(needle),
-            "{args}: {:?} does not name {needle:?}",
-            lines[0]
-        );
+        common::assert_bad_input(args, &o, needle);
         if existing {
             assert_eq!(
                 std::fs::read(&out).unwrap(),

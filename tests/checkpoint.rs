@@ -78,7 +78,7 @@ fn interrupted_then_resumed(
 
 fn resume_is_bit_exact(backend: Backend<'_>, label: &str) {
     let data = clusters(500, 13, 4, 0.6, 11);
-    let dir = tempdir(label);
+    let dir = common::scratch(&format!("checkpoint-{}", label));
     for optimizer in Optimizer::ALL {
         let s = settings(optimizer);
         let full = uninterrupted(backend, &data, &s);
@@ -127,15 +127,6 @@ fn resume_is_bit_exact(backend: Backend<'_>, label: &str) {
     }
 }
 
-fn tempdir(label: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "softmax-regression-checkpoint-{label}-{}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
 #[test]
 fn resumed_runs_equal_uninterrupted_runs_bit_for_bit_gpu() {
     resume_is_bit_exact(Backend::Gpu(gpu()), "gpu");
@@ -149,7 +140,7 @@ fn resumed_runs_equal_uninterrupted_runs_bit_for_bit_cpu() {
 #[test]
 fn periodic_checkpoints_do_not_change_the_run_and_resume_exactly() {
     let data = clusters(400, 9, 3, 0.6, 5);
-    let dir = tempdir("periodic");
+    let dir = common::scratch("checkpoint-periodic");
     let path = dir.join("adam.ckpt");
     let s = settings(Optimizer::Adam);
     let plain = uninterrupted(Backend::Gpu(gpu()), &data, &s);
@@ -178,7 +169,7 @@ fn periodic_checkpoints_do_not_change_the_run_and_resume_exactly() {
 #[test]
 fn a_checkpoint_refuses_other_data_and_other_settings() {
     let data = clusters(300, 9, 3, 0.6, 5);
-    let dir = tempdir("refuse");
+    let dir = common::scratch("checkpoint-refuse");
     let path = dir.join("sgd.ckpt");
     let s = settings(Optimizer::Sgd);
     Trainer::new(s.clone())
@@ -271,7 +262,7 @@ fn a_checkpoint_refuses_other_data_and_other_settings() {
 #[test]
 fn an_lbfgs_checkpoint_refuses_other_device_chunks() {
     let data = clusters(400, 9, 3, 0.6, 5);
-    let dir = tempdir("lbfgs-chunks");
+    let dir = common::scratch("checkpoint-lbfgs-chunks");
     let path = dir.join("lbfgs.ckpt");
     let s = settings(Optimizer::Lbfgs);
     Trainer::new(s.clone())

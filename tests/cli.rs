@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
 use softmax_regression::{Backend, Model};
@@ -23,17 +23,6 @@ fn stderr(o: &Output) -> String {
 
 fn stdout(o: &Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-/// A fresh directory for one test.
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "softmax-regression-cli-{name}-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn s(p: &Path) -> &str {
@@ -64,29 +53,9 @@ fn write_blobs_csv(path: &Path, m: usize) {
     std::fs::write(path, text).unwrap();
 }
 
-fn assert_bad_input(o: &Output, needle: &str) {
-    let err = stderr(o);
-    assert_eq!(
-        o.status.code(),
-        Some(2),
-        "expected exit 2, got {:?}; stderr: {err}",
-        o.status.code()
-    );
-    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
-    assert_eq!(lines.len(), 1, "expected one line on stderr, got: {err}");
-    assert!(
-        err.contains(needle),
-        "stderr {err:?} does not mention {needle:?}"
-    );
-    assert!(
-        !err.contains("XDG_RUNTIME_DIR"),
-        "driver noise on stderr: {err}"
-    );
-}
-
 #[test]
 fn csv_with_string_labels_trains_and_predicts_the_original_labels() {
-    let dir = scratch("csv");
+    let dir = common::scratch("cli-csv");
     let data = dir.join("train.csv");
     let names = ["cat", "dog", "eel"];
     let mut text = String::from("a,b,c,d,animal\n");
@@ -178,7 +147,7 @@ fn csv_with_string_labels_trains_and_predicts_the_original_labels() {
 
 #[test]
 fn npy_idx_and_libsvm_each_train_and_predict_on_the_gpu() {
-    let dir = scratch("formats");
+    let dir = common::scratch("cli-formats");
     let rows = blobs(120);
     let labels: Vec<i64> = rows.iter().map(|(_, c)| *c as i64).collect();
     // .npy: X float32 (m, 4), labels int64 (m,)
@@ -281,7 +250,7 @@ fn npy_idx_and_libsvm_each_train_and_predict_on_the_gpu() {
 
 #[test]
 fn json_output_is_one_object_per_line() {
-    let dir = scratch("json");
+    let dir = common::scratch("cli-json");
     let model = dir.join("m.safetensors");
     let o = run(&["train", "--epochs", "3", "--json", "--out", s(&model)]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -301,7 +270,7 @@ fn json_output_is_one_object_per_line() {
 
 #[test]
 fn embedded_digits_reach_95_percent_test_accuracy_with_defaults() {
-    let dir = scratch("digits");
+    let dir = common::scratch("cli-digits");
     let model = dir.join("model.safetensors");
     let o = run(&["train", "--out", s(&model)]);
     assert!(o.status.success(), "{}", stderr(&o));
@@ -321,7 +290,7 @@ fn embedded_digits_reach_95_percent_test_accuracy_with_defaults() {
 
 #[test]
 fn bad_flags_and_files_exit_2_with_one_sentence_and_no_model() {
-    let dir = scratch("bad");
+    let dir = common::scratch("cli-bad");
     let model = dir.join("m.safetensors");
     let m = s(&model);
     let nan = dir.join("nan.csv");
@@ -385,18 +354,18 @@ fn bad_flags_and_files_exit_2_with_one_sentence_and_no_model() {
     ];
     for (args, needle) in cases {
         let o = run(&args);
-        assert_bad_input(&o, needle);
+        common::assert_bad_input(&format!("{args:?}"), &o, needle);
         assert!(!model.exists(), "{args:?} left a model file behind");
     }
     // A model trained on the digits (64 features) refuses data with 2 features.
     let o = run(&["train", "--epochs", "1", "--out", m, "--quiet"]);
     assert!(o.status.success(), "{}", stderr(&o));
     let o = run(&["predict", "--model", m, "--data", s(&one_class)]);
-    assert_bad_input(&o, "64");
+    common::assert_bad_input("", &o, "64");
     let junk = dir.join("junk.safetensors");
     std::fs::write(&junk, b"not a model").unwrap();
     let o = run(&["predict", "--model", s(&junk), "--data", s(&one_class)]);
-    assert_bad_input(&o, "junk.safetensors");
+    common::assert_bad_input("", &o, "junk.safetensors");
 }
 
 #[test]
@@ -422,7 +391,7 @@ fn info_lists_the_adapter_auto_picks() {
 #[test]
 #[ignore = "needs python3 with numpy and safetensors; run with --ignored"]
 fn model_file_loads_with_python_safetensors_numpy() {
-    let dir = scratch("python");
+    let dir = common::scratch("cli-python");
     let model = dir.join("m.safetensors");
     let o = run(&[
         "train",
@@ -462,7 +431,7 @@ fn model_file_loads_with_python_safetensors_numpy() {
 
 #[test]
 fn plots_are_written_as_svg() {
-    let dir = scratch("plot");
+    let dir = common::scratch("cli-plot");
     let model = dir.join("m.safetensors");
     let curve = dir.join("curve.svg");
     let o = run(&[
@@ -513,7 +482,7 @@ fn plots_are_written_as_svg() {
 
 #[test]
 fn a_run_that_does_not_converge_says_so_and_still_writes_the_model() {
-    let dir = scratch("converge");
+    let dir = common::scratch("cli-converge");
     let model = dir.join("m.safetensors");
     let o = run(&[
         "train",
@@ -575,7 +544,7 @@ fn a_run_that_does_not_converge_says_so_and_still_writes_the_model() {
 
 #[test]
 fn warm_start_weights_schedules_and_patience_flags() {
-    let dir = scratch("flags");
+    let dir = common::scratch("cli-flags");
     let first = dir.join("first.safetensors");
     let second = dir.join("second.safetensors");
     let json_losses = |o: &Output| -> Vec<f64> {
@@ -658,55 +627,44 @@ fn warm_start_weights_schedules_and_patience_flags() {
         let mut args = vec!["train", "--data", s(&data), "--out", s(&model)];
         args.extend(extra.iter().copied());
         let o = run(&args);
-        assert_bad_input(&o, needle);
+        common::assert_bad_input(&format!("{args:?}"), &o, needle);
         assert!(!model.exists(), "{extra:?} left a model behind");
     }
 }
 
 #[test]
 fn synth_then_train_streams_the_mapped_file_under_a_memory_budget() {
-    let dir = scratch("synth");
+    let dir = common::scratch("cli-synth");
     let (x, y, model) = (
         dir.join("x.npy"),
         dir.join("y.npy"),
         dir.join("m.safetensors"),
     );
-    let o = run(&[
-        "synth",
-        "--rows",
-        "6000",
-        "--features",
-        "64",
-        "--classes",
-        "5",
-        "--seed",
-        "3",
-        "--out",
-        s(&x),
-        "--labels",
-        s(&y),
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    // 6000 × 64, K = 5, seed 3; the second run (quiet) must write the same bytes.
+    let synth = |x: &Path, y: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "synth",
+            "--rows",
+            "6000",
+            "--features",
+            "64",
+            "--classes",
+            "5",
+            "--seed",
+            "3",
+            "--out",
+            s(x),
+            "--labels",
+            s(y),
+        ];
+        args.extend(extra);
+        let o = run(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+    };
+    synth(&x, &y, &[]);
     assert_eq!(std::fs::metadata(&x).unwrap().len(), 128 + 6000 * 64 * 4);
-    // The same seed writes the same files.
     let again = dir.join("x2.npy");
-    let o = run(&[
-        "synth",
-        "--rows",
-        "6000",
-        "--features",
-        "64",
-        "--classes",
-        "5",
-        "--seed",
-        "3",
-        "--out",
-        s(&again),
-        "--labels",
-        s(&dir.join("y2.npy")),
-        "--quiet",
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    synth(&again, &dir.join("y2.npy"), &["--quiet"]);
     assert_eq!(std::fs::read(&x).unwrap(), std::fs::read(&again).unwrap());
 
     // 1.5 MB of X under a 1 MiB budget: streamed, and the peak stays within the budget.
@@ -755,7 +713,7 @@ fn synth_then_train_streams_the_mapped_file_under_a_memory_budget() {
 
 #[test]
 fn a_checkpoint_path_that_is_also_the_model_path_is_refused() {
-    let dir = scratch("same-path");
+    let dir = common::scratch("cli-same-path");
     let model = dir.join("m.safetensors");
     let o = run(&[
         "train",
@@ -766,7 +724,7 @@ fn a_checkpoint_path_that_is_also_the_model_path_is_refused() {
         "--out",
         s(&model),
     ]);
-    assert_bad_input(&o, "--checkpoint");
+    common::assert_bad_input("", &o, "--checkpoint");
     assert!(!model.exists());
     // synth: the same file named two ways.
     let x = dir.join("x.npy");
@@ -784,7 +742,7 @@ fn a_checkpoint_path_that_is_also_the_model_path_is_refused() {
         "--labels",
         s(&same),
     ]);
-    assert_bad_input(&o, "--labels");
+    common::assert_bad_input("", &o, "--labels");
     assert!(!x.exists());
     let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");

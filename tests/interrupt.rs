@@ -5,7 +5,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Instant;
 
@@ -19,16 +19,6 @@ static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "softmax-regression-interrupt-{name}-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn signal(child: &Child, name: &str) {
@@ -116,7 +106,7 @@ fn train_args(extra: &[&str]) -> Vec<String> {
 #[test]
 fn ctrl_c_half_way_then_resume_gives_the_uninterrupted_model() {
     let _serial = serial();
-    let dir = scratch("resume");
+    let dir = common::scratch("interrupt-resume");
     let p = |name: &str| dir.join(name).display().to_string();
     let full = Command::new(BIN)
         .args(train_args(&["--quiet", "--out", &p("full.safetensors")]))
@@ -169,7 +159,7 @@ fn ctrl_c_half_way_then_resume_gives_the_uninterrupted_model() {
 #[test]
 fn sigterm_writes_the_model_and_exits_130() {
     let _serial = serial();
-    let dir = scratch("term");
+    let dir = common::scratch("interrupt-term");
     let model = dir.join("m.safetensors");
     let args = train_args(&["--out", model.to_str().unwrap()]);
     let (code, stderr, _) = interrupt(&args, 1, &["TERM"]);
@@ -184,7 +174,7 @@ fn a_second_signal_exits_at_once() {
     // A full-batch gradient of the CPU reference over 40000 × 250 with K = 400 takes about
     // two seconds, so the second signal, sent as soon as the binary acknowledges the first,
     // arrives while it waits for the step to end.
-    let dir = scratch("twice");
+    let dir = common::scratch("interrupt-twice");
     let (m, n, k) = (40_000, 250, 400);
     let mut rng = softmax_regression::SplitMix64::new(1);
     let x: Vec<u8> = (0..m * n)

@@ -135,3 +135,40 @@ pub fn weight_bits(fit: &softmax_regression::Fit) -> Vec<u32> {
         .map(|v| v.to_bits())
         .collect()
 }
+
+/// A fresh, empty directory for one test: `<tmp>/softmax-regression-<name>-<pid>`.
+pub fn scratch(name: &str) -> std::path::PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("softmax-regression-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+/// Asserts the binary refused bad input as promised: exit code 2 and exactly one line on
+/// stderr, an `error:` that mentions `needle`, with no driver noise. `what` names the case
+/// in failure messages.
+pub fn assert_bad_input(what: &str, o: &std::process::Output, needle: &str) {
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "{what}: expected exit 2, got {:?}; stderr: {err}",
+        o.status.code()
+    );
+    let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(
+        lines.len(),
+        1,
+        "{what}: expected one line on stderr, got: {err:?}"
+    );
+    assert!(
+        lines[0].starts_with("error: ") && lines[0].contains(needle),
+        "{what}: {:?} does not name {needle:?}",
+        lines[0]
+    );
+    assert!(
+        !err.contains("XDG_RUNTIME_DIR"),
+        "{what}: driver noise on stderr: {err}"
+    );
+}

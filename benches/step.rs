@@ -3,13 +3,18 @@
 //! environment selects. Each shape is checked against the f64 CPU reference before it is
 //! timed. Upload, step and readback are reported separately.
 //!
-//! `BENCH_SHAPES=small,S1` picks shapes (default: all). Run with `cargo bench --bench step`.
+//! `BENCH_SHAPES=small,S1` picks shapes (default: all); `BENCH_VARIANTS=tiled,register,fused`
+//! times several kernel sets side by side in one run (default: the adapter's own choice).
+//! Run with `cargo bench --bench step`.
 
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
 use ndarray::{Array1, Array2};
-use softmax_regression::{CpuOracle, Dataset, GpuContext, GpuOracle, Oracle, SplitMix64};
+use softmax_regression::gpu::KernelVariant;
+use softmax_regression::{
+    AdapterRequest, CpuOracle, Dataset, GpuContext, GpuOracle, LossGrad, Oracle, SplitMix64,
+};
 
 struct Shape {
     name: &'static str,
@@ -59,8 +64,50 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// The kernel sets to time: `BENCH_VARIANTS=tiled,register,fused` (any of them), else the
+/// one the adapter gets by default (`auto`).
+fn variants() -> Vec<(String, GpuContext)> {
+    let wanted = std::env::var("BENCH_VARIANTS").unwrap_or_else(|_| "auto".into());
+    wanted
+        .split(',')
+        .filter(|v| !v.is_empty())
+        .map(|v| {
+            let (kernels, fused) = match v {
+                "auto" => (None, None),
+                "tiled" => (Some(KernelVariant::Tiled), Some(false)),
+                "register" => (Some(KernelVariant::Register), Some(false)),
+                "fused" => (None, Some(true)),
+                other => panic!(
+                    "BENCH_VARIANTS: unknown kernel set {other:?} (auto, tiled, register, fused)"
+                ),
+            };
+            let ctx = GpuContext::new(&AdapterRequest {
+                kernels,
+                fused,
+                ..AdapterRequest::default()
+            })
+            .unwrap_or_else(|e| panic!("benchmarks need an adapter: {e}"));
+            (v.to_string(), ctx)
+        })
+        .collect()
+}
+
+/// Relative errors of J and of ∇J = (∇Θ, ∇b) against the reference.
+fn errors(got: &LossGrad, want: &LossGrad) -> (f64, f64) {
+    let loss_rel = (got.loss - want.loss).abs() / want.loss;
+    let num: f64 = got
+        .theta
+        .iter()
+        .chain(&got.bias)
+        .zip(want.theta.iter().chain(&want.bias))
+        .map(|(a, b)| (a - b) * (a - b))
+        .sum();
+    let den: f64 = want.theta.iter().chain(&want.bias).map(|b| b * b).sum();
+    (loss_rel, (num / den).sqrt())
+}
+
 fn main() {
-    let ctx = GpuContext::from_env().unwrap_or_else(|e| panic!("benchmarks need an adapter: {e}"));
+    let contexts = variants();
     let wanted = std::env::var("BENCH_SHAPES").ok();
     let mut criterion = Criterion::default()
         .sample_size(10)
@@ -74,117 +121,124 @@ fn main() {
             .is_none_or(|w| w.split(',').any(|n| n == s.name))
     }) {
         let (data, theta, bias) = problem(s);
-        let upload_started = Instant::now();
-        let mut oracle = GpuOracle::new(&ctx, &data, None).expect("upload");
-        let upload = upload_started.elapsed().as_secs_f64();
-
-        // Correct first: J and ∇J against the f64 reference.
-        let got = oracle
-            .loss_and_gradient(theta.view(), bias.view(), 1e-4)
-            .expect("step");
         let want = CpuOracle::new(&data)
             .unwrap()
             .loss_and_gradient(theta.view(), bias.view(), 1e-4)
             .expect("reference");
-        let loss_rel = (got.loss - want.loss).abs() / want.loss;
-        let num: f64 = got
-            .theta
-            .iter()
-            .chain(&got.bias)
-            .zip(want.theta.iter().chain(&want.bias))
-            .map(|(a, b)| (a - b) * (a - b))
-            .sum();
-        let den: f64 = want.theta.iter().chain(&want.bias).map(|b| b * b).sum();
-        let grad_rel = (num / den).sqrt();
-        assert!(
-            loss_rel < 1e-5 && grad_rel < 1e-4,
-            "{}: loss error {loss_rel:e}, gradient error {grad_rel:e}",
-            s.name
-        );
-        println!(
-            "{}: J = {:.6} (ln K = {:.6}); matches the reference (loss {loss_rel:.1e}, gradient {grad_rel:.1e})",
-            s.name,
-            got.loss,
-            (s.k as f64).ln()
-        );
+        for (variant, ctx) in &contexts {
+            let label = format!("{}/{variant}", s.name);
+            let upload_started = Instant::now();
+            let mut oracle = GpuOracle::new(ctx, &data, None).expect("upload");
+            let upload = upload_started.elapsed().as_secs_f64();
 
-        // criterion needs at least 10 samples; on a software adapter the large shapes take
-        // seconds per step, so those are timed by the 5-run median below only.
-        let first = Instant::now();
-        oracle
-            .loss_and_gradient(theta.view(), bias.view(), 1e-4)
-            .expect("step");
-        if first.elapsed().as_secs_f64() < 1.0 {
-            let mut group = criterion.benchmark_group("oracle_step");
-            group.throughput(Throughput::Elements(s.m as u64));
-            group.bench_function(s.name, |b| {
-                b.iter(|| {
+            // Correct first: J and ∇J against the f64 reference.
+            let got = oracle
+                .loss_and_gradient(theta.view(), bias.view(), 1e-4)
+                .expect("step");
+            let (loss_rel, grad_rel) = errors(&got, &want);
+            assert!(
+                loss_rel < 1e-5 && grad_rel < 1e-4,
+                "{label}: loss error {loss_rel:e}, gradient error {grad_rel:e}"
+            );
+            println!(
+                "{label}: J = {:.6} (ln K = {:.6}); matches the reference (loss {loss_rel:.1e}, gradient {grad_rel:.1e})",
+                got.loss,
+                (s.k as f64).ln()
+            );
+
+            // criterion needs at least 10 samples; on a software adapter the large shapes
+            // take seconds per step, so those are timed by the median below only.
+            let first = Instant::now();
+            oracle
+                .loss_and_gradient(theta.view(), bias.view(), 1e-4)
+                .expect("step");
+            let once = first.elapsed().as_secs_f64();
+            if once < 1.0 {
+                let mut group = criterion.benchmark_group("oracle_step");
+                group.throughput(Throughput::Elements(s.m as u64));
+                group.bench_function(&label, |b| {
+                    b.iter(|| {
+                        oracle
+                            .loss_and_gradient(theta.view(), bias.view(), 1e-4)
+                            .expect("step")
+                    })
+                });
+                group.finish();
+            }
+
+            // Our own median for the table (criterion prints its estimate above where it
+            // ran): at least 5 steps, more while they take under 2 s in all.
+            let runs = ((2.0 / once.max(1e-6)) as usize).clamp(5, 200);
+            let times: Vec<f64> = (0..runs)
+                .map(|_| {
+                    let t = Instant::now();
                     oracle
                         .loss_and_gradient(theta.view(), bias.view(), 1e-4)
-                        .expect("step")
+                        .expect("step");
+                    t.elapsed().as_secs_f64()
                 })
-            });
-            group.finish();
+                .collect();
+            // Per kernel, one submission each with a wait after it.
+            let profiles: Vec<(Vec<(&str, f64)>, bool)> = (0..runs.min(9))
+                .map(|_| {
+                    oracle
+                        .profile(theta.view(), bias.view(), 1e-4)
+                        .expect("profile")
+                })
+                .collect();
+            let stamped = profiles[0].1;
+            let kernels: Vec<String> = profiles[0]
+                .0
+                .iter()
+                .enumerate()
+                .map(|(i, (name, _))| {
+                    format!(
+                        "{name} {:.3} ms",
+                        median(profiles.iter().map(|p| p.0[i].1).collect()) * 1e3
+                    )
+                })
+                .collect();
+            println!(
+                "{label}: per kernel (medians of {}, one submission each, {}): {}",
+                profiles.len(),
+                if stamped {
+                    "GPU timestamps"
+                } else {
+                    "wall clock: the adapter has no timestamp queries"
+                },
+                kernels.join(", ")
+            );
+            table.push((s, label, upload, median(times), runs));
         }
-
-        // Our own medians for the table (criterion prints its own estimate above where it ran).
-        let times: Vec<f64> = (0..5)
-            .map(|_| {
-                let t = Instant::now();
-                oracle
-                    .loss_and_gradient(theta.view(), bias.view(), 1e-4)
-                    .expect("step");
-                t.elapsed().as_secs_f64()
-            })
-            .collect();
-        // Per kernel, one submission each with a wait after it.
-        let runs: Vec<(Vec<(&str, f64)>, bool)> = (0..3)
-            .map(|_| {
-                oracle
-                    .profile(theta.view(), bias.view(), 1e-4)
-                    .expect("profile")
-            })
-            .collect();
-        let stamped = runs[0].1;
-        let profiles: Vec<Vec<(&str, f64)>> = runs.into_iter().map(|r| r.0).collect();
-        let kernels: Vec<String> = profiles[0]
-            .iter()
-            .enumerate()
-            .map(|(i, (name, _))| {
-                format!(
-                    "{name} {:.2} ms",
-                    median(profiles.iter().map(|p| p[i].1).collect()) * 1e3
-                )
-            })
-            .collect();
-        println!(
-            "{}: per kernel (medians of 3, one submission each, {}): {}",
-            s.name,
-            if stamped {
-                "GPU timestamps"
-            } else {
-                "wall clock: the adapter has no timestamp queries"
-            },
-            kernels.join(", ")
-        );
-        table.push((s, upload, median(times)));
     }
-    println!("\nadapter: {}", ctx.describe());
+    for (variant, ctx) in &contexts {
+        println!("\n{variant}: {}", ctx.describe());
+    }
     println!(
-        "{:<6} {:>8} {:>6} {:>6} {:>10} {:>11} {:>13} {:>9} {:>9}",
-        "shape", "m", "n", "K", "upload s", "step ms", "samples/s", "GFLOP/s", "GB/s"
+        "{:<15} {:>8} {:>6} {:>6} {:>10} {:>11} {:>6} {:>13} {:>9} {:>9}",
+        "shape/kernels",
+        "m",
+        "n",
+        "K",
+        "upload s",
+        "step ms",
+        "runs",
+        "samples/s",
+        "GFLOP/s",
+        "GB/s"
     );
-    for (s, upload, step) in table {
+    for (s, label, upload, step, runs) in table {
         let flops = 4.0 * (s.m * s.n * s.k) as f64;
         let bytes = 4.0 * (s.m * s.n) as f64;
         println!(
-            "{:<6} {:>8} {:>6} {:>6} {:>10.3} {:>11.3} {:>13.0} {:>9.1} {:>9.1}",
-            s.name,
+            "{:<15} {:>8} {:>6} {:>6} {:>10.3} {:>11.3} {:>6} {:>13.0} {:>9.1} {:>9.1}",
+            label,
             s.m,
             s.n,
             s.k,
             upload,
             step * 1e3,
+            runs,
             s.m as f64 / step,
             flops / step / 1e9,
             bytes / step / 1e9

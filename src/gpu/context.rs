@@ -6,6 +6,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// How long one poll of a wait blocks before the device-lost state is looked at again.
+const WAIT_SLICE: Duration = Duration::from_millis(100);
+
 use crate::error::{Error, Result};
 use crate::gpu::kernels::{KernelVariant, Kernels};
 
@@ -489,10 +492,21 @@ impl GpuContext {
     }
 
     pub(crate) fn wait(&self, index: Option<wgpu::SubmissionIndex>, context: &str) -> Result<()> {
-        let poll = self.device.poll(wgpu::PollType::Wait {
-            submission_index: index,
-            timeout: Some(self.timeout),
-        });
+        // Wait in short slices and look for a lost device between them: some drivers never
+        // signal the work of a device that was lost or destroyed, so a single long wait
+        // would only end at the timeout.
+        let started = std::time::Instant::now();
+        let poll = loop {
+            let left = self.timeout.saturating_sub(started.elapsed());
+            let poll = self.device.poll(wgpu::PollType::Wait {
+                submission_index: index.clone(),
+                timeout: Some(left.min(WAIT_SLICE)),
+            });
+            match poll {
+                Err(wgpu::PollError::Timeout) if left > WAIT_SLICE => self.check(context)?,
+                other => break other,
+            }
+        };
         match poll {
             Ok(_) => self.check(context),
             Err(wgpu::PollError::Timeout) => Err(Error::Timeout {

@@ -173,8 +173,9 @@ fn dispatch(
 /// Which implementation of the two matrix products (logits and gradient) a device runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum KernelVariant {
-    /// 16×16 workgroup tiles staged in workgroup memory (logits.wgsl, gradient.wgsl):
-    /// coalesced loads and data reuse for real GPUs.
+    /// Register-blocked tiles staged in workgroup memory (logits.wgsl, gradient.wgsl):
+    /// 256 invocations per workgroup, 4×4 outputs each, coalesced loads and data reuse
+    /// for real GPUs; the gradient is split over row blocks to fill the device.
     Tiled,
     /// One invocation per row (logits_rows.wgsl) or per feature (gradient_cols.wgsl)
     /// with 16 classes in registers and no barriers: for adapters that run invocations as
@@ -185,8 +186,16 @@ pub enum KernelVariant {
 /// Classes held in registers per invocation by the register kernels.
 pub(crate) const CLASS_TILE: u32 = 16;
 
-/// Rows and columns covered by one workgroup of the tiled kernels.
+/// Rows of X staged at a time by the tiled gradient kernel; row blocks are multiples of it.
 pub(crate) const TILE: u32 = 16;
+
+/// The (BM, BN) output tile of one 256-invocation workgroup of the tiled kernels, in rows
+/// (logits) or features (gradient) × classes: narrow tiles when K ≤ 16 so that few
+/// classes do not waste three quarters of the work, square ones otherwise. Mirrors the
+/// choice made in logits.wgsl and gradient.wgsl.
+pub(crate) fn tile_shape(k: u32) -> (u32, u32) {
+    if k <= 16 { (256, 16) } else { (64, 64) }
+}
 
 /// `Dims` of logits.wgsl.
 #[repr(C)]
@@ -246,7 +255,11 @@ impl Logits {
     pub(crate) fn encode(&self, pass: &mut wgpu::ComputePass<'_>, b: &Bound<LogitsDims>) {
         let d = b.dims;
         let workgroups = match self.variant {
-            KernelVariant::Tiled => (d.k.div_ceil(TILE), d.rows.div_ceil(TILE), 1),
+            KernelVariant::Tiled => {
+                let (bm, bn) = tile_shape(d.k);
+                let (x, y) = grid(d.rows.div_ceil(bm), self.max_dim);
+                (x, y, d.k.div_ceil(bn))
+            }
             KernelVariant::Register => {
                 let (x, y) = grid(d.rows.div_ceil(64), self.max_dim);
                 (x, y, d.k.div_ceil(CLASS_TILE))
@@ -404,7 +417,10 @@ impl Gradient {
             &self.pipeline,
             &b.group,
             match self.variant {
-                KernelVariant::Tiled => (d.k.div_ceil(TILE), d.n.div_ceil(TILE), d.blocks()),
+                KernelVariant::Tiled => {
+                    let (bm, bn) = tile_shape(d.k);
+                    ((d.n + 1).div_ceil(bm), d.k.div_ceil(bn), d.blocks())
+                }
                 KernelVariant::Register => {
                     ((d.n + 1).div_ceil(64), d.k.div_ceil(CLASS_TILE), d.blocks())
                 }

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::gpu::context::{DeviceBuffer, GpuContext, Reservation};
 use crate::gpu::kernels::{
     Bound, FUSED_MAX_CLASSES, FusedDims, GatherDims, GradientDims, KernelVariant, LogitsDims,
-    ReduceDims, SoftmaxDims, TILE, UpdateDims, UpdateEntry,
+    ReduceDims, SoftmaxDims, TILE, UpdateDims, UpdateEntry, tile_shape,
 };
 use crate::source::ChunkSource;
 
@@ -34,6 +34,10 @@ pub struct ChunkPlan {
 
 /// Workgroups the tiled gradient kernel aims for per chunk (tiles × row blocks).
 const TARGET_WORKGROUPS: u64 = 1024;
+
+/// Fewest rows in one block of the tiled gradient kernel: shorter blocks would spend more
+/// on partials (one n×K copy per block) and their reduction than they gain in parallelism.
+const MIN_TILED_BLOCK_ROWS: u64 = 256;
 
 /// Most rows in one block of the register gradient kernel.
 const REGISTER_BLOCK_ROWS: u64 = 1024;
@@ -87,15 +91,21 @@ fn gradient_dims(
     k: usize,
     max_blocks: u64,
 ) -> GradientDims {
-    let max_useful = (rows as u64).div_ceil(TILE as u64);
-    let wanted = match variant {
+    let (wanted, max_useful) = match variant {
         KernelVariant::Tiled => {
-            let tiles = (n as u64).div_ceil(TILE as u64) * (k as u64).div_ceil(TILE as u64);
-            TARGET_WORKGROUPS.div_ceil(tiles)
+            let (bm, bn) = tile_shape(k as u32);
+            let tiles = (n as u64 + 1).div_ceil(bm as u64) * (k as u64).div_ceil(bn as u64);
+            (
+                TARGET_WORKGROUPS.div_ceil(tiles),
+                (rows as u64).div_ceil(MIN_TILED_BLOCK_ROWS),
+            )
         }
         // Each invocation sums its block's rows one after another; blocks of at most
         // REGISTER_BLOCK_ROWS rows keep those f32 sums short.
-        KernelVariant::Register => (rows as u64).div_ceil(REGISTER_BLOCK_ROWS),
+        KernelVariant::Register => (
+            (rows as u64).div_ceil(REGISTER_BLOCK_ROWS),
+            (rows as u64).div_ceil(TILE as u64),
+        ),
     };
     let blocks = wanted.clamp(1, max_useful.max(1)).min(max_blocks.max(1));
     let rows_per_block = (rows as u64).div_ceil(blocks).next_multiple_of(TILE as u64) as u32;

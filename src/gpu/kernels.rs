@@ -90,7 +90,14 @@ fn pipelines(
                 layout: Some(&pipeline_layout),
                 module: &module,
                 entry_point: Some(entry),
-                compilation_options: Default::default(),
+                // Every kernel writes the workgroup memory it reads before a barrier, so
+                // the zero fill WebGPU would add is dead work; on the GL backend it is
+                // also a constant array the size of the tile that llvmpipe takes a
+                // minute and more to compile.
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    zero_initialize_workgroup_memory: false,
+                    ..Default::default()
+                },
                 cache: None,
             })
         })

@@ -230,19 +230,22 @@ impl Oracle for GpuOracle<'_> {
         let (m, n, k) = self.shape();
         check_params(theta, bias, n, k)?;
         check_l2(l2)?;
-        self.problem.set_params(&flatten(theta, bias));
+        self.problem.set_params_from(theta, bias);
         self.problem.configure_full(StepDims {
             l2: l2 as f32,
             ..Default::default()
         });
         self.problem.full_step(None, false)?;
-        let (loss_sum, g, _) = self.problem.read_loss_gradient_params()?;
+        let (loss_sum, g) = self.problem.read_loss_gradient()?;
         let reg: f64 = theta.iter().map(|&t| f64::from(t) * f64::from(t)).sum();
-        let (gt, gb) = unflatten(&g, n, k);
+        let nk = n * k;
+        let theta_grad = Array1::from_iter(g[..nk].iter().map(|&v| f64::from(v)))
+            .into_shape_with_order((n, k))
+            .unwrap_or_else(|_| unreachable!("g has n·K + K entries"));
         Ok(LossGrad {
             loss: loss_sum / m as f64 + 0.5 * l2 * reg,
-            theta: gt.mapv(f64::from),
-            bias: gb.mapv(f64::from),
+            theta: theta_grad,
+            bias: g[nk..nk + k].iter().map(|&v| f64::from(v)).collect(),
         })
     }
 }

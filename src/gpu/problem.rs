@@ -13,7 +13,7 @@
 use std::cell::RefCell;
 use std::sync::Arc;
 
-use ndarray::ArrayView2;
+use ndarray::{ArrayView1, ArrayView2};
 
 use crate::error::{Error, Result};
 use crate::gpu::context::{DeviceBuffer, GpuContext, Reservation};
@@ -605,6 +605,19 @@ impl<'c> DeviceProblem<'c> {
             .write_buffer(&self.w, 0, bytemuck::cast_slice(w));
     }
 
+    /// Uploads (Θ, b) into w = (Θ row-major, b), straight from Θ's memory when it is in
+    /// standard layout.
+    pub(crate) fn set_params_from(&self, theta: ArrayView2<'_, f32>, bias: ArrayView1<'_, f32>) {
+        match (theta.as_slice(), bias.as_slice()) {
+            (Some(t), Some(b)) => {
+                let queue = &self.ctx.queue;
+                queue.write_buffer(&self.w, 0, bytemuck::cast_slice(t));
+                queue.write_buffer(&self.w, 4 * t.len() as u64, bytemuck::cast_slice(b));
+            }
+            _ => self.set_params(&crate::oracle::flatten(theta, bias)),
+        }
+    }
+
     /// Reads back (w, m1, m2): the parameters and the optimizer moments.
     pub(crate) fn read_state(&self) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
         let len = self.len();
@@ -953,23 +966,38 @@ impl<'c> DeviceProblem<'c> {
 
     /// Reads back (Σ_i −log P[i, y], g, w) after a full-batch gradient pass.
     pub(crate) fn read_loss_gradient_params(&self) -> Result<(f64, Vec<f32>, Vec<f32>)> {
-        let len = self.len();
-        let mut out = self.ctx.read_f32_via(
-            Some(&self.readback),
-            &[
-                (&self.sums, len as u64, 1),
-                (&self.g, 0, len),
-                (&self.w, 0, len),
-            ],
-            "reading the loss and gradient",
-        )?;
+        let (loss_sum, mut out) = self.read_loss_and(&[&self.g, &self.w])?;
         let w = out.pop().unwrap_or_default();
         let g = out.pop().unwrap_or_default();
+        Ok((loss_sum, g, w))
+    }
+
+    /// Reads back the summed loss and the gradient g, without the parameters (which the
+    /// caller already has).
+    pub(crate) fn read_loss_gradient(&self) -> Result<(f64, Vec<f32>)> {
+        let (loss_sum, mut out) = self.read_loss_and(&[&self.g])?;
+        Ok((loss_sum, out.pop().unwrap_or_default()))
+    }
+
+    /// The summed loss and whole copies of `buffers` (each of `len` values), in one
+    /// readback.
+    fn read_loss_and(&self, buffers: &[&DeviceBuffer]) -> Result<(f64, Vec<Vec<f32>>)> {
+        let len = self.len();
+        let ranges: Vec<(&wgpu::Buffer, u64, usize)> =
+            std::iter::once((&*self.sums, len as u64, 1))
+                .chain(buffers.iter().map(|&b| (&**b, 0, len)))
+                .collect();
+        let mut out = self.ctx.read_f32_via(
+            Some(&self.readback),
+            &ranges,
+            "reading the loss and gradient",
+        )?;
+        let rest = out.split_off(1.min(out.len()));
         let loss_sum = out
             .pop()
             .and_then(|v| v.first().copied())
             .unwrap_or(f32::NAN);
-        Ok((f64::from(loss_sum), g, w))
+        Ok((f64::from(loss_sum), rest))
     }
 
     /// Runs logits and softmax chunk by chunk and hands each chunk's (row offset, z, row

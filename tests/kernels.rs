@@ -59,6 +59,15 @@ fn logits_thousand_classes() {
     check_logits(45, 70, 1000, 0.1, 3);
 }
 
+/// Every tile shape of the tiled kernel (K ≤ 16, ≤ 64, > 64) with rows, features and
+/// classes that leave partial tiles and a partial last stage of 16 features.
+#[test]
+fn logits_each_tile_shape_with_ragged_edges() {
+    for (k, seed) in [(16, 4), (17, 5), (64, 6), (65, 7), (130, 8)] {
+        check_logits(259, 37, k, 0.3, seed);
+    }
+}
+
 fn check_softmax(z: Array2<f32>, y: &[u32]) {
     let (got, got_loss) = single::softmax(gpu(), z.view(), Some(y), None).unwrap();
     let z64 = z.mapv(f64::from);
@@ -207,6 +216,21 @@ fn gradient_single_row_single_feature() {
 #[test]
 fn gradient_thousand_classes() {
     check_gradient(40, 33, 1000, 16, 22);
+}
+
+/// Every tile shape of the tiled kernel, with features (n + 1 with the bias row), classes
+/// and blocks that leave partial tiles and partial stages of 16 rows.
+#[test]
+fn gradient_each_tile_shape_with_ragged_edges() {
+    for (n, k, seed) in [
+        (255, 16, 24),
+        (63, 17, 25),
+        (64, 64, 26),
+        (129, 65, 27),
+        (40, 130, 28),
+    ] {
+        check_gradient(203, n, k, 48, seed);
+    }
 }
 
 #[test]

@@ -201,7 +201,37 @@ pub(crate) const TILE: u32 = 16;
 /// classes do not waste three quarters of the work, square ones otherwise. Mirrors the
 /// choice made in logits.wgsl and gradient.wgsl.
 pub(crate) fn tile_shape(k: u32) -> (u32, u32) {
-    if k <= 16 { (256, 16) } else { (64, 64) }
+    if k <= 16 {
+        (256, 16)
+    } else if k < WIDE_MIN_CLASSES {
+        (64, 64)
+    } else {
+        (128, 128)
+    }
+}
+
+/// Fewest classes for which the tiled kernels use their `main_wide` entry point (128×128
+/// tiles, 8×8 outputs per invocation) rather than `main`.
+const WIDE_MIN_CLASSES: u32 = 65;
+
+/// Entry points of a matrix-product kernel: the tiled kernels have `main` and
+/// `main_wide`, the register kernels `main` only.
+fn product_pipelines(
+    device: &wgpu::Device,
+    name: &str,
+    layout: &wgpu::BindGroupLayout,
+    variant: KernelVariant,
+) -> Vec<wgpu::ComputePipeline> {
+    match variant {
+        KernelVariant::Tiled => pipelines(device, name, layout, &["main", "main_wide"]),
+        KernelVariant::Register => pipelines(device, name, layout, &["main"]),
+    }
+}
+
+/// The pipeline of `product_pipelines` for K classes.
+fn product_pipeline(pipelines: &[wgpu::ComputePipeline], k: u32) -> &wgpu::ComputePipeline {
+    let wide = usize::from(k >= WIDE_MIN_CLASSES);
+    &pipelines[wide.min(pipelines.len() - 1)]
 }
 
 /// `Dims` of logits.wgsl.
@@ -217,7 +247,7 @@ pub(crate) struct LogitsDims {
 /// Z = XΘ + 1bᵀ for one row chunk (logits.wgsl).
 pub(crate) struct Logits {
     layout: wgpu::BindGroupLayout,
-    pipeline: wgpu::ComputePipeline,
+    pipelines: Vec<wgpu::ComputePipeline>,
     variant: KernelVariant,
     max_dim: u32,
 }
@@ -238,10 +268,9 @@ impl Logits {
             KernelVariant::Tiled => "logits",
             KernelVariant::Register => "logits_rows",
         };
-        let pipeline = pipelines(device, name, &layout, &["main"]).remove(0);
         Logits {
+            pipelines: product_pipelines(device, name, &layout, variant),
             layout,
-            pipeline,
             variant,
             max_dim,
         }
@@ -272,7 +301,12 @@ impl Logits {
                 (x, y, d.k.div_ceil(CLASS_TILE))
             }
         };
-        dispatch(pass, &self.pipeline, &b.group, workgroups);
+        dispatch(
+            pass,
+            product_pipeline(&self.pipelines, d.k),
+            &b.group,
+            workgroups,
+        );
     }
 }
 
@@ -369,7 +403,7 @@ impl GradientDims {
 /// Per-row-block partials of Xᵀ(P − Y), Σ(P − Y) and the loss (gradient.wgsl).
 pub(crate) struct Gradient {
     layout: wgpu::BindGroupLayout,
-    pipeline: wgpu::ComputePipeline,
+    pipelines: Vec<wgpu::ComputePipeline>,
     pub(crate) variant: KernelVariant,
 }
 
@@ -390,10 +424,9 @@ impl Gradient {
             KernelVariant::Tiled => "gradient",
             KernelVariant::Register => "gradient_cols",
         };
-        let pipeline = pipelines(device, name, &layout, &["main"]).remove(0);
         Gradient {
+            pipelines: product_pipelines(device, name, &layout, variant),
             layout,
-            pipeline,
             variant,
         }
     }
@@ -421,7 +454,7 @@ impl Gradient {
         let d = b.dims;
         dispatch(
             pass,
-            &self.pipeline,
+            product_pipeline(&self.pipelines, d.k),
             &b.group,
             match self.variant {
                 KernelVariant::Tiled => {

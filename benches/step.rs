@@ -4,6 +4,7 @@
 //! timed. Upload, step and readback are reported separately.
 //!
 //! `BENCH_SHAPES=small,S1` picks shapes (default: all); `BENCH_VARIANTS=tiled,register,fused`
+//! (or `gpu-auto`, the per-kernel choice GPUs get by default)
 //! times several kernel sets side by side in one run (default: the adapter's own choice).
 //! Run with `cargo bench --bench step`.
 
@@ -76,9 +77,10 @@ fn variants() -> Vec<(String, GpuContext)> {
                 "auto" => (None, None),
                 "tiled" => (Some(KernelVariant::Tiled), Some(false)),
                 "register" => (Some(KernelVariant::Register), Some(false)),
+                "gpu-auto" => (Some(KernelVariant::Auto), Some(false)),
                 "fused" => (None, Some(true)),
                 other => panic!(
-                    "BENCH_VARIANTS: unknown kernel set {other:?} (auto, tiled, register, fused)"
+                    "BENCH_VARIANTS: unknown kernel set {other:?} (auto, tiled, register, gpu-auto, fused)"
                 ),
             };
             let ctx = GpuContext::new(&AdapterRequest {

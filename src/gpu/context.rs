@@ -22,8 +22,9 @@ pub struct AdapterRequest {
     pub name: Option<String>,
     /// Longest wait for one submission, `None` for the default of 600 s.
     pub timeout: Option<Duration>,
-    /// Matrix-product kernels; `None` takes `SOFTMAX_REGRESSION_KERNELS` (`tiled` or
-    /// `register`), else register kernels on CPU adapters and tiled ones on GPUs.
+    /// Matrix-product kernels; `None` takes `SOFTMAX_REGRESSION_KERNELS` (`tiled`,
+    /// `register` or `auto`), else register kernels on CPU adapters and
+    /// [`KernelVariant::Auto`] on GPUs.
     pub kernels: Option<KernelVariant>,
     /// Whether full-batch passes with K ≤ 16 use the single-pass fused kernel
     /// (experimental); `None` takes `SOFTMAX_REGRESSION_FUSED` (`1` turns it on), else off.
@@ -68,16 +69,16 @@ impl AdapterRequest {
         match std::env::var("SOFTMAX_REGRESSION_KERNELS").ok().as_deref() {
             Some("tiled") => Ok(KernelVariant::Tiled),
             Some("register") => Ok(KernelVariant::Register),
-            Some(other) if !other.is_empty() => Err(Error::setting(
-                "SOFTMAX_REGRESSION_KERNELS",
-                other,
-                "expected `tiled` or `register`",
-            )),
-            _ => Ok(if device_type == wgpu::DeviceType::Cpu {
+            Some("auto") | Some("") | None => Ok(if device_type == wgpu::DeviceType::Cpu {
                 KernelVariant::Register
             } else {
-                KernelVariant::Tiled
+                KernelVariant::Auto
             }),
+            Some(other) => Err(Error::setting(
+                "SOFTMAX_REGRESSION_KERNELS",
+                other,
+                "expected `tiled`, `register` or `auto`",
+            )),
         }
     }
 
@@ -418,6 +419,7 @@ impl GpuContext {
         let kernels = match self.kernel_variant() {
             KernelVariant::Tiled => "tiled",
             KernelVariant::Register => "register",
+            KernelVariant::Auto => "auto (tiled logits for K > 16, else register)",
         };
         let fused = if self.kernels.fused.enabled {
             ", fused for K ≤ 16"

@@ -188,6 +188,30 @@ pub enum KernelVariant {
     /// with 16 classes in registers and no barriers: for adapters that run invocations as
     /// CPU SIMD lanes (llvmpipe, lavapipe), where barriers and workgroup memory are slow.
     Register,
+    /// Per kernel and shape, from measurements on an NVIDIA H200 (BENCHMARKS.md): the
+    /// tiled logits kernel when K > 16 (where it beat the register one by 8–25%), the
+    /// register kernels otherwise (the register gradient was 1.3–1.6× faster at every
+    /// shape). The default on GPUs.
+    Auto,
+}
+
+impl KernelVariant {
+    /// The kernel that computes the gradient partials under this choice.
+    fn gradient(self) -> KernelVariant {
+        match self {
+            KernelVariant::Tiled => KernelVariant::Tiled,
+            KernelVariant::Register | KernelVariant::Auto => KernelVariant::Register,
+        }
+    }
+
+    /// Whether the logits of K classes use the tiled kernel under this choice.
+    fn tiled_logits(self, k: u32) -> bool {
+        match self {
+            KernelVariant::Tiled => true,
+            KernelVariant::Register => false,
+            KernelVariant::Auto => k >= AUTO_TILED_LOGITS_MIN_CLASSES,
+        }
+    }
 }
 
 /// Classes held in registers per invocation by the register kernels.
@@ -201,38 +225,11 @@ pub(crate) const TILE: u32 = 16;
 /// classes do not waste three quarters of the work, square ones otherwise. Mirrors the
 /// choice made in logits.wgsl and gradient.wgsl.
 pub(crate) fn tile_shape(k: u32) -> (u32, u32) {
-    if k <= 16 {
-        (256, 16)
-    } else if k < WIDE_MIN_CLASSES {
-        (64, 64)
-    } else {
-        (128, 128)
-    }
+    if k <= 16 { (256, 16) } else { (64, 64) }
 }
 
-/// Fewest classes for which the tiled kernels use their `main_wide` entry point (128×128
-/// tiles, 8×8 outputs per invocation) rather than `main`.
-const WIDE_MIN_CLASSES: u32 = 65;
-
-/// Entry points of a matrix-product kernel: the tiled kernels have `main` and
-/// `main_wide`, the register kernels `main` only.
-fn product_pipelines(
-    device: &wgpu::Device,
-    name: &str,
-    layout: &wgpu::BindGroupLayout,
-    variant: KernelVariant,
-) -> Vec<wgpu::ComputePipeline> {
-    match variant {
-        KernelVariant::Tiled => pipelines(device, name, layout, &["main", "main_wide"]),
-        KernelVariant::Register => pipelines(device, name, layout, &["main"]),
-    }
-}
-
-/// The pipeline of `product_pipelines` for K classes.
-fn product_pipeline(pipelines: &[wgpu::ComputePipeline], k: u32) -> &wgpu::ComputePipeline {
-    let wide = usize::from(k >= WIDE_MIN_CLASSES);
-    &pipelines[wide.min(pipelines.len() - 1)]
-}
+/// Fewest classes for which [`KernelVariant::Auto`] runs the tiled logits kernel.
+const AUTO_TILED_LOGITS_MIN_CLASSES: u32 = 17;
 
 /// `Dims` of logits.wgsl.
 #[repr(C)]
@@ -244,10 +241,12 @@ pub(crate) struct LogitsDims {
     pub _pad: u32,
 }
 
-/// Z = XΘ + 1bᵀ for one row chunk (logits.wgsl).
+/// Z = XΘ + 1bᵀ for one row chunk (logits.wgsl, logits_rows.wgsl).
 pub(crate) struct Logits {
     layout: wgpu::BindGroupLayout,
-    pipelines: Vec<wgpu::ComputePipeline>,
+    /// The tiled and the register pipelines, each built when the variant can use it.
+    tiled: Option<wgpu::ComputePipeline>,
+    register: Option<wgpu::ComputePipeline>,
     variant: KernelVariant,
     max_dim: u32,
 }
@@ -264,12 +263,10 @@ impl Logits {
                 Access::Uniform,
             ],
         );
-        let name = match variant {
-            KernelVariant::Tiled => "logits",
-            KernelVariant::Register => "logits_rows",
-        };
+        let build = |name: &str| pipelines(device, name, &layout, &["main"]).remove(0);
         Logits {
-            pipelines: product_pipelines(device, name, &layout, variant),
+            tiled: (variant != KernelVariant::Register).then(|| build("logits")),
+            register: (variant != KernelVariant::Tiled).then(|| build("logits_rows")),
             layout,
             variant,
             max_dim,
@@ -290,23 +287,22 @@ impl Logits {
 
     pub(crate) fn encode(&self, pass: &mut wgpu::ComputePass<'_>, b: &Bound<LogitsDims>) {
         let d = b.dims;
-        let workgroups = match self.variant {
-            KernelVariant::Tiled => {
-                let (bm, bn) = tile_shape(d.k);
-                let (x, y) = grid(d.rows.div_ceil(bm), self.max_dim);
-                (x, y, d.k.div_ceil(bn))
-            }
-            KernelVariant::Register => {
-                let (x, y) = grid(d.rows.div_ceil(64), self.max_dim);
-                (x, y, d.k.div_ceil(CLASS_TILE))
-            }
-        };
-        dispatch(
-            pass,
-            product_pipeline(&self.pipelines, d.k),
-            &b.group,
-            workgroups,
-        );
+        let (pipeline, workgroups) =
+            match (self.variant.tiled_logits(d.k), &self.tiled, &self.register) {
+                (true, Some(p), _) => {
+                    let (bm, bn) = tile_shape(d.k);
+                    let (x, y) = grid(d.rows.div_ceil(bm), self.max_dim);
+                    (p, (x, y, d.k.div_ceil(bn)))
+                }
+                (_, _, Some(p)) => {
+                    let (x, y) = grid(d.rows.div_ceil(64), self.max_dim);
+                    (p, (x, y, d.k.div_ceil(CLASS_TILE)))
+                }
+                (false, Some(_), None) | (_, None, None) => {
+                    unreachable!("Logits::new builds the pipelines its variant uses")
+                }
+            };
+        dispatch(pass, pipeline, &b.group, workgroups);
     }
 }
 
@@ -403,7 +399,7 @@ impl GradientDims {
 /// Per-row-block partials of Xᵀ(P − Y), Σ(P − Y) and the loss (gradient.wgsl).
 pub(crate) struct Gradient {
     layout: wgpu::BindGroupLayout,
-    pipelines: Vec<wgpu::ComputePipeline>,
+    pipeline: wgpu::ComputePipeline,
     pub(crate) variant: KernelVariant,
 }
 
@@ -420,12 +416,13 @@ impl Gradient {
                 Access::Uniform,
             ],
         );
+        let variant = variant.gradient();
         let name = match variant {
             KernelVariant::Tiled => "gradient",
-            KernelVariant::Register => "gradient_cols",
+            _ => "gradient_cols",
         };
         Gradient {
-            pipelines: product_pipelines(device, name, &layout, variant),
+            pipeline: pipelines(device, name, &layout, &["main"]).remove(0),
             layout,
             variant,
         }
@@ -454,14 +451,14 @@ impl Gradient {
         let d = b.dims;
         dispatch(
             pass,
-            product_pipeline(&self.pipelines, d.k),
+            &self.pipeline,
             &b.group,
             match self.variant {
                 KernelVariant::Tiled => {
                     let (bm, bn) = tile_shape(d.k);
                     ((d.n + 1).div_ceil(bm), d.k.div_ceil(bn), d.blocks())
                 }
-                KernelVariant::Register => {
+                KernelVariant::Register | KernelVariant::Auto => {
                     ((d.n + 1).div_ceil(64), d.k.div_ceil(CLASS_TILE), d.blocks())
                 }
             },

@@ -102,7 +102,7 @@ fn gradient_dims(
         }
         // Each invocation sums its block's rows one after another; blocks of at most
         // REGISTER_BLOCK_ROWS rows keep those f32 sums short.
-        KernelVariant::Register => (
+        KernelVariant::Register | KernelVariant::Auto => (
             (rows as u64).div_ceil(REGISTER_BLOCK_ROWS),
             (rows as u64).div_ceil(TILE as u64),
         ),

@@ -23,8 +23,9 @@ pub fn gpu() -> &'static GpuContext {
     })
 }
 
-/// One context per kernel set on the selected adapter: tiled, register, and register with
-/// the fused single-pass kernel (K ≤ 16); every test that takes them runs on all three.
+/// One context per kernel set on the selected adapter: tiled, register, and the GPU
+/// default `auto` (tiled logits above 16 classes, register kernels otherwise) with the
+/// fused single-pass kernel for K ≤ 16; every test that takes them runs on all three.
 pub fn gpus() -> [&'static GpuContext; 3] {
     use softmax_regression::AdapterRequest;
     use softmax_regression::gpu::KernelVariant;
@@ -42,7 +43,7 @@ pub fn gpus() -> [&'static GpuContext; 3] {
     [
         TILED.get_or_init(|| open(KernelVariant::Tiled, false)),
         REGISTER.get_or_init(|| open(KernelVariant::Register, false)),
-        FUSED.get_or_init(|| open(KernelVariant::Register, true)),
+        FUSED.get_or_init(|| open(KernelVariant::Auto, true)),
     ]
 }
 

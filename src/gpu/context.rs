@@ -406,7 +406,7 @@ impl GpuContext {
 
     /// Which matrix-product kernels this context runs.
     pub fn kernel_variant(&self) -> KernelVariant {
-        self.kernels.gradient.variant
+        self.kernels.variant
     }
 
     /// The device's limits (the adapter's own, as requested).

@@ -740,6 +740,8 @@ impl Gather {
 
 /// All compiled kernels of a device.
 pub(crate) struct Kernels {
+    /// The choice of matrix-product kernels these were built for.
+    pub variant: KernelVariant,
     pub fused: Fused,
     pub logits: Logits,
     pub softmax: Softmax,
@@ -757,6 +759,7 @@ impl Kernels {
         fused: bool,
     ) -> Self {
         Kernels {
+            variant,
             fused: Fused::new(device, max_dim, fused),
             logits: Logits::new(device, variant, max_dim),
             softmax: Softmax::new(device, max_dim),

@@ -189,9 +189,10 @@ pub enum KernelVariant {
     /// CPU SIMD lanes (llvmpipe, lavapipe), where barriers and workgroup memory are slow.
     Register,
     /// Per kernel and shape, from measurements on an NVIDIA H200 (BENCHMARKS.md): the
-    /// tiled logits kernel when K > 16 (where it beat the register one by 8–25%), the
-    /// register kernels otherwise (the register gradient was 1.3–1.6× faster at every
-    /// shape). The default on GPUs.
+    /// tiled logits kernel when K > 16 (14–25% less time than the register one at 100
+    /// and 1000 classes), the register kernels otherwise (the register gradient was
+    /// 1.3–1.6× faster at the three large benchmark shapes; only at the digits-sized one
+    /// was the tiled gradient faster). The default on GPUs.
     Auto,
 }
 

@@ -82,6 +82,40 @@ impl ChunkPlan {
     }
 }
 
+/// Bytes of X below which one thread reads a chunk alone.
+const READ_BYTES_PER_THREAD: usize = 4 << 20;
+
+/// `source.read_rows(start, out)` split into runs of whole rows read by up to
+/// `available_parallelism` threads, at least [`READ_BYTES_PER_THREAD`] each. The first error
+/// in row order is returned.
+fn read_rows_parallel(
+    source: &dyn ChunkSource,
+    start: usize,
+    n: usize,
+    out: &mut [f32],
+) -> Result<()> {
+    let rows = out.len() / n.max(1);
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |t| t.get())
+        .min(4 * out.len() / READ_BYTES_PER_THREAD)
+        .min(rows);
+    if threads <= 1 {
+        return source.read_rows(start, out);
+    }
+    let per = rows.div_ceil(threads);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = out
+            .chunks_mut(per * n)
+            .enumerate()
+            .map(|(i, part)| scope.spawn(move || source.read_rows(start + i * per, part)))
+            .collect();
+        parts
+            .into_iter()
+            .map(|part| part.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
+            .collect()
+    })
+}
+
 /// Row blocks for the gradient kernel: enough workgroups to fill the device, within the
 /// partials capacity.
 fn gradient_dims(
@@ -364,7 +398,7 @@ impl<'c> DeviceProblem<'c> {
                         }
                         Rows::Shared(source) => {
                             host.resize(rows * n, 0.0);
-                            source.read_rows(start, &mut host)?;
+                            read_rows_parallel(source.as_ref(), start, n, &mut host)?;
                             ctx.storage_buffer_with(&label, &host)?
                         }
                     });
@@ -767,7 +801,8 @@ impl<'c> DeviceProblem<'c> {
         let (start, rows) = (c * self.plan.chunk_rows, self.plan.rows_in(c, self.m));
         let Stream { source, host, .. } = &mut *st;
         host.resize(rows * self.n, 0.0);
-        source.read_rows(start, host)?;
+        // Several threads read the rows: on a fast GPU this host side bounds streaming.
+        read_rows_parallel(source.as_ref(), start, self.n, host)?;
         self.ctx
             .queue
             .write_buffer(&self.xs[slot], 0, bytemuck::cast_slice(host.as_slice()));
@@ -1082,5 +1117,54 @@ impl StepDims {
             c2: self.c2,
             ..d
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::source::MemorySource;
+
+    /// Rows read in parallel runs are the rows read in one call.
+    #[test]
+    fn parallel_reads_match_one_read() {
+        let (m, n) = (3001, 1000);
+        let x = ndarray::Array2::from_shape_fn((m, n), |(i, j)| (i * n + j) as f32 * 0.5);
+        let source = MemorySource::new(x);
+        let (start, rows) = (7, 2990);
+        let mut one = vec![0.0f32; rows * n];
+        source.read_rows(start, &mut one).unwrap();
+        let mut parallel = vec![f32::NAN; rows * n];
+        read_rows_parallel(&source, start, n, &mut parallel).unwrap();
+        assert!(4 * parallel.len() >= 2 * READ_BYTES_PER_THREAD, "too small to split");
+        assert_eq!(one, parallel);
+    }
+
+    /// A source failing from some row on: the error comes back, not a panic.
+    #[test]
+    fn a_failing_run_is_reported() {
+        struct FailsFrom(usize);
+        impl ChunkSource for FailsFrom {
+            fn n_rows(&self) -> usize {
+                4000
+            }
+            fn n_features(&self) -> usize {
+                1000
+            }
+            fn read_rows(&self, start: usize, out: &mut [f32]) -> Result<()> {
+                if start + out.len() / 1000 > self.0 {
+                    return Err(Error::setting("rows", start, "unreadable"));
+                }
+                out.fill(1.0);
+                Ok(())
+            }
+            fn describe(&self) -> String {
+                "failing".into()
+            }
+        }
+        let mut out = vec![0.0f32; 4000 * 1000];
+        assert!(read_rows_parallel(&FailsFrom(4000), 0, 1000, &mut out).is_ok());
+        let err = read_rows_parallel(&FailsFrom(3000), 0, 1000, &mut out).unwrap_err();
+        assert!(err.to_string().contains("unreadable"), "{err}");
     }
 }

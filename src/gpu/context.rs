@@ -6,11 +6,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// How long one poll of a wait blocks before the device-lost state is looked at again.
-const WAIT_SLICE: Duration = Duration::from_millis(100);
-
 use crate::error::{Error, Result};
 use crate::gpu::kernels::{KernelVariant, Kernels};
+
+/// How long one poll of a wait blocks before the device-lost state is looked at again.
+const WAIT_SLICE: Duration = Duration::from_millis(100);
 
 /// Which adapter to use. The default reads `WGPU_BACKEND` (e.g. `vulkan`, `gl`) and
 /// `WGPU_ADAPTER_NAME` (a case-insensitive substring of the adapter's name).

@@ -109,10 +109,10 @@ fn read_rows_parallel(
             .enumerate()
             .map(|(i, part)| scope.spawn(move || source.read_rows(start + i * per, part)))
             .collect();
-        parts
-            .into_iter()
-            .map(|part| part.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic)))
-            .collect()
+        parts.into_iter().try_for_each(|part| {
+            part.join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+        })
     })
 }
 
@@ -1136,7 +1136,10 @@ mod tests {
         source.read_rows(start, &mut one).unwrap();
         let mut parallel = vec![f32::NAN; rows * n];
         read_rows_parallel(&source, start, n, &mut parallel).unwrap();
-        assert!(4 * parallel.len() >= 2 * READ_BYTES_PER_THREAD, "too small to split");
+        assert!(
+            4 * parallel.len() >= 2 * READ_BYTES_PER_THREAD,
+            "too small to split"
+        );
         assert_eq!(one, parallel);
     }
 

@@ -419,7 +419,9 @@ impl GpuContext {
         let kernels = match self.kernel_variant() {
             KernelVariant::Tiled => "tiled",
             KernelVariant::Register => "register",
-            KernelVariant::Auto => "auto (tiled logits for K > 16, else register)",
+            KernelVariant::Auto => {
+                "auto (tiled logits for K > 16, tiled gradient for n < 128, else register)"
+            }
         };
         let fused = if self.kernels.fused.enabled {
             ", fused for K ≤ 16"

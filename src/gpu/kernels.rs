@@ -190,16 +190,17 @@ pub enum KernelVariant {
     Register,
     /// Per kernel and shape, from measurements on an NVIDIA H200 (BENCHMARKS.md): the
     /// tiled logits kernel when K > 16 (14–25% less time than the register one at 100
-    /// and 1000 classes), the register kernels otherwise (the register gradient was
-    /// 1.3–1.6× faster at the three large benchmark shapes; only at the digits-sized one
-    /// was the tiled gradient faster). The default on GPUs.
+    /// and 1000 classes), the tiled gradient kernel when n < 128 (2.4× faster at the
+    /// digits-sized shape), and the register kernels otherwise (the register gradient
+    /// was 1.3–1.6× faster at the three large benchmark shapes). The default on GPUs.
     Auto,
 }
 
 impl KernelVariant {
-    /// The kernel that computes the gradient partials under this choice.
-    fn gradient(self) -> KernelVariant {
+    /// The kernel that computes the gradient partials of n features under this choice.
+    pub(crate) fn gradient(self, n: usize) -> KernelVariant {
         match self {
+            KernelVariant::Auto if n < AUTO_REGISTER_GRADIENT_MIN_FEATURES => KernelVariant::Tiled,
             KernelVariant::Tiled => KernelVariant::Tiled,
             KernelVariant::Register | KernelVariant::Auto => KernelVariant::Register,
         }
@@ -231,6 +232,12 @@ pub(crate) fn tile_shape(k: u32) -> (u32, u32) {
 
 /// Fewest classes for which [`KernelVariant::Auto`] runs the tiled logits kernel.
 const AUTO_TILED_LOGITS_MIN_CLASSES: u32 = 17;
+
+/// Fewest features for which [`KernelVariant::Auto`] runs the register gradient kernel:
+/// with fewer, its one invocation per feature leaves the device nearly idle (at n = 64 it
+/// took 0.249 ms on an H200 against 0.105 ms for the tiled kernel; at n = 256 it was the
+/// faster one).
+const AUTO_REGISTER_GRADIENT_MIN_FEATURES: usize = 128;
 
 /// `Dims` of logits.wgsl.
 #[repr(C)]
@@ -397,11 +404,14 @@ impl GradientDims {
     }
 }
 
-/// Per-row-block partials of Xᵀ(P − Y), Σ(P − Y) and the loss (gradient.wgsl).
+/// Per-row-block partials of Xᵀ(P − Y), Σ(P − Y) and the loss (gradient.wgsl,
+/// gradient_cols.wgsl).
 pub(crate) struct Gradient {
     layout: wgpu::BindGroupLayout,
-    pipeline: wgpu::ComputePipeline,
-    pub(crate) variant: KernelVariant,
+    /// The tiled and the register pipelines, each built when the variant can use it.
+    tiled: Option<wgpu::ComputePipeline>,
+    register: Option<wgpu::ComputePipeline>,
+    variant: KernelVariant,
 }
 
 impl Gradient {
@@ -417,16 +427,18 @@ impl Gradient {
                 Access::Uniform,
             ],
         );
-        let variant = variant.gradient();
-        let name = match variant {
-            KernelVariant::Tiled => "gradient",
-            _ => "gradient_cols",
-        };
+        let build = |name: &str| pipelines(device, name, &layout, &["main"]).remove(0);
         Gradient {
-            pipeline: pipelines(device, name, &layout, &["main"]).remove(0),
+            tiled: (variant != KernelVariant::Register).then(|| build("gradient")),
+            register: (variant != KernelVariant::Tiled).then(|| build("gradient_cols")),
             layout,
             variant,
         }
+    }
+
+    /// The kernel (tiled or register) that computes the partials of n features.
+    pub(crate) fn variant_for(&self, n: usize) -> KernelVariant {
+        self.variant.gradient(n)
     }
 
     /// x (rows, n) · d (rows, K) · row_loss (rows) · partials (blocks, n·K + K + 1).
@@ -450,20 +462,19 @@ impl Gradient {
 
     pub(crate) fn encode(&self, pass: &mut wgpu::ComputePass<'_>, b: &Bound<GradientDims>) {
         let d = b.dims;
-        dispatch(
-            pass,
-            &self.pipeline,
-            &b.group,
-            match self.variant {
-                KernelVariant::Tiled => {
+        let (pipeline, workgroups) =
+            match (self.variant_for(d.n as usize), &self.tiled, &self.register) {
+                (KernelVariant::Tiled, Some(p), _) => {
                     let (bm, bn) = tile_shape(d.k);
-                    ((d.n + 1).div_ceil(bm), d.k.div_ceil(bn), d.blocks())
+                    (p, ((d.n + 1).div_ceil(bm), d.k.div_ceil(bn), d.blocks()))
                 }
-                KernelVariant::Register | KernelVariant::Auto => {
-                    ((d.n + 1).div_ceil(64), d.k.div_ceil(CLASS_TILE), d.blocks())
-                }
-            },
-        );
+                (_, _, Some(p)) => (
+                    p,
+                    ((d.n + 1).div_ceil(64), d.k.div_ceil(CLASS_TILE), d.blocks()),
+                ),
+                _ => unreachable!("Gradient::new builds the pipelines its variant uses"),
+            };
+        dispatch(pass, pipeline, &b.group, workgroups);
     }
 }
 

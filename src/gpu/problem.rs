@@ -352,9 +352,14 @@ impl<'c> DeviceProblem<'c> {
         }
         let batch_capacity = batch_capacity.map(|b| b.min(plan.chunk_rows));
         let scratch_rows = plan.chunk_rows.max(batch_capacity.unwrap_or(0));
-        let partial_blocks =
-            gradient_dims(ctx.kernels.gradient.variant, scratch_rows, n, k, max_blocks).blocks()
-                as u64;
+        let partial_blocks = gradient_dims(
+            ctx.kernels.gradient.variant_for(n),
+            scratch_rows,
+            n,
+            k,
+            max_blocks,
+        )
+        .blocks() as u64;
 
         let w = ctx.storage_buffer("parameters w", 4 * len as u64)?;
         let g = ctx.storage_buffer("gradient g", 4 * len as u64)?;
@@ -424,7 +429,7 @@ impl<'c> DeviceProblem<'c> {
                 None => ctx.storage_buffer("no weights", 4)?,
             };
             let chunk = ctx.scoped(&format!("binding chunk {c}"), |device| {
-                let gdims = gradient_dims(kernels.gradient.variant, rows, n, k, max_blocks);
+                let gdims = gradient_dims(kernels.gradient.variant_for(n), rows, n, k, max_blocks);
                 // The first chunk overwrites the sums; later ones add to them.
                 let reduce = |accumulate: u32| {
                     kernels.reduce.bind(
@@ -554,7 +559,13 @@ impl<'c> DeviceProblem<'c> {
         let bw = ctx.storage_buffer("batch weights", 4 * capacity as u64)?;
         let has_weights = self.has_weights as u32;
         let kernels = &ctx.kernels;
-        let gdims = gradient_dims(kernels.gradient.variant, capacity, n, k, self.max_blocks);
+        let gdims = gradient_dims(
+            kernels.gradient.variant_for(n),
+            capacity,
+            n,
+            k,
+            self.max_blocks,
+        );
         ctx.scoped("binding the mini-batch kernels", |device| BatchSlot {
             capacity,
             gathers: self
@@ -868,7 +879,13 @@ impl<'c> DeviceProblem<'c> {
                 ..slot.softmax.dims
             },
         );
-        let gdims = gradient_dims(self.ctx.kernels.gradient.variant, rows, n, k, max_blocks);
+        let gdims = gradient_dims(
+            self.ctx.kernels.gradient.variant_for(n),
+            rows,
+            n,
+            k,
+            max_blocks,
+        );
         slot.gradient.set(queue, gdims);
         slot.reduce.set(
             queue,

@@ -419,9 +419,7 @@ impl GpuContext {
         let kernels = match self.kernel_variant() {
             KernelVariant::Tiled => "tiled",
             KernelVariant::Register => "register",
-            KernelVariant::Auto => {
-                "auto (tiled logits for K > 16, tiled gradient for n < 128, else register)"
-            }
+            KernelVariant::Auto => "auto-chosen",
         };
         let fused = if self.kernels.fused.enabled {
             ", fused for K ≤ 16"

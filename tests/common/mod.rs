@@ -24,8 +24,9 @@ pub fn gpu() -> &'static GpuContext {
 }
 
 /// One context per kernel set on the selected adapter: tiled, register, and the GPU
-/// default `auto` (tiled logits above 16 classes, register kernels otherwise) with the
-/// fused single-pass kernel for K ≤ 16; every test that takes them runs on all three.
+/// default `auto` (tiled logits above 16 classes and tiled gradient below 128 features,
+/// register kernels otherwise) with the fused single-pass kernel for K ≤ 16; every test
+/// that takes them runs on all three.
 pub fn gpus() -> [&'static GpuContext; 3] {
     use softmax_regression::AdapterRequest;
     use softmax_regression::gpu::KernelVariant;

@@ -197,12 +197,12 @@ pub enum KernelVariant {
 }
 
 impl KernelVariant {
-    /// The kernel that computes the gradient partials of n features under this choice.
-    pub(crate) fn gradient(self, n: usize) -> KernelVariant {
+    /// Whether the gradient partials of n features use the tiled kernel under this choice.
+    fn tiled_gradient(self, n: usize) -> bool {
         match self {
-            KernelVariant::Auto if n < AUTO_REGISTER_GRADIENT_MIN_FEATURES => KernelVariant::Tiled,
-            KernelVariant::Tiled => KernelVariant::Tiled,
-            KernelVariant::Register | KernelVariant::Auto => KernelVariant::Register,
+            KernelVariant::Tiled => true,
+            KernelVariant::Register => false,
+            KernelVariant::Auto => n < AUTO_REGISTER_GRADIENT_MIN_FEATURES,
         }
     }
 
@@ -249,12 +249,40 @@ pub(crate) struct LogitsDims {
     pub _pad: u32,
 }
 
+/// A matrix product's tiled and register pipelines, each built only when the kernel
+/// choice can ask for it.
+struct ProductPipelines {
+    tiled: Option<wgpu::ComputePipeline>,
+    register: Option<wgpu::ComputePipeline>,
+}
+
+impl ProductPipelines {
+    fn new(
+        device: &wgpu::Device,
+        layout: &wgpu::BindGroupLayout,
+        variant: KernelVariant,
+        [tiled, register]: [&str; 2],
+    ) -> Self {
+        let build = |name: &str| pipelines(device, name, layout, &["main"]).remove(0);
+        ProductPipelines {
+            tiled: (variant != KernelVariant::Register).then(|| build(tiled)),
+            register: (variant != KernelVariant::Tiled).then(|| build(register)),
+        }
+    }
+
+    /// The tiled or the register pipeline.
+    fn get(&self, tiled: bool) -> &wgpu::ComputePipeline {
+        let pipeline = if tiled { &self.tiled } else { &self.register };
+        pipeline
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("a kernel choice asks only for pipelines it built"))
+    }
+}
+
 /// Z = XΘ + 1bᵀ for one row chunk (logits.wgsl, logits_rows.wgsl).
 pub(crate) struct Logits {
     layout: wgpu::BindGroupLayout,
-    /// The tiled and the register pipelines, each built when the variant can use it.
-    tiled: Option<wgpu::ComputePipeline>,
-    register: Option<wgpu::ComputePipeline>,
+    pipelines: ProductPipelines,
     variant: KernelVariant,
     max_dim: u32,
 }
@@ -271,10 +299,8 @@ impl Logits {
                 Access::Uniform,
             ],
         );
-        let build = |name: &str| pipelines(device, name, &layout, &["main"]).remove(0);
         Logits {
-            tiled: (variant != KernelVariant::Register).then(|| build("logits")),
-            register: (variant != KernelVariant::Tiled).then(|| build("logits_rows")),
+            pipelines: ProductPipelines::new(device, &layout, variant, ["logits", "logits_rows"]),
             layout,
             variant,
             max_dim,
@@ -295,22 +321,16 @@ impl Logits {
 
     pub(crate) fn encode(&self, pass: &mut wgpu::ComputePass<'_>, b: &Bound<LogitsDims>) {
         let d = b.dims;
-        let (pipeline, workgroups) =
-            match (self.variant.tiled_logits(d.k), &self.tiled, &self.register) {
-                (true, Some(p), _) => {
-                    let (bm, bn) = tile_shape(d.k);
-                    let (x, y) = grid(d.rows.div_ceil(bm), self.max_dim);
-                    (p, (x, y, d.k.div_ceil(bn)))
-                }
-                (_, _, Some(p)) => {
-                    let (x, y) = grid(d.rows.div_ceil(64), self.max_dim);
-                    (p, (x, y, d.k.div_ceil(CLASS_TILE)))
-                }
-                (false, Some(_), None) | (_, None, None) => {
-                    unreachable!("Logits::new builds the pipelines its variant uses")
-                }
-            };
-        dispatch(pass, pipeline, &b.group, workgroups);
+        let tiled = self.variant.tiled_logits(d.k);
+        let workgroups = if tiled {
+            let (bm, bn) = tile_shape(d.k);
+            let (x, y) = grid(d.rows.div_ceil(bm), self.max_dim);
+            (x, y, d.k.div_ceil(bn))
+        } else {
+            let (x, y) = grid(d.rows.div_ceil(64), self.max_dim);
+            (x, y, d.k.div_ceil(CLASS_TILE))
+        };
+        dispatch(pass, self.pipelines.get(tiled), &b.group, workgroups);
     }
 }
 
@@ -408,9 +428,7 @@ impl GradientDims {
 /// gradient_cols.wgsl).
 pub(crate) struct Gradient {
     layout: wgpu::BindGroupLayout,
-    /// The tiled and the register pipelines, each built when the variant can use it.
-    tiled: Option<wgpu::ComputePipeline>,
-    register: Option<wgpu::ComputePipeline>,
+    pipelines: ProductPipelines,
     variant: KernelVariant,
 }
 
@@ -427,18 +445,22 @@ impl Gradient {
                 Access::Uniform,
             ],
         );
-        let build = |name: &str| pipelines(device, name, &layout, &["main"]).remove(0);
         Gradient {
-            tiled: (variant != KernelVariant::Register).then(|| build("gradient")),
-            register: (variant != KernelVariant::Tiled).then(|| build("gradient_cols")),
+            pipelines: ProductPipelines::new(
+                device,
+                &layout,
+                variant,
+                ["gradient", "gradient_cols"],
+            ),
             layout,
             variant,
         }
     }
 
-    /// The kernel (tiled or register) that computes the partials of n features.
-    pub(crate) fn variant_for(&self, n: usize) -> KernelVariant {
-        self.variant.gradient(n)
+    /// Whether the partials of n features come from the tiled kernel (else the register
+    /// one).
+    pub(crate) fn is_tiled_for(&self, n: usize) -> bool {
+        self.variant.tiled_gradient(n)
     }
 
     /// x (rows, n) · d (rows, K) · row_loss (rows) · partials (blocks, n·K + K + 1).
@@ -462,19 +484,14 @@ impl Gradient {
 
     pub(crate) fn encode(&self, pass: &mut wgpu::ComputePass<'_>, b: &Bound<GradientDims>) {
         let d = b.dims;
-        let (pipeline, workgroups) =
-            match (self.variant_for(d.n as usize), &self.tiled, &self.register) {
-                (KernelVariant::Tiled, Some(p), _) => {
-                    let (bm, bn) = tile_shape(d.k);
-                    (p, ((d.n + 1).div_ceil(bm), d.k.div_ceil(bn), d.blocks()))
-                }
-                (_, _, Some(p)) => (
-                    p,
-                    ((d.n + 1).div_ceil(64), d.k.div_ceil(CLASS_TILE), d.blocks()),
-                ),
-                _ => unreachable!("Gradient::new builds the pipelines its variant uses"),
-            };
-        dispatch(pass, pipeline, &b.group, workgroups);
+        let tiled = self.is_tiled_for(d.n as usize);
+        let workgroups = if tiled {
+            let (bm, bn) = tile_shape(d.k);
+            ((d.n + 1).div_ceil(bm), d.k.div_ceil(bn), d.blocks())
+        } else {
+            ((d.n + 1).div_ceil(64), d.k.div_ceil(CLASS_TILE), d.blocks())
+        };
+        dispatch(pass, self.pipelines.get(tiled), &b.group, workgroups);
     }
 }
 

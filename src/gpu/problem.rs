@@ -18,7 +18,7 @@ use ndarray::{ArrayView1, ArrayView2};
 use crate::error::{Error, Result};
 use crate::gpu::context::{DeviceBuffer, GpuContext, Reservation};
 use crate::gpu::kernels::{
-    Bound, FUSED_MAX_CLASSES, FusedDims, GatherDims, GradientDims, KernelVariant, LogitsDims,
+    Bound, FUSED_MAX_CLASSES, FusedDims, GatherDims, Gradient, GradientDims, LogitsDims,
     ReduceDims, SoftmaxDims, TILE, UpdateDims, UpdateEntry, tile_shape,
 };
 use crate::source::ChunkSource;
@@ -119,27 +119,26 @@ fn read_rows_parallel(
 /// Row blocks for the gradient kernel: enough workgroups to fill the device, within the
 /// partials capacity.
 fn gradient_dims(
-    variant: KernelVariant,
+    gradient: &Gradient,
     rows: usize,
     n: usize,
     k: usize,
     max_blocks: u64,
 ) -> GradientDims {
-    let (wanted, max_useful) = match variant {
-        KernelVariant::Tiled => {
-            let (bm, bn) = tile_shape(k as u32);
-            let tiles = (n as u64 + 1).div_ceil(bm as u64) * (k as u64).div_ceil(bn as u64);
-            (
-                TARGET_WORKGROUPS.div_ceil(tiles),
-                (rows as u64).div_ceil(MIN_TILED_BLOCK_ROWS),
-            )
-        }
+    let (wanted, max_useful) = if gradient.is_tiled_for(n) {
+        let (bm, bn) = tile_shape(k as u32);
+        let tiles = (n as u64 + 1).div_ceil(bm as u64) * (k as u64).div_ceil(bn as u64);
+        (
+            TARGET_WORKGROUPS.div_ceil(tiles),
+            (rows as u64).div_ceil(MIN_TILED_BLOCK_ROWS),
+        )
+    } else {
         // Each invocation sums its block's rows one after another; blocks of at most
         // REGISTER_BLOCK_ROWS rows keep those f32 sums short.
-        KernelVariant::Register | KernelVariant::Auto => (
+        (
             (rows as u64).div_ceil(REGISTER_BLOCK_ROWS),
             (rows as u64).div_ceil(TILE as u64),
-        ),
+        )
     };
     let blocks = wanted.clamp(1, max_useful.max(1)).min(max_blocks.max(1));
     let rows_per_block = (rows as u64).div_ceil(blocks).next_multiple_of(TILE as u64) as u32;
@@ -352,14 +351,8 @@ impl<'c> DeviceProblem<'c> {
         }
         let batch_capacity = batch_capacity.map(|b| b.min(plan.chunk_rows));
         let scratch_rows = plan.chunk_rows.max(batch_capacity.unwrap_or(0));
-        let partial_blocks = gradient_dims(
-            ctx.kernels.gradient.variant_for(n),
-            scratch_rows,
-            n,
-            k,
-            max_blocks,
-        )
-        .blocks() as u64;
+        let partial_blocks =
+            gradient_dims(&ctx.kernels.gradient, scratch_rows, n, k, max_blocks).blocks() as u64;
 
         let w = ctx.storage_buffer("parameters w", 4 * len as u64)?;
         let g = ctx.storage_buffer("gradient g", 4 * len as u64)?;
@@ -429,7 +422,7 @@ impl<'c> DeviceProblem<'c> {
                 None => ctx.storage_buffer("no weights", 4)?,
             };
             let chunk = ctx.scoped(&format!("binding chunk {c}"), |device| {
-                let gdims = gradient_dims(kernels.gradient.variant_for(n), rows, n, k, max_blocks);
+                let gdims = gradient_dims(&kernels.gradient, rows, n, k, max_blocks);
                 // The first chunk overwrites the sums; later ones add to them.
                 let reduce = |accumulate: u32| {
                     kernels.reduce.bind(
@@ -559,13 +552,7 @@ impl<'c> DeviceProblem<'c> {
         let bw = ctx.storage_buffer("batch weights", 4 * capacity as u64)?;
         let has_weights = self.has_weights as u32;
         let kernels = &ctx.kernels;
-        let gdims = gradient_dims(
-            kernels.gradient.variant_for(n),
-            capacity,
-            n,
-            k,
-            self.max_blocks,
-        );
+        let gdims = gradient_dims(&kernels.gradient, capacity, n, k, self.max_blocks);
         ctx.scoped("binding the mini-batch kernels", |device| BatchSlot {
             capacity,
             gathers: self
@@ -879,13 +866,7 @@ impl<'c> DeviceProblem<'c> {
                 ..slot.softmax.dims
             },
         );
-        let gdims = gradient_dims(
-            self.ctx.kernels.gradient.variant_for(n),
-            rows,
-            n,
-            k,
-            max_blocks,
-        );
+        let gdims = gradient_dims(&self.ctx.kernels.gradient, rows, n, k, max_blocks);
         slot.gradient.set(queue, gdims);
         slot.reduce.set(
             queue,

@@ -146,7 +146,7 @@ impl Model {
             Backend::Gpu(ctx) => {
                 let k = self.n_classes();
                 let problem = DeviceProblem::new(ctx, Rows::View(x), None, None, k, None, None)?;
-                problem.set_params(&flatten(self.theta.view(), self.bias.view()));
+                problem.set_params_from(self.theta.view(), self.bias.view());
                 let mut p = Array2::zeros((x.nrows(), k));
                 problem.forward_chunks(|start, z, _| {
                     let rows = z.len() / k;

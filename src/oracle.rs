@@ -196,7 +196,7 @@ impl<'c> GpuOracle<'c> {
     ) -> Result<(Vec<(&'static str, f64)>, bool)> {
         let (_, n, k) = self.shape();
         check_params(theta, bias, n, k)?;
-        self.problem.set_params(&flatten(theta, bias));
+        self.problem.set_params_from(theta, bias);
         self.problem.configure_full(StepDims {
             l2: l2 as f32,
             ..Default::default()

@@ -18,7 +18,7 @@
 //
 // Shapes: x (rows, n) · w (n·K + K): Θ (n, K) row-major, then b (K) · labels (rows) u32 ·
 // weights (rows) f32 · partials (blocks, n·K + K + 1).
-// Bindings: 0 x read · 1 w read · 2 labels read · 3 weights read · 4 partials read_write ·
+// Bindings: 0 x read (declared in x_storage.wgsl, any storage format) · 1 w read · 2 labels read · 3 weights read · 4 partials read_write ·
 // 5 dims uniform.
 // Dispatch: blocks = ceil(rows / rows_per_block) workgroups of 64, folded into a 2-D grid
 // (x ≤ 65535); block = wy·num_x + wx.
@@ -30,11 +30,10 @@ struct Dims {
     rows_per_block: u32,
     stride: u32,
     has_weights: u32,
-    _pad0: u32,
-    _pad1: u32,
+    x_lo: f32,
+    x_step: f32,
 }
 
-@group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<f32>;
 @group(0) @binding(2) var<storage, read> labels: array<u32>;
 @group(0) @binding(3) var<storage, read> weights: array<f32>;
@@ -84,7 +83,7 @@ fn row_forward(r: u32, valid: bool, slot: u32) {
     if (valid) {
         let xrow = r * dims.n;
         for (var j = 0u; j < dims.n; j = j + 1u) {
-            let xv = x[xrow + j];
+            let xv = x_at(xrow + j, dims.x_lo, dims.x_step);
             let t = theta_tile(j * dims.k);
             a0 = a0 + xv * t[0];
             a1 = a1 + xv * t[1];
@@ -180,7 +179,7 @@ fn main(
             var a2 = vec4<f32>(0.0);
             var a3 = vec4<f32>(0.0);
             for (var i = 0u; i < count; i = i + 1u) {
-                let xv = x[(base + i) * dims.n + j];
+                let xv = x_at((base + i) * dims.n + j, dims.x_lo, dims.x_step);
                 let t = d_tile(i);
                 a0 = a0 + xv * t[0];
                 a1 = a1 + xv * t[1];

@@ -11,7 +11,7 @@
 //
 // Shapes: x (rows, n) · d (rows, K) · row_loss (rows) · partials (blocks, stride) with
 // stride = n·K + K + 1.
-// Bindings: 0 x read · 1 d read · 2 row_loss read · 3 partials write · 4 dims uniform.
+// Bindings: 0 x read (declared in x_storage.wgsl, any storage format) · 1 d read · 2 row_loss read · 3 partials write · 4 dims uniform.
 // Tiles: a workgroup of 256 invocations computes BM features (of n + 1) × BN classes,
 // BN = 16, BM = 256 when K ≤ 16 and BN = BM = 64 otherwise (tile_shape in kernels.rs);
 // invocation t = (tx, ty), tx = t mod (BN/4), holds features 4ty..4ty+3 × classes
@@ -27,12 +27,11 @@ struct Dims {
     k: u32,
     rows_per_block: u32,
     stride: u32,
+    x_lo: f32,
+    x_step: f32,
     _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
 }
 
-@group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> d: array<f32>;
 @group(0) @binding(2) var<storage, read> row_loss: array<f32>;
 @group(0) @binding(3) var<storage, read_write> partials: array<f32>;
@@ -69,7 +68,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
             let j = j0 + jj;
             var v = 0.0;
             if (r0 + s < end && j <= dims.n) {
-                v = select(x[(r0 + s) * dims.n + min(j, dims.n - 1u)], 1.0, j == dims.n);
+                v = select(x_at((r0 + s) * dims.n + min(j, dims.n - 1u), dims.x_lo, dims.x_step), 1.0, j == dims.n);
             }
             a_tile[s * gy + jj / 4u][jj % 4u] = v;
         }

@@ -11,7 +11,7 @@
 // d[r, k].
 //
 // Shapes: x (rows, n) · d (rows, K) · row_loss (rows) · partials (blocks, n·K + K + 1).
-// Bindings: 0 x read · 1 d read · 2 row_loss read · 3 partials write · 4 dims uniform
+// Bindings: 0 x read (declared in x_storage.wgsl, any storage format) · 1 d read · 2 row_loss read · 3 partials write · 4 dims uniform
 // (same Dims as gradient.wgsl).
 // Dispatch: (ceil((n + 1) / 64), ceil(K / 16), blocks) workgroups of 64;
 // j = wx·64 + lx, classes [wy·16, wy·16 + 16), block b = wz.
@@ -22,12 +22,11 @@ struct Dims {
     k: u32,
     rows_per_block: u32,
     stride: u32,
+    x_lo: f32,
+    x_step: f32,
     _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
 }
 
-@group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> d: array<f32>;
 @group(0) @binding(2) var<storage, read> row_loss: array<f32>;
 @group(0) @binding(3) var<storage, read_write> partials: array<f32>;
@@ -67,7 +66,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     var a3 = vec4<f32>(0.0);
     var loss = 0.0;
     for (var r = start; r < end; r = r + 1u) {
-        let xv = select(x[r * dims.n + xcol], 1.0, is_bias);
+        let xv = select(x_at(r * dims.n + xcol, dims.x_lo, dims.x_step), 1.0, is_bias);
         let t = d_tile(r * dims.k + k0);
         a0 = a0 + xv * t[0];
         a1 = a1 + xv * t[1];

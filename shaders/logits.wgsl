@@ -1,7 +1,7 @@
 // Logits for one row chunk, Z = XΘ + 1bᵀ, as a register-blocked tiled matrix product.
 //
 // Shapes: x (rows, n) · w (n·K + K): theta (n, K) row-major then bias (K) · z (rows, K).
-// Bindings: 0 x read · 1 w read · 2 z write · 3 dims uniform.
+// Bindings: 0 x read (declared in x_storage.wgsl, any storage format) · 1 w read · 2 z write · 3 dims uniform.
 // Tiles: a workgroup of 256 invocations computes BM rows × BN classes of Z, with
 // BN = 16, BM = 256 when K ≤ 16 and BN = BM = 64 otherwise (tile_shape in kernels.rs).
 // Invocation t = (tx, ty), tx = t mod (BN/4), holds rows 4ty..4ty+3 × classes 4tx..4tx+3
@@ -17,10 +17,13 @@ struct Dims {
     rows: u32,
     n: u32,
     k: u32,
-    _pad: u32,
+    x_lo: f32,
+    x_step: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
-@group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<f32>;
 @group(0) @binding(2) var<storage, read_write> z: array<f32>;
 @group(0) @binding(3) var<uniform> dims: Dims;
@@ -55,7 +58,7 @@ fn main(
             let s = e % STAGE;
             var v = 0.0;
             if (row0 + r < dims.rows && j0 + s < dims.n) {
-                v = x[(row0 + r) * dims.n + j0 + s];
+                v = x_at((row0 + r) * dims.n + j0 + s, dims.x_lo, dims.x_step);
             }
             a_tile[e / 4u][e % 4u] = v;
         }

@@ -6,7 +6,7 @@
 // tile, and reads Θ entries that are the same for every lane.
 //
 // Shapes: x (rows, n) · w (n·K + K): theta (n, K) row-major then bias (K) · z (rows, K).
-// Bindings: 0 x read · 1 w read · 2 z write · 3 dims uniform (same Dims as logits.wgsl).
+// Bindings: 0 x read (declared in x_storage.wgsl, any storage format) · 1 w read · 2 z write · 3 dims uniform (same Dims as logits.wgsl).
 // Dispatch: (ceil(rows / 64) folded into x ≤ 65535 and y, ceil(K / 16), 1) workgroups of 64;
 // row = (wy·num_x + wx)·64 + lx, classes [wz·16, wz·16 + 16) with wz = workgroup_id.z.
 // Sums over j run in increasing j: reproducible.
@@ -15,10 +15,13 @@ struct Dims {
     rows: u32,
     n: u32,
     k: u32,
-    _pad: u32,
+    x_lo: f32,
+    x_step: f32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
-@group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read> w: array<f32>;
 @group(0) @binding(2) var<storage, read_write> z: array<f32>;
 @group(0) @binding(3) var<uniform> dims: Dims;
@@ -55,7 +58,7 @@ fn main(
     var a3 = vec4<f32>(0.0);
     let xrow = row * dims.n;
     for (var j = 0u; j < dims.n; j = j + 1u) {
-        let xv = x[xrow + j];
+        let xv = x_at(xrow + j, dims.x_lo, dims.x_step);
         let t = theta_tile(j * dims.k + k0);
         a0 = a0 + xv * t[0];
         a1 = a1 + xv * t[1];

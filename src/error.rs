@@ -41,6 +41,22 @@ pub enum Error {
         /// The offending value.
         value: f32,
     },
+    /// A feature value is beyond the range of the compact storage asked for.
+    #[error(
+        "feature value {value} at row {row}, column {column} is beyond the ±{limit} range of {storage} storage; store X as f32 or u8"
+    )]
+    OutOfStorageRange {
+        /// Zero-based row.
+        row: usize,
+        /// Zero-based column.
+        column: usize,
+        /// The offending value.
+        value: f32,
+        /// The storage, e.g. `f16`.
+        storage: &'static str,
+        /// The largest magnitude it holds.
+        limit: f32,
+    },
     /// A sample weight is negative or not finite.
     #[error("sample weight {value} at row {row} is not a finite number ≥ 0")]
     InvalidWeight {

@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use ndarray::Array2;
 use serde_json::json;
 use softmax_regression::formats::{self, Format, LabelColumn, LoadOptions};
+use softmax_regression::gpu::XStorage;
 use softmax_regression::source::ChunkSource;
 use softmax_regression::{
     AdapterRequest, Backend, Dataset, EpochReport, Error, GpuContext, Model, Optimizer, Schedule,
@@ -98,6 +99,23 @@ enum BackendArg {
     Metal,
     Dx12,
     Cpu,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum XStorageArg {
+    F32,
+    F16,
+    U8,
+}
+
+impl XStorageArg {
+    fn storage(self) -> XStorage {
+        match self {
+            XStorageArg::F32 => XStorage::F32,
+            XStorageArg::F16 => XStorage::F16,
+            XStorageArg::U8 => XStorage::U8,
+        }
+    }
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -234,6 +252,13 @@ struct TrainArgs {
     /// budget is streamed chunk by chunk, double-buffered.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     max_gpu_memory: Option<u64>,
+    /// How the GPU stores the features. f16 and u8 take a half and a quarter of f32's
+    /// device memory and of the bytes each step reads; arithmetic stays f32. u8 stores
+    /// codes q with x ≈ lo + step·q (lo the smallest value, step 1 when the features are
+    /// integers spanning at most 255, such as 8-bit pixels, which is exact, else
+    /// (max − min)/255); f16 fails on values beyond ±65504.
+    #[arg(long, value_enum, default_value = "f32")]
+    x_storage: XStorageArg,
     /// Continue the run saved in this checkpoint, with the same data and settings (more
     /// --epochs is fine); the result equals the uninterrupted run's bit for bit on the same
     /// adapter. Checkpoints keep going to this file unless --checkpoint names another.
@@ -392,9 +417,16 @@ fn quiet_mesa() {
     }
 }
 
-/// Opens the adapter a `--backend` asks for; `None` for the CPU reference.
-fn open_backend(arg: BackendArg) -> CliResult<Option<GpuContext>> {
-    let request = match arg {
+/// Opens the adapter a `--backend` asks for, storing X as `x_storage`; `None` for the CPU
+/// reference.
+fn open_backend(arg: BackendArg, x_storage: XStorageArg) -> CliResult<Option<GpuContext>> {
+    let mut request = match arg {
+        BackendArg::Cpu if x_storage != XStorageArg::F32 => {
+            return Err(Failure::Input(format!(
+                "--x-storage {} needs a GPU backend; the CPU reference (--backend cpu) computes in f64 on the values as read",
+                x_storage.storage().name()
+            )));
+        }
         BackendArg::Cpu => return Ok(None),
         BackendArg::Auto => AdapterRequest::default(),
         BackendArg::Vulkan => AdapterRequest::backend("vulkan")?,
@@ -402,6 +434,7 @@ fn open_backend(arg: BackendArg) -> CliResult<Option<GpuContext>> {
         BackendArg::Metal => AdapterRequest::backend("metal")?,
         BackendArg::Dx12 => AdapterRequest::backend("dx12")?,
     };
+    request.x_storage = x_storage.storage();
     Ok(Some(GpuContext::new(&request)?))
 }
 
@@ -657,6 +690,11 @@ fn train(a: TrainArgs) -> CliResult<()> {
         (None, v) => Some(v.unwrap_or(0.2)),
         (Some(_), v) => v,
     };
+    // Before the split shuffles the rows, so that an error names the file's row.
+    a.x_storage
+        .storage()
+        .check(&data)
+        .map_err(|e| Failure::Input(format!("{source}: {e}")))?;
     let (train_data, held) = match validation {
         Some(f) => {
             let (t, h) = data.split(f, a.seed)?;
@@ -665,7 +703,7 @@ fn train(a: TrainArgs) -> CliResult<()> {
         None => (data, None),
     };
 
-    let ctx = open_backend(a.backend)?;
+    let ctx = open_backend(a.backend, a.x_storage)?;
     if let Some(ctx) = &ctx {
         ctx.set_memory_budget(a.max_gpu_memory);
     }
@@ -745,6 +783,7 @@ fn train(a: TrainArgs) -> CliResult<()> {
                 "device_memory_budget": a.max_gpu_memory,
                 "streamed": fit.device.map(|d| d.streamed),
                 "chunks": fit.device.map(|d| d.chunk_plan.chunks),
+                "x_storage": a.x_storage.storage().name(),
             })
         );
     } else {
@@ -1094,7 +1133,7 @@ fn load_for_model(
 fn predict(a: PredictArgs) -> CliResult<()> {
     let (model, _) = Model::load(&a.model)?;
     let (x, _, _) = load_for_model(&a.data, &model, &a.model, false)?;
-    let ctx = open_backend(a.backend)?;
+    let ctx = open_backend(a.backend, XStorageArg::F32)?;
     let mut out = String::new();
     if a.proba {
         let p = model.predict_proba(backend_of(&ctx), x.view())?;
@@ -1172,7 +1211,7 @@ fn evaluate(a: EvaluateArgs) -> CliResult<()> {
     };
     let data =
         Dataset::new(x, &y, k).map_err(|e| Failure::Input(format!("{}: {e}", path.display())))?;
-    let ctx = open_backend(a.backend)?;
+    let ctx = open_backend(a.backend, XStorageArg::F32)?;
     let metrics = model.evaluate(backend_of(&ctx), &data)?;
     let predicted = model.predict(backend_of(&ctx), data.x()?)?;
     let mut confusion = vec![vec![0usize; k]; k];

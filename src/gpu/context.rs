@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::error::{Error, Result};
 use crate::gpu::kernels::{KernelVariant, Kernels};
+use crate::gpu::storage::XStorage;
 
 /// How long one poll of a wait blocks before the device-lost state is looked at again.
 const WAIT_SLICE: Duration = Duration::from_millis(100);
@@ -32,6 +33,9 @@ pub struct AdapterRequest {
     /// Most bytes of device memory this context's buffers may hold at once (see
     /// [`GpuContext::set_memory_budget`]); `None`, the default, leaves it to the device.
     pub memory_budget: Option<u64>,
+    /// How X is stored on the device: f32 (the default), or compactly as f16 or u8 codes
+    /// (see [`XStorage`]). Every dataset put on this context is stored so.
+    pub x_storage: XStorage,
 }
 
 impl AdapterRequest {
@@ -377,6 +381,7 @@ impl GpuContext {
                 device,
                 max_dim,
                 variant,
+                request.x_storage,
                 request
                     .fused
                     .unwrap_or_else(crate::gpu::kernels::fused_wanted),
@@ -409,6 +414,11 @@ impl GpuContext {
         self.kernels.variant
     }
 
+    /// How this context stores X on the device.
+    pub fn x_storage(&self) -> XStorage {
+        self.kernels.storage
+    }
+
     /// The device's limits (the adapter's own, as requested).
     pub fn limits(&self) -> &wgpu::Limits {
         &self.summary.limits
@@ -426,8 +436,12 @@ impl GpuContext {
         } else {
             ""
         };
+        let storage = match self.x_storage() {
+            XStorage::F32 => String::new(),
+            other => format!(", X stored as {}", other.name()),
+        };
         format!(
-            "{} via {:?} ({:?}, {kernels} kernels{fused})",
+            "{} via {:?} ({:?}, {kernels} kernels{fused}{storage})",
             self.summary.name, self.summary.backend, self.summary.device_type
         )
     }

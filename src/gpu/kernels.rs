@@ -1,29 +1,38 @@
 //! One type per WGSL kernel: its pipeline, its explicit bind-group layout, its `Dims`
 //! uniform (mirrored field for field by the struct in the shader), and an `encode` method.
-//! Shader sources come from one `include_str!` table; none is assembled from strings.
+//! Shader sources come from one `include_str!` table; none is assembled from strings. The
+//! kernels that read X open with shaders/x_storage.wgsl, joined to their file by `concat!`
+//! at compile time, and take its storage format as the pipeline constant `X_FORMAT`.
 
 use std::borrow::Cow;
 
 use bytemuck::{Pod, Zeroable};
 use wgpu::util::DeviceExt;
 
+use crate::gpu::storage::XStorage;
+
+/// A kernel source that reads X: x_storage.wgsl's declarations, then the kernel's file.
+macro_rules! reads_x {
+    ($file:literal) => {
+        concat!(
+            include_str!("../../shaders/x_storage.wgsl"),
+            "\n",
+            include_str!(concat!("../../shaders/", $file))
+        )
+    };
+}
+
 /// Every shader source, by file name.
 pub(crate) const SHADERS: [(&str, &str); 9] = [
-    ("logits", include_str!("../../shaders/logits.wgsl")),
-    (
-        "logits_rows",
-        include_str!("../../shaders/logits_rows.wgsl"),
-    ),
-    (
-        "gradient_cols",
-        include_str!("../../shaders/gradient_cols.wgsl"),
-    ),
+    ("logits", reads_x!("logits.wgsl")),
+    ("logits_rows", reads_x!("logits_rows.wgsl")),
+    ("gradient_cols", reads_x!("gradient_cols.wgsl")),
     ("softmax", include_str!("../../shaders/softmax.wgsl")),
-    ("gradient", include_str!("../../shaders/gradient.wgsl")),
+    ("gradient", reads_x!("gradient.wgsl")),
     ("reduce", include_str!("../../shaders/reduce.wgsl")),
     ("update", include_str!("../../shaders/update.wgsl")),
-    ("gather", include_str!("../../shaders/gather.wgsl")),
-    ("fused", include_str!("../../shaders/fused.wgsl")),
+    ("gather", reads_x!("gather.wgsl")),
+    ("fused", reads_x!("fused.wgsl")),
 ];
 
 fn source(name: &str) -> &'static str {
@@ -67,12 +76,19 @@ fn layout(device: &wgpu::Device, label: &str, access: &[Access]) -> wgpu::BindGr
     })
 }
 
+/// The pipelines of `entries` in shader `name`; `x` gives the storage of X to kernels that
+/// read it (x_storage.wgsl's `X_FORMAT`).
 fn pipelines(
     device: &wgpu::Device,
     name: &str,
     layout: &wgpu::BindGroupLayout,
     entries: &[&str],
+    x: Option<XStorage>,
 ) -> Vec<wgpu::ComputePipeline> {
+    let constants: Vec<(&str, f64)> = x
+        .map(|storage| ("X_FORMAT", f64::from(storage.format())))
+        .into_iter()
+        .collect();
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some(name),
         source: wgpu::ShaderSource::Wgsl(Cow::Borrowed(source(name))),
@@ -95,8 +111,8 @@ fn pipelines(
                 // also a constant array the size of the tile that llvmpipe takes a
                 // minute and more to compile.
                 compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &constants,
                     zero_initialize_workgroup_memory: false,
-                    ..Default::default()
                 },
                 cache: None,
             })
@@ -246,7 +262,11 @@ pub(crate) struct LogitsDims {
     pub rows: u32,
     pub n: u32,
     pub k: u32,
-    pub _pad: u32,
+    /// Value of u8 code 0 (x_storage.wgsl).
+    pub x_lo: f32,
+    /// Value between consecutive u8 codes.
+    pub x_step: f32,
+    pub _pad: [u32; 3],
 }
 
 /// A matrix product's tiled and register pipelines, each built only when the kernel
@@ -261,9 +281,11 @@ impl ProductPipelines {
         device: &wgpu::Device,
         layout: &wgpu::BindGroupLayout,
         variant: KernelVariant,
+        storage: XStorage,
         [tiled, register]: [&str; 2],
     ) -> Self {
-        let build = |name: &str| pipelines(device, name, layout, &["main"]).remove(0);
+        let build =
+            |name: &str| pipelines(device, name, layout, &["main"], Some(storage)).remove(0);
         ProductPipelines {
             tiled: (variant != KernelVariant::Register).then(|| build(tiled)),
             register: (variant != KernelVariant::Tiled).then(|| build(register)),
@@ -288,7 +310,7 @@ pub(crate) struct Logits {
 }
 
 impl Logits {
-    fn new(device: &wgpu::Device, variant: KernelVariant, max_dim: u32) -> Self {
+    fn new(device: &wgpu::Device, variant: KernelVariant, storage: XStorage, max_dim: u32) -> Self {
         let layout = layout(
             device,
             "logits",
@@ -300,7 +322,13 @@ impl Logits {
             ],
         );
         Logits {
-            pipelines: ProductPipelines::new(device, &layout, variant, ["logits", "logits_rows"]),
+            pipelines: ProductPipelines::new(
+                device,
+                &layout,
+                variant,
+                storage,
+                ["logits", "logits_rows"],
+            ),
             layout,
             variant,
             max_dim,
@@ -373,6 +401,7 @@ impl Softmax {
             "softmax",
             &layout,
             &["row_per_thread", "row_per_workgroup"],
+            None,
         );
         let per_workgroup = p.remove(1);
         let per_thread = p.remove(0);
@@ -415,7 +444,11 @@ pub(crate) struct GradientDims {
     pub k: u32,
     pub rows_per_block: u32,
     pub stride: u32,
-    pub _pad: [u32; 3],
+    /// Value of u8 code 0 (x_storage.wgsl).
+    pub x_lo: f32,
+    /// Value between consecutive u8 codes.
+    pub x_step: f32,
+    pub _pad: u32,
 }
 
 impl GradientDims {
@@ -433,7 +466,7 @@ pub(crate) struct Gradient {
 }
 
 impl Gradient {
-    fn new(device: &wgpu::Device, variant: KernelVariant) -> Self {
+    fn new(device: &wgpu::Device, variant: KernelVariant, storage: XStorage) -> Self {
         let layout = layout(
             device,
             "gradient",
@@ -450,6 +483,7 @@ impl Gradient {
                 device,
                 &layout,
                 variant,
+                storage,
                 ["gradient", "gradient_cols"],
             ),
             layout,
@@ -505,7 +539,10 @@ pub(crate) struct FusedDims {
     pub rows_per_block: u32,
     pub stride: u32,
     pub has_weights: u32,
-    pub _pad: [u32; 2],
+    /// Value of u8 code 0 (x_storage.wgsl).
+    pub x_lo: f32,
+    /// Value between consecutive u8 codes.
+    pub x_step: f32,
 }
 
 impl FusedDims {
@@ -539,7 +576,7 @@ pub(crate) fn fused_wanted() -> bool {
 }
 
 impl Fused {
-    fn new(device: &wgpu::Device, max_dim: u32, enabled: bool) -> Self {
+    fn new(device: &wgpu::Device, max_dim: u32, storage: XStorage, enabled: bool) -> Self {
         let layout = layout(
             device,
             "fused",
@@ -552,7 +589,7 @@ impl Fused {
                 Access::Uniform,
             ],
         );
-        let pipeline = pipelines(device, "fused", &layout, &["main"]).remove(0);
+        let pipeline = pipelines(device, "fused", &layout, &["main"], Some(storage)).remove(0);
         Fused {
             layout,
             pipeline,
@@ -601,7 +638,7 @@ impl Reduce {
             "reduce",
             &[Access::Read, Access::ReadWrite, Access::Uniform],
         );
-        let pipeline = pipelines(device, "reduce", &layout, &["main"]).remove(0);
+        let pipeline = pipelines(device, "reduce", &layout, &["main"], None).remove(0);
         Reduce {
             layout,
             pipeline,
@@ -674,6 +711,7 @@ impl Update {
             "update",
             &layout,
             &["finalize", "step_plain", "step_momentum", "step_adam"],
+            None,
         );
         Update {
             layout,
@@ -722,11 +760,12 @@ pub(crate) struct GatherDims {
 pub(crate) struct Gather {
     layout: wgpu::BindGroupLayout,
     pipeline: wgpu::ComputePipeline,
+    storage: XStorage,
     max_dim: u32,
 }
 
 impl Gather {
-    fn new(device: &wgpu::Device, max_dim: u32) -> Self {
+    fn new(device: &wgpu::Device, storage: XStorage, max_dim: u32) -> Self {
         let r = Access::Read;
         let layout = layout(
             device,
@@ -742,10 +781,11 @@ impl Gather {
                 Access::Uniform,
             ],
         );
-        let pipeline = pipelines(device, "gather", &layout, &["main"]).remove(0);
+        let pipeline = pipelines(device, "gather", &layout, &["main"], Some(storage)).remove(0);
         Gather {
             layout,
             pipeline,
+            storage,
             max_dim,
         }
     }
@@ -762,7 +802,9 @@ impl Gather {
     }
 
     pub(crate) fn encode(&self, pass: &mut wgpu::ComputePass<'_>, b: &Bound<GatherDims>) {
-        let (x, y) = grid((b.dims.batch * b.dims.n).div_ceil(256), self.max_dim);
+        let d = b.dims;
+        let words = self.storage.words(d.batch as usize * d.n as usize) as u32;
+        let (x, y) = grid(words.max(d.batch).div_ceil(256), self.max_dim);
         dispatch(pass, &self.pipeline, &b.group, (x, y, 1));
     }
 }
@@ -771,6 +813,8 @@ impl Gather {
 pub(crate) struct Kernels {
     /// The choice of matrix-product kernels these were built for.
     pub variant: KernelVariant,
+    /// How the kernels that read X expect it stored.
+    pub storage: XStorage,
     pub fused: Fused,
     pub logits: Logits,
     pub softmax: Softmax,
@@ -785,17 +829,19 @@ impl Kernels {
         device: &wgpu::Device,
         max_dim: u32,
         variant: KernelVariant,
+        storage: XStorage,
         fused: bool,
     ) -> Self {
         Kernels {
             variant,
-            fused: Fused::new(device, max_dim, fused),
-            logits: Logits::new(device, variant, max_dim),
+            storage,
+            fused: Fused::new(device, max_dim, storage, fused),
+            logits: Logits::new(device, variant, storage, max_dim),
             softmax: Softmax::new(device, max_dim),
-            gradient: Gradient::new(device, variant),
+            gradient: Gradient::new(device, variant, storage),
             reduce: Reduce::new(device, max_dim),
             update: Update::new(device, max_dim),
-            gather: Gather::new(device, max_dim),
+            gather: Gather::new(device, storage, max_dim),
         }
     }
 }

@@ -5,7 +5,9 @@ mod context;
 pub(crate) mod kernels;
 pub(crate) mod problem;
 pub mod single;
+mod storage;
 
 pub use context::{AdapterRequest, AdapterSummary, GpuContext, human_bytes, list_adapters};
 pub use kernels::KernelVariant;
 pub use problem::ChunkPlan;
+pub use storage::{F16_MAX, XStorage};

@@ -21,6 +21,7 @@ use crate::gpu::kernels::{
     Bound, FUSED_MAX_CLASSES, FusedDims, GatherDims, Gradient, GradientDims, LogitsDims,
     ReduceDims, SoftmaxDims, TILE, UpdateDims, UpdateEntry, tile_shape,
 };
+use crate::gpu::storage::{XCodec, XRange, XStorage};
 use crate::source::ChunkSource;
 
 /// How the rows of a dataset are laid out in chunks on a device.
@@ -43,12 +44,14 @@ const MIN_TILED_BLOCK_ROWS: u64 = 256;
 const REGISTER_BLOCK_ROWS: u64 = 1024;
 
 impl ChunkPlan {
-    /// The largest chunk that keeps X (rows·n·4 bytes), Z (rows·K·4 bytes) and every
-    /// dispatch dimension within the device's limits, capped by `requested` when given.
+    /// The largest chunk that keeps X (rows·n values stored as `storage`), Z (rows·K·4
+    /// bytes) and every dispatch dimension within the device's limits, capped by
+    /// `requested` when given.
     pub fn new(
         m: usize,
         n: usize,
         k: usize,
+        storage: XStorage,
         limits: &wgpu::Limits,
         requested: Option<usize>,
     ) -> Result<Self> {
@@ -58,7 +61,8 @@ impl ChunkPlan {
         let max_bytes = limits
             .max_storage_buffer_binding_size
             .min(limits.max_buffer_size);
-        let by_x = max_bytes / (4 * n as u64);
+        // Whole words of X: a chunk's rows may end inside a word, never past the limit.
+        let by_x = (max_bytes / 4 * storage.per_word() as u64) / n as u64;
         let by_z = max_bytes / (4 * k as u64);
         let by_dispatch = TILE as u64 * limits.max_compute_workgroups_per_dimension as u64;
         let limit = by_x.min(by_z).min(by_dispatch).min(m as u64) as usize;
@@ -88,7 +92,7 @@ const READ_BYTES_PER_THREAD: usize = 4 << 20;
 /// `source.read_rows(start, out)` split into runs of whole rows read by up to
 /// `available_parallelism` threads, at least [`READ_BYTES_PER_THREAD`] each. The first error
 /// in row order is returned.
-fn read_rows_parallel(
+pub(crate) fn read_rows_parallel(
     source: &dyn ChunkSource,
     start: usize,
     n: usize,
@@ -117,13 +121,14 @@ fn read_rows_parallel(
 }
 
 /// Row blocks for the gradient kernel: enough workgroups to fill the device, within the
-/// partials capacity.
+/// partials capacity; X decoded with `codec`.
 fn gradient_dims(
     gradient: &Gradient,
     rows: usize,
     n: usize,
     k: usize,
     max_blocks: u64,
+    codec: XCodec,
 ) -> GradientDims {
     let (wanted, max_useful) = if gradient.is_tiled_for(n) {
         let (bm, bn) = tile_shape(k as u32);
@@ -148,7 +153,21 @@ fn gradient_dims(
         k: k as u32,
         rows_per_block,
         stride: (n * k + k + 1) as u32,
-        _pad: [0; 3],
+        x_lo: codec.lo,
+        x_step: codec.step,
+        _pad: 0,
+    }
+}
+
+/// The range of every value of X (for fitting a compact storage's codec).
+fn scan(x: &Rows<'_>) -> Result<XRange> {
+    match x {
+        Rows::View(view) => {
+            let mut range = XRange::default();
+            range.add(0, view.as_standard_layout().as_slice().unwrap_or(&[]));
+            Ok(range)
+        }
+        Rows::Shared(source) => XRange::of_source(source.as_ref()),
     }
 }
 
@@ -175,6 +194,8 @@ struct Stream {
     holds: [Option<usize>; 2],
     last_use: [Option<wgpu::SubmissionIndex>; 2],
     host: Vec<f32>,
+    /// The rows in `host` encoded for compact storage.
+    words: Vec<u32>,
     /// wgpu's staging copies of the two slots' uploads, counted against the budget.
     _staging: Reservation,
 }
@@ -229,6 +250,8 @@ pub(crate) struct DeviceProblem<'c> {
     m1: DeviceBuffer,
     m2: DeviceBuffer,
     has_weights: bool,
+    /// How X is stored in `xs` and the batch buffer.
+    codec: XCodec,
     /// Memory outside the crate's own buffers: each kernel binding's uniform buffer, and
     /// wgpu's staging for parameter and state uploads.
     _overhead: Reservation,
@@ -274,18 +297,33 @@ impl<'c> DeviceProblem<'c> {
         batch_capacity: Option<usize>,
     ) -> Result<Self> {
         let (m, n) = x.dim();
-        let resident_bytes = 4 * (m as u64) * (n as u64 + 2);
+        let codec = match ctx.x_storage() {
+            XStorage::F32 => XCodec::F32,
+            storage => XCodec::fit(storage, n, &scan(&x)?)?,
+        };
+        let resident_bytes = codec.storage.bytes(m * n) + 8 * m as u64;
         let can_stream = matches!(x, Rows::Shared(_));
         let mut streamed = can_stream && ctx.memory_budget().is_some_and(|b| resident_bytes > b);
         let mut rows = chunk_rows;
         loop {
-            match Self::allocate(ctx, &x, labels, weights, k, rows, batch_capacity, streamed) {
+            match Self::allocate(
+                ctx,
+                &x,
+                codec,
+                labels,
+                weights,
+                k,
+                rows,
+                batch_capacity,
+                streamed,
+            ) {
                 Err(Error::OutOfMemory { context }) => {
                     if can_stream && !streamed {
                         streamed = true;
                         continue;
                     }
-                    let planned = ChunkPlan::new(m, n, k, ctx.limits(), rows)?.chunk_rows;
+                    let planned =
+                        ChunkPlan::new(m, n, k, codec.storage, ctx.limits(), rows)?.chunk_rows;
                     if planned > 1 {
                         rows = Some(planned / 2);
                         continue;
@@ -315,6 +353,7 @@ impl<'c> DeviceProblem<'c> {
     fn allocate(
         ctx: &'c GpuContext,
         x: &Rows<'_>,
+        codec: XCodec,
         labels: Option<&[u32]>,
         weights: Option<&[f32]>,
         k: usize,
@@ -323,7 +362,7 @@ impl<'c> DeviceProblem<'c> {
         streamed: bool,
     ) -> Result<Self> {
         let (m, n) = x.dim();
-        let plan = ChunkPlan::new(m, n, k, ctx.limits(), chunk_rows)?;
+        let plan = ChunkPlan::new(m, n, k, codec.storage, ctx.limits(), chunk_rows)?;
         // The kernels dispatch one workgroup per 16 features or classes along one grid
         // dimension.
         let max_dim = ctx.limits().max_compute_workgroups_per_dimension as usize;
@@ -352,7 +391,8 @@ impl<'c> DeviceProblem<'c> {
         let batch_capacity = batch_capacity.map(|b| b.min(plan.chunk_rows));
         let scratch_rows = plan.chunk_rows.max(batch_capacity.unwrap_or(0));
         let partial_blocks =
-            gradient_dims(&ctx.kernels.gradient, scratch_rows, n, k, max_blocks).blocks() as u64;
+            gradient_dims(&ctx.kernels.gradient, scratch_rows, n, k, max_blocks, codec).blocks()
+                as u64;
 
         let w = ctx.storage_buffer("parameters w", 4 * len as u64)?;
         let g = ctx.storage_buffer("gradient g", 4 * len as u64)?;
@@ -367,7 +407,7 @@ impl<'c> DeviceProblem<'c> {
         let kernels = &ctx.kernels;
         let (xs, stream) = match (streamed, x) {
             (true, Rows::Shared(source)) => {
-                let bytes = 4 * (plan.chunk_rows * n) as u64;
+                let bytes = codec.storage.bytes(plan.chunk_rows * n);
                 let xs = vec![
                     ctx.storage_buffer("x slot 0", bytes)?,
                     ctx.storage_buffer("x slot 1", bytes)?,
@@ -378,6 +418,7 @@ impl<'c> DeviceProblem<'c> {
                     holds: [None, None],
                     last_use: [None, None],
                     host: Vec::new(),
+                    words: Vec::new(),
                     _staging: staging,
                 };
                 (xs, Some(RefCell::new(stream)))
@@ -385,20 +426,28 @@ impl<'c> DeviceProblem<'c> {
             _ => {
                 let mut xs = Vec::with_capacity(plan.chunks);
                 let mut host = Vec::new();
+                let mut words = Vec::new();
+                let x_std = match x {
+                    Rows::View(view) => Some(view.as_standard_layout()),
+                    Rows::Shared(_) => None,
+                };
+                let flat = x_std.as_ref().and_then(|v| v.as_slice()).unwrap_or(&[]);
                 for c in 0..plan.chunks {
                     let (start, rows) = (c * plan.chunk_rows, plan.rows_in(c, m));
-                    let label = format!("x chunk {c}");
-                    xs.push(match x {
-                        Rows::View(view) => {
-                            let x_std = view.as_standard_layout();
-                            let flat = x_std.as_slice().unwrap_or(&[]);
-                            ctx.storage_buffer_with(&label, &flat[start * n..(start + rows) * n])?
-                        }
+                    let values = match x {
+                        Rows::View(_) => &flat[start * n..(start + rows) * n],
                         Rows::Shared(source) => {
                             host.resize(rows * n, 0.0);
                             read_rows_parallel(source.as_ref(), start, n, &mut host)?;
-                            ctx.storage_buffer_with(&label, &host)?
+                            &host[..]
                         }
+                    };
+                    let label = format!("x chunk {c}");
+                    xs.push(if codec.storage == XStorage::F32 {
+                        ctx.storage_buffer_with(&label, values)?
+                    } else {
+                        codec.encode(values, &mut words);
+                        ctx.storage_buffer_with(&label, &words)?
                     });
                 }
                 (xs, None)
@@ -422,7 +471,7 @@ impl<'c> DeviceProblem<'c> {
                 None => ctx.storage_buffer("no weights", 4)?,
             };
             let chunk = ctx.scoped(&format!("binding chunk {c}"), |device| {
-                let gdims = gradient_dims(&kernels.gradient, rows, n, k, max_blocks);
+                let gdims = gradient_dims(&kernels.gradient, rows, n, k, max_blocks, codec);
                 // The first chunk overwrites the sums; later ones add to them.
                 let reduce = |accumulate: u32| {
                     kernels.reduce.bind(
@@ -449,7 +498,9 @@ impl<'c> DeviceProblem<'c> {
                             rows: rows as u32,
                             n: n as u32,
                             k: k as u32,
-                            _pad: 0,
+                            x_lo: codec.lo,
+                            x_step: codec.step,
+                            _pad: [0; 3],
                         },
                     ),
                     softmax: kernels.softmax.bind(
@@ -478,7 +529,8 @@ impl<'c> DeviceProblem<'c> {
                                     rows_per_block: gdims.rows_per_block,
                                     stride: gdims.stride,
                                     has_weights: weights.is_some() as u32,
-                                    _pad: [0; 2],
+                                    x_lo: codec.lo,
+                                    x_step: codec.step,
                                 },
                             )
                         }),
@@ -534,6 +586,7 @@ impl<'c> DeviceProblem<'c> {
             m1,
             m2,
             has_weights: weights.is_some(),
+            codec,
             _overhead: overhead,
             readback,
         };
@@ -547,12 +600,19 @@ impl<'c> DeviceProblem<'c> {
         let (n, k) = (self.n, self.k);
         let ctx = self.ctx;
         let idx = ctx.storage_buffer("batch indices", 4 * capacity as u64)?;
-        let bx = ctx.storage_buffer("batch x", 4 * (capacity * n) as u64)?;
+        let bx = ctx.storage_buffer("batch x", self.codec.storage.bytes(capacity * n))?;
         let bl = ctx.storage_buffer("batch labels", 4 * capacity as u64)?;
         let bw = ctx.storage_buffer("batch weights", 4 * capacity as u64)?;
         let has_weights = self.has_weights as u32;
         let kernels = &ctx.kernels;
-        let gdims = gradient_dims(&kernels.gradient, capacity, n, k, self.max_blocks);
+        let gdims = gradient_dims(
+            &kernels.gradient,
+            capacity,
+            n,
+            k,
+            self.max_blocks,
+            self.codec,
+        );
         ctx.scoped("binding the mini-batch kernels", |device| BatchSlot {
             capacity,
             gathers: self
@@ -580,7 +640,9 @@ impl<'c> DeviceProblem<'c> {
                     rows: 0,
                     n: n as u32,
                     k: k as u32,
-                    _pad: 0,
+                    x_lo: self.codec.lo,
+                    x_step: self.codec.step,
+                    _pad: [0; 3],
                 },
             ),
             softmax: kernels.softmax.bind(
@@ -797,13 +859,22 @@ impl<'c> DeviceProblem<'c> {
         }
         st.holds[slot] = None;
         let (start, rows) = (c * self.plan.chunk_rows, self.plan.rows_in(c, self.m));
-        let Stream { source, host, .. } = &mut *st;
+        let Stream {
+            source,
+            host,
+            words,
+            ..
+        } = &mut *st;
         host.resize(rows * self.n, 0.0);
         // Several threads read the rows: on a fast GPU this host side bounds streaming.
         read_rows_parallel(source.as_ref(), start, self.n, host)?;
-        self.ctx
-            .queue
-            .write_buffer(&self.xs[slot], 0, bytemuck::cast_slice(host.as_slice()));
+        let bytes: &[u8] = if self.codec.storage == XStorage::F32 {
+            bytemuck::cast_slice(host.as_slice())
+        } else {
+            self.codec.encode(host, words);
+            bytemuck::cast_slice(words.as_slice())
+        };
+        self.ctx.queue.write_buffer(&self.xs[slot], 0, bytes);
         st.holds[slot] = Some(c);
         Ok(())
     }
@@ -866,7 +937,14 @@ impl<'c> DeviceProblem<'c> {
                 ..slot.softmax.dims
             },
         );
-        let gdims = gradient_dims(&self.ctx.kernels.gradient, rows, n, k, max_blocks);
+        let gdims = gradient_dims(
+            &self.ctx.kernels.gradient,
+            rows,
+            n,
+            k,
+            max_blocks,
+            self.codec,
+        );
         slot.gradient.set(queue, gdims);
         slot.reduce.set(
             queue,

@@ -6,14 +6,32 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
+use crate::gpu::context::DeviceBuffer;
 use crate::gpu::kernels::{
     GatherDims, GradientDims, LogitsDims, ReduceDims, SoftmaxDims, UpdateDims, UpdateEntry,
 };
 use crate::gpu::problem::StepDims;
+use crate::gpu::storage::{XCodec, XStorage};
 use crate::reference::Step;
 
 fn std_slice<'a>(a: &'a ndarray::CowArray<'a, f32, ndarray::Ix2>) -> &'a [f32] {
     a.as_slice().unwrap_or(&[])
+}
+
+/// Uploads x stored as the context stores X, with the codec it was encoded with: the
+/// kernels then compute with [`XStorage::as_stored`]`(x)`.
+fn x_buffer(ctx: &GpuContext, x: ArrayView2<'_, f32>) -> Result<(DeviceBuffer, XCodec)> {
+    let xs = x.as_standard_layout();
+    let flat = std_slice(&xs);
+    match ctx.x_storage() {
+        XStorage::F32 => Ok((ctx.storage_buffer_with("x", flat)?, XCodec::F32)),
+        storage => {
+            let codec = XCodec::for_values(storage, x.ncols(), flat)?;
+            let mut words = Vec::new();
+            codec.encode(flat, &mut words);
+            Ok((ctx.storage_buffer_with("x", &words)?, codec))
+        }
+    }
 }
 
 fn run(
@@ -35,7 +53,8 @@ fn run(
     ctx.check(label)
 }
 
-/// logits.wgsl: Z = XΘ + 1bᵀ for x (rows, n), theta (n, K), bias (K).
+/// logits.wgsl: Z = XΘ + 1bᵀ for x (rows, n), theta (n, K), bias (K), with x stored as the
+/// context stores X.
 pub fn logits(
     ctx: &GpuContext,
     x: ArrayView2<'_, f32>,
@@ -44,15 +63,16 @@ pub fn logits(
 ) -> Result<Array2<f32>> {
     let ((rows, n), k) = (x.dim(), bias.len());
     crate::oracle::check_params(theta, bias, n, k)?;
-    let xs = x.as_standard_layout();
-    let xb = ctx.storage_buffer_with("x", std_slice(&xs))?;
+    let (xb, codec) = x_buffer(ctx, x)?;
     let wb = ctx.storage_buffer_with("w", &crate::oracle::flatten(theta, bias))?;
     let zb = ctx.storage_buffer("z", 4 * (rows * k) as u64)?;
     let dims = LogitsDims {
         rows: rows as u32,
         n: n as u32,
         k: k as u32,
-        _pad: 0,
+        x_lo: codec.lo,
+        x_step: codec.step,
+        _pad: [0; 3],
     };
     let bound = ctx.scoped("binding logits", |d| {
         ctx.kernels.logits.bind(d, &xb, &wb, &zb, dims)
@@ -113,7 +133,8 @@ pub fn softmax(
 }
 
 /// gradient.wgsl: per-block partials (blocks, n·K + K + 1) of Xᵀd, Σd and Σ row_loss,
-/// for blocks of `rows_per_block` rows (a multiple of 16).
+/// for blocks of `rows_per_block` rows (a multiple of 16), with x stored as the context
+/// stores X.
 pub fn gradient_partials(
     ctx: &GpuContext,
     x: ArrayView2<'_, f32>,
@@ -133,17 +154,19 @@ pub fn gradient_partials(
         ));
     }
     let stride = n * k + k + 1;
+    let (xb, codec) = x_buffer(ctx, x)?;
     let dims = GradientDims {
         rows: rows as u32,
         n: n as u32,
         k: k as u32,
         rows_per_block: rows_per_block as u32,
         stride: stride as u32,
-        _pad: [0; 3],
+        x_lo: codec.lo,
+        x_step: codec.step,
+        _pad: 0,
     };
     let blocks = dims.blocks() as usize;
-    let (xs, ds) = (x.as_standard_layout(), d.as_standard_layout());
-    let xb = ctx.storage_buffer_with("x", std_slice(&xs))?;
+    let ds = d.as_standard_layout();
     let db = ctx.storage_buffer_with("d", std_slice(&ds))?;
     let rb = ctx.storage_buffer_with("row loss", &row_loss.to_vec())?;
     let pb = ctx.storage_buffer("partials", 4 * (blocks * stride) as u64)?;
@@ -243,7 +266,8 @@ pub fn update(
 /// Rows gathered by [`gather`]: (x, labels, weights).
 pub type Gathered = (Array2<f32>, Vec<u32>, Vec<f32>);
 
-/// gather.wgsl: rows `idx` of x (rows, n), of the labels and of the weights.
+/// gather.wgsl: rows `idx` of x (rows, n), of the labels and of the weights, with x stored
+/// as the context stores X (so the rows come back as [`XStorage::as_stored`] gives them).
 pub fn gather(
     ctx: &GpuContext,
     x: ArrayView2<'_, f32>,
@@ -256,12 +280,12 @@ pub fn gather(
         return Err(Error::setting("idx", bad, format!("must be below {rows}")));
     }
     let b = idx.len();
-    let xs = x.as_standard_layout();
-    let xb = ctx.storage_buffer_with("x", std_slice(&xs))?;
+    let (xb, codec) = x_buffer(ctx, x)?;
     let lb = ctx.storage_buffer_with("labels", labels)?;
     let wb = ctx.storage_buffer_with("weights", weights)?;
     let ib = ctx.storage_buffer_with("idx", idx)?;
-    let bx = ctx.storage_buffer("batch x", 4 * (b * n) as u64)?;
+    let words = codec.storage.words(b * n);
+    let bx = ctx.storage_buffer("batch x", 4 * words as u64)?;
     let bl = ctx.storage_buffer("batch labels", 4 * b as u64)?;
     let bw = ctx.storage_buffer("batch weights", 4 * b as u64)?;
     let dims = GatherDims {
@@ -279,7 +303,7 @@ pub fn gather(
         ctx.kernels.gather.encode(pass, &bound)
     })?;
     let mut out = ctx.read_f32(
-        &[(&bx, 0, b * n), (&bl, 0, b), (&bw, 0, b)],
+        &[(&bx, 0, words), (&bl, 0, b), (&bw, 0, b)],
         "reading gather",
     )?;
     let w = out.pop().unwrap_or_default();
@@ -289,8 +313,14 @@ pub fn gather(
         .into_iter()
         .map(f32::to_bits)
         .collect();
+    let packed: Vec<u32> = out
+        .pop()
+        .unwrap_or_default()
+        .into_iter()
+        .map(f32::to_bits)
+        .collect();
     let xg =
-        Array2::from_shape_vec((b, n), out.pop().unwrap_or_default()).map_err(|e| Error::Gpu {
+        Array2::from_shape_vec((b, n), codec.unpack(&packed, b * n)).map_err(|e| Error::Gpu {
             context: "gather".into(),
             message: e.to_string(),
         })?;

@@ -1,0 +1,47 @@
+// How X is stored on the device: the declarations every kernel that reads X opens with
+// (kernels.rs puts this file in front of logits, logits_rows, gradient, gradient_cols,
+// fused and gather). It is not a kernel of its own.
+//
+// X is bound as 32-bit words, its elements row-major and packed from the low bits up;
+// the pipeline constant X_FORMAT says how (XStorage in storage.rs):
+//
+//   0 f32: one element per word, the value's bits.
+//   1 f16: two per word (element 2w in bits 0..16 of word w), IEEE half precision.
+//   2 u8:  four per word (element 4w in bits 0..8), a code q with value lo + step·q,
+//          where lo and step come with each kernel's dims (one pair per dataset).
+//
+// Arithmetic is f32 in every format; only the stored values differ.
+//
+// Binding: 0 x read (array<u32>).
+
+override X_FORMAT: u32 = 0u;
+
+@group(0) @binding(0) var<storage, read> x: array<u32>;
+
+// Elements of X per 32-bit word.
+fn x_per_word() -> u32 {
+    return 1u << X_FORMAT;
+}
+
+// The stored bits of element i: a whole word (f32), a half word (f16) or a byte (u8).
+fn x_bits(i: u32) -> u32 {
+    let word = x[i >> X_FORMAT];
+    if (X_FORMAT == 0u) {
+        return word;
+    }
+    let shift = 5u - X_FORMAT;                // log2 of the bits per element
+    let lane = i & ((1u << X_FORMAT) - 1u);   // the element's place in its word
+    let mask = 0xffffffffu >> (32u - (32u >> X_FORMAT));
+    return (word >> (lane << shift)) & mask;
+}
+
+// The value of element i of X.
+fn x_at(i: u32, lo: f32, step: f32) -> f32 {
+    if (X_FORMAT == 0u) {
+        return bitcast<f32>(x[i]);
+    }
+    if (X_FORMAT == 1u) {
+        return unpack2x16float(x[i >> 1u])[i & 1u];
+    }
+    return fma(step, f32((x[i >> 2u] >> ((i & 3u) << 3u)) & 255u), lo);
+}

@@ -690,11 +690,21 @@ fn train(a: TrainArgs) -> CliResult<()> {
         (None, v) => Some(v.unwrap_or(0.2)),
         (Some(_), v) => v,
     };
-    // Before the split shuffles the rows, so that an error names the file's row.
-    a.x_storage
-        .storage()
-        .check(&data)
-        .map_err(|e| Failure::Input(format!("{source}: {e}")))?;
+    // Before the split shuffles the rows, so that an error names the file's sample.
+    a.x_storage.storage().check(&data).map_err(|e| match e {
+        Error::OutOfStorageRange {
+            row,
+            column,
+            value,
+            storage,
+            limit,
+        } => Failure::Input(format!(
+            "{source}: feature {} of sample {} is {value}, beyond the ±{limit} range of --x-storage {storage}; use --x-storage f32 or u8",
+            column + 1,
+            row + 1
+        )),
+        other => other.into(),
+    })?;
     let (train_data, held) = match validation {
         Some(f) => {
             let (t, h) = data.split(f, a.seed)?;

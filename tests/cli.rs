@@ -269,6 +269,38 @@ fn json_output_is_one_object_per_line() {
 }
 
 #[test]
+fn compact_storage_trains_the_digits_as_well() {
+    let dir = common::scratch("cli-storage");
+    for storage in ["f16", "u8"] {
+        let model = dir.join(format!("{storage}.safetensors"));
+        let o = run(&[
+            "train",
+            "--x-storage",
+            storage,
+            "--optimizer",
+            "lbfgs",
+            "--json",
+            "--out",
+            s(&model),
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let summary: serde_json::Value =
+            serde_json::from_str(stdout(&o).lines().last().unwrap()).unwrap();
+        assert_eq!(summary["x_storage"], storage);
+        assert!(
+            summary["backend"]
+                .as_str()
+                .unwrap()
+                .contains(&format!("X stored as {storage}")),
+            "{summary}"
+        );
+        let acc = summary["validation_accuracy"].as_f64().unwrap();
+        assert!(acc >= 0.95, "{storage}: validation accuracy {acc}");
+        assert!(model.exists());
+    }
+}
+
+#[test]
 fn embedded_digits_reach_95_percent_test_accuracy_with_defaults() {
     let dir = common::scratch("cli-digits");
     let model = dir.join("model.safetensors");
@@ -303,6 +335,8 @@ fn bad_flags_and_files_exit_2_with_one_sentence_and_no_model() {
     std::fs::write(&one_class, "1,2,0\n3,4,0\n").unwrap();
     let big_label = dir.join("big.csv");
     std::fs::write(&big_label, "1,2,0\n3,4,5\n").unwrap();
+    let huge = dir.join("huge.csv");
+    std::fs::write(&huge, "1,2,0\n3,4,1\n5,100000,0\n").unwrap();
     let cases: Vec<(Vec<&str>, &str)> = vec![
         (vec!["train", "--lr=-1", "--out", m], "--lr"),
         (vec!["train", "--l2", "nan", "--out", m], "--l2"),
@@ -351,6 +385,23 @@ fn bad_flags_and_files_exit_2_with_one_sentence_and_no_model() {
             "/nonexistent/x.csv",
         ),
         (vec!["train", "--optimizer", "newton", "--out", m], "newton"),
+        (
+            vec![
+                "train",
+                "--data",
+                s(&huge),
+                "--x-storage",
+                "f16",
+                "--out",
+                m,
+            ],
+            "feature 2 of sample 3 is 100000",
+        ),
+        (
+            vec!["train", "--x-storage", "u8", "--backend", "cpu", "--out", m],
+            "--x-storage u8 needs a GPU backend",
+        ),
+        (vec!["train", "--x-storage", "f64", "--out", m], "f64"),
     ];
     for (args, needle) in cases {
         let o = run(&args);

@@ -5,14 +5,16 @@
 //!
 //! `BENCH_SHAPES=small,S1` picks shapes (default: all); `BENCH_VARIANTS=tiled,register,fused`
 //! (or `gpu-auto`, the per-kernel choice GPUs get by default)
-//! times several kernel sets side by side in one run (default: the adapter's own choice).
+//! times several kernel sets side by side in one run (default: the adapter's own choice);
+//! `BENCH_X_STORAGE=f32,f16,u8` does the same for the storage of X (default: f32), each
+//! compact storage checked against the reference on the values it stores.
 //! Run with `cargo bench --bench step`.
 
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, Throughput};
 use ndarray::{Array1, Array2};
-use softmax_regression::gpu::KernelVariant;
+use softmax_regression::gpu::{KernelVariant, XStorage};
 use softmax_regression::{
     AdapterRequest, CpuOracle, Dataset, GpuContext, GpuOracle, LossGrad, Oracle, SplitMix64,
 };
@@ -65,14 +67,27 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// The storages of X to time: `BENCH_X_STORAGE=f32,f16,u8` (any of them), else f32.
+fn storages() -> Vec<XStorage> {
+    std::env::var("BENCH_X_STORAGE")
+        .unwrap_or_else(|_| "f32".into())
+        .split(',')
+        .filter(|v| !v.is_empty())
+        .map(|v| XStorage::parse(v).unwrap_or_else(|e| panic!("BENCH_X_STORAGE: {e}")))
+        .collect()
+}
+
 /// The kernel sets to time: `BENCH_VARIANTS=tiled,register,fused` (any of them), else the
-/// one the adapter gets by default (`auto`).
-fn variants() -> Vec<(String, GpuContext)> {
+/// one the adapter gets by default (`auto`), each with every storage of [`storages`];
+/// labelled `auto`, `auto+u8`, ….
+fn variants() -> Vec<(String, XStorage, GpuContext)> {
     let wanted = std::env::var("BENCH_VARIANTS").unwrap_or_else(|_| "auto".into());
+    let storages = storages();
     wanted
         .split(',')
         .filter(|v| !v.is_empty())
-        .map(|v| {
+        .flat_map(|v| storages.iter().map(move |&x| (v, x)))
+        .map(|(v, x_storage)| {
             let (kernels, fused) = match v {
                 "auto" => (None, None),
                 "tiled" => (Some(KernelVariant::Tiled), Some(false)),
@@ -86,10 +101,15 @@ fn variants() -> Vec<(String, GpuContext)> {
             let ctx = GpuContext::new(&AdapterRequest {
                 kernels,
                 fused,
+                x_storage,
                 ..AdapterRequest::default()
             })
             .unwrap_or_else(|e| panic!("benchmarks need an adapter: {e}"));
-            (v.to_string(), ctx)
+            let label = match x_storage {
+                XStorage::F32 => v.to_string(),
+                other => format!("{v}+{}", other.name()),
+            };
+            (label, x_storage, ctx)
         })
         .collect()
 }
@@ -123,12 +143,20 @@ fn main() {
             .is_none_or(|w| w.split(',').any(|n| n == s.name))
     }) {
         let (data, theta, bias) = problem(s);
-        let want = CpuOracle::new(&data)
-            .unwrap()
-            .loss_and_gradient(theta.view(), bias.view(), 1e-4)
-            .expect("reference");
-        for (variant, ctx) in &contexts {
+        // The reference for each storage: J and ∇J on the values the device stores.
+        let mut wants: Vec<(XStorage, LossGrad)> = Vec::new();
+        for (variant, x_storage, ctx) in &contexts {
             let label = format!("{}/{variant}", s.name);
+            if !wants.iter().any(|(x, _)| x == x_storage) {
+                let stored = x_storage.as_stored(data.x().unwrap()).expect("storable");
+                let stored = Dataset::new(stored, data.labels(), s.k).expect("valid");
+                let want = CpuOracle::new(&stored)
+                    .unwrap()
+                    .loss_and_gradient(theta.view(), bias.view(), 1e-4)
+                    .expect("reference");
+                wants.push((*x_storage, want));
+            }
+            let want = &wants.iter().find(|(x, _)| x == x_storage).unwrap().1;
             let upload_started = Instant::now();
             let mut oracle = GpuOracle::new(ctx, &data, None).expect("upload");
             let upload = upload_started.elapsed().as_secs_f64();
@@ -137,7 +165,7 @@ fn main() {
             let got = oracle
                 .loss_and_gradient(theta.view(), bias.view(), 1e-4)
                 .expect("step");
-            let (loss_rel, grad_rel) = errors(&got, &want);
+            let (loss_rel, grad_rel) = errors(&got, want);
             assert!(
                 loss_rel < 1e-5 && grad_rel < 1e-4,
                 "{label}: loss error {loss_rel:e}, gradient error {grad_rel:e}"
@@ -210,14 +238,14 @@ fn main() {
                 },
                 kernels.join(", ")
             );
-            table.push((s, label, upload, median(times), runs));
+            table.push((s, label, *x_storage, upload, median(times), runs));
         }
     }
-    for (variant, ctx) in &contexts {
+    for (variant, _, ctx) in &contexts {
         println!("\n{variant}: {}", ctx.describe());
     }
     println!(
-        "{:<15} {:>8} {:>6} {:>6} {:>10} {:>11} {:>6} {:>13} {:>9} {:>9}",
+        "{:<20} {:>8} {:>6} {:>6} {:>10} {:>11} {:>6} {:>13} {:>9} {:>9}",
         "shape/kernels",
         "m",
         "n",
@@ -229,11 +257,11 @@ fn main() {
         "GFLOP/s",
         "GB/s"
     );
-    for (s, label, upload, step, runs) in table {
+    for (s, label, x_storage, upload, step, runs) in table {
         let flops = 4.0 * (s.m * s.n * s.k) as f64;
-        let bytes = 4.0 * (s.m * s.n) as f64;
+        let bytes = x_storage.bytes(s.m * s.n) as f64;
         println!(
-            "{:<15} {:>8} {:>6} {:>6} {:>10.3} {:>11.3} {:>6} {:>13.0} {:>9.1} {:>9.1}",
+            "{:<20} {:>8} {:>6} {:>6} {:>10.3} {:>11.3} {:>6} {:>13.0} {:>9.1} {:>9.1}",
             label,
             s.m,
             s.n,

@@ -32,6 +32,9 @@ pub struct Checkpoint {
     pub data: String,
     /// Rows per device chunk (mini-batches are drawn within a chunk).
     pub chunk_rows: usize,
+    /// How the device stored X (`f32`, `f16` or `u8`; `f32` on the CPU): compact storage
+    /// changes the values computed with.
+    pub x_storage: String,
     /// Whole epochs (L-BFGS iterations) done.
     pub epochs_done: usize,
     /// Mini-batches done within the next epoch.
@@ -138,6 +141,7 @@ impl Checkpoint {
         meta.insert("format".to_string(), CHECKPOINT_FORMAT.to_string());
         meta.insert("settings".into(), self.settings.clone());
         meta.insert("data".into(), self.data.clone());
+        meta.insert("x_storage".into(), self.x_storage.clone());
         for (key, value) in [
             ("chunk_rows", self.chunk_rows as u64),
             ("epochs_done", self.epochs_done as u64),
@@ -283,6 +287,11 @@ impl Checkpoint {
             settings: text("settings")?,
             data: text("data")?,
             chunk_rows: number("chunk_rows")? as usize,
+            // Checkpoints from before compact storage existed hold f32 runs.
+            x_storage: meta
+                .get("x_storage")
+                .cloned()
+                .unwrap_or_else(|| "f32".into()),
             epochs_done: number("epochs_done")? as usize,
             batches_done: number("batches_done")? as usize,
             steps: number("steps")?,

@@ -601,6 +601,14 @@ impl Engine for GpuEngine<'_, '_> {
     }
 }
 
+/// The storage of X a backend computes with, as checkpoints record it.
+fn x_storage_of(backend: Backend<'_>) -> &'static str {
+    match backend {
+        Backend::Gpu(ctx) => ctx.x_storage().name(),
+        Backend::Cpu => crate::gpu::XStorage::F32.name(),
+    }
+}
+
 /// Mini-batches of one epoch: chunks in shuffled order, rows shuffled within each chunk,
 /// then cut into batches of `batch` rows (a chunk's last batch may be shorter). When the
 /// data fits in one chunk this is a full shuffle.
@@ -705,12 +713,22 @@ impl Trainer {
     }
 
     /// Fails unless the resumed checkpoint was written with the same device chunks (they
-    /// decide the order of the sums, and mini-batches are drawn within a chunk).
-    fn check_chunks(&self, resumed: Option<&Checkpoint>, chunk_rows: usize) -> Result<()> {
+    /// decide the order of the sums, and mini-batches are drawn within a chunk) and the same
+    /// storage of X (it decides the values).
+    fn check_device(
+        &self,
+        resumed: Option<&Checkpoint>,
+        chunk_rows: usize,
+        x_storage: &str,
+    ) -> Result<()> {
         match resumed {
             Some(cp) if cp.chunk_rows != chunk_rows => Err(self.checkpoint_error(format!(
                 "was written with device chunks of {} rows, this run has {chunk_rows}; resume on the same adapter with the same settings and memory budget",
                 cp.chunk_rows
+            ))),
+            Some(cp) if cp.x_storage != x_storage => Err(self.checkpoint_error(format!(
+                "was written with X stored as {}, this run stores it as {x_storage}; resume with the same storage (--x-storage {})",
+                cp.x_storage, cp.x_storage
             ))),
             _ => Ok(()),
         }
@@ -838,7 +856,8 @@ impl Trainer {
         let mut best: Option<(f64, usize, Vec<f32>)> = None;
         let (mut first_epoch, mut skip) = (1, 0);
         let chunk_rows = engine.chunk_plan().chunk_rows;
-        self.check_chunks(resumed, chunk_rows)?;
+        let x_storage = x_storage_of(backend);
+        self.check_device(resumed, chunk_rows, x_storage)?;
         if let Some(cp) = resumed {
             engine.restore(&cp.w, &cp.m1, &cp.m2);
             rng = SplitMix64::from_state(cp.rng_state);
@@ -859,6 +878,7 @@ impl Trainer {
                 settings: trajectory_settings(s),
                 data: fingerprint.clone(),
                 chunk_rows,
+                x_storage: x_storage.into(),
                 epochs_done,
                 batches_done,
                 steps,
@@ -1029,7 +1049,8 @@ impl Trainer {
         // The chunk plan decides the order of the gradient's sums, so a resumed run must
         // have the same one (0 on the CPU, which has no chunks).
         let chunk_rows = device.map_or(0, |(plan, _)| plan.chunk_rows);
-        self.check_chunks(resumed, chunk_rows)?;
+        let x_storage = x_storage_of(backend);
+        self.check_device(resumed, chunk_rows, x_storage)?;
         let fingerprint = self.fingerprint(train)?;
         let save = |state: &LbfgsState| {
             let w: Vec<f32> = state.w.iter().map(|&v| v as f32).collect();
@@ -1038,6 +1059,7 @@ impl Trainer {
                 settings: trajectory_settings(s),
                 data: fingerprint.clone(),
                 chunk_rows,
+                x_storage: x_storage.into(),
                 epochs_done: state.iteration,
                 batches_done: 0,
                 steps: state.iteration as u64,

@@ -289,3 +289,40 @@ fn an_lbfgs_checkpoint_refuses_other_device_chunks() {
         other => panic!("resumed L-BFGS with other chunks: {other:?}"),
     }
 }
+
+#[test]
+fn a_checkpoint_refuses_another_storage_of_x_and_resumes_with_its_own() {
+    use softmax_regression::gpu::XStorage;
+    use softmax_regression::{AdapterRequest, GpuContext};
+    let open = |x_storage| {
+        GpuContext::new(&AdapterRequest {
+            x_storage,
+            ..AdapterRequest::default()
+        })
+        .unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"))
+    };
+    let (u8, f32) = (open(XStorage::U8), open(XStorage::F32));
+    let data = clusters(400, 9, 3, 0.6, 6);
+    let dir = common::scratch("checkpoint-storage");
+    let s = settings(Optimizer::Adam);
+    let (stopped, resumed) =
+        interrupted_then_resumed(Backend::Gpu(&u8), &data, &s, 2, &dir.join("u8.ckpt"));
+    assert_eq!(stopped.status, Status::Interrupted);
+    assert_eq!(
+        params(&resumed),
+        params(&uninterrupted(Backend::Gpu(&u8), &data, &s)),
+        "a u8 run resumed with u8 storage"
+    );
+    match Trainer::new(s)
+        .unwrap()
+        .resume_from(dir.join("u8.ckpt"))
+        .unwrap()
+        .fit(Backend::Gpu(&f32), &data, None, None, |_| {
+            ControlFlow::Continue(())
+        }) {
+        Err(Error::Checkpoint { message, .. }) => {
+            assert!(message.contains("X stored as u8"), "{message}")
+        }
+        other => panic!("resumed a u8 run with f32 storage: {other:?}"),
+    }
+}

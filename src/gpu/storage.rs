@@ -10,6 +10,9 @@ use crate::source::ChunkSource;
 /// Bytes of rows read at a time while scanning a source for its range.
 const SCAN_BYTES: usize = 64 << 20;
 
+/// Values below which one thread encodes alone.
+const ENCODE_VALUES_PER_THREAD: usize = 1 << 20;
+
 /// The element type of X on the device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum XStorage {
@@ -218,22 +221,40 @@ impl XCodec {
     }
 
     /// Packs `values` (whole rows, row-major) into `out` as the device stores them,
-    /// replacing what `out` held.
+    /// replacing what `out` held; large inputs are packed on several threads.
     pub(crate) fn encode(&self, values: &[f32], out: &mut Vec<u32>) {
+        let per = self.storage.per_word();
         out.clear();
-        out.reserve(self.storage.words(values.len()));
-        match self.storage {
-            XStorage::F32 => out.extend(values.iter().map(|v| v.to_bits())),
-            XStorage::F16 => out.extend(values.chunks(2).map(|pair| {
-                pair.iter().enumerate().fold(0u32, |word, (t, &v)| {
-                    word | (u32::from(half::f16::from_f32(v).to_bits()) << (16 * t))
-                })
-            })),
-            XStorage::U8 => out.extend(values.chunks(4).map(|quad| {
-                quad.iter()
+        out.resize(self.storage.words(values.len()), 0);
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |t| t.get())
+            .min(values.len() / ENCODE_VALUES_PER_THREAD)
+            .max(1);
+        let words_per_thread = out.len().div_ceil(threads).max(1);
+        std::thread::scope(|scope| {
+            for (part, words) in out.chunks_mut(words_per_thread).enumerate() {
+                let first = part * words_per_thread * per;
+                let last = (first + words.len() * per).min(values.len());
+                let values = &values[first..last];
+                scope.spawn(move || self.pack(values, words));
+            }
+        });
+    }
+
+    /// `values` packed into `words` (one word per `per_word` values).
+    fn pack(&self, values: &[f32], words: &mut [u32]) {
+        let per = self.storage.per_word();
+        for (word, group) in words.iter_mut().zip(values.chunks(per)) {
+            *word = match self.storage {
+                XStorage::F32 => group[0].to_bits(),
+                XStorage::F16 => group.iter().enumerate().fold(0, |w, (t, &v)| {
+                    w | (u32::from(half::f16::from_f32(v).to_bits()) << (16 * t))
+                }),
+                XStorage::U8 => group
+                    .iter()
                     .enumerate()
-                    .fold(0u32, |word, (t, &v)| word | (self.code(v) << (8 * t)))
-            })),
+                    .fold(0, |w, (t, &v)| w | (self.code(v) << (8 * t))),
+            };
         }
     }
 
@@ -345,6 +366,22 @@ mod tests {
             "{err}"
         );
         assert!(codec(XStorage::U8, 3, &x).is_ok());
+    }
+
+    #[test]
+    fn encoding_on_several_threads_matches_one() {
+        // Long enough for several threads, with a length that ends inside a word.
+        let x: Vec<f32> = (0..3 * ENCODE_VALUES_PER_THREAD + 3)
+            .map(|i| ((i % 1013) as f32 * 0.37).sin() * 40.0)
+            .collect();
+        for storage in [XStorage::F32, XStorage::F16, XStorage::U8] {
+            let c = codec(storage, 1, &x).unwrap();
+            let mut words = Vec::new();
+            c.encode(&x, &mut words);
+            let mut one = vec![0; storage.words(x.len())];
+            c.pack(&x, &mut one);
+            assert_eq!(words, one, "{storage:?}");
+        }
     }
 
     #[test]

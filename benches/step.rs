@@ -4,7 +4,8 @@
 //! timed. Upload, step and readback are reported separately.
 //!
 //! `BENCH_SHAPES=small,S1` picks shapes (default: all); `BENCH_VARIANTS=tiled,register,fused`
-//! (or `gpu-auto`, the per-kernel choice GPUs get by default)
+//! (or `gpu-auto`, the per-kernel choice GPUs get by default, or `register-plain`, the
+//! register kernels without subgroup sharing)
 //! times several kernel sets side by side in one run (default: the adapter's own choice);
 //! `BENCH_X_STORAGE=f32,f16,u8` does the same for the storage of X (default: f32), each
 //! compact storage checked against the reference on the values it stores.
@@ -88,19 +89,21 @@ fn variants() -> Vec<(String, XStorage, GpuContext)> {
         .filter(|v| !v.is_empty())
         .flat_map(|v| storages.iter().map(move |&x| (v, x)))
         .map(|(v, x_storage)| {
-            let (kernels, fused) = match v {
-                "auto" => (None, None),
-                "tiled" => (Some(KernelVariant::Tiled), Some(false)),
-                "register" => (Some(KernelVariant::Register), Some(false)),
-                "gpu-auto" => (Some(KernelVariant::Auto), Some(false)),
-                "fused" => (None, Some(true)),
+            let (kernels, fused, subgroups) = match v {
+                "auto" => (None, None, None),
+                "tiled" => (Some(KernelVariant::Tiled), Some(false), None),
+                "register" => (Some(KernelVariant::Register), Some(false), None),
+                "register-plain" => (Some(KernelVariant::Register), Some(false), Some(false)),
+                "gpu-auto" => (Some(KernelVariant::Auto), Some(false), None),
+                "fused" => (None, Some(true), None),
                 other => panic!(
-                    "BENCH_VARIANTS: unknown kernel set {other:?} (auto, tiled, register, gpu-auto, fused)"
+                    "BENCH_VARIANTS: unknown kernel set {other:?} (auto, tiled, register, register-plain, gpu-auto, fused)"
                 ),
             };
             let ctx = GpuContext::new(&AdapterRequest {
                 kernels,
                 fused,
+                subgroups,
                 x_storage,
                 ..AdapterRequest::default()
             })

@@ -8,11 +8,14 @@
 //
 // Invocation j keeps the sums of up to 16 classes in registers and walks the block's
 // rows in increasing order (reproducible); lanes read consecutive x[r, j] and the same
-// d[r, k].
+// d[r, k], through tile16 (from tiles_plain.wgsl or tiles_subgroup.wgsl, which kernels.rs
+// puts in front of this file). Invocations past feature n compute on feature n − 1 and
+// write nothing, so that every invocation reaches each tile16 call.
 //
 // Shapes: x (rows, n) · d (rows, K) · row_loss (rows) · partials (blocks, n·K + K + 1).
-// Bindings: 0 x read (declared in x_storage.wgsl, any storage format) · 1 d read · 2 row_loss read · 3 partials write · 4 dims uniform
-// (same Dims as gradient.wgsl).
+// Bindings: 0 x read (declared in x_storage.wgsl, any storage format) · 1 d read (named
+// tile_src, as the tiles file expects) · 2 row_loss read · 3 partials write · 4 dims
+// uniform (same Dims as gradient.wgsl).
 // Dispatch: (ceil((n + 1) / 64), ceil(K / 16), blocks) workgroups of 64;
 // j = wx·64 + lx, classes [wy·16, wy·16 + 16), block b = wz.
 
@@ -27,30 +30,17 @@ struct Dims {
     _pad0: u32,
 }
 
-@group(0) @binding(1) var<storage, read> d: array<f32>;
+@group(0) @binding(1) var<storage, read> tile_src: array<f32>;
 @group(0) @binding(2) var<storage, read> row_loss: array<f32>;
 @group(0) @binding(3) var<storage, read_write> partials: array<f32>;
 @group(0) @binding(4) var<uniform> dims: Dims;
 
 const KT: u32 = 16u;
 
-// d[r, k0 .. k0+16) as four vec4s; past column K the values belong to the next row (or
-// read as 0 past the buffer) and are never written out.
-fn d_tile(t: u32) -> array<vec4<f32>, 4> {
-    return array<vec4<f32>, 4>(
-        vec4<f32>(d[t], d[t + 1u], d[t + 2u], d[t + 3u]),
-        vec4<f32>(d[t + 4u], d[t + 5u], d[t + 6u], d[t + 7u]),
-        vec4<f32>(d[t + 8u], d[t + 9u], d[t + 10u], d[t + 11u]),
-        vec4<f32>(d[t + 12u], d[t + 13u], d[t + 14u], d[t + 15u]),
-    );
-}
-
 @compute @workgroup_size(64, 1, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
+    tile_init();
     let j = wg.x * 64u + lid.x;
-    if (j > dims.n) {
-        return;
-    }
     let k0 = wg.y * KT;
     let kt = min(KT, dims.k - k0);
     let block = wg.z;
@@ -67,12 +57,17 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     var loss = 0.0;
     for (var r = start; r < end; r = r + 1u) {
         let xv = select(x_at(r * dims.n + xcol, dims.x_lo, dims.x_step), 1.0, is_bias);
-        let t = d_tile(r * dims.k + k0);
+        // d[r, k0 .. k0+16): past column K the values belong to the next row (or read as 0
+        // past the buffer) and are never written out.
+        let t = tile16(r * dims.k + k0);
         a0 = a0 + xv * t[0];
         a1 = a1 + xv * t[1];
         a2 = a2 + xv * t[2];
         a3 = a3 + xv * t[3];
         loss = loss + row_loss[r];
+    }
+    if (j > dims.n) {
+        return;
     }
     let acc = array<vec4<f32>, 4>(a0, a1, a2, a3);
     let out = block * dims.stride + j * dims.k + k0;

@@ -6,8 +6,9 @@ mod common;
 
 use common::{assert_close, f64s, gpu, gpus, labels, normal, normal_vec};
 use ndarray::{Array1, Array2, Axis, s};
-use softmax_regression::gpu::single;
+use softmax_regression::gpu::{KernelVariant, single};
 use softmax_regression::reference::{self, Step};
+use softmax_regression::{AdapterRequest, Error, GpuContext};
 
 // Tolerances, per kernel:
 // - logits: one f32 dot product of length n; error grows like √n·ε·|x||θ|, so a small
@@ -23,6 +24,10 @@ const REDUCE_TOL: (f64, f64) = (1e-5, 1e-5);
 const UPDATE_TOL: (f64, f64) = (1e-7, 1e-6);
 
 fn check_logits(m: usize, n: usize, k: usize, scale: f64, seed: u64) {
+    check_logits_on(&gpus(), m, n, k, scale, seed);
+}
+
+fn check_logits_on(contexts: &[&GpuContext], m: usize, n: usize, k: usize, scale: f64, seed: u64) {
     let x = normal(m, n, 1.0, seed);
     let theta = normal(n, k, scale, seed + 1);
     let bias = normal_vec(k, scale, seed + 2);
@@ -32,7 +37,7 @@ fn check_logits(m: usize, n: usize, k: usize, scale: f64, seed: u64) {
         bias.mapv(f64::from).view(),
     );
     let magnitude = want.iter().fold(1.0f64, |a, v| a.max(v.abs()));
-    for ctx in gpus() {
+    for &ctx in contexts {
         let got = single::logits(ctx, x.view(), theta.view(), bias.view()).unwrap();
         assert_close(
             &format!("logits m={m} n={n} K={k} on {}", ctx.describe()),
@@ -172,12 +177,23 @@ fn softmax_without_labels_gives_probabilities() {
 }
 
 fn check_gradient(m: usize, n: usize, k: usize, rows_per_block: usize, seed: u64) {
+    check_gradient_on(&gpus(), m, n, k, rows_per_block, seed);
+}
+
+fn check_gradient_on(
+    contexts: &[&GpuContext],
+    m: usize,
+    n: usize,
+    k: usize,
+    rows_per_block: usize,
+    seed: u64,
+) {
     let x = normal(m, n, 1.0, seed);
     let d = normal(m, k, 0.5, seed + 1);
     let row_loss = normal_vec(m, 1.0, seed + 2).mapv(f32::abs);
     let blocks = m.div_ceil(rows_per_block);
     let (x64, d64) = (x.mapv(f64::from), d.mapv(f64::from));
-    for ctx in gpus() {
+    for &ctx in contexts {
         let got =
             single::gradient_partials(ctx, x.view(), d.view(), row_loss.view(), rows_per_block)
                 .unwrap();
@@ -358,5 +374,33 @@ fn gather_copies_batch_rows() {
         assert_eq!(bx.row(b), x.row(i as usize), "batch row {b}");
         assert_eq!(by[b], y[i as usize], "batch label {b}");
         assert_eq!(bw[b], w[i as usize], "batch weight {b}");
+    }
+}
+
+/// The register kernels with the rows of Θ and d loaded by every invocation, and shared
+/// through the subgroup (lavapipe's default), on shapes that leave the last workgroup
+/// part empty (rows past m, features past n) and class tiles part empty. An adapter
+/// without subgroups of 8 or more must refuse the shared kind with a message saying so.
+#[test]
+fn register_kernels_with_and_without_subgroup_sharing() {
+    for subgroups in [false, true] {
+        let ctx = match GpuContext::new(&AdapterRequest {
+            kernels: Some(KernelVariant::Register),
+            subgroups: Some(subgroups),
+            ..AdapterRequest::default()
+        }) {
+            Ok(ctx) => ctx,
+            Err(e @ Error::InvalidSetting { .. }) if subgroups => {
+                let text = e.to_string();
+                assert!(text.contains("no subgroup operations"), "{text}");
+                eprintln!("subgroup sharing refused as expected: {text}");
+                continue;
+            }
+            Err(e) => panic!("GPU tests need an adapter: {e}"),
+        };
+        for (k, seed) in [(10, 61), (17, 62), (40, 63)] {
+            check_logits_on(&[&ctx], 131, 37, k, 0.3, seed);
+            check_gradient_on(&[&ctx], 131, 70, k, 48, seed + 10);
+        }
     }
 }

@@ -36,6 +36,13 @@ pub struct AdapterRequest {
     /// How X is stored on the device: f32 (the default), or compactly as f16 or u8 codes
     /// (see [`XStorage`]). Every dataset put on this context is stored so.
     pub x_storage: XStorage,
+    /// Whether the register kernels share the rows of Θ and of P − Y that every invocation
+    /// reads through subgroup operations, one load per lane instead of sixteen (on
+    /// lavapipe this halves the step; BENCHMARKS.md). `None` takes
+    /// `SOFTMAX_REGRESSION_SUBGROUPS` (`1` or `0`), else on for CPU adapters whose
+    /// subgroups have at least 8 invocations and off elsewhere. `Some(true)` fails on an
+    /// adapter without them.
+    pub subgroups: Option<bool>,
 }
 
 impl AdapterRequest {
@@ -83,6 +90,39 @@ impl AdapterRequest {
                 other,
                 "expected `tiled`, `register` or `auto`",
             )),
+        }
+    }
+
+    fn resolved_subgroups(&self, summary: &AdapterSummary, capable: bool) -> Result<bool> {
+        let wanted = match self.subgroups {
+            Some(v) => Some(v),
+            None => match std::env::var("SOFTMAX_REGRESSION_SUBGROUPS")
+                .ok()
+                .as_deref()
+            {
+                Some("1") | Some("on") => Some(true),
+                Some("0") | Some("off") => Some(false),
+                Some("") | None => None,
+                Some(other) => {
+                    return Err(Error::setting(
+                        "SOFTMAX_REGRESSION_SUBGROUPS",
+                        other,
+                        "expected `1` or `0`",
+                    ));
+                }
+            },
+        };
+        match wanted {
+            Some(true) if !capable => Err(Error::setting(
+                "subgroups",
+                true,
+                format!(
+                    "the adapter {} has no subgroup operations with subgroups of 8 or more invocations",
+                    summary.name
+                ),
+            )),
+            Some(v) => Ok(v),
+            None => Ok(capable && summary.device_type == wgpu::DeviceType::Cpu),
         }
     }
 
@@ -345,10 +385,19 @@ impl GpuContext {
             });
         };
         let summary = summaries[index].clone();
+        let subgroups = request.resolved_subgroups(
+            &summary,
+            adapter.features().contains(wgpu::Features::SUBGROUP)
+                && adapter.get_info().subgroup_min_size >= 8,
+        )?;
+        let mut required_features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        if subgroups {
+            required_features |= wgpu::Features::SUBGROUP;
+        }
         let desc = wgpu::DeviceDescriptor {
             label: Some("softmax-regression"),
             // Timestamps, where the adapter has them, time kernels in benchmarks.
-            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
+            required_features,
             required_limits: summary.limits.clone(),
             ..Default::default()
         };
@@ -382,6 +431,7 @@ impl GpuContext {
                 max_dim,
                 variant,
                 request.x_storage,
+                subgroups,
                 request
                     .fused
                     .unwrap_or_else(crate::gpu::kernels::fused_wanted),
@@ -426,10 +476,11 @@ impl GpuContext {
 
     /// One line naming the adapter, for logs: `llvmpipe (LLVM 15.0.6, 256 bits) via Vulkan (Cpu)`.
     pub fn describe(&self) -> String {
-        let kernels = match self.kernel_variant() {
-            KernelVariant::Tiled => "tiled",
-            KernelVariant::Register => "register",
-            KernelVariant::Auto => "auto-chosen",
+        let kernels = match (self.kernel_variant(), self.kernels.subgroup_tiles) {
+            (KernelVariant::Tiled, _) => "tiled",
+            (KernelVariant::Register, true) => "register (subgroup-shared)",
+            (KernelVariant::Register, false) => "register",
+            (KernelVariant::Auto, _) => "auto-chosen",
         };
         let fused = if self.kernels.fused.enabled {
             ", fused for K ≤ 16"

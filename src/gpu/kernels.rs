@@ -22,11 +22,40 @@ macro_rules! reads_x {
     };
 }
 
-/// Every shader source, by file name.
-pub(crate) const SHADERS: [(&str, &str); 9] = [
+/// A register kernel's source: x_storage.wgsl, one of the tiles files, then the kernel's
+/// file.
+macro_rules! register_kernel {
+    ($tiles:literal, $file:literal) => {
+        concat!(
+            include_str!("../../shaders/x_storage.wgsl"),
+            "\n",
+            include_str!(concat!("../../shaders/", $tiles)),
+            "\n",
+            include_str!(concat!("../../shaders/", $file))
+        )
+    };
+}
+
+/// Every shader source, by file name; the register kernels come twice, reading the rows
+/// of Θ and d each invocation for itself or shared through the subgroup.
+pub(crate) const SHADERS: [(&str, &str); 11] = [
     ("logits", reads_x!("logits.wgsl")),
-    ("logits_rows", reads_x!("logits_rows.wgsl")),
-    ("gradient_cols", reads_x!("gradient_cols.wgsl")),
+    (
+        "logits_rows",
+        register_kernel!("tiles_plain.wgsl", "logits_rows.wgsl"),
+    ),
+    (
+        "logits_rows_subgroup",
+        register_kernel!("tiles_subgroup.wgsl", "logits_rows.wgsl"),
+    ),
+    (
+        "gradient_cols",
+        register_kernel!("tiles_plain.wgsl", "gradient_cols.wgsl"),
+    ),
+    (
+        "gradient_cols_subgroup",
+        register_kernel!("tiles_subgroup.wgsl", "gradient_cols.wgsl"),
+    ),
     ("softmax", include_str!("../../shaders/softmax.wgsl")),
     ("gradient", reads_x!("gradient.wgsl")),
     ("reduce", include_str!("../../shaders/reduce.wgsl")),
@@ -282,13 +311,18 @@ impl ProductPipelines {
         layout: &wgpu::BindGroupLayout,
         variant: KernelVariant,
         storage: XStorage,
+        subgroup_tiles: bool,
         [tiled, register]: [&str; 2],
     ) -> Self {
         let build =
             |name: &str| pipelines(device, name, layout, &["main"], Some(storage)).remove(0);
+        let register = match subgroup_tiles {
+            true => format!("{register}_subgroup"),
+            false => register.to_string(),
+        };
         ProductPipelines {
             tiled: (variant != KernelVariant::Register).then(|| build(tiled)),
-            register: (variant != KernelVariant::Tiled).then(|| build(register)),
+            register: (variant != KernelVariant::Tiled).then(|| build(&register)),
         }
     }
 
@@ -310,7 +344,13 @@ pub(crate) struct Logits {
 }
 
 impl Logits {
-    fn new(device: &wgpu::Device, variant: KernelVariant, storage: XStorage, max_dim: u32) -> Self {
+    fn new(
+        device: &wgpu::Device,
+        variant: KernelVariant,
+        storage: XStorage,
+        subgroup_tiles: bool,
+        max_dim: u32,
+    ) -> Self {
         let layout = layout(
             device,
             "logits",
@@ -327,6 +367,7 @@ impl Logits {
                 &layout,
                 variant,
                 storage,
+                subgroup_tiles,
                 ["logits", "logits_rows"],
             ),
             layout,
@@ -466,7 +507,12 @@ pub(crate) struct Gradient {
 }
 
 impl Gradient {
-    fn new(device: &wgpu::Device, variant: KernelVariant, storage: XStorage) -> Self {
+    fn new(
+        device: &wgpu::Device,
+        variant: KernelVariant,
+        storage: XStorage,
+        subgroup_tiles: bool,
+    ) -> Self {
         let layout = layout(
             device,
             "gradient",
@@ -484,6 +530,7 @@ impl Gradient {
                 &layout,
                 variant,
                 storage,
+                subgroup_tiles,
                 ["gradient", "gradient_cols"],
             ),
             layout,
@@ -815,6 +862,9 @@ pub(crate) struct Kernels {
     pub variant: KernelVariant,
     /// How the kernels that read X expect it stored.
     pub storage: XStorage,
+    /// Whether the register kernels share rows of Θ and d through the subgroup
+    /// (tiles_subgroup.wgsl) rather than each invocation loading them (tiles_plain.wgsl).
+    pub subgroup_tiles: bool,
     pub fused: Fused,
     pub logits: Logits,
     pub softmax: Softmax,
@@ -830,15 +880,17 @@ impl Kernels {
         max_dim: u32,
         variant: KernelVariant,
         storage: XStorage,
+        subgroup_tiles: bool,
         fused: bool,
     ) -> Self {
         Kernels {
             variant,
             storage,
+            subgroup_tiles,
             fused: Fused::new(device, max_dim, storage, fused),
-            logits: Logits::new(device, variant, storage, max_dim),
+            logits: Logits::new(device, variant, storage, subgroup_tiles, max_dim),
             softmax: Softmax::new(device, max_dim),
-            gradient: Gradient::new(device, variant, storage),
+            gradient: Gradient::new(device, variant, storage, subgroup_tiles),
             reduce: Reduce::new(device, max_dim),
             update: Update::new(device, max_dim),
             gather: Gather::new(device, storage, max_dim),

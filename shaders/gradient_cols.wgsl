@@ -54,7 +54,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     var a1 = vec4<f32>(0.0);
     var a2 = vec4<f32>(0.0);
     var a3 = vec4<f32>(0.0);
-    var loss = 0.0;
     for (var r = start; r < end; r = r + 1u) {
         let xv = select(x_at(r * dims.n + xcol, dims.x_lo, dims.x_step), 1.0, is_bias);
         // d[r, k0 .. k0+16): past column K the values belong to the next row (or read as 0
@@ -64,7 +63,6 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         a1 = a1 + xv * t[1];
         a2 = a2 + xv * t[2];
         a3 = a3 + xv * t[3];
-        loss = loss + row_loss[r];
     }
     if (j > dims.n) {
         return;
@@ -74,7 +72,12 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     for (var c = 0u; c < kt; c = c + 1u) {
         partials[out + c] = acc[c / 4u][c % 4u];
     }
+    // One invocation sums the block's losses, in the same order as the rows above.
     if (is_bias && k0 == 0u) {
+        var loss = 0.0;
+        for (var r = start; r < end; r = r + 1u) {
+            loss = loss + row_loss[r];
+        }
         partials[block * dims.stride + dims.n * dims.k + dims.k] = loss;
     }
 }

@@ -73,29 +73,33 @@ fn logits_each_tile_shape_with_ragged_edges() {
     }
 }
 
+/// On every kernel set: the register kernels take one invocation per row for every K,
+/// the others a workgroup per row above 64 classes, so both entry points are checked.
 fn check_softmax(z: Array2<f32>, y: &[u32]) {
-    let (got, got_loss) = single::softmax(gpu(), z.view(), Some(y), None).unwrap();
     let z64 = z.mapv(f64::from);
     let want = reference::softmax_minus_onehot(z64.view(), y);
     let want_loss = reference::cross_entropy_rows(z64.view(), y);
     let (m, k) = z.dim();
-    assert_close(
-        &format!("P − Y m={m} K={k}"),
-        &f64s(&got),
-        &want.iter().copied().collect::<Vec<_>>(),
-        SOFTMAX_TOL.0,
-        SOFTMAX_TOL.1,
-    );
     // −log P can be ~1e4 when the label's logit is far below the maximum; ε·|z| rounding of
     // the f32 logits is then the floor.
     let zmax = z.iter().fold(1.0f32, |a, v| a.max(v.abs())) as f64;
-    assert_close(
-        &format!("row loss m={m} K={k}"),
-        &f64s(&got_loss),
-        &want_loss.to_vec(),
-        1e-5 + 2.0 * f64::from(f32::EPSILON) * zmax,
-        1e-5,
-    );
+    for ctx in gpus() {
+        let (got, got_loss) = single::softmax(ctx, z.view(), Some(y), None).unwrap();
+        assert_close(
+            &format!("P − Y m={m} K={k} on {}", ctx.describe()),
+            &f64s(&got),
+            &want.iter().copied().collect::<Vec<_>>(),
+            SOFTMAX_TOL.0,
+            SOFTMAX_TOL.1,
+        );
+        assert_close(
+            &format!("row loss m={m} K={k} on {}", ctx.describe()),
+            &f64s(&got_loss),
+            &want_loss.to_vec(),
+            1e-5 + 2.0 * f64::from(f32::EPSILON) * zmax,
+            1e-5,
+        );
+    }
 }
 
 #[test]

@@ -413,7 +413,10 @@ pub(crate) struct SoftmaxDims {
     pub has_weights: u32,
 }
 
-/// Largest K for which one invocation per row is used; above it, one workgroup per row.
+/// Largest K for which one invocation per row is used with the tiled and `auto` kernels;
+/// above it, one workgroup per row. With the register kernels (CPU adapters) every K gets
+/// one invocation per row: there the workgroup's barriers cost more than they save (at
+/// K = 100 on lavapipe, 58 ms against 677 ms for 100000 rows).
 pub(crate) const SOFTMAX_ROW_PER_THREAD_MAX_K: u32 = 64;
 
 /// Stable softmax, P − Y in place and per-row cross-entropy (softmax.wgsl).
@@ -421,11 +424,13 @@ pub(crate) struct Softmax {
     layout: wgpu::BindGroupLayout,
     per_thread: wgpu::ComputePipeline,
     per_workgroup: wgpu::ComputePipeline,
+    /// Largest K given one invocation per row.
+    per_thread_max_k: u32,
     max_dim: u32,
 }
 
 impl Softmax {
-    fn new(device: &wgpu::Device, max_dim: u32) -> Self {
+    fn new(device: &wgpu::Device, variant: KernelVariant, max_dim: u32) -> Self {
         let layout = layout(
             device,
             "softmax",
@@ -450,6 +455,10 @@ impl Softmax {
             layout,
             per_thread,
             per_workgroup,
+            per_thread_max_k: match variant {
+                KernelVariant::Register => u32::MAX,
+                KernelVariant::Tiled | KernelVariant::Auto => SOFTMAX_ROW_PER_THREAD_MAX_K,
+            },
             max_dim,
         }
     }
@@ -466,7 +475,7 @@ impl Softmax {
 
     pub(crate) fn encode(&self, pass: &mut wgpu::ComputePass<'_>, b: &Bound<SoftmaxDims>) {
         let d = b.dims;
-        if d.k <= SOFTMAX_ROW_PER_THREAD_MAX_K {
+        if d.k <= self.per_thread_max_k {
             let (x, y) = grid(d.rows.div_ceil(64), self.max_dim);
             dispatch(pass, &self.per_thread, &b.group, (x, y, 1));
         } else {
@@ -889,7 +898,7 @@ impl Kernels {
             subgroup_tiles,
             fused: Fused::new(device, max_dim, storage, fused),
             logits: Logits::new(device, variant, storage, subgroup_tiles, max_dim),
-            softmax: Softmax::new(device, max_dim),
+            softmax: Softmax::new(device, variant, max_dim),
             gradient: Gradient::new(device, variant, storage, subgroup_tiles),
             reduce: Reduce::new(device, max_dim),
             update: Update::new(device, max_dim),

@@ -38,7 +38,7 @@ pub struct AdapterRequest {
     pub x_storage: XStorage,
     /// Whether the register kernels share the rows of Θ and of P − Y that every invocation
     /// reads through subgroup operations, one load per lane instead of sixteen (on
-    /// lavapipe this halves the step; BENCHMARKS.md). `None` takes
+    /// lavapipe the step is 3–4× faster; BENCHMARKS.md). `None` takes
     /// `SOFTMAX_REGRESSION_SUBGROUPS` (`1` or `0`), else on for CPU adapters whose
     /// subgroups have at least 8 invocations and off elsewhere. `Some(true)` fails on an
     /// adapter without them.

@@ -18,8 +18,10 @@
 //
 // Shapes: x (rows, n) · w (n·K + K): Θ (n, K) row-major, then b (K) · labels (rows) u32 ·
 // weights (rows) f32 · partials (blocks, n·K + K + 1).
-// Bindings: 0 x read (declared in x_storage.wgsl, any storage format) · 1 w read · 2 labels read · 3 weights read · 4 partials read_write ·
-// 5 dims uniform.
+// Bindings: 0 x read (declared in x_storage.wgsl, any storage format) · 1 w read (named
+// tile_src, read through tile16 of tiles_plain.wgsl, which kernels.rs puts in front of
+// this file; the subgroup version would need every invocation at each call) · 2 labels
+// read · 3 weights read · 4 partials read_write · 5 dims uniform.
 // Dispatch: blocks = ceil(rows / rows_per_block) workgroups of 64, folded into a 2-D grid
 // (x ≤ 65535); block = wy·num_x + wx.
 
@@ -34,7 +36,7 @@ struct Dims {
     x_step: f32,
 }
 
-@group(0) @binding(1) var<storage, read> w: array<f32>;
+@group(0) @binding(1) var<storage, read> tile_src: array<f32>;
 @group(0) @binding(2) var<storage, read> labels: array<u32>;
 @group(0) @binding(3) var<storage, read> weights: array<f32>;
 @group(0) @binding(4) var<storage, read_write> partials: array<f32>;
@@ -49,17 +51,6 @@ const SUB: u32 = 256u;
 // d of the SUB rows in flight, 16 classes per row (zeros past K), and their losses.
 var<workgroup> dsh: array<f32, 4096>;
 var<workgroup> lsh: array<f32, 256>;
-
-// Θ[j, 0 .. 16) as four vec4s; past column K the values belong to the next row of Θ (or
-// read as 0 beyond the buffer) and only ever meet a d of 0.
-fn theta_tile(t: u32) -> array<vec4<f32>, 4> {
-    return array<vec4<f32>, 4>(
-        vec4<f32>(w[t], w[t + 1u], w[t + 2u], w[t + 3u]),
-        vec4<f32>(w[t + 4u], w[t + 5u], w[t + 6u], w[t + 7u]),
-        vec4<f32>(w[t + 8u], w[t + 9u], w[t + 10u], w[t + 11u]),
-        vec4<f32>(w[t + 12u], w[t + 13u], w[t + 14u], w[t + 15u]),
-    );
-}
 
 fn d_tile(r: u32) -> array<vec4<f32>, 4> {
     let t = r * KT;
@@ -84,14 +75,16 @@ fn row_forward(r: u32, valid: bool, slot: u32) {
         let xrow = r * dims.n;
         for (var j = 0u; j < dims.n; j = j + 1u) {
             let xv = x_at(xrow + j, dims.x_lo, dims.x_step);
-            let t = theta_tile(j * dims.k);
+            // Θ[j, 0 .. 16): past column K the values belong to the next row of Θ (or read
+            // as 0 beyond the buffer) and only ever meet a d of 0.
+            let t = tile16(j * dims.k);
             a0 = a0 + xv * t[0];
             a1 = a1 + xv * t[1];
             a2 = a2 + xv * t[2];
             a3 = a3 + xv * t[3];
         }
     }
-    let bias = theta_tile(dims.n * dims.k);
+    let bias = tile16(dims.n * dims.k);
     let i0 = vec4<u32>(0u, 1u, 2u, 3u);
     let i1 = i0 + vec4<u32>(4u);
     let i2 = i0 + vec4<u32>(8u);

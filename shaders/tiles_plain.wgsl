@@ -1,14 +1,15 @@
 // Reading a row of 16 values that every invocation of a workgroup needs at once (a row of
 // a Θ class tile, a row of a d class tile): the declarations the register kernels open
 // with (kernels.rs puts this file, or tiles_subgroup.wgsl, after x_storage.wgsl and in
-// front of logits_rows and gradient_cols). It is not a kernel of its own.
+// front of logits_rows and gradient_cols; fused always gets this one). It is not a kernel
+// of its own.
 //
-// This version makes each invocation load all 16 values itself. tiles_subgroup.wgsl has
-// each subgroup load them once and share them.
+// This version makes each invocation load all 16 values itself, so it may be called from
+// any control flow. tiles_subgroup.wgsl has each subgroup load them once and share them.
 //
-// The including kernel declares the buffer as `tile_src: array<f32>`, calls tile_init()
-// first, and calls tile16() only in uniform control flow (every invocation of the
-// workgroup, with the same t).
+// The including kernel declares the buffer as `tile_src: array<f32>` and calls
+// tile_init() first; a kernel that may get tiles_subgroup.wgsl instead calls tile16() only
+// in uniform control flow (every invocation of the workgroup, with the same t).
 
 fn tile_init() {}
 

@@ -8,7 +8,7 @@ mod common;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use common::{assert_close, clusters, f64s, labels, normal, normal_vec, write_npy};
+use common::{assert_close, clusters, f64s, labels, normal, normal_vec, weight_bits, write_npy};
 use ndarray::{Array2, Axis};
 use softmax_regression::gpu::{KernelVariant, XStorage, single};
 use softmax_regression::reference;
@@ -168,15 +168,6 @@ fn fit(ctx: &GpuContext, data: &Dataset, settings: &Settings) -> Fit {
         .unwrap()
 }
 
-fn param_bits(fit: &Fit) -> Vec<u32> {
-    fit.model
-        .theta()
-        .iter()
-        .chain(fit.model.bias().iter())
-        .map(|v| v.to_bits())
-        .collect()
-}
-
 /// The kernels decode each stored value exactly, so training on compact X gives the same
 /// bits as training on f32 storage of the stored values, full-batch and mini-batch (the
 /// gather path) alike, over several chunks.
@@ -214,8 +205,8 @@ fn training_on_compact_x_equals_f32_training_on_the_stored_values() {
                 &settings,
             );
             assert_eq!(
-                param_bits(&got),
-                param_bits(&want),
+                weight_bits(&got),
+                weight_bits(&want),
                 "{storage:?} {optimizer}: compact X trained differently from its stored values"
             );
             assert!(got.history.last().unwrap().loss < got.history[0].loss);

@@ -61,7 +61,7 @@ pub(crate) const SHADERS: [(&str, &str); 11] = [
     ("reduce", include_str!("../../shaders/reduce.wgsl")),
     ("update", include_str!("../../shaders/update.wgsl")),
     ("gather", reads_x!("gather.wgsl")),
-    ("fused", reads_x!("fused.wgsl")),
+    ("fused", register_kernel!("tiles_plain.wgsl", "fused.wgsl")),
 ];
 
 fn source(name: &str) -> &'static str {
@@ -298,6 +298,15 @@ pub(crate) struct LogitsDims {
     pub _pad: [u32; 3],
 }
 
+/// What the matrix-product pipelines are built for: the kernel choice, the storage of X,
+/// and whether the register kernels share rows through the subgroup.
+#[derive(Clone, Copy)]
+struct ProductBuild {
+    variant: KernelVariant,
+    storage: XStorage,
+    subgroup_tiles: bool,
+}
+
 /// A matrix product's tiled and register pipelines, each built only when the kernel
 /// choice can ask for it.
 struct ProductPipelines {
@@ -309,11 +318,14 @@ impl ProductPipelines {
     fn new(
         device: &wgpu::Device,
         layout: &wgpu::BindGroupLayout,
-        variant: KernelVariant,
-        storage: XStorage,
-        subgroup_tiles: bool,
+        build: ProductBuild,
         [tiled, register]: [&str; 2],
     ) -> Self {
+        let ProductBuild {
+            variant,
+            storage,
+            subgroup_tiles,
+        } = build;
         let build =
             |name: &str| pipelines(device, name, layout, &["main"], Some(storage)).remove(0);
         let register = match subgroup_tiles {
@@ -344,13 +356,7 @@ pub(crate) struct Logits {
 }
 
 impl Logits {
-    fn new(
-        device: &wgpu::Device,
-        variant: KernelVariant,
-        storage: XStorage,
-        subgroup_tiles: bool,
-        max_dim: u32,
-    ) -> Self {
+    fn new(device: &wgpu::Device, build: ProductBuild, max_dim: u32) -> Self {
         let layout = layout(
             device,
             "logits",
@@ -362,16 +368,9 @@ impl Logits {
             ],
         );
         Logits {
-            pipelines: ProductPipelines::new(
-                device,
-                &layout,
-                variant,
-                storage,
-                subgroup_tiles,
-                ["logits", "logits_rows"],
-            ),
+            pipelines: ProductPipelines::new(device, &layout, build, ["logits", "logits_rows"]),
             layout,
-            variant,
+            variant: build.variant,
             max_dim,
         }
     }
@@ -516,12 +515,7 @@ pub(crate) struct Gradient {
 }
 
 impl Gradient {
-    fn new(
-        device: &wgpu::Device,
-        variant: KernelVariant,
-        storage: XStorage,
-        subgroup_tiles: bool,
-    ) -> Self {
+    fn new(device: &wgpu::Device, build: ProductBuild) -> Self {
         let layout = layout(
             device,
             "gradient",
@@ -534,16 +528,9 @@ impl Gradient {
             ],
         );
         Gradient {
-            pipelines: ProductPipelines::new(
-                device,
-                &layout,
-                variant,
-                storage,
-                subgroup_tiles,
-                ["gradient", "gradient_cols"],
-            ),
+            pipelines: ProductPipelines::new(device, &layout, build, ["gradient", "gradient_cols"]),
             layout,
-            variant,
+            variant: build.variant,
         }
     }
 
@@ -892,14 +879,19 @@ impl Kernels {
         subgroup_tiles: bool,
         fused: bool,
     ) -> Self {
+        let build = ProductBuild {
+            variant,
+            storage,
+            subgroup_tiles,
+        };
         Kernels {
             variant,
             storage,
             subgroup_tiles,
             fused: Fused::new(device, max_dim, storage, fused),
-            logits: Logits::new(device, variant, storage, subgroup_tiles, max_dim),
+            logits: Logits::new(device, build, max_dim),
             softmax: Softmax::new(device, variant, max_dim),
-            gradient: Gradient::new(device, variant, storage, subgroup_tiles),
+            gradient: Gradient::new(device, build),
             reduce: Reduce::new(device, max_dim),
             update: Update::new(device, max_dim),
             gather: Gather::new(device, storage, max_dim),

@@ -11,57 +11,48 @@ use wgpu::util::DeviceExt;
 
 use crate::gpu::storage::XStorage;
 
-/// A kernel source that reads X: x_storage.wgsl's declarations, then the kernel's file.
-macro_rules! reads_x {
-    ($file:literal) => {
-        concat!(
-            include_str!("../../shaders/x_storage.wgsl"),
-            "\n",
-            include_str!(concat!("../../shaders/", $file))
-        )
-    };
-}
-
-/// A register kernel's source: x_storage.wgsl, one of the tiles files, then the kernel's
-/// file.
-macro_rules! register_kernel {
-    ($tiles:literal, $file:literal) => {
-        concat!(
-            include_str!("../../shaders/x_storage.wgsl"),
-            "\n",
-            include_str!(concat!("../../shaders/", $tiles)),
-            "\n",
-            include_str!(concat!("../../shaders/", $file))
-        )
+/// A shader's source: the named files of shaders/, in order, joined at compile time (the
+/// kernels that read X open with x_storage.wgsl, the register kernels then with a tiles
+/// file).
+macro_rules! shader {
+    ($($file:literal),+) => {
+        concat!($(include_str!(concat!("../../shaders/", $file)), "\n"),+)
     };
 }
 
 /// Every shader source, by file name; the register kernels come twice, reading the rows
 /// of Θ and d each invocation for itself or shared through the subgroup.
 pub(crate) const SHADERS: [(&str, &str); 11] = [
-    ("logits", reads_x!("logits.wgsl")),
+    ("logits", shader!("x_storage.wgsl", "logits.wgsl")),
     (
         "logits_rows",
-        register_kernel!("tiles_plain.wgsl", "logits_rows.wgsl"),
+        shader!("x_storage.wgsl", "tiles_plain.wgsl", "logits_rows.wgsl"),
     ),
     (
         "logits_rows_subgroup",
-        register_kernel!("tiles_subgroup.wgsl", "logits_rows.wgsl"),
+        shader!("x_storage.wgsl", "tiles_subgroup.wgsl", "logits_rows.wgsl"),
     ),
     (
         "gradient_cols",
-        register_kernel!("tiles_plain.wgsl", "gradient_cols.wgsl"),
+        shader!("x_storage.wgsl", "tiles_plain.wgsl", "gradient_cols.wgsl"),
     ),
     (
         "gradient_cols_subgroup",
-        register_kernel!("tiles_subgroup.wgsl", "gradient_cols.wgsl"),
+        shader!(
+            "x_storage.wgsl",
+            "tiles_subgroup.wgsl",
+            "gradient_cols.wgsl"
+        ),
     ),
     ("softmax", include_str!("../../shaders/softmax.wgsl")),
-    ("gradient", reads_x!("gradient.wgsl")),
+    ("gradient", shader!("x_storage.wgsl", "gradient.wgsl")),
     ("reduce", include_str!("../../shaders/reduce.wgsl")),
     ("update", include_str!("../../shaders/update.wgsl")),
-    ("gather", reads_x!("gather.wgsl")),
-    ("fused", register_kernel!("tiles_plain.wgsl", "fused.wgsl")),
+    ("gather", shader!("x_storage.wgsl", "gather.wgsl")),
+    (
+        "fused",
+        shader!("x_storage.wgsl", "tiles_plain.wgsl", "fused.wgsl"),
+    ),
 ];
 
 fn source(name: &str) -> &'static str {

@@ -162,11 +162,9 @@ fn gradient_dims(
 /// The range of every value of X (for fitting a compact storage's codec).
 fn scan(x: &Rows<'_>) -> Result<XRange> {
     match x {
-        Rows::View(view) => {
-            let mut range = XRange::default();
-            range.add(0, view.as_standard_layout().as_slice().unwrap_or(&[]));
-            Ok(range)
-        }
+        Rows::View(view) => Ok(XRange::of_values(
+            view.as_standard_layout().as_slice().unwrap_or(&[]),
+        )),
         Rows::Shared(source) => XRange::of_source(source.as_ref()),
     }
 }
@@ -443,12 +441,7 @@ impl<'c> DeviceProblem<'c> {
                         }
                     };
                     let label = format!("x chunk {c}");
-                    xs.push(if codec.storage == XStorage::F32 {
-                        ctx.storage_buffer_with(&label, values)?
-                    } else {
-                        codec.encode(values, &mut words);
-                        ctx.storage_buffer_with(&label, &words)?
-                    });
+                    xs.push(ctx.storage_buffer_with(&label, codec.stored(values, &mut words))?);
                 }
                 (xs, None)
             }
@@ -868,13 +861,9 @@ impl<'c> DeviceProblem<'c> {
         host.resize(rows * self.n, 0.0);
         // Several threads read the rows: on a fast GPU this host side bounds streaming.
         read_rows_parallel(source.as_ref(), start, self.n, host)?;
-        let bytes: &[u8] = if self.codec.storage == XStorage::F32 {
-            bytemuck::cast_slice(host.as_slice())
-        } else {
-            self.codec.encode(host, words);
-            bytemuck::cast_slice(words.as_slice())
-        };
-        self.ctx.queue.write_buffer(&self.xs[slot], 0, bytes);
+        self.ctx
+            .queue
+            .write_buffer(&self.xs[slot], 0, self.codec.stored(host, words));
         st.holds[slot] = Some(c);
         Ok(())
     }

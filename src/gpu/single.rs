@@ -11,7 +11,7 @@ use crate::gpu::kernels::{
     GatherDims, GradientDims, LogitsDims, ReduceDims, SoftmaxDims, UpdateDims, UpdateEntry,
 };
 use crate::gpu::problem::StepDims;
-use crate::gpu::storage::{XCodec, XStorage};
+use crate::gpu::storage::XCodec;
 use crate::reference::Step;
 
 fn std_slice<'a>(a: &'a ndarray::CowArray<'a, f32, ndarray::Ix2>) -> &'a [f32] {
@@ -23,15 +23,12 @@ fn std_slice<'a>(a: &'a ndarray::CowArray<'a, f32, ndarray::Ix2>) -> &'a [f32] {
 fn x_buffer(ctx: &GpuContext, x: ArrayView2<'_, f32>) -> Result<(DeviceBuffer, XCodec)> {
     let xs = x.as_standard_layout();
     let flat = std_slice(&xs);
-    match ctx.x_storage() {
-        XStorage::F32 => Ok((ctx.storage_buffer_with("x", flat)?, XCodec::F32)),
-        storage => {
-            let codec = XCodec::for_values(storage, x.ncols(), flat)?;
-            let mut words = Vec::new();
-            codec.encode(flat, &mut words);
-            Ok((ctx.storage_buffer_with("x", &words)?, codec))
-        }
-    }
+    let codec = XCodec::for_values(ctx.x_storage(), x.ncols(), flat)?;
+    let mut words = Vec::new();
+    Ok((
+        ctx.storage_buffer_with("x", codec.stored(flat, &mut words))?,
+        codec,
+    ))
 }
 
 fn run(

@@ -130,6 +130,13 @@ impl Default for XRange {
 }
 
 impl XRange {
+    /// The range of `values`, all of X.
+    pub(crate) fn of_values(values: &[f32]) -> Self {
+        let mut range = XRange::default();
+        range.add(0, values);
+        range
+    }
+
     /// The range of every value `source` holds, read in blocks of rows.
     pub(crate) fn of_source(source: &dyn ChunkSource) -> Result<Self> {
         let (m, n) = (source.n_rows(), source.n_features());
@@ -213,11 +220,12 @@ impl XCodec {
         }
     }
 
-    /// The codec fitted to `values`, all of X (row-major, n columns).
+    /// The codec fitted to `values`, all of X (row-major, n columns); f32 needs no scan.
     pub(crate) fn for_values(storage: XStorage, n: usize, values: &[f32]) -> Result<Self> {
-        let mut range = XRange::default();
-        range.add(0, values);
-        Self::fit(storage, n, &range)
+        match storage {
+            XStorage::F32 => Ok(Self::F32),
+            _ => Self::fit(storage, n, &XRange::of_values(values)),
+        }
     }
 
     /// Packs `values` (whole rows, row-major) into `out` as the device stores them,
@@ -228,8 +236,10 @@ impl XCodec {
         out.resize(self.storage.words(values.len()), 0);
         let threads = std::thread::available_parallelism()
             .map_or(1, |t| t.get())
-            .min(values.len() / ENCODE_VALUES_PER_THREAD)
-            .max(1);
+            .min(values.len() / ENCODE_VALUES_PER_THREAD);
+        if threads <= 1 {
+            return self.pack(values, out);
+        }
         let words_per_thread = out.len().div_ceil(threads).max(1);
         std::thread::scope(|scope| {
             for (part, words) in out.chunks_mut(words_per_thread).enumerate() {
@@ -256,6 +266,16 @@ impl XCodec {
                     .fold(0, |w, (t, &v)| w | (self.code(v) << (8 * t))),
             };
         }
+    }
+
+    /// The bytes the device stores for `values` (whole rows): the values themselves for
+    /// f32, else their encoding, packed into `words`.
+    pub(crate) fn stored<'a>(&self, values: &'a [f32], words: &'a mut Vec<u32>) -> &'a [u8] {
+        if self.storage == XStorage::F32 {
+            return bytemuck::cast_slice(values);
+        }
+        self.encode(values, words);
+        bytemuck::cast_slice(words.as_slice())
     }
 
     /// The u8 code of v: the nearest of lo + step·q.

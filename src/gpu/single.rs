@@ -304,18 +304,16 @@ pub fn gather(
         "reading gather",
     )?;
     let w = out.pop().unwrap_or_default();
-    let l: Vec<u32> = out
-        .pop()
-        .unwrap_or_default()
-        .into_iter()
-        .map(f32::to_bits)
-        .collect();
-    let packed: Vec<u32> = out
-        .pop()
-        .unwrap_or_default()
-        .into_iter()
-        .map(f32::to_bits)
-        .collect();
+    // Labels and packed X come back as words read through f32.
+    let mut words_of = || -> Vec<u32> {
+        out.pop()
+            .unwrap_or_default()
+            .into_iter()
+            .map(f32::to_bits)
+            .collect()
+    };
+    let l = words_of();
+    let packed = words_of();
     let xg =
         Array2::from_shape_vec((b, n), codec.unpack(&packed, b * n)).map_err(|e| Error::Gpu {
             context: "gather".into(),

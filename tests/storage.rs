@@ -6,13 +6,11 @@
 mod common;
 
 use std::ops::ControlFlow;
-use std::sync::Arc;
 
-use common::{assert_close, clusters, f64s, labels, normal, normal_vec, weight_bits, write_npy};
+use common::{assert_close, clusters, f64s, labels, mapped, normal, normal_vec, weight_bits};
 use ndarray::{Array2, Axis};
 use softmax_regression::gpu::{KernelVariant, XStorage, single};
 use softmax_regression::reference;
-use softmax_regression::source::NpySource;
 use softmax_regression::{
     AdapterRequest, Backend, Dataset, Error, Fit, GpuContext, GpuOracle, Optimizer, Oracle,
     Settings, Trainer,
@@ -219,19 +217,7 @@ fn training_on_compact_x_equals_f32_training_on_the_stored_values() {
 #[test]
 fn streamed_compact_x_equals_resident() {
     let data = clusters(20000, 31, 5, 0.5, 51);
-    let dir =
-        std::env::temp_dir().join(format!("softmax-regression-storage-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("x.npy");
-    let x = data.x().unwrap();
-    let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
-    write_npy(&path, "<f4", &[x.nrows(), x.ncols()], &bytes);
-    let mapped = Dataset::from_source(
-        Arc::new(NpySource::open(&path).unwrap()),
-        data.labels(),
-        data.n_classes(),
-    )
-    .unwrap();
+    let file = mapped(&data, "storage");
     let (theta, bias) = (normal(31, 5, 0.2, 52), normal_vec(5, 0.2, 53));
     for storage in COMPACT {
         let roomy = open(KernelVariant::Register, false, storage);
@@ -243,7 +229,7 @@ fn streamed_compact_x_equals_resident() {
         let tight = open(KernelVariant::Register, false, storage);
         // Below X's 620 KB as u8 (and its labels and weights), above two slots of 300 rows.
         tight.set_memory_budget(Some(500 * 1024));
-        let mut streamed = GpuOracle::new(&tight, &mapped, Some(300)).unwrap();
+        let mut streamed = GpuOracle::new(&tight, &file, Some(300)).unwrap();
         assert!(streamed.is_streamed(), "{storage:?}: X fit the budget?");
         let got = streamed
             .loss_and_gradient(theta.view(), bias.view(), 1e-3)
@@ -252,7 +238,6 @@ fn streamed_compact_x_equals_resident() {
         assert_eq!(got.theta, want.theta, "{storage:?} ∇Θ");
         assert_eq!(got.bias, want.bias, "{storage:?} ∇b");
     }
-    std::fs::remove_dir_all(&dir).ok();
 }
 
 #[test]

@@ -8,7 +8,7 @@ mod common;
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use common::{clusters, normal, normal_vec, write_npy};
+use common::{clusters, mapped, normal, normal_vec, write_npy};
 use softmax_regression::source::{ChunkSource, MemorySource, NpySource};
 use softmax_regression::{
     AdapterRequest, Backend, Dataset, Error, Fit, GpuContext, GpuOracle, Optimizer, Oracle,
@@ -28,21 +28,6 @@ fn context(budget: Option<u64>) -> GpuContext {
 /// 4000 × 48, K = 6: 768 KB of X, eight chunks of 500 rows.
 fn problem() -> Dataset {
     clusters(4000, 48, 6, 0.5, 21)
-}
-
-/// The same data read through a memory-mapped `.npy` file.
-fn mapped(data: &Dataset, name: &str) -> Dataset {
-    let dir = std::env::temp_dir().join(format!(
-        "softmax-regression-streaming-{name}-{}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let path = dir.join("x.npy");
-    let x = data.x().unwrap();
-    let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
-    write_npy(&path, "<f4", &[x.nrows(), x.ncols()], &bytes);
-    let source = NpySource::open(&path).unwrap();
-    Dataset::from_source(Arc::new(source), data.labels(), data.n_classes()).unwrap()
 }
 
 /// A budget that holds two 500-row slots with their staging and the model, but not X.

@@ -128,6 +128,17 @@ pub fn write_npy(path: &std::path::Path, descr: &str, shape: &[usize], data: &[u
     std::fs::write(path, bytes).unwrap();
 }
 
+/// The same data read through a memory-mapped float32 `.npy` file written to a scratch
+/// folder named after `name`.
+pub fn mapped(data: &Dataset, name: &str) -> Dataset {
+    let path = scratch(&format!("mapped-{name}")).join("x.npy");
+    let x = data.x().unwrap();
+    let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+    write_npy(&path, "<f4", &[x.nrows(), x.ncols()], &bytes);
+    let source = softmax_regression::source::NpySource::open(&path).unwrap();
+    Dataset::from_source(std::sync::Arc::new(source), data.labels(), data.n_classes()).unwrap()
+}
+
 /// The bits of a fit's parameters (Θ row-major, then b), for bit-for-bit comparisons.
 pub fn weight_bits(fit: &softmax_regression::Fit) -> Vec<u32> {
     fit.model

@@ -19,7 +19,7 @@ fn std_slice<'a>(a: &'a ndarray::CowArray<'a, f32, ndarray::Ix2>) -> &'a [f32] {
 }
 
 /// Uploads x stored as the context stores X, with the codec it was encoded with: the
-/// kernels then compute with [`XStorage::as_stored`]`(x)`.
+/// kernels then compute with [`XStorage::as_stored`](crate::gpu::XStorage::as_stored)`(x)`.
 fn x_buffer(ctx: &GpuContext, x: ArrayView2<'_, f32>) -> Result<(DeviceBuffer, XCodec)> {
     let xs = x.as_standard_layout();
     let flat = std_slice(&xs);
@@ -264,7 +264,7 @@ pub fn update(
 pub type Gathered = (Array2<f32>, Vec<u32>, Vec<f32>);
 
 /// gather.wgsl: rows `idx` of x (rows, n), of the labels and of the weights, with x stored
-/// as the context stores X (so the rows come back as [`XStorage::as_stored`] gives them).
+/// as the context stores X (so the rows come back as [`XStorage::as_stored`](crate::gpu::XStorage::as_stored) gives them).
 pub fn gather(
     ctx: &GpuContext,
     x: ArrayView2<'_, f32>,

@@ -12,12 +12,18 @@
 // puts in front of this file). Invocations past feature n compute on feature n − 1 and
 // write nothing, so that every invocation reaches each tile16 call.
 //
+// With the pipeline constant COLS > 1 each invocation sums up to four features, WG apart,
+// sharing every row of d it reads among them: on CPU adapters that divides the d loads and
+// subgroup broadcasts per feature by COLS. kernels.rs sets COLS = 4 with workgroups of
+// WG = 16 for KernelVariant::Register (a workgroup still covers 64 features), and keeps
+// COLS = 1, WG = 64 on the GPU default.
+//
 // Shapes: x (rows, n) · d (rows, K) · row_loss (rows) · partials (blocks, n·K + K + 1).
 // Bindings: 0 x read (declared in x_storage.wgsl, any storage format) · 1 d read (named
 // tile_src, as the tiles file expects) · 2 row_loss read · 3 partials write · 4 dims
 // uniform (same Dims as gradient.wgsl).
-// Dispatch: (ceil((n + 1) / 64), ceil(K / 16), blocks) workgroups of 64;
-// j = wx·64 + lx, classes [wy·16, wy·16 + 16), block b = wz.
+// Dispatch: (ceil((n + 1) / (WG·COLS)), ceil(K / 16), blocks) workgroups of WG;
+// features j = wx·WG·COLS + WG·q + lx for q < COLS, classes [wy·16, wy·16 + 16), block b = wz.
 
 struct Dims {
     rows: u32,
@@ -37,43 +43,102 @@ struct Dims {
 
 const KT: u32 = 16u;
 
-@compute @workgroup_size(64, 1, 1)
+// Features per invocation (1, 2, 3 or 4) and invocations per workgroup.
+override COLS: u32 = 1u;
+override WG: u32 = 64u;
+
+// Writes feature j's sums from its four accumulators (j = n: the bias), unless j is past n.
+fn store_col(j: u32, out: u32, kt: u32, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>) {
+    if (j > dims.n) {
+        return;
+    }
+    let acc = array<vec4<f32>, 4>(a0, a1, a2, a3);
+    let o = out + j * dims.k;
+    for (var c = 0u; c < kt; c = c + 1u) {
+        partials[o + c] = acc[c / 4u][c % 4u];
+    }
+}
+
+// x[r, j] for feature j < n, and 1 for the bias column j = n (so that its sums are Σ d).
+fn x_or_one(r: u32, j: u32) -> f32 {
+    return select(x_at(r * dims.n + min(j, dims.n - 1u), dims.x_lo, dims.x_step), 1.0, j == dims.n);
+}
+
+@compute @workgroup_size(WG, 1, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     tile_init();
-    let j = wg.x * 64u + lid.x;
+    let j0 = wg.x * WG * COLS + lid.x;
+    let j1 = j0 + WG;
+    let j2 = j1 + WG;
+    let j3 = j2 + WG;
     let k0 = wg.y * KT;
     let kt = min(KT, dims.k - k0);
     let block = wg.z;
     let start = block * dims.rows_per_block;
     let end = min(dims.rows, start + dims.rows_per_block);
-    let is_bias = j == dims.n;
-    // Invocation n sums d itself (x = 1) for Σ(P − Y); its column index reads a valid
-    // element and the value is replaced by 1.
-    let xcol = min(j, dims.n - 1u);
-    var a0 = vec4<f32>(0.0);
-    var a1 = vec4<f32>(0.0);
-    var a2 = vec4<f32>(0.0);
-    var a3 = vec4<f32>(0.0);
+    // Feature q's accumulators for the 16 classes: aq0 .. aq3 (the sets past COLS stay unused).
+    var a00 = vec4<f32>(0.0);
+    var a01 = vec4<f32>(0.0);
+    var a02 = vec4<f32>(0.0);
+    var a03 = vec4<f32>(0.0);
+    var a10 = vec4<f32>(0.0);
+    var a11 = vec4<f32>(0.0);
+    var a12 = vec4<f32>(0.0);
+    var a13 = vec4<f32>(0.0);
+    var a20 = vec4<f32>(0.0);
+    var a21 = vec4<f32>(0.0);
+    var a22 = vec4<f32>(0.0);
+    var a23 = vec4<f32>(0.0);
+    var a30 = vec4<f32>(0.0);
+    var a31 = vec4<f32>(0.0);
+    var a32 = vec4<f32>(0.0);
+    var a33 = vec4<f32>(0.0);
     for (var r = start; r < end; r = r + 1u) {
-        let xv = select(x_at(r * dims.n + xcol, dims.x_lo, dims.x_step), 1.0, is_bias);
         // d[r, k0 .. k0+16): past column K the values belong to the next row (or read as 0
         // past the buffer) and are never written out.
         let t = tile16(r * dims.k + k0);
-        a0 = a0 + xv * t[0];
-        a1 = a1 + xv * t[1];
-        a2 = a2 + xv * t[2];
-        a3 = a3 + xv * t[3];
+        let v0 = x_or_one(r, j0);
+        a00 = a00 + v0 * t[0];
+        a01 = a01 + v0 * t[1];
+        a02 = a02 + v0 * t[2];
+        a03 = a03 + v0 * t[3];
+        if (COLS > 1u) {
+            let v1 = x_or_one(r, j1);
+            a10 = a10 + v1 * t[0];
+            a11 = a11 + v1 * t[1];
+            a12 = a12 + v1 * t[2];
+            a13 = a13 + v1 * t[3];
+        }
+        if (COLS > 2u) {
+            let v2 = x_or_one(r, j2);
+            a20 = a20 + v2 * t[0];
+            a21 = a21 + v2 * t[1];
+            a22 = a22 + v2 * t[2];
+            a23 = a23 + v2 * t[3];
+        }
+        if (COLS > 3u) {
+            let v3 = x_or_one(r, j3);
+            a30 = a30 + v3 * t[0];
+            a31 = a31 + v3 * t[1];
+            a32 = a32 + v3 * t[2];
+            a33 = a33 + v3 * t[3];
+        }
     }
-    if (j > dims.n) {
-        return;
+    let out = block * dims.stride + k0;
+    store_col(j0, out, kt, a00, a01, a02, a03);
+    if (COLS > 1u) {
+        store_col(j1, out, kt, a10, a11, a12, a13);
     }
-    let acc = array<vec4<f32>, 4>(a0, a1, a2, a3);
-    let out = block * dims.stride + j * dims.k + k0;
-    for (var c = 0u; c < kt; c = c + 1u) {
-        partials[out + c] = acc[c / 4u][c % 4u];
+    if (COLS > 2u) {
+        store_col(j2, out, kt, a20, a21, a22, a23);
     }
-    // One invocation sums the block's losses, in the same order as the rows above.
-    if (is_bias && k0 == 0u) {
+    if (COLS > 3u) {
+        store_col(j3, out, kt, a30, a31, a32, a33);
+    }
+    // The invocation holding the bias column sums the block's losses, in row order.
+    let has_bias = j0 == dims.n || (COLS > 1u && j1 == dims.n) || (COLS > 2u && j2 == dims.n)
+        || (COLS > 3u && j3 == dims.n);
+    if (has_bias && k0 == 0u) {
         var loss = 0.0;
         for (var r = start; r < end; r = r + 1u) {
             loss = loss + row_loss[r];

@@ -8,12 +8,18 @@
 // Invocations past the last row compute on the last row and write nothing, so that every
 // invocation reaches each tile16 call.
 //
+// With the pipeline constant ROWS > 1 each invocation computes up to four rows, 64 apart,
+// sharing every row of Θ it reads among them: on CPU adapters that divides the Θ loads and
+// subgroup broadcasts per row by ROWS (kernels.rs sets 4 for KernelVariant::Register; the
+// GPU default keeps 1, one row per invocation, for occupancy).
+//
 // Shapes: x (rows, n) · w (n·K + K): theta (n, K) row-major then bias (K) · z (rows, K).
 // Bindings: 0 x read (declared in x_storage.wgsl, any storage format) · 1 w read (named
 // tile_src, as the tiles file expects) · 2 z write · 3 dims uniform (same Dims as
 // logits.wgsl).
-// Dispatch: (ceil(rows / 64) folded into x ≤ 65535 and y, ceil(K / 16), 1) workgroups of 64;
-// row = (wy·num_x + wx)·64 + lx, classes [wz·16, wz·16 + 16) with wz = workgroup_id.z.
+// Dispatch: (ceil(rows / (64·ROWS)) folded into x ≤ 65535 and y, ceil(K / 16), 1) workgroups
+// of 64; rows (wy·num_x + wx)·64·ROWS + 64·q + lx for q < ROWS, classes [wz·16, wz·16 + 16)
+// with wz = workgroup_id.z.
 // Sums over j run in increasing j: reproducible.
 
 struct Dims {
@@ -33,33 +39,12 @@ struct Dims {
 
 const KT: u32 = 16u;
 
-@compute @workgroup_size(64, 1, 1)
-fn main(
-    @builtin(workgroup_id) wg: vec3<u32>,
-    @builtin(num_workgroups) nwg: vec3<u32>,
-    @builtin(local_invocation_id) lid: vec3<u32>,
-) {
-    tile_init();
-    let row = (wg.y * nwg.x + wg.x) * 64u + lid.x;
-    let live = row < dims.rows;
-    let k0 = wg.z * KT;
-    let kt = min(KT, dims.k - k0);
-    var a0 = vec4<f32>(0.0);
-    var a1 = vec4<f32>(0.0);
-    var a2 = vec4<f32>(0.0);
-    var a3 = vec4<f32>(0.0);
-    let xrow = min(row, dims.rows - 1u) * dims.n;
-    for (var j = 0u; j < dims.n; j = j + 1u) {
-        let xv = x_at(xrow + j, dims.x_lo, dims.x_step);
-        // Θ[j, k0 .. k0+16): past column K the values belong to the next row of Θ (or read
-        // as 0 past the buffer); those lanes are never written out.
-        let t = tile16(j * dims.k + k0);
-        a0 = a0 + xv * t[0];
-        a1 = a1 + xv * t[1];
-        a2 = a2 + xv * t[2];
-        a3 = a3 + xv * t[3];
-    }
-    if (!live) {
+// Rows per invocation: 1, 2, 3 or 4.
+override ROWS: u32 = 1u;
+
+// Writes the logits of one row from its four accumulators, unless the row is past the end.
+fn store_row(row: u32, k0: u32, kt: u32, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>) {
+    if (row >= dims.rows) {
         return;
     }
     let acc = array<vec4<f32>, 4>(a0, a1, a2, a3);
@@ -67,5 +52,83 @@ fn main(
     let bias = dims.n * dims.k + k0;
     for (var c = 0u; c < kt; c = c + 1u) {
         z[out + c] = acc[c / 4u][c % 4u] + tile_src[bias + c];
+    }
+}
+
+@compute @workgroup_size(64, 1, 1)
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    tile_init();
+    let row0 = (wg.y * nwg.x + wg.x) * 64u * ROWS + lid.x;
+    let row1 = row0 + 64u;
+    let row2 = row0 + 128u;
+    let row3 = row0 + 192u;
+    let k0 = wg.z * KT;
+    let kt = min(KT, dims.k - k0);
+    // Row q's accumulators for the 16 classes: aq0 .. aq3 (the sets past ROWS stay unused).
+    var a00 = vec4<f32>(0.0);
+    var a01 = vec4<f32>(0.0);
+    var a02 = vec4<f32>(0.0);
+    var a03 = vec4<f32>(0.0);
+    var a10 = vec4<f32>(0.0);
+    var a11 = vec4<f32>(0.0);
+    var a12 = vec4<f32>(0.0);
+    var a13 = vec4<f32>(0.0);
+    var a20 = vec4<f32>(0.0);
+    var a21 = vec4<f32>(0.0);
+    var a22 = vec4<f32>(0.0);
+    var a23 = vec4<f32>(0.0);
+    var a30 = vec4<f32>(0.0);
+    var a31 = vec4<f32>(0.0);
+    var a32 = vec4<f32>(0.0);
+    var a33 = vec4<f32>(0.0);
+    let last = dims.rows - 1u;
+    let x0 = min(row0, last) * dims.n;
+    let x1 = min(row1, last) * dims.n;
+    let x2 = min(row2, last) * dims.n;
+    let x3 = min(row3, last) * dims.n;
+    for (var j = 0u; j < dims.n; j = j + 1u) {
+        // Θ[j, k0 .. k0+16): past column K the values belong to the next row of Θ (or read
+        // as 0 past the buffer); those lanes are never written out.
+        let t = tile16(j * dims.k + k0);
+        let v0 = x_at(x0 + j, dims.x_lo, dims.x_step);
+        a00 = a00 + v0 * t[0];
+        a01 = a01 + v0 * t[1];
+        a02 = a02 + v0 * t[2];
+        a03 = a03 + v0 * t[3];
+        if (ROWS > 1u) {
+            let v1 = x_at(x1 + j, dims.x_lo, dims.x_step);
+            a10 = a10 + v1 * t[0];
+            a11 = a11 + v1 * t[1];
+            a12 = a12 + v1 * t[2];
+            a13 = a13 + v1 * t[3];
+        }
+        if (ROWS > 2u) {
+            let v2 = x_at(x2 + j, dims.x_lo, dims.x_step);
+            a20 = a20 + v2 * t[0];
+            a21 = a21 + v2 * t[1];
+            a22 = a22 + v2 * t[2];
+            a23 = a23 + v2 * t[3];
+        }
+        if (ROWS > 3u) {
+            let v3 = x_at(x3 + j, dims.x_lo, dims.x_step);
+            a30 = a30 + v3 * t[0];
+            a31 = a31 + v3 * t[1];
+            a32 = a32 + v3 * t[2];
+            a33 = a33 + v3 * t[3];
+        }
+    }
+    store_row(row0, k0, kt, a00, a01, a02, a03);
+    if (ROWS > 1u) {
+        store_row(row1, k0, kt, a10, a11, a12, a13);
+    }
+    if (ROWS > 2u) {
+        store_row(row2, k0, kt, a20, a21, a22, a23);
+    }
+    if (ROWS > 3u) {
+        store_row(row3, k0, kt, a30, a31, a32, a33);
     }
 }

@@ -383,7 +383,8 @@ fn gather_copies_batch_rows() {
 
 /// The register kernels with the rows of Θ and d loaded by every invocation, and shared
 /// through the subgroup (lavapipe's default), on shapes that leave the last workgroup
-/// part empty (rows past m, features past n) and class tiles part empty. An adapter
+/// part empty (rows past m, features past n) and class tiles part empty, with four rows
+/// or features per invocation (the `register` choice). An adapter
 /// without subgroups of 8 or more must refuse the shared kind with a message saying so.
 #[test]
 fn register_kernels_with_and_without_subgroup_sharing() {
@@ -405,6 +406,12 @@ fn register_kernels_with_and_without_subgroup_sharing() {
         for (k, seed) in [(10, 61), (17, 62), (40, 63)] {
             check_logits_on(&[&ctx], 131, 37, k, 0.3, seed);
             check_gradient_on(&[&ctx], 131, 70, k, 48, seed + 10);
+        }
+        // Four rows (logits) or features (gradient) per invocation: the last of the four
+        // partly past m, several workgroups, and the bias column in each of the four.
+        for (m, n, seed) in [(250, 60, 64), (601, 127, 65), (300, 100, 66), (131, 81, 67)] {
+            check_logits_on(&[&ctx], m, n, 10, 0.3, seed);
+            check_gradient_on(&[&ctx], m, n, 10, 48, seed + 10);
         }
     }
 }

@@ -103,12 +103,8 @@ fn pipelines(
     name: &str,
     layout: &wgpu::BindGroupLayout,
     entries: &[&str],
-    x: Option<XStorage>,
+    constants: &[(&str, f64)],
 ) -> Vec<wgpu::ComputePipeline> {
-    let constants: Vec<(&str, f64)> = x
-        .map(|storage| ("X_FORMAT", f64::from(storage.format())))
-        .into_iter()
-        .collect();
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some(name),
         source: wgpu::ShaderSource::Wgsl(Cow::Borrowed(source(name))),
@@ -131,13 +127,18 @@ fn pipelines(
                 // also a constant array the size of the tile that llvmpipe takes a
                 // minute and more to compile.
                 compilation_options: wgpu::PipelineCompilationOptions {
-                    constants: &constants,
+                    constants,
                     zero_initialize_workgroup_memory: false,
                 },
                 cache: None,
             })
         })
         .collect()
+}
+
+/// The pipeline constant that tells x_storage.wgsl how X is stored.
+fn x_format(storage: XStorage) -> (&'static str, f64) {
+    ("X_FORMAT", f64::from(storage.format()))
 }
 
 /// A bind group with its own `Dims` uniform buffer and the dims it holds.
@@ -220,15 +221,17 @@ pub enum KernelVariant {
     /// 256 invocations per workgroup, 4×4 outputs each, coalesced loads and data reuse
     /// for real GPUs; the gradient is split over row blocks to fill the device.
     Tiled,
-    /// One invocation per row (logits_rows.wgsl) or per feature (gradient_cols.wgsl)
-    /// with 16 classes in registers and no barriers: for adapters that run invocations as
-    /// CPU SIMD lanes (llvmpipe, lavapipe), where barriers and workgroup memory are slow.
+    /// Four rows (logits_rows.wgsl) or four features (gradient_cols.wgsl) per invocation,
+    /// with 16 classes each in registers and no barriers: for adapters that run
+    /// invocations as CPU SIMD lanes (llvmpipe, lavapipe), where barriers and workgroup
+    /// memory are slow. The default on CPU adapters.
     Register,
     /// Per kernel and shape, from measurements on an NVIDIA H200 (BENCHMARKS.md): the
     /// tiled logits kernel when K > 16 (14–25% less time than the register one at 100
     /// and 1000 classes), the tiled gradient kernel when n < 128 (2.4× faster at the
-    /// digits-sized shape), and the register kernels otherwise (the register gradient
-    /// was 1.3–1.6× faster at the three large benchmark shapes). The default on GPUs.
+    /// digits-sized shape), and the register kernels, one row or feature per invocation,
+    /// otherwise (the register gradient was 1.3–1.6× faster at the three large benchmark
+    /// shapes). The default on GPUs.
     Auto,
 }
 
@@ -239,6 +242,14 @@ impl KernelVariant {
             KernelVariant::Tiled => true,
             KernelVariant::Register => false,
             KernelVariant::Auto => n < AUTO_REGISTER_GRADIENT_MIN_FEATURES,
+        }
+    }
+
+    /// Rows or features per invocation of the register kernels under this choice.
+    fn register_outputs_per_invocation(self) -> u32 {
+        match self {
+            KernelVariant::Register => REGISTER_OUTPUTS_PER_INVOCATION,
+            KernelVariant::Tiled | KernelVariant::Auto => 1,
         }
     }
 
@@ -254,6 +265,13 @@ impl KernelVariant {
 
 /// Classes held in registers per invocation by the register kernels.
 pub(crate) const CLASS_TILE: u32 = 16;
+
+/// Rows (logits_rows.wgsl) or features (gradient_cols.wgsl) per invocation of the register
+/// kernels under [`KernelVariant::Register`], the CPU default: each row of Θ or of P − Y
+/// read is then shared by four outputs, which on lavapipe takes the register logits at
+/// 30000 × 784 × 16 from about 95 to about 60 ms (BENCHMARKS.md). [`KernelVariant::Auto`]
+/// keeps one per invocation, for occupancy on GPUs.
+const REGISTER_OUTPUTS_PER_INVOCATION: u32 = 4;
 
 /// Rows of X staged at a time by the tiled gradient kernel; row blocks are multiples of it.
 pub(crate) const TILE: u32 = 16;
@@ -311,21 +329,26 @@ impl ProductPipelines {
         layout: &wgpu::BindGroupLayout,
         build: ProductBuild,
         [tiled, register]: [&str; 2],
+        register_constants: &[(&str, f64)],
     ) -> Self {
         let ProductBuild {
             variant,
             storage,
             subgroup_tiles,
         } = build;
-        let build =
-            |name: &str| pipelines(device, name, layout, &["main"], Some(storage)).remove(0);
+        let build = |name: &str, extra: &[(&str, f64)]| {
+            let mut constants = vec![x_format(storage)];
+            constants.extend_from_slice(extra);
+            pipelines(device, name, layout, &["main"], &constants).remove(0)
+        };
         let register = match subgroup_tiles {
             true => format!("{register}_subgroup"),
             false => register.to_string(),
         };
         ProductPipelines {
-            tiled: (variant != KernelVariant::Register).then(|| build(tiled)),
-            register: (variant != KernelVariant::Tiled).then(|| build(&register)),
+            tiled: (variant != KernelVariant::Register).then(|| build(tiled, &[])),
+            register: (variant != KernelVariant::Tiled)
+                .then(|| build(&register, register_constants)),
         }
     }
 
@@ -343,11 +366,14 @@ pub(crate) struct Logits {
     layout: wgpu::BindGroupLayout,
     pipelines: ProductPipelines,
     variant: KernelVariant,
+    /// Rows per invocation of the register kernel (its pipeline constant ROWS).
+    rows_per_invocation: u32,
     max_dim: u32,
 }
 
 impl Logits {
     fn new(device: &wgpu::Device, build: ProductBuild, max_dim: u32) -> Self {
+        let rows_per_invocation = build.variant.register_outputs_per_invocation();
         let layout = layout(
             device,
             "logits",
@@ -359,9 +385,16 @@ impl Logits {
             ],
         );
         Logits {
-            pipelines: ProductPipelines::new(device, &layout, build, ["logits", "logits_rows"]),
+            pipelines: ProductPipelines::new(
+                device,
+                &layout,
+                build,
+                ["logits", "logits_rows"],
+                &[("ROWS", f64::from(rows_per_invocation))],
+            ),
             layout,
             variant: build.variant,
+            rows_per_invocation,
             max_dim,
         }
     }
@@ -386,7 +419,7 @@ impl Logits {
             let (x, y) = grid(d.rows.div_ceil(bm), self.max_dim);
             (x, y, d.k.div_ceil(bn))
         } else {
-            let (x, y) = grid(d.rows.div_ceil(64), self.max_dim);
+            let (x, y) = grid(d.rows.div_ceil(64 * self.rows_per_invocation), self.max_dim);
             (x, y, d.k.div_ceil(CLASS_TILE))
         };
         dispatch(pass, self.pipelines.get(tiled), &b.group, workgroups);
@@ -437,7 +470,7 @@ impl Softmax {
             "softmax",
             &layout,
             &["row_per_thread", "row_per_workgroup"],
-            None,
+            &[],
         );
         let per_workgroup = p.remove(1);
         let per_thread = p.remove(0);
@@ -507,6 +540,7 @@ pub(crate) struct Gradient {
 
 impl Gradient {
     fn new(device: &wgpu::Device, build: ProductBuild) -> Self {
+        let cols = build.variant.register_outputs_per_invocation();
         let layout = layout(
             device,
             "gradient",
@@ -519,7 +553,14 @@ impl Gradient {
             ],
         );
         Gradient {
-            pipelines: ProductPipelines::new(device, &layout, build, ["gradient", "gradient_cols"]),
+            pipelines: ProductPipelines::new(
+                device,
+                &layout,
+                build,
+                ["gradient", "gradient_cols"],
+                // Workgroups of 64 features either way: the dispatch does not depend on it.
+                &[("COLS", f64::from(cols)), ("WG", f64::from(64 / cols))],
+            ),
             layout,
             variant: build.variant,
         }
@@ -623,7 +664,8 @@ impl Fused {
                 Access::Uniform,
             ],
         );
-        let pipeline = pipelines(device, "fused", &layout, &["main"], Some(storage)).remove(0);
+        let pipeline =
+            pipelines(device, "fused", &layout, &["main"], &[x_format(storage)]).remove(0);
         Fused {
             layout,
             pipeline,
@@ -672,7 +714,7 @@ impl Reduce {
             "reduce",
             &[Access::Read, Access::ReadWrite, Access::Uniform],
         );
-        let pipeline = pipelines(device, "reduce", &layout, &["main"], None).remove(0);
+        let pipeline = pipelines(device, "reduce", &layout, &["main"], &[]).remove(0);
         Reduce {
             layout,
             pipeline,
@@ -745,7 +787,7 @@ impl Update {
             "update",
             &layout,
             &["finalize", "step_plain", "step_momentum", "step_adam"],
-            None,
+            &[],
         );
         Update {
             layout,
@@ -815,7 +857,8 @@ impl Gather {
                 Access::Uniform,
             ],
         );
-        let pipeline = pipelines(device, "gather", &layout, &["main"], Some(storage)).remove(0);
+        let pipeline =
+            pipelines(device, "gather", &layout, &["main"], &[x_format(storage)]).remove(0);
         Gather {
             layout,
             pipeline,

@@ -17,9 +17,9 @@
 // Bindings: 0 x read (declared in x_storage.wgsl, any storage format) · 1 w read (named
 // tile_src, as the tiles file expects) · 2 z write · 3 dims uniform (same Dims as
 // logits.wgsl).
-// Dispatch: (ceil(rows / (64·ROWS)) folded into x ≤ 65535 and y, ceil(K / 16), 1) workgroups
-// of 64; rows (wy·num_x + wx)·64·ROWS + 64·q + lx for q < ROWS, classes [wz·16, wz·16 + 16)
-// with wz = workgroup_id.z.
+// Dispatch: (ceil(rows / (64·ROWS)) folded into x ≤ 65535 and y, then ceil(K / 16) in z)
+// workgroups of 64; rows (wy·num_x + wx)·64·ROWS + 64·q + lx for q < ROWS, classes
+// [wz·16, wz·16 + 16).
 // Sums over j run in increasing j: reproducible.
 
 struct Dims {

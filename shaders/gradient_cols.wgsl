@@ -47,15 +47,14 @@ const KT: u32 = 16u;
 override COLS: u32 = 1u;
 override WG: u32 = 64u;
 
-// Writes feature j's sums from its four accumulators (j = n: the bias), unless j is past n.
-fn store_col(j: u32, out: u32, kt: u32, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>) {
+// Writes feature j's sums (j = n: the bias), unless j is past n.
+fn store_col(j: u32, out: u32, kt: u32, a: Acc16) {
     if (j > dims.n) {
         return;
     }
-    let acc = array<vec4<f32>, 4>(a0, a1, a2, a3);
     let o = out + j * dims.k;
     for (var c = 0u; c < kt; c = c + 1u) {
-        partials[o + c] = acc[c / 4u][c % 4u];
+        partials[o + c] = acc16_at(a, c);
     }
 }
 
@@ -76,64 +75,36 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     let block = wg.z;
     let start = block * dims.rows_per_block;
     let end = min(dims.rows, start + dims.rows_per_block);
-    // Feature q's accumulators for the 16 classes: aq0 .. aq3 (the sets past COLS stay unused).
-    var a00 = vec4<f32>(0.0);
-    var a01 = vec4<f32>(0.0);
-    var a02 = vec4<f32>(0.0);
-    var a03 = vec4<f32>(0.0);
-    var a10 = vec4<f32>(0.0);
-    var a11 = vec4<f32>(0.0);
-    var a12 = vec4<f32>(0.0);
-    var a13 = vec4<f32>(0.0);
-    var a20 = vec4<f32>(0.0);
-    var a21 = vec4<f32>(0.0);
-    var a22 = vec4<f32>(0.0);
-    var a23 = vec4<f32>(0.0);
-    var a30 = vec4<f32>(0.0);
-    var a31 = vec4<f32>(0.0);
-    var a32 = vec4<f32>(0.0);
-    var a33 = vec4<f32>(0.0);
+    // The sums of feature q in sq (the ones past COLS stay unused).
+    var s0 = Acc16();
+    var s1 = Acc16();
+    var s2 = Acc16();
+    var s3 = Acc16();
     for (var r = start; r < end; r = r + 1u) {
         // d[r, k0 .. k0+16): past column K the values belong to the next row (or read as 0
         // past the buffer) and are never written out.
         let t = tile16(r * dims.k + k0);
-        let v0 = x_or_one(r, j0);
-        a00 = a00 + v0 * t[0];
-        a01 = a01 + v0 * t[1];
-        a02 = a02 + v0 * t[2];
-        a03 = a03 + v0 * t[3];
+        s0 = acc16_add(s0, x_or_one(r, j0), t);
         if (COLS > 1u) {
-            let v1 = x_or_one(r, j1);
-            a10 = a10 + v1 * t[0];
-            a11 = a11 + v1 * t[1];
-            a12 = a12 + v1 * t[2];
-            a13 = a13 + v1 * t[3];
+            s1 = acc16_add(s1, x_or_one(r, j1), t);
         }
         if (COLS > 2u) {
-            let v2 = x_or_one(r, j2);
-            a20 = a20 + v2 * t[0];
-            a21 = a21 + v2 * t[1];
-            a22 = a22 + v2 * t[2];
-            a23 = a23 + v2 * t[3];
+            s2 = acc16_add(s2, x_or_one(r, j2), t);
         }
         if (COLS > 3u) {
-            let v3 = x_or_one(r, j3);
-            a30 = a30 + v3 * t[0];
-            a31 = a31 + v3 * t[1];
-            a32 = a32 + v3 * t[2];
-            a33 = a33 + v3 * t[3];
+            s3 = acc16_add(s3, x_or_one(r, j3), t);
         }
     }
     let out = block * dims.stride + k0;
-    store_col(j0, out, kt, a00, a01, a02, a03);
+    store_col(j0, out, kt, s0);
     if (COLS > 1u) {
-        store_col(j1, out, kt, a10, a11, a12, a13);
+        store_col(j1, out, kt, s1);
     }
     if (COLS > 2u) {
-        store_col(j2, out, kt, a20, a21, a22, a23);
+        store_col(j2, out, kt, s2);
     }
     if (COLS > 3u) {
-        store_col(j3, out, kt, a30, a31, a32, a33);
+        store_col(j3, out, kt, s3);
     }
     // The invocation holding the bias column sums the block's losses, in row order.
     let has_bias = j0 == dims.n || (COLS > 1u && j1 == dims.n) || (COLS > 2u && j2 == dims.n)

@@ -42,16 +42,15 @@ const KT: u32 = 16u;
 // Rows per invocation: 1, 2, 3 or 4.
 override ROWS: u32 = 1u;
 
-// Writes the logits of one row from its four accumulators, unless the row is past the end.
-fn store_row(row: u32, k0: u32, kt: u32, a0: vec4<f32>, a1: vec4<f32>, a2: vec4<f32>, a3: vec4<f32>) {
+// Writes the logits of one row, unless the row is past the end.
+fn store_row(row: u32, k0: u32, kt: u32, a: Acc16) {
     if (row >= dims.rows) {
         return;
     }
-    let acc = array<vec4<f32>, 4>(a0, a1, a2, a3);
     let out = row * dims.k + k0;
     let bias = dims.n * dims.k + k0;
     for (var c = 0u; c < kt; c = c + 1u) {
-        z[out + c] = acc[c / 4u][c % 4u] + tile_src[bias + c];
+        z[out + c] = acc16_at(a, c) + tile_src[bias + c];
     }
 }
 
@@ -68,23 +67,11 @@ fn main(
     let row3 = row0 + 192u;
     let k0 = wg.z * KT;
     let kt = min(KT, dims.k - k0);
-    // Row q's accumulators for the 16 classes: aq0 .. aq3 (the sets past ROWS stay unused).
-    var a00 = vec4<f32>(0.0);
-    var a01 = vec4<f32>(0.0);
-    var a02 = vec4<f32>(0.0);
-    var a03 = vec4<f32>(0.0);
-    var a10 = vec4<f32>(0.0);
-    var a11 = vec4<f32>(0.0);
-    var a12 = vec4<f32>(0.0);
-    var a13 = vec4<f32>(0.0);
-    var a20 = vec4<f32>(0.0);
-    var a21 = vec4<f32>(0.0);
-    var a22 = vec4<f32>(0.0);
-    var a23 = vec4<f32>(0.0);
-    var a30 = vec4<f32>(0.0);
-    var a31 = vec4<f32>(0.0);
-    var a32 = vec4<f32>(0.0);
-    var a33 = vec4<f32>(0.0);
+    // The sums of row q in sq (the ones past ROWS stay unused).
+    var s0 = Acc16();
+    var s1 = Acc16();
+    var s2 = Acc16();
+    var s3 = Acc16();
     let last = dims.rows - 1u;
     let x0 = min(row0, last) * dims.n;
     let x1 = min(row1, last) * dims.n;
@@ -94,41 +81,25 @@ fn main(
         // Θ[j, k0 .. k0+16): past column K the values belong to the next row of Θ (or read
         // as 0 past the buffer); those lanes are never written out.
         let t = tile16(j * dims.k + k0);
-        let v0 = x_at(x0 + j, dims.x_lo, dims.x_step);
-        a00 = a00 + v0 * t[0];
-        a01 = a01 + v0 * t[1];
-        a02 = a02 + v0 * t[2];
-        a03 = a03 + v0 * t[3];
+        s0 = acc16_add(s0, x_at(x0 + j, dims.x_lo, dims.x_step), t);
         if (ROWS > 1u) {
-            let v1 = x_at(x1 + j, dims.x_lo, dims.x_step);
-            a10 = a10 + v1 * t[0];
-            a11 = a11 + v1 * t[1];
-            a12 = a12 + v1 * t[2];
-            a13 = a13 + v1 * t[3];
+            s1 = acc16_add(s1, x_at(x1 + j, dims.x_lo, dims.x_step), t);
         }
         if (ROWS > 2u) {
-            let v2 = x_at(x2 + j, dims.x_lo, dims.x_step);
-            a20 = a20 + v2 * t[0];
-            a21 = a21 + v2 * t[1];
-            a22 = a22 + v2 * t[2];
-            a23 = a23 + v2 * t[3];
+            s2 = acc16_add(s2, x_at(x2 + j, dims.x_lo, dims.x_step), t);
         }
         if (ROWS > 3u) {
-            let v3 = x_at(x3 + j, dims.x_lo, dims.x_step);
-            a30 = a30 + v3 * t[0];
-            a31 = a31 + v3 * t[1];
-            a32 = a32 + v3 * t[2];
-            a33 = a33 + v3 * t[3];
+            s3 = acc16_add(s3, x_at(x3 + j, dims.x_lo, dims.x_step), t);
         }
     }
-    store_row(row0, k0, kt, a00, a01, a02, a03);
+    store_row(row0, k0, kt, s0);
     if (ROWS > 1u) {
-        store_row(row1, k0, kt, a10, a11, a12, a13);
+        store_row(row1, k0, kt, s1);
     }
     if (ROWS > 2u) {
-        store_row(row2, k0, kt, a20, a21, a22, a23);
+        store_row(row2, k0, kt, s2);
     }
     if (ROWS > 3u) {
-        store_row(row3, k0, kt, a30, a31, a32, a33);
+        store_row(row3, k0, kt, s3);
     }
 }

@@ -26,21 +26,37 @@ pub(crate) const SHADERS: [(&str, &str); 11] = [
     ("logits", shader!("x_storage.wgsl", "logits.wgsl")),
     (
         "logits_rows",
-        shader!("x_storage.wgsl", "tiles_plain.wgsl", "logits_rows.wgsl"),
+        shader!(
+            "x_storage.wgsl",
+            "tiles_plain.wgsl",
+            "acc16.wgsl",
+            "logits_rows.wgsl"
+        ),
     ),
     (
         "logits_rows_subgroup",
-        shader!("x_storage.wgsl", "tiles_subgroup.wgsl", "logits_rows.wgsl"),
+        shader!(
+            "x_storage.wgsl",
+            "tiles_subgroup.wgsl",
+            "acc16.wgsl",
+            "logits_rows.wgsl"
+        ),
     ),
     (
         "gradient_cols",
-        shader!("x_storage.wgsl", "tiles_plain.wgsl", "gradient_cols.wgsl"),
+        shader!(
+            "x_storage.wgsl",
+            "tiles_plain.wgsl",
+            "acc16.wgsl",
+            "gradient_cols.wgsl"
+        ),
     ),
     (
         "gradient_cols_subgroup",
         shader!(
             "x_storage.wgsl",
             "tiles_subgroup.wgsl",
+            "acc16.wgsl",
             "gradient_cols.wgsl"
         ),
     ),

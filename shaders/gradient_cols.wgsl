@@ -80,18 +80,25 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     var s1 = Acc16();
     var s2 = Acc16();
     var s3 = Acc16();
+    // Sets q ≥ 1 whose features all lie past n (in the last workgroup, where the bias
+    // column n may stand alone) skip their sums; the test is the same for the whole
+    // workgroup.
+    let first = wg.x * WG * COLS;
+    let live1 = COLS > 1u && first + WG <= dims.n;
+    let live2 = COLS > 2u && first + 2u * WG <= dims.n;
+    let live3 = COLS > 3u && first + 3u * WG <= dims.n;
     for (var r = start; r < end; r = r + 1u) {
         // d[r, k0 .. k0+16): past column K the values belong to the next row (or read as 0
         // past the buffer) and are never written out.
         let t = tile16(r * dims.k + k0);
         s0 = acc16_add(s0, x_or_one(r, j0), t);
-        if (COLS > 1u) {
+        if (live1) {
             s1 = acc16_add(s1, x_or_one(r, j1), t);
         }
-        if (COLS > 2u) {
+        if (live2) {
             s2 = acc16_add(s2, x_or_one(r, j2), t);
         }
-        if (COLS > 3u) {
+        if (live3) {
             s3 = acc16_add(s3, x_or_one(r, j3), t);
         }
     }

@@ -409,7 +409,13 @@ fn register_kernels_with_and_without_subgroup_sharing() {
         }
         // Four rows (logits) or features (gradient) per invocation: the last of the four
         // partly past m, several workgroups, and the bias column in each of the four.
-        for (m, n, seed) in [(250, 60, 64), (601, 127, 65), (300, 45, 66), (131, 81, 67)] {
+        for (m, n, seed) in [
+            (250, 60, 64),
+            (601, 127, 65),
+            (300, 45, 66),
+            (131, 81, 67),
+            (200, 80, 68),
+        ] {
             check_logits_on(&[&ctx], m, n, 10, 0.3, seed);
             check_gradient_on(&[&ctx], m, n, 10, 48, seed + 10);
         }

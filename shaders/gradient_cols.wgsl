@@ -16,14 +16,17 @@
 // sharing every row of d it reads among them: on CPU adapters that divides the d loads and
 // subgroup broadcasts per feature by COLS. kernels.rs sets COLS = 4 with workgroups of
 // WG = 16 for KernelVariant::Register (a workgroup still covers 64 features), and keeps
-// COLS = 1, WG = 64 on the GPU default.
+// COLS = 1, WG = 64 on the GPU default. When X is packed (f16, u8) and COLS = 4, an
+// invocation's four features are consecutive instead, so that one or two word loads
+// (x_at4) give all four.
 //
 // Shapes: x (rows, n) · d (rows, K) · row_loss (rows) · partials (blocks, n·K + K + 1).
 // Bindings: 0 x read (declared in x_storage.wgsl, any storage format) · 1 d read (named
 // tile_src, as the tiles file expects) · 2 row_loss read · 3 partials write · 4 dims
 // uniform (same Dims as gradient.wgsl).
 // Dispatch: (ceil((n + 1) / (WG·COLS)), ceil(K / 16), blocks) workgroups of WG;
-// features j = wx·WG·COLS + WG·q + lx for q < COLS, classes [wy·16, wy·16 + 16), block b = wz.
+// features j = wx·WG·COLS + WG·q + lx for q < COLS (packed: wx·WG·COLS + COLS·lx + q),
+// classes [wy·16, wy·16 + 16), block b = wz.
 
 struct Dims {
     rows: u32,
@@ -66,10 +69,14 @@ fn x_or_one(r: u32, j: u32) -> f32 {
 @compute @workgroup_size(WG, 1, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     tile_init();
-    let j0 = wg.x * WG * COLS + lid.x;
-    let j1 = j0 + WG;
-    let j2 = j1 + WG;
-    let j3 = j2 + WG;
+    // Packed X with four features per invocation: consecutive features, read together.
+    let quads = X_FORMAT != 0u && COLS == 4u;
+    let first = wg.x * WG * COLS;
+    let j0 = first + select(lid.x, 4u * lid.x, quads);
+    let apart = select(WG, 1u, quads);
+    let j1 = j0 + apart;
+    let j2 = j1 + apart;
+    let j3 = j2 + apart;
     let k0 = wg.y * KT;
     let kt = min(KT, dims.k - k0);
     let block = wg.z;
@@ -80,26 +87,43 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     var s1 = Acc16();
     var s2 = Acc16();
     var s3 = Acc16();
-    // Sets q ≥ 1 whose features all lie past n (in the last workgroup, where the bias
-    // column n may stand alone) skip their sums; the test is the same for the whole
-    // workgroup.
-    let first = wg.x * WG * COLS;
-    let live1 = COLS > 1u && first + WG <= dims.n;
-    let live2 = COLS > 2u && first + 2u * WG <= dims.n;
-    let live3 = COLS > 3u && first + 3u * WG <= dims.n;
-    for (var r = start; r < end; r = r + 1u) {
-        // d[r, k0 .. k0+16): past column K the values belong to the next row (or read as 0
-        // past the buffer) and are never written out.
-        let t = tile16(r * dims.k + k0);
-        s0 = acc16_add(s0, x_or_one(r, j0), t);
-        if (live1) {
-            s1 = acc16_add(s1, x_or_one(r, j1), t);
+    if (quads) {
+        // x[r, j0 .. j0 + 4) in one or two word loads; the bias column reads as 1.
+        // Features past n read values of the next row, or whatever the bounds check
+        // gives past X, and are never written out.
+        let whole_words = dims.n % x_per_word() == 0u;
+        let base = min(j0, dims.n);
+        let bias = vec4<u32>(j0, j1, j2, j3) == vec4<u32>(dims.n);
+        for (var r = start; r < end; r = r + 1u) {
+            let t = tile16(r * dims.k + k0);
+            let v = select(x_at4(r * dims.n + base, dims.x_lo, dims.x_step, whole_words),
+                           vec4<f32>(1.0), bias);
+            s0 = acc16_add(s0, v.x, t);
+            s1 = acc16_add(s1, v.y, t);
+            s2 = acc16_add(s2, v.z, t);
+            s3 = acc16_add(s3, v.w, t);
         }
-        if (live2) {
-            s2 = acc16_add(s2, x_or_one(r, j2), t);
-        }
-        if (live3) {
-            s3 = acc16_add(s3, x_or_one(r, j3), t);
+    } else {
+        // Sets q ≥ 1 whose features all lie past n (in the last workgroup, where the bias
+        // column n may stand alone) skip their sums; the test is the same for the whole
+        // workgroup.
+        let live1 = COLS > 1u && first + WG <= dims.n;
+        let live2 = COLS > 2u && first + 2u * WG <= dims.n;
+        let live3 = COLS > 3u && first + 3u * WG <= dims.n;
+        for (var r = start; r < end; r = r + 1u) {
+            // d[r, k0 .. k0+16): past column K the values belong to the next row (or read
+            // as 0 past the buffer) and are never written out.
+            let t = tile16(r * dims.k + k0);
+            s0 = acc16_add(s0, x_or_one(r, j0), t);
+            if (live1) {
+                s1 = acc16_add(s1, x_or_one(r, j1), t);
+            }
+            if (live2) {
+                s2 = acc16_add(s2, x_or_one(r, j2), t);
+            }
+            if (live3) {
+                s3 = acc16_add(s3, x_or_one(r, j3), t);
+            }
         }
     }
     let out = block * dims.stride + k0;

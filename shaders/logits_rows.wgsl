@@ -54,6 +54,33 @@ fn store_row(row: u32, k0: u32, kt: u32, a: Acc16) {
     }
 }
 
+// The sums of the invocation's rows (the ones past ROWS stay unused).
+struct RowSums {
+    s0: Acc16,
+    s1: Acc16,
+    s2: Acc16,
+    s3: Acc16,
+}
+
+// One feature j of every row: sq += v[q] · Θ[j, k0 .. k0+16), with v[q] = x[row q, j].
+// Past column K the values of Θ belong to its next row (or read as 0 past the buffer);
+// those lanes are never written out.
+fn feature_step(s: RowSums, j: u32, k0: u32, v: vec4<f32>) -> RowSums {
+    let t = tile16(j * dims.k + k0);
+    var r = s;
+    r.s0 = acc16_add(s.s0, v.x, t);
+    if (ROWS > 1u) {
+        r.s1 = acc16_add(s.s1, v.y, t);
+    }
+    if (ROWS > 2u) {
+        r.s2 = acc16_add(s.s2, v.z, t);
+    }
+    if (ROWS > 3u) {
+        r.s3 = acc16_add(s.s3, v.w, t);
+    }
+    return r;
+}
+
 @compute @workgroup_size(64, 1, 1)
 fn main(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -67,39 +94,44 @@ fn main(
     let row3 = row0 + 192u;
     let k0 = wg.z * KT;
     let kt = min(KT, dims.k - k0);
-    // The sums of row q in sq (the ones past ROWS stay unused).
-    var s0 = Acc16();
-    var s1 = Acc16();
-    var s2 = Acc16();
-    var s3 = Acc16();
     let last = dims.rows - 1u;
+    // Rows past ROWS read row 0 again; their loads and sums are dropped by the compiler.
     let x0 = min(row0, last) * dims.n;
-    let x1 = min(row1, last) * dims.n;
-    let x2 = min(row2, last) * dims.n;
-    let x3 = min(row3, last) * dims.n;
-    for (var j = 0u; j < dims.n; j = j + 1u) {
-        // Θ[j, k0 .. k0+16): past column K the values belong to the next row of Θ (or read
-        // as 0 past the buffer); those lanes are never written out.
-        let t = tile16(j * dims.k + k0);
-        s0 = acc16_add(s0, x_at(x0 + j, dims.x_lo, dims.x_step), t);
-        if (ROWS > 1u) {
-            s1 = acc16_add(s1, x_at(x1 + j, dims.x_lo, dims.x_step), t);
-        }
-        if (ROWS > 2u) {
-            s2 = acc16_add(s2, x_at(x2 + j, dims.x_lo, dims.x_step), t);
-        }
-        if (ROWS > 3u) {
-            s3 = acc16_add(s3, x_at(x3 + j, dims.x_lo, dims.x_step), t);
+    let x1 = select(x0, min(row1, last) * dims.n, ROWS > 1u);
+    let x2 = select(x0, min(row2, last) * dims.n, ROWS > 2u);
+    let x3 = select(x0, min(row3, last) * dims.n, ROWS > 3u);
+    var s = RowSums();
+    var j = 0u;
+    if (X_FORMAT != 0u) {
+        // Packed X: four features of each row from one or two word loads (x_at4), then
+        // one step per feature, in the same order as below.
+        let whole_words = dims.n % x_per_word() == 0u;
+        let lo = dims.x_lo;
+        let step = dims.x_step;
+        for (; j + 4u <= dims.n; j = j + 4u) {
+            let v0 = x_at4(x0 + j, lo, step, whole_words);
+            let v1 = x_at4(x1 + j, lo, step, whole_words);
+            let v2 = x_at4(x2 + j, lo, step, whole_words);
+            let v3 = x_at4(x3 + j, lo, step, whole_words);
+            s = feature_step(s, j, k0, vec4<f32>(v0.x, v1.x, v2.x, v3.x));
+            s = feature_step(s, j + 1u, k0, vec4<f32>(v0.y, v1.y, v2.y, v3.y));
+            s = feature_step(s, j + 2u, k0, vec4<f32>(v0.z, v1.z, v2.z, v3.z));
+            s = feature_step(s, j + 3u, k0, vec4<f32>(v0.w, v1.w, v2.w, v3.w));
         }
     }
-    store_row(row0, k0, kt, s0);
+    for (; j < dims.n; j = j + 1u) {
+        let v = vec4<f32>(x_at(x0 + j, dims.x_lo, dims.x_step), x_at(x1 + j, dims.x_lo, dims.x_step),
+                          x_at(x2 + j, dims.x_lo, dims.x_step), x_at(x3 + j, dims.x_lo, dims.x_step));
+        s = feature_step(s, j, k0, v);
+    }
+    store_row(row0, k0, kt, s.s0);
     if (ROWS > 1u) {
-        store_row(row1, k0, kt, s1);
+        store_row(row1, k0, kt, s.s1);
     }
     if (ROWS > 2u) {
-        store_row(row2, k0, kt, s2);
+        store_row(row2, k0, kt, s.s2);
     }
     if (ROWS > 3u) {
-        store_row(row3, k0, kt, s3);
+        store_row(row3, k0, kt, s.s3);
     }
 }

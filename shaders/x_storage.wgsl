@@ -45,3 +45,35 @@ fn x_at(i: u32, lo: f32, step: f32) -> f32 {
     }
     return fma(step, f32((x[i >> 2u] >> ((i & 3u) << 3u)) & 255u), lo);
 }
+
+// Elements i .. i + 4 of X, with as few word loads as the format allows: four for f32;
+// for f16 two, or three unless i is known even; for u8 one, or two unless i is known to
+// be a multiple of 4.
+// `whole_words` says that i is a multiple of the elements per word, which the caller
+// knows for a whole workgroup (every row starts on a word when n is a multiple of it), so
+// that CPU adapters run only one of the two paths. Elements past the end of X read as
+// whatever the bounds check gives; callers never use them.
+fn x_at4(i: u32, lo: f32, step: f32, whole_words: bool) -> vec4<f32> {
+    if (X_FORMAT == 0u) {
+        return vec4<f32>(bitcast<f32>(x[i]), bitcast<f32>(x[i + 1u]), bitcast<f32>(x[i + 2u]),
+                         bitcast<f32>(x[i + 3u]));
+    }
+    if (X_FORMAT == 1u) {
+        let a = unpack2x16float(x[i >> 1u]);
+        let b = unpack2x16float(x[(i >> 1u) + 1u]);
+        if (whole_words) {
+            return vec4<f32>(a, b);
+        }
+        let c = unpack2x16float(x[(i >> 1u) + 2u]);
+        return select(vec4<f32>(a.y, b, c.x), vec4<f32>(a, b), (i & 1u) == 0u);
+    }
+    var bytes = x[i >> 2u];
+    if (!whole_words) {
+        // The four bytes from byte i mod 4 of the word pair (w, w + 1).
+        let shift = (i & 3u) << 3u;
+        let next = x[(i >> 2u) + 1u];
+        bytes = select((bytes >> shift) | (next << (32u - shift)), bytes, shift == 0u);
+    }
+    let codes = vec4<u32>(bytes & 255u, (bytes >> 8u) & 255u, (bytes >> 16u) & 255u, bytes >> 24u);
+    return fma(vec4<f32>(step), vec4<f32>(codes), vec4<f32>(lo));
+}

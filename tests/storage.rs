@@ -66,11 +66,17 @@ fn stored_values_are_exact_for_pixels_and_rounded_otherwise() {
 
 #[test]
 fn logits_match_the_reference_on_stored_values() {
-    // Ragged rows and features (n odd, so rows end inside packed words), and both the
-    // narrow (K ≤ 16) and square tile shapes.
+    // Ragged rows and features (n odd, so rows end inside packed words; n = 38, rows
+    // that start on f16 words but not on u8 ones; n = 64, on whole words for both), and
+    // both the narrow (K ≤ 16) and square tile shapes.
     for storage in COMPACT {
         for ctx in contexts(storage) {
-            for (m, n, k, seed) in [(259, 37, 10, 11), (70, 13, 65, 12)] {
+            for (m, n, k, seed) in [
+                (259, 37, 10, 11),
+                (70, 13, 65, 12),
+                (150, 64, 10, 13),
+                (90, 38, 20, 14),
+            ] {
                 let x = normal(m, n, 2.0, seed);
                 let stored = storage.as_stored(x.view()).unwrap();
                 let theta = normal(n, k, 0.3, seed + 1);
@@ -97,7 +103,15 @@ fn logits_match_the_reference_on_stored_values() {
 fn gradient_partials_match_the_reference_on_stored_values() {
     for storage in COMPACT {
         for ctx in contexts(storage) {
-            for (m, n, k, seed) in [(300, 37, 10, 21), (100, 13, 65, 22)] {
+            // n odd, n ≡ 2 and n ≡ 0 (mod 4), with the bias column n at each place of the
+            // four consecutive features that packed X gives an invocation.
+            for (m, n, k, seed) in [
+                (300, 37, 10, 21),
+                (100, 13, 65, 22),
+                (200, 64, 10, 23),
+                (150, 42, 17, 24),
+                (130, 63, 10, 25),
+            ] {
                 let x = normal(m, n, 2.0, seed);
                 let stored = storage.as_stored(x.view()).unwrap().mapv(f64::from);
                 let d = normal(m, k, 0.5, seed + 1);

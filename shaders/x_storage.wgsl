@@ -55,8 +55,8 @@ fn x_at(i: u32, lo: f32, step: f32) -> f32 {
 // whatever the bounds check gives; callers never use them.
 fn x_at4(i: u32, lo: f32, step: f32, whole_words: bool) -> vec4<f32> {
     if (X_FORMAT == 0u) {
-        return vec4<f32>(bitcast<f32>(x[i]), bitcast<f32>(x[i + 1u]), bitcast<f32>(x[i + 2u]),
-                         bitcast<f32>(x[i + 3u]));
+        return vec4<f32>(x_at(i, lo, step), x_at(i + 1u, lo, step), x_at(i + 2u, lo, step),
+                         x_at(i + 3u, lo, step));
     }
     if (X_FORMAT == 1u) {
         let a = unpack2x16float(x[i >> 1u]);

@@ -16,16 +16,17 @@
 // sharing every row of d it reads among them: on CPU adapters that divides the d loads and
 // subgroup broadcasts per feature by COLS. kernels.rs sets COLS = 4 with workgroups of
 // WG = 16 for KernelVariant::Register (a workgroup still covers 64 features), and keeps
-// COLS = 1, WG = 64 on the GPU default. When X is packed (f16, u8) and COLS = 4, an
-// invocation's four features are consecutive instead, so that one or two word loads
-// (x_at4) give all four.
+// COLS = 1, WG = 64 on the GPU default. When COLS = 4 and X is packed (f16, u8) or f32
+// with n a multiple of 4, an invocation's four features are consecutive instead, so that
+// one load (f32) or one or two word loads (packed; x_at4) give all four.
 //
 // Shapes: x (rows, n) · d (rows, K) · row_loss (rows) · partials (blocks, n·K + K + 1).
 // Bindings: 0 x read (declared in x_storage.wgsl, any storage format) · 1 d read (named
 // tile_src, as the tiles file expects) · 2 row_loss read · 3 partials write · 4 dims
 // uniform (same Dims as gradient.wgsl).
 // Dispatch: (ceil((n + 1) / (WG·COLS)), ceil(K / 16), blocks) workgroups of WG;
-// features j = wx·WG·COLS + WG·q + lx for q < COLS (packed: wx·WG·COLS + COLS·lx + q),
+// features j = wx·WG·COLS + WG·q + lx for q < COLS (quads: wx·WG·COLS + 4·quad(lx) + q,
+// with quad(lx) = lx for packed X and alternate halves for f32, see main),
 // classes [wy·16, wy·16 + 16), block b = wz.
 
 struct Dims {
@@ -69,10 +70,21 @@ fn x_or_one(r: u32, j: u32) -> f32 {
 @compute @workgroup_size(WG, 1, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     tile_init();
-    // Packed X with four features per invocation: consecutive features, read together.
-    let quads = X_FORMAT != 0u && COLS == 4u;
+    // Four consecutive features per invocation ("quads"), read together, when COLS = 4
+    // and X is packed or f32 with rows on groups of four words.
+    let whole_words = x_whole_words(dims.n);
+    let quads = (X_FORMAT != 0u || whole_words) && COLS == 4u;
     let first = wg.x * WG * COLS;
-    let j0 = first + select(lid.x, 4u * lid.x, quads);
+    // Which quad of the workgroup's WG invocation takes. For f32 the workgroup reads 256
+    // bytes of each row (four cache lines): the first half of the workgroup takes the even
+    // quads and the second half the odd ones, so that on a CPU adapter, where each half
+    // is a SIMD group run after the other, the first group reads all four lines of a row
+    // and the second finds them in cache (1.3–1.5× faster on lavapipe than the halves
+    // taking a contiguous 128 bytes each, see BENCHMARKS.md). Packed rows are read
+    // contiguously: there the workgroup's slice of a row is one line or two.
+    let half = WG / 2u;
+    let quad = select(lid.x, 2u * (lid.x % half) + lid.x / half, X_FORMAT == 0u && WG % 2u == 0u);
+    let j0 = first + select(lid.x, 4u * quad, quads);
     let apart = select(WG, 1u, quads);
     let j1 = j0 + apart;
     let j2 = j1 + apart;
@@ -88,10 +100,9 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
     var s2 = Acc16();
     var s3 = Acc16();
     if (quads) {
-        // x[r, j0 .. j0 + 4) in one or two word loads; the bias column reads as 1.
-        // Features past n read values of the next row, or whatever the bounds check
-        // gives past X, and are never written out.
-        let whole_words = dims.n % x_per_word() == 0u;
+        // x[r, j0 .. j0 + 4) in one load (f32) or one or two word loads (packed); the
+        // bias column reads as 1. Features past n read values of the next row, or whatever
+        // the bounds check gives past X, and are never written out.
         let base = min(j0, dims.n);
         let bias = vec4<u32>(j0, j1, j2, j3) == vec4<u32>(dims.n);
         for (var r = start; r < end; r = r + 1u) {

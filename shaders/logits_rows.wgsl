@@ -11,8 +11,9 @@
 // With the pipeline constant ROWS > 1 each invocation computes up to four rows, 64 apart,
 // sharing every row of Θ it reads among them: on CPU adapters that divides the Θ loads and
 // subgroup broadcasts per row by ROWS (kernels.rs sets 4 for KernelVariant::Register; the
-// GPU default keeps 1, one row per invocation, for occupancy). With packed X (f16, u8)
-// each row is read four features at a time (x_at4), fewer loads for the same values.
+// GPU default keeps 1, one row per invocation, for occupancy). Each row is read four
+// features at a time (x_at4) when X is packed (f16, u8) or is f32 with n a multiple of 4:
+// fewer loads for the same values.
 //
 // Shapes: x (rows, n) · w (n·K + K): theta (n, K) row-major then bias (K) · z (rows, K).
 // Bindings: 0 x read (declared in x_storage.wgsl, any storage format) · 1 w read (named
@@ -103,10 +104,11 @@ fn main(
     let x3 = select(x0, min(row3, last) * dims.n, ROWS > 3u);
     var s = RowSums();
     var j = 0u;
-    if (X_FORMAT != 0u) {
-        // Packed X: four features of each row from one or two word loads (x_at4), then
-        // one step per feature, in the same order as below.
-        let whole_words = dims.n % x_per_word() == 0u;
+    let whole_words = x_whole_words(dims.n);
+    if (X_FORMAT != 0u || whole_words) {
+        // Four features of each row from one load (f32 rows on groups of four words) or
+        // one or two word loads (packed X; x_at4), then one step per feature, in the same
+        // order as below.
         let lo = dims.x_lo;
         let step = dims.x_step;
         for (; j + 4u <= dims.n; j = j + 4u) {

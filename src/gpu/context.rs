@@ -741,14 +741,15 @@ impl GpuContext {
     }
 
     /// Creates a storage buffer holding `data`, written through a mapping at creation (no
-    /// staging copy).
+    /// staging copy), padded with zeros to a whole multiple of 16 bytes (the kernels read X
+    /// as groups of four words).
     pub(crate) fn storage_buffer_with<T: bytemuck::Pod>(
         &self,
         label: &str,
         data: &[T],
     ) -> Result<DeviceBuffer> {
         let bytes: &[u8] = bytemuck::cast_slice(data);
-        let size = (bytes.len() as u64).max(4).next_multiple_of(4);
+        let size = (bytes.len() as u64).max(16).next_multiple_of(16);
         let limits = &self.summary.limits;
         let limit = limits
             .max_buffer_size
@@ -769,15 +770,8 @@ impl GpuContext {
                     context: format!("mapping {label} for upload"),
                     message: format!("{e:?}"),
                 })?;
-            let mut padded;
-            let src = if bytes.len() as u64 == size {
-                bytes
-            } else {
-                padded = vec![0u8; size as usize];
-                padded[..bytes.len()].copy_from_slice(bytes);
-                &padded[..]
-            };
-            view.copy_from_slice(src);
+            view.slice(..bytes.len()).copy_from_slice(bytes);
+            view.slice(bytes.len()..).fill(0);
         }
         buffer.unmap();
         Ok(buffer)

@@ -61,8 +61,9 @@ impl ChunkPlan {
         let max_bytes = limits
             .max_storage_buffer_binding_size
             .min(limits.max_buffer_size);
-        // Whole words of X: a chunk's rows may end inside a word, never past the limit.
-        let by_x = (max_bytes / 4 * storage.per_word() as u64) / n as u64;
+        // Whole groups of four words of X (as XStorage::bytes allocates them): a chunk's
+        // rows may end inside a group, never past the limit.
+        let by_x = (max_bytes / 16 * 4 * storage.per_word() as u64) / n as u64;
         let by_z = max_bytes / (4 * k as u64);
         let by_dispatch = TILE as u64 * limits.max_compute_workgroups_per_dimension as u64;
         let limit = by_x.min(by_z).min(by_dispatch).min(m as u64) as usize;

@@ -73,9 +73,10 @@ impl XStorage {
         elements.div_ceil(self.per_word())
     }
 
-    /// Device bytes holding `elements` values (whole words).
+    /// Device bytes holding `elements` values: whole groups of four words, as the kernels
+    /// bind X (x_storage.wgsl).
     pub fn bytes(self, elements: usize) -> u64 {
-        4 * self.words(elements) as u64
+        4 * self.words(elements).next_multiple_of(4) as u64
     }
 
     /// Checks that every feature value of `data` can be stored this way, as putting it on
@@ -410,7 +411,11 @@ mod tests {
             assert_eq!(XStorage::parse(s.name()).unwrap(), s);
         }
         assert!(XStorage::parse("f64").is_err());
-        assert_eq!(XStorage::U8.bytes(5), 8);
-        assert_eq!(XStorage::F16.bytes(5), 12);
+        // Whole groups of four words: 2, 3, 9 and 5 words round up to 4, 4, 12 and 8.
+        assert_eq!(XStorage::U8.bytes(5), 16);
+        assert_eq!(XStorage::F16.bytes(5), 16);
+        assert_eq!(XStorage::F16.bytes(17), 48);
+        assert_eq!(XStorage::F32.bytes(5), 32);
+        assert_eq!(XStorage::F32.bytes(4), 16);
     }
 }

@@ -36,7 +36,7 @@ struct Dims {
     x_step: f32,
 }
 
-@group(0) @binding(1) var<storage, read> tile_src: array<f32>;
+@group(0) @binding(1) var<storage, read> tile_src: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> labels: array<u32>;
 @group(0) @binding(3) var<storage, read> weights: array<f32>;
 @group(0) @binding(4) var<storage, read_write> partials: array<f32>;

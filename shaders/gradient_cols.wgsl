@@ -40,7 +40,7 @@ struct Dims {
     _pad0: u32,
 }
 
-@group(0) @binding(1) var<storage, read> tile_src: array<f32>;
+@group(0) @binding(1) var<storage, read> tile_src: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read> row_loss: array<f32>;
 @group(0) @binding(3) var<storage, read_write> partials: array<f32>;
 @group(0) @binding(4) var<uniform> dims: Dims;
@@ -105,7 +105,23 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         // the bounds check gives past X, and are never written out.
         let base = min(j0, dims.n);
         let bias = vec4<u32>(j0, j1, j2, j3) == vec4<u32>(dims.n);
-        for (var r = start; r < end; r = r + 1u) {
+        var r = start;
+        if (dims.k % 4u == 0u) {
+            // With K a multiple of 4 every row of d starts on a vec4: two rows come from
+            // one load per lane (tile16x2), summed in the same order as below.
+            for (; r + 2u <= end; r = r + 2u) {
+                let t = tile16x2(r * dims.k + k0, (r + 1u) * dims.k + k0);
+                let v = select(x_at4(r * dims.n + base, dims.x_lo, dims.x_step, whole_words),
+                               vec4<f32>(1.0), bias);
+                let w = select(x_at4((r + 1u) * dims.n + base, dims.x_lo, dims.x_step,
+                                     whole_words), vec4<f32>(1.0), bias);
+                s0 = acc16_add(acc16_add(s0, v.x, t[0]), w.x, t[1]);
+                s1 = acc16_add(acc16_add(s1, v.y, t[0]), w.y, t[1]);
+                s2 = acc16_add(acc16_add(s2, v.z, t[0]), w.z, t[1]);
+                s3 = acc16_add(acc16_add(s3, v.w, t[0]), w.w, t[1]);
+            }
+        }
+        for (; r < end; r = r + 1u) {
             let t = tile16(r * dims.k + k0);
             let v = select(x_at4(r * dims.n + base, dims.x_lo, dims.x_step, whole_words),
                            vec4<f32>(1.0), bias);

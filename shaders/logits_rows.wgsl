@@ -35,7 +35,7 @@ struct Dims {
     _pad2: u32,
 }
 
-@group(0) @binding(1) var<storage, read> tile_src: array<f32>;
+@group(0) @binding(1) var<storage, read> tile_src: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> z: array<f32>;
 @group(0) @binding(3) var<uniform> dims: Dims;
 
@@ -52,7 +52,7 @@ fn store_row(row: u32, k0: u32, kt: u32, a: Acc16) {
     let out = row * dims.k + k0;
     let bias = dims.n * dims.k + k0;
     for (var c = 0u; c < kt; c = c + 1u) {
-        z[out + c] = acc16_at(a, c) + tile_src[bias + c];
+        z[out + c] = acc16_at(a, c) + tile_at(bias + c);
     }
 }
 
@@ -64,11 +64,10 @@ struct RowSums {
     s3: Acc16,
 }
 
-// One feature j of every row: sq += v[q] · Θ[j, k0 .. k0+16), with v[q] = x[row q, j].
-// Past column K the values of Θ belong to its next row (or read as 0 past the buffer);
-// those lanes are never written out.
-fn feature_step(s: RowSums, j: u32, k0: u32, v: vec4<f32>) -> RowSums {
-    let t = tile16(j * dims.k + k0);
+// One feature j of every row: sq += v[q] · t, with v[q] = x[row q, j] and t the row
+// Θ[j, k0 .. k0+16). Past column K the values of Θ belong to its next row (or read as 0
+// past the buffer); those lanes are never written out.
+fn feature_step(s: RowSums, t: array<vec4<f32>, 4>, v: vec4<f32>) -> RowSums {
     var r = s;
     r.s0 = acc16_add(s.s0, v.x, t);
     if (ROWS > 1u) {
@@ -81,6 +80,17 @@ fn feature_step(s: RowSums, j: u32, k0: u32, v: vec4<f32>) -> RowSums {
         r.s3 = acc16_add(s.s3, v.w, t);
     }
     return r;
+}
+
+// Four features j .. j + 4 of every row: t0 .. t3 are their rows of Θ, vq holds row q's
+// four values.
+fn four_steps(s: RowSums, t0: array<vec4<f32>, 4>, t1: array<vec4<f32>, 4>,
+              t2: array<vec4<f32>, 4>, t3: array<vec4<f32>, 4>, v0: vec4<f32>, v1: vec4<f32>,
+              v2: vec4<f32>, v3: vec4<f32>) -> RowSums {
+    var r = feature_step(s, t0, vec4<f32>(v0.x, v1.x, v2.x, v3.x));
+    r = feature_step(r, t1, vec4<f32>(v0.y, v1.y, v2.y, v3.y));
+    r = feature_step(r, t2, vec4<f32>(v0.z, v1.z, v2.z, v3.z));
+    return feature_step(r, t3, vec4<f32>(v0.w, v1.w, v2.w, v3.w));
 }
 
 @compute @workgroup_size(64, 1, 1)
@@ -111,21 +121,34 @@ fn main(
         // order as below.
         let lo = dims.x_lo;
         let step = dims.x_step;
-        for (; j + 4u <= dims.n; j = j + 4u) {
-            let v0 = x_at4(x0 + j, lo, step, whole_words);
-            let v1 = x_at4(x1 + j, lo, step, whole_words);
-            let v2 = x_at4(x2 + j, lo, step, whole_words);
-            let v3 = x_at4(x3 + j, lo, step, whole_words);
-            s = feature_step(s, j, k0, vec4<f32>(v0.x, v1.x, v2.x, v3.x));
-            s = feature_step(s, j + 1u, k0, vec4<f32>(v0.y, v1.y, v2.y, v3.y));
-            s = feature_step(s, j + 2u, k0, vec4<f32>(v0.z, v1.z, v2.z, v3.z));
-            s = feature_step(s, j + 3u, k0, vec4<f32>(v0.w, v1.w, v2.w, v3.w));
+        // With K a multiple of 4 every row of Θ starts on a vec4, and two rows come from
+        // one load per lane (tile16x2).
+        let paired = dims.k % 4u == 0u;
+        if (paired) {
+            for (; j + 4u <= dims.n; j = j + 4u) {
+                let t = j * dims.k + k0;
+                let a = tile16x2(t, t + dims.k);
+                let b = tile16x2(t + 2u * dims.k, t + 3u * dims.k);
+                s = four_steps(s, a[0], a[1], b[0], b[1], x_at4(x0 + j, lo, step, whole_words),
+                               x_at4(x1 + j, lo, step, whole_words),
+                               x_at4(x2 + j, lo, step, whole_words),
+                               x_at4(x3 + j, lo, step, whole_words));
+            }
+        } else {
+            for (; j + 4u <= dims.n; j = j + 4u) {
+                let t = j * dims.k + k0;
+                s = four_steps(s, tile16(t), tile16(t + dims.k), tile16(t + 2u * dims.k),
+                               tile16(t + 3u * dims.k), x_at4(x0 + j, lo, step, whole_words),
+                               x_at4(x1 + j, lo, step, whole_words),
+                               x_at4(x2 + j, lo, step, whole_words),
+                               x_at4(x3 + j, lo, step, whole_words));
+            }
         }
     }
     for (; j < dims.n; j = j + 1u) {
         let v = vec4<f32>(x_at(x0 + j, dims.x_lo, dims.x_step), x_at(x1 + j, dims.x_lo, dims.x_step),
                           x_at(x2 + j, dims.x_lo, dims.x_step), x_at(x3 + j, dims.x_lo, dims.x_step));
-        s = feature_step(s, j, k0, v);
+        s = feature_step(s, tile16(j * dims.k + k0), v);
     }
     store_row(row0, k0, kt, s.s0);
     if (ROWS > 1u) {

@@ -592,10 +592,11 @@ impl GpuContext {
         }
     }
 
-    /// Creates a storage buffer of `bytes` (at least 4) bytes, checked against the
-    /// device's limits first.
+    /// Creates a storage buffer of `bytes` bytes, rounded up to a whole multiple of 16 (the
+    /// kernels read X, Θ and P − Y as groups of four words), checked against the device's
+    /// limits first.
     pub(crate) fn storage_buffer(&self, label: &str, bytes: u64) -> Result<DeviceBuffer> {
-        let bytes = bytes.max(4).next_multiple_of(4);
+        let bytes = bytes.max(16).next_multiple_of(16);
         let limits = &self.summary.limits;
         let limit = limits
             .max_buffer_size
@@ -741,8 +742,8 @@ impl GpuContext {
     }
 
     /// Creates a storage buffer holding `data`, written through a mapping at creation (no
-    /// staging copy), padded with zeros to a whole multiple of 16 bytes (the kernels read X
-    /// as groups of four words).
+    /// staging copy), padded with zeros to a whole multiple of 16 bytes (the kernels read X,
+    /// Θ and P − Y as groups of four words).
     pub(crate) fn storage_buffer_with<T: bytemuck::Pod>(
         &self,
         label: &str,

@@ -67,6 +67,13 @@ fn x_or_one(r: u32, j: u32) -> f32 {
     return select(x_at(r * dims.n + min(j, dims.n - 1u), dims.x_lo, dims.x_step), 1.0, j == dims.n);
 }
 
+// x[r, base .. base + 4) with the bias column (where `bias` says) reading as 1; see x_at4
+// for `whole_words`.
+fn x_quad(r: u32, base: u32, bias: vec4<bool>, whole_words: bool) -> vec4<f32> {
+    return select(x_at4(r * dims.n + base, dims.x_lo, dims.x_step, whole_words), vec4<f32>(1.0),
+                  bias);
+}
+
 @compute @workgroup_size(WG, 1, 1)
 fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid: vec3<u32>) {
     tile_init();
@@ -111,10 +118,8 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
             // one load per lane (tile16x2), summed in the same order as below.
             for (; r + 2u <= end; r = r + 2u) {
                 let t = tile16x2(r * dims.k + k0, (r + 1u) * dims.k + k0);
-                let v = select(x_at4(r * dims.n + base, dims.x_lo, dims.x_step, whole_words),
-                               vec4<f32>(1.0), bias);
-                let w = select(x_at4((r + 1u) * dims.n + base, dims.x_lo, dims.x_step,
-                                     whole_words), vec4<f32>(1.0), bias);
+                let v = x_quad(r, base, bias, whole_words);
+                let w = x_quad(r + 1u, base, bias, whole_words);
                 s0 = acc16_add(acc16_add(s0, v.x, t[0]), w.x, t[1]);
                 s1 = acc16_add(acc16_add(s1, v.y, t[0]), w.y, t[1]);
                 s2 = acc16_add(acc16_add(s2, v.z, t[0]), w.z, t[1]);
@@ -123,8 +128,7 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) lid:
         }
         for (; r < end; r = r + 1u) {
             let t = tile16(r * dims.k + k0);
-            let v = select(x_at4(r * dims.n + base, dims.x_lo, dims.x_step, whole_words),
-                           vec4<f32>(1.0), bias);
+            let v = x_quad(r, base, bias, whole_words);
             s0 = acc16_add(s0, v.x, t);
             s1 = acc16_add(s1, v.y, t);
             s2 = acc16_add(s2, v.z, t);

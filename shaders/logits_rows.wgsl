@@ -82,11 +82,15 @@ fn feature_step(s: RowSums, t: array<vec4<f32>, 4>, v: vec4<f32>) -> RowSums {
     return r;
 }
 
-// Four features j .. j + 4 of every row: t0 .. t3 are their rows of Θ, vq holds row q's
-// four values.
+// Four features j .. j + 4 of every row: t0 .. t3 are their rows of Θ, and row q of X
+// starts at element xs[q] (x_at4 reads its four values; see there for `whole_words`).
 fn four_steps(s: RowSums, t0: array<vec4<f32>, 4>, t1: array<vec4<f32>, 4>,
-              t2: array<vec4<f32>, 4>, t3: array<vec4<f32>, 4>, v0: vec4<f32>, v1: vec4<f32>,
-              v2: vec4<f32>, v3: vec4<f32>) -> RowSums {
+              t2: array<vec4<f32>, 4>, t3: array<vec4<f32>, 4>, xs: vec4<u32>, j: u32,
+              whole_words: bool) -> RowSums {
+    let v0 = x_at4(xs.x + j, dims.x_lo, dims.x_step, whole_words);
+    let v1 = x_at4(xs.y + j, dims.x_lo, dims.x_step, whole_words);
+    let v2 = x_at4(xs.z + j, dims.x_lo, dims.x_step, whole_words);
+    let v3 = x_at4(xs.w + j, dims.x_lo, dims.x_step, whole_words);
     var r = feature_step(s, t0, vec4<f32>(v0.x, v1.x, v2.x, v3.x));
     r = feature_step(r, t1, vec4<f32>(v0.y, v1.y, v2.y, v3.y));
     r = feature_step(r, t2, vec4<f32>(v0.z, v1.z, v2.z, v3.z));
@@ -119,29 +123,21 @@ fn main(
         // Four features of each row from one load (f32 rows on groups of four words) or
         // one or two word loads (packed X; x_at4), then one step per feature, in the same
         // order as below.
-        let lo = dims.x_lo;
-        let step = dims.x_step;
+        let xs = vec4<u32>(x0, x1, x2, x3);
         // With K a multiple of 4 every row of Θ starts on a vec4, and two rows come from
         // one load per lane (tile16x2).
-        let paired = dims.k % 4u == 0u;
-        if (paired) {
+        if (dims.k % 4u == 0u) {
             for (; j + 4u <= dims.n; j = j + 4u) {
                 let t = j * dims.k + k0;
                 let a = tile16x2(t, t + dims.k);
                 let b = tile16x2(t + 2u * dims.k, t + 3u * dims.k);
-                s = four_steps(s, a[0], a[1], b[0], b[1], x_at4(x0 + j, lo, step, whole_words),
-                               x_at4(x1 + j, lo, step, whole_words),
-                               x_at4(x2 + j, lo, step, whole_words),
-                               x_at4(x3 + j, lo, step, whole_words));
+                s = four_steps(s, a[0], a[1], b[0], b[1], xs, j, whole_words);
             }
         } else {
             for (; j + 4u <= dims.n; j = j + 4u) {
                 let t = j * dims.k + k0;
                 s = four_steps(s, tile16(t), tile16(t + dims.k), tile16(t + 2u * dims.k),
-                               tile16(t + 3u * dims.k), x_at4(x0 + j, lo, step, whole_words),
-                               x_at4(x1 + j, lo, step, whole_words),
-                               x_at4(x2 + j, lo, step, whole_words),
-                               x_at4(x3 + j, lo, step, whole_words));
+                               tile16(t + 3u * dims.k), xs, j, whole_words);
             }
         }
     }

@@ -407,10 +407,17 @@ fn register_kernels_with_and_without_subgroup_sharing() {
             check_logits_on(&[&ctx], 131, 37, k, 0.3, seed);
             check_gradient_on(&[&ctx], 131, 70, k, 48, seed + 10);
         }
-        // K a multiple of 4 with rows of X on groups of four words: rows of Θ and of d
-        // read two at a time (tile16x2), with a partial last class tile (K = 20, 40) and
+        // K = 10: four rows (logits) or features (gradient) per invocation, the last of
+        // the four partly past m, several workgroups, and the bias column in each of the
+        // four. K a multiple of 4 with rows of X on groups of four words: rows of Θ and of
+        // d read two at a time (tile16x2), with a partial last class tile (K = 20, 40) and
         // row blocks of odd length (131 rows in blocks of 48: the last block has 35).
         for (m, n, k, seed) in [
+            (250, 60, 10, 64),
+            (601, 127, 10, 65),
+            (300, 45, 10, 66),
+            (131, 81, 10, 67),
+            (200, 80, 10, 68),
             (131, 64, 40, 71),
             (97, 36, 20, 72),
             (200, 80, 4, 73),
@@ -418,18 +425,6 @@ fn register_kernels_with_and_without_subgroup_sharing() {
         ] {
             check_logits_on(&[&ctx], m, n, k, 0.3, seed);
             check_gradient_on(&[&ctx], m, n, k, 48, seed + 10);
-        }
-        // Four rows (logits) or features (gradient) per invocation: the last of the four
-        // partly past m, several workgroups, and the bias column in each of the four.
-        for (m, n, seed) in [
-            (250, 60, 64),
-            (601, 127, 65),
-            (300, 45, 66),
-            (131, 81, 67),
-            (200, 80, 68),
-        ] {
-            check_logits_on(&[&ctx], m, n, 10, 0.3, seed);
-            check_gradient_on(&[&ctx], m, n, 10, 48, seed + 10);
         }
     }
 }

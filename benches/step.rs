@@ -93,11 +93,12 @@ fn variants() -> Vec<(String, XStorage, GpuContext)> {
                 "auto" => (None, None, None),
                 "tiled" => (Some(KernelVariant::Tiled), Some(false), None),
                 "register" => (Some(KernelVariant::Register), Some(false), None),
+                "coalesced" => (Some(KernelVariant::Coalesced), Some(false), None),
                 "register-plain" => (Some(KernelVariant::Register), Some(false), Some(false)),
                 "gpu-auto" => (Some(KernelVariant::Auto), Some(false), None),
                 "fused" => (None, Some(true), None),
                 other => panic!(
-                    "BENCH_VARIANTS: unknown kernel set {other:?} (auto, tiled, register, register-plain, gpu-auto, fused)"
+                    "BENCH_VARIANTS: unknown kernel set {other:?} (auto, tiled, register, register-plain, coalesced, gpu-auto, fused)"
                 ),
             };
             let ctx = GpuContext::new(&AdapterRequest {

@@ -71,6 +71,10 @@ fn logits_each_tile_shape_with_ragged_edges() {
     for (k, seed) in [(16, 4), (17, 5), (64, 6), (65, 7), (130, 8)] {
         check_logits(259, 37, k, 0.3, seed);
     }
+    // Rows on groups of four words (one load per four features) and a feature tail.
+    for (n, k, seed) in [(128, 10, 9), (132, 20, 10), (6, 3, 11)] {
+        check_logits(131, n, k, 0.3, seed);
+    }
 }
 
 /// On every kernel set: the register kernels take one invocation per row for every K,
@@ -248,6 +252,8 @@ fn gradient_each_tile_shape_with_ragged_edges() {
         (64, 64, 26),
         (129, 65, 27),
         (40, 130, 28),
+        (128, 10, 29),
+        (300, 20, 30),
     ] {
         check_gradient(203, n, k, 48, seed);
     }

@@ -28,12 +28,13 @@ fn open(kernels: KernelVariant, fused: bool, x_storage: XStorage) -> GpuContext 
     .unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"))
 }
 
-/// Contexts storing X as `storage`: tiled kernels, register kernels, and `auto` with the
-/// fused kernel for K ≤ 16.
-fn contexts(storage: XStorage) -> [GpuContext; 3] {
+/// Contexts storing X as `storage`: tiled, register and coalesced kernels, and `auto`
+/// with the fused kernel for K ≤ 16.
+fn contexts(storage: XStorage) -> [GpuContext; 4] {
     [
         open(KernelVariant::Tiled, false, storage),
         open(KernelVariant::Register, false, storage),
+        open(KernelVariant::Coalesced, false, storage),
         open(KernelVariant::Auto, true, storage),
     ]
 }

@@ -80,6 +80,7 @@ impl AdapterRequest {
         match std::env::var("SOFTMAX_REGRESSION_KERNELS").ok().as_deref() {
             Some("tiled") => Ok(KernelVariant::Tiled),
             Some("register") => Ok(KernelVariant::Register),
+            Some("coalesced") => Ok(KernelVariant::Coalesced),
             Some("auto") | Some("") | None => Ok(if device_type == wgpu::DeviceType::Cpu {
                 KernelVariant::Register
             } else {
@@ -88,7 +89,7 @@ impl AdapterRequest {
             Some(other) => Err(Error::setting(
                 "SOFTMAX_REGRESSION_KERNELS",
                 other,
-                "expected `tiled`, `register` or `auto`",
+                "expected `tiled`, `register`, `coalesced` or `auto`",
             )),
         }
     }
@@ -480,6 +481,7 @@ impl GpuContext {
             (KernelVariant::Tiled, _) => "tiled",
             (KernelVariant::Register, true) => "register (subgroup-shared)",
             (KernelVariant::Register, false) => "register",
+            (KernelVariant::Coalesced, _) => "coalesced",
             (KernelVariant::Auto, _) => "auto-chosen",
         };
         let fused = if self.kernels.fused.enabled {

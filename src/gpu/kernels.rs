@@ -22,8 +22,16 @@ macro_rules! shader {
 
 /// Every shader source, by file name; the register kernels come twice, reading the rows
 /// of Θ and d each invocation for itself or shared through the subgroup.
-pub(crate) const SHADERS: [(&str, &str); 11] = [
+pub(crate) const SHADERS: [(&str, &str); 13] = [
     ("logits", shader!("x_storage.wgsl", "logits.wgsl")),
+    (
+        "logits_lanes",
+        shader!("x_storage.wgsl", "logits_lanes.wgsl"),
+    ),
+    (
+        "gradient_slices",
+        shader!("x_storage.wgsl", "acc16.wgsl", "gradient_slices.wgsl"),
+    ),
     (
         "logits_rows",
         shader!(
@@ -242,6 +250,12 @@ pub enum KernelVariant {
     /// invocations as CPU SIMD lanes (llvmpipe, lavapipe), where barriers and workgroup
     /// memory are slow. The default on CPU adapters.
     Register,
+    /// Loads coalesced across the lanes of a GPU's SIMD groups, with no sums across lanes
+    /// in the main loop: logits with 16 lanes over classes and eight rows per invocation
+    /// (logits_lanes.wgsl), and a gradient with 32 lanes over four consecutive features
+    /// each and eight row slices per workgroup, added in slice order at the end
+    /// (gradient_slices.wgsl), in row blocks sized to fill the device.
+    Coalesced,
     /// Per kernel and shape, from measurements on an NVIDIA H200 (BENCHMARKS.md): the
     /// tiled logits kernel when K > 16 (14–25% less time than the register one at 100
     /// and 1000 classes), the tiled gradient kernel when n < 128 (2.4× faster at the
@@ -252,12 +266,14 @@ pub enum KernelVariant {
 }
 
 impl KernelVariant {
-    /// Whether the gradient partials of n features use the tiled kernel under this choice.
-    fn tiled_gradient(self, n: usize) -> bool {
+    /// The kernel that sums the gradient partials of n features under this choice.
+    fn gradient_kind(self, n: usize) -> ProductKind {
         match self {
-            KernelVariant::Tiled => true,
-            KernelVariant::Register => false,
-            KernelVariant::Auto => n < AUTO_REGISTER_GRADIENT_MIN_FEATURES,
+            KernelVariant::Tiled => ProductKind::Tiled,
+            KernelVariant::Register => ProductKind::Register,
+            KernelVariant::Coalesced => ProductKind::Coalesced,
+            KernelVariant::Auto if n < AUTO_REGISTER_GRADIENT_MIN_FEATURES => ProductKind::Tiled,
+            KernelVariant::Auto => ProductKind::Register,
         }
     }
 
@@ -265,19 +281,49 @@ impl KernelVariant {
     fn register_outputs_per_invocation(self) -> u32 {
         match self {
             KernelVariant::Register => REGISTER_OUTPUTS_PER_INVOCATION,
-            KernelVariant::Tiled | KernelVariant::Auto => 1,
+            KernelVariant::Tiled | KernelVariant::Auto | KernelVariant::Coalesced => 1,
         }
     }
 
-    /// Whether the logits of K classes use the tiled kernel under this choice.
-    fn tiled_logits(self, k: u32) -> bool {
+    /// The kernel that computes the logits of K classes under this choice.
+    fn logits_kind(self, k: u32) -> ProductKind {
         match self {
-            KernelVariant::Tiled => true,
-            KernelVariant::Register => false,
-            KernelVariant::Auto => k >= AUTO_TILED_LOGITS_MIN_CLASSES,
+            KernelVariant::Tiled => ProductKind::Tiled,
+            KernelVariant::Register => ProductKind::Register,
+            KernelVariant::Coalesced => ProductKind::Coalesced,
+            KernelVariant::Auto if k >= AUTO_TILED_LOGITS_MIN_CLASSES => ProductKind::Tiled,
+            KernelVariant::Auto => ProductKind::Register,
+        }
+    }
+
+    /// The matrix-product kernels this choice can ask for.
+    fn kinds(self) -> &'static [ProductKind] {
+        match self {
+            KernelVariant::Tiled => &[ProductKind::Tiled],
+            KernelVariant::Register => &[ProductKind::Register],
+            KernelVariant::Coalesced => &[ProductKind::Coalesced],
+            KernelVariant::Auto => &[ProductKind::Tiled, ProductKind::Register],
         }
     }
 }
+
+/// One implementation of a matrix product (logits or gradient partials).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ProductKind {
+    /// logits.wgsl, gradient.wgsl.
+    Tiled,
+    /// logits_rows.wgsl, gradient_cols.wgsl.
+    Register,
+    /// logits_lanes.wgsl, gradient_slices.wgsl.
+    Coalesced,
+}
+
+/// Rows per invocation of logits_lanes.wgsl (its pipeline constant ROWS).
+const LANES_ROWS: u32 = 8;
+
+/// Row slices per workgroup of gradient_slices.wgsl, and the features one workgroup covers.
+pub(crate) const SLICES: u32 = 8;
+pub(crate) const SLICES_FEATURES: u32 = 128;
 
 /// Classes held in registers per invocation by the register kernels.
 pub(crate) const CLASS_TILE: u32 = 16;
@@ -332,11 +378,12 @@ struct ProductBuild {
     subgroup_tiles: bool,
 }
 
-/// A matrix product's tiled and register pipelines, each built only when the kernel
-/// choice can ask for it.
+/// A matrix product's tiled, register and coalesced pipelines, each built only when the
+/// kernel choice can ask for it.
 struct ProductPipelines {
     tiled: Option<wgpu::ComputePipeline>,
     register: Option<wgpu::ComputePipeline>,
+    coalesced: Option<wgpu::ComputePipeline>,
 }
 
 impl ProductPipelines {
@@ -344,8 +391,9 @@ impl ProductPipelines {
         device: &wgpu::Device,
         layout: &wgpu::BindGroupLayout,
         build: ProductBuild,
-        [tiled, register]: [&str; 2],
+        [tiled, register, coalesced]: [&str; 3],
         register_constants: &[(&str, f64)],
+        coalesced_constants: &[(&str, f64)],
     ) -> Self {
         let ProductBuild {
             variant,
@@ -361,16 +409,22 @@ impl ProductPipelines {
             true => format!("{register}_subgroup"),
             false => register.to_string(),
         };
+        let wanted = |kind| variant.kinds().contains(&kind);
         ProductPipelines {
-            tiled: (variant != KernelVariant::Register).then(|| build(tiled, &[])),
-            register: (variant != KernelVariant::Tiled)
-                .then(|| build(&register, register_constants)),
+            tiled: wanted(ProductKind::Tiled).then(|| build(tiled, &[])),
+            register: wanted(ProductKind::Register).then(|| build(&register, register_constants)),
+            coalesced: wanted(ProductKind::Coalesced)
+                .then(|| build(coalesced, coalesced_constants)),
         }
     }
 
-    /// The tiled or the register pipeline.
-    fn get(&self, tiled: bool) -> &wgpu::ComputePipeline {
-        let pipeline = if tiled { &self.tiled } else { &self.register };
+    /// The pipeline of one kind.
+    fn get(&self, kind: ProductKind) -> &wgpu::ComputePipeline {
+        let pipeline = match kind {
+            ProductKind::Tiled => &self.tiled,
+            ProductKind::Register => &self.register,
+            ProductKind::Coalesced => &self.coalesced,
+        };
         pipeline
             .as_ref()
             .unwrap_or_else(|| unreachable!("a kernel choice asks only for pipelines it built"))
@@ -405,8 +459,9 @@ impl Logits {
                 device,
                 &layout,
                 build,
-                ["logits", "logits_rows"],
+                ["logits", "logits_rows", "logits_lanes"],
                 &[("ROWS", f64::from(rows_per_invocation))],
+                &[("ROWS", f64::from(LANES_ROWS))],
             ),
             layout,
             variant: build.variant,
@@ -429,16 +484,23 @@ impl Logits {
 
     pub(crate) fn encode(&self, pass: &mut wgpu::ComputePass<'_>, b: &Bound<LogitsDims>) {
         let d = b.dims;
-        let tiled = self.variant.tiled_logits(d.k);
-        let workgroups = if tiled {
-            let (bm, bn) = tile_shape(d.k);
-            let (x, y) = grid(d.rows.div_ceil(bm), self.max_dim);
-            (x, y, d.k.div_ceil(bn))
-        } else {
-            let (x, y) = grid(d.rows.div_ceil(64 * self.rows_per_invocation), self.max_dim);
-            (x, y, d.k.div_ceil(CLASS_TILE))
+        let kind = self.variant.logits_kind(d.k);
+        let workgroups = match kind {
+            ProductKind::Tiled => {
+                let (bm, bn) = tile_shape(d.k);
+                let (x, y) = grid(d.rows.div_ceil(bm), self.max_dim);
+                (x, y, d.k.div_ceil(bn))
+            }
+            ProductKind::Register => {
+                let (x, y) = grid(d.rows.div_ceil(64 * self.rows_per_invocation), self.max_dim);
+                (x, y, d.k.div_ceil(CLASS_TILE))
+            }
+            ProductKind::Coalesced => {
+                let (x, y) = grid(d.rows.div_ceil(16 * LANES_ROWS), self.max_dim);
+                (x, y, d.k.div_ceil(CLASS_TILE))
+            }
         };
-        dispatch(pass, self.pipelines.get(tiled), &b.group, workgroups);
+        dispatch(pass, self.pipelines.get(kind), &b.group, workgroups);
     }
 }
 
@@ -496,7 +558,9 @@ impl Softmax {
             per_workgroup,
             per_thread_max_k: match variant {
                 KernelVariant::Register => u32::MAX,
-                KernelVariant::Tiled | KernelVariant::Auto => SOFTMAX_ROW_PER_THREAD_MAX_K,
+                KernelVariant::Tiled | KernelVariant::Auto | KernelVariant::Coalesced => {
+                    SOFTMAX_ROW_PER_THREAD_MAX_K
+                }
             },
             max_dim,
         }
@@ -573,19 +637,19 @@ impl Gradient {
                 device,
                 &layout,
                 build,
-                ["gradient", "gradient_cols"],
+                ["gradient", "gradient_cols", "gradient_slices"],
                 // Workgroups of 64 features either way: the dispatch does not depend on it.
                 &[("COLS", f64::from(cols)), ("WG", f64::from(64 / cols))],
+                &[],
             ),
             layout,
             variant: build.variant,
         }
     }
 
-    /// Whether the partials of n features come from the tiled kernel (else the register
-    /// one).
-    pub(crate) fn is_tiled_for(&self, n: usize) -> bool {
-        self.variant.tiled_gradient(n)
+    /// The kernel that sums the partials of n features.
+    pub(crate) fn kind_for(&self, n: usize) -> ProductKind {
+        self.variant.gradient_kind(n)
     }
 
     /// x (rows, n) · d (rows, K) · row_loss (rows) · partials (blocks, n·K + K + 1).
@@ -609,14 +673,20 @@ impl Gradient {
 
     pub(crate) fn encode(&self, pass: &mut wgpu::ComputePass<'_>, b: &Bound<GradientDims>) {
         let d = b.dims;
-        let tiled = self.is_tiled_for(d.n as usize);
-        let workgroups = if tiled {
-            let (bm, bn) = tile_shape(d.k);
-            ((d.n + 1).div_ceil(bm), d.k.div_ceil(bn), d.blocks())
-        } else {
-            ((d.n + 1).div_ceil(64), d.k.div_ceil(CLASS_TILE), d.blocks())
+        let kind = self.kind_for(d.n as usize);
+        let workgroups = match kind {
+            ProductKind::Tiled => {
+                let (bm, bn) = tile_shape(d.k);
+                ((d.n + 1).div_ceil(bm), d.k.div_ceil(bn), d.blocks())
+            }
+            ProductKind::Register => ((d.n + 1).div_ceil(64), d.k.div_ceil(CLASS_TILE), d.blocks()),
+            ProductKind::Coalesced => (
+                (d.n + 1).div_ceil(SLICES_FEATURES),
+                d.k.div_ceil(CLASS_TILE),
+                d.blocks(),
+            ),
         };
-        dispatch(pass, self.pipelines.get(tiled), &b.group, workgroups);
+        dispatch(pass, self.pipelines.get(kind), &b.group, workgroups);
     }
 }
 

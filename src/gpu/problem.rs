@@ -18,8 +18,9 @@ use ndarray::{ArrayView1, ArrayView2};
 use crate::error::{Error, Result};
 use crate::gpu::context::{DeviceBuffer, GpuContext, Reservation};
 use crate::gpu::kernels::{
-    Bound, FUSED_MAX_CLASSES, FusedDims, GatherDims, Gradient, GradientDims, LogitsDims,
-    ReduceDims, SoftmaxDims, TILE, UpdateDims, UpdateEntry, tile_shape,
+    Bound, CLASS_TILE, FUSED_MAX_CLASSES, FusedDims, GatherDims, Gradient, GradientDims,
+    LogitsDims, ProductKind, ReduceDims, SLICES, SLICES_FEATURES, SoftmaxDims, TILE, UpdateDims,
+    UpdateEntry, tile_shape,
 };
 use crate::gpu::storage::{XCodec, XRange, XStorage};
 use crate::source::ChunkSource;
@@ -42,6 +43,9 @@ const MIN_TILED_BLOCK_ROWS: u64 = 256;
 
 /// Most rows in one block of the register gradient kernel.
 const REGISTER_BLOCK_ROWS: u64 = 1024;
+
+/// Fewest rows each row slice of the coalesced gradient kernel sums in a block.
+const MIN_SLICE_ROWS: u64 = 16;
 
 impl ChunkPlan {
     /// The largest chunk that keeps X (rows·n values stored as `storage`), Z (rows·K·4
@@ -131,20 +135,31 @@ fn gradient_dims(
     max_blocks: u64,
     codec: XCodec,
 ) -> GradientDims {
-    let (wanted, max_useful) = if gradient.is_tiled_for(n) {
-        let (bm, bn) = tile_shape(k as u32);
-        let tiles = (n as u64 + 1).div_ceil(bm as u64) * (k as u64).div_ceil(bn as u64);
-        (
-            TARGET_WORKGROUPS.div_ceil(tiles),
-            (rows as u64).div_ceil(MIN_TILED_BLOCK_ROWS),
-        )
-    } else {
+    let (wanted, max_useful) = match gradient.kind_for(n) {
+        ProductKind::Tiled => {
+            let (bm, bn) = tile_shape(k as u32);
+            let tiles = (n as u64 + 1).div_ceil(bm as u64) * (k as u64).div_ceil(bn as u64);
+            (
+                TARGET_WORKGROUPS.div_ceil(tiles),
+                (rows as u64).div_ceil(MIN_TILED_BLOCK_ROWS),
+            )
+        }
         // Each invocation sums its block's rows one after another; blocks of at most
         // REGISTER_BLOCK_ROWS rows keep those f32 sums short.
-        (
+        ProductKind::Register => (
             (rows as u64).div_ceil(REGISTER_BLOCK_ROWS),
             (rows as u64).div_ceil(TILE as u64),
-        )
+        ),
+        // Enough workgroups to fill the device, each slice summing at least
+        // MIN_SLICE_ROWS rows.
+        ProductKind::Coalesced => {
+            let tiles = (n as u64 + 1).div_ceil(SLICES_FEATURES as u64)
+                * (k as u64).div_ceil(CLASS_TILE as u64);
+            (
+                TARGET_WORKGROUPS.div_ceil(tiles),
+                (rows as u64).div_ceil(SLICES as u64 * MIN_SLICE_ROWS),
+            )
+        }
     };
     let blocks = wanted.clamp(1, max_useful.max(1)).min(max_blocks.max(1));
     let rows_per_block = (rows as u64).div_ceil(blocks).next_multiple_of(TILE as u64) as u32;

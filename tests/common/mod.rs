@@ -23,15 +23,16 @@ pub fn gpu() -> &'static GpuContext {
     })
 }
 
-/// One context per kernel set on the selected adapter: tiled, register, and the GPU
-/// default `auto` (tiled logits above 16 classes and tiled gradient below 128 features,
-/// register kernels otherwise) with the fused single-pass kernel for K ≤ 16; every test
-/// that takes them runs on all three.
-pub fn gpus() -> [&'static GpuContext; 3] {
+/// One context per kernel set on the selected adapter: tiled, register, coalesced, and
+/// the GPU default `auto` (tiled logits above 16 classes and tiled gradient below 128
+/// features, register kernels otherwise) with the fused single-pass kernel for K ≤ 16;
+/// every test that takes them runs on all four.
+pub fn gpus() -> [&'static GpuContext; 4] {
     use softmax_regression::AdapterRequest;
     use softmax_regression::gpu::KernelVariant;
     static TILED: OnceLock<GpuContext> = OnceLock::new();
     static REGISTER: OnceLock<GpuContext> = OnceLock::new();
+    static COALESCED: OnceLock<GpuContext> = OnceLock::new();
     static FUSED: OnceLock<GpuContext> = OnceLock::new();
     let open = |v: KernelVariant, fused: bool| {
         GpuContext::new(&AdapterRequest {
@@ -44,6 +45,7 @@ pub fn gpus() -> [&'static GpuContext; 3] {
     [
         TILED.get_or_init(|| open(KernelVariant::Tiled, false)),
         REGISTER.get_or_init(|| open(KernelVariant::Register, false)),
+        COALESCED.get_or_init(|| open(KernelVariant::Coalesced, false)),
         FUSED.get_or_init(|| open(KernelVariant::Auto, true)),
     ]
 }

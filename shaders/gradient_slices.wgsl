@@ -42,6 +42,10 @@ struct Dims {
 const SLICES: u32 = 8u;
 const QUADS: u32 = 32u;
 
+// Rows per loop iteration of a slice, 1 or 2: with 2 the loads of rows r and r + 8 are in
+// flight together (the sums still take r first, so the result is the same).
+override PAIRS: u32 = 2u;
+
 // Eight sums per (slice, quad) while the slices are combined: red[2·(32·s + q) + h].
 var<workgroup> red: array<vec4<f32>, 512>;
 // The slices' loss sums.
@@ -116,7 +120,26 @@ fn main(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) t
     var s2 = Acc16();
     var s3 = Acc16();
     var loss = 0.0;
-    for (var r = start + s; r < end; r = r + SLICES) {
+    var r = start + s;
+    if (PAIRS == 2u) {
+        for (; r + SLICES < end; r = r + 2u * SLICES) {
+            let u = r + SLICES;
+            let dr = d16(r * dims.k + k0, aligned);
+            let du = d16(u * dims.k + k0, aligned);
+            let v = select(x_at4(r * dims.n + base, dims.x_lo, dims.x_step, whole_words),
+                           vec4<f32>(1.0), bias);
+            let w = select(x_at4(u * dims.n + base, dims.x_lo, dims.x_step, whole_words),
+                           vec4<f32>(1.0), bias);
+            s0 = acc16_add(acc16_add(s0, v.x, dr), w.x, du);
+            s1 = acc16_add(acc16_add(s1, v.y, dr), w.y, du);
+            s2 = acc16_add(acc16_add(s2, v.z, dr), w.z, du);
+            s3 = acc16_add(acc16_add(s3, v.w, dr), w.w, du);
+            if (sums_loss) {
+                loss = loss + row_loss[r] + row_loss[u];
+            }
+        }
+    }
+    for (; r < end; r = r + SLICES) {
         let dr = d16(r * dims.k + k0, aligned);
         let v = select(x_at4(r * dims.n + base, dims.x_lo, dims.x_step, whole_words),
                        vec4<f32>(1.0), bias);

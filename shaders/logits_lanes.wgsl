@@ -11,7 +11,8 @@
 // subgroup operations, and no sums across lanes.
 //
 // Lanes past class K compute on class K − 1 and rows past the chunk on its last row;
-// neither writes. Sums run in increasing j, four features per step: reproducible.
+// neither writes. Sums run in increasing j, one feature at a time: reproducible, and the
+// same whatever ROWS.
 //
 // Shapes: x (rows, n) · w (n·K + K): theta (n, K) row-major then bias (K) · z (rows, K).
 // Bindings: 0 x read (declared in x_storage.wgsl, any storage format) · 1 w read · 2 z
@@ -34,8 +35,9 @@ struct Dims {
 @group(0) @binding(2) var<storage, read_write> z: array<f32>;
 @group(0) @binding(3) var<uniform> dims: Dims;
 
-// Rows per invocation, a multiple of 4 up to 8 (sums are kept four rows to a vec4).
+// Rows per invocation, 4 or 8 (sums are kept four rows to a vec4).
 override ROWS: u32 = 8u;
+
 
 // The sums of rows q (a) and 4 + q (b) for q < 4.
 struct Sums {

@@ -10,6 +10,13 @@
 // Bindings: 0 partials read · 1 out read_write · 2 dims uniform.
 // Dispatch: ceil(len / 256) workgroups of 256, folded into a 2-D grid (x ≤ 65535);
 // i = (wy·num_x + wx)·256 + lx.
+//
+// Entry point `sliced`, for GPUs with many parts (the coalesced kernel set): a workgroup
+// of 256 takes 32 consecutive outputs, and its eight groups of 32 invocations sum the
+// parts p ≡ s (mod 8), s = lx / 32, each in increasing p; then the eight sums are added
+// in order of s. A fixed order too, with eight times the invocations, each making an
+// eighth of the loads. Dispatch: ceil(len / 32) workgroups of 256, folded the same way;
+// i = (wy·num_x + wx)·32 + lx mod 32.
 
 struct Dims {
     len: u32,
@@ -40,4 +47,38 @@ fn main(
         sum = out[i] + sum;
     }
     out[i] = sum;
+}
+
+const SLICES: u32 = 8u;
+
+var<workgroup> slice_sums: array<f32, 256>;
+
+@compute @workgroup_size(256, 1, 1)
+fn sliced(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    let o = lid.x % 32u;
+    let s = lid.x / 32u;
+    let i = (wg.y * nwg.x + wg.x) * 32u + o;
+    var sum = 0.0;
+    if (i < dims.len) {
+        for (var p = s; p < dims.parts; p = p + SLICES) {
+            sum = sum + partials[p * dims.len + i];
+        }
+    }
+    slice_sums[lid.x] = sum;
+    workgroupBarrier();
+    if (s != 0u || i >= dims.len) {
+        return;
+    }
+    var total = slice_sums[o];
+    for (var q = 1u; q < SLICES; q = q + 1u) {
+        total = total + slice_sums[32u * q + o];
+    }
+    if (dims.accumulate != 0u) {
+        total = out[i] + total;
+    }
+    out[i] = total;
 }

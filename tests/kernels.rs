@@ -266,37 +266,46 @@ fn gradient_one_block_over_many_rows() {
 
 #[test]
 fn reduce_sums_parts_in_order() {
+    // One invocation per output (tiled, register) and eight (coalesced, auto), with parts
+    // not a multiple of eight and outputs not a multiple of 32.
     let partials = normal(37, 1000, 1.0, 30);
-    let got = single::reduce(gpu(), partials.view(), None).unwrap();
     let want: Vec<f64> = partials.mapv(f64::from).sum_axis(Axis(0)).to_vec();
-    assert_close("reduce", &f64s(&got), &want, REDUCE_TOL.0, REDUCE_TOL.1);
     let initial = normal_vec(1000, 1.0, 31);
-    let got = single::reduce(gpu(), partials.view(), Some(initial.as_slice().unwrap())).unwrap();
-    let want: Vec<f64> = want
+    let want_accumulated: Vec<f64> = want
         .iter()
         .zip(&initial)
         .map(|(a, &b)| a + f64::from(b))
         .collect();
-    assert_close(
-        "reduce with accumulate",
-        &f64s(&got),
-        &want,
-        REDUCE_TOL.0,
-        REDUCE_TOL.1,
-    );
+    for ctx in gpus() {
+        let got = single::reduce(ctx, partials.view(), None).unwrap();
+        let what = format!("reduce on {}", ctx.describe());
+        assert_close(&what, &f64s(&got), &want, REDUCE_TOL.0, REDUCE_TOL.1);
+        let got = single::reduce(ctx, partials.view(), Some(initial.as_slice().unwrap())).unwrap();
+        assert_close(
+            &format!("{what}, accumulating"),
+            &f64s(&got),
+            &want_accumulated,
+            REDUCE_TOL.0,
+            REDUCE_TOL.1,
+        );
+    }
 }
 
 #[test]
 fn reduce_length_over_one_dispatch_row() {
-    // 70000·256 > 65535·256: the grid must fold into two dimensions.
+    // 65535·256 + 300 outputs: over one dispatch row at 256 per workgroup (and at 32) the
+    // grid must fold into two dimensions.
     let len = 65535 * 256 + 300;
     let partials = Array2::from_shape_fn((1, len), |(_, i)| (i % 97) as f32 + 0.5);
     let initial: Vec<f32> = (0..len).map(|i| (i % 13) as f32).collect();
-    let got = single::reduce(gpu(), partials.view(), Some(&initial)).unwrap();
     let want: Vec<f64> = (0..len)
         .map(|i| (i % 97) as f64 + 0.5 + (i % 13) as f64)
         .collect();
-    assert_close("reduce folded grid", &f64s(&got), &want, 0.0, 0.0);
+    for ctx in gpus() {
+        let got = single::reduce(ctx, partials.view(), Some(&initial)).unwrap();
+        let what = format!("reduce folded grid on {}", ctx.describe());
+        assert_close(&what, &f64s(&got), &want, 0.0, 0.0);
+    }
 }
 
 fn check_update(step: Step) {

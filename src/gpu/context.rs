@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::error::{Error, Result};
-use crate::gpu::kernels::{KernelVariant, Kernels};
+use crate::gpu::kernels::{CoalescedTuning, KernelVariant, Kernels};
 use crate::gpu::storage::XStorage;
 
 /// How long one poll of a wait blocks before the device-lost state is looked at again.
@@ -426,6 +426,7 @@ impl GpuContext {
         let timeout = request.timeout.unwrap_or(Duration::from_secs(600));
         let max_dim = summary.limits.max_compute_workgroups_per_dimension;
         let variant = request.resolved_kernels(summary.device_type)?;
+        let tuning = CoalescedTuning::from_env()?;
         let kernels = scoped(&device, "compiling the kernels", |device| {
             Kernels::new(
                 device,
@@ -436,6 +437,7 @@ impl GpuContext {
                 request
                     .fused
                     .unwrap_or_else(crate::gpu::kernels::fused_wanted),
+                tuning,
             )
         })?;
         let ctx = GpuContext {

@@ -256,24 +256,19 @@ pub enum KernelVariant {
     /// each and eight row slices per workgroup, added in slice order at the end
     /// (gradient_slices.wgsl), in row blocks sized to fill the device.
     Coalesced,
-    /// Per kernel and shape, from measurements on an NVIDIA H200 (BENCHMARKS.md): the
-    /// tiled logits kernel when K > 16 (14–25% less time than the register one at 100
-    /// and 1000 classes), the tiled gradient kernel when n < 128 (2.4× faster at the
-    /// digits-sized shape), and the register kernels, one row or feature per invocation,
-    /// otherwise (the register gradient was 1.3–1.6× faster at the three large benchmark
-    /// shapes). The default on GPUs.
+    /// The default on GPUs: the coalesced kernels, which took less time than the tiled and
+    /// register ones for both products at every benchmark shape on an NVIDIA H200
+    /// (BENCHMARKS.md: 1.4–3.4× less for the logits, 1.1–6.3× for the gradient).
     Auto,
 }
 
 impl KernelVariant {
-    /// The kernel that sums the gradient partials of n features under this choice.
-    fn gradient_kind(self, n: usize) -> ProductKind {
+    /// The kernel that sums the gradient partials under this choice.
+    fn gradient_kind(self) -> ProductKind {
         match self {
             KernelVariant::Tiled => ProductKind::Tiled,
             KernelVariant::Register => ProductKind::Register,
-            KernelVariant::Coalesced => ProductKind::Coalesced,
-            KernelVariant::Auto if n < AUTO_REGISTER_GRADIENT_MIN_FEATURES => ProductKind::Tiled,
-            KernelVariant::Auto => ProductKind::Register,
+            KernelVariant::Coalesced | KernelVariant::Auto => ProductKind::Coalesced,
         }
     }
 
@@ -285,14 +280,12 @@ impl KernelVariant {
         }
     }
 
-    /// The kernel that computes the logits of K classes under this choice.
-    fn logits_kind(self, k: u32) -> ProductKind {
+    /// The kernel that computes the logits under this choice.
+    fn logits_kind(self) -> ProductKind {
         match self {
             KernelVariant::Tiled => ProductKind::Tiled,
             KernelVariant::Register => ProductKind::Register,
-            KernelVariant::Coalesced => ProductKind::Coalesced,
-            KernelVariant::Auto if k >= AUTO_TILED_LOGITS_MIN_CLASSES => ProductKind::Tiled,
-            KernelVariant::Auto => ProductKind::Register,
+            KernelVariant::Coalesced | KernelVariant::Auto => ProductKind::Coalesced,
         }
     }
 
@@ -301,8 +294,7 @@ impl KernelVariant {
         match self {
             KernelVariant::Tiled => &[ProductKind::Tiled],
             KernelVariant::Register => &[ProductKind::Register],
-            KernelVariant::Coalesced => &[ProductKind::Coalesced],
-            KernelVariant::Auto => &[ProductKind::Tiled, ProductKind::Register],
+            KernelVariant::Coalesced | KernelVariant::Auto => &[ProductKind::Coalesced],
         }
     }
 }
@@ -318,8 +310,51 @@ pub(crate) enum ProductKind {
     Coalesced,
 }
 
-/// Rows per invocation of logits_lanes.wgsl (its pipeline constant ROWS).
-const LANES_ROWS: u32 = 8;
+/// How much each invocation of the coalesced kernels takes on: rows per invocation of
+/// logits_lanes.wgsl (`ROWS`, 4 or 8) and rows per loop iteration of a slice in
+/// gradient_slices.wgsl (`PAIRS`, 1 or 2, the loads of both in flight together). Either
+/// choice gives the same sums in the same order, so results do not depend on it; only
+/// speed does. The default, 8 and 2, measured fastest on an NVIDIA H200 (BENCHMARKS.md);
+/// `SOFTMAX_REGRESSION_COALESCED=rows=4,pairs=1` (either key) overrides it, which is how
+/// the benchmarks compare them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct CoalescedTuning {
+    pub rows: u32,
+    pub pairs: u32,
+}
+
+impl Default for CoalescedTuning {
+    fn default() -> Self {
+        CoalescedTuning { rows: 8, pairs: 2 }
+    }
+}
+
+impl CoalescedTuning {
+    /// The default, or what `SOFTMAX_REGRESSION_COALESCED` sets.
+    pub(crate) fn from_env() -> crate::error::Result<Self> {
+        const VAR: &str = "SOFTMAX_REGRESSION_COALESCED";
+        let mut tuning = CoalescedTuning::default();
+        let Ok(value) = std::env::var(VAR) else {
+            return Ok(tuning);
+        };
+        for item in value.split(',').filter(|i| !i.is_empty()) {
+            let bad = || {
+                crate::error::Error::setting(
+                    VAR,
+                    &value,
+                    format!("`{item}`: expected rows=4, rows=8, pairs=1 or pairs=2"),
+                )
+            };
+            let (key, v) = item.split_once('=').ok_or_else(bad)?;
+            match (key, v) {
+                ("rows", "4" | "8") => tuning.rows = v.parse().map_err(|_| bad())?,
+                ("pairs", "1" | "2") => tuning.pairs = v.parse().map_err(|_| bad())?,
+                _ => return Err(bad()),
+            }
+        }
+        Ok(tuning)
+    }
+}
 
 /// Row slices per workgroup of gradient_slices.wgsl, and the features one workgroup covers.
 pub(crate) const SLICES: u32 = 8;
@@ -346,15 +381,6 @@ pub(crate) fn tile_shape(k: u32) -> (u32, u32) {
     if k <= 16 { (256, 16) } else { (64, 64) }
 }
 
-/// Fewest classes for which [`KernelVariant::Auto`] runs the tiled logits kernel.
-const AUTO_TILED_LOGITS_MIN_CLASSES: u32 = 17;
-
-/// Fewest features for which [`KernelVariant::Auto`] runs the register gradient kernel:
-/// with fewer, its one invocation per feature leaves the device nearly idle (at n = 64 it
-/// took 0.249 ms on an H200 against 0.105 ms for the tiled kernel; at n = 256 it was the
-/// faster one).
-const AUTO_REGISTER_GRADIENT_MIN_FEATURES: usize = 128;
-
 /// `Dims` of logits.wgsl.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
@@ -376,6 +402,7 @@ struct ProductBuild {
     variant: KernelVariant,
     storage: XStorage,
     subgroup_tiles: bool,
+    tuning: CoalescedTuning,
 }
 
 /// A matrix product's tiled, register and coalesced pipelines, each built only when the
@@ -399,6 +426,7 @@ impl ProductPipelines {
             variant,
             storage,
             subgroup_tiles,
+            ..
         } = build;
         let build = |name: &str, extra: &[(&str, f64)]| {
             let mut constants = vec![x_format(storage)];
@@ -438,6 +466,8 @@ pub(crate) struct Logits {
     variant: KernelVariant,
     /// Rows per invocation of the register kernel (its pipeline constant ROWS).
     rows_per_invocation: u32,
+    /// Rows per invocation of the coalesced kernel (its pipeline constant ROWS).
+    lanes_rows: u32,
     max_dim: u32,
 }
 
@@ -461,11 +491,12 @@ impl Logits {
                 build,
                 ["logits", "logits_rows", "logits_lanes"],
                 &[("ROWS", f64::from(rows_per_invocation))],
-                &[("ROWS", f64::from(LANES_ROWS))],
+                &[("ROWS", f64::from(build.tuning.rows))],
             ),
             layout,
             variant: build.variant,
             rows_per_invocation,
+            lanes_rows: build.tuning.rows,
             max_dim,
         }
     }
@@ -484,7 +515,7 @@ impl Logits {
 
     pub(crate) fn encode(&self, pass: &mut wgpu::ComputePass<'_>, b: &Bound<LogitsDims>) {
         let d = b.dims;
-        let kind = self.variant.logits_kind(d.k);
+        let kind = self.variant.logits_kind();
         let workgroups = match kind {
             ProductKind::Tiled => {
                 let (bm, bn) = tile_shape(d.k);
@@ -496,7 +527,7 @@ impl Logits {
                 (x, y, d.k.div_ceil(CLASS_TILE))
             }
             ProductKind::Coalesced => {
-                let (x, y) = grid(d.rows.div_ceil(16 * LANES_ROWS), self.max_dim);
+                let (x, y) = grid(d.rows.div_ceil(16 * self.lanes_rows), self.max_dim);
                 (x, y, d.k.div_ceil(CLASS_TILE))
             }
         };
@@ -640,16 +671,16 @@ impl Gradient {
                 ["gradient", "gradient_cols", "gradient_slices"],
                 // Workgroups of 64 features either way: the dispatch does not depend on it.
                 &[("COLS", f64::from(cols)), ("WG", f64::from(64 / cols))],
-                &[],
+                &[("PAIRS", f64::from(build.tuning.pairs))],
             ),
             layout,
             variant: build.variant,
         }
     }
 
-    /// The kernel that sums the partials of n features.
-    pub(crate) fn kind_for(&self, n: usize) -> ProductKind {
-        self.variant.gradient_kind(n)
+    /// The kernel that sums the partials.
+    pub(crate) fn kind(&self) -> ProductKind {
+        self.variant.gradient_kind()
     }
 
     /// x (rows, n) · d (rows, K) · row_loss (rows) · partials (blocks, n·K + K + 1).
@@ -673,7 +704,7 @@ impl Gradient {
 
     pub(crate) fn encode(&self, pass: &mut wgpu::ComputePass<'_>, b: &Bound<GradientDims>) {
         let d = b.dims;
-        let kind = self.kind_for(d.n as usize);
+        let kind = self.kind();
         let workgroups = match kind {
             ProductKind::Tiled => {
                 let (bm, bn) = tile_shape(d.k);
@@ -786,24 +817,33 @@ pub(crate) struct ReduceDims {
     pub _pad: u32,
 }
 
-/// Fixed-order sum of partials (reduce.wgsl).
+/// Fixed-order sum of partials (reduce.wgsl): entry point `sliced`, eight invocations per
+/// output, with the coalesced kernels, whose gradient makes many more partials; `main`,
+/// one invocation per output, otherwise.
 pub(crate) struct Reduce {
     layout: wgpu::BindGroupLayout,
     pipeline: wgpu::ComputePipeline,
+    /// Outputs per workgroup of the pipeline.
+    outputs_per_workgroup: u32,
     max_dim: u32,
 }
 
 impl Reduce {
-    fn new(device: &wgpu::Device, max_dim: u32) -> Self {
+    fn new(device: &wgpu::Device, variant: KernelVariant, max_dim: u32) -> Self {
         let layout = layout(
             device,
             "reduce",
             &[Access::Read, Access::ReadWrite, Access::Uniform],
         );
-        let pipeline = pipelines(device, "reduce", &layout, &["main"], &[]).remove(0);
+        let (entry, outputs_per_workgroup) = match variant {
+            KernelVariant::Coalesced | KernelVariant::Auto => ("sliced", 32),
+            KernelVariant::Tiled | KernelVariant::Register => ("main", 256),
+        };
+        let pipeline = pipelines(device, "reduce", &layout, &[entry], &[]).remove(0);
         Reduce {
             layout,
             pipeline,
+            outputs_per_workgroup,
             max_dim,
         }
     }
@@ -820,7 +860,10 @@ impl Reduce {
     }
 
     pub(crate) fn encode(&self, pass: &mut wgpu::ComputePass<'_>, b: &Bound<ReduceDims>) {
-        let (x, y) = grid(b.dims.len.div_ceil(256), self.max_dim);
+        let (x, y) = grid(
+            b.dims.len.div_ceil(self.outputs_per_workgroup),
+            self.max_dim,
+        );
         dispatch(pass, &self.pipeline, &b.group, (x, y, 1));
     }
 }
@@ -998,11 +1041,13 @@ impl Kernels {
         storage: XStorage,
         subgroup_tiles: bool,
         fused: bool,
+        tuning: CoalescedTuning,
     ) -> Self {
         let build = ProductBuild {
             variant,
             storage,
             subgroup_tiles,
+            tuning,
         };
         Kernels {
             variant,
@@ -1012,7 +1057,7 @@ impl Kernels {
             logits: Logits::new(device, build, max_dim),
             softmax: Softmax::new(device, variant, max_dim),
             gradient: Gradient::new(device, build),
-            reduce: Reduce::new(device, max_dim),
+            reduce: Reduce::new(device, variant, max_dim),
             update: Update::new(device, max_dim),
             gather: Gather::new(device, storage, max_dim),
         }

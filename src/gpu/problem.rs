@@ -135,7 +135,7 @@ fn gradient_dims(
     max_blocks: u64,
     codec: XCodec,
 ) -> GradientDims {
-    let (wanted, max_useful) = match gradient.kind_for(n) {
+    let (wanted, max_useful) = match gradient.kind() {
         ProductKind::Tiled => {
             let (bm, bn) = tile_shape(k as u32);
             let tiles = (n as u64 + 1).div_ceil(bm as u64) * (k as u64).div_ceil(bn as u64);

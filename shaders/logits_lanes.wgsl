@@ -19,6 +19,11 @@
 // write · 3 dims uniform (same Dims as logits.wgsl).
 // Dispatch: (ceil(rows / (16·ROWS)) folded into x ≤ 65535 and y, then ceil(K / 16) in z)
 // workgroups of 256; rows from (wy·num_x + wx)·16·ROWS, classes [wz·16, wz·16 + 16).
+//
+// Entry point `quads`, for many classes: lane c takes the four classes k0 + 4c .. + 4 of
+// a tile of 64 (k0 = wz·64), read with one load per feature of Θ when K is a multiple of
+// 4, so that each load of x serves 16 multiply-adds instead of 4. Dispatch as above with
+// ceil(K / 64) in z.
 
 struct Dims {
     rows: u32,
@@ -31,13 +36,17 @@ struct Dims {
     _pad2: u32,
 }
 
-@group(0) @binding(1) var<storage, read> w: array<f32>;
+@group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;
 @group(0) @binding(2) var<storage, read_write> z: array<f32>;
 @group(0) @binding(3) var<uniform> dims: Dims;
 
 // Rows per invocation, 4 or 8 (sums are kept four rows to a vec4).
 override ROWS: u32 = 8u;
 
+// Element i of w.
+fn w_at(i: u32) -> f32 {
+    return w[i >> 2u][i & 3u];
+}
 
 // The sums of rows q (a) and 4 + q (b) for q < 4.
 struct Sums {
@@ -98,11 +107,12 @@ fn main(
     var j = 0u;
     for (; j + 4u <= n; j = j + 4u) {
         let tj = j * dims.k + kc;
-        let th = vec4<f32>(w[tj], w[tj + dims.k], w[tj + 2u * dims.k], w[tj + 3u * dims.k]);
+        let th = vec4<f32>(w_at(tj), w_at(tj + dims.k), w_at(tj + 2u * dims.k),
+                           w_at(tj + 3u * dims.k));
         s = step4(s, xa, xb, j, th, whole_words);
     }
     for (; j < n; j = j + 1u) {
-        let th = w[j * dims.k + kc];
+        let th = w_at(j * dims.k + kc);
         s.a = s.a + vec4<f32>(x_at(xa.x + j, dims.x_lo, dims.x_step),
                               x_at(xa.y + j, dims.x_lo, dims.x_step),
                               x_at(xa.z + j, dims.x_lo, dims.x_step),
@@ -117,7 +127,7 @@ fn main(
     if (!live) {
         return;
     }
-    let bias = w[n * dims.k + k];
+    let bias = w_at(n * dims.k + k);
     store(row0, k, s.a.x, bias);
     store(row0 + 1u, k, s.a.y, bias);
     store(row0 + 2u, k, s.a.z, bias);
@@ -127,5 +137,108 @@ fn main(
         store(row0 + 5u, k, s.b.y, bias);
         store(row0 + 6u, k, s.b.z, bias);
         store(row0 + 7u, k, s.b.w, bias);
+    }
+}
+
+// Θ[j, c .. c + 4): one load when K is a multiple of 4 (`aligned`), else four, each
+// clamped to class K − 1. c < K.
+fn theta4(j: u32, c: u32, aligned: bool) -> vec4<f32> {
+    let i = j * dims.k + c;
+    if (aligned) {
+        return w[i >> 2u];
+    }
+    let top = j * dims.k + dims.k - 1u;
+    return vec4<f32>(w_at(i), w_at(min(i + 1u, top)), w_at(min(i + 2u, top)),
+                     w_at(min(i + 3u, top)));
+}
+
+// The sums of four classes for each of up to eight rows.
+struct QuadSums {
+    r0: vec4<f32>,
+    r1: vec4<f32>,
+    r2: vec4<f32>,
+    r3: vec4<f32>,
+    r4: vec4<f32>,
+    r5: vec4<f32>,
+    r6: vec4<f32>,
+    r7: vec4<f32>,
+}
+
+// One row's sums over features i .. i + 4 (t: their rows of Θ), in order of feature.
+fn quad_step(a: vec4<f32>, v: vec4<f32>, t: array<vec4<f32>, 4>) -> vec4<f32> {
+    return a + v.x * t[0] + v.y * t[1] + v.z * t[2] + v.w * t[3];
+}
+
+// Writes row `row`'s logits of classes c .. c + 4 that lie below K.
+fn store4(row: u32, c: u32, sums: vec4<f32>) {
+    if (row >= dims.rows) {
+        return;
+    }
+    for (var i = 0u; i < 4u; i = i + 1u) {
+        if (c + i < dims.k) {
+            z[row * dims.k + c + i] = sums[i] + w_at(dims.n * dims.k + c + i);
+        }
+    }
+}
+
+@compute @workgroup_size(256, 1, 1)
+fn quads(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_index) t: u32,
+) {
+    let n = dims.n;
+    let c = wg.z * 64u + 4u * (t % 16u);
+    let aligned = dims.k % 4u == 0u;
+    // Lanes past class K read the last whole group of four (or class K − 1) and write nothing.
+    let cc = select(min(c, dims.k - 1u), min(c, dims.k - 4u), aligned);
+    let row0 = (wg.y * nwg.x + wg.x) * 16u * ROWS + (t / 16u) * ROWS;
+    let last = dims.rows - 1u;
+    let xa = vec4<u32>(min(row0, last), min(row0 + 1u, last), min(row0 + 2u, last),
+                       min(row0 + 3u, last)) * n;
+    let xb = vec4<u32>(min(row0 + 4u, last), min(row0 + 5u, last), min(row0 + 6u, last),
+                       min(row0 + 7u, last)) * n;
+    let whole_words = x_whole_words(n);
+    var s = QuadSums();
+    var j = 0u;
+    for (; j + 4u <= n; j = j + 4u) {
+        let th = array<vec4<f32>, 4>(theta4(j, cc, aligned), theta4(j + 1u, cc, aligned),
+                                     theta4(j + 2u, cc, aligned), theta4(j + 3u, cc, aligned));
+        s.r0 = quad_step(s.r0, x_at4(xa.x + j, dims.x_lo, dims.x_step, whole_words), th);
+        s.r1 = quad_step(s.r1, x_at4(xa.y + j, dims.x_lo, dims.x_step, whole_words), th);
+        s.r2 = quad_step(s.r2, x_at4(xa.z + j, dims.x_lo, dims.x_step, whole_words), th);
+        s.r3 = quad_step(s.r3, x_at4(xa.w + j, dims.x_lo, dims.x_step, whole_words), th);
+        if (ROWS > 4u) {
+            s.r4 = quad_step(s.r4, x_at4(xb.x + j, dims.x_lo, dims.x_step, whole_words), th);
+            s.r5 = quad_step(s.r5, x_at4(xb.y + j, dims.x_lo, dims.x_step, whole_words), th);
+            s.r6 = quad_step(s.r6, x_at4(xb.z + j, dims.x_lo, dims.x_step, whole_words), th);
+            s.r7 = quad_step(s.r7, x_at4(xb.w + j, dims.x_lo, dims.x_step, whole_words), th);
+        }
+    }
+    for (; j < n; j = j + 1u) {
+        let th = theta4(j, cc, aligned);
+        s.r0 = s.r0 + x_at(xa.x + j, dims.x_lo, dims.x_step) * th;
+        s.r1 = s.r1 + x_at(xa.y + j, dims.x_lo, dims.x_step) * th;
+        s.r2 = s.r2 + x_at(xa.z + j, dims.x_lo, dims.x_step) * th;
+        s.r3 = s.r3 + x_at(xa.w + j, dims.x_lo, dims.x_step) * th;
+        if (ROWS > 4u) {
+            s.r4 = s.r4 + x_at(xb.x + j, dims.x_lo, dims.x_step) * th;
+            s.r5 = s.r5 + x_at(xb.y + j, dims.x_lo, dims.x_step) * th;
+            s.r6 = s.r6 + x_at(xb.z + j, dims.x_lo, dims.x_step) * th;
+            s.r7 = s.r7 + x_at(xb.w + j, dims.x_lo, dims.x_step) * th;
+        }
+    }
+    if (c >= dims.k) {
+        return;
+    }
+    store4(row0, c, s.r0);
+    store4(row0 + 1u, c, s.r1);
+    store4(row0 + 2u, c, s.r2);
+    store4(row0 + 3u, c, s.r3);
+    if (ROWS > 4u) {
+        store4(row0 + 4u, c, s.r4);
+        store4(row0 + 5u, c, s.r5);
+        store4(row0 + 6u, c, s.r6);
+        store4(row0 + 7u, c, s.r7);
     }
 }

@@ -71,8 +71,15 @@ fn logits_each_tile_shape_with_ragged_edges() {
     for (k, seed) in [(16, 4), (17, 5), (64, 6), (65, 7), (130, 8)] {
         check_logits(259, 37, k, 0.3, seed);
     }
-    // Rows on groups of four words (one load per four features) and a feature tail.
-    for (n, k, seed) in [(128, 10, 9), (132, 20, 10), (6, 3, 11)] {
+    // Rows on groups of four words (one load per four features) and a feature tail; four
+    // classes per lane of the coalesced kernel with K a multiple of 4 and not.
+    for (n, k, seed) in [
+        (128, 10, 9),
+        (132, 20, 10),
+        (6, 3, 11),
+        (128, 100, 12),
+        (36, 66, 13),
+    ] {
         check_logits(131, n, k, 0.3, seed);
     }
 }

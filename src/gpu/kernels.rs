@@ -315,17 +315,23 @@ pub(crate) enum ProductKind {
 /// gradient_slices.wgsl (`PAIRS`, 1 or 2, the loads of both in flight together). Either
 /// choice gives the same sums in the same order, so results do not depend on it; only
 /// speed does. The default, 8 and 2, measured fastest on an NVIDIA H200 (BENCHMARKS.md);
-/// `SOFTMAX_REGRESSION_COALESCED=rows=4,pairs=1` (either key) overrides it, which is how
-/// the benchmarks compare them.
+/// `SOFTMAX_REGRESSION_COALESCED=rows=4,pairs=1,quads=0` (any of the keys) overrides it,
+/// which is how the benchmarks compare them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct CoalescedTuning {
     pub rows: u32,
     pub pairs: u32,
+    /// Whether the logits of 64 classes or more take four classes per lane (`quads=1`).
+    pub quads: bool,
 }
 
 impl Default for CoalescedTuning {
     fn default() -> Self {
-        CoalescedTuning { rows: 8, pairs: 2 }
+        CoalescedTuning {
+            rows: 8,
+            pairs: 2,
+            quads: true,
+        }
     }
 }
 
@@ -342,13 +348,14 @@ impl CoalescedTuning {
                 crate::error::Error::setting(
                     VAR,
                     &value,
-                    format!("`{item}`: expected rows=4, rows=8, pairs=1 or pairs=2"),
+                    format!("`{item}`: expected rows=4|8, pairs=1|2 or quads=0|1"),
                 )
             };
             let (key, v) = item.split_once('=').ok_or_else(bad)?;
             match (key, v) {
                 ("rows", "4" | "8") => tuning.rows = v.parse().map_err(|_| bad())?,
                 ("pairs", "1" | "2") => tuning.pairs = v.parse().map_err(|_| bad())?,
+                ("quads", "0" | "1") => tuning.quads = v == "1",
                 _ => return Err(bad()),
             }
         }
@@ -468,8 +475,15 @@ pub(crate) struct Logits {
     rows_per_invocation: u32,
     /// Rows per invocation of the coalesced kernel (its pipeline constant ROWS).
     lanes_rows: u32,
+    /// The coalesced kernel's entry point `quads` (four classes per lane), for K of at
+    /// least [`QUADS_MIN_CLASSES`], when built.
+    quads: Option<wgpu::ComputePipeline>,
     max_dim: u32,
 }
+
+/// Fewest classes for which the coalesced logits take four classes per lane (entry point
+/// `quads` of logits_lanes.wgsl): below 64 a tile of 64 classes would leave lanes idle.
+const QUADS_MIN_CLASSES: u32 = 64;
 
 impl Logits {
     fn new(device: &wgpu::Device, build: ProductBuild, max_dim: u32) -> Self {
@@ -493,6 +507,14 @@ impl Logits {
                 &[("ROWS", f64::from(rows_per_invocation))],
                 &[("ROWS", f64::from(build.tuning.rows))],
             ),
+            quads: (build.tuning.quads && build.variant.kinds().contains(&ProductKind::Coalesced))
+                .then(|| {
+                    let constants = [
+                        x_format(build.storage),
+                        ("ROWS", f64::from(build.tuning.rows)),
+                    ];
+                    pipelines(device, "logits_lanes", &layout, &["quads"], &constants).remove(0)
+                }),
             layout,
             variant: build.variant,
             rows_per_invocation,
@@ -528,6 +550,10 @@ impl Logits {
             }
             ProductKind::Coalesced => {
                 let (x, y) = grid(d.rows.div_ceil(16 * self.lanes_rows), self.max_dim);
+                if let Some(quads) = self.quads.as_ref().filter(|_| d.k >= QUADS_MIN_CLASSES) {
+                    dispatch(pass, quads, &b.group, (x, y, d.k.div_ceil(64)));
+                    return;
+                }
                 (x, y, d.k.div_ceil(CLASS_TILE))
             }
         };

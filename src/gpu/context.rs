@@ -839,11 +839,15 @@ impl GpuContext {
         let mapped: Arc<Mutex<Option<std::result::Result<(), wgpu::BufferAsyncError>>>> =
             Arc::default();
         let slot = Arc::clone(&mapped);
-        staging.slice(..).map_async(wgpu::MapMode::Read, move |r| {
-            if let Ok(mut s) = slot.lock() {
-                *s = Some(r);
-            }
-        });
+        // Only the bytes copied: the staging buffer may be much larger (it also serves a
+        // chunk's logits), and mapping costs in proportion to the range.
+        staging
+            .slice(..total)
+            .map_async(wgpu::MapMode::Read, move |r| {
+                if let Ok(mut s) = slot.lock() {
+                    *s = Some(r);
+                }
+            });
         self.wait(Some(index), context)?;
         // The map callback runs during a poll, possibly one made by another thread sharing
         // the device; keep polling until it has run or the timeout passes.
@@ -877,7 +881,7 @@ impl GpuContext {
         }
         let out = {
             let view = staging
-                .slice(..)
+                .slice(..total)
                 .get_mapped_range()
                 .map_err(|e| Error::Gpu {
                     context: context.to_string(),

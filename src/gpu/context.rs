@@ -24,8 +24,8 @@ pub struct AdapterRequest {
     /// Longest wait for one submission, `None` for the default of 600 s.
     pub timeout: Option<Duration>,
     /// Matrix-product kernels; `None` takes `SOFTMAX_REGRESSION_KERNELS` (`tiled`,
-    /// `register` or `auto`), else register kernels on CPU adapters and
-    /// [`KernelVariant::Auto`] on GPUs.
+    /// `register`, `coalesced` or `auto`), else register kernels on CPU adapters and
+    /// [`KernelVariant::Auto`] (the coalesced kernels) on GPUs.
     pub kernels: Option<KernelVariant>,
     /// Whether full-batch passes with K ≤ 16 use the single-pass fused kernel
     /// (experimental); `None` takes `SOFTMAX_REGRESSION_FUSED` (`1` turns it on), else off.

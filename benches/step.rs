@@ -4,7 +4,7 @@
 //! timed. Upload, step and readback are reported separately.
 //!
 //! `BENCH_SHAPES=small,S1` picks shapes (default: all); `BENCH_VARIANTS=tiled,register,fused`
-//! (or `gpu-auto`, the per-kernel choice GPUs get by default, or `register-plain`, the
+//! (or `coalesced`, or `gpu-auto`, the kernels GPUs get by default, or `register-plain`, the
 //! register kernels without subgroup sharing)
 //! times several kernel sets side by side in one run (default: the adapter's own choice);
 //! `BENCH_X_STORAGE=f32,f16,u8` does the same for the storage of X (default: f32), each

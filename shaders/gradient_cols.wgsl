@@ -29,21 +29,8 @@
 // with quad(lx) = lx for packed X and alternate halves for f32, see main),
 // classes [wy·16, wy·16 + 16), block b = wz.
 
-struct Dims {
-    rows: u32,
-    n: u32,
-    k: u32,
-    rows_per_block: u32,
-    stride: u32,
-    x_lo: f32,
-    x_step: f32,
-    _pad0: u32,
-}
-
+// Dims, row_loss (binding 2), partials (3) and dims (4) come from gradient_io.wgsl.
 @group(0) @binding(1) var<storage, read> tile_src: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> row_loss: array<f32>;
-@group(0) @binding(3) var<storage, read_write> partials: array<f32>;
-@group(0) @binding(4) var<uniform> dims: Dims;
 
 const KT: u32 = 16u;
 

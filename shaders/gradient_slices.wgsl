@@ -23,21 +23,8 @@
 // Dispatch: (ceil((n + 1) / 128), ceil(K / 16), blocks) workgroups of 256; block b = wz
 // covers rows [b·rows_per_block, min(rows, (b + 1)·rows_per_block)).
 
-struct Dims {
-    rows: u32,
-    n: u32,
-    k: u32,
-    rows_per_block: u32,
-    stride: u32,
-    x_lo: f32,
-    x_step: f32,
-    _pad0: u32,
-}
-
+// Dims, row_loss (binding 2), partials (3) and dims (4) come from gradient_io.wgsl.
 @group(0) @binding(1) var<storage, read> d: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> row_loss: array<f32>;
-@group(0) @binding(3) var<storage, read_write> partials: array<f32>;
-@group(0) @binding(4) var<uniform> dims: Dims;
 
 const SLICES: u32 = 8u;
 const QUADS: u32 = 32u;

@@ -25,20 +25,8 @@
 // 4, so that each load of x serves 16 multiply-adds instead of 4. Dispatch as above with
 // ceil(K / 64) in z.
 
-struct Dims {
-    rows: u32,
-    n: u32,
-    k: u32,
-    x_lo: f32,
-    x_step: f32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
+// Dims, z (binding 2) and dims (binding 3) come from logits_io.wgsl.
 @group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> z: array<f32>;
-@group(0) @binding(3) var<uniform> dims: Dims;
 
 // Rows per invocation, 4 or 8 (sums are kept four rows to a vec4).
 override ROWS: u32 = 8u;
@@ -79,11 +67,33 @@ fn step4(s: Sums, xa: vec4<u32>, xb: vec4<u32>, i: u32, t: vec4<f32>, whole_word
     return r;
 }
 
+// Feature j of the four rows that start at xs.
+fn x_col(xs: vec4<u32>, j: u32) -> vec4<f32> {
+    return vec4<f32>(x_at(xs.x + j, dims.x_lo, dims.x_step), x_at(xs.y + j, dims.x_lo, dims.x_step),
+                     x_at(xs.z + j, dims.x_lo, dims.x_step), x_at(xs.w + j, dims.x_lo, dims.x_step));
+}
+
 // Writes the logit of class k for row `row`, unless the row is past the chunk.
 fn store(row: u32, k: u32, sum: f32, bias: f32) {
     if (row < dims.rows) {
         z[row * dims.k + k] = sum + bias;
     }
+}
+
+// The invocation's first row and where each of its rows starts in X (a: rows 0..4,
+// b: rows 4..8); rows past the chunk start where its last row does.
+struct RowStarts {
+    row0: u32,
+    xa: vec4<u32>,
+    xb: vec4<u32>,
+}
+
+fn row_starts(wg: vec3<u32>, nwg: vec3<u32>, t: u32) -> RowStarts {
+    let row0 = (wg.y * nwg.x + wg.x) * 16u * ROWS + (t / 16u) * ROWS;
+    let last = dims.rows - 1u;
+    let a = min(vec4<u32>(row0) + vec4<u32>(0u, 1u, 2u, 3u), vec4<u32>(last));
+    let b = min(vec4<u32>(row0) + vec4<u32>(4u, 5u, 6u, 7u), vec4<u32>(last));
+    return RowStarts(row0, a * dims.n, b * dims.n);
 }
 
 @compute @workgroup_size(256, 1, 1)
@@ -96,12 +106,10 @@ fn main(
     let k = wg.z * 16u + t % 16u;
     let live = k < dims.k;
     let kc = min(k, dims.k - 1u);
-    let row0 = (wg.y * nwg.x + wg.x) * 16u * ROWS + (t / 16u) * ROWS;
-    let last = dims.rows - 1u;
-    let xa = vec4<u32>(min(row0, last), min(row0 + 1u, last), min(row0 + 2u, last),
-                       min(row0 + 3u, last)) * n;
-    let xb = vec4<u32>(min(row0 + 4u, last), min(row0 + 5u, last), min(row0 + 6u, last),
-                       min(row0 + 7u, last)) * n;
+    let rows = row_starts(wg, nwg, t);
+    let row0 = rows.row0;
+    let xa = rows.xa;
+    let xb = rows.xb;
     let whole_words = x_whole_words(n);
     var s = Sums();
     var j = 0u;
@@ -113,15 +121,9 @@ fn main(
     }
     for (; j < n; j = j + 1u) {
         let th = w_at(j * dims.k + kc);
-        s.a = s.a + vec4<f32>(x_at(xa.x + j, dims.x_lo, dims.x_step),
-                              x_at(xa.y + j, dims.x_lo, dims.x_step),
-                              x_at(xa.z + j, dims.x_lo, dims.x_step),
-                              x_at(xa.w + j, dims.x_lo, dims.x_step)) * th;
+        s.a = s.a + x_col(xa, j) * th;
         if (ROWS > 4u) {
-            s.b = s.b + vec4<f32>(x_at(xb.x + j, dims.x_lo, dims.x_step),
-                                  x_at(xb.y + j, dims.x_lo, dims.x_step),
-                                  x_at(xb.z + j, dims.x_lo, dims.x_step),
-                                  x_at(xb.w + j, dims.x_lo, dims.x_step)) * th;
+            s.b = s.b + x_col(xb, j) * th;
         }
     }
     if (!live) {
@@ -192,12 +194,10 @@ fn quads(
     let aligned = dims.k % 4u == 0u;
     // Lanes past class K read the last whole group of four (or class K − 1) and write nothing.
     let cc = select(min(c, dims.k - 1u), min(c, dims.k - 4u), aligned);
-    let row0 = (wg.y * nwg.x + wg.x) * 16u * ROWS + (t / 16u) * ROWS;
-    let last = dims.rows - 1u;
-    let xa = vec4<u32>(min(row0, last), min(row0 + 1u, last), min(row0 + 2u, last),
-                       min(row0 + 3u, last)) * n;
-    let xb = vec4<u32>(min(row0 + 4u, last), min(row0 + 5u, last), min(row0 + 6u, last),
-                       min(row0 + 7u, last)) * n;
+    let rows = row_starts(wg, nwg, t);
+    let row0 = rows.row0;
+    let xa = rows.xa;
+    let xb = rows.xb;
     let whole_words = x_whole_words(n);
     var s = QuadSums();
     var j = 0u;
@@ -217,15 +217,17 @@ fn quads(
     }
     for (; j < n; j = j + 1u) {
         let th = theta4(j, cc, aligned);
-        s.r0 = s.r0 + x_at(xa.x + j, dims.x_lo, dims.x_step) * th;
-        s.r1 = s.r1 + x_at(xa.y + j, dims.x_lo, dims.x_step) * th;
-        s.r2 = s.r2 + x_at(xa.z + j, dims.x_lo, dims.x_step) * th;
-        s.r3 = s.r3 + x_at(xa.w + j, dims.x_lo, dims.x_step) * th;
+        let a = x_col(xa, j);
+        s.r0 = s.r0 + a.x * th;
+        s.r1 = s.r1 + a.y * th;
+        s.r2 = s.r2 + a.z * th;
+        s.r3 = s.r3 + a.w * th;
         if (ROWS > 4u) {
-            s.r4 = s.r4 + x_at(xb.x + j, dims.x_lo, dims.x_step) * th;
-            s.r5 = s.r5 + x_at(xb.y + j, dims.x_lo, dims.x_step) * th;
-            s.r6 = s.r6 + x_at(xb.z + j, dims.x_lo, dims.x_step) * th;
-            s.r7 = s.r7 + x_at(xb.w + j, dims.x_lo, dims.x_step) * th;
+            let b = x_col(xb, j);
+            s.r4 = s.r4 + b.x * th;
+            s.r5 = s.r5 + b.y * th;
+            s.r6 = s.r6 + b.z * th;
+            s.r7 = s.r7 + b.w * th;
         }
     }
     if (c >= dims.k) {

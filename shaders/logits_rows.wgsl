@@ -24,20 +24,8 @@
 // [wz·16, wz·16 + 16).
 // Sums over j run in increasing j: reproducible.
 
-struct Dims {
-    rows: u32,
-    n: u32,
-    k: u32,
-    x_lo: f32,
-    x_step: f32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
-}
-
+// Dims, z (binding 2) and dims (binding 3) come from logits_io.wgsl.
 @group(0) @binding(1) var<storage, read> tile_src: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read_write> z: array<f32>;
-@group(0) @binding(3) var<uniform> dims: Dims;
 
 const KT: u32 = 16u;
 

@@ -21,21 +21,32 @@ macro_rules! shader {
 }
 
 /// Every shader source, by file name; the register kernels come twice, reading the rows
-/// of Θ and d each invocation for itself or shared through the subgroup.
+/// of Θ and d each invocation for itself or shared through the subgroup. The logits and
+/// gradient kernels open with the declarations they share (logits_io.wgsl,
+/// gradient_io.wgsl).
 pub(crate) const SHADERS: [(&str, &str); 13] = [
-    ("logits", shader!("x_storage.wgsl", "logits.wgsl")),
+    (
+        "logits",
+        shader!("x_storage.wgsl", "logits_io.wgsl", "logits.wgsl"),
+    ),
     (
         "logits_lanes",
-        shader!("x_storage.wgsl", "logits_lanes.wgsl"),
+        shader!("x_storage.wgsl", "logits_io.wgsl", "logits_lanes.wgsl"),
     ),
     (
         "gradient_slices",
-        shader!("x_storage.wgsl", "acc16.wgsl", "gradient_slices.wgsl"),
+        shader!(
+            "x_storage.wgsl",
+            "gradient_io.wgsl",
+            "acc16.wgsl",
+            "gradient_slices.wgsl"
+        ),
     ),
     (
         "logits_rows",
         shader!(
             "x_storage.wgsl",
+            "logits_io.wgsl",
             "tiles_plain.wgsl",
             "acc16.wgsl",
             "logits_rows.wgsl"
@@ -45,6 +56,7 @@ pub(crate) const SHADERS: [(&str, &str); 13] = [
         "logits_rows_subgroup",
         shader!(
             "x_storage.wgsl",
+            "logits_io.wgsl",
             "tiles_subgroup.wgsl",
             "acc16.wgsl",
             "logits_rows.wgsl"
@@ -54,6 +66,7 @@ pub(crate) const SHADERS: [(&str, &str); 13] = [
         "gradient_cols",
         shader!(
             "x_storage.wgsl",
+            "gradient_io.wgsl",
             "tiles_plain.wgsl",
             "acc16.wgsl",
             "gradient_cols.wgsl"
@@ -63,13 +76,17 @@ pub(crate) const SHADERS: [(&str, &str); 13] = [
         "gradient_cols_subgroup",
         shader!(
             "x_storage.wgsl",
+            "gradient_io.wgsl",
             "tiles_subgroup.wgsl",
             "acc16.wgsl",
             "gradient_cols.wgsl"
         ),
     ),
     ("softmax", include_str!("../../shaders/softmax.wgsl")),
-    ("gradient", shader!("x_storage.wgsl", "gradient.wgsl")),
+    (
+        "gradient",
+        shader!("x_storage.wgsl", "gradient_io.wgsl", "gradient.wgsl"),
+    ),
     ("reduce", include_str!("../../shaders/reduce.wgsl")),
     ("update", include_str!("../../shaders/update.wgsl")),
     ("gather", shader!("x_storage.wgsl", "gather.wgsl")),

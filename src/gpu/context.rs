@@ -484,7 +484,7 @@ impl GpuContext {
             (KernelVariant::Register, true) => "register (subgroup-shared)",
             (KernelVariant::Register, false) => "register",
             (KernelVariant::Coalesced, _) => "coalesced",
-            (KernelVariant::Auto, _) => "auto-chosen",
+            (KernelVariant::Auto, _) => "auto (coalesced)",
         };
         let fused = if self.kernels.fused.enabled {
             ", fused for K ≤ 16"

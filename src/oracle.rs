@@ -204,6 +204,13 @@ impl<'c> GpuOracle<'c> {
         self.problem.profile_full()
     }
 
+    /// Mean cross-entropy and accuracy of w = (Θ row-major, b) on the uploaded rows, whose
+    /// labels are `labels`, computed on this oracle's device problem (no second copy of X).
+    pub(crate) fn metrics(&mut self, w: &[f32], labels: &[u32]) -> Result<crate::model::Metrics> {
+        self.problem.set_params(w);
+        crate::model::gpu_metrics(&self.problem, labels)
+    }
+
     /// How the rows were split into device chunks.
     pub fn chunk_plan(&self) -> crate::gpu::ChunkPlan {
         self.problem.plan

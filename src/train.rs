@@ -1,6 +1,7 @@
 //! The optimizer loop: validated settings, full-batch or mini-batch steps on the CPU
 //! reference or the GPU, and a report per epoch.
 
+use std::cell::RefCell;
 use std::fmt;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -9,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-use ndarray::Array1;
+use ndarray::{Array1, ArrayView1, ArrayView2};
 
 use crate::checkpoint::{Checkpoint, data_fingerprint, trajectory_settings};
 use crate::dataset::Dataset;
@@ -20,7 +21,7 @@ use crate::gpu::problem::{DeviceProblem, Rows, StepDims};
 use crate::lbfgs::{LbfgsSettings, LbfgsState, Start, Status};
 use crate::model::{Backend, Evaluator, Metrics, Model, gpu_metrics};
 use crate::oracle::{CpuOracle, flatten, unflatten};
-use crate::oracle::{GpuOracle, Oracle};
+use crate::oracle::{GpuOracle, LossGrad, Oracle};
 use crate::reference::Step;
 use crate::rng::SplitMix64;
 
@@ -1018,16 +1019,22 @@ impl Trainer {
     ) -> Result<Fit> {
         let s = &self.settings;
         let mut device = None;
-        let mut oracle: Box<dyn Oracle + '_> = match backend {
-            Backend::Cpu => Box::new(CpuOracle::new(train)?),
+        // On a GPU the training accuracy comes from the oracle's own device problem, between
+        // oracle calls, so that X is on the device once.
+        let gpu = match backend {
+            Backend::Cpu => None,
             Backend::Gpu(ctx) => {
                 let oracle = GpuOracle::new(ctx, train, s.chunk_rows)?;
                 device = Some((oracle.chunk_plan(), oracle.is_streamed()));
-                Box::new(oracle)
+                Some(RefCell::new(oracle))
             }
         };
-        let mut accuracy = if s.track_accuracy {
-            Some(Evaluator::new(backend, train)?)
+        let mut oracle: Box<dyn Oracle + '_> = match &gpu {
+            Some(cell) => Box::new(SharedOracle(cell)),
+            None => Box::new(CpuOracle::new(train)?),
+        };
+        let mut cpu_accuracy = if s.track_accuracy && gpu.is_none() {
+            Some(Evaluator::new(Backend::Cpu, train)?)
         } else {
             None
         };
@@ -1076,11 +1083,14 @@ impl Trainer {
             crate::lbfgs::minimize_from(oracle.as_mut(), start, s.l2, &settings, |it, state| {
                 let w32: Vec<f32> = state.w.iter().map(|&v| v as f32).collect();
                 let metrics = (|| -> Result<_> {
-                    let train_accuracy = accuracy
-                        .as_mut()
-                        .map(|e| e.evaluate(&w32))
-                        .transpose()?
-                        .map(|m| m.accuracy);
+                    let train_accuracy = match (&gpu, cpu_accuracy.as_mut()) {
+                        _ if !s.track_accuracy => None,
+                        (Some(cell), _) => {
+                            Some(cell.borrow_mut().metrics(&w32, train.labels())?.accuracy)
+                        }
+                        (None, Some(e)) => Some(e.evaluate(&w32)?.accuracy),
+                        (None, None) => None,
+                    };
                     let validation = validator.as_mut().map(|v| v.evaluate(&w32)).transpose()?;
                     Ok((train_accuracy, validation))
                 })();
@@ -1130,5 +1140,25 @@ impl Trainer {
             status,
             device: DeviceUse::of(backend, device),
         })
+    }
+}
+
+/// An oracle shared through a `RefCell`: L-BFGS borrows it for each oracle call, and the
+/// per-iteration callback between calls (for the training accuracy on the same device
+/// problem).
+struct SharedOracle<'a, O>(&'a RefCell<O>);
+
+impl<O: Oracle> Oracle for SharedOracle<'_, O> {
+    fn shape(&self) -> (usize, usize, usize) {
+        self.0.borrow().shape()
+    }
+
+    fn loss_and_gradient(
+        &mut self,
+        theta: ArrayView2<'_, f32>,
+        bias: ArrayView1<'_, f32>,
+        l2: f64,
+    ) -> Result<LossGrad> {
+        self.0.borrow_mut().loss_and_gradient(theta, bias, l2)
     }
 }

@@ -31,10 +31,10 @@ fn problem() -> Dataset {
 }
 
 /// A budget under X with its labels (4000 × 48 × 4 + 8 bytes per row: 781 KiB), so X is
-/// streamed. The trainer's accuracy evaluation, a second device problem beside the
-/// training one, halves its chunks until both fit; on GPUs, whose coalesced gradient
-/// kernel keeps more row blocks of partials, that took more than the 600 KiB that CPU
-/// adapters need (an H200 ran out at every chunk size), hence the margin.
+/// streamed, with room for the GPU kernels' row blocks of gradient partials. It was 600 KiB
+/// until an H200 ran out of it at every chunk size, when L-BFGS's training accuracy still
+/// took a second device problem (it now uses the oracle's, see
+/// `lbfgs_tracks_accuracy_without_a_second_copy_of_x`).
 const BUDGET: u64 = 700 * 1024;
 
 fn bits(values: impl IntoIterator<Item = f64>) -> Vec<u64> {
@@ -179,6 +179,44 @@ fn lbfgs_converges_streamed_to_the_resident_optimum() {
             .iter()
             .map(|v| v.to_bits())
             .collect::<Vec<_>>()
+    );
+}
+
+/// L-BFGS computes the training accuracy on its oracle's device problem: tracking it
+/// adds no second copy of X to the device memory in use.
+#[test]
+fn lbfgs_tracks_accuracy_without_a_second_copy_of_x() {
+    let data = problem();
+    let x_bytes = (data.n_rows() * data.n_features() * 4) as u64;
+    let peak = |track_accuracy: bool| {
+        let ctx = context(None);
+        ctx.reset_memory_peak();
+        let fit = Trainer::new(Settings {
+            epochs: 5,
+            optimizer: Optimizer::Lbfgs,
+            track_accuracy,
+            ..Settings::default()
+        })
+        .unwrap()
+        .fit(Backend::Gpu(&ctx), &data, None, None, |_| {
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        let accuracies = fit
+            .history
+            .iter()
+            .filter(|r| r.train_accuracy.is_some())
+            .count();
+        assert_eq!(
+            accuracies,
+            if track_accuracy { fit.history.len() } else { 0 }
+        );
+        ctx.memory_peak()
+    };
+    let (without, with) = (peak(false), peak(true));
+    assert!(
+        with < without + x_bytes / 2,
+        "tracking accuracy took the peak from {without} to {with} bytes (X is {x_bytes})"
     );
 }
 

@@ -8,8 +8,9 @@
 // A workgroup of 256 invocations is 8 row slices × 32 quads. Quad q = t mod 32 holds
 // four consecutive features j = wx·128 + 4q .. + 4 and 16 classes k0 = wy·16 .. + 16 in
 // registers (64 sums); slice s = t / 32 walks rows start + s, start + s + 8, … of the
-// block. A 32-lane SIMD group is one slice, so each load of x reads 512 consecutive bytes
-// of one row (f32), and its 16 values of d[r, k0 ..] are the same for every lane. At the
+// block. Where SIMD groups have 32 lanes (NVIDIA) each is one slice, so each load of x
+// reads 512 consecutive bytes of one row (f32), and its 16 values of d[r, k0 ..] are the
+// same for every lane. At the
 // end the eight slices' sums are added in slice order through workgroup memory, eight
 // classes of one feature at a time, and each invocation writes one partial.
 //

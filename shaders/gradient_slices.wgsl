@@ -19,13 +19,15 @@
 // increasing order within a slice, then slices 0..7): reproducible.
 //
 // Shapes: x (rows, n) · d (rows, K) · row_loss (rows) · partials (blocks, n·K + K + 1).
-// Bindings: 0 x read (declared in x_storage.wgsl, any storage format) · 1 d read ·
+// Bindings: 0 x read (declared in x_storage.wgsl, any storage format) · 1 d read (named
+// tile_src) ·
 // 2 row_loss read · 3 partials write · 4 dims uniform (same Dims as gradient.wgsl).
 // Dispatch: (ceil((n + 1) / 128), ceil(K / 16), blocks) workgroups of 256; block b = wz
 // covers rows [b·rows_per_block, min(rows, (b + 1)·rows_per_block)).
 
 // Dims, row_loss (binding 2), partials (3) and dims (4) come from gradient_io.wgsl.
-@group(0) @binding(1) var<storage, read> d: array<vec4<f32>>;
+// d is named tile_src, as tiles_plain.wgsl (which kernels.rs puts in front) expects.
+@group(0) @binding(1) var<storage, read> tile_src: array<vec4<f32>>;
 
 const SLICES: u32 = 8u;
 const QUADS: u32 = 32u;
@@ -39,24 +41,16 @@ var<workgroup> red: array<vec4<f32>, 512>;
 // The slices' loss sums.
 var<workgroup> red_loss: array<f32, 8>;
 
-// Element e of d.
-fn d_at(e: u32) -> f32 {
-    return d[e >> 2u][e & 3u];
-}
-
-// d[i .. i + 16) as four vec4s; `aligned` says that i is a multiple of 4. Past the end of
-// d the values read as 0 (bounds check) and are never written out.
+// d[i .. i + 16) as four vec4s: four loads when `aligned` (i a multiple of 4), else
+// tile16's sixteen. Past the end of d the values read as 0 (bounds check) and are never
+// written out.
 fn d16(i: u32, aligned: bool) -> array<vec4<f32>, 4> {
     if (aligned) {
         let a = i >> 2u;
-        return array<vec4<f32>, 4>(d[a], d[a + 1u], d[a + 2u], d[a + 3u]);
+        return array<vec4<f32>, 4>(tile_src[a], tile_src[a + 1u], tile_src[a + 2u],
+                                   tile_src[a + 3u]);
     }
-    return array<vec4<f32>, 4>(
-        vec4<f32>(d_at(i), d_at(i + 1u), d_at(i + 2u), d_at(i + 3u)),
-        vec4<f32>(d_at(i + 4u), d_at(i + 5u), d_at(i + 6u), d_at(i + 7u)),
-        vec4<f32>(d_at(i + 8u), d_at(i + 9u), d_at(i + 10u), d_at(i + 11u)),
-        vec4<f32>(d_at(i + 12u), d_at(i + 13u), d_at(i + 14u), d_at(i + 15u)),
-    );
+    return tile16(i);
 }
 
 // Adds the eight slices' sums of one feature, classes k0 + 8h .. + 8, and writes them:

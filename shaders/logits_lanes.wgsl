@@ -15,8 +15,8 @@
 // same whatever ROWS.
 //
 // Shapes: x (rows, n) · w (n·K + K): theta (n, K) row-major then bias (K) · z (rows, K).
-// Bindings: 0 x read (declared in x_storage.wgsl, any storage format) · 1 w read · 2 z
-// write · 3 dims uniform (same Dims as logits.wgsl).
+// Bindings: 0 x read (declared in x_storage.wgsl, any storage format) · 1 w read (named
+// tile_src) · 2 z write · 3 dims uniform (same Dims as logits.wgsl).
 // Dispatch: (ceil(rows / (16·ROWS)) folded into x ≤ 65535 and y, then ceil(K / 16) in z)
 // workgroups of 256; rows from (wy·num_x + wx)·16·ROWS, classes [wz·16, wz·16 + 16).
 //
@@ -26,15 +26,12 @@
 // ceil(K / 64) in z.
 
 // Dims, z (binding 2) and dims (binding 3) come from logits_io.wgsl.
-@group(0) @binding(1) var<storage, read> w: array<vec4<f32>>;
+// w is named tile_src, as tiles_plain.wgsl (which kernels.rs puts in front) expects;
+// tile_at reads one value.
+@group(0) @binding(1) var<storage, read> tile_src: array<vec4<f32>>;
 
 // Rows per invocation, 4 or 8 (sums are kept four rows to a vec4).
 override ROWS: u32 = 8u;
-
-// Element i of w.
-fn w_at(i: u32) -> f32 {
-    return w[i >> 2u][i & 3u];
-}
 
 // The sums of rows q (a) and 4 + q (b) for q < 4.
 struct Sums {
@@ -115,12 +112,12 @@ fn main(
     var j = 0u;
     for (; j + 4u <= n; j = j + 4u) {
         let tj = j * dims.k + kc;
-        let th = vec4<f32>(w_at(tj), w_at(tj + dims.k), w_at(tj + 2u * dims.k),
-                           w_at(tj + 3u * dims.k));
+        let th = vec4<f32>(tile_at(tj), tile_at(tj + dims.k), tile_at(tj + 2u * dims.k),
+                           tile_at(tj + 3u * dims.k));
         s = step4(s, xa, xb, j, th, whole_words);
     }
     for (; j < n; j = j + 1u) {
-        let th = w_at(j * dims.k + kc);
+        let th = tile_at(j * dims.k + kc);
         s.a = s.a + x_col(xa, j) * th;
         if (ROWS > 4u) {
             s.b = s.b + x_col(xb, j) * th;
@@ -129,7 +126,7 @@ fn main(
     if (!live) {
         return;
     }
-    let bias = w_at(n * dims.k + k);
+    let bias = tile_at(n * dims.k + k);
     store(row0, k, s.a.x, bias);
     store(row0 + 1u, k, s.a.y, bias);
     store(row0 + 2u, k, s.a.z, bias);
@@ -147,11 +144,11 @@ fn main(
 fn theta4(j: u32, c: u32, aligned: bool) -> vec4<f32> {
     let i = j * dims.k + c;
     if (aligned) {
-        return w[i >> 2u];
+        return tile_src[i >> 2u];
     }
     let top = j * dims.k + dims.k - 1u;
-    return vec4<f32>(w_at(i), w_at(min(i + 1u, top)), w_at(min(i + 2u, top)),
-                     w_at(min(i + 3u, top)));
+    return vec4<f32>(tile_at(i), tile_at(min(i + 1u, top)), tile_at(min(i + 2u, top)),
+                     tile_at(min(i + 3u, top)));
 }
 
 // The sums of four classes for each of up to eight rows.
@@ -178,7 +175,7 @@ fn store4(row: u32, c: u32, sums: vec4<f32>) {
     }
     for (var i = 0u; i < 4u; i = i + 1u) {
         if (c + i < dims.k) {
-            z[row * dims.k + c + i] = sums[i] + w_at(dims.n * dims.k + c + i);
+            z[row * dims.k + c + i] = sums[i] + tile_at(dims.n * dims.k + c + i);
         }
     }
 }

@@ -1,8 +1,8 @@
 // Reading a row of 16 values that every invocation of a workgroup needs at once (a row of
 // a Θ class tile, a row of a d class tile): the declarations the register kernels open
 // with (kernels.rs puts this file, or tiles_subgroup.wgsl, after x_storage.wgsl and in
-// front of logits_rows and gradient_cols; fused always gets this one). It is not a kernel
-// of its own.
+// front of logits_rows and gradient_cols; fused, logits_lanes and gradient_slices always
+// get this one). It is not a kernel of its own.
 //
 // This version makes each invocation load all 16 values itself, so it may be called from
 // any control flow. tiles_subgroup.wgsl has each subgroup load them once and share them.

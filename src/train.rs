@@ -1084,12 +1084,11 @@ impl Trainer {
                 let w32: Vec<f32> = state.w.iter().map(|&v| v as f32).collect();
                 let metrics = (|| -> Result<_> {
                     let train_accuracy = match (&gpu, cpu_accuracy.as_mut()) {
-                        _ if !s.track_accuracy => None,
-                        (Some(cell), _) => {
+                        (Some(cell), _) if s.track_accuracy => {
                             Some(cell.borrow_mut().metrics(&w32, train.labels())?.accuracy)
                         }
                         (None, Some(e)) => Some(e.evaluate(&w32)?.accuracy),
-                        (None, None) => None,
+                        _ => None,
                     };
                     let validation = validator.as_mut().map(|v| v.evaluate(&w32)).transpose()?;
                     Ok((train_accuracy, validation))

@@ -31,13 +31,19 @@ pub(crate) const SHADERS: [(&str, &str); 13] = [
     ),
     (
         "logits_lanes",
-        shader!("x_storage.wgsl", "logits_io.wgsl", "logits_lanes.wgsl"),
+        shader!(
+            "x_storage.wgsl",
+            "logits_io.wgsl",
+            "tiles_plain.wgsl",
+            "logits_lanes.wgsl"
+        ),
     ),
     (
         "gradient_slices",
         shader!(
             "x_storage.wgsl",
             "gradient_io.wgsl",
+            "tiles_plain.wgsl",
             "acc16.wgsl",
             "gradient_slices.wgsl"
         ),
@@ -280,8 +286,8 @@ pub enum KernelVariant {
 }
 
 impl KernelVariant {
-    /// The kernel that sums the gradient partials under this choice.
-    fn gradient_kind(self) -> ProductKind {
+    /// The implementation of both matrix products under this choice.
+    fn product_kind(self) -> ProductKind {
         match self {
             KernelVariant::Tiled => ProductKind::Tiled,
             KernelVariant::Register => ProductKind::Register,
@@ -294,24 +300,6 @@ impl KernelVariant {
         match self {
             KernelVariant::Register => REGISTER_OUTPUTS_PER_INVOCATION,
             KernelVariant::Tiled | KernelVariant::Auto | KernelVariant::Coalesced => 1,
-        }
-    }
-
-    /// The kernel that computes the logits under this choice.
-    fn logits_kind(self) -> ProductKind {
-        match self {
-            KernelVariant::Tiled => ProductKind::Tiled,
-            KernelVariant::Register => ProductKind::Register,
-            KernelVariant::Coalesced | KernelVariant::Auto => ProductKind::Coalesced,
-        }
-    }
-
-    /// The matrix-product kernels this choice can ask for.
-    fn kinds(self) -> &'static [ProductKind] {
-        match self {
-            KernelVariant::Tiled => &[ProductKind::Tiled],
-            KernelVariant::Register => &[ProductKind::Register],
-            KernelVariant::Coalesced | KernelVariant::Auto => &[ProductKind::Coalesced],
         }
     }
 }
@@ -429,15 +417,15 @@ struct ProductBuild {
     tuning: CoalescedTuning,
 }
 
-/// A matrix product's tiled, register and coalesced pipelines, each built only when the
-/// kernel choice can ask for it.
-struct ProductPipelines {
-    tiled: Option<wgpu::ComputePipeline>,
-    register: Option<wgpu::ComputePipeline>,
-    coalesced: Option<wgpu::ComputePipeline>,
+/// A matrix product's pipeline, of the one kind its kernel choice runs.
+struct ProductPipeline {
+    kind: ProductKind,
+    pipeline: wgpu::ComputePipeline,
 }
 
-impl ProductPipelines {
+impl ProductPipeline {
+    /// `names` are the shaders of the tiled, register and coalesced kernels, each with
+    /// its pipeline constants besides `X_FORMAT`.
     fn new(
         device: &wgpu::Device,
         layout: &wgpu::BindGroupLayout,
@@ -446,48 +434,28 @@ impl ProductPipelines {
         register_constants: &[(&str, f64)],
         coalesced_constants: &[(&str, f64)],
     ) -> Self {
-        let ProductBuild {
-            variant,
-            storage,
-            subgroup_tiles,
-            ..
-        } = build;
-        let build = |name: &str, extra: &[(&str, f64)]| {
-            let mut constants = vec![x_format(storage)];
-            constants.extend_from_slice(extra);
-            pipelines(device, name, layout, &["main"], &constants).remove(0)
+        let kind = build.variant.product_kind();
+        let (name, extra) = match kind {
+            ProductKind::Tiled => (tiled.to_string(), &[][..]),
+            ProductKind::Register if build.subgroup_tiles => {
+                (format!("{register}_subgroup"), register_constants)
+            }
+            ProductKind::Register => (register.to_string(), register_constants),
+            ProductKind::Coalesced => (coalesced.to_string(), coalesced_constants),
         };
-        let register = match subgroup_tiles {
-            true => format!("{register}_subgroup"),
-            false => register.to_string(),
-        };
-        let wanted = |kind| variant.kinds().contains(&kind);
-        ProductPipelines {
-            tiled: wanted(ProductKind::Tiled).then(|| build(tiled, &[])),
-            register: wanted(ProductKind::Register).then(|| build(&register, register_constants)),
-            coalesced: wanted(ProductKind::Coalesced)
-                .then(|| build(coalesced, coalesced_constants)),
+        let mut constants = vec![x_format(build.storage)];
+        constants.extend_from_slice(extra);
+        ProductPipeline {
+            kind,
+            pipeline: pipelines(device, &name, layout, &["main"], &constants).remove(0),
         }
-    }
-
-    /// The pipeline of one kind.
-    fn get(&self, kind: ProductKind) -> &wgpu::ComputePipeline {
-        let pipeline = match kind {
-            ProductKind::Tiled => &self.tiled,
-            ProductKind::Register => &self.register,
-            ProductKind::Coalesced => &self.coalesced,
-        };
-        pipeline
-            .as_ref()
-            .unwrap_or_else(|| unreachable!("a kernel choice asks only for pipelines it built"))
     }
 }
 
-/// Z = XΘ + 1bᵀ for one row chunk (logits.wgsl, logits_rows.wgsl).
+/// Z = XΘ + 1bᵀ for one row chunk (logits.wgsl, logits_rows.wgsl, logits_lanes.wgsl).
 pub(crate) struct Logits {
     layout: wgpu::BindGroupLayout,
-    pipelines: ProductPipelines,
-    variant: KernelVariant,
+    pipeline: ProductPipeline,
     /// Rows per invocation of the register kernel (its pipeline constant ROWS).
     rows_per_invocation: u32,
     /// Rows per invocation of the coalesced kernel (its pipeline constant ROWS).
@@ -516,7 +484,7 @@ impl Logits {
             ],
         );
         Logits {
-            pipelines: ProductPipelines::new(
+            pipeline: ProductPipeline::new(
                 device,
                 &layout,
                 build,
@@ -524,7 +492,7 @@ impl Logits {
                 &[("ROWS", f64::from(rows_per_invocation))],
                 &[("ROWS", f64::from(build.tuning.rows))],
             ),
-            quads: (build.tuning.quads && build.variant.kinds().contains(&ProductKind::Coalesced))
+            quads: (build.tuning.quads && build.variant.product_kind() == ProductKind::Coalesced)
                 .then(|| {
                     let constants = [
                         x_format(build.storage),
@@ -533,7 +501,6 @@ impl Logits {
                     pipelines(device, "logits_lanes", &layout, &["quads"], &constants).remove(0)
                 }),
             layout,
-            variant: build.variant,
             rows_per_invocation,
             lanes_rows: build.tuning.rows,
             max_dim,
@@ -554,8 +521,7 @@ impl Logits {
 
     pub(crate) fn encode(&self, pass: &mut wgpu::ComputePass<'_>, b: &Bound<LogitsDims>) {
         let d = b.dims;
-        let kind = self.variant.logits_kind();
-        let workgroups = match kind {
+        let workgroups = match self.pipeline.kind {
             ProductKind::Tiled => {
                 let (bm, bn) = tile_shape(d.k);
                 let (x, y) = grid(d.rows.div_ceil(bm), self.max_dim);
@@ -574,7 +540,7 @@ impl Logits {
                 (x, y, d.k.div_ceil(CLASS_TILE))
             }
         };
-        dispatch(pass, self.pipelines.get(kind), &b.group, workgroups);
+        dispatch(pass, &self.pipeline.pipeline, &b.group, workgroups);
     }
 }
 
@@ -685,11 +651,10 @@ impl GradientDims {
 }
 
 /// Per-row-block partials of Xᵀ(P − Y), Σ(P − Y) and the loss (gradient.wgsl,
-/// gradient_cols.wgsl).
+/// gradient_cols.wgsl, gradient_slices.wgsl).
 pub(crate) struct Gradient {
     layout: wgpu::BindGroupLayout,
-    pipelines: ProductPipelines,
-    variant: KernelVariant,
+    pipeline: ProductPipeline,
 }
 
 impl Gradient {
@@ -707,7 +672,7 @@ impl Gradient {
             ],
         );
         Gradient {
-            pipelines: ProductPipelines::new(
+            pipeline: ProductPipeline::new(
                 device,
                 &layout,
                 build,
@@ -717,13 +682,12 @@ impl Gradient {
                 &[("PAIRS", f64::from(build.tuning.pairs))],
             ),
             layout,
-            variant: build.variant,
         }
     }
 
     /// The kernel that sums the partials.
     pub(crate) fn kind(&self) -> ProductKind {
-        self.variant.gradient_kind()
+        self.pipeline.kind
     }
 
     /// x (rows, n) · d (rows, K) · row_loss (rows) · partials (blocks, n·K + K + 1).
@@ -747,8 +711,7 @@ impl Gradient {
 
     pub(crate) fn encode(&self, pass: &mut wgpu::ComputePass<'_>, b: &Bound<GradientDims>) {
         let d = b.dims;
-        let kind = self.kind();
-        let workgroups = match kind {
+        let workgroups = match self.kind() {
             ProductKind::Tiled => {
                 let (bm, bn) = tile_shape(d.k);
                 ((d.n + 1).div_ceil(bm), d.k.div_ceil(bn), d.blocks())
@@ -760,7 +723,7 @@ impl Gradient {
                 d.blocks(),
             ),
         };
-        dispatch(pass, self.pipelines.get(kind), &b.group, workgroups);
+        dispatch(pass, &self.pipeline.pipeline, &b.group, workgroups);
     }
 }
 
@@ -878,9 +841,9 @@ impl Reduce {
             "reduce",
             &[Access::Read, Access::ReadWrite, Access::Uniform],
         );
-        let (entry, outputs_per_workgroup) = match variant {
-            KernelVariant::Coalesced | KernelVariant::Auto => ("sliced", 32),
-            KernelVariant::Tiled | KernelVariant::Register => ("main", 256),
+        let (entry, outputs_per_workgroup) = match variant.product_kind() {
+            ProductKind::Coalesced => ("sliced", 32),
+            ProductKind::Tiled | ProductKind::Register => ("main", 256),
         };
         let pipeline = pipelines(device, "reduce", &layout, &[entry], &[]).remove(0);
         Reduce {

@@ -79,6 +79,25 @@ pub(crate) fn unflatten<T: Copy>(w: &[T], n: usize, k: usize) -> (Array2<T>, Arr
     (theta, Array1::from_vec(w[n * k..n * k + k].to_vec()))
 }
 
+/// ‖Θ‖²_F in f64, summed in eight interleaved partial sums (a fixed order, so the same Θ
+/// always gives the same bits) that the compiler can keep in vector registers.
+fn sum_of_squares(theta: ArrayView2<'_, f32>) -> f64 {
+    let square = |t: f32| f64::from(t) * f64::from(t);
+    let Some(values) = theta.as_slice() else {
+        return theta.iter().map(|&t| square(t)).sum();
+    };
+    let mut lanes = [0f64; 8];
+    let mut blocks = values.chunks_exact(8);
+    for block in &mut blocks {
+        for (lane, &t) in lanes.iter_mut().zip(block) {
+            *lane += square(t);
+        }
+    }
+    let tail: f64 = blocks.remainder().iter().map(|&t| square(t)).sum();
+    let [a, b, c, d, e, f, g, h] = lanes;
+    ((a + e) + (b + f)) + ((c + g) + (d + h)) + tail
+}
+
 /// The reference oracle: ndarray, f64 throughout.
 #[derive(Debug, Clone)]
 pub struct CpuOracle {
@@ -243,16 +262,38 @@ impl Oracle for GpuOracle<'_> {
             ..Default::default()
         });
         self.problem.full_step(None, false)?;
-        let (loss_sum, g) = self.problem.read_loss_gradient()?;
-        let reg: f64 = theta.iter().map(|&t| f64::from(t) * f64::from(t)).sum();
-        let nk = n * k;
-        let theta_grad = Array1::from_iter(g[..nk].iter().map(|&v| f64::from(v)))
-            .into_shape_with_order((n, k))
+        // ‖Θ‖² on the host while the device runs the step.
+        let reg = sum_of_squares(theta);
+        let (loss_sum, mut g) = self.problem.read_loss_gradient()?;
+        let bias = Array1::from_vec(g.split_off(n * k));
+        let theta_grad = Array2::from_shape_vec((n, k), g)
             .unwrap_or_else(|_| unreachable!("g has n·K + K entries"));
         Ok(LossGrad {
             loss: loss_sum / m as f64 + 0.5 * l2 * reg,
             theta: theta_grad,
-            bias: g[nk..nk + k].iter().map(|&v| f64::from(v)).collect(),
+            bias,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::SplitMix64;
+
+    #[test]
+    fn sum_of_squares_matches_a_plain_sum_in_any_layout() {
+        // 7 × 13 = 91 values: eleven blocks of eight and a tail of three.
+        let mut rng = SplitMix64::new(5);
+        let theta = Array2::from_shape_fn((7, 13), |_| (3.0 * rng.normal()) as f32);
+        let plain: f64 = theta.iter().map(|&t| f64::from(t) * f64::from(t)).sum();
+        for view in [theta.view(), theta.t()] {
+            let got = sum_of_squares(view);
+            assert!(
+                (got - plain).abs() <= 1e-12 * plain,
+                "{got} against {plain}"
+            );
+        }
+        assert_eq!(sum_of_squares(Array2::<f32>::zeros((0, 4)).view()), 0.0);
     }
 }

@@ -810,6 +810,24 @@ impl GpuContext {
         ranges: &[(&wgpu::Buffer, u64, usize)],
         context: &str,
     ) -> Result<Vec<Vec<f32>>> {
+        self.read_via(
+            staging,
+            ranges,
+            context,
+            bytemuck::pod_collect_to_vec::<u8, f32>,
+        )
+    }
+
+    /// Copies each range of f32 values into the staging buffer (as in
+    /// [`GpuContext::read_f32_via`]) in one submission, maps it and hands each range's
+    /// bytes to `decode` (e.g. [`widen_f32`]).
+    pub(crate) fn read_via<T>(
+        &self,
+        staging: Option<&DeviceBuffer>,
+        ranges: &[(&wgpu::Buffer, u64, usize)],
+        context: &str,
+        decode: impl Fn(&[u8]) -> Vec<T>,
+    ) -> Result<Vec<Vec<T>>> {
         let total: u64 = ranges
             .iter()
             .map(|r| (r.2 as u64 * 4).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT))
@@ -891,12 +909,40 @@ impl GpuContext {
             let mut offset = 0usize;
             for &(_, _, len) in ranges {
                 let bytes = &view[offset..offset + len * 4];
-                out.push(bytemuck::pod_collect_to_vec::<u8, f32>(bytes));
+                out.push(decode(bytes));
                 offset += (len * 4).next_multiple_of(wgpu::COPY_BUFFER_ALIGNMENT as usize);
             }
             out
         };
         staging.unmap();
         Ok(out)
+    }
+}
+
+/// f32 values in native byte order, widened to f64 in one pass (straight from mapped
+/// staging memory, with no f32 copy in between).
+pub(crate) fn widen_f32(bytes: &[u8]) -> Vec<f64> {
+    match bytemuck::try_cast_slice::<u8, f32>(bytes) {
+        Ok(values) => values.iter().map(|&v| f64::from(v)).collect(),
+        Err(_) => bytes
+            .chunks_exact(4)
+            .map(|b| f64::from(f32::from_ne_bytes([b[0], b[1], b[2], b[3]])))
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn widened_readback_bytes_keep_every_value_aligned_or_not() {
+        let values = [1.5f32, -0.0, f32::MIN_POSITIVE, 3.25e7, -7.0];
+        let bytes: Vec<u8> = values.iter().flat_map(|v| v.to_ne_bytes()).collect();
+        let expected: Vec<f64> = values.iter().map(|&v| f64::from(v)).collect();
+        assert_eq!(widen_f32(&bytes), expected);
+        let mut shifted = vec![0u8];
+        shifted.extend_from_slice(&bytes);
+        assert_eq!(widen_f32(&shifted[1..]), expected);
     }
 }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use ndarray::{ArrayView1, ArrayView2};
 
 use crate::error::{Error, Result};
-use crate::gpu::context::{DeviceBuffer, GpuContext, Reservation};
+use crate::gpu::context::{DeviceBuffer, GpuContext, Reservation, widen_f32};
 use crate::gpu::kernels::{
     Bound, CLASS_TILE, FUSED_MAX_CLASSES, FusedDims, GatherDims, Gradient, GradientDims,
     LogitsDims, ProductKind, ReduceDims, SLICES, SLICES_FEATURES, SoftmaxDims, TILE, UpdateDims,
@@ -1082,38 +1082,47 @@ impl<'c> DeviceProblem<'c> {
 
     /// Reads back (Σ_i −log P[i, y], g, w) after a full-batch gradient pass.
     pub(crate) fn read_loss_gradient_params(&self) -> Result<(f64, Vec<f32>, Vec<f32>)> {
-        let (loss_sum, mut out) = self.read_loss_and(&[&self.g, &self.w])?;
+        let (loss_sum, mut out) =
+            self.read_loss_and(&[&self.g, &self.w], bytemuck::pod_collect_to_vec::<u8, f32>)?;
         let w = out.pop().unwrap_or_default();
         let g = out.pop().unwrap_or_default();
         Ok((loss_sum, g, w))
     }
 
     /// Reads back the summed loss and the gradient g, without the parameters (which the
-    /// caller already has).
-    pub(crate) fn read_loss_gradient(&self) -> Result<(f64, Vec<f32>)> {
-        let (loss_sum, mut out) = self.read_loss_and(&[&self.g])?;
+    /// caller already has), widened to f64 as they leave the staging buffer.
+    pub(crate) fn read_loss_gradient(&self) -> Result<(f64, Vec<f64>)> {
+        let (loss_sum, mut out) = self.read_loss_and(&[&self.g], widen_f32)?;
         Ok((loss_sum, out.pop().unwrap_or_default()))
     }
 
     /// The summed loss and whole copies of `buffers` (each of `len` values), in one
-    /// readback.
-    fn read_loss_and(&self, buffers: &[&DeviceBuffer]) -> Result<(f64, Vec<Vec<f32>>)> {
-        let len = self.len();
-        let ranges: Vec<(&wgpu::Buffer, u64, usize)> =
-            std::iter::once((&*self.sums, len as u64, 1))
-                .chain(buffers.iter().map(|&b| (&**b, 0, len)))
-                .collect();
-        let mut out = self.ctx.read_f32_via(
+    /// readback, each decoded by `decode`.
+    fn read_loss_and<T: Copy + Into<f64>>(
+        &self,
+        buffers: &[&DeviceBuffer],
+        decode: impl Fn(&[u8]) -> Vec<T>,
+    ) -> Result<(f64, Vec<Vec<T>>)> {
+        let mut out = self.ctx.read_via(
             Some(&self.readback),
-            &ranges,
+            &self.loss_and_ranges(buffers),
             "reading the loss and gradient",
+            decode,
         )?;
         let rest = out.split_off(1.min(out.len()));
-        let loss_sum = out
-            .pop()
-            .and_then(|v| v.first().copied())
-            .unwrap_or(f32::NAN);
-        Ok((f64::from(loss_sum), rest))
+        let loss_sum = out.pop().and_then(|v| v.first().copied());
+        Ok((loss_sum.map_or(f64::NAN, Into::into), rest))
+    }
+
+    /// The readback ranges of the summed loss followed by whole copies of `buffers`.
+    fn loss_and_ranges<'b>(
+        &'b self,
+        buffers: &[&'b DeviceBuffer],
+    ) -> Vec<(&'b wgpu::Buffer, u64, usize)> {
+        let len = self.len();
+        std::iter::once((&*self.sums, len as u64, 1))
+            .chain(buffers.iter().map(|&b| (&**b, 0, len)))
+            .collect()
     }
 
     /// Runs logits and softmax chunk by chunk and hands each chunk's (row offset, z, row

@@ -14,6 +14,7 @@ use ndarray::{Array1, Array2};
 
 use crate::error::{Error, Result};
 use crate::oracle::{Oracle, unflatten};
+use crate::sums::{dot, max_abs as max_norm};
 
 /// How a run of an optimizer ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,14 +188,6 @@ pub struct LbfgsState {
     pub pairs: Vec<(Vec<f64>, Vec<f64>, f64)>,
 }
 
-fn dot(a: &[f64], b: &[f64]) -> f64 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
-}
-
-fn max_norm(g: &[f64]) -> f64 {
-    g.iter().fold(0.0, |a, &v| a.max(v.abs()))
-}
-
 struct Evaluator<'o> {
     oracle: &'o mut dyn Oracle,
     n: usize,
@@ -206,15 +199,42 @@ struct Evaluator<'o> {
 impl Evaluator<'_> {
     fn eval(&mut self, w: Vec<f64>) -> Result<Point> {
         self.calls += 1;
-        let w32: Vec<f32> = w.iter().map(|&v| v as f32).collect();
-        let (theta, bias) = unflatten(&w32, self.n, self.k);
+        let (n, k) = (self.n, self.k);
+        let mut w32: Vec<f32> = w.iter().map(|&v| v as f32).collect();
+        // The point the oracle actually sees: the f32-rounded parameters (written over w,
+        // whose memory is warm, rather than into a new vector).
+        let mut seen = w;
+        seen.iter_mut()
+            .zip(&w32)
+            .for_each(|(s, &v)| *s = f64::from(v));
+        let bias = Array1::from_vec(w32.split_off(n * k));
+        let theta = Array2::from_shape_vec((n, k), w32)
+            .unwrap_or_else(|_| unreachable!("w has n·K + K entries"));
         let lg = self
             .oracle
             .loss_and_gradient(theta.view(), bias.view(), self.l2)?;
-        let g: Vec<f64> = lg.theta.iter().chain(lg.bias.iter()).copied().collect();
-        // The point the oracle actually saw: the f32-rounded parameters.
+        if lg.theta.dim() != (n, k) {
+            return Err(Error::shape(
+                "the oracle's ∇_Θ J",
+                &[n, k],
+                lg.theta.shape(),
+            ));
+        }
+        if lg.bias.len() != k {
+            return Err(Error::shape("the oracle's ∇_b J", &[k], lg.bias.shape()));
+        }
+        // ∇_Θ J's own memory when it is in standard layout (the crate's oracles), else a copy.
+        let mut g = if lg.theta.is_standard_layout() {
+            let (mut raw, offset) = lg.theta.into_raw_vec_and_offset();
+            raw.drain(..offset.unwrap_or(0));
+            raw.truncate(n * k);
+            raw
+        } else {
+            lg.theta.iter().copied().collect()
+        };
+        g.extend(lg.bias.iter());
         Ok(Point {
-            w: w32.iter().map(|&v| f64::from(v)).collect(),
+            w: seen,
             f: lg.loss,
             g,
         })
@@ -415,6 +435,7 @@ pub fn minimize_from(
         return Ok(finish(&x, Status::Diverged, first - 1, ev.calls));
     }
     // pairs: (s, y, 1/sᵀy), newest last.
+    let mut spare: (Vec<f64>, Vec<f64>) = Default::default();
     for iteration in first..=settings.max_iter {
         if max_norm(&x.g) <= settings.tol {
             return Ok(finish(&x, Status::Converged, iteration - 1, ev.calls));
@@ -435,7 +456,8 @@ pub fn minimize_from(
             let b = rho * dot(y, &q);
             q.iter_mut().zip(s).for_each(|(q, s)| *q += (a - b) * s);
         }
-        let mut d: Vec<f64> = q.iter().map(|v| -v).collect();
+        q.iter_mut().for_each(|v| *v = -*v);
+        let mut d = q;
         let mut alpha0 = 1.0;
         if pairs.is_empty() || dot(&d, &x.g) >= 0.0 {
             pairs.clear();
@@ -463,14 +485,23 @@ pub fn minimize_from(
                 ev.calls,
             ));
         };
-        let s: Vec<f64> = next.w.iter().zip(&x.w).map(|(a, b)| a - b).collect();
-        let y: Vec<f64> = next.g.iter().zip(&x.g).map(|(a, b)| a - b).collect();
+        // s and y are written into spare vectors: those of a pair dropped from the
+        // history or of a rejected pair, so a full history allocates nothing.
+        let (mut s, mut y) = std::mem::take(&mut spare);
+        s.clear();
+        s.extend(next.w.iter().zip(&x.w).map(|(a, b)| a - b));
+        y.clear();
+        y.extend(next.g.iter().zip(&x.g).map(|(a, b)| a - b));
         let sy = dot(&s, &y);
         if sy > 1e-12 * dot(&s, &s).sqrt() * dot(&y, &y).sqrt() {
             if pairs.len() == settings.history {
-                pairs.pop_front();
+                if let Some((s, y, _)) = pairs.pop_front() {
+                    spare = (s, y);
+                }
             }
             pairs.push_back((s, y, 1.0 / sy));
+        } else {
+            spare = (s, y);
         }
         x = next;
         let report = LbfgsIteration {

@@ -29,6 +29,7 @@ mod oracle;
 pub mod reference;
 mod rng;
 pub mod source;
+mod sums;
 pub mod synth;
 mod train;
 

@@ -24,10 +24,12 @@ pub struct LossGrad {
 impl LossGrad {
     /// The gradient's max-norm, `max(|∇_Θ J|, |∇_b J|)`: the convergence criterion.
     pub fn max_norm(&self) -> f64 {
-        self.theta
-            .iter()
-            .chain(self.bias.iter())
-            .fold(0.0, |a, &g| a.max(g.abs()))
+        let bias = self.bias.iter().fold(0.0, |a: f64, &g| a.max(g.abs()));
+        let theta = match self.theta.as_slice() {
+            Some(values) => crate::sums::max_abs(values),
+            None => self.theta.iter().fold(0.0, |a: f64, &g| a.max(g.abs())),
+        };
+        theta.max(bias)
     }
 }
 
@@ -79,23 +81,12 @@ pub(crate) fn unflatten<T: Copy>(w: &[T], n: usize, k: usize) -> (Array2<T>, Arr
     (theta, Array1::from_vec(w[n * k..n * k + k].to_vec()))
 }
 
-/// ‖Θ‖²_F in f64, summed in eight interleaved partial sums (a fixed order, so the same Θ
-/// always gives the same bits) that the compiler can keep in vector registers.
+/// ‖Θ‖²_F in f64, in a fixed order (so the same Θ always gives the same bits).
 fn sum_of_squares(theta: ArrayView2<'_, f32>) -> f64 {
-    let square = |t: f32| f64::from(t) * f64::from(t);
-    let Some(values) = theta.as_slice() else {
-        return theta.iter().map(|&t| square(t)).sum();
-    };
-    let mut lanes = [0f64; 8];
-    let mut blocks = values.chunks_exact(8);
-    for block in &mut blocks {
-        for (lane, &t) in lanes.iter_mut().zip(block) {
-            *lane += square(t);
-        }
+    match theta.as_slice() {
+        Some(values) => crate::sums::sum_of_squares(values),
+        None => theta.iter().map(|&t| f64::from(t) * f64::from(t)).sum(),
     }
-    let tail: f64 = blocks.remainder().iter().map(|&t| square(t)).sum();
-    let [a, b, c, d, e, f, g, h] = lanes;
-    ((a + e) + (b + f)) + ((c + g) + (d + h)) + tail
 }
 
 /// The reference oracle: ndarray, f64 throughout.

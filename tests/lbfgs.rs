@@ -57,3 +57,81 @@ fn lbfgs_reaches_digits_optima_on_the_cpu() {
     let data = digits();
     reaches_optima(&mut CpuOracle::new(&data).unwrap(), "cpu");
 }
+
+/// J = Σ cᵢ (wᵢ − 1)² / 2 over w = (Θ, b), with cᵢ in 1..=9, its ∇_Θ J handed back as
+/// `layout` makes it: standard, the transpose of a (K, n) array, or a slice of a bigger one.
+struct Quadratic {
+    n: usize,
+    k: usize,
+    layout: &'static str,
+}
+
+impl Oracle for Quadratic {
+    fn shape(&self) -> (usize, usize, usize) {
+        (1, self.n, self.k)
+    }
+
+    fn loss_and_gradient(
+        &mut self,
+        theta: ndarray::ArrayView2<'_, f32>,
+        bias: ndarray::ArrayView1<'_, f32>,
+        _l2: f64,
+    ) -> softmax_regression::Result<softmax_regression::LossGrad> {
+        let c = |i: usize, j: usize| 1.0 + ((3 * i + 5 * j) % 9) as f64;
+        let g = Array2::from_shape_fn((self.n, self.k), |(i, j)| {
+            c(i, j) * (f64::from(theta[(i, j)]) - 1.0)
+        });
+        let loss = theta
+            .indexed_iter()
+            .map(|((i, j), &t)| 0.5 * c(i, j) * (f64::from(t) - 1.0).powi(2))
+            .sum::<f64>()
+            + bias
+                .iter()
+                .map(|&b| 0.5 * (f64::from(b) - 1.0).powi(2))
+                .sum::<f64>();
+        let theta = match self.layout {
+            "transposed" => g.t().to_owned().reversed_axes(),
+            "sliced" => {
+                let mut big = Array2::zeros((self.n + 2, self.k));
+                big.slice_mut(ndarray::s![2.., ..]).assign(&g);
+                big.slice_move(ndarray::s![2.., ..])
+            }
+            "wrong shape" => g.slice_move(ndarray::s![1.., ..]),
+            _ => g,
+        };
+        Ok(softmax_regression::LossGrad {
+            loss,
+            theta,
+            bias: bias.mapv(|b| f64::from(b) - 1.0),
+        })
+    }
+}
+
+#[test]
+fn lbfgs_takes_any_layout_of_a_user_oracles_gradient_and_rejects_a_wrong_shape() {
+    let run = |layout| {
+        let mut oracle = Quadratic {
+            n: 13,
+            k: 7,
+            layout,
+        };
+        minimize(
+            &mut oracle,
+            Array2::zeros((13, 7)),
+            Array1::zeros(7),
+            0.0,
+            &LbfgsSettings::default(),
+            |_, _| ControlFlow::Continue(()),
+        )
+    };
+    let standard = run("standard").unwrap();
+    assert_eq!(standard.status, Status::Converged);
+    assert!(standard.theta.iter().all(|&t| (t - 1.0).abs() < 1e-5));
+    for layout in ["transposed", "sliced"] {
+        let r = run(layout).unwrap();
+        assert_eq!(r.theta, standard.theta, "{layout}");
+        assert_eq!(r.evaluations, standard.evaluations, "{layout}");
+    }
+    let err = run("wrong shape").unwrap_err().to_string();
+    assert!(err.contains("oracle"), "{err}");
+}

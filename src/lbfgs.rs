@@ -14,7 +14,7 @@ use ndarray::{Array1, Array2};
 
 use crate::error::{Error, Result};
 use crate::oracle::{Oracle, unflatten};
-use crate::sums::{dot, max_abs as max_norm};
+use crate::vectors::{self, dot, max_abs as max_norm};
 
 /// How a run of an optimizer ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -200,13 +200,11 @@ impl Evaluator<'_> {
     fn eval(&mut self, w: Vec<f64>) -> Result<Point> {
         self.calls += 1;
         let (n, k) = (self.n, self.k);
-        let mut w32: Vec<f32> = w.iter().map(|&v| v as f32).collect();
+        let mut w32: Vec<f32> = vectors::map(&w, |v| v as f32);
         // The point the oracle actually sees: the f32-rounded parameters (written over w,
         // whose memory is warm, rather than into a new vector).
         let mut seen = w;
-        seen.iter_mut()
-            .zip(&w32)
-            .for_each(|(s, &v)| *s = f64::from(v));
+        vectors::update(&mut seen, &w32, |_, v| f64::from(v));
         let bias = Array1::from_vec(w32.split_off(n * k));
         let theta = Array2::from_shape_vec((n, k), w32)
             .unwrap_or_else(|_| unreachable!("w has n·K + K entries"));
@@ -274,7 +272,11 @@ fn line_search(
     let decreases = |alpha: f64, f: f64, df: f64| {
         f <= f0 + s.c1 * alpha * d0 || (f <= f0 + noise && df <= (2.0 * s.c1 - 1.0) * d0)
     };
-    let at = |alpha: f64| -> Vec<f64> { x.w.iter().zip(d).map(|(w, d)| w + alpha * d).collect() };
+    let at = |alpha: f64| -> Vec<f64> {
+        let mut w = Vec::with_capacity(d.len());
+        vectors::zip_into(&mut w, &x.w, d, |w, d| w + alpha * d);
+        w
+    };
     let mut calls = 0usize;
     // (α, φ(α), φ'(α)) of the previous trial; α = 0 to start.
     let (mut a_prev, mut f_prev, mut d_prev) = (0.0, f0, d0);
@@ -441,34 +443,34 @@ pub fn minimize_from(
             return Ok(finish(&x, Status::Converged, iteration - 1, ev.calls));
         }
         // Two-loop recursion: d = −H g.
-        let mut q = x.g.clone();
+        let mut q = vectors::map(&x.g, |g| g);
         let mut alphas = Vec::with_capacity(pairs.len());
         for (s, y, rho) in pairs.iter().rev() {
             let a = rho * dot(s, &q);
-            q.iter_mut().zip(y).for_each(|(q, y)| *q -= a * y);
+            vectors::update(&mut q, y, |q, y| q - a * y);
             alphas.push(a);
         }
         if let Some((s, y, _)) = pairs.back() {
             let gamma = dot(s, y) / dot(y, y);
-            q.iter_mut().for_each(|q| *q *= gamma);
+            vectors::apply(&mut q, |q| q * gamma);
         }
         for ((s, y, rho), a) in pairs.iter().zip(alphas.iter().rev()) {
             let b = rho * dot(y, &q);
-            q.iter_mut().zip(s).for_each(|(q, s)| *q += (a - b) * s);
+            vectors::update(&mut q, s, |q, s| q + (a - b) * s);
         }
-        q.iter_mut().for_each(|v| *v = -*v);
+        vectors::apply(&mut q, |q| -q);
         let mut d = q;
         let mut alpha0 = 1.0;
         if pairs.is_empty() || dot(&d, &x.g) >= 0.0 {
             pairs.clear();
-            d = x.g.iter().map(|v| -v).collect();
+            d = vectors::map(&x.g, |v| -v);
             alpha0 = (1.0 / dot(&x.g, &x.g).sqrt()).min(1.0);
         }
         let mut next = line_search(&mut ev, &x, &d, alpha0, settings)?;
         if next.is_none() && !pairs.is_empty() {
             // The quasi-Newton direction failed: forget the history, try steepest descent.
             pairs.clear();
-            d = x.g.iter().map(|v| -v).collect();
+            d = vectors::map(&x.g, |v| -v);
             next = line_search(
                 &mut ev,
                 &x,
@@ -488,10 +490,8 @@ pub fn minimize_from(
         // s and y are written into spare vectors: those of a pair dropped from the
         // history or of a rejected pair, so a full history allocates nothing.
         let (mut s, mut y) = std::mem::take(&mut spare);
-        s.clear();
-        s.extend(next.w.iter().zip(&x.w).map(|(a, b)| a - b));
-        y.clear();
-        y.extend(next.g.iter().zip(&x.g).map(|(a, b)| a - b));
+        vectors::zip_into(&mut s, &next.w, &x.w, |a, b| a - b);
+        vectors::zip_into(&mut y, &next.g, &x.g, |a, b| a - b);
         let sy = dot(&s, &y);
         if sy > 1e-12 * dot(&s, &s).sqrt() * dot(&y, &y).sqrt() {
             if pairs.len() == settings.history {

@@ -29,9 +29,9 @@ mod oracle;
 pub mod reference;
 mod rng;
 pub mod source;
-mod sums;
 pub mod synth;
 mod train;
+mod vectors;
 
 pub use checkpoint::Checkpoint;
 pub use dataset::Dataset;

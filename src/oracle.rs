@@ -26,7 +26,7 @@ impl LossGrad {
     pub fn max_norm(&self) -> f64 {
         let bias = self.bias.iter().fold(0.0, |a: f64, &g| a.max(g.abs()));
         let theta = match self.theta.as_slice() {
-            Some(values) => crate::sums::max_abs(values),
+            Some(values) => crate::vectors::max_abs(values),
             None => self.theta.iter().fold(0.0, |a: f64, &g| a.max(g.abs())),
         };
         theta.max(bias)
@@ -84,7 +84,7 @@ pub(crate) fn unflatten<T: Copy>(w: &[T], n: usize, k: usize) -> (Array2<T>, Arr
 /// ‖Θ‖²_F in f64, in a fixed order (so the same Θ always gives the same bits).
 fn sum_of_squares(theta: ArrayView2<'_, f32>) -> f64 {
     match theta.as_slice() {
-        Some(values) => crate::sums::sum_of_squares(values),
+        Some(values) => crate::vectors::sum_of_squares(values),
         None => theta.iter().map(|&t| f64::from(t) * f64::from(t)).sum(),
     }
 }

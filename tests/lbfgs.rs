@@ -109,29 +109,29 @@ impl Oracle for Quadratic {
 
 #[test]
 fn lbfgs_takes_any_layout_of_a_user_oracles_gradient_and_rejects_a_wrong_shape() {
-    let run = |layout| {
-        let mut oracle = Quadratic {
-            n: 13,
-            k: 7,
-            layout,
+    // 13 × 7 runs the host's vector work on one thread; 300 × 250 (75,250 parameters)
+    // splits it over rayon's pool.
+    for (n, k) in [(13, 7), (300, 250)] {
+        let run = |layout| {
+            let mut oracle = Quadratic { n, k, layout };
+            minimize(
+                &mut oracle,
+                Array2::zeros((n, k)),
+                Array1::zeros(k),
+                0.0,
+                &LbfgsSettings::default(),
+                |_, _| ControlFlow::Continue(()),
+            )
         };
-        minimize(
-            &mut oracle,
-            Array2::zeros((13, 7)),
-            Array1::zeros(7),
-            0.0,
-            &LbfgsSettings::default(),
-            |_, _| ControlFlow::Continue(()),
-        )
-    };
-    let standard = run("standard").unwrap();
-    assert_eq!(standard.status, Status::Converged);
-    assert!(standard.theta.iter().all(|&t| (t - 1.0).abs() < 1e-5));
-    for layout in ["transposed", "sliced"] {
-        let r = run(layout).unwrap();
-        assert_eq!(r.theta, standard.theta, "{layout}");
-        assert_eq!(r.evaluations, standard.evaluations, "{layout}");
+        let standard = run("standard").unwrap();
+        assert_eq!(standard.status, Status::Converged, "{n} × {k}");
+        assert!(standard.theta.iter().all(|&t| (t - 1.0).abs() < 1e-5));
+        for layout in ["transposed", "sliced"] {
+            let r = run(layout).unwrap();
+            assert_eq!(r.theta, standard.theta, "{n} × {k}, {layout}");
+            assert_eq!(r.evaluations, standard.evaluations, "{n} × {k}, {layout}");
+        }
+        let err = run("wrong shape").unwrap_err().to_string();
+        assert!(err.contains("oracle"), "{err}");
     }
-    let err = run("wrong shape").unwrap_err().to_string();
-    assert!(err.contains("oracle"), "{err}");
 }

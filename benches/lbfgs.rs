@@ -6,10 +6,15 @@
 //! - synthetic Gaussian clusters, 100000 × 256, K = 20, λ = 1e-4: wall time to converge
 //!   at max|∇J| ≤ 1e-5 for both, with the final J of each.
 //!
+//! - host: L-BFGS's own work per iteration (two-loop recursion, line search, conversions)
+//!   at n·K = 1024 × 1000, the size of a 1000-class probe on 1024-dim embeddings, against a
+//!   cheap separable quadratic oracle whose time is measured and left out; on rayon's
+//!   whole pool and on one thread, in the same run.
+//!
 //! scikit-learn runs through `python3 benches/sklearn_lbfgs.py` with
 //! OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 (its fastest setting on 2 cores); its column
 //! is left out when Python with scikit-learn is not installed. Run with
-//! `cargo bench --bench lbfgs`; `LBFGS_SHAPES=digits` runs only the first problem.
+//! `cargo bench --bench lbfgs`; `LBFGS_SHAPES=digits` (or `synthetic`, `host`, comma-separated) picks problems.
 
 use std::ops::ControlFlow;
 use std::path::Path;
@@ -18,7 +23,7 @@ use std::time::Instant;
 
 use ndarray::{Array1, Array2};
 use softmax_regression::lbfgs::{LbfgsSettings, minimize};
-use softmax_regression::{CpuOracle, Dataset, GpuContext, GpuOracle, Oracle, SplitMix64};
+use softmax_regression::{CpuOracle, Dataset, GpuContext, GpuOracle, LossGrad, Oracle, SplitMix64};
 
 fn clusters(m: usize, n: usize, k: usize, seed: u64) -> Dataset {
     let mut rng = SplitMix64::new(seed);
@@ -139,6 +144,65 @@ fn ours(
     (secs, r.loss, iters, evals)
 }
 
+/// J = Σ cᵢ (wᵢ − 1)² / 2 over w = (Θ, b), cᵢ in 1..=100: one pass over w per call, timed.
+struct Quadratic {
+    n: usize,
+    k: usize,
+    seconds: f64,
+}
+
+impl Oracle for Quadratic {
+    fn shape(&self) -> (usize, usize, usize) {
+        (1, self.n, self.k)
+    }
+
+    fn loss_and_gradient(
+        &mut self,
+        theta: ndarray::ArrayView2<'_, f32>,
+        bias: ndarray::ArrayView1<'_, f32>,
+        _l2: f64,
+    ) -> softmax_regression::Result<LossGrad> {
+        let started = Instant::now();
+        let mut loss = 0.0;
+        let g = Array2::from_shape_fn((self.n, self.k), |(i, j)| {
+            let c = 1.0 + ((7 * i + 13 * j) % 100) as f64;
+            let d = f64::from(theta[(i, j)]) - 1.0;
+            loss += 0.5 * c * d * d;
+            c * d
+        });
+        let gb = bias.mapv(|b| f64::from(b) - 1.0);
+        loss += gb.iter().map(|d| 0.5 * d * d).sum::<f64>();
+        self.seconds += started.elapsed().as_secs_f64();
+        Ok(LossGrad {
+            loss,
+            theta: g,
+            bias: gb,
+        })
+    }
+}
+
+/// (ms of L-BFGS host work per iteration, oracle excluded; J after 30 iterations).
+fn host_overhead(n: usize, k: usize) -> (f64, f64) {
+    let mut oracle = Quadratic { n, k, seconds: 0.0 };
+    let settings = LbfgsSettings {
+        max_iter: 30,
+        tol: 0.0,
+        ..LbfgsSettings::default()
+    };
+    let started = Instant::now();
+    let r = minimize(
+        &mut oracle,
+        Array2::zeros((n, k)),
+        Array1::zeros(k),
+        0.0,
+        &settings,
+        |_, _| ControlFlow::Continue(()),
+    )
+    .expect("L-BFGS runs");
+    let host = started.elapsed().as_secs_f64() - oracle.seconds;
+    (1e3 * host / r.iterations as f64, r.loss)
+}
+
 fn main() {
     let ctx =
         GpuContext::from_env().unwrap_or_else(|e| panic!("the benchmark needs an adapter: {e}"));
@@ -199,6 +263,27 @@ fn main() {
                 "synthetic: GPU/scikit-learn time ratio {:.2}, J difference {:.2e} (relative)",
                 g.0 / s.0,
                 (g.1 - s.1) / s.1
+            );
+        }
+    }
+    if wanted("host") {
+        let (n, k) = (1024, 1000);
+        let threads = rayon::current_num_threads();
+        let one = rayon::ThreadPoolBuilder::new()
+            .num_threads(1)
+            .build()
+            .expect("a one-thread pool");
+        for round in 1..=3 {
+            let all = host_overhead(n, k);
+            let single = one.install(|| host_overhead(n, k));
+            assert_eq!(
+                all.1.to_bits(),
+                single.1.to_bits(),
+                "same J on any thread count"
+            );
+            println!(
+                "host (n·K = {n} × {k}), round {round}: {:.2} ms per iteration on {threads} threads, {:.2} ms on one (oracle excluded, J = {:.6e} after 30 iterations)",
+                all.0, single.0, all.1
             );
         }
     }

@@ -920,10 +920,10 @@ impl GpuContext {
 }
 
 /// f32 values in native byte order, widened to f64 in one pass (straight from mapped
-/// staging memory, with no f32 copy in between).
+/// staging memory, with no f32 copy in between; long ones over rayon's pool).
 pub(crate) fn widen_f32(bytes: &[u8]) -> Vec<f64> {
     match bytemuck::try_cast_slice::<u8, f32>(bytes) {
-        Ok(values) => values.iter().map(|&v| f64::from(v)).collect(),
+        Ok(values) => crate::vectors::map(values, f64::from),
         Err(_) => bytes
             .chunks_exact(4)
             .map(|b| f64::from(f32::from_ne_bytes([b[0], b[1], b[2], b[3]])))

@@ -90,7 +90,11 @@ impl Oracle for Quadratic {
                 .map(|&b| 0.5 * (f64::from(b) - 1.0).powi(2))
                 .sum::<f64>();
         let theta = match self.layout {
-            "transposed" => g.t().to_owned().reversed_axes(),
+            "transposed" => {
+                let columns = g.t().as_standard_layout().into_owned().reversed_axes();
+                assert!(!columns.is_standard_layout());
+                columns
+            }
             "sliced" => {
                 let mut big = Array2::zeros((self.n + 2, self.k));
                 big.slice_mut(ndarray::s![2.., ..]).assign(&g);

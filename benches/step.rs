@@ -1,7 +1,9 @@
 //! Throughput of the loss-and-gradient step (the oracle: every kernel of one full-batch
 //! pass plus the readback of J and ∇J) at the shapes of BENCHMARKS.md, on the adapter the
 //! environment selects. Each shape is checked against the f64 CPU reference before it is
-//! timed. Upload, step and readback are reported separately.
+//! timed. The upload of X, the whole step, the step's parts (Θ up, compute, readback,
+//! from `GpuOracle::timed_step`) and each kernel (GPU timestamps where the adapter has
+//! them) are reported separately.
 //!
 //! `BENCH_SHAPES=small,S1` picks shapes (default: all); `BENCH_VARIANTS=tiled,register,fused`
 //! (or `coalesced`, or `gpu-auto`, the kernels GPUs get by default, or `register-plain`, the
@@ -18,6 +20,7 @@ use ndarray::{Array1, Array2};
 use softmax_regression::gpu::{KernelVariant, XStorage};
 use softmax_regression::{
     AdapterRequest, CpuOracle, Dataset, GpuContext, GpuOracle, LossGrad, Oracle, SplitMix64,
+    StepTimes,
 };
 
 struct Shape {
@@ -212,6 +215,24 @@ fn main() {
                     t.elapsed().as_secs_f64()
                 })
                 .collect();
+            // The host's view of a step in three parts, with a wait between the step
+            // and the readback.
+            let parts: Vec<StepTimes> = (0..runs.min(9))
+                .map(|_| {
+                    oracle
+                        .timed_step(theta.view(), bias.view(), 1e-4)
+                        .expect("timed step")
+                        .1
+                })
+                .collect();
+            let part = |f: fn(&StepTimes) -> f64| median(parts.iter().map(f).collect()) * 1e3;
+            println!(
+                "{label}: step parts (medians of {}, host clock, a wait after the step): Θ up {:.3} ms, compute {:.3} ms, readback {:.3} ms",
+                parts.len(),
+                part(|t| t.upload),
+                part(|t| t.compute),
+                part(|t| t.readback)
+            );
             // Per kernel, one submission each with a wait after it.
             let profiles: Vec<(Vec<(&str, f64)>, bool)> = (0..runs.min(9))
                 .map(|_| {

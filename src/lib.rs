@@ -39,6 +39,6 @@ pub use error::{Error, Result};
 pub use gpu::{AdapterRequest, GpuContext};
 pub use lbfgs::Status;
 pub use model::{Backend, Metrics, Model};
-pub use oracle::{CpuOracle, GpuOracle, LossGrad, Oracle};
+pub use oracle::{CpuOracle, GpuOracle, LossGrad, Oracle, StepTimes};
 pub use rng::SplitMix64;
 pub use train::{DeviceUse, EpochReport, Fit, Optimizer, Schedule, Settings, Trainer};

@@ -235,6 +235,78 @@ impl<'c> GpuOracle<'c> {
     }
 }
 
+/// Where the host's time of one GPU oracle call goes (seconds), from
+/// [`GpuOracle::timed_step`].
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct StepTimes {
+    /// Θ and b handed to the queue (copied into wgpu's staging memory; the copy to the
+    /// device runs at the start of the step's submission, so it counts in `compute`).
+    pub upload: f64,
+    /// From the step's submission until the device has finished it.
+    pub compute: f64,
+    /// J and ∇J back: the copy into the staging buffer, its map and the widening to f64;
+    /// and ‖Θ‖² for the λ term, which an untimed call computes while the device works.
+    pub readback: f64,
+}
+
+impl GpuOracle<'_> {
+    /// [`Oracle::loss_and_gradient`], with a wait between the step and the readback so
+    /// that the three parts of its time can be told apart (which costs the overlap of
+    /// ‖Θ‖² with the device's work). For benchmarks and profiling.
+    pub fn timed_step(
+        &mut self,
+        theta: ArrayView2<'_, f32>,
+        bias: ArrayView1<'_, f32>,
+        l2: f64,
+    ) -> Result<(LossGrad, StepTimes)> {
+        let mut times = StepTimes::default();
+        let lg = self.step(theta, bias, l2, Some(&mut times))?;
+        Ok((lg, times))
+    }
+
+    /// One oracle call; with `times`, waits for the device after the step and records
+    /// the parts of the call's time there.
+    fn step(
+        &mut self,
+        theta: ArrayView2<'_, f32>,
+        bias: ArrayView1<'_, f32>,
+        l2: f64,
+        mut times: Option<&mut StepTimes>,
+    ) -> Result<LossGrad> {
+        let (m, n, k) = self.shape();
+        check_params(theta, bias, n, k)?;
+        check_l2(l2)?;
+        let started = std::time::Instant::now();
+        self.problem.set_params_from(theta, bias);
+        self.problem.configure_full(StepDims {
+            l2: l2 as f32,
+            ..Default::default()
+        });
+        let uploaded = started.elapsed().as_secs_f64();
+        self.problem.full_step(None, false)?;
+        if let Some(t) = times.as_deref_mut() {
+            self.problem.wait_idle("a full-batch step")?;
+            t.upload = uploaded;
+            t.compute = started.elapsed().as_secs_f64() - uploaded;
+        }
+        let reading = std::time::Instant::now();
+        // ‖Θ‖² on the host while the device runs the step.
+        let reg = sum_of_squares(theta);
+        let (loss_sum, mut g) = self.problem.read_loss_gradient()?;
+        let bias = Array1::from_vec(g.split_off(n * k));
+        let theta_grad = Array2::from_shape_vec((n, k), g)
+            .unwrap_or_else(|_| unreachable!("g has n·K + K entries"));
+        if let Some(t) = times {
+            t.readback = reading.elapsed().as_secs_f64();
+        }
+        Ok(LossGrad {
+            loss: loss_sum / m as f64 + 0.5 * l2 * reg,
+            theta: theta_grad,
+            bias,
+        })
+    }
+}
+
 impl Oracle for GpuOracle<'_> {
     fn shape(&self) -> (usize, usize, usize) {
         (self.problem.m, self.problem.n, self.problem.k)
@@ -246,26 +318,7 @@ impl Oracle for GpuOracle<'_> {
         bias: ArrayView1<'_, f32>,
         l2: f64,
     ) -> Result<LossGrad> {
-        let (m, n, k) = self.shape();
-        check_params(theta, bias, n, k)?;
-        check_l2(l2)?;
-        self.problem.set_params_from(theta, bias);
-        self.problem.configure_full(StepDims {
-            l2: l2 as f32,
-            ..Default::default()
-        });
-        self.problem.full_step(None, false)?;
-        // ‖Θ‖² on the host while the device runs the step.
-        let reg = sum_of_squares(theta);
-        let (loss_sum, mut g) = self.problem.read_loss_gradient()?;
-        let bias = Array1::from_vec(g.split_off(n * k));
-        let theta_grad = Array2::from_shape_vec((n, k), g)
-            .unwrap_or_else(|_| unreachable!("g has n·K + K entries"));
-        Ok(LossGrad {
-            loss: loss_sum / m as f64 + 0.5 * l2 * reg,
-            theta: theta_grad,
-            bias,
-        })
+        self.step(theta, bias, l2, None)
     }
 }
 

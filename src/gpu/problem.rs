@@ -850,6 +850,11 @@ impl<'c> DeviceProblem<'c> {
         self.ctx.check("a streamed full-batch step")
     }
 
+    /// Waits until the device has finished everything submitted so far.
+    pub(crate) fn wait_idle(&self, context: &str) -> Result<()> {
+        self.ctx.wait(None, context)
+    }
+
     /// With X streamed, makes chunk `c` the content of its slot: waits until the device
     /// is done with what the slot held, then reads the rows from the source and queues
     /// their upload (which runs before the next submission). Resident X: nothing to do.

@@ -13,7 +13,7 @@ use std::ops::ControlFlow;
 use ndarray::{Array1, Array2};
 
 use crate::error::{Error, Result};
-use crate::oracle::{Oracle, unflatten};
+use crate::oracle::{Oracle, unflatten_vec};
 use crate::vectors::{self, dot, max_abs as max_norm};
 
 /// How a run of an optimizer ended.
@@ -200,14 +200,12 @@ impl Evaluator<'_> {
     fn eval(&mut self, w: Vec<f64>) -> Result<Point> {
         self.calls += 1;
         let (n, k) = (self.n, self.k);
-        let mut w32: Vec<f32> = vectors::map(&w, |v| v as f32);
+        let w32: Vec<f32> = vectors::map(&w, |v| v as f32);
         // The point the oracle actually sees: the f32-rounded parameters (written over w,
         // whose memory is warm, rather than into a new vector).
         let mut seen = w;
         vectors::update(&mut seen, &w32, |_, v| f64::from(v));
-        let bias = Array1::from_vec(w32.split_off(n * k));
-        let theta = Array2::from_shape_vec((n, k), w32)
-            .unwrap_or_else(|_| unreachable!("w has n·K + K entries"));
+        let (theta, bias) = unflatten_vec(w32, n, k);
         let lg = self
             .oracle
             .loss_and_gradient(theta.view(), bias.view(), self.l2)?;
@@ -421,8 +419,7 @@ pub fn minimize_from(
         }
     };
     let finish = |x: &Point, status: Status, iterations: usize, calls: usize| {
-        let w32: Vec<f32> = x.w.iter().map(|&v| v as f32).collect();
-        let (theta, bias) = unflatten(&w32, n, k);
+        let (theta, bias) = unflatten_vec(vectors::map(&x.w, |v| v as f32), n, k);
         LbfgsResult {
             theta,
             bias,

@@ -24,12 +24,8 @@ pub struct LossGrad {
 impl LossGrad {
     /// The gradient's max-norm, `max(|∇_Θ J|, |∇_b J|)`: the convergence criterion.
     pub fn max_norm(&self) -> f64 {
-        let bias = self.bias.iter().fold(0.0, |a: f64, &g| a.max(g.abs()));
-        let theta = match self.theta.as_slice() {
-            Some(values) => crate::vectors::max_abs(values),
-            None => self.theta.iter().fold(0.0, |a: f64, &g| a.max(g.abs())),
-        };
-        theta.max(bias)
+        let max_abs = crate::vectors::max_abs;
+        row_major(self.theta.view(), max_abs).max(row_major(self.bias.view(), max_abs))
     }
 }
 
@@ -76,19 +72,35 @@ pub(crate) fn flatten(theta: ArrayView2<'_, f32>, bias: ArrayView1<'_, f32>) -> 
 
 /// Splits w back into (Θ (n, K), b (K)).
 pub(crate) fn unflatten<T: Copy>(w: &[T], n: usize, k: usize) -> (Array2<T>, Array1<T>) {
-    let theta = Array2::from_shape_vec((n, k), w[..n * k].to_vec())
-        .unwrap_or_else(|_| unreachable!("w has n·K + K entries"));
-    (theta, Array1::from_vec(w[n * k..n * k + k].to_vec()))
+    unflatten_vec(w[..n * k + k].to_vec(), n, k)
+}
+
+/// [`unflatten`] taking w's memory over: Θ keeps it, b gets a copy of its K values.
+pub(crate) fn unflatten_vec<T>(mut w: Vec<T>, n: usize, k: usize) -> (Array2<T>, Array1<T>) {
+    w.truncate(n * k + k);
+    let bias = Array1::from_vec(w.split_off(n * k));
+    let theta =
+        Array2::from_shape_vec((n, k), w).unwrap_or_else(|_| unreachable!("w has n·K + K entries"));
+    (theta, bias)
+}
+
+/// Runs `f` on `a`'s values in row-major order, copying them first only when `a` is not in
+/// standard layout.
+fn row_major<A: Clone, D: ndarray::Dimension, R>(
+    a: ndarray::ArrayView<'_, A, D>,
+    f: impl FnOnce(&[A]) -> R,
+) -> R {
+    let standard = a.as_standard_layout();
+    match standard.as_slice() {
+        Some(values) => f(values),
+        None => unreachable!("a standard-layout array is one slice"),
+    }
 }
 
 /// ‖Θ‖²_F in f64, summed in Θ's row-major order whatever its memory layout (so the same
 /// Θ always gives the same bits).
 fn sum_of_squares(theta: ArrayView2<'_, f32>) -> f64 {
-    let standard = theta.as_standard_layout();
-    match standard.as_slice() {
-        Some(values) => crate::vectors::sum_of_squares(values),
-        None => unreachable!("a standard-layout array is one slice"),
-    }
+    row_major(theta, crate::vectors::sum_of_squares)
 }
 
 /// The reference oracle: ndarray, f64 throughout.
@@ -292,10 +304,8 @@ impl GpuOracle<'_> {
         let reading = std::time::Instant::now();
         // ‖Θ‖² on the host while the device runs the step.
         let reg = sum_of_squares(theta);
-        let (loss_sum, mut g) = self.problem.read_loss_gradient()?;
-        let bias = Array1::from_vec(g.split_off(n * k));
-        let theta_grad = Array2::from_shape_vec((n, k), g)
-            .unwrap_or_else(|_| unreachable!("g has n·K + K entries"));
+        let (loss_sum, g) = self.problem.read_loss_gradient()?;
+        let (theta_grad, bias) = unflatten_vec(g, n, k);
         if let Some(t) = times {
             t.readback = reading.elapsed().as_secs_f64();
         }

@@ -17,7 +17,6 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::lbfgs::LbfgsState;
-use crate::model_file::write_atomic;
 use crate::train::Settings;
 
 /// The `format` metadata value of checkpoint files.
@@ -66,7 +65,14 @@ pub fn trajectory_settings(s: &Settings) -> String {
         crate::train::Schedule::Cosine => format!(" epochs={}", s.epochs),
         _ => String::new(),
     };
-    format!("{}{epochs}", trajectory_core(s))
+    // Only a standardized run says so, so that checkpoints written before the setting
+    // existed still match runs without it.
+    let standardize = if s.standardize {
+        " standardize=true"
+    } else {
+        ""
+    };
+    format!("{}{epochs}{standardize}", trajectory_core(s))
 }
 
 fn trajectory_core(s: &Settings) -> String {
@@ -133,7 +139,7 @@ fn bad(path: &Path, message: impl std::fmt::Display) -> Error {
 impl Checkpoint {
     /// Writes the checkpoint to `path` atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
-        write_atomic(path, &self.to_bytes(path)?)
+        crate::output::write_file(path, &self.to_bytes(path)?)
     }
 
     fn to_bytes(&self, path: &Path) -> Result<Vec<u8>> {

@@ -228,6 +228,23 @@ impl Dataset {
             .map_err(|e| Error::setting("x", "shape", e.to_string()))
     }
 
+    /// The same labels, K and weights with X replaced by `x` of the same shape, whose
+    /// values the caller keeps finite (a transform of this dataset's X).
+    pub(crate) fn with_x(&self, x: Array2<f32>) -> Self {
+        Dataset {
+            x: Features::Memory(MemorySource::new(x)),
+            ..self.clone()
+        }
+    }
+
+    /// [`Dataset::with_x`] with X read from `source`.
+    pub(crate) fn with_source(&self, source: Arc<dyn ChunkSource>) -> Self {
+        Dataset {
+            x: Features::Source(source),
+            ..self.clone()
+        }
+    }
+
     /// Whether X is read from a source rather than held in memory.
     pub fn is_streamed(&self) -> bool {
         matches!(self.x, Features::Source(_))

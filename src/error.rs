@@ -31,8 +31,12 @@ pub enum Error {
         /// Entries in the label vector.
         labels: usize,
     },
-    /// A feature value is NaN or infinite.
-    #[error("feature value at row {row}, column {column} is {value}, not a finite number")]
+    /// A feature value is NaN or infinite. Messages count rows and columns from 1.
+    #[error(
+        "feature value at row {}, column {} is {value}, not a finite number",
+        .row + 1,
+        .column + 1
+    )]
     NonFinite {
         /// Zero-based row.
         row: usize,
@@ -41,9 +45,27 @@ pub enum Error {
         /// The offending value.
         value: f32,
     },
-    /// A feature value is beyond the range of the compact storage asked for.
+    /// A float64 feature value is finite but beyond float32's range, so it would be read
+    /// as an infinity. Messages count rows and columns from 1.
     #[error(
-        "feature value {value} at row {row}, column {column} is beyond the ±{limit} range of {storage} storage; store X as f32 or u8"
+        "feature value {value:e} at row {}, column {} exceeds the float32 range (±3.4e38)",
+        .row + 1,
+        .column + 1
+    )]
+    BeyondFloat32 {
+        /// Zero-based row.
+        row: usize,
+        /// Zero-based column.
+        column: usize,
+        /// The value as stored.
+        value: f64,
+    },
+    /// A feature value is beyond the range of the compact storage asked for. Messages
+    /// count rows and columns from 1.
+    #[error(
+        "feature value {value} at row {}, column {} is beyond the ±{limit} range of {storage} storage; store X as f32 or u8",
+        .row + 1,
+        .column + 1
     )]
     OutOfStorageRange {
         /// Zero-based row.
@@ -57,16 +79,19 @@ pub enum Error {
         /// The largest magnitude it holds.
         limit: f32,
     },
-    /// A sample weight is negative or not finite.
-    #[error("sample weight {value} at row {row} is not a finite number ≥ 0")]
+    /// A sample weight is negative or not finite. Messages count rows from 1.
+    #[error("sample weight {value} at row {} is not a finite number ≥ 0", .row + 1)]
     InvalidWeight {
         /// Zero-based row.
         row: usize,
         /// The offending weight.
         value: f32,
     },
-    /// A label is not in 0..K.
-    #[error("label {label} at row {row} is outside 0..{n_classes} (K = {n_classes})")]
+    /// A label is not in 0..K. Messages count rows from 1.
+    #[error(
+        "label {label} at row {} is outside 0..{n_classes} (K = {n_classes})",
+        .row + 1
+    )]
     LabelOutOfRange {
         /// Zero-based row.
         row: usize,

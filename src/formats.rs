@@ -9,7 +9,8 @@
 
 use std::borrow::Cow;
 use std::fmt;
-use std::io::Read;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
@@ -219,7 +220,7 @@ pub fn load(path: &Path, options: &LoadOptions) -> Result<Loaded, FormatError> {
             ));
         }
     };
-    let bytes = read_file(path)?;
+    let bytes = read_file(path, Contents::of(Some(format)))?;
     let Loaded { x, labels: in_file } = load_bytes(format, path, &bytes, options)?;
     let labels = match &options.labels {
         Some(labels_path) => {
@@ -379,23 +380,346 @@ pub fn encode_labels(
 // ---------------------------------------------------------------------------------------
 // Shared pieces
 
+/// What a file should hold, which decides how much of it is read: NPY and IDX headers
+/// declare their data, and nothing past that is read; text declares nothing, so it is
+/// read only as far as memory allows, and only once its first block has no NUL byte.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Contents {
+    Text,
+    Npy,
+    Idx,
+}
+
+impl Contents {
+    fn of(format: Option<Format>) -> Self {
+        match format {
+            Some(Format::Npy) => Contents::Npy,
+            Some(Format::Idx) => Contents::Idx,
+            _ => Contents::Text,
+        }
+    }
+}
+
+/// Bytes at the start of a text file checked for NUL bytes, which text never holds: a
+/// binary file, a device like /dev/zero or UTF-16 text is refused before more is read.
+const TEXT_PROBE: u64 = 64 << 10;
+
+/// The most a gzipped text file, or a text stream (a pipe, a device), may hold: its size
+/// is known only once it is read, so this bounds the read where the available memory is
+/// not known, and a file meant as data is never this large.
+pub const MAX_TEXT_STREAM: u64 = 64 << 30;
+
+/// The longest NPY header read. NumPy writes a few hundred bytes; its own reader refuses
+/// more than 10,000 unless told otherwise.
+const MAX_NPY_HEADER: usize = 1 << 20;
+
+/// Bytes of memory this process can still take without swapping: Linux's MemAvailable,
+/// lowered to what the cgroup (a container's limit) leaves; `None` where neither is known.
+pub(crate) fn available_memory() -> Option<u64> {
+    let system = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| {
+            let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()?.checked_mul(1024)
+        });
+    let number = |file: &str| -> Option<u64> {
+        std::fs::read_to_string(Path::new("/sys/fs/cgroup").join(file))
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+    };
+    // "max" (no limit) does not parse, which leaves the system's figure.
+    let cgroup = number("memory.max").map(|max| max.saturating_sub(number("memory.current").unwrap_or(0)));
+    match (system, cgroup) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Reads `reader` into `out` until it ends or `out` holds one byte more than `limit`, and
+/// says whether it went past the limit (then the byte past it is kept in `out`, so a
+/// later call can go on). Memory is taken as bytes arrive, never from a size a file
+/// claims, and a failed reservation is an `OutOfMemory` error, not an abort.
+fn read_bounded(reader: &mut impl Read, limit: u64, out: &mut Vec<u8>) -> io::Result<bool> {
+    let cap = limit.saturating_add(1);
+    let mut chunk = vec![0u8; 64 << 10];
+    while (out.len() as u64) < cap {
+        let want = usize::try_from(cap - out.len() as u64)
+            .unwrap_or(usize::MAX)
+            .min(chunk.len());
+        let got = match reader.read(chunk.get_mut(..want).unwrap_or_default()) {
+            Ok(0) => return Ok(false),
+            Ok(got) => got,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        out.try_reserve(got)
+            .map_err(|_| io::Error::from(io::ErrorKind::OutOfMemory))?;
+        out.extend_from_slice(chunk.get(..got).unwrap_or_default());
+    }
+    Ok(true)
+}
+
+/// Reserves room for `count` more elements in `values`, or says that holding `what`
+/// needs more memory than there is: sizes read from files are checked against the memory
+/// available (a reservation alone succeeds on credit under Linux's overcommit, and the
+/// kernel kills the process later) and then reserved fallibly.
+fn reserve<T>(
+    path: &Path,
+    values: &mut Vec<T>,
+    count: usize,
+    what: impl fmt::Display,
+) -> Result<(), FormatError> {
+    let bytes = (count as u64).saturating_mul(std::mem::size_of::<T>() as u64);
+    let available = available_memory();
+    let too_much = || {
+        let there = match available {
+            Some(a) => format!("more than the {} available", crate::gpu::human_bytes(a)),
+            None => "more than this system can give".to_string(),
+        };
+        fail(
+            path,
+            format_args!(
+                "holding its {what} needs {} of memory, {there}",
+                crate::gpu::human_bytes(bytes)
+            ),
+        )
+    };
+    if available.is_some_and(|a| bytes > a) {
+        return Err(too_much());
+    }
+    values.try_reserve_exact(count).map_err(|_| too_much())
+}
+
 /// The file's bytes, decompressed when the name ends `.gz` or the bytes start with gzip's
-/// magic (so a compressed file that lost its `.gz` still reads).
-fn read_file(path: &Path) -> Result<Vec<u8>, FormatError> {
-    let raw =
-        std::fs::read(path).map_err(|e| fail(path, format_args!("cannot read the file: {e}")))?;
+/// magic (so a compressed file that lost its `.gz` still reads). The read is bounded by
+/// what `contents` allows: see [`Contents`].
+fn read_file(path: &Path, contents: Contents) -> Result<Vec<u8>, FormatError> {
+    let cannot = |e: io::Error| fail(path, format_args!("cannot read the file: {e}"));
+    let file = File::open(path).map_err(cannot)?;
+    // Only a regular file's length is its size; a device or a pipe reports 0.
+    let size = file
+        .metadata()
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| m.len());
+    let mut raw = BufReader::with_capacity(64 << 10, file);
     let gz_name = path
         .file_name()
         .is_some_and(|n| n.to_string_lossy().to_ascii_lowercase().ends_with(".gz"));
-    if gz_name || raw.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        MultiGzDecoder::new(raw.as_slice())
-            .read_to_end(&mut out)
-            .map_err(|e| fail(path, format_args!("cannot decompress it as gzip: {e}")))?;
-        Ok(out)
+    let gz = gz_name || raw.fill_buf().map_err(cannot)?.starts_with(&[0x1f, 0x8b]);
+    let result = if gz {
+        read_contents(path, &mut MultiGzDecoder::new(raw), contents, None, true)
     } else {
-        Ok(raw)
+        read_contents(path, &mut raw, contents, size, false)
+    };
+    result.map_err(|stop| match stop {
+        Stop::Refused(e) => e,
+        Stop::Io(e) if e.kind() == io::ErrorKind::OutOfMemory => {
+            fail(path, "cannot be held in memory: the system refused the allocation")
+        }
+        Stop::Io(e) if gz => fail(path, format_args!("cannot decompress it as gzip: {e}")),
+        Stop::Io(e) => cannot(e),
+    })
+}
+
+/// Why [`read_contents`] stopped early.
+enum Stop {
+    Refused(FormatError),
+    Io(io::Error),
+}
+
+impl From<io::Error> for Stop {
+    fn from(e: io::Error) -> Self {
+        Stop::Io(e)
     }
+}
+
+impl From<FormatError> for Stop {
+    fn from(e: FormatError) -> Self {
+        Stop::Refused(e)
+    }
+}
+
+/// Reads a file's (decompressed) bytes as `contents` bounds them. `size` is the length of
+/// a regular, uncompressed file. Anything the format's parser would report (a wrong
+/// magic, a short header, a truncated body) is left to it: this returns what it read.
+fn read_contents(
+    path: &Path,
+    reader: &mut impl Read,
+    contents: Contents,
+    size: Option<u64>,
+    gz: bool,
+) -> Result<Vec<u8>, Stop> {
+    let memory = available_memory();
+    let mut out = Vec::new();
+    match contents {
+        Contents::Text => {
+            // A regular file is bounded by its length, checked against memory here; a
+            // stream has no length, so it also has a ceiling.
+            let ceiling = if size.is_some() { u64::MAX } else { MAX_TEXT_STREAM };
+            let limit = ceiling.min(memory.unwrap_or(u64::MAX));
+            if let (Some(size), Some(memory)) = (size, memory)
+                && size > memory
+            {
+                return Err(fail(
+                    path,
+                    format_args!(
+                        "is {}, more than the {} of memory available to read it into",
+                        crate::gpu::human_bytes(size),
+                        crate::gpu::human_bytes(memory)
+                    ),
+                )
+                .into());
+            }
+            let more = read_bounded(reader, TEXT_PROBE.min(limit), &mut out)?;
+            if let Some(at) = out.iter().position(|&b| b == 0) {
+                return Err(fail(
+                    path,
+                    format_args!(
+                        "is not a text file (byte {} is NUL{}); save it as UTF-8 text",
+                        at + 1,
+                        if gz { " once decompressed" } else { "" }
+                    ),
+                )
+                .into());
+            }
+            if more && read_bounded(reader, limit, &mut out)? {
+                let why = if limit < ceiling {
+                    "the memory available"
+                } else {
+                    "the most a text stream may hold"
+                };
+                let limit = crate::gpu::human_bytes(limit);
+                return Err(fail(
+                    path,
+                    if gz {
+                        format!("expands beyond {limit} ({why}) when decompressed")
+                    } else {
+                        format!("holds more than {limit} ({why})")
+                    },
+                )
+                .into());
+            }
+            Ok(out)
+        }
+        Contents::Npy => {
+            read_bounded(reader, 12, &mut out)?;
+            let header_end = match out.strip_prefix(b"\x93NUMPY") {
+                Some([1, _, a, b, ..]) => 10 + usize::from(u16::from_le_bytes([*a, *b])),
+                Some([2 | 3, _, a, b, c, d, ..]) => {
+                    let len = u32::from_le_bytes([*a, *b, *c, *d]);
+                    match usize::try_from(len) {
+                        Ok(len) if len <= MAX_NPY_HEADER => 12 + len,
+                        _ => {
+                            return Err(fail(
+                                path,
+                                format_args!(
+                                    "has an NPY header of {len} bytes; NumPy writes a few hundred, and more than {MAX_NPY_HEADER} is not read"
+                                ),
+                            )
+                            .into());
+                        }
+                    }
+                }
+                // Not NPY, or a version the parser refuses: it says which.
+                _ => return Ok(out),
+            };
+            read_bounded(reader, header_end as u64, &mut out)?;
+            if out.len() < header_end {
+                return Ok(out);
+            }
+            let npy = parse_npy(path, out.get(..header_end).unwrap_or_default())?;
+            // An element type the readers refuse needs no data to be refused.
+            let Some(dtype) = npy.dtype else {
+                return Ok(out);
+            };
+            let declared = npy_declared_bytes(path, &npy.shape, dtype)?;
+            let what = format!("{} {}", shape_text(&npy.shape), dtype.name());
+            read_declared(path, reader, out, header_end, declared, &what, size, gz, memory)
+        }
+        Contents::Idx => {
+            read_bounded(reader, 4, &mut out)?;
+            let ndims = match out.get(..4) {
+                Some(magic) if idx_magic(magic).is_some() => usize::from(magic[3]),
+                _ => return Ok(out),
+            };
+            let header_end = 4 + 4 * ndims;
+            read_bounded(reader, header_end as u64, &mut out)?;
+            let (Some(num), Some(dim_bytes)) = (idx_magic(&out), out.get(4..header_end)) else {
+                return Ok(out);
+            };
+            let dims = idx_dims(dim_bytes);
+            let declared = idx_declared_bytes(path, &dims, num)?;
+            let what = format!("{} {}", shape_text(&dims), num.name());
+            read_declared(path, reader, out, header_end, declared, &what, size, gz, memory)
+        }
+    }
+}
+
+/// Reads the data after a header of `header_end` bytes (already in `out`) that declares
+/// `declared` bytes of `what` (a shape and element type): no further than the header
+/// declares, and no further than memory allows. A short body is returned for the parser
+/// to call truncated; a longer one is refused here, with its length when that is known.
+#[allow(clippy::too_many_arguments)]
+fn read_declared(
+    path: &Path,
+    reader: &mut impl Read,
+    mut out: Vec<u8>,
+    header_end: usize,
+    declared: usize,
+    what: &str,
+    size: Option<u64>,
+    gz: bool,
+    memory: Option<u64>,
+) -> Result<Vec<u8>, Stop> {
+    let total = (header_end as u64).saturating_add(declared as u64);
+    // What there is to read: all the header declares, or less when the file is shorter.
+    let expected = size.map_or(total, |s| s.min(total));
+    let beyond_memory = || {
+        let memory = crate::gpu::human_bytes(memory.unwrap_or(0));
+        fail(
+            path,
+            format_args!(
+                "its header declares {what} = {declared} bytes of data, more than the {memory} of memory available"
+            ),
+        )
+    };
+    if memory.is_some_and(|m| expected > m) {
+        return Err(beyond_memory().into());
+    }
+    let limit = memory.map_or(total, |m| m.min(total));
+    if !read_bounded(reader, limit, &mut out)? {
+        return Ok(out);
+    }
+    if limit < total {
+        return Err(beyond_memory().into());
+    }
+    // A length that does not exceed what was read is not the file's (a file in /proc).
+    let actual = size
+        .filter(|&s| s > total)
+        .and_then(|s| usize::try_from(s).ok());
+    Err(match actual {
+        Some(actual) => fail(
+            path,
+            format_args!(
+                "has {} bytes of data but its header says {what} = {declared} bytes of data",
+                actual.saturating_sub(header_end)
+            ),
+        ),
+        None if gz => fail(
+            path,
+            format_args!(
+                "expands beyond the {declared} bytes of data its header declares for {what}; the file is damaged"
+            ),
+        ),
+        None => fail(
+            path,
+            format_args!("holds more than the {declared} bytes of data its header declares for {what}"),
+        ),
+    }
+    .into())
 }
 
 /// The bytes as UTF-8 text, without a byte-order mark (spreadsheets like to add one).
@@ -615,7 +939,13 @@ fn element_i64(chunk: &[u8], num: Num, big_endian: bool) -> Option<i64> {
     }
 }
 
-/// An m x n matrix from packed elements, refusing NaN and infinities.
+/// What is wrong with a finite value that float32 cannot hold, `shown` as it was written.
+fn beyond_float32(shown: impl fmt::Display) -> String {
+    format!("value {shown} exceeds the float32 range (±3.4e38)")
+}
+
+/// An m x n matrix from packed elements, refusing NaN, infinities and values beyond
+/// float32's range.
 fn decode_features(
     path: &Path,
     data: &[u8],
@@ -624,18 +954,30 @@ fn decode_features(
     (m, n): (usize, usize),
     scale_u8: bool,
 ) -> Result<Array2<f32>, FormatError> {
-    let mut values = Vec::with_capacity(m.saturating_mul(n));
+    let mut values = Vec::new();
+    reserve(
+        path,
+        &mut values,
+        m.saturating_mul(n),
+        format_args!("{m} × {n} values as float32"),
+    )?;
     for (i, chunk) in data.chunks_exact(num.size()).enumerate() {
+        let wide = element_f64(chunk, num, big_endian);
         let v = if scale_u8 && num == Num::U8 {
             f32::from(chunk.first().copied().unwrap_or(0)) / 255.0
         } else {
-            element_f64(chunk, num, big_endian) as f32
+            wide as f32
         };
         if !v.is_finite() {
             let (row, column) = (i / n + 1, i % n + 1);
+            let detail = if wide.is_finite() {
+                beyond_float32(format_args!("{wide:e}"))
+            } else {
+                format!("value {v} is not finite")
+            };
             return Err(fail(
                 path,
-                format_args!("row {row}, column {column}: value {v} is not finite"),
+                format_args!("row {row}, column {column}: {detail}"),
             ));
         }
         values.push(v);
@@ -772,7 +1114,7 @@ fn parse_feature(path: &Path, cell: &str, row: usize, column: usize) -> Result<f
         Ok(v) if v.is_finite() => Ok(v),
         Ok(v) => {
             let detail = if cell.parse::<f64>().is_ok_and(f64::is_finite) {
-                format!("value {cell} is too large for 32-bit floats")
+                beyond_float32(cell)
             } else {
                 format!("value {v} is not finite")
             };
@@ -1022,20 +1364,22 @@ fn parse_descr(descr: &str) -> Option<NpyType> {
 
 /// Fails unless the data length is what the header's shape and dtype promise.
 fn npy_data_check(path: &Path, npy: &Npy<'_>, dtype: NpyType) -> Result<(), FormatError> {
+    let expected = npy_declared_bytes(path, &npy.shape, dtype)?;
+    check_data_len(path, &npy.shape, &dtype.name(), expected, npy.data.len())
+}
+
+/// The bytes of data an NPY header declares for `shape` elements of `dtype`.
+fn npy_declared_bytes(path: &Path, shape: &[usize], dtype: NpyType) -> Result<usize, FormatError> {
     let too_large = || {
         fail(
             path,
-            format_args!(
-                "has a header shape {} too large to read",
-                shape_text(&npy.shape)
-            ),
+            format_args!("has a header shape {} too large to read", shape_text(shape)),
         )
     };
     let size = dtype.size().ok_or_else(too_large)?;
-    let expected = checked_product(&npy.shape)
+    checked_product(shape)
         .and_then(|count| count.checked_mul(size))
-        .ok_or_else(too_large)?;
-    check_data_len(path, &npy.shape, &dtype.name(), expected, npy.data.len())
+        .ok_or_else(too_large)
 }
 
 /// The preamble of a version-1.0 `.npy` file holding a C-order array of NumPy type
@@ -1056,32 +1400,68 @@ pub fn npy_header(descr: &str, shape: &[usize]) -> Vec<u8> {
     bytes
 }
 
-/// Where the features of a float `.npy` file lie: `m` rows of `n` values starting at byte
-/// `offset`, each `f64` (8 bytes) or f32 (4), big- or little-endian.
+/// The element types a features `.npy` may hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NpyElement {
+    /// float32.
+    F32,
+    /// float64, converted to float32 as it is read.
+    F64,
+    /// uint8, read as the values 0 to 255 (8-bit pixels, counts).
+    U8,
+}
+
+impl NpyElement {
+    /// Bytes per value.
+    pub fn size(self) -> usize {
+        match self {
+            NpyElement::F32 => 4,
+            NpyElement::F64 => 8,
+            NpyElement::U8 => 1,
+        }
+    }
+
+    /// NumPy's name: `float32`, `float64` or `uint8`.
+    pub fn name(self) -> &'static str {
+        match self {
+            NpyElement::F32 => "float32",
+            NpyElement::F64 => "float64",
+            NpyElement::U8 => "uint8",
+        }
+    }
+}
+
+/// Where the features of a `.npy` file lie: `m` rows of `n` values starting at byte
+/// `offset`, each an `element`, big- or little-endian.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct NpyLayout {
     /// Rows.
     pub m: usize,
-    /// Features per row (trailing dimensions flattened).
+    /// Features per row.
     pub n: usize,
     /// Byte offset of the first value.
     pub offset: usize,
-    /// Values are float64 (else float32).
-    pub f64: bool,
+    /// The type of each value.
+    pub element: NpyElement,
     /// Values are big-endian.
     pub big_endian: bool,
 }
 
-/// Checks a float features `.npy` (the whole file's bytes, or a mapping of them) and says
-/// where its values lie, without decoding them.
+/// Checks a features `.npy` (the whole file's bytes, or a mapping of them) and says where
+/// its values lie, without decoding them.
 pub fn npy_layout(path: &Path, bytes: &[u8]) -> Result<NpyLayout, FormatError> {
     let npy = parse_npy(path, bytes)?;
     let (num, big_endian, m, n) = npy_feature_shape(path, &npy)?;
+    let element = match num {
+        Num::F64 => NpyElement::F64,
+        Num::U8 => NpyElement::U8,
+        _ => NpyElement::F32,
+    };
     Ok(NpyLayout {
         m,
         n,
         offset: bytes.len() - npy.data.len(),
-        f64: num.size() == 8,
+        element,
         big_endian,
     })
 }
@@ -1093,14 +1473,18 @@ fn npy_features(path: &Path, bytes: &[u8]) -> Result<Array2<f32>, FormatError> {
 }
 
 /// The element type and (m, n) of a features `.npy`, with every check but the values'.
+/// The element type is float32, float64 or uint8 (the values 0 to 255, not scaled: 8-bit
+/// pixels as `--x-storage u8` stores them exactly).
 fn npy_feature_shape(path: &Path, npy: &Npy<'_>) -> Result<(Num, bool, usize, usize), FormatError> {
     let (num, big_endian) = match npy.dtype {
-        Some(NpyType::Num(num, big_endian)) if num.is_float() => (num, big_endian),
+        Some(NpyType::Num(num, big_endian)) if num.is_float() || num == Num::U8 => {
+            (num, big_endian)
+        }
         Some(dtype @ NpyType::Num(..)) => {
             return Err(fail(
                 path,
                 format_args!(
-                    "has dtype '{}' ({}); features must be float32 or float64 (x.astype(np.float32))",
+                    "has dtype '{}' ({}); features must be float32, float64 or uint8 (x.astype(np.float32))",
                     npy.descr,
                     dtype.name()
                 ),
@@ -1110,7 +1494,7 @@ fn npy_feature_shape(path: &Path, npy: &Npy<'_>) -> Result<(Num, bool, usize, us
             return Err(fail(
                 path,
                 format_args!(
-                    "has dtype '{}', which is not supported for features; save float32 or float64",
+                    "has dtype '{}', which is not supported for features; save float32, float64 or uint8",
                     npy.descr
                 ),
             ));
@@ -1131,8 +1515,17 @@ fn npy_feature_shape(path: &Path, npy: &Npy<'_>) -> Result<(Num, bool, usize, us
                 ),
             ));
         }
-        // Images saved as (m, h, w) are flattened to h*w features, as IDX images are.
-        [m, rest @ ..] => (*m, checked_product(rest).unwrap_or(usize::MAX)),
+        [m, n] => (*m, *n),
+        // Flattening (m, h, w) images would guess at what the user meant; say how instead.
+        shape => {
+            return Err(fail(
+                path,
+                format_args!(
+                    "has shape {} but X must be 2-D (m, n); reshape it with x.reshape(len(x), -1) to make each sample one row",
+                    shape_text(shape)
+                ),
+            ));
+        }
     };
     // Fortran order only changes the layout when at least two dimensions exceed 1.
     if npy.fortran_order && npy.shape.iter().filter(|&&d| d > 1).count() > 1 {
@@ -1217,7 +1610,7 @@ fn npy_label_values(path: &Path, npy: &Npy<'_>, dtype: NpyType) -> Result<RawLab
                     labels.push(s);
                 }
             } else {
-                labels.resize(npy.shape.first().copied().unwrap_or(0), String::new());
+                zero_width_labels(path, &npy.shape)?;
             }
             Ok(RawLabels::Strings(labels))
         }
@@ -1231,7 +1624,7 @@ fn npy_label_values(path: &Path, npy: &Npy<'_>, dtype: NpyType) -> Result<RawLab
                     );
                 }
             } else {
-                labels.resize(npy.shape.first().copied().unwrap_or(0), String::new());
+                zero_width_labels(path, &npy.shape)?;
             }
             Ok(RawLabels::Strings(labels))
         }
@@ -1240,6 +1633,18 @@ fn npy_label_values(path: &Path, npy: &Npy<'_>, dtype: NpyType) -> Result<RawLab
             "holds Python objects (pickled); save a numeric array",
         )),
     }
+}
+
+/// Strings of width 0 (`<U0`, `|S0`) are all empty and take no bytes, so their number is
+/// whatever the header says; any at all is refused before one is made.
+fn zero_width_labels(path: &Path, shape: &[usize]) -> Result<(), FormatError> {
+    if shape.first().is_some_and(|&m| m > 0) {
+        return Err(fail(
+            path,
+            "label of sample 1 is empty; every sample needs a label",
+        ));
+    }
+    Ok(())
 }
 
 /// The Python literals an NPY header is written in.
@@ -1411,9 +1816,10 @@ struct Idx<'a> {
     data: &'a [u8],
 }
 
-fn parse_idx<'a>(path: &Path, bytes: &'a [u8]) -> Result<Idx<'a>, FormatError> {
-    let magic = bytes.get(..4).unwrap_or(bytes);
-    let num = match magic {
+/// The element type an IDX file's first four bytes (`0 0 type ndims`) name, if they are
+/// IDX magic.
+fn idx_magic(bytes: &[u8]) -> Option<Num> {
+    match bytes.get(..4)? {
         [0, 0, ty, ndims] if *ndims > 0 => match ty {
             0x08 => Some(Num::U8),
             0x09 => Some(Num::I8),
@@ -1424,8 +1830,32 @@ fn parse_idx<'a>(path: &Path, bytes: &'a [u8]) -> Result<Idx<'a>, FormatError> {
             _ => None,
         },
         _ => None,
-    };
-    let (Some(num), Some(&ndims)) = (num, magic.get(3)) else {
+    }
+}
+
+/// The sizes of an IDX header's dimensions (big-endian u32 each).
+fn idx_dims(dim_bytes: &[u8]) -> Vec<usize> {
+    dim_bytes
+        .chunks_exact(4)
+        .map(|b| usize::try_from(u32::from_be_bytes(take::<4>(b))).unwrap_or(usize::MAX))
+        .collect()
+}
+
+/// The bytes of data an IDX header declares for `dims` elements of `num`.
+fn idx_declared_bytes(path: &Path, dims: &[usize], num: Num) -> Result<usize, FormatError> {
+    checked_product(dims)
+        .and_then(|count| count.checked_mul(num.size()))
+        .ok_or_else(|| {
+            fail(
+                path,
+                format_args!("has a header shape {} too large to read", shape_text(dims)),
+            )
+        })
+}
+
+fn parse_idx<'a>(path: &Path, bytes: &'a [u8]) -> Result<Idx<'a>, FormatError> {
+    let magic = bytes.get(..4).unwrap_or(bytes);
+    let (Some(num), Some(&ndims)) = (idx_magic(magic), magic.get(3)) else {
         let hex: Vec<String> = magic.iter().map(|b| format!("{b:02x}")).collect();
         return Err(fail(
             path,
@@ -1442,19 +1872,9 @@ fn parse_idx<'a>(path: &Path, bytes: &'a [u8]) -> Result<Idx<'a>, FormatError> {
             ),
         ));
     };
-    let dims = dim_bytes
-        .chunks_exact(4)
-        .map(|b| usize::try_from(u32::from_be_bytes(take::<4>(b))).unwrap_or(usize::MAX))
-        .collect::<Vec<usize>>();
+    let dims = idx_dims(dim_bytes);
     let data = bytes.get(header_len..).unwrap_or_default();
-    let expected = checked_product(&dims)
-        .and_then(|count| count.checked_mul(num.size()))
-        .ok_or_else(|| {
-            fail(
-                path,
-                format_args!("has a header shape {} too large to read", shape_text(&dims)),
-            )
-        })?;
+    let expected = idx_declared_bytes(path, &dims, num)?;
     check_data_len(path, &dims, num.name(), expected, data.len())?;
     Ok(Idx { num, dims, data })
 }
@@ -1590,6 +2010,15 @@ fn load_libsvm(
             }
             let value = match value_text.parse::<f32>() {
                 Ok(v) if v.is_finite() => v,
+                Ok(_) if value_text.parse::<f64>().is_ok_and(f64::is_finite) => {
+                    return Err(fail(
+                        path,
+                        format_args!(
+                            "line {line_no}: {} in {token:?}",
+                            beyond_float32(value_text)
+                        ),
+                    ));
+                }
                 Ok(v) => {
                     return Err(fail(
                         path,
@@ -1667,16 +2096,18 @@ pub fn load_labels(path: &Path) -> Result<RawLabels, FormatError> {
 }
 
 fn load_labels_file(path: &Path) -> Result<RawLabels, FormatError> {
-    let bytes = read_file(path)?;
-    labels_from_bytes(Format::from_path(path), path, &bytes)
+    let format = Format::from_path(path);
+    let bytes = read_file(path, Contents::of(format))?;
+    labels_from_bytes(format, path, &bytes)
 }
 
 /// Per-sample weights from a float `.npy` of shape (m,) or (m, 1), or a text file with
 /// one number per line. Each weight must be finite and ≥ 0, and there must be `m` of them
 /// (`data` names the data file in that message).
 pub fn load_weights(path: &Path, m: usize, data: &Path) -> Result<Vec<f32>, FormatError> {
-    let bytes = read_file(path)?;
-    let weights: Vec<f32> = if Format::from_path(path) == Some(Format::Npy) {
+    let format = Format::from_path(path);
+    let bytes = read_file(path, Contents::of(format))?;
+    let weights: Vec<f32> = if format == Some(Format::Npy) {
         let npy = parse_npy(path, &bytes)?;
         let rows = match npy.shape.as_slice() {
             [rows] | [rows, 1] => *rows,
@@ -2106,15 +2537,7 @@ mod tests {
         let loaded = load(&path, &LoadOptions::default()).unwrap();
         assert_eq!(loaded.x.as_slice().unwrap(), &[0.25, -1.5, 1e-3, 8.0]);
 
-        // Images saved as (m, h, w) flatten to h*w features; a Fortran-order column is fine.
-        let path = dir.write(
-            "img.npy",
-            npy(1, "<f4", false, "(2, 2, 2)", &f32_le(&[0.0; 8])),
-        );
-        assert_eq!(
-            load(&path, &LoadOptions::default()).unwrap().x.dim(),
-            (2, 4)
-        );
+        // A Fortran-order column is fine.
         let path = dir.write(
             "col.npy",
             npy(1, "<f4", true, "(3, 1)", &f32_le(&[1.0, 2.0, 3.0])),
@@ -2577,6 +3000,198 @@ mod tests {
         let path = dir.write("v9.npy", b"\x93NUMPY\x09\x00\x00\x00");
         let err = load_err(&path, &LoadOptions::default());
         assert!(err.contains("NPY version 9.0 is not supported"), "{err}");
+    }
+
+    #[test]
+    fn npy_uint8_features_are_their_values() {
+        let dir = TempDir::new("npy-u8");
+        let pixels = [0u8, 1, 127, 128, 254, 255];
+        let path = dir.write("x.npy", npy(1, "|u1", false, "(3, 2)", &pixels));
+        let loaded = load(&path, &LoadOptions::default()).unwrap();
+        assert_eq!(loaded.x.dim(), (3, 2));
+        let want: Vec<f32> = pixels.iter().map(|&p| f32::from(p)).collect();
+        assert_eq!(loaded.x.as_slice().unwrap(), want.as_slice());
+        let layout = npy_layout(&path, &std::fs::read(&path).unwrap()).unwrap();
+        assert_eq!(
+            (layout.m, layout.n, layout.element),
+            (3, 2, NpyElement::U8)
+        );
+    }
+
+    #[test]
+    fn npy_of_three_dimensions_is_refused_with_its_shape() {
+        let dir = TempDir::new("npy-3d");
+        let path = dir.write(
+            "img.npy",
+            npy(1, "<f4", false, "(2, 3, 4)", &f32_le(&[0.5; 24])),
+        );
+        let err = load_err(&path, &LoadOptions::default());
+        assert!(
+            err.contains("img.npy: has shape (2, 3, 4) but X must be 2-D (m, n)")
+                && err.contains("x.reshape(len(x), -1)"),
+            "{err}"
+        );
+        let err = npy_layout(&path, &std::fs::read(&path).unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("(2, 3, 4)"), "{err}");
+    }
+
+    #[test]
+    fn float64_beyond_float32_names_the_value_row_and_column() {
+        let dir = TempDir::new("npy-f8-range");
+        for (value, shown) in [(1e300f64, "1e300"), (-3.5e38, "-3.5e38")] {
+            let data: Vec<u8> = [0.5f64, 2.0, value, 4.0]
+                .iter()
+                .flat_map(|v| v.to_le_bytes())
+                .collect();
+            let path = dir.write("x.npy", npy(1, "<f8", false, "(2, 2)", &data));
+            let err = load_err(&path, &LoadOptions::default());
+            assert!(
+                err.contains(&format!(
+                    "x.npy: row 2, column 1: value {shown} exceeds the float32 range (±3.4e38)"
+                )),
+                "{err}"
+            );
+        }
+        let path = dir.write("x.svm", "1 1:0.5\n0 1:2 3:1e300\n");
+        let err = load_err(&path, &LoadOptions::default());
+        assert!(
+            err.contains("x.svm: line 2: value 1e300 in \"3:1e300\" exceeds the float32 range"),
+            "{err}"
+        );
+        let path = dir.write("w.txt", "1\n1e300\n");
+        let err = load_weights(&path, 2, Path::new("x.csv"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("w.txt: row 2, column 1: value 1e300 exceeds the float32 range"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn text_with_nul_bytes_is_refused_as_not_text() {
+        let dir = TempDir::new("nul");
+        let path = dir.write("x.csv", b"1,2,0\n3,\x004,1\n");
+        let err = load_err(&path, &labelled());
+        assert!(
+            err.contains("x.csv: is not a text file (byte 9 is NUL)"),
+            "{err}"
+        );
+        // UTF-16, as some spreadsheets save "Unicode text".
+        let utf16: Vec<u8> = "1,2,0\n".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let path = dir.write("u.csv", &utf16);
+        let err = load_err(&path, &labelled());
+        assert!(err.contains("u.csv: is not a text file"), "{err}");
+        let path = dir.write("y.txt", b"0\n\x001\n");
+        let err = load_labels_file(&path).unwrap_err().to_string();
+        assert!(err.contains("y.txt: is not a text file"), "{err}");
+    }
+
+    /// A device that never ends is refused after its first block, in every text format
+    /// and as a labels or weights file.
+    #[test]
+    fn dev_zero_is_refused_at_once() {
+        let zero = Path::new("/dev/zero");
+        let started = std::time::Instant::now();
+        for format in [Format::Csv, Format::Libsvm] {
+            let options = LoadOptions {
+                format: Some(format),
+                ..labelled()
+            };
+            let err = load_err(zero, &options);
+            assert!(
+                err.contains("/dev/zero: is not a text file (byte 1 is NUL)"),
+                "{err}"
+            );
+        }
+        let options = LoadOptions {
+            format: Some(Format::Npy),
+            ..LoadOptions::default()
+        };
+        assert!(load_err(zero, &options).contains("not an NPY file"));
+        let options = LoadOptions {
+            format: Some(Format::Idx),
+            ..LoadOptions::default()
+        };
+        assert!(load_err(zero, &options).contains("not an IDX file"));
+        assert!(load_labels_file(zero).is_err());
+        assert!(load_weights(zero, 2, Path::new("x.csv")).is_err());
+        assert!(started.elapsed().as_secs() < 5, "{:?}", started.elapsed());
+    }
+
+    /// A gzipped file is decompressed no further than its header declares.
+    #[test]
+    fn gzip_expanding_beyond_its_idx_header_is_refused() {
+        let dir = TempDir::new("gz-bomb");
+        let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        enc.write_all(&idx(0x08, &[10, 10, 10], &[])).unwrap();
+        let block = vec![0u8; 1 << 20];
+        for _ in 0..50 {
+            enc.write_all(&block).unwrap();
+        }
+        let path = dir.write("bomb-idx3-ubyte.gz", enc.finish().unwrap());
+        let err = load_err(&path, &LoadOptions::default());
+        assert!(
+            err.contains(
+                "bomb-idx3-ubyte.gz: expands beyond the 1000 bytes of data its header declares for (10, 10, 10) uint8"
+            ),
+            "{err}"
+        );
+        // A header that declares 2.4 GB over a short body reads only the body.
+        let path = dir.write(
+            "huge-idx3-ubyte.gz",
+            gzip(&idx(0x08, &[60000, 200, 200], &[7; 1000])),
+        );
+        let err = load_err(&path, &LoadOptions::default());
+        assert!(
+            err.contains("is truncated: header says (60000, 200, 200) uint8 = 2400000000 bytes of data, file has 1000"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn bounded_reads_stop_one_byte_past_the_limit() {
+        let mut out = Vec::new();
+        let more = read_bounded(&mut std::io::repeat(7).take(100), 10, &mut out).unwrap();
+        assert!(more);
+        assert_eq!(out, vec![7; 11]);
+        let mut out = Vec::new();
+        let more = read_bounded(&mut &[1u8, 2, 3][..], 3, &mut out).unwrap();
+        assert!(!more);
+        assert_eq!(out, vec![1, 2, 3]);
+    }
+
+    /// A size read from a file that memory cannot hold is an error, not an abort.
+    #[test]
+    fn features_too_large_for_memory_are_an_error() {
+        let path = Path::new("x.idx");
+        let err = decode_features(path, &[], Num::U8, true, (1 << 30, 1 << 30), true)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("x.idx: holding its 1073741824 × 1073741824 values as float32 needs"),
+            "{err}"
+        );
+    }
+
+    /// Empty strings cost nothing to declare; millions of millions of them are refused
+    /// without being made.
+    #[test]
+    fn npy_labels_of_zero_width_are_refused_without_allocating() {
+        let dir = TempDir::new("npy-u0");
+        for descr in ["<U0", "|S0"] {
+            let path = dir.write(
+                "y.npy",
+                npy(1, descr, false, "(1000000000000,)", &[]),
+            );
+            let err = load_labels_file(&path).unwrap_err().to_string();
+            assert!(
+                err.contains("y.npy: label of sample 1 is empty"),
+                "{descr}: {err}"
+            );
+        }
     }
 
     /// Cut short or corrupted, every kind of file gives an error or a result, never a panic.

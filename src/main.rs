@@ -14,6 +14,7 @@ use ndarray::Array2;
 use serde_json::json;
 use softmax_regression::formats::{self, Format, LabelColumn, LoadOptions};
 use softmax_regression::gpu::XStorage;
+use softmax_regression::output::OutputPath;
 use softmax_regression::source::ChunkSource;
 use softmax_regression::{
     AdapterRequest, Backend, Dataset, EpochReport, Error, GpuContext, Model, Optimizer, Schedule,
@@ -199,7 +200,7 @@ struct TrainArgs {
     #[arg(long, value_name = "B")]
     batch_size: Option<usize>,
     /// Update rule.
-    #[arg(long, value_enum, default_value = "adam")]
+    #[arg(long, value_enum, default_value = "lbfgs")]
     optimizer: OptimizerArg,
     /// Seed of the mini-batch shuffle and of the --validation split.
     #[arg(long, default_value_t = 0)]
@@ -236,9 +237,16 @@ struct TrainArgs {
     /// line. The objective becomes (1/m) Σ w_i·CE_i + λ/2‖Θ‖².
     #[arg(long, value_name = "PATH")]
     sample_weights: Option<PathBuf>,
-    /// Start from this model (warm start) instead of Θ = 0, b = 0.
+    /// Start from this model (warm start) instead of Θ = 0, b = 0. Taken as the function
+    /// of the raw features it computes, whether or not it or this run is standardized.
     #[arg(long, value_name = "PATH")]
     init: Option<PathBuf>,
+    /// Train on standardized features (x − μ) / σ, with each feature's mean μ and
+    /// standard deviation σ (1 for a constant feature) learned from the training rows
+    /// (after the --validation split) and stored in the model file; predict and evaluate
+    /// then apply them to raw features.
+    #[arg(long)]
+    standardize: bool,
     /// Write a checkpoint (weights, optimizer state, epoch, data position, shuffle state)
     /// here every --checkpoint-every epochs and on Ctrl-C or SIGTERM, atomically.
     #[arg(long, value_name = "PATH")]
@@ -417,9 +425,29 @@ fn quiet_mesa() {
     }
 }
 
-/// Opens the adapter a `--backend` asks for, storing X as `x_storage`; `None` for the CPU
-/// reference.
-fn open_backend(arg: BackendArg, x_storage: XStorageArg) -> CliResult<Option<GpuContext>> {
+/// Where a run computes, decided before any data is read: an adapter to open, or the CPU
+/// engine (`None`), and why, when that is not what `--backend` plainly says.
+struct Engine {
+    request: Option<AdapterRequest>,
+    why: Option<String>,
+}
+
+impl Engine {
+    fn is_gpu(&self) -> bool {
+        self.request.is_some()
+    }
+}
+
+/// Resolves `--backend`. `auto` takes the best adapter, except that a software rasteriser
+/// (Mesa's llvmpipe or lavapipe) computes more slowly than the CPU engine: when that is all
+/// there is, or nothing is found, `auto` uses the CPU engine, unless the run needs an
+/// adapter (`needs_adapter` says why) or `WGPU_BACKEND` / `WGPU_ADAPTER_NAME` ask for one.
+/// `--backend vulkan` or `gl` always opens the adapter.
+fn choose_engine(
+    arg: BackendArg,
+    x_storage: XStorageArg,
+    needs_adapter: Option<String>,
+) -> CliResult<Engine> {
     let mut request = match arg {
         BackendArg::Cpu if x_storage != XStorageArg::F32 => {
             return Err(Failure::Input(format!(
@@ -427,7 +455,12 @@ fn open_backend(arg: BackendArg, x_storage: XStorageArg) -> CliResult<Option<Gpu
                 x_storage.storage().name()
             )));
         }
-        BackendArg::Cpu => return Ok(None),
+        BackendArg::Cpu => {
+            return Ok(Engine {
+                request: None,
+                why: None,
+            });
+        }
         BackendArg::Auto => AdapterRequest::default(),
         BackendArg::Vulkan => AdapterRequest::backend("vulkan")?,
         BackendArg::Gl => AdapterRequest::backend("gl")?,
@@ -435,16 +468,96 @@ fn open_backend(arg: BackendArg, x_storage: XStorageArg) -> CliResult<Option<Gpu
         BackendArg::Dx12 => AdapterRequest::backend("dx12")?,
     };
     request.x_storage = x_storage.storage();
-    Ok(Some(GpuContext::new(&request)?))
+    let asked_by_env = ["WGPU_BACKEND", "WGPU_ADAPTER_NAME"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));
+    if arg != BackendArg::Auto || asked_by_env {
+        return Ok(Engine {
+            request: Some(request),
+            why: None,
+        });
+    }
+    let (adapters, pick) = softmax_regression::gpu::list_adapters(&request);
+    let software = match pick.map(|i| &adapters[i]) {
+        Some(a) if a.device_type != wgpu::DeviceType::Cpu => {
+            return Ok(Engine {
+                request: Some(request),
+                why: None,
+            });
+        }
+        Some(a) => format!("the only adapter, {}, is a software rasteriser", a.name),
+        None => "no GPU adapter was found".to_string(),
+    };
+    Ok(match needs_adapter {
+        Some(reason) => Engine {
+            request: Some(request),
+            why: Some(format!("{software}, used because {reason}")),
+        },
+        None => Engine {
+            request: None,
+            why: Some(format!(
+                "{software}, slower than the CPU engine; --backend vulkan or gl uses it anyway"
+            )),
+        },
+    })
+}
+
+/// Opens the engine's adapter; `None` for the CPU engine.
+fn open_engine(engine: &Engine) -> CliResult<Option<GpuContext>> {
+    Ok(match &engine.request {
+        Some(request) => Some(GpuContext::new(request)?),
+        None => None,
+    })
 }
 
 fn backend_of(ctx: &Option<GpuContext>) -> Backend<'_> {
     ctx.as_ref().map_or(Backend::Cpu, Backend::Gpu)
 }
 
+/// Checks, before any work starts, that each output (flag, path) can be written and that
+/// none is the same file as an input or another output; returns the outputs in order.
+/// A checkpoint continued in place (`--resume` with no other `--checkpoint`) is the one
+/// output allowed to be an input.
+fn check_outputs(
+    outputs: &[(&str, &Path)],
+    inputs: &[(&str, Option<&Path>)],
+) -> CliResult<Vec<OutputPath>> {
+    let mut checked: Vec<OutputPath> = Vec::with_capacity(outputs.len());
+    for (i, &(flag, path)) in outputs.iter().enumerate() {
+        let out = OutputPath::check(path)
+            .map_err(|reason| Failure::Input(format!("{flag} {} {reason}", path.display())))?;
+        let resumed_in_place = |input_flag: &str| {
+            input_flag == "--resume" && (flag == "--resume" || flag == "--checkpoint")
+        };
+        let clash = inputs
+            .iter()
+            .filter_map(|&(f, p)| p.map(|p| (f, p)))
+            .filter(|&(f, p)| p != Path::new("-") && !resumed_in_place(f))
+            .chain(outputs[..i].iter().copied())
+            .find(|&(_, other)| out.is_same_file(other));
+        if let Some((other_flag, other)) = clash {
+            return Err(Failure::Input(format!(
+                "{flag} {} is the same file as {other_flag} {}; writing it would destroy that file, so name another path",
+                path.display(),
+                other.display()
+            )));
+        }
+        checked.push(out);
+    }
+    Ok(checked)
+}
+
 fn describe_backend(ctx: &Option<GpuContext>) -> String {
     ctx.as_ref()
         .map_or_else(|| "CPU reference (f64)".to_string(), GpuContext::describe)
+}
+
+/// The engine in words, with why it was chosen when `--backend` did not say it plainly.
+fn describe_engine(ctx: &Option<GpuContext>, engine: &Engine) -> String {
+    match &engine.why {
+        Some(why) => format!("{} ({why})", describe_backend(ctx)),
+        None => describe_backend(ctx),
+    }
 }
 
 fn load_options(
@@ -487,6 +600,7 @@ fn settings_from(a: &TrainArgs) -> Settings {
         tol: a.tol,
         track_accuracy: a.plot.is_some(),
         patience: a.patience,
+        standardize: a.standardize,
         schedule: match a.schedule {
             ScheduleArg::Constant => Schedule::Constant,
             ScheduleArg::Step => Schedule::Step {
@@ -517,6 +631,44 @@ fn flag_of(setting: &str) -> &str {
     }
 }
 
+/// Why a training run cannot be served by the CPU engine, if it cannot: a device budget, a
+/// device storage of X, or a `.npy` X too large to read into memory, which only the
+/// adapter streams from the mapped file.
+fn train_needs_adapter(a: &TrainArgs) -> Option<String> {
+    if a.max_gpu_memory.is_some() {
+        return Some("--max-gpu-memory sets a device budget".into());
+    }
+    if a.x_storage != XStorageArg::F32 {
+        return Some(format!(
+            "--x-storage {} stores X on the device",
+            a.x_storage.storage().name()
+        ));
+    }
+    let path = a.data.data.as_deref()?;
+    let format = a
+        .data
+        .format
+        .map(Format::from)
+        .or_else(|| Format::from_path(path));
+    let size = std::fs::metadata(path).ok()?.len();
+    let free = available_memory()?;
+    (format == Some(Format::Npy) && a.validation.is_none() && size > free / 2).then(|| {
+        format!(
+            "X ({}) is over half the free memory ({}), so it is streamed from the mapped file",
+            softmax_regression::gpu::human_bytes(size),
+            softmax_regression::gpu::human_bytes(free)
+        )
+    })
+}
+
+/// The memory the system can give without swapping (Linux's MemAvailable), if known.
+fn available_memory() -> Option<u64> {
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
 fn train(a: TrainArgs) -> CliResult<()> {
     // Settings first: a bad flag is reported before any file is read.
     let settings = settings_from(&a);
@@ -529,30 +681,39 @@ fn train(a: TrainArgs) -> CliResult<()> {
         other => other.into(),
     };
     let mut trainer = Trainer::new(settings.clone()).map_err(flag_error)?;
-    if let Some(path) = a.checkpoint.as_ref().or(a.resume.as_ref()) {
-        let flag = if a.checkpoint.is_some() {
-            "--checkpoint"
-        } else {
-            "--resume"
-        };
-        if path.is_dir() {
-            return Err(Failure::Input(format!(
-                "{flag} {} is a directory",
-                path.display()
-            )));
-        }
-        if path == &a.out {
-            return Err(Failure::Input(format!(
-                "{flag} {} is also --out; the model would overwrite the checkpoint",
-                path.display()
-            )));
-        }
+    // Every output is checked before any data is read, so a run never ends unable to save.
+    let checkpoint_out = a.checkpoint.as_ref().or(a.resume.as_ref());
+    let checkpoint_flag = if a.checkpoint.is_some() {
+        "--checkpoint"
+    } else {
+        "--resume"
+    };
+    let inputs = [
+        ("--data", a.data.data.as_deref()),
+        ("--labels", a.data.labels.as_deref()),
+        ("--sample-weights", a.sample_weights.as_deref()),
+        ("--init", a.init.as_deref()),
+        ("--resume", a.resume.as_deref()),
+    ];
+    let mut outputs = vec![("--out", a.out.as_path())];
+    if let Some(path) = checkpoint_out {
+        outputs.push((checkpoint_flag, path.as_path()));
+    }
+    if let Some(path) = &a.plot {
+        outputs.push(("--plot", path.as_path()));
+    }
+    let checked = check_outputs(&outputs, &inputs)?;
+    let (out, plot_out) = (
+        checked[0].clone(),
+        a.plot.as_ref().map(|_| checked[checked.len() - 1].clone()),
+    );
+    if let Some(path) = checkpoint_out {
         trainer = trainer
             .with_checkpoints(path, a.checkpoint_every)
             .map_err(flag_error)?;
     }
     if let Some(path) = &a.resume {
-        trainer = trainer.resume_from(path)?;
+        trainer = trainer.resume_from(path).map_err(flag_error)?;
         if a.init.is_some() {
             return Err(Failure::Input(
                 "--init and --resume both set where training starts; pass one".to_string(),
@@ -566,13 +727,8 @@ fn train(a: TrainArgs) -> CliResult<()> {
             "--validation {v} is invalid: must be a fraction strictly between 0 and 1"
         )));
     }
-    if a.out.is_dir() {
-        return Err(Failure::Input(format!(
-            "--out {} is a directory",
-            a.out.display()
-        )));
-    }
 
+    let engine = choose_engine(a.backend, a.x_storage, train_needs_adapter(&a))?;
     let (source, mut data, k, names) = match &a.data.data {
         None => {
             let digits = softmax_regression::datasets::digits()?;
@@ -592,9 +748,8 @@ fn train(a: TrainArgs) -> CliResult<()> {
             // A float .npy trained on a GPU without a hold-out split is memory-mapped, not
             // read: it can be larger than RAM, and is streamed to the device when it does
             // not fit there.
-            let mapped = format == Some(Format::Npy)
-                && a.validation.is_none()
-                && a.backend != BackendArg::Cpu;
+            let mapped =
+                format == Some(Format::Npy) && a.validation.is_none() && engine.is_gpu();
             if mapped {
                 let x = softmax_regression::source::NpySource::open(path)?;
                 let Some(label_path) = a.data.labels.as_deref() else {
@@ -691,7 +846,13 @@ fn train(a: TrainArgs) -> CliResult<()> {
         (Some(_), v) => v,
     };
     // Before the split shuffles the rows, so that an error names the file's sample.
-    a.x_storage.storage().check(&data).map_err(|e| match e {
+    // Standardized values lie within ±√m, inside every storage's range for any practical m.
+    let unchecked = if a.standardize {
+        Ok(())
+    } else {
+        a.x_storage.storage().check(&data)
+    };
+    unchecked.map_err(|e| match e {
         Error::OutOfStorageRange {
             row,
             column,
@@ -713,7 +874,7 @@ fn train(a: TrainArgs) -> CliResult<()> {
         None => (data, None),
     };
 
-    let ctx = open_backend(a.backend, a.x_storage)?;
+    let ctx = open_engine(&engine)?;
     if let Some(ctx) = &ctx {
         ctx.set_memory_budget(a.max_gpu_memory);
     }
@@ -727,10 +888,14 @@ fn train(a: TrainArgs) -> CliResult<()> {
                 .map(|h| format!(", {} held out", h.n_rows()))
                 .unwrap_or_default(),
             settings.optimizer,
-            describe_backend(&ctx)
+            describe_engine(&ctx, &engine)
         );
     }
-    let progress = Progress::new(settings.epochs, a.quiet || a.json);
+    let progress = Progress::new(
+        settings.epochs,
+        settings.optimizer.steps_name(),
+        a.quiet || a.json,
+    );
     let json = a.json;
     // From here on the first Ctrl-C or SIGTERM finishes the current step, checkpoints and
     // writes the model; a second one exits at once.
@@ -765,12 +930,31 @@ fn train(a: TrainArgs) -> CliResult<()> {
         ("seed".to_string(), settings.seed.to_string()),
         ("data".to_string(), source.clone()),
     ];
-    model.save(&a.out, &meta)?;
-    if let Some(path) = &a.plot {
-        softmax_regression::model_file::write_atomic(
-            path,
-            training_curve(&fit.history).as_bytes(),
-        )?;
+    out.write(&model.to_safetensors(&meta)?)?;
+    if let Some(plot_out) = &plot_out {
+        let steps = match settings.optimizer {
+            Optimizer::Lbfgs => String::new(),
+            _ => format!(
+                ", learning rate {}, batch {}",
+                settings.learning_rate,
+                settings
+                    .batch_size
+                    .map_or("full".to_string(), |b| b.to_string())
+            ),
+        };
+        let title = [
+            format!("Training curve: {source}"),
+            format!(
+                "{}{steps}, λ = {}; {} training rows{}, K = {k}",
+                settings.optimizer,
+                settings.l2,
+                train_data.n_rows(),
+                held.as_ref()
+                    .map(|h| format!(", {} validation", h.n_rows()))
+                    .unwrap_or_default()
+            ),
+        ];
+        plot_out.write(training_curve(&fit.history, &title, settings.optimizer).as_bytes())?;
     }
 
     let last = fit.history.last();
@@ -797,15 +981,20 @@ fn train(a: TrainArgs) -> CliResult<()> {
             })
         );
     } else {
-        // How the run ended is said even with --quiet: a run that did not converge must
-        // not look like one that did.
-        eprintln!("{}", fit.summary(&settings));
+        // A run that did not converge must not look like one that did, so that is said
+        // even with --quiet; a converged run is quiet.
+        if !a.quiet || fit.status != softmax_regression::Status::Converged {
+            eprintln!("{}", fit.summary(&settings));
+        }
     }
     if !json && !a.quiet {
         if let Some(r) = last {
             eprintln!(
-                "final objective J = {:.6} after {} epochs ({:.1} s)",
-                r.loss, r.epoch, r.elapsed
+                "final objective J = {:.6} after {} {} ({:.1} s)",
+                r.loss,
+                r.epoch,
+                settings.optimizer.steps_name(),
+                r.elapsed
             );
         }
         if let Some(m) = held_metrics {
@@ -881,19 +1070,7 @@ fn synth(a: SynthArgs) -> CliResult<()> {
         separation: a.separation,
     };
     spec.validate().map_err(synth_flag_error)?;
-    for (flag, path) in [("--out", &a.out), ("--labels", &a.labels)] {
-        if path.is_dir() {
-            return Err(Failure::Input(format!(
-                "{flag} {} is a directory",
-                path.display()
-            )));
-        }
-    }
-    if a.out == a.labels {
-        return Err(Failure::Input(
-            "--out and --labels name the same file".to_string(),
-        ));
-    }
+    check_outputs(&[("--out", &a.out), ("--labels", &a.labels)], &[])?;
     let bar = (!a.quiet && std::io::stderr().is_terminal()).then(|| {
         let bar = indicatif::ProgressBar::new(spec.rows as u64);
         bar.set_style(
@@ -902,12 +1079,25 @@ fn synth(a: SynthArgs) -> CliResult<()> {
         );
         bar
     });
+    // Off a terminal (a log file, CI), a plain line at each further tenth of the rows.
+    let plain = !a.quiet && bar.is_none();
+    let mut tenths_said = 0;
     let started = std::time::Instant::now();
     // Ctrl-C or SIGTERM stops between blocks and removes the partial files.
     let stop = interrupt_flag()?;
     let finished = write_problem(&spec, &a.out, &a.labels, |rows| {
         if let Some(bar) = &bar {
             bar.set_position(rows as u64);
+        }
+        let tenths = rows * 10 / spec.rows.max(1);
+        if plain && tenths > tenths_said && rows < spec.rows {
+            tenths_said = tenths;
+            eprintln!(
+                "synth: {rows} of {} rows ({}%, {:.1} s)",
+                spec.rows,
+                tenths * 10,
+                started.elapsed().as_secs_f64()
+            );
         }
         if stop.load(std::sync::atomic::Ordering::SeqCst) {
             ControlFlow::Break(())
@@ -991,8 +1181,17 @@ fn interrupt_flag() -> CliResult<std::sync::Arc<std::sync::atomic::AtomicBool>> 
     Ok(raised)
 }
 
-fn training_curve(history: &[EpochReport]) -> String {
-    use plot::Series;
+/// The figure of `train --plot`. The training objective J (cross-entropy plus λ/2‖Θ‖²) is
+/// drawn as J − min J on a log axis, where the approach to the optimum stays visible long
+/// after J itself looks flat; the validation log-loss has no λ term, so it gets its own
+/// panel rather than sharing J's axis. `x_label` counts epochs or L-BFGS iterations.
+fn training_curve(history: &[EpochReport], title: &[String], optimizer: Optimizer) -> String {
+    use plot::{Panel, Scale, Series};
+    let x_label = if optimizer == Optimizer::Lbfgs {
+        "iteration"
+    } else {
+        "epoch"
+    };
     let points = |f: &dyn Fn(&EpochReport) -> Option<f64>| -> Vec<(f64, f64)> {
         history
             .iter()
@@ -1000,29 +1199,76 @@ fn training_curve(history: &[EpochReport]) -> String {
             .collect()
     };
     let (blue, orange) = ("#1f77b4", "#ff7f0e");
-    let mut loss = vec![Series {
-        name: "training J",
-        colour: blue,
-        points: points(&|r| Some(r.loss)),
-    }];
-    let mut accuracy = vec![Series {
-        name: "training",
-        colour: blue,
-        points: points(&|r| r.train_accuracy),
-    }];
-    if history.iter().any(|r| r.validation.is_some()) {
-        loss.push(Series {
-            name: "validation log-loss",
-            colour: orange,
-            points: points(&|r| r.validation.map(|m| m.log_loss)),
+    let mut panels = Vec::new();
+
+    let objective = points(&|r| Some(r.loss).filter(|j| j.is_finite()));
+    let (at, min) = objective
+        .iter()
+        .copied()
+        .fold((0.0, f64::INFINITY), |best, p| if p.1 < best.1 { p } else { best });
+    let gaps: Vec<(f64, f64)> = objective.iter().map(|&(x, j)| (x, j - min)).collect();
+    // Six significant digits.
+    let decimals = (5 - min.abs().max(1e-300).log10().floor() as i32).clamp(0, 12) as usize;
+    let (y_label, shown) = if gaps.iter().filter(|p| p.1 > 0.0).count() >= 2 {
+        (
+            format!("J − min J (min J = {min:.decimals$} at {x_label} {at})"),
+            gaps,
+        )
+    } else {
+        // Too few points above the minimum for a line: J itself.
+        ("J".to_string(), objective)
+    };
+    panels.push(Panel {
+        title: "training objective J (cross-entropy + λ/2‖Θ‖²)".to_string(),
+        y_label,
+        scale: Scale::Log,
+        series: vec![Series {
+            name: "training",
+            colour: blue,
+            points: shown,
+        }],
+    });
+
+    let validated = history.iter().any(|r| r.validation.is_some());
+    if validated {
+        panels.push(Panel {
+            title: "validation log-loss (no λ term)".to_string(),
+            y_label: "log-loss".to_string(),
+            scale: Scale::Log,
+            series: vec![Series {
+                name: "validation",
+                colour: orange,
+                points: points(&|r| r.validation.map(|m| m.log_loss)),
+            }],
         });
+    }
+    let mut accuracy = Vec::new();
+    if history.iter().any(|r| r.train_accuracy.is_some()) {
+        accuracy.push(Series {
+            name: "training",
+            colour: blue,
+            points: points(&|r| r.train_accuracy),
+        });
+    }
+    if validated {
         accuracy.push(Series {
             name: "validation",
             colour: orange,
             points: points(&|r| r.validation.map(|m| m.accuracy)),
         });
     }
-    plot::training_curve(&loss, &accuracy)
+    if !accuracy.is_empty() {
+        panels.push(Panel {
+            title: match accuracy.as_slice() {
+                [one] => format!("{} accuracy", one.name),
+                _ => "accuracy".to_string(),
+            },
+            y_label: "accuracy".to_string(),
+            scale: Scale::Linear,
+            series: accuracy,
+        });
+    }
+    plot::training_curve(title, x_label, &panels)
 }
 
 fn epoch_json(r: &EpochReport) -> serde_json::Value {
@@ -1042,16 +1288,18 @@ struct Progress {
     bar: Option<indicatif::ProgressBar>,
     quiet: bool,
     every: usize,
+    /// "epochs" or "iterations".
+    steps: &'static str,
 }
 
 impl Progress {
-    fn new(epochs: usize, quiet: bool) -> Self {
+    fn new(epochs: usize, steps: &'static str, quiet: bool) -> Self {
         let bar = (!quiet && std::io::stderr().is_terminal()).then(|| {
             let bar = indicatif::ProgressBar::new(epochs as u64);
             bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{bar:30} {pos}/{len} epochs  {msg}  [{elapsed_precise}, {per_sec}]",
-                )
+                indicatif::ProgressStyle::with_template(&format!(
+                    "{{bar:30}} {{pos}}/{{len}} {steps}  {{msg}}  [{{elapsed_precise}}, {{per_sec}}]"
+                ))
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             bar
@@ -1060,6 +1308,7 @@ impl Progress {
             bar,
             quiet,
             every: epochs.div_ceil(10).max(1),
+            steps,
         }
     }
 
@@ -1085,7 +1334,8 @@ impl Progress {
             }
             None if r.epoch.is_multiple_of(self.every) || r.epoch == 1 => {
                 eprintln!(
-                    "epoch {:>5}  {}  ({:.1} s)",
+                    "{} {:>5}  {}  ({:.1} s)",
+                    self.steps.trim_end_matches('s'),
                     r.epoch,
                     Self::line(r),
                     r.elapsed
@@ -1140,15 +1390,58 @@ fn load_for_model(
     Ok((loaded.x, loaded.labels, path))
 }
 
+/// A probability as the shortest text that reads back as the same f32: plain decimals
+/// from 1e-4 up, scientific notation below, so a small probability never prints as 0.
+fn probability_text(v: f32) -> String {
+    if v == 0.0 || v.abs() >= 1e-4 {
+        format!("{v}")
+    } else {
+        format!("{v:e}")
+    }
+}
+
+/// A CSV cell: quoted when it holds a comma, a quote or a line break.
+fn csv_cell(text: &str) -> String {
+    if text.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_string()
+    }
+}
+
+/// The files `predict` and `evaluate` read.
+fn model_inputs<'a>(model: &'a Path, d: &'a DataArgs) -> [(&'static str, Option<&'a Path>); 3] {
+    [
+        ("--model", Some(model)),
+        ("--data", d.data.as_deref()),
+        ("--labels", d.labels.as_deref()),
+    ]
+}
+
 fn predict(a: PredictArgs) -> CliResult<()> {
+    let out_path = match &a.out {
+        Some(path) => {
+            Some(check_outputs(&[("--out", path)], &model_inputs(&a.model, &a.data))?.remove(0))
+        }
+        None => None,
+    };
     let (model, _) = Model::load(&a.model)?;
     let (x, _, _) = load_for_model(&a.data, &model, &a.model, false)?;
-    let ctx = open_backend(a.backend, XStorageArg::F32)?;
+    let ctx = open_engine(&choose_engine(a.backend, XStorageArg::F32, None)?)?;
     let mut out = String::new();
     if a.proba {
         let p = model.predict_proba(backend_of(&ctx), x.view())?;
+        // A header naming each class, as pandas' read_csv expects.
+        let header: Vec<String> = (0..model.n_classes())
+            .map(|c| match model.labels() {
+                Some(names) => csv_cell(&names[c]),
+                None => c.to_string(),
+            })
+            .collect();
+        out.push_str(&header.join(","));
+        out.push('\n');
         for row in p.outer_iter() {
-            let cells: Vec<String> = row.iter().map(|v| format!("{v:.6}")).collect();
+            let cells: Vec<String> = row.iter().map(|&v| probability_text(v)).collect();
             out.push_str(&cells.join(","));
             out.push('\n');
         }
@@ -1161,8 +1454,8 @@ fn predict(a: PredictArgs) -> CliResult<()> {
             out.push('\n');
         }
     }
-    match &a.out {
-        Some(path) => softmax_regression::model_file::write_atomic(path, out.as_bytes())?,
+    match &out_path {
+        Some(path) => path.write(out.as_bytes())?,
         None => {
             let mut stdout = std::io::stdout().lock();
             stdout
@@ -1174,6 +1467,12 @@ fn predict(a: PredictArgs) -> CliResult<()> {
 }
 
 fn evaluate(a: EvaluateArgs) -> CliResult<()> {
+    let plot_out = match &a.plot {
+        Some(path) => {
+            Some(check_outputs(&[("--plot", path)], &model_inputs(&a.model, &a.data))?.remove(0))
+        }
+        None => None,
+    };
     let (model, _) = Model::load(&a.model)?;
     let (x, raw, path) = load_for_model(&a.data, &model, &a.model, true)?;
     let raw =
@@ -1215,13 +1514,25 @@ fn evaluate(a: EvaluateArgs) -> CliResult<()> {
                     })
             })
             .collect::<CliResult<_>>()?,
+        // A model of class numbers knows no names: a name would be mapped to a class by
+        // its sort order, and the accuracy would be that of a guess.
+        (None, formats::RawLabels::Strings(s)) => {
+            let label_path = a.data.labels.as_deref().unwrap_or(&path);
+            return Err(Failure::Input(format!(
+                "{}: label {:?} of sample 1 is not a class of the model {}, which was trained on class numbers 0 to {}",
+                label_path.display(),
+                s.first().map_or("", String::as_str),
+                a.model.display(),
+                k - 1
+            )));
+        }
         (None, raw) => {
             formats::encode_labels(raw, Some(k), a.data.labels.as_deref().unwrap_or(&path))?.0
         }
     };
     let data =
         Dataset::new(x, &y, k).map_err(|e| Failure::Input(format!("{}: {e}", path.display())))?;
-    let ctx = open_backend(a.backend, XStorageArg::F32)?;
+    let ctx = open_engine(&choose_engine(a.backend, XStorageArg::F32, None)?)?;
     let metrics = model.evaluate(backend_of(&ctx), &data)?;
     let predicted = model.predict(backend_of(&ctx), data.x()?)?;
     let mut confusion = vec![vec![0usize; k]; k];
@@ -1244,17 +1555,20 @@ fn evaluate(a: EvaluateArgs) -> CliResult<()> {
             (row > 0).then(|| confusion[c][c] as f64 / row as f64)
         })
         .collect();
-    if let Some(plot_path) = &a.plot {
-        let title = format!(
-            "confusion matrix, {} ({} rows, accuracy {:.4})",
-            path.display(),
-            y.len(),
-            metrics.accuracy
-        );
-        softmax_regression::model_file::write_atomic(
-            plot_path,
-            plot::confusion_heat_map(&names, &confusion, &title).as_bytes(),
-        )?;
+    if let Some(plot_out) = &plot_out {
+        let title = [
+            format!(
+                "Confusion matrix: accuracy {:.4} on {} rows",
+                metrics.accuracy,
+                y.len()
+            ),
+            format!(
+                "data {}, model {}",
+                path.display(),
+                a.model.display()
+            ),
+        ];
+        plot_out.write(plot::confusion_heat_map(&names, &confusion, &title).as_bytes())?;
     }
     if a.json {
         outln!(
@@ -1346,8 +1660,13 @@ fn info(a: InfoArgs) -> CliResult<()> {
             l.max_compute_workgroup_storage_size >> 10
         );
     }
-    if pick.is_some() {
-        outln!("* = picked by --backend auto");
+    let engine = choose_engine(BackendArg::Auto, XStorageArg::F32, None)?;
+    match (&engine.why, pick.is_some()) {
+        (Some(why), _) if !engine.is_gpu() => {
+            outln!("--backend auto trains on the CPU engine here: {why}")
+        }
+        (_, true) => outln!("* = picked by --backend auto"),
+        _ => {}
     }
     Ok(())
 }

@@ -1,5 +1,6 @@
-//! A trained model: Θ (n, K), b (K) and, optionally, the original class labels; with
-//! prediction and evaluation on the CPU reference or on a GPU.
+//! A trained model: Θ (n, K), b (K) and, optionally, the original class labels and the
+//! per-feature standardization it was trained with; with prediction and evaluation on the
+//! CPU reference or on a GPU.
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
@@ -8,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::gpu::problem::{DeviceProblem, Rows};
 use crate::oracle::{check_params, flatten};
+use crate::standardize::Standardizer;
 
 /// Where computation runs.
 #[derive(Debug, Clone, Copy)]
@@ -33,6 +35,7 @@ pub struct Model {
     theta: Array2<f32>,
     bias: Array1<f32>,
     labels: Option<Vec<String>>,
+    standardizer: Option<Standardizer>,
 }
 
 impl Model {
@@ -42,6 +45,7 @@ impl Model {
             theta: Array2::zeros((n_features, n_classes)),
             bias: Array1::zeros(n_classes),
             labels: None,
+            standardizer: None,
         }
     }
 
@@ -66,7 +70,78 @@ impl Model {
             theta,
             bias,
             labels: None,
+            standardizer: None,
         })
+    }
+
+    /// Makes the model standardize every input first: Θ and b then apply to
+    /// `(x − μ) / σ` ([`Standardizer`]), and [`Model::predict`], [`Model::predict_proba`]
+    /// and [`Model::evaluate`] take raw features. `None` removes it.
+    pub fn with_standardizer(mut self, standardizer: Option<Standardizer>) -> Result<Self> {
+        if let Some(s) = &standardizer
+            && s.n_features() != self.n_features()
+        {
+            return Err(Error::shape(
+                "standardizer features",
+                &[self.n_features()],
+                &[s.n_features()],
+            ));
+        }
+        self.standardizer = standardizer;
+        Ok(self)
+    }
+
+    /// The standardization applied to inputs before Θ and b, if any.
+    pub fn standardizer(&self) -> Option<&Standardizer> {
+        self.standardizer.as_ref()
+    }
+
+    /// The same function of the raw features, re-expressed for inputs standardized by
+    /// `target` (or raw, for `None`): with this model's own μ′, σ′ (0 and 1 when it has
+    /// none) and the target's μ, σ, a raw x is `σu + μ` for the target's input u, so
+    /// `Θ_j ← (σ_j / σ′_j) Θ′_j` and `b ← b′ + Σ_j ((μ_j − μ′_j) / σ′_j) Θ′_j`, computed in
+    /// f64. Θ and b are unchanged, bit for bit, when the two standardizations are equal.
+    /// Labels are kept.
+    pub fn restandardized(&self, target: Option<&Standardizer>) -> Result<Self> {
+        if self.standardizer.as_ref() == target {
+            return Ok(self.clone());
+        }
+        let n = self.n_features();
+        let own = |j: usize| {
+            self.standardizer.as_ref().map_or((0.0, 1.0), |s| {
+                (f64::from(s.mean()[j]), f64::from(s.scale()[j]))
+            })
+        };
+        let new = |j: usize| {
+            target.map_or((0.0, 1.0), |s| {
+                (f64::from(s.mean()[j]), f64::from(s.scale()[j]))
+            })
+        };
+        if let Some(s) = target
+            && s.n_features() != n
+        {
+            return Err(Error::shape(
+                "standardizer features",
+                &[n],
+                &[s.n_features()],
+            ));
+        }
+        let mut theta = self.theta.clone();
+        let mut bias = self.bias.mapv(f64::from);
+        for j in 0..n {
+            let ((mu_old, sigma_old), (mu_new, sigma_new)) = (own(j), new(j));
+            let (ratio, shift) = (sigma_new / sigma_old, (mu_new - mu_old) / sigma_old);
+            for (t, b) in theta.row_mut(j).iter_mut().zip(bias.iter_mut()) {
+                *b += shift * f64::from(*t);
+                *t = (ratio * f64::from(*t)) as f32;
+            }
+        }
+        let model = Model::new(theta, bias.mapv(|b| b as f32))?;
+        let model = match &self.labels {
+            Some(l) => model.with_labels(l.clone())?,
+            None => model,
+        };
+        model.with_standardizer(target.cloned())
     }
 
     /// Attaches the original class names, one per class in class order.
@@ -127,13 +202,16 @@ impl Model {
         Ok(())
     }
 
-    /// Class probabilities P (m, K) for the rows of X (m, n).
+    /// Class probabilities P (m, K) for the rows of X (m, n), raw features (a standardized
+    /// model standardizes them first).
     pub fn predict_proba(
         &self,
         backend: Backend<'_>,
         x: ArrayView2<'_, f32>,
     ) -> Result<Array2<f32>> {
         self.check_x(x)?;
+        let standardized = self.standardizer.as_ref().map(|s| s.transform(x)).transpose()?;
+        let x = standardized.as_ref().map_or(x, |s| s.view());
         match backend {
             Backend::Cpu => {
                 let z = crate::reference::logits(
@@ -168,7 +246,8 @@ impl Model {
             .collect())
     }
 
-    /// Accuracy and mean cross-entropy on a labelled dataset.
+    /// Accuracy and mean cross-entropy on a labelled dataset (of raw features: a
+    /// standardized model standardizes them first).
     pub fn evaluate(&self, backend: Backend<'_>, data: &Dataset) -> Result<Metrics> {
         if data.n_features() != self.n_features() || data.n_classes() != self.n_classes() {
             return Err(Error::shape(
@@ -177,7 +256,8 @@ impl Model {
                 &[data.n_features(), data.n_classes()],
             ));
         }
-        let mut evaluator = Evaluator::new(backend, data)?;
+        let standardized = self.standardizer.as_ref().map(|s| s.apply(data)).transpose()?;
+        let mut evaluator = Evaluator::new(backend, standardized.as_ref().unwrap_or(data))?;
         evaluator.evaluate(&flatten(self.theta.view(), self.bias.view()))
     }
 }

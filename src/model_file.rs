@@ -2,17 +2,22 @@
 //! PyTorch's `nn.Linear`), `bias` f32 `[K]`, and `__metadata__` holding `format`
 //! (`softmax-regression/1`), `n_features`, `n_classes`, the class labels as JSON when
 //! they were not 0…K−1, and whatever the caller adds (the binary adds its settings).
-//! Files are written atomically: a temporary file in the same directory, fsync, rename.
+//! A model trained on standardized features also holds `feature_mean` f32 `[n]` (μ) and
+//! `feature_scale` f32 `[n]` (σ, each > 0): its Θ and b apply to `(x − μ) / σ`, and
+//! loading it gives a [`Model`] that standardizes its inputs itself. A file without them
+//! (every file written before they existed) is a model of the raw features.
+//! Files are written through [`crate::output`]: atomically, following symbolic links, and
+//! byte for byte the same for the same model and metadata (the header's keys are sorted).
 
-use std::collections::HashMap;
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
 
 use ndarray::{Array1, Array2};
-use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use safetensors::{Dtype, SafeTensors};
 
 use crate::error::{Error, Result};
 use crate::model::Model;
+use crate::standardize::Standardizer;
 
 /// The `format` metadata value this version writes and reads.
 pub const FORMAT: &str = "softmax-regression/1";
@@ -24,6 +29,37 @@ pub(crate) fn io_error(path: &Path, what: &str, e: impl std::fmt::Display) -> Er
     }
 }
 
+/// F32 tensors and string metadata as a safetensors file: the 8-byte little-endian header
+/// length, the JSON header padded with spaces to a multiple of 8, then the tensors' bytes
+/// in the order given. The header's keys come out sorted (`serde_json`'s map is ordered),
+/// so the bytes depend only on the arguments; the safetensors crate's own writer takes a
+/// `HashMap` and orders the metadata differently from run to run.
+fn safetensors_bytes(
+    tensors: &[(&str, Vec<usize>, Vec<f32>)],
+    meta: &BTreeMap<String, String>,
+) -> Vec<u8> {
+    let mut header = serde_json::Map::new();
+    header.insert("__metadata__".into(), serde_json::json!(meta));
+    let mut offset = 0usize;
+    for (name, shape, values) in tensors {
+        let end = offset + 4 * values.len();
+        header.insert(
+            (*name).to_string(),
+            serde_json::json!({ "dtype": "F32", "shape": shape, "data_offsets": [offset, end] }),
+        );
+        offset = end;
+    }
+    let mut json = serde_json::Value::Object(header).to_string().into_bytes();
+    json.resize(json.len().next_multiple_of(8), b' ');
+    let mut bytes = Vec::with_capacity(8 + json.len() + offset);
+    bytes.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    bytes.extend_from_slice(&json);
+    for (_, _, values) in tensors {
+        bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+    }
+    bytes
+}
+
 fn bad(path: &Path, message: impl Into<String>) -> Error {
     Error::ModelFile {
         path: path.display().to_string(),
@@ -31,64 +67,12 @@ fn bad(path: &Path, message: impl Into<String>) -> Error {
     }
 }
 
-/// Writes `bytes` to `path` atomically: a temporary file beside it, fsync, rename, so a
-/// crash or a full disk never leaves a half-written file under the final name.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let tmp = temporary_path(path);
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)
-            .map_err(|e| io_error(path, "cannot create a temporary file beside it", e))?;
-        f.write_all(bytes)
-            .map_err(|e| io_error(path, "cannot write", e))?;
-        f.sync_all()
-            .map_err(|e| io_error(path, "cannot flush to disk", e))?;
-        move_into_place(&tmp, path)
-    })();
-    if result.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    result
-}
-
-/// The directory `path` is in (`.` for a bare file name).
-fn directory_of(path: &Path) -> PathBuf {
-    match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    }
-}
-
-/// The temporary name an atomic write of `path` goes to first: beside it, so the final
-/// rename stays within one file system.
-pub(crate) fn temporary_path(path: &Path) -> PathBuf {
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "model".into());
-    directory_of(path).join(format!(".{name}.tmp-{}", std::process::id()))
-}
-
-/// Renames the complete, flushed `tmp` to `path` and makes the rename durable; a directory
-/// that cannot be opened or synced (some network file systems) still has the complete
-/// file under its name.
-pub(crate) fn move_into_place(tmp: &Path, path: &Path) -> Result<()> {
-    std::fs::rename(tmp, path)
-        .map_err(|e| io_error(path, "cannot move the finished file into place", e))?;
-    if let Ok(d) = std::fs::File::open(directory_of(path)) {
-        let _ = d.sync_all();
-    }
-    Ok(())
-}
-
 impl Model {
-    /// The model as safetensors bytes, with `extra` metadata added.
+    /// The model as safetensors bytes, with `extra` metadata added. The same model and
+    /// metadata always give the same bytes.
     pub fn to_safetensors(&self, extra: &[(String, String)]) -> Result<Vec<u8>> {
         let (n, k) = (self.n_features(), self.n_classes());
-        let weight: Vec<f32> = self.theta().t().iter().copied().collect();
-        let bias: Vec<f32> = self.bias().to_vec();
-        let weight_bytes: &[u8] = bytemuck::cast_slice(&weight);
-        let bias_bytes: &[u8] = bytemuck::cast_slice(&bias);
-        let mut meta: HashMap<String, String> = extra.iter().cloned().collect();
+        let mut meta: BTreeMap<String, String> = extra.iter().cloned().collect();
         meta.insert("format".into(), FORMAT.into());
         meta.insert("n_features".into(), n.to_string());
         meta.insert("n_classes".into(), k.to_string());
@@ -98,26 +82,24 @@ impl Model {
                 serde_json::to_string(labels).unwrap_or_default(),
             );
         }
-        let fail = |e: safetensors::SafeTensorError| Error::ModelFile {
-            path: String::new(),
-            message: e.to_string(),
-        };
-        let tensors = vec![
+        let mut tensors = vec![
             (
                 "weight",
-                TensorView::new(Dtype::F32, vec![k, n], weight_bytes).map_err(fail)?,
+                vec![k, n],
+                self.theta().t().iter().copied().collect(),
             ),
-            (
-                "bias",
-                TensorView::new(Dtype::F32, vec![k], bias_bytes).map_err(fail)?,
-            ),
+            ("bias", vec![k], self.bias().to_vec()),
         ];
-        safetensors::serialize(tensors, Some(meta)).map_err(fail)
+        if let Some(s) = self.standardizer() {
+            tensors.push(("feature_mean", vec![n], s.mean().to_vec()));
+            tensors.push(("feature_scale", vec![n], s.scale().to_vec()));
+        }
+        Ok(safetensors_bytes(&tensors, &meta))
     }
 
-    /// Writes the model to `path` atomically (see [`write_atomic`]).
+    /// Writes the model to `path` (see [`crate::output`]: atomic, links followed).
     pub fn save(&self, path: &Path, extra: &[(String, String)]) -> Result<()> {
-        write_atomic(path, &self.to_safetensors(extra)?)
+        crate::output::write_file(path, &self.to_safetensors(extra)?)
     }
 
     /// Reads a model file, checking the format tag, shapes, dtypes and that every value
@@ -223,6 +205,56 @@ impl Model {
             }
             None => model,
         };
+        let has = |name: &str| tensors.tensor(name).is_ok();
+        let standardizer = match (has("feature_mean"), has("feature_scale")) {
+            (false, false) => None,
+            (true, true) => {
+                let (mshape, mean) = read("feature_mean")?;
+                let (sshape, scale) = read("feature_scale")?;
+                for (name, shape) in [("feature_mean", &mshape), ("feature_scale", &sshape)] {
+                    if shape[..] != [n] {
+                        return Err(bad(
+                            p,
+                            format!(
+                                "tensor `{name}` has shape {shape:?}, expected [{n}] to match `weight` [{k}, {n}]"
+                            ),
+                        ));
+                    }
+                }
+                if let Some(i) = mean.iter().position(|v| !v.is_finite()) {
+                    return Err(bad(
+                        p,
+                        format!("feature_mean[{i}] is {}, not finite", mean[i]),
+                    ));
+                }
+                if let Some(i) = scale.iter().position(|v| !(v.is_finite() && *v > 0.0)) {
+                    return Err(bad(
+                        p,
+                        format!(
+                            "feature_scale[{i}] is {}, not a finite number > 0",
+                            scale[i]
+                        ),
+                    ));
+                }
+                Some(Standardizer::new(mean, scale).map_err(|e| bad(p, e.to_string()))?)
+            }
+            (mean, _) => {
+                let (there, missing) = if mean {
+                    ("feature_mean", "feature_scale")
+                } else {
+                    ("feature_scale", "feature_mean")
+                };
+                return Err(bad(
+                    p,
+                    format!(
+                        "has a `{there}` tensor but no `{missing}`; a standardized model needs both"
+                    ),
+                ));
+            }
+        };
+        let model = model
+            .with_standardizer(standardizer)
+            .map_err(|e| bad(p, e.to_string()))?;
         Ok((model, meta))
     }
 }

@@ -39,7 +39,7 @@ use std::sync::Arc;
 use ndarray::Array2;
 
 use crate::error::{Error, Result};
-use crate::formats::{FormatError, NpyLayout, npy_layout};
+use crate::formats::{FormatError, NpyElement, NpyLayout, npy_layout};
 
 /// A matrix X (m, n) of f32 read in blocks of whole rows.
 pub trait ChunkSource: Send + Sync {
@@ -107,14 +107,15 @@ impl ChunkSource for MemorySource {
 fn rows_out_of_range(start: usize, len: usize, n: usize, m: usize) -> Error {
     Error::setting(
         "rows",
-        format!("{start}..{}", start + len / n.max(1)),
+        format!("{} to {}", start + 1, start + len / n.max(1)),
         format!("the source has {m} rows"),
     )
 }
 
-/// A float32 or float64 `.npy` file, memory-mapped: nothing is read until rows are asked
-/// for, float64 is converted block by block, and the pages of each block read are handed
-/// back to the kernel afterwards, so resident memory stays near one block, not the file.
+/// A float32, float64 or uint8 `.npy` file, memory-mapped: nothing is read until rows are
+/// asked for, float64 and uint8 are converted block by block, and the pages of each block
+/// read are handed back to the kernel afterwards, so resident memory stays near one
+/// block, not the file.
 ///
 /// The file must not change while it is mapped.
 #[derive(Debug)]
@@ -152,7 +153,7 @@ impl NpySource {
 
     /// Bytes of values in the file.
     pub fn data_bytes(&self) -> usize {
-        self.layout.m * self.layout.n * if self.layout.f64 { 8 } else { 4 }
+        self.layout.m * self.layout.n * self.layout.element.size()
     }
 }
 
@@ -170,10 +171,10 @@ impl ChunkSource for NpySource {
             m,
             n,
             offset,
-            f64: wide,
+            element,
             big_endian,
         } = self.layout;
-        let size = if wide { 8 } else { 4 };
+        let size = element.size();
         let range = start
             .checked_mul(n * size)
             .and_then(|skip| skip.checked_add(offset))
@@ -184,19 +185,21 @@ impl ChunkSource for NpySource {
             return Err(rows_out_of_range(start, out.len(), n, m));
         };
         let len = bytes.len();
-        match (wide, big_endian) {
-            (false, false) => out
+        match (element, big_endian) {
+            (NpyElement::F32, false) => out
                 .iter_mut()
                 .zip(bytes.chunks_exact(4))
                 .for_each(|(o, b)| *o = f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
-            (false, true) => out
+            (NpyElement::F32, true) => out
                 .iter_mut()
                 .zip(bytes.chunks_exact(4))
                 .for_each(|(o, b)| *o = f32::from_be_bytes([b[0], b[1], b[2], b[3]])),
-            (true, big) => out
+            (NpyElement::U8, _) => out
                 .iter_mut()
-                .zip(bytes.chunks_exact(8))
-                .for_each(|(o, b)| {
+                .zip(bytes)
+                .for_each(|(o, &b)| *o = f32::from(b)),
+            (NpyElement::F64, big) => {
+                for (i, (o, b)) in out.iter_mut().zip(bytes.chunks_exact(8)).enumerate() {
                     let b = [b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]];
                     let v = if big {
                         f64::from_be_bytes(b)
@@ -204,7 +207,16 @@ impl ChunkSource for NpySource {
                         f64::from_le_bytes(b)
                     };
                     *o = v as f32;
-                }),
+                    // A finite value that float32 cannot hold would otherwise read as ±inf.
+                    if o.is_infinite() && v.is_finite() {
+                        return Err(Error::BeyondFloat32 {
+                            row: start + i / n.max(1),
+                            column: i % n.max(1),
+                            value: v,
+                        });
+                    }
+                }
+            }
         }
         // Hand the pages just read back to the kernel: they stay in the page cache but no
         // longer count against this process, so a pass over a file larger than RAM keeps
@@ -235,11 +247,7 @@ impl ChunkSource for NpySource {
             self.path.display(),
             self.layout.m,
             self.layout.n,
-            if self.layout.f64 {
-                "float64"
-            } else {
-                "float32"
-            }
+            self.layout.element.name()
         )
     }
 }

@@ -15,7 +15,8 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::formats::npy_header;
-use crate::model_file::{io_error, move_into_place, temporary_path};
+use crate::model_file::io_error;
+use crate::output::OutputPath;
 use crate::rng::SplitMix64;
 
 /// Most rows per independently seeded block.
@@ -145,34 +146,31 @@ pub fn write_problem(
     mut progress: impl FnMut(usize) -> std::ops::ControlFlow<()>,
 ) -> Result<bool> {
     spec.validate()?;
-    let same = |a: &Path, b: &Path| {
-        let full = |p: &Path| {
-            let parent = match p.parent() {
-                Some(d) if !d.as_os_str().is_empty() => d,
-                _ => Path::new("."),
-            };
-            std::fs::canonicalize(parent)
-                .ok()
-                .map(|d| d.join(p.file_name().unwrap_or_default()))
-        };
-        full(a).is_some() && full(a) == full(b)
-    };
-    if same(x_path, y_path) {
+    if crate::output::same_file(x_path, y_path) {
         return Err(Error::setting(
             "labels",
             y_path.display(),
             "names the same file as the features",
         ));
     }
-    let (tx, ty) = (temporary_path(x_path), temporary_path(y_path));
+    let check = |flag: &'static str, path: &Path| {
+        OutputPath::check(path).map_err(|reason| {
+            Error::setting(
+                flag,
+                path.display(),
+                format!("cannot be written: it {reason}"),
+            )
+        })
+    };
+    let (x_out, y_out) = (check("out", x_path)?, check("labels", y_path)?);
+    // Dropped without a commit (an error, a stop), each removes its temporary.
+    let (mut px, mut py) = (x_out.begin()?, y_out.begin()?);
     let result = (|| {
-        let open = |path: &Path, tmp: &Path| -> Result<BufWriter<File>> {
-            File::create(tmp)
-                .map(|f| BufWriter::with_capacity(1 << 20, f))
-                .map_err(|e| io_error(path, "cannot create a temporary file beside it", e))
-        };
-        let (mut fx, mut fy) = (open(x_path, &tx)?, open(y_path, &ty)?);
-        let write = |w: &mut BufWriter<File>, path: &Path, bytes: &[u8]| {
+        let (mut fx, mut fy) = (
+            BufWriter::with_capacity(1 << 20, px.file()),
+            BufWriter::with_capacity(1 << 20, py.file()),
+        );
+        let write = |w: &mut BufWriter<&mut File>, path: &Path, bytes: &[u8]| {
             w.write_all(bytes)
                 .map_err(|e| io_error(path, "cannot write", e))
         };
@@ -222,19 +220,14 @@ pub fn write_problem(
             }
         }
         for (w, path) in [(fx, x_path), (fy, y_path)] {
-            let file = w
-                .into_inner()
+            w.into_inner()
                 .map_err(|e| io_error(path, "cannot write", e.into_error()))?;
-            file.sync_all()
-                .map_err(|e| io_error(path, "cannot flush to disk", e))?;
         }
-        move_into_place(&tx, x_path)?;
-        move_into_place(&ty, y_path)?;
         Ok(true)
     })();
-    if !matches!(result, Ok(true)) {
-        let _ = std::fs::remove_file(&tx);
-        let _ = std::fs::remove_file(&ty);
+    if matches!(result, Ok(true)) {
+        px.commit()?;
+        py.commit()?;
     }
     result
 }

@@ -24,6 +24,7 @@ use crate::oracle::{CpuOracle, flatten, unflatten};
 use crate::oracle::{GpuOracle, LossGrad, Oracle};
 use crate::reference::Step;
 use crate::rng::SplitMix64;
+use crate::standardize::{FeatureStats, Scaling, Standardizer};
 
 /// The update rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -60,6 +61,15 @@ impl Optimizer {
             Optimizer::Momentum => "momentum",
             Optimizer::Adam => "adam",
             Optimizer::Lbfgs => "lbfgs",
+        }
+    }
+
+    /// What one of its steps is called in reports: `"iterations"` for L-BFGS (one per
+    /// pass over the data), `"epochs"` for the others.
+    pub fn steps_name(self) -> &'static str {
+        match self {
+            Optimizer::Lbfgs => "iterations",
+            _ => "epochs",
         }
     }
 }
@@ -128,6 +138,10 @@ pub struct Settings {
     /// the best parameters seen; needs validation data. `None` (the default) never stops
     /// early. Not used by L-BFGS, which stops on `tol`.
     pub patience: Option<usize>,
+    /// Train on standardized features `(x − μ) / σ`, with μ and σ learned from the
+    /// training rows ([`Standardizer::fit`]) and applied to the validation rows too; the
+    /// fitted model carries them, so it takes raw features. Default false.
+    pub standardize: bool,
 }
 
 /// Learning-rate schedules: the rate of epoch e (1-based) out of E, from the base rate η.
@@ -183,6 +197,7 @@ impl Default for Settings {
             history: 10,
             schedule: Schedule::Constant,
             patience: None,
+            standardize: false,
         }
     }
 }
@@ -313,6 +328,10 @@ pub struct Fit {
     pub status: Status,
     /// How the GPU backend held the data, `None` on the CPU.
     pub device: Option<DeviceUse>,
+    /// Set when the run ended without converging ([`Status::IterationLimit`] or
+    /// [`Status::LineSearchFailed`]) on features that were not standardized and whose
+    /// scales differ widely: the likely reason, which [`Fit::summary`] reports.
+    pub scaling: Option<Scaling>,
 }
 
 /// How the training data sat on the device.
@@ -358,6 +377,7 @@ impl Fit {
             history,
             status,
             device,
+            scaling: None,
         })
     }
 
@@ -365,14 +385,21 @@ impl Fit {
     pub fn summary(&self, settings: &Settings) -> String {
         let last = self.history.iter().rev().find(|r| r.loss.is_finite());
         let norm = last.map_or(f64::NAN, |r| r.grad_max_norm);
+        let steps = settings.optimizer.steps_name();
         match self.status {
             Status::Converged => format!(
-                "converged: max |∇J| = {norm:.2e} ≤ tol {:.1e} after {} epochs",
+                "converged: max |∇J| = {norm:.2e} ≤ tol {:.1e} after {} {steps}",
                 settings.tol,
                 self.history.len()
             ),
+            Status::IterationLimit if self.scaling.is_some() => format!(
+                "did not converge: max |∇J| = {norm:.2e} is above tol {:.1e} after {} {steps}; the features look badly scaled ({}), which slows convergence: try --standardize, or more {steps}",
+                settings.tol,
+                self.history.len(),
+                self.scaling.map(|s| s.to_string()).unwrap_or_default()
+            ),
             Status::IterationLimit => format!(
-                "did not converge: max |∇J| = {norm:.2e} is above tol {:.1e} after {} epochs; try more epochs{}",
+                "did not converge: max |∇J| = {norm:.2e} is above tol {:.1e} after {} {steps}; try more {steps}{}",
                 settings.tol,
                 self.history.len(),
                 match (settings.optimizer, settings.batch_size) {
@@ -382,6 +409,11 @@ impl Fit {
                     }
                     _ => ", a larger learning rate, or --optimizer lbfgs",
                 }
+            ),
+            Status::LineSearchFailed if self.scaling.is_some() => format!(
+                "did not converge: the line search found no decrease at max |∇J| = {norm:.2e} (tol {:.1e}); the features look badly scaled ({}), which leaves J flat to f32 precision along some directions: try --standardize",
+                settings.tol,
+                self.scaling.map(|s| s.to_string()).unwrap_or_default()
             ),
             Status::LineSearchFailed => format!(
                 "did not converge: the line search found no decrease at max |∇J| = {norm:.2e} (tol {:.1e}); J is flat to f32 precision there, so a larger tol is as good as it gets",
@@ -393,11 +425,11 @@ impl Fit {
                 settings.learning_rate
             ),
             Status::Stopped => format!(
-                "stopped after {} epochs at max |∇J| = {norm:.2e}",
+                "stopped after {} {steps} at max |∇J| = {norm:.2e}",
                 self.history.len()
             ),
             Status::Interrupted => format!(
-                "interrupted after {} epochs at max |∇J| = {norm:.2e}; the model holds the weights reached",
+                "interrupted after {} {steps} at max |∇J| = {norm:.2e}; the model holds the weights reached",
                 self.history.len()
             ),
             Status::EarlyStopped => {
@@ -407,7 +439,7 @@ impl Fit {
                     .filter_map(|r| r.validation.map(|v| (r.epoch, v.log_loss)))
                     .min_by(|a, b| a.1.total_cmp(&b.1));
                 format!(
-                    "early stopped after {} epochs: the validation log-loss last improved at epoch {} ({:.5}); the model holds that epoch's weights",
+                    "early stopped after {} {steps}: the validation log-loss last improved at epoch {} ({:.5}); the model holds that epoch's weights",
                     self.history.len(),
                     best.map_or(0, |b| b.0),
                     best.map_or(f64::NAN, |b| b.1)
@@ -661,6 +693,20 @@ impl Trainer {
     pub fn resume_from(mut self, path: impl Into<PathBuf>) -> Result<Self> {
         let path = path.into();
         let checkpoint = Checkpoint::load(&path)?;
+        // A run asked to stop where the checkpoint already is would train nothing and
+        // report no objective.
+        if self.settings.epochs <= checkpoint.epochs_done {
+            return Err(Error::setting(
+                "epochs",
+                self.settings.epochs,
+                format!(
+                    "the checkpoint {} has already run {} {}; ask for more to continue it",
+                    path.display(),
+                    checkpoint.epochs_done,
+                    self.settings.optimizer.steps_name()
+                ),
+            ));
+        }
         self.resume = Some((path, Box::new(checkpoint)));
         Ok(self)
     }
@@ -762,7 +808,73 @@ impl Trainer {
 
     /// Trains from Θ = 0, b = 0 (or from `init`), calling `on_epoch` after every epoch;
     /// returning `ControlFlow::Break` from it stops training with the current parameters.
+    ///
+    /// With [`Settings::standardize`], μ and σ are learned from `train` (two passes over
+    /// it), the optimizer sees `(x − μ) / σ` for the training and the validation rows, and
+    /// the fitted model carries μ and σ. `init` is taken as the function of the raw
+    /// features it computes ([`Model::restandardized`]), whichever standardization it was
+    /// trained with. A resumed run learns μ and σ again from the same data, which gives
+    /// the same bits (the checkpoint's data fingerprint is of the standardized rows, so it
+    /// would refuse anything else).
     pub fn fit(
+        &self,
+        backend: Backend<'_>,
+        train: &Dataset,
+        validation: Option<&Dataset>,
+        init: Option<&Model>,
+        on_epoch: impl FnMut(&EpochReport) -> ControlFlow<()>,
+    ) -> Result<Fit> {
+        if let Some((_, cp)) = &self.resume {
+            let theirs = cp.settings.split(' ').any(|kv| kv == "standardize=true");
+            if theirs != self.settings.standardize {
+                let with = |on: bool| if on { "with" } else { "without" };
+                return Err(self.checkpoint_error(format!(
+                    "was written {} standardized features, this run is {} them; resume with the same settings",
+                    with(theirs),
+                    with(self.settings.standardize)
+                )));
+            }
+        }
+        let standardizer = if self.settings.standardize {
+            Some(Standardizer::fit(train)?)
+        } else {
+            None
+        };
+        let (train_s, validation_s) = match &standardizer {
+            Some(st) => (
+                Some(st.apply(train)?),
+                validation.map(|v| st.apply(v)).transpose()?,
+            ),
+            None => (None, None),
+        };
+        let train_used = train_s.as_ref().unwrap_or(train);
+        let validation_used = validation_s.as_ref().or(validation);
+        // A model of the wrong width is passed on as it is, for the shape error.
+        let restandardized = match init {
+            Some(model)
+                if model.n_features() == train.n_features()
+                    && model.standardizer() != standardizer.as_ref() =>
+            {
+                Some(model.restandardized(standardizer.as_ref())?)
+            }
+            _ => None,
+        };
+        let init = restandardized.as_ref().or(init);
+        let mut fit = self.fit_prepared(backend, train_used, validation_used, init, on_epoch)?;
+        fit.model = fit.model.with_standardizer(standardizer)?;
+        if fit.model.standardizer().is_none()
+            && matches!(
+                fit.status,
+                Status::IterationLimit | Status::LineSearchFailed
+            )
+        {
+            fit.scaling = Scaling::of(&FeatureStats::of(train)?);
+        }
+        Ok(fit)
+    }
+
+    /// [`Trainer::fit`] on data as the optimizer sees it (standardized or not).
+    fn fit_prepared(
         &self,
         backend: Backend<'_>,
         train: &Dataset,
@@ -1138,6 +1250,7 @@ impl Trainer {
             history,
             status,
             device: DeviceUse::of(backend, device),
+            scaling: None,
         })
     }
 }

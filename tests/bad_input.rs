@@ -43,6 +43,14 @@ fn fixtures() -> &'static Path {
         text("index_0.libsvm", "1 1:0.5\n0 0:1\n");
         text("huge_index.libsvm", "1 1:0.5\n0 888888831:1\n");
         text("good.csv", "1,2,0\n3,4,1\n0,1,1\n");
+        text("fraction_label.csv", "1,2,0\n3,4,1\n5,6,1.5\n");
+        text("word_label.csv", "1,2,0\n3,4,cat\n5,6,1\n");
+        text("nan_label.csv", "1,2,0\n3,4,nan\n5,6,1\n");
+        text("million_label.csv", "1,2,0\n3,4,1\n5,6,2\n7,8,1000000\n");
+        text("4e9_label.csv", "1,2,0\n3,4,1\n5,6,2\n7,8,4000000000\n");
+        text("word_header.csv", "a,b,label\n1,2,0\n3,4,1\n");
+        text("decimal_commas.csv", "1,5;2,0;0\n3,1;4,2;1\n");
+        text("semicolons.csv", "1;2;0\n3;4;1\n");
         let four = |v: f32| -> Vec<u8> { v.to_le_bytes().repeat(4) };
         let d = |name: &str| dir.join(name);
         write_npy(&d("complex.npy"), "<c8", &[2, 2], &[0u8; 32]);
@@ -225,6 +233,19 @@ bad_input! {
     synth_one_class: "synth --rows 10 --features 2 --classes 1 --labels {d}/synth_y.npy" => "--classes 1";
     synth_zero_rows: "synth --rows 0 --features 2 --classes 3 --labels {d}/synth_y.npy" => "--rows 0";
     synth_means_too_large: "synth --rows 10 --features 100000 --classes 100000 --labels {d}/synth_y.npy" => "--classes 100000";
+    fractional_label: "train --data {d}/fraction_label.csv" => "fraction_label.csv: row 3";
+    word_among_integer_labels: "train --data {d}/word_label.csv" => "row 2 has the name \"cat\" but row 1 has the integer 0";
+    missing_label_as_nan: "train --data {d}/nan_label.csv" => "nan_label.csv: row 2";
+    label_far_above_the_others: "train --data {d}/million_label.csv" => "--classes 1000001";
+    label_4e9: "train --data {d}/4e9_label.csv" => "--classes 4000000001";
+    classes_4e9: "train --data {d}/good.csv --classes 4000000000" => "--classes 4000000000";
+    classes_4e9_embedded_digits: "train --classes 4000000000" => "--classes 4000000000";
+    header_no_on_a_named_header: "train --data {d}/word_header.csv --header no" => "--header no";
+    header_unknown_value: "train --data {d}/good.csv --header maybe" => "'maybe' for '--header";
+    delimiter_unknown: "train --data {d}/good.csv --delimiter xy" => "'xy' for '--delimiter";
+    semicolons_read_with_commas: "train --data {d}/decimal_commas.csv" => "--delimiter";
+    one_column_with_semicolons: "train --data {d}/semicolons.csv --delimiter ," => "--delimiter ';'";
+    data_and_labels_both_stdin: "train --data - --labels -" => "stdin";
 }
 
 /// Every fixture the binary refuses is refused by the library too, as a typed error that

@@ -124,7 +124,10 @@ fn csv_with_string_labels_trains_and_predicts_the_original_labels() {
         "--backend",
         "cpu",
     ]);
-    let first = stdout(&o).lines().next().unwrap().to_string();
+    let text = stdout(&o);
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("cat,dog,eel"), "the header names the classes");
+    let first = lines.next().unwrap().to_string();
     let p: Vec<f64> = first.split(',').map(|v| v.parse().unwrap()).collect();
     assert_eq!(p.len(), 3);
     assert!((p.iter().sum::<f64>() - 1.0).abs() < 1e-4);

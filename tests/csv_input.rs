@@ -1,0 +1,315 @@
+//! CSV files read as their writers meant them: header rows (pandas' numeric column names
+//! included) told from data, `--header`, `--labels` keeping every column, tab and
+//! semicolon delimiters, stdin, and the label kind and K the first line reports.
+
+mod common;
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+use softmax_regression::Model;
+
+const BIN: &str = env!("CARGO_BIN_EXE_softmax-regression");
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+/// Runs `args` with `input` piped to stdin.
+fn run_piped(args: &[&str], input: &[u8]) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary runs");
+    let mut stdin = child.stdin.take().unwrap();
+    let input = input.to_vec();
+    // Written from another thread so that a child that stops reading cannot block us.
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(&input);
+    });
+    let o = child.wait_with_output().unwrap();
+    writer.join().unwrap();
+    o
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Three separable clusters in 4 features, as rows of (features, class).
+fn blobs(m: usize) -> Vec<(Vec<f32>, usize)> {
+    let mut rng = softmax_regression::SplitMix64::new(5);
+    (0..m)
+        .map(|i| {
+            let c = i % 3;
+            let x = (0..4)
+                .map(|j| (if j == c { 3.0 } else { 0.0 }) + rng.normal() as f32 * 0.5)
+                .collect();
+            (x, c)
+        })
+        .collect()
+}
+
+/// `m` rows of [`blobs`], the cells joined by `sep`, each row's label written by `label`.
+fn rows(m: usize, sep: &str, label: impl Fn(usize) -> String) -> String {
+    let mut text = String::new();
+    for (x, c) in blobs(m) {
+        let cells: Vec<String> = x.iter().map(|v| v.to_string()).collect();
+        text.push_str(&format!("{}{sep}{}\n", cells.join(sep), label(c)));
+    }
+    text
+}
+
+/// Trains on `data` (plus `extra` flags) on the CPU for a few epochs; returns the output
+/// and the model written, if any.
+fn train(data: &Path, extra: &[&str]) -> (Output, Option<Model>) {
+    let out = data.with_extension("safetensors");
+    let _ = std::fs::remove_file(&out);
+    let mut args = vec![
+        "train",
+        "--data",
+        s(data),
+        "--epochs",
+        "3",
+        "--backend",
+        "cpu",
+        "--out",
+        s(&out),
+    ];
+    args.extend_from_slice(extra);
+    let o = run(&args);
+    let model = o
+        .status
+        .success()
+        .then(|| Model::load(&out).expect("the model loads").0);
+    (o, model)
+}
+
+/// The "training on …" line.
+fn first_line(o: &Output) -> String {
+    stderr(o).lines().next().unwrap_or_default().to_string()
+}
+
+#[test]
+fn pandas_numeric_header_is_a_header_not_a_fourth_class() {
+    let dir = common::scratch("csv-pandas-header");
+    // pd.DataFrame(X).assign(y=y).to_csv(index=False)
+    let named = dir.join("named.csv");
+    std::fs::write(&named, format!("0,1,2,3,y\n{}", rows(60, ",", |c| c.to_string()))).unwrap();
+    // pd.DataFrame(np.c_[X, y]).to_csv(index=False): the label column is called 4 and
+    // its values are written as floats.
+    let numbered = dir.join("numbered.csv");
+    std::fs::write(
+        &numbered,
+        format!("0,1,2,3,4\n{}", rows(60, ",", |c| format!("{c}.0"))),
+    )
+    .unwrap();
+    for path in [&named, &numbered] {
+        let (o, model) = train(path, &[]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        let model = model.unwrap();
+        assert_eq!(model.n_classes(), 3, "{}", stderr(&o));
+        assert_eq!(model.n_features(), 4);
+        assert!(model.labels().is_none(), "integer labels kept as names");
+        let line = first_line(&o);
+        assert!(line.contains("60 rows"), "{line}");
+        assert!(line.contains("K = 3 (integer labels 0…2)"), "{line}");
+    }
+}
+
+#[test]
+fn header_no_reads_a_first_row_of_column_numbers_as_data() {
+    let dir = common::scratch("csv-header-no");
+    let data = dir.join("data.csv");
+    std::fs::write(&data, format!("0,1,2,3,2\n{}", rows(60, ",", |c| c.to_string()))).unwrap();
+    let (o, model) = train(&data, &["--header", "no"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(model.unwrap().n_classes(), 3);
+    assert!(first_line(&o).contains("61 rows"), "{}", first_line(&o));
+    // Detected, the same row is pandas' header.
+    let (o, _) = train(&data, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(first_line(&o).contains("60 rows"), "{}", first_line(&o));
+    // And --header yes drops a first row that is plainly data.
+    let plain = dir.join("plain.csv");
+    std::fs::write(&plain, rows(60, ",", |c| c.to_string())).unwrap();
+    let (o, _) = train(&plain, &["--header", "yes"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(first_line(&o).contains("59 rows"), "{}", first_line(&o));
+}
+
+#[test]
+fn a_word_heading_a_column_of_integer_labels_is_a_header() {
+    let dir = common::scratch("csv-label-header");
+    // Feature names that are numbers (years, wavelengths) and a label column named in words.
+    let data = dir.join("years.csv");
+    std::fs::write(
+        &data,
+        format!("1990,1991,1992,1993,class\n{}", rows(60, ",", |c| c.to_string())),
+    )
+    .unwrap();
+    let (o, model) = train(&data, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(model.unwrap().n_classes(), 3);
+    assert!(first_line(&o).contains("60 rows"), "{}", first_line(&o));
+}
+
+#[test]
+fn a_features_only_csv_with_a_labels_file_keeps_every_column() {
+    let dir = common::scratch("csv-labels-file");
+    let data = dir.join("x.csv");
+    let labels = dir.join("y.txt");
+    let mut x = String::new();
+    let mut y = String::new();
+    for (row, c) in blobs(60) {
+        let cells: Vec<String> = row.iter().map(|v| v.to_string()).collect();
+        x.push_str(&format!("{}\n", cells.join(",")));
+        y.push_str(&format!("{c}\n"));
+    }
+    std::fs::write(&data, x).unwrap();
+    std::fs::write(&labels, y).unwrap();
+    let (o, model) = train(&data, &["--labels", s(&labels)]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(model.unwrap().n_features(), 4, "{}", stderr(&o));
+    // With --label-column as well, that column is the file's own label column and is
+    // dropped (the labels file still supplies the labels).
+    let (o, model) = train(&data, &["--labels", s(&labels), "--label-column", "last"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(model.unwrap().n_features(), 3);
+}
+
+#[test]
+fn tab_and_semicolon_files_train_detected_or_named() {
+    let dir = common::scratch("csv-delimiters");
+    let names = ["cat", "dog", "eel"];
+    for (name, sep, flag) in [
+        ("tab.tsv", "\t", "tab"),
+        ("semicolon.csv", ";", ";"),
+        ("tab-escape.tsv", "\t", "\\t"),
+    ] {
+        let path = dir.join(name);
+        // A quoted header cell may hold the delimiter of the other dialect.
+        let header = ["\"a,1\"", "b", "c", "d", "animal"].join(sep);
+        std::fs::write(
+            &path,
+            format!("{header}\n{}", rows(60, sep, |c| format!("\"{}\"", names[c]))),
+        )
+        .unwrap();
+        for extra in [vec![], vec!["--delimiter", flag]] {
+            let (o, model) = train(&path, &extra);
+            assert!(o.status.success(), "{name} {extra:?}: {}", stderr(&o));
+            let model = model.unwrap();
+            assert_eq!(model.n_features(), 4, "{name}");
+            assert_eq!(model.labels().unwrap(), names);
+            let line = first_line(&o);
+            assert!(line.contains("60 rows"), "{line}");
+            assert!(
+                line.contains("K = 3 (string labels: cat, dog, eel)"),
+                "{line}"
+            );
+        }
+    }
+}
+
+#[test]
+fn train_and_predict_read_data_from_stdin() {
+    let dir = common::scratch("csv-stdin");
+    let text = rows(90, ",", |c| c.to_string());
+    let model = dir.join("m.safetensors");
+    let o = run_piped(
+        &[
+            "train",
+            "--data",
+            "-",
+            "--epochs",
+            "20",
+            "--backend",
+            "cpu",
+            "--out",
+            s(&model),
+        ],
+        text.as_bytes(),
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(first_line(&o).contains("training on stdin: 90 rows"), "{}", first_line(&o));
+    let (m, _) = Model::load(&model).unwrap();
+    assert_eq!((m.n_features(), m.n_classes()), (4, 3));
+    // predict takes the rows from a pipe, with or without the label column.
+    let features: String = text
+        .lines()
+        .map(|l| format!("{}\n", l.rsplit_once(',').unwrap().0))
+        .collect();
+    for input in [&text, &features] {
+        let o = run_piped(
+            &[
+                "predict",
+                "--model",
+                s(&model),
+                "--data",
+                "-",
+                "--backend",
+                "cpu",
+            ],
+            input.as_bytes(),
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        let predicted: Vec<String> = stdout(&o).lines().map(str::to_string).collect();
+        assert_eq!(predicted.len(), 90, "{}", stderr(&o));
+        let correct = predicted
+            .iter()
+            .zip(blobs(90))
+            .filter(|(p, (_, c))| **p == c.to_string())
+            .count();
+        assert!(correct >= 80, "{correct}/90");
+    }
+}
+
+#[test]
+fn the_first_line_names_the_label_kind_and_k() {
+    let dir = common::scratch("csv-first-line");
+    // Classes 0 and 2 only, with K asked for: the gap is said.
+    let data = dir.join("gap.csv");
+    std::fs::write(&data, rows(60, ",", |c| (c.min(1) * 2).to_string())).unwrap();
+    let (o, model) = train(&data, &[]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(model.unwrap().n_classes(), 3);
+    let line = first_line(&o);
+    assert!(
+        line.contains("K = 3 (integer labels 0…2, 2 of them present)"),
+        "{line}"
+    );
+    let (o, _) = train(&data, &["--classes", "5"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let line = first_line(&o);
+    assert!(
+        line.contains("K = 5 (integer labels 0…4, 2 of them present)"),
+        "{line}"
+    );
+    // The embedded digits.
+    let o = run(&[
+        "train",
+        "--epochs",
+        "1",
+        "--backend",
+        "cpu",
+        "--out",
+        s(&dir.join("digits.safetensors")),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(first_line(&o).contains("K = 10 (integer labels 0…9)"), "{}", first_line(&o));
+}

@@ -1,0 +1,613 @@
+//! Output safety, end to end through the binary: nothing a user owns is destroyed. A FIFO
+//! is written through, a symbolic link's target is replaced and the link kept, no output
+//! may be an input or another output, every output location is checked before any work,
+//! a killed run's temporaries do not pile up, and the same run writes the same bytes.
+#![cfg(unix)]
+
+mod common;
+
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+const BIN: &str = env!("CARGO_BIN_EXE_softmax-regression");
+
+fn run(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A small labelled CSV (3 separable classes, 4 features) and a model trained on it.
+fn data_and_model(dir: &Path) -> (PathBuf, PathBuf) {
+    let data = dir.join("train.csv");
+    let mut rng = softmax_regression::SplitMix64::new(5);
+    let mut text = String::new();
+    for i in 0..60 {
+        let c = i % 3;
+        let cells: Vec<String> = (0..4)
+            .map(|j| ((if j == c { 3.0 } else { 0.0 }) + rng.normal() * 0.5).to_string())
+            .collect();
+        text.push_str(&format!("{},{c}\n", cells.join(",")));
+    }
+    std::fs::write(&data, text).unwrap();
+    let model = dir.join("model.safetensors");
+    let o = run(&[
+        "train",
+        "--data",
+        s(&data),
+        "--backend",
+        "cpu",
+        "--out",
+        s(&model),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    (data, model)
+}
+
+fn mkfifo(path: &Path) {
+    let ok = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(ok.success(), "mkfifo {}", path.display());
+}
+
+fn is_fifo(path: &Path) -> bool {
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .file_type()
+        .is_fifo()
+}
+
+fn is_symlink(path: &Path) -> bool {
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .file_type()
+        .is_symlink()
+}
+
+#[test]
+fn predict_writes_through_a_fifo_and_leaves_it_a_fifo() {
+    let dir = common::scratch("out-fifo");
+    let (data, model) = data_and_model(&dir);
+    let fifo = dir.join("predictions.fifo");
+    mkfifo(&fifo);
+    let reader = Command::new("cat")
+        .arg(&fifo)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let o = run(&[
+        "predict",
+        "--model",
+        s(&model),
+        "--data",
+        s(&data),
+        "--backend",
+        "cpu",
+        "--out",
+        s(&fifo),
+    ]);
+    let read = reader.wait_with_output().unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(is_fifo(&fifo), "the FIFO was replaced by a regular file");
+    let lines: Vec<String> = String::from_utf8(read.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    assert_eq!(lines.len(), 60);
+    assert!(
+        lines.iter().all(|l| ["0", "1", "2"].contains(&l.as_str())),
+        "{lines:?}"
+    );
+}
+
+#[test]
+fn every_output_flag_follows_symbolic_links_and_keeps_them() {
+    let dir = common::scratch("out-links");
+    let (data, model) = data_and_model(&dir);
+    let real = dir.join("real");
+    std::fs::create_dir_all(&real).unwrap();
+    let link = |name: &str| {
+        let l = dir.join(format!("{name}.link"));
+        std::fs::write(real.join(name), b"older").unwrap();
+        std::os::unix::fs::symlink(real.join(name), &l).unwrap();
+        l
+    };
+    let (out, ckpt, curve) = (link("m"), link("ckpt"), link("curve"));
+    let (pred, confusion, sx, sy) = (link("pred"), link("confusion"), link("x"), link("y"));
+    let runs: [&[&str]; 4] = [
+        &[
+            "train",
+            "--data",
+            s(&data),
+            "--backend",
+            "cpu",
+            "--epochs",
+            "3",
+            "--optimizer",
+            "lbfgs",
+            "--out",
+            s(&out),
+            "--checkpoint",
+            s(&ckpt),
+            "--plot",
+            s(&curve),
+            "--quiet",
+        ],
+        &[
+            "predict",
+            "--model",
+            s(&model),
+            "--data",
+            s(&data),
+            "--backend",
+            "cpu",
+            "--out",
+            s(&pred),
+        ],
+        &[
+            "evaluate",
+            "--model",
+            s(&model),
+            "--data",
+            s(&data),
+            "--backend",
+            "cpu",
+            "--plot",
+            s(&confusion),
+        ],
+        &[
+            "synth",
+            "--rows",
+            "20",
+            "--features",
+            "3",
+            "--classes",
+            "2",
+            "--out",
+            s(&sx),
+            "--labels",
+            s(&sy),
+            "--quiet",
+        ],
+    ];
+    for args in runs {
+        let o = run(args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+    }
+    for (l, name) in [
+        (&out, "m"),
+        (&ckpt, "ckpt"),
+        (&curve, "curve"),
+        (&pred, "pred"),
+        (&confusion, "confusion"),
+        (&sx, "x"),
+        (&sy, "y"),
+    ] {
+        assert!(is_symlink(l), "{} is no longer a link", l.display());
+        let bytes = std::fs::read(real.join(name)).unwrap();
+        assert!(
+            bytes != b"older" && !bytes.is_empty(),
+            "the target of {} was not rewritten",
+            l.display()
+        );
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(&real)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(leftovers.is_empty(), "temporaries left: {leftovers:?}");
+}
+
+/// Runs a command that must be refused for naming an input (or another output) as an
+/// output, and checks that the file it names is unchanged.
+fn refused_and_unchanged(args: &[&str], kept: &Path, needle: &str) {
+    let before = std::fs::read(kept).unwrap();
+    let o = run(args);
+    common::assert_bad_input(&format!("{args:?}"), &o, needle);
+    assert_eq!(
+        std::fs::read(kept).unwrap(),
+        before,
+        "{args:?} changed {}",
+        kept.display()
+    );
+}
+
+#[test]
+fn an_output_that_is_an_input_or_another_output_is_refused() {
+    let dir = common::scratch("out-collide");
+    let (data, model) = data_and_model(&dir);
+    let via_dots = dir.join("sub/../train.csv");
+    std::fs::create_dir_all(dir.join("sub")).unwrap();
+    let data_link = dir.join("data.link");
+    std::os::unix::fs::symlink(&data, &data_link).unwrap();
+    let labels = dir.join("labels.txt");
+    std::fs::write(&labels, "0\n1\n2\n".repeat(20)).unwrap();
+    let cases: Vec<(Vec<&str>, &Path, &str)> = vec![
+        (
+            vec![
+                "train",
+                "--data",
+                s(&data),
+                "--backend",
+                "cpu",
+                "--out",
+                s(&data),
+            ],
+            &data,
+            "--out",
+        ),
+        (
+            vec![
+                "train",
+                "--data",
+                s(&data),
+                "--backend",
+                "cpu",
+                "--out",
+                s(&via_dots),
+            ],
+            &data,
+            "same file as --data",
+        ),
+        (
+            vec![
+                "train",
+                "--data",
+                s(&data_link),
+                "--backend",
+                "cpu",
+                "--out",
+                s(&data),
+            ],
+            &data,
+            "same file as --data",
+        ),
+        (
+            vec![
+                "train",
+                "--data",
+                s(&data),
+                "--backend",
+                "cpu",
+                "--out",
+                s(&model),
+                "--plot",
+                s(&model),
+            ],
+            &model,
+            "--plot",
+        ),
+        (
+            vec![
+                "train",
+                "--data",
+                s(&data),
+                "--backend",
+                "cpu",
+                "--out",
+                s(&model),
+                "--checkpoint",
+                s(&model),
+            ],
+            &model,
+            "--checkpoint",
+        ),
+        (
+            vec![
+                "train",
+                "--data",
+                s(&data),
+                "--backend",
+                "cpu",
+                "--init",
+                s(&model),
+                "--out",
+                s(&model),
+            ],
+            &model,
+            "same file as --init",
+        ),
+        (
+            vec![
+                "predict",
+                "--model",
+                s(&model),
+                "--data",
+                s(&data),
+                "--out",
+                s(&model),
+            ],
+            &model,
+            "same file as --model",
+        ),
+        (
+            vec![
+                "predict",
+                "--model",
+                s(&model),
+                "--data",
+                s(&data),
+                "--labels",
+                s(&labels),
+                "--out",
+                s(&labels),
+            ],
+            &labels,
+            "same file as --labels",
+        ),
+        (
+            vec![
+                "evaluate",
+                "--model",
+                s(&model),
+                "--data",
+                s(&data),
+                "--plot",
+                s(&data),
+            ],
+            &data,
+            "same file as --data",
+        ),
+        (
+            vec![
+                "synth",
+                "--rows",
+                "5",
+                "--features",
+                "2",
+                "--classes",
+                "2",
+                "--out",
+                s(&data),
+                "--labels",
+                s(&data_link),
+            ],
+            &data,
+            "same file as --out",
+        ),
+    ];
+    for (args, kept, needle) in cases {
+        refused_and_unchanged(&args, kept, needle);
+    }
+}
+
+#[test]
+fn resume_keeps_writing_its_own_checkpoint() {
+    let dir = common::scratch("out-resume");
+    let (data, _) = data_and_model(&dir);
+    let ckpt = dir.join("run.ckpt");
+    let model = dir.join("m.safetensors");
+    let common = [
+        "--data",
+        s(&data),
+        "--backend",
+        "cpu",
+        "--out",
+        s(&model),
+        "--quiet",
+    ];
+    let first = [
+        &["train", "--epochs", "2", "--checkpoint", s(&ckpt)][..],
+        &common,
+    ]
+    .concat();
+    let o = run(&first);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let again = [
+        &["train", "--epochs", "4", "--resume", s(&ckpt)][..],
+        &common,
+    ]
+    .concat();
+    let o = run(&again);
+    assert!(o.status.success(), "{}", stderr(&o));
+}
+
+#[test]
+fn unwritable_outputs_are_refused_before_any_work() {
+    let dir = common::scratch("out-unwritable");
+    let (data, model) = data_and_model(&dir);
+    let under_a_file = dir.join("train.csv/m.safetensors");
+    let missing = dir.join("absent/m.safetensors");
+    let synth_y = dir.join("y.npy");
+    let cases: Vec<(Vec<&str>, &str)> = vec![
+        (
+            vec!["train", "--data", s(&data), "--out", s(&missing)],
+            "--out",
+        ),
+        (
+            vec!["train", "--data", s(&data), "--out", s(&under_a_file)],
+            "is not a directory",
+        ),
+        (
+            vec!["train", "--data", s(&data), "--out", s(&dir)],
+            "is a directory",
+        ),
+        (
+            vec![
+                "train",
+                "--data",
+                s(&data),
+                "--out",
+                s(&model),
+                "--checkpoint",
+                s(&missing),
+            ],
+            "--checkpoint",
+        ),
+        (
+            vec![
+                "train",
+                "--data",
+                s(&data),
+                "--out",
+                s(&model),
+                "--plot",
+                s(&missing),
+            ],
+            "--plot",
+        ),
+        (
+            vec![
+                "predict",
+                "--model",
+                s(&model),
+                "--data",
+                s(&data),
+                "--out",
+                s(&missing),
+            ],
+            "--out",
+        ),
+        (
+            vec![
+                "evaluate",
+                "--model",
+                s(&model),
+                "--data",
+                s(&data),
+                "--plot",
+                s(&missing),
+            ],
+            "--plot",
+        ),
+        (
+            vec![
+                "synth",
+                "--rows",
+                "5",
+                "--features",
+                "2",
+                "--classes",
+                "2",
+                "--out",
+                s(&missing),
+                "--labels",
+                s(&synth_y),
+            ],
+            "--out",
+        ),
+    ];
+    for (args, needle) in cases {
+        // The training data names a file that does not exist: a run that read it before
+        // checking its outputs would complain about the data instead.
+        let args: Vec<&str> = args
+            .iter()
+            .map(|a| {
+                if *a == s(&data) {
+                    "/nonexistent/data.csv"
+                } else {
+                    a
+                }
+            })
+            .collect();
+        let o = run(&args);
+        common::assert_bad_input(&format!("{args:?}"), &o, needle);
+        assert!(!dir.join("absent").exists());
+    }
+    assert!(!synth_y.exists(), "synth wrote its labels file");
+}
+
+#[test]
+fn a_killed_synth_leaves_no_temporaries_for_the_next_run() {
+    let dir = common::scratch("out-killed");
+    let (x, y) = (dir.join("x.npy"), dir.join("y.npy"));
+    let mut child = Command::new(BIN)
+        .args([
+            "synth",
+            "--rows",
+            "4000000",
+            "--features",
+            "64",
+            "--classes",
+            "4",
+            "--out",
+            s(&x),
+            "--labels",
+            s(&y),
+            "--quiet",
+        ])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let temporaries = || -> Vec<String> {
+        std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.contains(".tmp-"))
+            .collect()
+    };
+    let started = std::time::Instant::now();
+    while temporaries().len() < 2 && started.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(
+        temporaries().len(),
+        2,
+        "the killed run had not started writing"
+    );
+    let o = run(&[
+        "synth",
+        "--rows",
+        "10",
+        "--features",
+        "2",
+        "--classes",
+        "2",
+        "--out",
+        s(&x),
+        "--labels",
+        s(&y),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(temporaries().is_empty(), "left behind: {:?}", temporaries());
+    assert!(x.exists() && y.exists());
+}
+
+#[test]
+fn the_same_run_writes_the_same_model_bytes() {
+    let dir = common::scratch("out-bytes");
+    let (data, _) = data_and_model(&dir);
+    let model = |name: &str| {
+        let path = dir.join(name);
+        let o = run(&[
+            "train",
+            "--data",
+            s(&data),
+            "--backend",
+            "cpu",
+            "--optimizer",
+            "lbfgs",
+            "--out",
+            s(&path),
+            "--quiet",
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        std::fs::read(path).unwrap()
+    };
+    let first = model("a.safetensors");
+    for name in ["b.safetensors", "c.safetensors", "d.safetensors"] {
+        assert!(
+            first == model(name),
+            "{name} differs from the first run's bytes"
+        );
+    }
+    // Still a model file that the library (and so Python's safetensors) reads.
+    let (m, meta) = softmax_regression::Model::from_safetensors(&first).unwrap();
+    assert_eq!((m.n_features(), m.n_classes()), (4, 3));
+    assert_eq!(meta.get("optimizer").map(String::as_str), Some("lbfgs"));
+}

@@ -20,7 +20,8 @@ use ndarray::Array2;
 /// File formats, chosen by extension unless given.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
-    /// Comma-separated text, one sample per line, optionally with a header row.
+    /// Comma-separated text (or tab- or semicolon-separated), one sample per line,
+    /// optionally with a header row.
     Csv,
     /// NumPy `.npy` array.
     Npy,
@@ -31,7 +32,7 @@ pub enum Format {
 }
 
 impl Format {
-    /// By extension: `.csv`, `.csv.gz` → Csv; `.npy` → Npy; names containing `-idx` or
+    /// By extension: `.csv`, `.tsv` (optionally `.gz`) → Csv; `.npy` → Npy; names containing `-idx` or
     /// `.idx` followed by `-ubyte` (`train-images-idx3-ubyte`, `t10k-labels-idx1-ubyte.gz`),
     /// or ending `.idx`/`.idx.gz` → Idx; `.svm`, `.libsvm` (optionally `.gz`) → Libsvm.
     /// `None` otherwise. Case is ignored.
@@ -41,7 +42,7 @@ impl Format {
             Some(base) => (base, true),
             None => (name.as_str(), false),
         };
-        if base.ends_with(".csv") {
+        if base.ends_with(".csv") || base.ends_with(".tsv") {
             return Some(Format::Csv);
         }
         // NumPy never writes compressed .npy, so a `.npy.gz` is something else.
@@ -135,6 +136,65 @@ impl FromStr for LabelColumn {
     }
 }
 
+/// Whether a CSV's first row names the columns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Header {
+    /// Decided from the file (the default). The first row is a header when
+    /// - a feature cell in it is not a number (`sepal_length`), or
+    /// - it has at least two feature cells and they read 0, 1, 2, … counted among the
+    ///   features or among all the columns: the names pandas gives unnamed columns
+    ///   (`pd.DataFrame(x).to_csv(index=False)` writes `0,1,2,3,y`), or
+    /// - its label is not a number while every label below it is one (`1990,1991,class`
+    ///   above integer classes): a column of numbers does not start with a word unless the
+    ///   word is its name.
+    ///
+    /// Anything else is data, so numeric column names above string labels are not seen;
+    /// [`Header::Yes`] says so.
+    #[default]
+    Auto,
+    /// The first row is a header, whatever it holds.
+    Yes,
+    /// The first row is data.
+    No,
+}
+
+impl fmt::Display for Header {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Header::Auto => "auto",
+            Header::Yes => "yes",
+            Header::No => "no",
+        })
+    }
+}
+
+impl FromStr for Header {
+    type Err = String;
+
+    /// `"auto"`, `"yes"` or `"no"` (any case).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Header::Auto),
+            "yes" => Ok(Header::Yes),
+            "no" => Ok(Header::No),
+            _ => Err("use yes, no or auto".to_string()),
+        }
+    }
+}
+
+/// A CSV delimiter as the command line names it: `,` `;` `|`, or a tab as `tab`, `\t`
+/// (backslash and t) or the character itself.
+pub fn parse_delimiter(s: &str) -> Result<char, String> {
+    match s {
+        "," => Ok(','),
+        ";" => Ok(';'),
+        "|" => Ok('|'),
+        "\t" | "\\t" => Ok('\t'),
+        _ if s.eq_ignore_ascii_case("tab") => Ok('\t'),
+        _ => Err("use ',', ';', '|' or tab".to_string()),
+    }
+}
+
 /// How [`load`] reads a file.
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
@@ -148,13 +208,20 @@ pub struct LoadOptions {
     pub label_column: LabelColumn,
     /// LIBSVM: feature indices start at 0 (by default they start at 1 and 0 is an error).
     pub zero_based: bool,
-    /// LIBSVM: the number of features to expand rows to (a model's n, say); by default the
-    /// largest index seen. An index beyond it is an error.
+    /// The number of features the reader must produce (a model's n, say). LIBSVM: rows
+    /// are expanded to it, and an index beyond it is an error; by default the largest
+    /// index seen. CSV: a file exactly n columns wide has no label column and one n + 1
+    /// wide has one (at `label_column`); any other width is an error.
     pub n_features: Option<usize>,
     /// A file without labels is an error.
     pub require_labels: bool,
     /// CSV: the file has a label column at all. `false` by [`Default`], so callers set it.
     pub csv_has_labels: bool,
+    /// CSV: whether the first row is a header.
+    pub header: Header,
+    /// CSV: the character between cells; `None` detects it from the first non-blank line
+    /// (a comma unless that line has no comma outside quotes but has tabs or semicolons).
+    pub delimiter: Option<char>,
 }
 
 /// Labels as read, before mapping to classes.
@@ -201,27 +268,75 @@ pub struct FormatError {
     pub message: String,
 }
 
-/// An error whose message starts with the file's name.
+/// An error whose message starts with the file's name (`stdin` for `-`).
 fn fail(path: &Path, detail: impl fmt::Display) -> FormatError {
+    let name = if is_stdin(path) {
+        Cow::Borrowed("stdin")
+    } else {
+        path.to_string_lossy()
+    };
     FormatError {
         path: path.to_path_buf(),
-        message: format!("{}: {detail}", path.display()),
+        message: format!("{name}: {detail}"),
     }
 }
 
-/// Reads features (and labels, where the files hold them) from `path`.
-pub fn load(path: &Path, options: &LoadOptions) -> Result<Loaded, FormatError> {
-    let format = match options.format.or_else(|| Format::from_path(path)) {
-        Some(format) => format,
-        None => {
-            return Err(fail(
-                path,
-                "cannot tell the format from the file name; pass --format (csv, npy, idx or libsvm)",
-            ));
-        }
+/// Whether `path` is `-`, which names standard input.
+pub fn is_stdin(path: &Path) -> bool {
+    path.as_os_str() == "-"
+}
+
+/// A data file's bytes as [`read_input`] read them, and the format to parse them in.
+#[derive(Debug, Clone)]
+pub struct Input {
+    /// The format, as given or told from the name (or, for standard input, the bytes).
+    pub format: Format,
+    /// The whole file, decompressed.
+    pub bytes: Vec<u8>,
+}
+
+/// Reads the data file at `path` (standard input for `-`) once, decompressed, in `format`
+/// or else the format its name tells. Standard input has no name: without `format` it is
+/// NPY when it starts with NumPy's magic, else CSV.
+pub fn read_input(path: &Path, format: Option<Format>) -> Result<Input, FormatError> {
+    if is_stdin(path) {
+        return read_stdin(path, format);
+    }
+    let Some(format) = format.or_else(|| Format::from_path(path)) else {
+        return Err(fail(
+            path,
+            "cannot tell the format from the file name; pass --format (csv, npy, idx or libsvm)",
+        ));
     };
     let bytes = read_file(path, Contents::of(Some(format)))?;
-    let Loaded { x, labels: in_file } = load_bytes(format, path, &bytes, options)?;
+    Ok(Input { format, bytes })
+}
+
+/// Reads features (and labels, where the files hold them) from `path`; `-` reads
+/// standard input.
+pub fn load(path: &Path, options: &LoadOptions) -> Result<Loaded, FormatError> {
+    one_stdin(path, options)?;
+    let input = read_input(path, options.format)?;
+    load_input(path, &input, options)
+}
+
+/// Standard input can be read once, so the data and its labels cannot both be `-`.
+fn one_stdin(path: &Path, options: &LoadOptions) -> Result<(), FormatError> {
+    if is_stdin(path) && options.labels.as_deref().is_some_and(is_stdin) {
+        return Err(fail(
+            path,
+            "the data and its labels cannot both be read from standard input; give one a file",
+        ));
+    }
+    Ok(())
+}
+
+/// [`load`] on a data file [`read_input`] has read, so that its bytes can be parsed more
+/// than one way without reading the file again (standard input reads only once).
+/// `options.format` is not used: `input` has its format.
+pub fn load_input(path: &Path, input: &Input, options: &LoadOptions) -> Result<Loaded, FormatError> {
+    one_stdin(path, options)?;
+    let Loaded { x, labels: in_file } = load_bytes(input.format, path, &input.bytes, options)?;
     let labels = match &options.labels {
         Some(labels_path) => {
             let labels = load_labels_file(labels_path)?;
@@ -279,24 +394,32 @@ pub fn labels_from_bytes(
         Some(Format::Idx) => idx_labels(path, bytes),
         _ => {
             let text = as_text(path, bytes)?;
-            let labels: Vec<String> = numbered_lines(text)
-                .map(|(_, line)| line.trim())
-                .filter(|line| !line.is_empty())
-                .map(str::to_string)
-                .collect();
-            Ok(labels_from_strings(labels))
+            let (lines, labels): (Vec<usize>, Vec<String>) = numbered_lines(text)
+                .map(|(line_no, line)| (line_no, line.trim()))
+                .filter(|(_, line)| !line.is_empty())
+                .map(|(line_no, line)| (line_no, line.to_string()))
+                .unzip();
+            infer_labels(path, labels, &lines, "line", None)
         }
     }
 }
 
+/// The most classes a model may have. A model, its gradient and every row's
+/// probabilities grow with K, so a K beyond this is a mistyped label or flag, refused
+/// before anything of that size is made.
+pub const MAX_CLASSES: usize = 1 << 20;
+
 /// Maps raw labels to classes `0..K`.
 ///
 /// Integers are their own classes: K is the largest label plus one, or `n_classes` when
-/// given, in which case every label must be below it. Negative integers are refused.
-/// Strings become classes in sorted order and the sorted names are returned; `n_classes`,
-/// when given, must be at least the number of distinct names. Errors name the sample, the
-/// 1-based position of the label among the labels (data rows, not counting a header).
-/// Returns `(classes, K, names)`; `path` is the file named in errors.
+/// given, in which case every label must be below it. Negative integers are refused, and
+/// so, without `n_classes`, is a K above twice the number of distinct labels plus 100
+/// (labels 0, 1, 2 and 1000000 are a typo more often than a million classes). Strings
+/// become classes in sorted order and the sorted names are returned; `n_classes`, when
+/// given, must be at least the number of distinct names. K is at most [`MAX_CLASSES`].
+/// Errors name the sample, the 1-based position of the label among the labels (data
+/// rows, not counting a header). Returns `(classes, K, names)`; `path` is the file named
+/// in errors.
 // The plain tuple is the interface callers destructure; a named type would only hide it.
 #[allow(clippy::type_complexity)]
 pub fn encode_labels(
@@ -304,10 +427,19 @@ pub fn encode_labels(
     n_classes: Option<usize>,
     path: &Path,
 ) -> Result<(Vec<u32>, usize, Option<Vec<String>>), FormatError> {
+    if let Some(k) = n_classes
+        && k > MAX_CLASSES
+    {
+        return Err(fail(
+            path,
+            format_args!("{k} classes were asked for, more than the {MAX_CLASSES} supported"),
+        ));
+    }
     match raw {
         RawLabels::Ints(labels) => {
             let mut classes = Vec::with_capacity(labels.len());
-            let mut max: Option<u32> = None;
+            // The largest class and the sample holding it first.
+            let mut max: Option<(u32, usize)> = None;
             for (i, &label) in labels.iter().enumerate() {
                 let sample = i + 1;
                 if label < 0 {
@@ -341,10 +473,19 @@ pub fn encode_labels(
                         ));
                     }
                 }
-                max = Some(max.map_or(class, |m| m.max(class)));
+                if max.is_none_or(|(m, _)| class > m) {
+                    max = Some((class, sample));
+                }
                 classes.push(class);
             }
-            let k = n_classes.unwrap_or_else(|| max.map_or(0, |m| m as usize + 1));
+            let k = match (n_classes, max) {
+                (Some(k), _) => k,
+                (None, None) => 0,
+                (None, Some((max, sample))) => {
+                    check_inferred_k(path, &classes, max, sample)?;
+                    max as usize + 1
+                }
+            };
             Ok((classes, k, None))
         }
         RawLabels::Strings(labels) => {
@@ -375,6 +516,45 @@ pub fn encode_labels(
             Ok((classes, k, Some(names)))
         }
     }
+}
+
+/// Refuses a K of `max + 1` (the largest integer label, first at `sample`) that is beyond
+/// [`MAX_CLASSES`] or far above the number of distinct labels, as [`encode_labels`] says.
+fn check_inferred_k(
+    path: &Path,
+    classes: &[u32],
+    max: u32,
+    sample: usize,
+) -> Result<(), FormatError> {
+    let k = max as usize + 1;
+    if k > MAX_CLASSES {
+        return Err(fail(
+            path,
+            format_args!(
+                "label {max} of sample {sample} would make K = {k} classes, more than the {MAX_CLASSES} supported; number the classes 0, 1, 2, … or write them as names"
+            ),
+        ));
+    }
+    // Any K up to 100 passes the rule, so the count is only taken above it.
+    if k <= 100 {
+        return Ok(());
+    }
+    let mut seen = vec![false; k];
+    for &class in classes {
+        if let Some(slot) = seen.get_mut(class as usize) {
+            *slot = true;
+        }
+    }
+    let distinct = seen.iter().filter(|&&s| s).count();
+    if k > 2 * distinct + 100 {
+        return Err(fail(
+            path,
+            format_args!(
+                "label {max} of sample {sample} would make K = {k} classes, though only {distinct} distinct labels occur; pass --classes {k} if that many classes are meant"
+            ),
+        ));
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------
@@ -441,7 +621,7 @@ pub(crate) fn available_memory() -> Option<u64> {
 /// says whether it went past the limit (then the byte past it is kept in `out`, so a
 /// later call can go on). Memory is taken as bytes arrive, never from a size a file
 /// claims, and a failed reservation is an `OutOfMemory` error, not an abort.
-fn read_bounded(reader: &mut impl Read, limit: u64, out: &mut Vec<u8>) -> io::Result<bool> {
+pub(crate) fn read_bounded(reader: &mut impl Read, limit: u64, out: &mut Vec<u8>) -> io::Result<bool> {
     let cap = limit.saturating_add(1);
     let mut chunk = vec![0u8; 64 << 10];
     while (out.len() as u64) < cap {
@@ -514,14 +694,50 @@ fn read_file(path: &Path, contents: Contents) -> Result<Vec<u8>, FormatError> {
     } else {
         read_contents(path, &mut raw, contents, size, false)
     };
-    result.map_err(|stop| match stop {
+    result.map_err(|stop| stop_error(path, gz, stop))
+}
+
+/// The sentence for a read that [`read_contents`] stopped.
+fn stop_error(path: &Path, gz: bool, stop: Stop) -> FormatError {
+    match stop {
         Stop::Refused(e) => e,
         Stop::Io(e) if e.kind() == io::ErrorKind::OutOfMemory => {
             fail(path, "cannot be held in memory: the system refused the allocation")
         }
         Stop::Io(e) if gz => fail(path, format_args!("cannot decompress it as gzip: {e}")),
-        Stop::Io(e) => cannot(e),
-    })
+        Stop::Io(e) => fail(path, format_args!("cannot read the file: {e}")),
+    }
+}
+
+/// Standard input's bytes, read once (a pipe cannot be read twice) with the bounds of a
+/// stream, decompressed when they start with gzip's magic; its format is `format`, else
+/// NPY when the bytes start with NumPy's magic, else CSV.
+fn read_stdin(path: &Path, format: Option<Format>) -> Result<Input, FormatError> {
+    // The first bytes decide how to read the rest, then are read again in front of it.
+    fn head(reader: &mut impl Read, len: u64) -> io::Result<Vec<u8>> {
+        let mut bytes = Vec::new();
+        reader.take(len).read_to_end(&mut bytes)?;
+        Ok(bytes)
+    }
+    let mut stdin = io::stdin().lock();
+    let magic = head(&mut stdin, 2).map_err(|e| stop_error(path, false, Stop::Io(e)))?;
+    let gz = magic.starts_with(&[0x1f, 0x8b]);
+    let raw = io::Cursor::new(magic).chain(stdin);
+    let mut reader: Box<dyn Read> = if gz {
+        Box::new(MultiGzDecoder::new(raw))
+    } else {
+        Box::new(raw)
+    };
+    let start = head(&mut reader, 6).map_err(|e| stop_error(path, gz, Stop::Io(e)))?;
+    let format = format.unwrap_or(if start.starts_with(b"\x93NUMPY") {
+        Format::Npy
+    } else {
+        Format::Csv
+    });
+    let mut reader = io::Cursor::new(start).chain(reader);
+    let bytes = read_contents(path, &mut reader, Contents::of(Some(format)), None, gz)
+        .map_err(|stop| stop_error(path, gz, stop))?;
+    Ok(Input { format, bytes })
 }
 
 /// Why [`read_contents`] stopped early.
@@ -742,23 +958,139 @@ fn numbered_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
         .map(|(i, line)| (i + 1, line.strip_suffix('\r').unwrap_or(line)))
 }
 
-/// Labels as integers when every one is a whole number ("3", "+1", and "3.0" as pandas
-/// writes integer columns that once held a NaN), else as names.
-fn labels_from_strings(labels: Vec<String>) -> RawLabels {
-    if let Some(ints) = labels
-        .iter()
-        .map(|s| s.parse::<i64>().ok())
-        .collect::<Option<Vec<i64>>>()
-    {
-        return RawLabels::Ints(ints);
+/// What one label, as text, is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LabelKind {
+    /// A whole number: "3", "+1", and "3.0" as pandas writes integer columns that once
+    /// held a NaN.
+    Integer(i64),
+    /// A finite number with a fraction, like 1.5.
+    Fraction,
+    /// A whole number too large for f64 to hold exactly.
+    TooLarge,
+    /// NaN or an infinity.
+    NotFinite,
+    /// Anything that is not a number.
+    Name,
+}
+
+fn label_kind(label: &str) -> LabelKind {
+    if let Ok(v) = label.parse::<i64>() {
+        return LabelKind::Integer(v);
     }
-    let whole = labels
-        .iter()
-        .map(|s| s.parse::<f64>().ok().and_then(whole_number))
-        .collect::<Option<Vec<i64>>>();
-    match whole {
-        Some(ints) => RawLabels::Ints(ints),
-        None => RawLabels::Strings(labels),
+    match label.parse::<f64>() {
+        Err(_) => LabelKind::Name,
+        Ok(v) if !v.is_finite() => LabelKind::NotFinite,
+        Ok(v) => match whole_number(v) {
+            Some(i) => LabelKind::Integer(i),
+            None if v.fract() == 0.0 => LabelKind::TooLarge,
+            None => LabelKind::Fraction,
+        },
+    }
+}
+
+/// Labels as integers when every one is a whole number, as names when none is a number,
+/// and refused otherwise: a class label of 1.5 is a regression target or a typo, NaN is a
+/// missing label, and names among numbers (or numbers among names) are one kind
+/// misread as the other. `at[i]` is where label `i` stands in the file, counted in
+/// `unit`s ("row", "line"); `first_hint` is added when the first label is one of those
+/// named.
+fn infer_labels(
+    path: &Path,
+    labels: Vec<String>,
+    at: &[usize],
+    unit: &str,
+    first_hint: Option<&str>,
+) -> Result<RawLabels, FormatError> {
+    let place = |i: usize| at.get(i).copied().unwrap_or(i + 1);
+    let mut ints: Vec<i64> = Vec::new();
+    let (mut first_int, mut first_fraction, mut first_name) = (None, None, None);
+    let mut names = 0usize;
+    for (i, label) in labels.iter().enumerate() {
+        match label_kind(label) {
+            LabelKind::Integer(v) => {
+                first_int.get_or_insert(i);
+                ints.push(v);
+            }
+            LabelKind::Fraction => {
+                first_fraction.get_or_insert(i);
+            }
+            LabelKind::Name => {
+                first_name.get_or_insert(i);
+                names += 1;
+            }
+            LabelKind::TooLarge => {
+                return Err(fail(
+                    path,
+                    format_args!(
+                        "{unit} {}: label {label} is too large for a class number",
+                        place(i)
+                    ),
+                ));
+            }
+            LabelKind::NotFinite => {
+                return Err(fail(
+                    path,
+                    format_args!(
+                        "{unit} {}: label {label} is not a class; is the label missing?",
+                        place(i)
+                    ),
+                ));
+            }
+        }
+    }
+    let label = |i: usize| labels.get(i).map_or("", String::as_str);
+    let shown = |i: usize| match label_kind(label(i)) {
+        LabelKind::Name => format!("the name {:?}", label(i)),
+        LabelKind::Integer(_) => format!("the integer {}", label(i)),
+        _ => format!("the number {}", label(i)),
+    };
+    let hint = |rows: [usize; 2]| match first_hint {
+        Some(hint) if rows.contains(&0) => hint,
+        _ => "",
+    };
+    match (first_name, first_int.or(first_fraction)) {
+        (Some(name), Some(number)) => {
+            // The kind fewer labels have is named first: it is the odd one out.
+            let (odd, usual) = if names <= labels.len() - names {
+                (name, number)
+            } else {
+                (number, name)
+            };
+            Err(fail(
+                path,
+                format_args!(
+                    "{unit} {} has {} but {unit} {} has {}; the labels must be all integers or all names{}",
+                    place(odd),
+                    shown(odd),
+                    place(usual),
+                    shown(usual),
+                    hint([odd, usual])
+                ),
+            ))
+        }
+        (Some(_), None) => Ok(RawLabels::Strings(labels)),
+        (None, _) => match (first_fraction, first_int) {
+            (Some(fraction), Some(int)) => Err(fail(
+                path,
+                format_args!(
+                    "{unit} {} has the label {}, not a whole number, but {unit} {} has {}; class labels are integers or names",
+                    place(fraction),
+                    label(fraction),
+                    place(int),
+                    shown(int)
+                ),
+            )),
+            (Some(fraction), None) => Err(fail(
+                path,
+                format_args!(
+                    "{unit} {}: label {} is not a whole number; class labels are integers or names (a continuous target calls for regression, not classification)",
+                    place(fraction),
+                    label(fraction)
+                ),
+            )),
+            (None, _) => Ok(RawLabels::Ints(ints)),
+        },
     }
 }
 
@@ -1020,38 +1352,65 @@ fn load_csv(
     options: &LoadOptions,
 ) -> Result<(Array2<f32>, Option<RawLabels>), FormatError> {
     let text = as_text(path, bytes)?;
+    let delimiter = options
+        .delimiter
+        .unwrap_or_else(|| detect_delimiter(text));
     let mut cells: Vec<Cow<'_, str>> = Vec::new();
     // (line, width, label column) of the first non-blank row, which every row must match.
     let mut first: Option<(usize, usize, Option<usize>)> = None;
+    // The first row was read as data, but a word above numeric labels makes it a header;
+    // only the rows below can say, so it is decided at the end.
+    let mut header_by_label = false;
     let mut values: Vec<f32> = Vec::new();
     let mut labels: Vec<String> = Vec::new();
+    let mut label_rows: Vec<usize> = Vec::new();
     let mut m = 0usize;
     let mut n = 0usize;
     for (line_no, line) in numbered_lines(text) {
         if line.trim().is_empty() {
             continue;
         }
-        split_csv_line(line, &mut cells);
+        split_csv_line(line, delimiter, &mut cells);
         let label_col = match first {
             None => {
                 let width = cells.len();
-                let label_col = if options.csv_has_labels {
+                // Rows exactly as wide as the features expected have no label column.
+                let label_col = if options.csv_has_labels && options.n_features != Some(width) {
                     Some(resolve_label_column(path, options.label_column, width)?)
                 } else {
                     None
                 };
                 n = width.saturating_sub(usize::from(label_col.is_some()));
                 if n == 0 {
-                    return Err(fail(path, "no feature columns"));
+                    return Err(fail(
+                        path,
+                        format_args!(
+                            "no feature columns{}",
+                            delimiter_hint(line, delimiter)
+                        ),
+                    ));
+                }
+                if let Some(want) = options.n_features
+                    && n != want
+                {
+                    return Err(fail(
+                        path,
+                        format_args!(
+                            "rows have {width} columns but the model has {want} features: expected {want} columns, or {} with the label column",
+                            want + 1
+                        ),
+                    ));
                 }
                 first = Some((line_no, width, label_col));
-                // A header names the features, so any feature cell that is text gives it
-                // away; an empty cell does not, since a first data row may miss a value.
-                let is_header = cells.iter().enumerate().any(|(j, c)| {
-                    Some(j) != label_col && !c.is_empty() && c.parse::<f32>().is_err()
-                });
-                if is_header {
-                    continue;
+                match options.header {
+                    Header::Yes => continue,
+                    Header::No => {}
+                    Header::Auto => {
+                        if is_header_by_cells(&cells, label_col) {
+                            continue;
+                        }
+                        header_by_label = label_col.is_some();
+                    }
                 }
                 label_col
             }
@@ -1060,8 +1419,9 @@ fn load_csv(
                     return Err(fail(
                         path,
                         format_args!(
-                            "row {line_no} has {} columns, expected {width} (as in row {first_line})",
-                            cells.len()
+                            "row {line_no} has {} columns, expected {width} (as in row {first_line}){}",
+                            cells.len(),
+                            delimiter_hint(line, delimiter)
                         ),
                     ));
                 }
@@ -1078,16 +1438,114 @@ fn load_csv(
                     ));
                 }
                 labels.push(cell.to_string());
+                label_rows.push(line_no);
             } else {
-                values.push(parse_feature(path, cell, line_no, column)?);
+                let value = parse_feature(path, cell, line_no, column).map_err(|mut e| {
+                    if options.header == Header::No && m == 0 {
+                        e.message.push_str("; --header no reads the first row as data");
+                    } else {
+                        e.message.push_str(&delimiter_hint(cell, delimiter));
+                    }
+                    e
+                })?;
+                values.push(value);
             }
         }
         m += 1;
     }
+    if header_by_label && is_header_by_label(&labels) {
+        values.drain(..n.min(values.len()));
+        labels.remove(0);
+        label_rows.remove(0);
+        m -= 1;
+    }
     check_not_empty(path, m, n)?;
     let x = to_array(path, m, n, values)?;
-    let labels = options.csv_has_labels.then(|| labels_from_strings(labels));
+    // A labels file replaces the column's labels, so they are neither read nor judged.
+    let labels = match first {
+        Some((_, _, Some(_))) if options.labels.is_none() => {
+            let hint = (options.header == Header::No)
+                .then_some("; --header no reads the first row as data");
+            Some(infer_labels(path, labels, &label_rows, "row", hint)?)
+        }
+        _ => None,
+    };
     Ok((x, labels))
+}
+
+/// The delimiter of a CSV whose delimiter was not given: a comma, unless the first
+/// non-blank line has no comma outside quotes but has tabs or semicolons there (then the
+/// more frequent of the two).
+fn detect_delimiter(text: &str) -> char {
+    let line = numbered_lines(text)
+        .map(|(_, line)| line)
+        .find(|line| !line.trim().is_empty())
+        .unwrap_or_default();
+    let (mut commas, mut tabs, mut semicolons) = (0usize, 0usize, 0usize);
+    let mut quoted = false;
+    for c in line.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => commas += 1,
+            '\t' if !quoted => tabs += 1,
+            ';' if !quoted => semicolons += 1,
+            _ => {}
+        }
+    }
+    if commas > 0 || tabs + semicolons == 0 {
+        ','
+    } else if tabs >= semicolons {
+        '\t'
+    } else {
+        ';'
+    }
+}
+
+/// A hint for a row or cell read with `delimiter` that holds another delimiter, which
+/// may be the file's.
+fn delimiter_hint(text: &str, delimiter: char) -> String {
+    let other = [
+        (';', "semicolons", "';'"),
+        ('\t', "tabs", "tab"),
+        (',', "commas", "','"),
+    ]
+    .into_iter()
+    .find(|&(c, _, _)| c != delimiter && text.contains(c));
+    match other {
+        Some((_, what, flag)) => {
+            format!("; if {what} separate the cells, pass --delimiter {flag}")
+        }
+        None => String::new(),
+    }
+}
+
+/// The first row is a header by its cells alone (see [`Header::Auto`]): a feature cell
+/// that is text, or feature cells that read 0, 1, 2, … (at least two of them), counted
+/// among the features or among all the columns.
+fn is_header_by_cells(cells: &[Cow<'_, str>], label_col: Option<usize>) -> bool {
+    let features = || {
+        cells
+            .iter()
+            .enumerate()
+            .filter(move |&(j, _)| Some(j) != label_col)
+    };
+    // An empty cell is not text: a first data row may miss a value.
+    let text = features().any(|(_, c)| !c.is_empty() && c.parse::<f32>().is_err());
+    let among_features = features()
+        .enumerate()
+        .all(|(i, (_, c))| c.as_ref() == i.to_string());
+    let among_columns = features().all(|(j, c)| c.as_ref() == j.to_string());
+    text || (features().count() >= 2 && (among_features || among_columns))
+}
+
+/// The first row (labels[0]) is a header by its label (see [`Header::Auto`]): it is not
+/// a number while every label below it is.
+fn is_header_by_label(labels: &[String]) -> bool {
+    let number = |s: &String| s.parse::<f64>().is_ok();
+    match labels.split_first() {
+        Some((first, rest)) => !rest.is_empty() && !number(first) && rest.iter().all(number),
+        None => false,
+    }
 }
 
 fn resolve_label_column(
@@ -1136,19 +1594,20 @@ fn parse_feature(path: &Path, cell: &str, row: usize, column: usize) -> Result<f
     }
 }
 
-/// Splits one line at commas into trimmed cells. A cell in double quotes may hold commas
-/// and `""` for a quote, as spreadsheets write names; quotes do not span lines.
-fn split_csv_line<'a>(line: &'a str, cells: &mut Vec<Cow<'a, str>>) {
+/// Splits one line at `delimiter` into trimmed cells. A cell in double quotes may hold
+/// the delimiter and `""` for a quote, as spreadsheets write names; quotes do not span
+/// lines.
+fn split_csv_line<'a>(line: &'a str, delimiter: char, cells: &mut Vec<Cow<'a, str>>) {
     cells.clear();
     if !line.contains('"') {
-        cells.extend(line.split(',').map(|c| Cow::Borrowed(c.trim())));
+        cells.extend(line.split(delimiter).map(|c| Cow::Borrowed(c.trim())));
         return;
     }
     let mut rest = line;
     loop {
         let start = rest.trim_start();
         let Some(quoted) = start.strip_prefix('"') else {
-            match start.split_once(',') {
+            match start.split_once(delimiter) {
                 Some((cell, after)) => {
                     cells.push(Cow::Borrowed(cell.trim()));
                     rest = after;
@@ -1177,8 +1636,8 @@ fn split_csv_line<'a>(line: &'a str, cells: &mut Vec<Cow<'a, str>>) {
                 break;
             }
         }
-        // Anything between the closing quote and the comma is kept rather than refused.
-        match after.split_once(',') {
+        // Anything between the closing quote and the delimiter is kept rather than refused.
+        match after.split_once(delimiter) {
             Some((junk, next)) => {
                 cell.push_str(junk.trim());
                 cells.push(Cow::Owned(cell));
@@ -1926,6 +2385,7 @@ fn load_libsvm(
 ) -> Result<(Array2<f32>, Option<RawLabels>), FormatError> {
     let text = as_text(path, bytes)?;
     let mut labels: Vec<String> = Vec::new();
+    let mut label_lines: Vec<usize> = Vec::new();
     let mut labelled_line: Option<usize> = None;
     let mut unlabelled_line: Option<usize> = None;
     // Sparse rows: row r's entries are cols/vals[row_end[r-1]..row_end[r]].
@@ -1943,6 +2403,7 @@ fn load_libsvm(
         match tokens.peek() {
             Some(first) if !first.contains(':') => {
                 labels.push((*first).to_string());
+                label_lines.push(line_no);
                 labelled_line.get_or_insert(line_no);
                 tokens.next();
             }
@@ -2014,8 +2475,8 @@ fn load_libsvm(
                     return Err(fail(
                         path,
                         format_args!(
-                            "line {line_no}: {} in {token:?}",
-                            beyond_float32(value_text)
+                            "line {line_no}: {}",
+                            beyond_float32(format_args!("{value_text} in {token:?}"))
                         ),
                     ));
                 }
@@ -2082,7 +2543,10 @@ fn load_libsvm(
         start = end;
     }
     let x = to_array(path, m, n, dense)?;
-    let labels = labelled_line.map(|_| labels_from_strings(labels));
+    let labels = match labelled_line {
+        Some(_) => Some(infer_labels(path, labels, &label_lines, "line", None)?),
+        None => None,
+    };
     Ok((x, labels))
 }
 
@@ -2096,6 +2560,11 @@ pub fn load_labels(path: &Path) -> Result<RawLabels, FormatError> {
 }
 
 fn load_labels_file(path: &Path) -> Result<RawLabels, FormatError> {
+    if is_stdin(path) {
+        let input = read_stdin(path, None)?;
+        let format = (input.format == Format::Npy).then_some(Format::Npy);
+        return labels_from_bytes(format, path, &input.bytes);
+    }
     let format = Format::from_path(path);
     let bytes = read_file(path, Contents::of(format))?;
     labels_from_bytes(format, path, &bytes)
@@ -2434,7 +2903,7 @@ mod tests {
         let path = dir.write("big.csv", "1,1e40,0\n");
         let err = load_err(&path, &labelled());
         assert!(
-            err.contains("row 1, column 2: value 1e40 is too large"),
+            err.contains("row 1, column 2: value 1e40 exceeds the float32 range (±3.4e38)"),
             "{err}"
         );
     }

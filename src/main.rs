@@ -2,6 +2,7 @@
 //! line. A thin layer over the library: argument parsing, files, progress and output.
 //! Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input.
 
+use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -12,7 +13,7 @@ mod plot;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use ndarray::Array2;
 use serde_json::json;
-use softmax_regression::formats::{self, Format, LabelColumn, LoadOptions};
+use softmax_regression::formats::{self, Format, Header, LabelColumn, LoadOptions};
 use softmax_regression::gpu::XStorage;
 use softmax_regression::output::OutputPath;
 use softmax_regression::source::ChunkSource;
@@ -163,15 +164,25 @@ struct DataArgs {
     /// .npy and IDX data; overrides the CSV/LIBSVM label column.
     #[arg(long, value_name = "PATH")]
     labels: Option<PathBuf>,
-    /// CSV label column: last, first, or a 0-based index.
-    #[arg(long, value_name = "last|first|N", default_value = "last")]
-    label_column: LabelColumn,
+    /// CSV label column: last, first, or a 0-based index [default: last; for predict and
+    /// evaluate, the column the model was trained with].
+    #[arg(long, value_name = "last|first|N")]
+    label_column: Option<LabelColumn>,
     /// File format, when the extension does not tell.
     #[arg(long, value_enum)]
     format: Option<FormatArg>,
     /// LIBSVM files use 0-based feature indices (default: 1-based, the LIBSVM convention).
     #[arg(long)]
     zero_based: bool,
+    /// CSV: whether the first row is a header. auto takes it for one when a feature cell
+    /// is text, when its cells are the column numbers 0, 1, 2, … (pandas' names), or when
+    /// its label is a word above numeric labels.
+    #[arg(long, value_name = "yes|no|auto", default_value = "auto")]
+    header: Header,
+    /// CSV: the delimiter: ',', ';', '|' or tab [default: from the first line: a comma,
+    /// unless it has none but has tabs or semicolons].
+    #[arg(long, value_name = "C", value_parser = formats::parse_delimiter)]
+    delimiter: Option<char>,
 }
 
 #[derive(Args)]
@@ -272,8 +283,9 @@ struct TrainArgs {
     /// adapter. Checkpoints keep going to this file unless --checkpoint names another.
     #[arg(long, value_name = "PATH")]
     resume: Option<PathBuf>,
-    /// Draw the training curve (loss and accuracy per epoch, training and validation) as
-    /// an SVG file. Adds one pass over the training data per epoch for its accuracy.
+    /// Draw the training curve (training objective J − min J on a log axis, validation
+    /// log-loss, training and validation accuracy, per epoch or L-BFGS iteration) as an SVG
+    /// file. Adds one pass over the training data per epoch for its accuracy.
     #[arg(long, value_name = "PATH.svg")]
     plot: Option<PathBuf>,
     /// No progress output.
@@ -312,7 +324,8 @@ struct EvaluateArgs {
     /// Print one JSON object instead of the report.
     #[arg(long)]
     json: bool,
-    /// Draw the confusion matrix as an SVG heat map.
+    /// Draw the confusion matrix as an SVG heat map: every count written out, each row
+    /// coloured by its share of the true class on a log scale.
     #[arg(long, value_name = "PATH.svg")]
     plot: Option<PathBuf>,
     /// Where to compute.
@@ -560,6 +573,35 @@ fn describe_engine(ctx: &Option<GpuContext>, engine: &Engine) -> String {
     }
 }
 
+/// What the labels were read as, for the first line: `K = 3 (integer labels 0…2)` or
+/// `K = 3 (string labels: cat, dog, eel)`, with how many of the K classes the data holds
+/// (`present`) when some are missing.
+fn describe_classes(k: usize, present: usize, names: Option<&[String]>) -> String {
+    match names {
+        Some(names) => {
+            let shown = match names {
+                [first @ .., last] if names.len() > 6 => {
+                    format!("{}, …, {last}", first[..3].join(", "))
+                }
+                _ => names.join(", "),
+            };
+            let unnamed = match k.saturating_sub(names.len()) {
+                0 => String::new(),
+                u => format!(", and {u} unnamed"),
+            };
+            format!("K = {k} (string labels: {shown}{unnamed})")
+        }
+        None => {
+            let missing = if present < k {
+                format!(", {present} of them present")
+            } else {
+                String::new()
+            };
+            format!("K = {k} (integer labels 0…{}{missing})", k.saturating_sub(1))
+        }
+    }
+}
+
 fn load_options(
     d: &DataArgs,
     require_labels: bool,
@@ -569,11 +611,15 @@ fn load_options(
     LoadOptions {
         format: d.format.map(Format::from),
         labels: d.labels.clone(),
-        label_column: d.label_column,
+        label_column: d.label_column.unwrap_or_default(),
         zero_based: d.zero_based,
         n_features,
         require_labels,
-        csv_has_labels,
+        // With a labels file, a CSV holds features only unless --label-column says which
+        // of its columns is a label.
+        csv_has_labels: csv_has_labels && (d.labels.is_none() || d.label_column.is_some()),
+        header: d.header,
+        delimiter: d.delimiter,
     }
 }
 
@@ -681,6 +727,14 @@ fn train(a: TrainArgs) -> CliResult<()> {
         other => other.into(),
     };
     let mut trainer = Trainer::new(settings.clone()).map_err(flag_error)?;
+    if let Some(k) = a.classes
+        && k > formats::MAX_CLASSES
+    {
+        return Err(Failure::Input(format!(
+            "--classes {k} is invalid: at most {} classes are supported",
+            formats::MAX_CLASSES
+        )));
+    }
     // Every output is checked before any data is read, so a run never ends unable to save.
     let checkpoint_out = a.checkpoint.as_ref().or(a.resume.as_ref());
     let checkpoint_flag = if a.checkpoint.is_some() {
@@ -748,8 +802,10 @@ fn train(a: TrainArgs) -> CliResult<()> {
             // A float .npy trained on a GPU without a hold-out split is memory-mapped, not
             // read: it can be larger than RAM, and is streamed to the device when it does
             // not fit there.
-            let mapped =
-                format == Some(Format::Npy) && a.validation.is_none() && engine.is_gpu();
+            let mapped = format == Some(Format::Npy)
+                && a.validation.is_none()
+                && engine.is_gpu()
+                && !formats::is_stdin(path);
             if mapped {
                 let x = softmax_regression::source::NpySource::open(path)?;
                 let Some(label_path) = a.data.labels.as_deref() else {
@@ -780,7 +836,11 @@ fn train(a: TrainArgs) -> CliResult<()> {
                 })?;
                 let label_path = a.data.labels.as_deref().unwrap_or(path);
                 let (y, k, names) = formats::encode_labels(&raw, a.classes, label_path)?;
-                let source = path.display().to_string();
+                let source = if formats::is_stdin(path) {
+                    "stdin".to_string()
+                } else {
+                    path.display().to_string()
+                };
                 let data = Dataset::new(loaded.x, &y, k)
                     .map_err(|e| Failure::Input(format!("{source}: {e}")))?;
                 (source, data, k, names)
@@ -866,6 +926,14 @@ fn train(a: TrainArgs) -> CliResult<()> {
         )),
         other => other.into(),
     })?;
+    // The classes the data holds, for the first line (k is bounded by MAX_CLASSES here).
+    let mut seen = vec![false; k];
+    for &class in data.labels() {
+        if let Some(slot) = seen.get_mut(class as usize) {
+            *slot = true;
+        }
+    }
+    let present = seen.iter().filter(|&&s| s).count();
     let (train_data, held) = match validation {
         Some(f) => {
             let (t, h) = data.split(f, a.seed)?;
@@ -881,9 +949,10 @@ fn train(a: TrainArgs) -> CliResult<()> {
     let backend = backend_of(&ctx);
     if !a.quiet && !a.json {
         eprintln!(
-            "training on {source}: {} rows × {} features, K = {k}{}; {} on {}",
+            "training on {source}: {} rows × {} features, {}{}; {} on {}",
             train_data.n_rows(),
             train_data.n_features(),
+            describe_classes(k, present, names.as_deref()),
             held.as_ref()
                 .map(|h| format!(", {} held out", h.n_rows()))
                 .unwrap_or_default(),
@@ -913,7 +982,7 @@ fn train(a: TrainArgs) -> CliResult<()> {
     if let Some(names) = names.clone() {
         model = model.with_labels(names)?;
     }
-    let meta = vec![
+    let mut meta = vec![
         ("optimizer".to_string(), settings.optimizer.to_string()),
         ("epochs".to_string(), settings.epochs.to_string()),
         (
@@ -930,6 +999,16 @@ fn train(a: TrainArgs) -> CliResult<()> {
         ("seed".to_string(), settings.seed.to_string()),
         ("data".to_string(), source.clone()),
     ];
+    // predict and evaluate find the label in the same column of a CSV.
+    let csv_labels = a.data.data.as_deref().is_some_and(|p| {
+        a.data.format.map(Format::from).or_else(|| Format::from_path(p)) == Some(Format::Csv)
+    }) && (a.data.labels.is_none() || a.data.label_column.is_some());
+    if csv_labels {
+        meta.push((
+            "label_column".to_string(),
+            a.data.label_column.unwrap_or_default().to_string(),
+        ));
+    }
     out.write(&model.to_safetensors(&meta)?)?;
     if let Some(plot_out) = &plot_out {
         let steps = match settings.optimizer {
@@ -978,6 +1057,8 @@ fn train(a: TrainArgs) -> CliResult<()> {
                 "streamed": fit.device.map(|d| d.streamed),
                 "chunks": fit.device.map(|d| d.chunk_plan.chunks),
                 "x_storage": a.x_storage.storage().name(),
+                "standardized": settings.standardize,
+                "badly_scaled": fit.scaling.map(|s| s.to_string()),
             })
         );
     } else {
@@ -1352,11 +1433,13 @@ impl Progress {
     }
 }
 
-/// Loads data for a model: checks the width, and for CSV takes the label column only when
-/// the file has one more column than the model has features.
+/// Loads data for a model and checks its width. A CSV's label column is the one
+/// `--label-column` names, else the one the model was trained with (its `label_column`
+/// metadata), else the last; a CSV as wide as the model has features has none.
 fn load_for_model(
     d: &DataArgs,
     model: &Model,
+    meta: &HashMap<String, String>,
     model_path: &Path,
     need_labels: bool,
 ) -> CliResult<(Array2<f32>, Option<formats::RawLabels>, PathBuf)> {
@@ -1365,20 +1448,13 @@ fn load_for_model(
         .clone()
         .ok_or_else(|| Failure::Input("--data PATH is required".to_string()))?;
     let n = model.n_features();
-    let format = d
-        .format
-        .map(Format::from)
-        .or_else(|| Format::from_path(&path));
-    // A CSV given to `predict` may or may not carry its label column: take the reading
-    // whose width matches the model.
-    let with_labels = (format == Some(Format::Csv) && !need_labels && d.labels.is_none())
-        .then(|| formats::load(&path, &load_options(d, false, true, Some(n))).ok())
-        .flatten()
-        .filter(|l| l.x.ncols() == n);
-    let loaded = match with_labels {
-        Some(l) => l,
-        None => formats::load(&path, &load_options(d, need_labels, need_labels, Some(n)))?,
-    };
+    let has_label_column = d.labels.is_none() || d.label_column.is_some();
+    let mut options = load_options(d, need_labels, has_label_column, Some(n));
+    options.label_column = d
+        .label_column
+        .or_else(|| meta.get("label_column").and_then(|c| c.parse().ok()))
+        .unwrap_or_default();
+    let loaded = formats::load(&path, &options)?;
     if loaded.x.ncols() != n {
         return Err(Failure::Input(format!(
             "{} has {} feature columns but the model {} was trained on {n}",
@@ -1425,8 +1501,8 @@ fn predict(a: PredictArgs) -> CliResult<()> {
         }
         None => None,
     };
-    let (model, _) = Model::load(&a.model)?;
-    let (x, _, _) = load_for_model(&a.data, &model, &a.model, false)?;
+    let (model, meta) = Model::load(&a.model)?;
+    let (x, _, _) = load_for_model(&a.data, &model, &meta, &a.model, false)?;
     let ctx = open_engine(&choose_engine(a.backend, XStorageArg::F32, None)?)?;
     let mut out = String::new();
     if a.proba {
@@ -1473,8 +1549,8 @@ fn evaluate(a: EvaluateArgs) -> CliResult<()> {
         }
         None => None,
     };
-    let (model, _) = Model::load(&a.model)?;
-    let (x, raw, path) = load_for_model(&a.data, &model, &a.model, true)?;
+    let (model, meta) = Model::load(&a.model)?;
+    let (x, raw, path) = load_for_model(&a.data, &model, &meta, &a.model, true)?;
     let raw =
         raw.ok_or_else(|| Failure::Input(format!("{}: no labels; pass --labels", path.display())))?;
     let k = model.n_classes();

@@ -43,6 +43,8 @@ fn fixtures() -> &'static Path {
         text("index_0.libsvm", "1 1:0.5\n0 0:1\n");
         text("huge_index.libsvm", "1 1:0.5\n0 888888831:1\n");
         text("good.csv", "1,2,0\n3,4,1\n0,1,1\n");
+        text("names.csv", "1,2,cat\n3,4,dog\n");
+        text("four_columns.csv", "1,2,3,4\n5,6,7,8\n");
         text("fraction_label.csv", "1,2,0\n3,4,1\n5,6,1.5\n");
         text("word_label.csv", "1,2,0\n3,4,cat\n5,6,1\n");
         text("nan_label.csv", "1,2,0\n3,4,nan\n5,6,1\n");
@@ -74,6 +76,25 @@ fn fixtures() -> &'static Path {
         let mut magic = idx(&[2, 2], &[7; 4]);
         magic[0] = 0x12;
         std::fs::write(d("magic.idx"), magic).unwrap();
+        // Reads bounded by the format, and values read as meant.
+        write_npy(&d("cube.npy"), "<f4", &[2, 2, 2], &four(1.0).repeat(2));
+        let f8: Vec<u8> = [0.5f64, 2.0, 1e300, 4.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        write_npy(&d("wide_f8.npy"), "<f8", &[2, 2], &f8);
+        let nan: Vec<u8> = [0.5f32, 2.0, f32::NAN, 4.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        write_npy(&d("nan_f4.npy"), "<f4", &[2, 2], &nan);
+        text("beyond.csv", "1,2,0\n1e300,3,1\n");
+        text("beyond.libsvm", "1 1:0.5\n0 2:1e300\n");
+        text("beyond_weights.txt", "1\n1e300\n1\n");
+        // 16 MiB of zeros after a header that declares 1000 bytes, in a 16 KiB file.
+        let mut bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut bomb, &idx(&[10, 10, 10], &vec![0; 1 << 24])).unwrap();
+        std::fs::write(d("bomb-idx3-ubyte.gz"), bomb.finish().unwrap()).unwrap();
         // Model files: a good one (3 classes, 2 features) and damaged variants.
         let model = |weight: &[f32], wshape: Vec<usize>, bias: &[f32], bshape: Vec<usize>| {
             let meta = std::collections::HashMap::from([(
@@ -118,6 +139,50 @@ fn fixtures() -> &'static Path {
             model(&[0.5; 15], vec![3, 5], &[0.0; 3], vec![3]),
         )
         .unwrap();
+        // Standardized models (2 features) with a damaged `feature_mean` / `feature_scale`.
+        let standardized = |extra: &[(&str, Vec<usize>, Vec<f32>)]| {
+            let mut tensors = vec![
+                ("weight", vec![3, 2], vec![0.5f32; 6]),
+                ("bias", vec![3], vec![0.0f32; 3]),
+            ];
+            tensors.extend(extra.iter().cloned());
+            let bytes: Vec<Vec<u8>> = tensors
+                .iter()
+                .map(|t| bytemuck::cast_slice(&t.2).to_vec())
+                .collect();
+            let views: Vec<_> = tensors
+                .iter()
+                .zip(&bytes)
+                .map(|((name, shape, _), b)| {
+                    let view = safetensors::tensor::TensorView::new(
+                        safetensors::Dtype::F32,
+                        shape.clone(),
+                        b,
+                    )
+                    .unwrap();
+                    (*name, view)
+                })
+                .collect();
+            let meta = std::collections::HashMap::from([(
+                "format".to_string(),
+                softmax_regression::model_file::FORMAT.to_string(),
+            )]);
+            safetensors::serialize(views, Some(meta)).unwrap()
+        };
+        let mean = ("feature_mean", vec![2], vec![1.0f32, 2.0]);
+        for (name, extra) in [
+            (
+                "zero_scale.safetensors",
+                vec![mean.clone(), ("feature_scale", vec![2], vec![1.0, 0.0])],
+            ),
+            ("mean_only.safetensors", vec![mean.clone()]),
+            (
+                "scale_shape.safetensors",
+                vec![mean.clone(), ("feature_scale", vec![3], vec![1.0; 3])],
+            ),
+        ] {
+            std::fs::write(d(name), standardized(&extra)).unwrap();
+        }
         dir
     })
 }
@@ -202,6 +267,19 @@ bad_input! {
     idx_truncated: "train --data {d}/truncated.idx --labels {d}/labels.npy" => "truncated.idx: is truncated";
     idx_wrong_magic: "train --data {d}/magic.idx --labels {d}/labels.npy" => "magic.idx: not an IDX file";
     idx_sizes_disagree: "train --data {d}/sizes.idx --labels {d}/labels.npy" => "sizes.idx: has 9 bytes";
+    csv_from_dev_zero: "train --data /dev/zero --format csv --backend cpu" => "/dev/zero: is not a text file (byte 1 is NUL)";
+    libsvm_from_dev_zero: "train --data /dev/zero --format libsvm --backend cpu" => "/dev/zero: is not a text file";
+    labels_from_dev_zero: "train --data {d}/features.npy --labels /dev/zero --backend cpu" => "/dev/zero: is not a text file";
+    model_from_dev_zero: "predict --model /dev/zero --data {d}/features.npy" => "/dev/zero: not a safetensors model file";
+    idx_gzip_expands_beyond_header: "train --data {d}/bomb-idx3-ubyte.gz --labels {d}/labels.npy --backend cpu" => "bomb-idx3-ubyte.gz: expands beyond the 1000 bytes of data its header declares";
+    npy_three_dimensions: "train --data {d}/cube.npy --labels {d}/labels.npy --backend cpu" => "cube.npy: has shape (2, 2, 2) but X must be 2-D (m, n)";
+    npy_three_dimensions_streamed: "train --data {d}/cube.npy --labels {d}/labels.npy --backend vulkan" => "cube.npy: has shape (2, 2, 2) but X must be 2-D (m, n)";
+    npy_beyond_float32: "train --data {d}/wide_f8.npy --labels {d}/labels.npy --backend cpu" => "wide_f8.npy: row 2, column 1: value 1e300 exceeds the float32 range (±3.4e38)";
+    npy_beyond_float32_streamed: "train --data {d}/wide_f8.npy --labels {d}/labels.npy --backend vulkan" => "wide_f8.npy: feature value 1e300 at row 2, column 1 exceeds the float32 range (±3.4e38)";
+    npy_nan_streamed: "train --data {d}/nan_f4.npy --labels {d}/labels.npy --backend vulkan" => "nan_f4.npy: feature value at row 2, column 1 is NaN";
+    csv_beyond_float32: "train --data {d}/beyond.csv --backend cpu" => "beyond.csv: row 2, column 1: value 1e300 exceeds the float32 range (±3.4e38)";
+    libsvm_beyond_float32: "train --data {d}/beyond.libsvm --backend cpu" => "beyond.libsvm: line 2: value 1e300 in \"2:1e300\" exceeds the float32 range";
+    sample_weight_beyond_float32: "train --data {d}/good.csv --sample-weights {d}/beyond_weights.txt --backend cpu" => "beyond_weights.txt: row 2, column 1: value 1e300 exceeds the float32 range";
     libsvm_bad_index: "train --data {d}/bad_index.libsvm" => "bad_index.libsvm: line 2";
     libsvm_index_zero: "train --data {d}/index_0.libsvm" => "index_0.libsvm";
     libsvm_huge_index: "train --data {d}/huge_index.libsvm" => "huge_index.libsvm: the largest feature index, 888888831";
@@ -211,6 +289,9 @@ bad_input! {
     model_non_finite: "predict --model {d}/nan.safetensors --data {d}/features.npy" => "weight[1, 1] is NaN";
     model_from_another_dataset: "predict --model {d}/five_features.safetensors --data {d}/features.npy" => "5";
     init_from_another_dataset: "train --data {d}/good.csv --init {d}/five_features.safetensors --epochs 1" => "--init";
+    model_scale_zero: "predict --model {d}/zero_scale.safetensors --data {d}/features.npy" => "zero_scale.safetensors: feature_scale[1] is 0";
+    model_mean_without_scale: "evaluate --model {d}/mean_only.safetensors --data {d}/good.csv" => "mean_only.safetensors: has a `feature_mean` tensor but no `feature_scale`";
+    model_scale_wrong_shape: "train --data {d}/good.csv --init {d}/scale_shape.safetensors --epochs 1" => "scale_shape.safetensors: tensor `feature_scale` has shape [3]";
     evaluate_bad_model: "evaluate --model {d}/nan.safetensors --data {d}/good.csv" => "nan.safetensors";
     negative_learning_rate: "train --lr -1" => "--lr -1";
     infinite_learning_rate: "train --lr inf" => "--lr inf";
@@ -237,7 +318,7 @@ bad_input! {
     word_among_integer_labels: "train --data {d}/word_label.csv" => "row 2 has the name \"cat\" but row 1 has the integer 0";
     missing_label_as_nan: "train --data {d}/nan_label.csv" => "nan_label.csv: row 2";
     label_far_above_the_others: "train --data {d}/million_label.csv" => "--classes 1000001";
-    label_4e9: "train --data {d}/4e9_label.csv" => "--classes 4000000001";
+    label_4e9: "train --data {d}/4e9_label.csv" => "label 4000000000 of sample 4";
     classes_4e9: "train --data {d}/good.csv --classes 4000000000" => "--classes 4000000000";
     classes_4e9_embedded_digits: "train --classes 4000000000" => "--classes 4000000000";
     header_no_on_a_named_header: "train --data {d}/word_header.csv --header no" => "--header no";
@@ -246,6 +327,13 @@ bad_input! {
     semicolons_read_with_commas: "train --data {d}/decimal_commas.csv" => "--delimiter";
     one_column_with_semicolons: "train --data {d}/semicolons.csv --delimiter ," => "--delimiter ';'";
     data_and_labels_both_stdin: "train --data - --labels -" => "stdin";
+    plot_in_a_missing_directory: "train --data {d}/good.csv --plot {d}/absent/curve.svg" => "--plot";
+    checkpoint_in_a_missing_directory: "train --data {d}/good.csv --checkpoint {d}/absent/run.ckpt" => "--checkpoint";
+    plot_over_the_data: "train --data {d}/good.csv --plot {d}/good.csv" => "--plot";
+    checkpoint_over_the_labels: "train --data {d}/good.csv --labels {d}/three_labels.txt --checkpoint {d}/three_labels.txt" => "same file as --labels";
+    synth_labels_is_a_directory: "synth --rows 10 --features 2 --classes 2 --labels {d}" => "is a directory";
+    evaluate_names_against_class_numbers: "evaluate --model {d}/good.safetensors --data {d}/names.csv" => "\"cat\"";
+    predict_too_wide_for_the_model: "predict --model {d}/good.safetensors --data {d}/four_columns.csv" => "or 3 with the label column";
 }
 
 /// Every fixture the binary refuses is refused by the library too, as a typed error that
@@ -281,6 +369,11 @@ fn the_library_returns_errors_for_the_same_files() {
         ("sizes.idx", Some("labels.npy")),
         ("bad_index.libsvm", None),
         ("index_0.libsvm", None),
+        ("cube.npy", Some("labels.npy")),
+        ("wide_f8.npy", Some("labels.npy")),
+        ("beyond.csv", None),
+        ("beyond.libsvm", None),
+        ("bomb-idx3-ubyte.gz", Some("labels.npy")),
     ] {
         match load(name, labels) {
             Err(e) => {
@@ -295,6 +388,9 @@ fn the_library_returns_errors_for_the_same_files() {
         "not_a_model.safetensors",
         "wrong_shape.safetensors",
         "nan.safetensors",
+        "zero_scale.safetensors",
+        "mean_only.safetensors",
+        "scale_shape.safetensors",
     ] {
         match Model::load(&d.join(name)) {
             Err(Error::ModelFile { path, .. }) => assert!(path.ends_with(name)),

@@ -255,7 +255,7 @@ fn evaluate_refuses_names_against_a_model_of_class_numbers() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let named = dir.join("named.csv");
-    std::fs::write(&named, "0,1,cat\n1,0,dog\n").unwrap();
+    std::fs::write(&named, "0.5,1,cat\n1,0,dog\n").unwrap();
     let o = run(&[
         "evaluate",
         "--backend",
@@ -313,4 +313,58 @@ fn resume_with_no_more_epochs_than_the_checkpoint_is_refused() {
         );
     }
     assert_eq!(std::fs::read(&model).unwrap(), before);
+}
+
+#[test]
+fn predict_and_evaluate_read_the_label_column_the_model_was_trained_with() {
+    let dir = common::scratch("defaults-label-column");
+    let mut rng = softmax_regression::SplitMix64::new(11);
+    let (mut first, mut features, mut wide) = (String::new(), String::new(), String::new());
+    for i in 0..90 {
+        let c = i % 3;
+        let x: Vec<String> = (0..4)
+            .map(|j| ((if j == c { 3.0 } else { 0.0 }) + rng.normal() * 0.5).to_string())
+            .collect();
+        first.push_str(&format!("{c},{}\n", x.join(",")));
+        features.push_str(&format!("{}\n", x.join(",")));
+        wide.push_str(&format!("{c},{},7,8\n", x.join(",")));
+    }
+    let write = |name: &str, text: &str| {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let (first, features, wide) = (
+        write("first.csv", &first),
+        write("features.csv", &features),
+        write("wide.csv", &wide),
+    );
+    let model = dir.join("m.safetensors");
+    let o = run(&[
+        "train", "--backend", "cpu", "--data", s(&first), "--label-column", "first", "--out",
+        s(&model), "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let predict = |data: &Path| {
+        let o = run(&["predict", "--backend", "cpu", "--model", s(&model), "--data", s(data)]);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+    let from_features = predict(&features);
+    assert_eq!(from_features.lines().count(), 90);
+    assert_eq!(
+        predict(&first),
+        from_features,
+        "the labelled file's label was read as a feature"
+    );
+    let o = run(&[
+        "evaluate", "--backend", "cpu", "--model", s(&model), "--data", s(&first), "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert!(v["accuracy"].as_f64().unwrap() > 0.95, "{v}");
+    let o = run(&["predict", "--backend", "cpu", "--model", s(&model), "--data", s(&wide)]);
+    common::assert_bad_input("too wide", &o, "or 5 with the label column");
+    let o = run(&["evaluate", "--backend", "cpu", "--model", s(&model), "--data", s(&features)]);
+    common::assert_bad_input("no label column", &o, "no labels");
 }

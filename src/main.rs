@@ -498,7 +498,7 @@ fn choose_engine(
                 why: None,
             });
         }
-        Some(a) => format!("the only adapter, {}, is a software rasteriser", a.name),
+        Some(a) => format!("the best adapter, {}, is a software rasteriser", a.name),
         None => "no GPU adapter was found".to_string(),
     };
     Ok(match needs_adapter {
@@ -509,7 +509,7 @@ fn choose_engine(
         None => Engine {
             request: None,
             why: Some(format!(
-                "{software}, slower than the CPU engine; --backend vulkan or gl uses it anyway"
+                "{software}, slower than the CPU engine (--backend vulkan or gl uses it anyway)"
             )),
         },
     })
@@ -568,7 +568,7 @@ fn describe_backend(ctx: &Option<GpuContext>) -> String {
 /// The engine in words, with why it was chosen when `--backend` did not say it plainly.
 fn describe_engine(ctx: &Option<GpuContext>, engine: &Engine) -> String {
     match &engine.why {
-        Some(why) => format!("{} ({why})", describe_backend(ctx)),
+        Some(why) => format!("{}, chosen by --backend auto: {why}", describe_backend(ctx)),
         None => describe_backend(ctx),
     }
 }
@@ -1283,10 +1283,11 @@ fn training_curve(history: &[EpochReport], title: &[String], optimizer: Optimize
     let mut panels = Vec::new();
 
     let objective = points(&|r| Some(r.loss).filter(|j| j.is_finite()));
-    let (at, min) = objective
-        .iter()
-        .copied()
-        .fold((0.0, f64::INFINITY), |best, p| if p.1 < best.1 { p } else { best });
+    let (at, min) =
+        objective.iter().copied().fold(
+            (0.0, f64::INFINITY),
+            |best, p| if p.1 < best.1 { p } else { best },
+        );
     let gaps: Vec<(f64, f64)> = objective.iter().map(|&(x, j)| (x, j - min)).collect();
     // Six significant digits.
     let decimals = (5 - min.abs().max(1e-300).log10().floor() as i32).clamp(0, 12) as usize;
@@ -1638,11 +1639,7 @@ fn evaluate(a: EvaluateArgs) -> CliResult<()> {
                 metrics.accuracy,
                 y.len()
             ),
-            format!(
-                "data {}, model {}",
-                path.display(),
-                a.model.display()
-            ),
+            format!("data {}, model {}", path.display(), a.model.display()),
         ];
         plot_out.write(plot::confusion_heat_map(&names, &confusion, &title).as_bytes())?;
     }

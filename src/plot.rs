@@ -127,10 +127,14 @@ fn ticks(lo: f64, hi: f64, target: usize, min_step: f64) -> Vec<f64> {
 fn log_ticks(lo: f64, hi: f64) -> Vec<f64> {
     let decades = (hi / lo).log10();
     if decades < 1.0 {
-        return ticks(lo, hi, 5, 0.0);
+        return ticks(lo, hi, 8, 0.0);
     }
     let (a, b) = (lo.log10().floor() as i32, hi.log10().floor() as i32);
-    let mantissas: &[f64] = if decades < 2.5 { &[1.0, 2.0, 5.0] } else { &[1.0] };
+    let mantissas: &[f64] = if decades < 2.5 {
+        &[1.0, 2.0, 5.0]
+    } else {
+        &[1.0]
+    };
     // Every decade, or every n-th over very wide ranges (n dividing the exponents, so that
     // 1 is among them).
     let every = (b - a) / 8 + 1;
@@ -145,10 +149,11 @@ fn fmt_tick(v: f64) -> String {
     if v == 0.0 {
         "0".into()
     } else if v.abs() >= 1e4 || v.abs() < 1e-3 {
-        // `1e-6`, `2.5e-7`: Rust's shortest form, without a redundant `.0`.
-        format!("{:e}", (v * 1e12).round() / 1e12)
-            .replace(".0e", "e")
-            .to_string()
+        // `1e-6`, `2.5e-7`: four significant digits at most, no trailing zeros.
+        let s = format!("{v:.3e}");
+        let (mantissa, exponent) = s.split_once('e').unwrap_or((&s, "0"));
+        let mantissa = mantissa.trim_end_matches('0').trim_end_matches('.');
+        format!("{mantissa}e{exponent}")
     } else {
         let s = format!("{v:.4}");
         s.trim_end_matches('0').trim_end_matches('.').to_string()
@@ -167,6 +172,50 @@ fn panel(
     p: &Panel<'_>,
 ) {
     let (x0, y0, w, h) = frame;
+    let usable = |&(x, y): &(f64, f64)| {
+        x.is_finite() && y.is_finite() && (p.scale == Scale::Linear || y > 0.0)
+    };
+    let to_axis = |y: f64| match p.scale {
+        Scale::Linear => y,
+        Scale::Log => y.log10(),
+    };
+    let pts: Vec<(f64, f64)> = p
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().copied())
+        .filter(usable)
+        .collect();
+    // The value range and its ticks come first: the widest tick label sets the left
+    // margin.
+    let range = (!pts.is_empty()).then(|| {
+        let (mut ylo, mut yhi) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| {
+            (a.min(to_axis(p.1)), b.max(to_axis(p.1)))
+        });
+        let pad = if yhi > ylo {
+            (yhi - ylo) * 0.05
+        } else {
+            match p.scale {
+                Scale::Linear => (ylo.abs() * 0.05).max(1e-3),
+                Scale::Log => 0.1,
+            }
+        };
+        ylo -= pad;
+        yhi += pad;
+        let ticks = match p.scale {
+            Scale::Linear => ticks(ylo, yhi, 6, 0.0),
+            Scale::Log => log_ticks(10f64.powf(ylo), 10f64.powf(yhi)),
+        };
+        (ylo, yhi, ticks)
+    });
+    let tick_size = 11.0;
+    let tick_w = range.as_ref().map_or(0.0, |r| {
+        r.2.iter()
+            .map(|&t| text_width(&fmt_tick(t), tick_size, false))
+            .fold(0.0, f64::max)
+    });
+    let (ml, mr, mt, mb) = ((tick_w + 8.0 + 24.0).max(64.0), 16.0, 52.0, 46.0);
+    let (px, py, pw, ph) = (x0 + ml, y0 + mt, w - ml - mr, h - mt - mb);
+
     let (heading, size) = fit(&p.title, w - 16.0, 13.0, 9.0, true);
     text(
         svg,
@@ -178,8 +227,6 @@ fn panel(
         "",
         &heading,
     );
-    let (ml, mr, mt, mb) = (70.0, 16.0, 52.0, 46.0);
-    let (px, py, pw, ph) = (x0 + ml, y0 + mt, w - ml - mr, h - mt - mb);
     let _ = write!(
         svg,
         r##"<rect class="plot-area" x="{px:.1}" y="{py:.1}" width="{pw:.1}" height="{ph:.1}" fill="none" stroke="#444"/>"##
@@ -190,7 +237,7 @@ fn panel(
     let (y_label, size) = fit(&p.y_label, ph, 12.0, 9.0, false);
     text(
         svg,
-        (x0 + 16.0, py + ph / 2.0),
+        (px - tick_w - 8.0 - 6.0, py + ph / 2.0),
         size,
         "middle",
         false,
@@ -208,67 +255,34 @@ fn panel(
         "",
         x_label,
     );
-
-    let usable = |&(x, y): &(f64, f64)| {
-        x.is_finite() && y.is_finite() && (p.scale == Scale::Linear || y > 0.0)
-    };
-    let to_axis = |y: f64| match p.scale {
-        Scale::Linear => y,
-        Scale::Log => y.log10(),
-    };
-    let pts: Vec<(f64, f64)> = p
-        .series
-        .iter()
-        .flat_map(|s| s.points.iter().copied())
-        .filter(usable)
-        .collect();
-    if pts.is_empty() {
+    let Some((ylo, yhi, y_ticks)) = range else {
         return;
-    }
+    };
     let (mut xlo, mut xhi) = x_range;
-    let (mut ylo, mut yhi) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| {
-        (a.min(to_axis(p.1)), b.max(to_axis(p.1)))
-    });
     if xhi <= xlo {
         xlo -= 0.5;
         xhi += 0.5;
     }
-    let pad = if yhi > ylo {
-        (yhi - ylo) * 0.05
-    } else {
-        match p.scale {
-            Scale::Linear => (ylo.abs() * 0.05).max(1e-3),
-            Scale::Log => 0.1,
-        }
-    };
-    ylo -= pad;
-    yhi += pad;
     let sx = |x: f64| px + (x - xlo) / (xhi - xlo) * pw;
     let sy = |v: f64| py + ph - (v - ylo) / (yhi - ylo) * ph;
 
-    let y_ticks = match p.scale {
-        Scale::Linear => ticks(ylo, yhi, 6, 0.0),
-        Scale::Log => {
-            let (lo, hi) = (10f64.powf(ylo), 10f64.powf(yhi));
-            // Faint lines at 2…9 × 10^e where whole decades are ticked.
-            if (hi / lo).log10() >= 2.5 {
-                for e in ylo.floor() as i32..=yhi.ceil() as i32 {
-                    for m in 2..=9 {
-                        let v = (m as f64 * 10f64.powi(e)).log10();
-                        if v > ylo && v < yhi {
-                            let y = sy(v);
-                            let _ = write!(
-                                svg,
-                                r##"<line x1="{px:.1}" x2="{:.1}" y1="{y:.1}" y2="{y:.1}" stroke="#f0f0f0"/>"##,
-                                px + pw
-                            );
-                        }
-                    }
+    // Faint lines at 2…9 × 10^e where a log axis ticks whole decades, up to a few of them.
+    let decades = yhi - ylo;
+    if p.scale == Scale::Log && (2.5..=8.0).contains(&decades) {
+        for e in ylo.floor() as i32..=yhi.ceil() as i32 {
+            for m in 2..=9 {
+                let v = (m as f64 * 10f64.powi(e)).log10();
+                if v > ylo && v < yhi {
+                    let y = sy(v);
+                    let _ = write!(
+                        svg,
+                        r##"<line x1="{px:.1}" x2="{:.1}" y1="{y:.1}" y2="{y:.1}" stroke="#f0f0f0"/>"##,
+                        px + pw
+                    );
                 }
             }
-            log_ticks(lo, hi)
         }
-    };
+    }
     for t in y_ticks {
         let y = sy(to_axis(t));
         let _ = write!(
@@ -279,7 +293,7 @@ fn panel(
         text(
             svg,
             (px - 5.0, y + 4.0),
-            11.0,
+            tick_size,
             "end",
             false,
             false,
@@ -298,7 +312,7 @@ fn panel(
         text(
             svg,
             (x, py + ph + 15.0),
-            11.0,
+            tick_size,
             "middle",
             false,
             false,
@@ -391,7 +405,13 @@ fn title_block(svg: &mut String, width: f64, lines: &[String]) -> f64 {
     let mut y = 8.0;
     for (i, line) in lines.iter().enumerate() {
         let bold = i == 0;
-        let (line, size) = fit(line, width - 20.0, if bold { 16.0 } else { 13.0 }, 9.0, bold);
+        let (line, size) = fit(
+            line,
+            width - 20.0,
+            if bold { 16.0 } else { 13.0 },
+            9.0,
+            bold,
+        );
         y += size + 6.0;
         text(
             svg,
@@ -444,7 +464,13 @@ pub fn training_curve(title: &[String], x_label: &str, panels: &[Panel<'_>]) -> 
         .filter(|x| x.is_finite())
         .fold((f64::MAX, f64::MIN), |(a, b), x| (a.min(x), b.max(x)));
     for (i, p) in panels.iter().enumerate() {
-        panel(&mut svg, (i as f64 * pw, top, pw, h_panel), x_range, x_label, p);
+        panel(
+            &mut svg,
+            (i as f64 * pw, top, pw, h_panel),
+            x_range,
+            x_label,
+            p,
+        );
     }
     svg.push_str("</svg>\n");
     svg
@@ -499,9 +525,7 @@ pub fn confusion_heat_map(names: &[String], confusion: &[Vec<usize>], title: &[S
         .clamp(22.0, 100.0)
         .max(digits * EM * 7.0 + 4.0)
         .round();
-    let count_size = (cell * 0.42)
-        .min((cell - 4.0) / (digits * EM))
-        .min(14.0);
+    let count_size = (cell * 0.42).min((cell - 4.0) / (digits * EM)).min(14.0);
     let count_size = (count_size * 10.0).floor() / 10.0;
     let label_size = (cell * 0.5).clamp(8.0, 12.0).floor();
     // Long class names are shortened in the middle to at most 160 px.
@@ -515,7 +539,11 @@ pub fn confusion_heat_map(names: &[String], confusion: &[Vec<usize>], title: &[S
         .fold(0.0, f64::max);
     // Column labels turn upright when they are wider than a cell.
     let turned = label_w > cell - 4.0;
-    let col_band = if turned { label_w + 8.0 } else { label_size + 8.0 };
+    let col_band = if turned {
+        label_w + 8.0
+    } else {
+        label_size + 8.0
+    };
     let grid = cell * k as f64;
 
     let shares: Vec<Vec<f64>> = confusion
@@ -525,7 +553,13 @@ pub fn confusion_heat_map(names: &[String], confusion: &[Vec<usize>], title: &[S
             let total: usize = row.iter().take(k).sum();
             row.iter()
                 .take(k)
-                .map(|&c| if total > 0 { c as f64 / total as f64 } else { 0.0 })
+                .map(|&c| {
+                    if total > 0 {
+                        c as f64 / total as f64
+                    } else {
+                        0.0
+                    }
+                })
                 .collect()
         })
         .collect();
@@ -550,7 +584,10 @@ pub fn confusion_heat_map(names: &[String], confusion: &[Vec<usize>], title: &[S
     let (left_axis, left) = (22.0, 22.0 + 8.0 + label_w + 8.0);
     let right = 24.0 + 16.0 + 6.0 + tick_w + 10.0 + 14.0 + 10.0;
     let content = left + grid + right;
-    let w = content.max(title_width(title).min(1000.0)).max(420.0).round();
+    let w = content
+        .max(title_width(title).min(1000.0))
+        .max(420.0)
+        .round();
     let ox = ((w - content) / 2.0).round();
 
     let mut head = String::new();
@@ -756,19 +793,30 @@ mod tests {
         assert!(wide.windows(2).all(|p| (p[1] / p[0] - 100.0).abs() < 1e-9));
         assert_eq!(log_ticks(2e-5, 0.5), vec![1e-4, 1e-3, 1e-2, 1e-1]);
         assert_eq!(log_ticks(0.15, 3.0), vec![0.2, 0.5, 1.0, 2.0]);
-        let narrow: Vec<String> = log_ticks(1.95, 2.35).iter().map(|&t| fmt_tick(t)).collect();
-        assert_eq!(narrow, ["2", "2.1", "2.2", "2.3"]);
+        let narrow: Vec<String> = log_ticks(1.85, 2.35).iter().map(|&t| fmt_tick(t)).collect();
+        assert_eq!(narrow, ["1.9", "2", "2.1", "2.2", "2.3"]);
         assert_eq!(fmt_tick(1e-6), "1e-6");
         assert_eq!(fmt_tick(2e-5), "2e-5");
+        assert_eq!(fmt_tick(2.5e-7), "2.5e-7");
+        assert_eq!(fmt_tick(1e72), "1e72");
         assert_eq!(fmt_tick(0.01), "0.01");
     }
 
     #[test]
     fn long_text_shrinks_then_loses_its_middle() {
-        assert_eq!(fit("abc", 100.0, 12.0, 9.0, false), ("abc".to_string(), 12.0));
+        assert_eq!(
+            fit("abc", 100.0, 12.0, 9.0, false),
+            ("abc".to_string(), 12.0)
+        );
         let (s, size) = fit(&"x".repeat(20), 100.0, 12.0, 7.0, false);
         assert!(size < 12.0 && text_width(&s, size, false) <= 100.0);
-        let (s, size) = fit(&format!("/a/{}/file.npy", "d".repeat(200)), 200.0, 12.0, 9.0, false);
+        let (s, size) = fit(
+            &format!("/a/{}/file.npy", "d".repeat(200)),
+            200.0,
+            12.0,
+            9.0,
+            false,
+        );
         assert_eq!(size, 9.0);
         assert!(s.starts_with("/a/") && s.ends_with("file.npy") && s.contains('…'));
         assert!(text_width(&s, size, false) <= 200.0);

@@ -131,7 +131,10 @@ fn elements(svg: &str) -> Vec<El> {
 }
 
 fn canvas(els: &[El]) -> (f64, f64) {
-    let svg = els.iter().find(|e| e.tag == "svg").expect("an <svg> element");
+    let svg = els
+        .iter()
+        .find(|e| e.tag == "svg")
+        .expect("an <svg> element");
     (svg.num("width"), svg.num("height"))
 }
 
@@ -177,7 +180,7 @@ fn polyline_points(e: &El) -> Vec<(f64, f64)> {
 }
 
 /// The bold heading straight above a plotting area.
-fn heading_of<'a>(els: &'a [El], area: (f64, f64, f64, f64)) -> &'a str {
+fn heading_of(els: &[El], area: (f64, f64, f64, f64)) -> &str {
     els.iter()
         .filter(|e| e.tag == "text" && e.attr("font-weight") == "bold")
         .filter(|e| {
@@ -192,7 +195,7 @@ fn heading_of<'a>(els: &'a [El], area: (f64, f64, f64, f64)) -> &'a str {
 fn y_ticks(els: &[El], area: (f64, f64, f64, f64)) -> Vec<(f64, f64)> {
     els.iter()
         .filter(|e| e.tag == "text" && e.attr("text-anchor") == "end")
-        .filter(|e| e.attrs.get("transform").is_none())
+        .filter(|e| !e.attrs.contains_key("transform"))
         .filter(|e| {
             let (x, y) = (e.num("x"), e.num("y"));
             x < area.0 && x > area.0 - 60.0 && y >= area.1 - 2.0 && y <= area.3 + 8.0
@@ -237,8 +240,13 @@ fn training_curve_legends_lie_outside_the_plotting_areas() {
         .iter()
         .filter(|e| e.tag == "text")
         .filter(|e| {
-            ["training", "validation", "training J", "validation log-loss"]
-                .contains(&e.text.as_str())
+            [
+                "training",
+                "validation",
+                "training J",
+                "validation log-loss",
+            ]
+            .contains(&e.text.as_str())
         })
         .collect();
     assert!(legend.len() >= 2, "no legend entries in {svg}");
@@ -294,9 +302,9 @@ fn lbfgs_curve_counts_iterations_on_a_logarithmic_loss_axis() {
     assert!(texts.iter().any(|t| t.contains("J − min J")), "{texts:?}");
     let ticks = y_ticks(&els, objective);
     assert!(ticks.len() >= 3, "{ticks:?}");
-    let (lo, hi) = ticks.iter().fold((f64::MAX, f64::MIN), |(a, b), t| {
-        (a.min(t.0), b.max(t.0))
-    });
+    let (lo, hi) = ticks
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), t| (a.min(t.0), b.max(t.0)));
     assert!(lo > 0.0 && hi / lo >= 100.0, "ticks {ticks:?}");
     let at = |v: f64| ticks.iter().find(|t| t.0 == v).unwrap().1;
     let per_decade = (at(lo) - at(hi)) / (hi / lo).log10();
@@ -421,7 +429,10 @@ fn check_heat_map(k: usize, rows: usize) {
             ((y - top) / size).floor() as usize,
         );
         let count: usize = t.text.parse().unwrap_or_else(|_| {
-            panic!("{what}: text {:?} in cell ({r}, {c}) is not a count", t.text)
+            panic!(
+                "{what}: text {:?} in cell ({r}, {c}) is not a count",
+                t.text
+            )
         });
         let cell = (
             left + c as f64 * size,
@@ -434,7 +445,10 @@ fn check_heat_map(k: usize, rows: usize) {
             b.0 >= cell.0 && b.2 <= cell.2 && b.1 >= cell.1 && b.3 <= cell.3,
             "{what}: count {count} {b:?} overflows its cell {cell:?}"
         );
-        assert!(seen[r][c].is_none(), "{what}: two counts in cell ({r}, {c})");
+        assert!(
+            seen[r][c].is_none(),
+            "{what}: two counts in cell ({r}, {c})"
+        );
         seen[r][c] = Some(count);
     }
     let seen: Vec<Vec<usize>> = seen
@@ -488,7 +502,11 @@ fn check_heat_map(k: usize, rows: usize) {
         let (red, green, blue) = rgb(cell.attr("fill"));
         let lightest = red.min(green).min(blue);
         if matrix[r][c] == 0 {
-            assert_eq!((red, green, blue), (255.0, 255.0, 255.0), "{what}: ({r}, {c})");
+            assert_eq!(
+                (red, green, blue),
+                (255.0, 255.0, 255.0),
+                "{what}: ({r}, {c})"
+            );
         } else {
             assert!(
                 lightest <= 240.0,

@@ -334,7 +334,11 @@ fn one_stdin(path: &Path, options: &LoadOptions) -> Result<(), FormatError> {
 /// [`load`] on a data file [`read_input`] has read, so that its bytes can be parsed more
 /// than one way without reading the file again (standard input reads only once).
 /// `options.format` is not used: `input` has its format.
-pub fn load_input(path: &Path, input: &Input, options: &LoadOptions) -> Result<Loaded, FormatError> {
+pub fn load_input(
+    path: &Path,
+    input: &Input,
+    options: &LoadOptions,
+) -> Result<Loaded, FormatError> {
     one_stdin(path, options)?;
     let Loaded { x, labels: in_file } = load_bytes(input.format, path, &input.bytes, options)?;
     let labels = match &options.labels {
@@ -600,7 +604,11 @@ pub(crate) fn available_memory() -> Option<u64> {
         .ok()
         .and_then(|text| {
             let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-            line.split_whitespace().nth(1)?.parse::<u64>().ok()?.checked_mul(1024)
+            line.split_whitespace()
+                .nth(1)?
+                .parse::<u64>()
+                .ok()?
+                .checked_mul(1024)
         });
     let number = |file: &str| -> Option<u64> {
         std::fs::read_to_string(Path::new("/sys/fs/cgroup").join(file))
@@ -610,7 +618,8 @@ pub(crate) fn available_memory() -> Option<u64> {
             .ok()
     };
     // "max" (no limit) does not parse, which leaves the system's figure.
-    let cgroup = number("memory.max").map(|max| max.saturating_sub(number("memory.current").unwrap_or(0)));
+    let cgroup =
+        number("memory.max").map(|max| max.saturating_sub(number("memory.current").unwrap_or(0)));
     match (system, cgroup) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),
@@ -621,7 +630,11 @@ pub(crate) fn available_memory() -> Option<u64> {
 /// says whether it went past the limit (then the byte past it is kept in `out`, so a
 /// later call can go on). Memory is taken as bytes arrive, never from a size a file
 /// claims, and a failed reservation is an `OutOfMemory` error, not an abort.
-pub(crate) fn read_bounded(reader: &mut impl Read, limit: u64, out: &mut Vec<u8>) -> io::Result<bool> {
+pub(crate) fn read_bounded(
+    reader: &mut impl Read,
+    limit: u64,
+    out: &mut Vec<u8>,
+) -> io::Result<bool> {
     let cap = limit.saturating_add(1);
     let mut chunk = vec![0u8; 64 << 10];
     while (out.len() as u64) < cap {
@@ -701,9 +714,10 @@ fn read_file(path: &Path, contents: Contents) -> Result<Vec<u8>, FormatError> {
 fn stop_error(path: &Path, gz: bool, stop: Stop) -> FormatError {
     match stop {
         Stop::Refused(e) => e,
-        Stop::Io(e) if e.kind() == io::ErrorKind::OutOfMemory => {
-            fail(path, "cannot be held in memory: the system refused the allocation")
-        }
+        Stop::Io(e) if e.kind() == io::ErrorKind::OutOfMemory => fail(
+            path,
+            "cannot be held in memory: the system refused the allocation",
+        ),
         Stop::Io(e) if gz => fail(path, format_args!("cannot decompress it as gzip: {e}")),
         Stop::Io(e) => fail(path, format_args!("cannot read the file: {e}")),
     }
@@ -774,7 +788,11 @@ fn read_contents(
         Contents::Text => {
             // A regular file is bounded by its length, checked against memory here; a
             // stream has no length, so it also has a ceiling.
-            let ceiling = if size.is_some() { u64::MAX } else { MAX_TEXT_STREAM };
+            let ceiling = if size.is_some() {
+                u64::MAX
+            } else {
+                MAX_TEXT_STREAM
+            };
             let limit = ceiling.min(memory.unwrap_or(u64::MAX));
             if let (Some(size), Some(memory)) = (size, memory)
                 && size > memory
@@ -853,7 +871,9 @@ fn read_contents(
             };
             let declared = npy_declared_bytes(path, &npy.shape, dtype)?;
             let what = format!("{} {}", shape_text(&npy.shape), dtype.name());
-            read_declared(path, reader, out, header_end, declared, &what, size, gz, memory)
+            read_declared(
+                path, reader, out, header_end, declared, &what, size, gz, memory,
+            )
         }
         Contents::Idx => {
             read_bounded(reader, 4, &mut out)?;
@@ -869,7 +889,9 @@ fn read_contents(
             let dims = idx_dims(dim_bytes);
             let declared = idx_declared_bytes(path, &dims, num)?;
             let what = format!("{} {}", shape_text(&dims), num.name());
-            read_declared(path, reader, out, header_end, declared, &what, size, gz, memory)
+            read_declared(
+                path, reader, out, header_end, declared, &what, size, gz, memory,
+            )
         }
     }
 }
@@ -1352,9 +1374,7 @@ fn load_csv(
     options: &LoadOptions,
 ) -> Result<(Array2<f32>, Option<RawLabels>), FormatError> {
     let text = as_text(path, bytes)?;
-    let delimiter = options
-        .delimiter
-        .unwrap_or_else(|| detect_delimiter(text));
+    let delimiter = options.delimiter.unwrap_or_else(|| detect_delimiter(text));
     let mut cells: Vec<Cow<'_, str>> = Vec::new();
     // (line, width, label column) of the first non-blank row, which every row must match.
     let mut first: Option<(usize, usize, Option<usize>)> = None;
@@ -1384,10 +1404,7 @@ fn load_csv(
                 if n == 0 {
                     return Err(fail(
                         path,
-                        format_args!(
-                            "no feature columns{}",
-                            delimiter_hint(line, delimiter)
-                        ),
+                        format_args!("no feature columns{}", delimiter_hint(line, delimiter)),
                     ));
                 }
                 if let Some(want) = options.n_features
@@ -1442,7 +1459,8 @@ fn load_csv(
             } else {
                 let value = parse_feature(path, cell, line_no, column).map_err(|mut e| {
                     if options.header == Header::No && m == 0 {
-                        e.message.push_str("; --header no reads the first row as data");
+                        e.message
+                            .push_str("; --header no reads the first row as data");
                     } else {
                         e.message.push_str(&delimiter_hint(cell, delimiter));
                     }
@@ -3481,10 +3499,7 @@ mod tests {
         let want: Vec<f32> = pixels.iter().map(|&p| f32::from(p)).collect();
         assert_eq!(loaded.x.as_slice().unwrap(), want.as_slice());
         let layout = npy_layout(&path, &std::fs::read(&path).unwrap()).unwrap();
-        assert_eq!(
-            (layout.m, layout.n, layout.element),
-            (3, 2, NpyElement::U8)
-        );
+        assert_eq!((layout.m, layout.n, layout.element), (3, 2, NpyElement::U8));
     }
 
     #[test]
@@ -3549,7 +3564,10 @@ mod tests {
             "{err}"
         );
         // UTF-16, as some spreadsheets save "Unicode text".
-        let utf16: Vec<u8> = "1,2,0\n".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let utf16: Vec<u8> = "1,2,0\n"
+            .encode_utf16()
+            .flat_map(u16::to_le_bytes)
+            .collect();
         let path = dir.write("u.csv", &utf16);
         let err = load_err(&path, &labelled());
         assert!(err.contains("u.csv: is not a text file"), "{err}");
@@ -3651,10 +3669,7 @@ mod tests {
     fn npy_labels_of_zero_width_are_refused_without_allocating() {
         let dir = TempDir::new("npy-u0");
         for descr in ["<U0", "|S0"] {
-            let path = dir.write(
-                "y.npy",
-                npy(1, descr, false, "(1000000000000,)", &[]),
-            );
+            let path = dir.write("y.npy", npy(1, descr, false, "(1000000000000,)", &[]));
             let err = load_labels_file(&path).unwrap_err().to_string();
             assert!(
                 err.contains("y.npy: label of sample 1 is empty"),
@@ -3745,6 +3760,274 @@ mod tests {
         let err = encode_labels(&raw, Some(2), path).unwrap_err().to_string();
         assert!(
             err.contains("data.csv: has 3 distinct labels but only 2 classes"),
+            "{err}"
+        );
+    }
+
+    /// The rows of a CSV as `(x, labels)`, or the error's message.
+    fn csv(
+        dir: &TempDir,
+        text: &str,
+        options: &LoadOptions,
+    ) -> Result<(Vec<Vec<f32>>, Option<RawLabels>), String> {
+        let path = dir.write("data.csv", text);
+        load(&path, options)
+            .map(|l| (l.x.outer_iter().map(|r| r.to_vec()).collect(), l.labels))
+            .map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn csv_header_of_column_numbers_or_a_word_above_numeric_labels() {
+        let dir = TempDir::new("csv-header-rules");
+        let ints = |v: &[i64]| Some(RawLabels::Ints(v.to_vec()));
+        // pandas' names for unnamed columns, with the label named in words or by number.
+        for text in [
+            "0,1,2,y\n1,2,3,0\n4,5,6,1\n",
+            "0,1,2,3\n1,2,3,0.0\n4,5,6,1.0\n",
+        ] {
+            let (x, labels) = csv(&dir, text, &labelled()).unwrap();
+            assert_eq!(x, vec![vec![1.0, 2.0, 3.0], vec![4.0, 5.0, 6.0]], "{text}");
+            assert_eq!(labels, ints(&[0, 1]), "{text}");
+        }
+        // The label first, the features numbered among themselves or among all columns.
+        let first = LoadOptions {
+            label_column: LabelColumn::First,
+            ..labelled()
+        };
+        for text in ["y,0,1\n0,1,2\n1,3,4\n", "0,1,2\n0,1,2\n1,3,4\n"] {
+            let (x, labels) = csv(&dir, text, &first).unwrap();
+            assert_eq!(x, vec![vec![1.0, 2.0], vec![3.0, 4.0]], "{text}");
+            assert_eq!(labels, ints(&[0, 1]), "{text}");
+        }
+        // Without a label column every cell is a feature name.
+        let (x, labels) = csv(&dir, "0,1,2\n7,8,9\n", &LoadOptions::default()).unwrap();
+        assert_eq!((x, labels), (vec![vec![7.0, 8.0, 9.0]], None));
+        // Numbers naming the features, a word naming the label column of integers.
+        let (x, labels) = csv(&dir, "1990,1991,class\n1,2,0\n3,4,1\n", &labelled()).unwrap();
+        assert_eq!((x.len(), labels), (2, ints(&[0, 1])));
+        // Not headers: one feature numbered 0 (as likely data), numbers other than the
+        // column numbers, and a numeric row above string labels.
+        let (x, _) = csv(&dir, "0,1\n2,0\n3,1\n", &labelled()).unwrap();
+        assert_eq!(x.len(), 3);
+        let (x, _) = csv(&dir, "1,2,3,0\n4,5,6,1\n", &labelled()).unwrap();
+        assert_eq!(x.len(), 2);
+        let (x, labels) = csv(&dir, "1,2,cat\n3,4,dog\n", &labelled()).unwrap();
+        assert_eq!(x.len(), 2);
+        assert_eq!(
+            labels,
+            Some(RawLabels::Strings(vec!["cat".into(), "dog".into()]))
+        );
+    }
+
+    #[test]
+    fn csv_header_yes_and_no() {
+        let dir = TempDir::new("csv-header-flag");
+        let no = LoadOptions {
+            header: Header::No,
+            ..labelled()
+        };
+        let (x, labels) = csv(&dir, "0,1,2,2\n1,2,3,0\n4,5,6,1\n", &no).unwrap();
+        assert_eq!(x.len(), 3);
+        assert_eq!(labels, Some(RawLabels::Ints(vec![2, 0, 1])));
+        let err = csv(&dir, "a,b,y\n1,2,0\n", &no).unwrap_err();
+        assert!(
+            err.contains("data.csv: row 1, column 1: \"a\" is not a number; --header no reads the first row as data"),
+            "{err}"
+        );
+        let err = csv(&dir, "1,2,y\n1,2,0\n3,4,1\n", &no).unwrap_err();
+        assert!(
+            err.contains("row 1 has the name \"y\" but row 2 has the integer 0; the labels must be all integers or all names; --header no reads the first row as data"),
+            "{err}"
+        );
+        let yes = LoadOptions {
+            header: Header::Yes,
+            ..labelled()
+        };
+        let (x, _) = csv(&dir, "1,2,0\n3,4,1\n5,6,1\n", &yes).unwrap();
+        assert_eq!(x, vec![vec![3.0, 4.0], vec![5.0, 6.0]]);
+        assert_eq!("no".parse::<Header>(), Ok(Header::No));
+        assert_eq!("AUTO".parse::<Header>(), Ok(Header::Auto));
+        assert!("maybe".parse::<Header>().is_err());
+    }
+
+    #[test]
+    fn csv_tab_and_semicolon_delimiters() {
+        let dir = TempDir::new("csv-delimiters");
+        let want = (
+            vec![vec![1.5, 2.0], vec![3.0, 4.0]],
+            Some(RawLabels::Strings(vec!["a, b".into(), "c;d".into()])),
+        );
+        for text in [
+            "x\ty\tlabel\n1.5\t2\t\"a, b\"\n3\t4\tc;d\n",
+            "\"x,1\";y;label\n1.5;2;\"a, b\"\n3;4;\"c;d\"\n",
+        ] {
+            assert_eq!(csv(&dir, text, &labelled()).unwrap(), want, "{text:?}");
+        }
+        let explicit = LoadOptions {
+            delimiter: Some('|'),
+            ..labelled()
+        };
+        assert_eq!(csv(&dir, "1.5|2|a, b\n3|4|c;d\n", &explicit).unwrap(), want);
+        // A file read with the wrong delimiter is one column, or has cells that hold the
+        // right one; either way the message says which flag to pass.
+        let commas = LoadOptions {
+            delimiter: Some(','),
+            ..labelled()
+        };
+        let err = csv(&dir, "1;2;0\n3;4;1\n", &commas).unwrap_err();
+        assert!(
+            err.contains("data.csv: no feature columns; if semicolons separate the cells, pass --delimiter ';'"),
+            "{err}"
+        );
+        let err = csv(
+            &dir,
+            "1\t2\t0\n3\t4\t1\n",
+            &LoadOptions {
+                delimiter: Some(','),
+                ..LoadOptions::default()
+            },
+        )
+        .unwrap_err();
+        assert!(
+            err.contains("if tabs separate the cells, pass --delimiter tab"),
+            "{err}"
+        );
+        for (flag, c) in [
+            (",", ','),
+            (";", ';'),
+            ("tab", '\t'),
+            ("\\t", '\t'),
+            ("\t", '\t'),
+            ("|", '|'),
+        ] {
+            assert_eq!(parse_delimiter(flag), Ok(c), "{flag:?}");
+        }
+        assert!(parse_delimiter("::").is_err());
+        assert_eq!(Format::from_path(Path::new("x.tsv")), Some(Format::Csv));
+    }
+
+    #[test]
+    fn labels_of_mixed_kinds_are_refused_naming_a_row_of_each() {
+        let dir = TempDir::new("label-kinds");
+        for (text, message) in [
+            (
+                "1,2,0\n3,4,1.5\n5,6,1\n",
+                "data.csv: row 2 has the label 1.5, not a whole number, but row 1 has the integer 0",
+            ),
+            (
+                "1,2,0.5\n3,4,1.5\n",
+                "data.csv: row 1: label 0.5 is not a whole number",
+            ),
+            (
+                "1,2,0\n3,4,cat\n5,6,1\n",
+                "data.csv: row 2 has the name \"cat\" but row 1 has the integer 0",
+            ),
+            (
+                "1,2,cat\n3,4,dog\n5,6,7\n",
+                "data.csv: row 3 has the integer 7 but row 1 has the name \"cat\"",
+            ),
+            (
+                "1,2,0\n3,4,NaN\n",
+                "data.csv: row 2: label NaN is not a class; is the label missing?",
+            ),
+            (
+                "1,2,0\n3,4,1e30\n",
+                "data.csv: row 2: label 1e30 is too large for a class number",
+            ),
+        ] {
+            let err = csv(&dir, text, &labelled()).unwrap_err();
+            assert!(err.contains(message), "{text:?}: {err}");
+        }
+        // Whole numbers however written are integers.
+        let (_, labels) = csv(&dir, "1,2,3.0\n3,4,+1\n5,6,1e1\n", &labelled()).unwrap();
+        assert_eq!(labels, Some(RawLabels::Ints(vec![3, 1, 10])));
+        // Labels files and LIBSVM count lines.
+        let path = dir.write("y.txt", "0\n\n1\ncat\n");
+        let err = load_labels(&path).unwrap_err().to_string();
+        assert!(
+            err.contains("y.txt: line 4 has the name \"cat\" but line 1 has the integer 0"),
+            "{err}"
+        );
+        let path = dir.write("x.svm", "0 1:1\n0.5 1:2\n");
+        let err = load_err(&path, &LoadOptions::default());
+        assert!(
+            err.contains(
+                "x.svm: line 2 has the label 0.5, not a whole number, but line 1 has the integer 0"
+            ),
+            "{err}"
+        );
+        // A labels file replaces the column's labels, which are then not judged.
+        let labels_file = dir.write("z.txt", "0\n1\n");
+        let options = LoadOptions {
+            labels: Some(labels_file),
+            ..labelled()
+        };
+        let (x, labels) = csv(&dir, "1,2,0.5\n3,4,nan\n", &options).unwrap();
+        assert_eq!((x.len(), labels), (2, Some(RawLabels::Ints(vec![0, 1]))));
+    }
+
+    #[test]
+    fn integer_labels_far_above_the_distinct_count_need_classes() {
+        let path = Path::new("y.csv");
+        let err = encode_labels(&RawLabels::Ints(vec![0, 1, 2, 1_000_000]), None, path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("y.csv: label 1000000 of sample 4 would make K = 1000001 classes, though only 4 distinct labels occur; pass --classes 1000001"),
+            "{err}"
+        );
+        let (_, k, _) = encode_labels(
+            &RawLabels::Ints(vec![0, 1, 2, 1_000_000]),
+            Some(1_000_001),
+            path,
+        )
+        .unwrap();
+        assert_eq!(k, 1_000_001);
+        // K = 2 × distinct + 100 passes; one more does not.
+        assert_eq!(
+            encode_labels(&RawLabels::Ints(vec![0, 103]), None, path)
+                .unwrap()
+                .1,
+            104
+        );
+        assert!(encode_labels(&RawLabels::Ints(vec![0, 104]), None, path).is_err());
+        let err = encode_labels(&RawLabels::Ints(vec![0, 4_000_000_000]), None, path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("K = 4000000001 classes, more than the 1048576 supported"),
+            "{err}"
+        );
+        let err = encode_labels(&RawLabels::Ints(vec![0, 1]), Some(4_000_000_000), path)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("4000000000 classes were asked for, more than the 1048576 supported"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn an_input_read_once_parses_both_ways() {
+        let dir = TempDir::new("read-once");
+        let path = dir.write("x.csv", "1,2,0\n3,4,1\n");
+        let input = read_input(&path, None).unwrap();
+        assert_eq!(input.format, Format::Csv);
+        std::fs::remove_file(&path).unwrap();
+        let with = load_input(&path, &input, &labelled()).unwrap();
+        let without = load_input(&path, &input, &LoadOptions::default()).unwrap();
+        assert_eq!((with.x.ncols(), without.x.ncols()), (2, 3));
+        let err = read_input(Path::new("x.bin"), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("cannot tell the format"), "{err}");
+        let options = LoadOptions {
+            labels: Some(PathBuf::from("-")),
+            ..labelled()
+        };
+        let err = load(Path::new("-"), &options).unwrap_err().to_string();
+        assert!(
+            err.starts_with("stdin: the data and its labels cannot both be read"),
             "{err}"
         );
     }

@@ -597,7 +597,10 @@ fn describe_classes(k: usize, present: usize, names: Option<&[String]>) -> Strin
             } else {
                 String::new()
             };
-            format!("K = {k} (integer labels 0…{}{missing})", k.saturating_sub(1))
+            format!(
+                "K = {k} (integer labels 0…{}{missing})",
+                k.saturating_sub(1)
+            )
         }
     }
 }
@@ -1001,7 +1004,11 @@ fn train(a: TrainArgs) -> CliResult<()> {
     ];
     // predict and evaluate find the label in the same column of a CSV.
     let csv_labels = a.data.data.as_deref().is_some_and(|p| {
-        a.data.format.map(Format::from).or_else(|| Format::from_path(p)) == Some(Format::Csv)
+        a.data
+            .format
+            .map(Format::from)
+            .or_else(|| Format::from_path(p))
+            == Some(Format::Csv)
     }) && (a.data.labels.is_none() || a.data.label_column.is_some());
     if csv_labels {
         meta.push((

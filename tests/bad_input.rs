@@ -291,7 +291,7 @@ bad_input! {
     init_from_another_dataset: "train --data {d}/good.csv --init {d}/five_features.safetensors --epochs 1" => "--init";
     model_scale_zero: "predict --model {d}/zero_scale.safetensors --data {d}/features.npy" => "zero_scale.safetensors: feature_scale[1] is 0";
     model_mean_without_scale: "evaluate --model {d}/mean_only.safetensors --data {d}/good.csv" => "mean_only.safetensors: has a `feature_mean` tensor but no `feature_scale`";
-    model_scale_wrong_shape: "train --data {d}/good.csv --init {d}/scale_shape.safetensors --epochs 1" => "scale_shape.safetensors: tensor `feature_scale` has shape [3]";
+    model_scale_wrong_shape: "predict --model {d}/scale_shape.safetensors --data {d}/features.npy" => "scale_shape.safetensors: tensor `feature_scale` has shape [3]";
     evaluate_bad_model: "evaluate --model {d}/nan.safetensors --data {d}/good.csv" => "nan.safetensors";
     negative_learning_rate: "train --lr -1" => "--lr -1";
     infinite_learning_rate: "train --lr inf" => "--lr inf";

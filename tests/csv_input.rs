@@ -110,7 +110,11 @@ fn pandas_numeric_header_is_a_header_not_a_fourth_class() {
     let dir = common::scratch("csv-pandas-header");
     // pd.DataFrame(X).assign(y=y).to_csv(index=False)
     let named = dir.join("named.csv");
-    std::fs::write(&named, format!("0,1,2,3,y\n{}", rows(60, ",", |c| c.to_string()))).unwrap();
+    std::fs::write(
+        &named,
+        format!("0,1,2,3,y\n{}", rows(60, ",", |c| c.to_string())),
+    )
+    .unwrap();
     // pd.DataFrame(np.c_[X, y]).to_csv(index=False): the label column is called 4 and
     // its values are written as floats.
     let numbered = dir.join("numbered.csv");
@@ -136,7 +140,11 @@ fn pandas_numeric_header_is_a_header_not_a_fourth_class() {
 fn header_no_reads_a_first_row_of_column_numbers_as_data() {
     let dir = common::scratch("csv-header-no");
     let data = dir.join("data.csv");
-    std::fs::write(&data, format!("0,1,2,3,2\n{}", rows(60, ",", |c| c.to_string()))).unwrap();
+    std::fs::write(
+        &data,
+        format!("0,1,2,3,2\n{}", rows(60, ",", |c| c.to_string())),
+    )
+    .unwrap();
     let (o, model) = train(&data, &["--header", "no"]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert_eq!(model.unwrap().n_classes(), 3);
@@ -160,7 +168,10 @@ fn a_word_heading_a_column_of_integer_labels_is_a_header() {
     let data = dir.join("years.csv");
     std::fs::write(
         &data,
-        format!("1990,1991,1992,1993,class\n{}", rows(60, ",", |c| c.to_string())),
+        format!(
+            "1990,1991,1992,1993,class\n{}",
+            rows(60, ",", |c| c.to_string())
+        ),
     )
     .unwrap();
     let (o, model) = train(&data, &[]);
@@ -207,7 +218,10 @@ fn tab_and_semicolon_files_train_detected_or_named() {
         let header = ["\"a,1\"", "b", "c", "d", "animal"].join(sep);
         std::fs::write(
             &path,
-            format!("{header}\n{}", rows(60, sep, |c| format!("\"{}\"", names[c]))),
+            format!(
+                "{header}\n{}",
+                rows(60, sep, |c| format!("\"{}\"", names[c]))
+            ),
         )
         .unwrap();
         for extra in [vec![], vec!["--delimiter", flag]] {
@@ -246,7 +260,11 @@ fn train_and_predict_read_data_from_stdin() {
         text.as_bytes(),
     );
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(first_line(&o).contains("training on stdin: 90 rows"), "{}", first_line(&o));
+    assert!(
+        first_line(&o).contains("training on stdin: 90 rows"),
+        "{}",
+        first_line(&o)
+    );
     let (m, _) = Model::load(&model).unwrap();
     assert_eq!((m.n_features(), m.n_classes()), (4, 3));
     // predict takes the rows from a pipe, with or without the label column.
@@ -311,5 +329,9 @@ fn the_first_line_names_the_label_kind_and_k() {
         s(&dir.join("digits.safetensors")),
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert!(first_line(&o).contains("K = 10 (integer labels 0…9)"), "{}", first_line(&o));
+    assert!(
+        first_line(&o).contains("K = 10 (integer labels 0…9)"),
+        "{}",
+        first_line(&o)
+    );
 }

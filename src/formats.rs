@@ -270,14 +270,18 @@ pub struct FormatError {
 
 /// An error whose message starts with the file's name (`stdin` for `-`).
 fn fail(path: &Path, detail: impl fmt::Display) -> FormatError {
-    let name = if is_stdin(path) {
+    FormatError {
+        path: path.to_path_buf(),
+        message: format!("{}: {detail}", shown(path)),
+    }
+}
+
+/// A path as messages name it: `stdin` for `-`.
+fn shown(path: &Path) -> Cow<'_, str> {
+    if is_stdin(path) {
         Cow::Borrowed("stdin")
     } else {
         path.to_string_lossy()
-    };
-    FormatError {
-        path: path.to_path_buf(),
-        message: format!("{name}: {detail}"),
     }
 }
 
@@ -349,9 +353,9 @@ pub fn load_input(
                     path: labels_path.clone(),
                     message: format!(
                         "{} has {} labels but {} has {} rows",
-                        labels_path.display(),
+                        shown(labels_path),
                         labels.len(),
-                        path.display(),
+                        shown(path),
                         x.nrows()
                     ),
                 });
@@ -363,7 +367,7 @@ pub fn load_input(
     if labels.is_none() && options.require_labels {
         return Err(FormatError {
             path: path.to_path_buf(),
-            message: format!("{} has no labels; pass --labels", path.display()),
+            message: format!("{} has no labels; pass --labels", shown(path)),
         });
     }
     Ok(Loaded { x, labels })
@@ -610,16 +614,20 @@ pub(crate) fn available_memory() -> Option<u64> {
                 .ok()?
                 .checked_mul(1024)
         });
-    let number = |file: &str| -> Option<u64> {
-        std::fs::read_to_string(Path::new("/sys/fs/cgroup").join(file))
-            .ok()?
-            .trim()
-            .parse()
-            .ok()
-    };
-    // "max" (no limit) does not parse, which leaves the system's figure.
-    let cgroup =
-        number("memory.max").map(|max| max.saturating_sub(number("memory.current").unwrap_or(0)));
+    let cgroup_file = |file: &str| std::fs::read_to_string(Path::new("/sys/fs/cgroup").join(file));
+    // "max" (no limit) does not parse, which leaves the system's figure. The page cache
+    // counts against the limit but is given back on demand, so only anonymous memory
+    // (the processes' own) is taken from it.
+    let limit = cgroup_file("memory.max")
+        .ok()
+        .and_then(|t| t.trim().parse::<u64>().ok());
+    let cgroup = limit.map(|max| {
+        let anon = cgroup_file("memory.stat").ok().and_then(|t| {
+            let line = t.lines().find(|l| l.starts_with("anon "))?;
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        });
+        max.saturating_sub(anon.unwrap_or(0))
+    });
     match (system, cgroup) {
         (Some(a), Some(b)) => Some(a.min(b)),
         (a, b) => a.or(b),

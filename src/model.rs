@@ -210,7 +210,11 @@ impl Model {
         x: ArrayView2<'_, f32>,
     ) -> Result<Array2<f32>> {
         self.check_x(x)?;
-        let standardized = self.standardizer.as_ref().map(|s| s.transform(x)).transpose()?;
+        let standardized = self
+            .standardizer
+            .as_ref()
+            .map(|s| s.transform(x))
+            .transpose()?;
         let x = standardized.as_ref().map_or(x, |s| s.view());
         match backend {
             Backend::Cpu => {
@@ -256,7 +260,11 @@ impl Model {
                 &[data.n_features(), data.n_classes()],
             ));
         }
-        let standardized = self.standardizer.as_ref().map(|s| s.apply(data)).transpose()?;
+        let standardized = self
+            .standardizer
+            .as_ref()
+            .map(|s| s.apply(data))
+            .transpose()?;
         let mut evaluator = Evaluator::new(backend, standardized.as_ref().unwrap_or(data))?;
         evaluator.evaluate(&flatten(self.theta.view(), self.bias.view()))
     }

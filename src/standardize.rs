@@ -110,7 +110,7 @@ impl Standardizer {
                 let sigma = stats.variance[j].sqrt() as f32;
                 // A σ that is 0 or below f32's normal range as stored would make the
                 // transform blow up: such a feature is constant for every practical purpose.
-                if stats.is_constant(j) || !(sigma >= f32::MIN_POSITIVE) {
+                if stats.is_constant(j) || sigma < f32::MIN_POSITIVE {
                     1.0
                 } else {
                     sigma
@@ -133,7 +133,11 @@ impl Standardizer {
             return Err(Error::NoFeatures);
         }
         if let Some(&v) = mean.iter().find(|v| !v.is_finite()) {
-            return Err(Error::setting("feature_mean", v, "every mean must be finite"));
+            return Err(Error::setting(
+                "feature_mean",
+                v,
+                "every mean must be finite",
+            ));
         }
         if let Some(&v) = scale.iter().find(|v| !(v.is_finite() && **v > 0.0)) {
             return Err(Error::setting(
@@ -265,11 +269,15 @@ impl Scaling {
                 largest = Some((j, magnitude));
             }
             let span = f64::from(stats.max[j]) - f64::from(stats.min[j]);
-            if span > 0.0 && !stats.is_constant(j) && span < narrowest.map_or(1.0, |s| f64::from(s.1)) {
+            if span > 0.0
+                && !stats.is_constant(j)
+                && span < narrowest.map_or(1.0, |s| f64::from(s.1))
+            {
                 narrowest = Some((j, span as f32));
             }
         }
-        let ratio = f64::from(largest.map_or(1.0, |l| l.1)) / f64::from(narrowest.map_or(1.0, |s| s.1));
+        let ratio =
+            f64::from(largest.map_or(1.0, |l| l.1)) / f64::from(narrowest.map_or(1.0, |s| s.1));
         (ratio > Self::THRESHOLD).then_some(Scaling {
             largest,
             narrowest,

@@ -61,13 +61,20 @@ fn standardized(x: ArrayView2<'_, f32>, mean: &[f32], scale: &[f32]) -> Array2<f
 fn prestandardized(data: &Dataset) -> Dataset {
     let x = data.x().unwrap();
     let (mean, scale) = mean_and_scale(x);
-    Dataset::new(standardized(x, &mean, &scale), data.labels(), data.n_classes()).unwrap()
+    Dataset::new(
+        standardized(x, &mean, &scale),
+        data.labels(),
+        data.n_classes(),
+    )
+    .unwrap()
 }
 
 fn fit(backend: Backend<'_>, data: &Dataset, validation: Option<&Dataset>, s: &Settings) -> Fit {
     Trainer::new(s.clone())
         .unwrap()
-        .fit(backend, data, validation, None, |_| ControlFlow::Continue(()))
+        .fit(backend, data, validation, None, |_| {
+            ControlFlow::Continue(())
+        })
         .unwrap()
 }
 
@@ -107,8 +114,15 @@ fn the_standardizer_learns_the_population_mean_and_scale_with_one_for_constant_f
     for j in [0, 1, 3, 4] {
         let col = z.column(j);
         let mean = col.iter().map(|&v| f64::from(v)).sum::<f64>() / 300.0;
-        let var = col.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / 300.0;
-        assert!(mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-5, "feature {j}: {mean} {var}");
+        let var = col
+            .iter()
+            .map(|&v| (f64::from(v) - mean).powi(2))
+            .sum::<f64>()
+            / 300.0;
+        assert!(
+            mean.abs() < 1e-5 && (var - 1.0).abs() < 1e-5,
+            "feature {j}: {mean} {var}"
+        );
     }
 }
 
@@ -120,11 +134,15 @@ fn the_model_file_keeps_mean_and_scale_and_predictions_equal_a_plain_model_on_st
     let plain = some_model();
     let model = plain
         .clone()
-        .with_standardizer(Some(Standardizer::new(mean.clone(), scale.clone()).unwrap()))
+        .with_standardizer(Some(
+            Standardizer::new(mean.clone(), scale.clone()).unwrap(),
+        ))
         .unwrap();
     let (loaded, _) = Model::from_safetensors(&model.to_safetensors(&[]).unwrap()).unwrap();
     assert_eq!(loaded, model);
-    let st = loaded.standardizer().expect("the standardizer survives the file");
+    let st = loaded
+        .standardizer()
+        .expect("the standardizer survives the file");
     let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
     assert_eq!(bits(st.mean()), bits(&mean));
     assert_eq!(bits(st.scale()), bits(&scale));
@@ -171,7 +189,10 @@ fn standardized_training_reaches_the_optimum_of_training_on_standardized_data() 
     let on_gpu = fit(Backend::Gpu(gpu()), &data, None, &lbfgs(200, true));
     assert_eq!(on_gpu.status, Status::Converged);
     let got = on_gpu.history.last().unwrap().loss;
-    assert!((got - j).abs() <= 1e-5 * j.abs(), "GPU J {got} against CPU {j}");
+    assert!(
+        (got - j).abs() <= 1e-5 * j.abs(),
+        "GPU J {got} against CPU {j}"
+    );
 }
 
 #[test]
@@ -184,7 +205,10 @@ fn a_memory_mapped_source_is_standardized_as_it_is_read() {
         let in_memory = fit(backend, &data, None, &s);
         let streamed = fit(backend, &mapped, None, &s);
         assert_eq!(weight_bits(&streamed), weight_bits(&in_memory));
-        assert_eq!(streamed.model.standardizer(), in_memory.model.standardizer());
+        assert_eq!(
+            streamed.model.standardizer(),
+            in_memory.model.standardizer()
+        );
     }
 }
 
@@ -410,13 +434,9 @@ fn an_initial_model_is_taken_as_the_same_function_of_the_raw_features() {
     };
     let first = Trainer::new(s)
         .unwrap()
-        .fit(
-            Backend::Cpu,
-            &data,
-            None,
-            Some(&standardized_model),
-            |_| ControlFlow::Continue(()),
-        )
+        .fit(Backend::Cpu, &data, None, Some(&standardized_model), |_| {
+            ControlFlow::Continue(())
+        })
         .unwrap();
     let want = standardized_model
         .evaluate(Backend::Cpu, &data)
@@ -428,7 +448,10 @@ fn an_initial_model_is_taken_as_the_same_function_of_the_raw_features() {
 }
 
 fn run(args: &[&str]) -> Output {
-    Command::new(BIN).args(args).output().expect("the binary runs")
+    Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("the binary runs")
 }
 
 #[test]
@@ -453,23 +476,60 @@ fn the_binary_standardizes_trains_predicts_and_evaluates_and_hints_when_it_shoul
         err.contains("badly scaled") && err.contains("try --standardize"),
         "{err}"
     );
-    assert!(Model::load(model.as_ref()).unwrap().0.standardizer().is_none());
+    let o = run(&[
+        &["train"],
+        &common[..],
+        &["--epochs", "3", "--json", "--out", model],
+    ]
+    .concat());
+    let out = String::from_utf8_lossy(&o.stdout);
+    let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["standardized"], false);
+    assert!(
+        summary["badly_scaled"]
+            .as_str()
+            .is_some_and(|s| s.contains("in feature 2")),
+        "{out}"
+    );
+    assert!(
+        Model::load(model.as_ref())
+            .unwrap()
+            .0
+            .standardizer()
+            .is_none()
+    );
 
     let o = run(&[&["train"], &common[..], &["--standardize", "--out", model]].concat());
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
-    assert!(err.contains("converged:") && !err.contains("badly scaled"), "{err}");
+    assert!(
+        err.contains("converged:") && !err.contains("badly scaled"),
+        "{err}"
+    );
     let (loaded, _) = Model::load(model.as_ref()).unwrap();
-    let library = fit(Backend::Cpu, &data, None, &Settings {
-        optimizer: Optimizer::Lbfgs,
-        learning_rate: 0.01,
-        standardize: true,
-        ..Settings::default()
-    });
+    let library = fit(
+        Backend::Cpu,
+        &data,
+        None,
+        &Settings {
+            optimizer: Optimizer::Lbfgs,
+            learning_rate: 0.01,
+            standardize: true,
+            ..Settings::default()
+        },
+    );
     assert_eq!(loaded.theta(), library.model.theta());
     assert_eq!(loaded.standardizer(), library.model.standardizer());
 
-    let o = run(&["predict", "--model", model, "--data", csv, "--backend", "cpu"]);
+    let o = run(&[
+        "predict",
+        "--model",
+        model,
+        "--data",
+        csv,
+        "--backend",
+        "cpu",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let want: Vec<String> = loaded
         .predict(Backend::Cpu, data.x().unwrap())
@@ -483,7 +543,16 @@ fn the_binary_standardizes_trains_predicts_and_evaluates_and_hints_when_it_shoul
         .collect();
     assert_eq!(got, want);
 
-    let o = run(&["evaluate", "--model", model, "--data", csv, "--backend", "cpu", "--json"]);
+    let o = run(&[
+        "evaluate",
+        "--model",
+        model,
+        "--data",
+        csv,
+        "--backend",
+        "cpu",
+        "--json",
+    ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let report: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     let metrics = loaded.evaluate(Backend::Cpu, &data).unwrap();
@@ -493,9 +562,9 @@ fn the_binary_standardizes_trains_predicts_and_evaluates_and_hints_when_it_shoul
 }
 
 #[test]
-fn the_binary_standardizes_a_memory_mapped_npy_on_the_gpu() {
+fn the_binary_standardizes_a_memory_mapped_npy_streamed_to_the_gpu() {
     let dir = common::scratch("standardize-npy");
-    let data = badly_scaled(300, 12);
+    let data = badly_scaled(20_000, 12);
     let x = data.x().unwrap();
     let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
     let (xp, yp) = (dir.join("x.npy"), dir.join("y.npy"));
@@ -507,6 +576,7 @@ fn the_binary_standardizes_a_memory_mapped_npy_on_the_gpu() {
         .collect();
     common::write_npy(&yp, "<i8", &[x.nrows()], &labels);
     let model = dir.join("m.safetensors");
+    // 400 kB of X under a 256 KiB budget: the mapped file is streamed in chunks.
     let o = run(&[
         "train",
         "--data",
@@ -516,13 +586,29 @@ fn the_binary_standardizes_a_memory_mapped_npy_on_the_gpu() {
         "--optimizer",
         "lbfgs",
         "--standardize",
+        "--max-gpu-memory",
+        "256KiB",
+        "--json",
         "--out",
         model.to_str().unwrap(),
     ]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{err}");
-    assert!(err.contains("converged:"), "{err}");
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let summary: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(summary["status"], "converged", "{summary}");
+    assert_eq!(summary["streamed"], true, "{summary}");
+    assert_eq!(summary["standardized"], true, "{summary}");
     let (loaded, _) = Model::load(&model).unwrap();
     let want = Standardizer::fit(&data).unwrap();
     assert_eq!(loaded.standardizer(), Some(&want));
+    // The same optimum as the CPU on the data in memory, with the binary's defaults.
+    let s = Settings {
+        optimizer: Optimizer::Lbfgs,
+        standardize: true,
+        ..Settings::default()
+    };
+    let cpu = fit(Backend::Cpu, &data, None, &s);
+    let j = cpu.history.last().unwrap().loss;
+    let got = summary["loss"].as_f64().unwrap();
+    assert!((got - j).abs() <= 1e-4 * j.abs(), "J {got} against {j}");
 }

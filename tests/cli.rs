@@ -126,7 +126,11 @@ fn csv_with_string_labels_trains_and_predicts_the_original_labels() {
     ]);
     let text = stdout(&o);
     let mut lines = text.lines();
-    assert_eq!(lines.next(), Some("cat,dog,eel"), "the header names the classes");
+    assert_eq!(
+        lines.next(),
+        Some("cat,dog,eel"),
+        "the header names the classes"
+    );
     let first = lines.next().unwrap().to_string();
     let p: Vec<f64> = first.split(',').map(|v| v.parse().unwrap()).collect();
     assert_eq!(p.len(), 3);
@@ -670,7 +674,10 @@ fn warm_start_weights_schedules_and_patience_flags() {
         ),
         (vec!["--class-weight", "1,x,2"], "--class-weight 1,x,2"),
         (vec!["--class-weight", "1,-2,2"], "--class-weight 1,-2,2"),
-        (vec!["--optimizer", "adam", "--patience", "3"], "--validation"),
+        (
+            vec!["--optimizer", "adam", "--patience", "3"],
+            "--validation",
+        ),
         (vec!["--init", s(&first)], "64 features"),
         (
             vec!["--schedule", "step", "--step-factor", "2"],

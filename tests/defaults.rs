@@ -341,12 +341,28 @@ fn predict_and_evaluate_read_the_label_column_the_model_was_trained_with() {
     );
     let model = dir.join("m.safetensors");
     let o = run(&[
-        "train", "--backend", "cpu", "--data", s(&first), "--label-column", "first", "--out",
-        s(&model), "--quiet",
+        "train",
+        "--backend",
+        "cpu",
+        "--data",
+        s(&first),
+        "--label-column",
+        "first",
+        "--out",
+        s(&model),
+        "--quiet",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let predict = |data: &Path| {
-        let o = run(&["predict", "--backend", "cpu", "--model", s(&model), "--data", s(data)]);
+        let o = run(&[
+            "predict",
+            "--backend",
+            "cpu",
+            "--model",
+            s(&model),
+            "--data",
+            s(data),
+        ]);
         assert!(o.status.success(), "{}", stderr(&o));
         stdout(&o)
     };
@@ -358,13 +374,36 @@ fn predict_and_evaluate_read_the_label_column_the_model_was_trained_with() {
         "the labelled file's label was read as a feature"
     );
     let o = run(&[
-        "evaluate", "--backend", "cpu", "--model", s(&model), "--data", s(&first), "--json",
+        "evaluate",
+        "--backend",
+        "cpu",
+        "--model",
+        s(&model),
+        "--data",
+        s(&first),
+        "--json",
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
     assert!(v["accuracy"].as_f64().unwrap() > 0.95, "{v}");
-    let o = run(&["predict", "--backend", "cpu", "--model", s(&model), "--data", s(&wide)]);
+    let o = run(&[
+        "predict",
+        "--backend",
+        "cpu",
+        "--model",
+        s(&model),
+        "--data",
+        s(&wide),
+    ]);
     common::assert_bad_input("too wide", &o, "or 5 with the label column");
-    let o = run(&["evaluate", "--backend", "cpu", "--model", s(&model), "--data", s(&features)]);
+    let o = run(&[
+        "evaluate",
+        "--backend",
+        "cpu",
+        "--model",
+        s(&model),
+        "--data",
+        s(&features),
+    ]);
     common::assert_bad_input("no label column", &o, "no labels");
 }

@@ -843,7 +843,12 @@ impl Trainer {
         let (train_s, validation_s) = match &standardizer {
             Some(st) => (
                 Some(st.apply(train)?),
-                validation.map(|v| st.apply(v)).transpose()?,
+                // Validation data of another width is passed on as it is, for the shape
+                // error that names it.
+                validation
+                    .filter(|v| v.n_features() == train.n_features())
+                    .map(|v| st.apply(v))
+                    .transpose()?,
             ),
             None => (None, None),
         };

@@ -612,3 +612,19 @@ fn the_binary_standardizes_a_memory_mapped_npy_streamed_to_the_gpu() {
     let got = summary["loss"].as_f64().unwrap();
     assert!((got - j).abs() <= 1e-4 * j.abs(), "J {got} against {j}");
 }
+
+#[test]
+fn validation_data_of_another_width_is_named_as_such_when_standardizing() {
+    let train = badly_scaled(100, 13);
+    let narrow = clusters(50, 4, 3, 1.5, 13);
+    match Trainer::new(lbfgs(5, true)).unwrap().fit(
+        Backend::Cpu,
+        &train,
+        Some(&narrow),
+        None,
+        |_| ControlFlow::Continue(()),
+    ) {
+        Err(Error::ShapeMismatch { what, .. }) => assert_eq!(what, "validation data (n, K)"),
+        other => panic!("{other:?}"),
+    }
+}

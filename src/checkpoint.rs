@@ -206,7 +206,11 @@ impl Checkpoint {
 
     /// Reads a checkpoint written by [`Checkpoint::save`].
     pub fn load(path: &Path) -> Result<Checkpoint> {
-        let bytes = std::fs::read(path).map_err(|e| bad(path, format!("cannot read it: {e}")))?;
+        use crate::model_file::{ReadRefusal, read_safetensors};
+        let bytes = read_safetensors(path).map_err(|refusal| match refusal {
+            ReadRefusal::Io(e) => bad(path, format!("cannot read it: {e}")),
+            ReadRefusal::Bad(why) => bad(path, format!("is not a checkpoint file ({why})")),
+        })?;
         Self::from_bytes(path, &bytes)
     }
 

@@ -67,6 +67,78 @@ fn bad(path: &Path, message: impl Into<String>) -> Error {
     }
 }
 
+/// The largest header a safetensors file may declare (the format's own limit).
+const MAX_HEADER: u64 = 100_000_000;
+
+/// Why [`read_safetensors`] gave up.
+pub(crate) enum ReadRefusal {
+    /// The file could not be read.
+    Io(std::io::Error),
+    /// The file is not what a safetensors header says; the reason, as a clause.
+    Bad(String),
+}
+
+/// Reads a safetensors file no further than its header declares: the 8-byte header length
+/// (at most the format's 100 MB), the header, then the tensor bytes it lists. A device, a
+/// pipe or a damaged file costs at most what its header promises, a header promising more
+/// than the memory available is refused before its data is read, and a file with more
+/// than it promises is refused. A file that ends early is returned as it is, for the
+/// parser to call damaged.
+pub(crate) fn read_safetensors(path: &Path) -> std::result::Result<Vec<u8>, ReadRefusal> {
+    use crate::formats::{available_memory, read_bounded};
+    let file = std::fs::File::open(path).map_err(ReadRefusal::Io)?;
+    let size = file
+        .metadata()
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| m.len());
+    let mut reader = std::io::BufReader::new(file);
+    let mut out = Vec::new();
+    read_bounded(&mut reader, 8, &mut out).map_err(ReadRefusal::Io)?;
+    let Some(&[a, b, c, d, e, f, g, h]) = out.get(..8) else {
+        return Ok(out);
+    };
+    let n = u64::from_le_bytes([a, b, c, d, e, f, g, h]);
+    // The smallest header is "{}".
+    if !(2..=MAX_HEADER).contains(&n) {
+        return Err(ReadRefusal::Bad(format!(
+            "its first 8 bytes declare a header of {n} bytes; safetensors headers are 2 to {MAX_HEADER} bytes"
+        )));
+    }
+    let header_end = 8 + n;
+    read_bounded(&mut reader, header_end, &mut out).map_err(ReadRefusal::Io)?;
+    let header = match out.get(8..header_end as usize) {
+        Some(header) => header,
+        None => return Ok(out),
+    };
+    // A header the parser refuses needs no data to be refused.
+    let Ok(metadata) = serde_json::from_slice::<safetensors::tensor::Metadata>(header) else {
+        return Ok(out);
+    };
+    let data = metadata
+        .tensors()
+        .values()
+        .map(|t| t.data_offsets.1 as u64)
+        .max()
+        .unwrap_or(0);
+    let total = header_end.saturating_add(data);
+    if let Some(memory) = available_memory()
+        && size.map_or(total, |s| s.min(total)) > memory
+    {
+        return Err(ReadRefusal::Bad(format!(
+            "its header declares {} of tensor data, more than the {} of memory available",
+            crate::gpu::human_bytes(data),
+            crate::gpu::human_bytes(memory)
+        )));
+    }
+    if read_bounded(&mut reader, total, &mut out).map_err(ReadRefusal::Io)? {
+        return Err(ReadRefusal::Bad(format!(
+            "it goes on past the {total} bytes its header accounts for"
+        )));
+    }
+    Ok(out)
+}
+
 impl Model {
     /// The model as safetensors bytes, with `extra` metadata added. The same model and
     /// metadata always give the same bytes.
@@ -105,8 +177,10 @@ impl Model {
     /// Reads a model file, checking the format tag, shapes, dtypes and that every value
     /// is finite. Returns the model and the file's metadata.
     pub fn load(path: &Path) -> Result<(Model, HashMap<String, String>)> {
-        let bytes =
-            std::fs::read(path).map_err(|e| io_error(path, "cannot read the model file", e))?;
+        let bytes = read_safetensors(path).map_err(|refusal| match refusal {
+            ReadRefusal::Io(e) => io_error(path, "cannot read the model file", e),
+            ReadRefusal::Bad(why) => bad(path, format!("not a safetensors model file ({why})")),
+        })?;
         Self::from_safetensors(&bytes).map_err(|e| match e {
             Error::ModelFile { message, .. } => bad(path, message),
             other => other,

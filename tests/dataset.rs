@@ -31,7 +31,7 @@ fn label_out_of_range_names_row() {
         ),
         "{err:?}"
     );
-    assert_eq!(err.to_string(), "label 3 at row 1 is outside 0..3 (K = 3)");
+    assert_eq!(err.to_string(), "label 3 at row 2 is outside 0..3 (K = 3)");
 }
 
 #[test]

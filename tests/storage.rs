@@ -265,7 +265,7 @@ fn f16_storage_names_the_value_it_cannot_hold() {
         Err(e @ Error::OutOfStorageRange { .. }) => {
             let text = e.to_string();
             assert!(
-                text.contains("row 13, column 4") && text.contains("f16"),
+                text.contains("row 14, column 5") && text.contains("f16"),
                 "{text}"
             );
         }

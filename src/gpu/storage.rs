@@ -383,7 +383,7 @@ mod tests {
         let x = [1.0, 2.0, 3.0, -70000.0, 5.0, 6.0];
         let err = codec(XStorage::F16, 3, &x).unwrap_err().to_string();
         assert!(
-            err.contains("row 1, column 0") && err.contains("-70000"),
+            err.contains("row 2, column 1") && err.contains("-70000"),
             "{err}"
         );
         assert!(codec(XStorage::U8, 3, &x).is_ok());

@@ -673,12 +673,7 @@ fn reserve<T>(
     what: impl fmt::Display,
 ) -> Result<(), FormatError> {
     let bytes = (count as u64).saturating_mul(std::mem::size_of::<T>() as u64);
-    let available = available_memory();
-    let too_much = || {
-        let there = match available {
-            Some(a) => format!("more than the {} available", crate::gpu::human_bytes(a)),
-            None => "more than this system can give".to_string(),
-        };
+    let too_much = |there: String| {
         fail(
             path,
             format_args!(
@@ -687,10 +682,19 @@ fn reserve<T>(
             ),
         )
     };
-    if available.is_some_and(|a| bytes > a) {
-        return Err(too_much());
+    if let Some(available) = available_memory()
+        && bytes > available
+    {
+        return Err(too_much(format!(
+            "more than the {} available",
+            crate::gpu::human_bytes(available)
+        )));
     }
-    values.try_reserve_exact(count).map_err(|_| too_much())
+    // Memory that is there can still be refused: a process limit (ulimit -v), or a size
+    // no allocation can have.
+    values
+        .try_reserve_exact(count)
+        .map_err(|_| too_much("and the system refused to allocate it".to_string()))
 }
 
 /// The file's bytes, decompressed when the name ends `.gz` or the bytes start with gzip's

@@ -603,7 +603,7 @@ const MAX_NPY_HEADER: usize = 1 << 20;
 
 /// Bytes of memory this process can still take without swapping: Linux's MemAvailable,
 /// lowered to what the cgroup (a container's limit) leaves; `None` where neither is known.
-pub(crate) fn available_memory() -> Option<u64> {
+pub fn available_memory() -> Option<u64> {
     let system = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|text| {

@@ -700,7 +700,7 @@ fn train_needs_adapter(a: &TrainArgs) -> Option<String> {
         .map(Format::from)
         .or_else(|| Format::from_path(path));
     let size = std::fs::metadata(path).ok()?.len();
-    let free = available_memory()?;
+    let free = formats::available_memory()?;
     (format == Some(Format::Npy) && a.validation.is_none() && size > free / 2).then(|| {
         format!(
             "X ({}) is over half the free memory ({}), so it is streamed from the mapped file",
@@ -708,14 +708,6 @@ fn train_needs_adapter(a: &TrainArgs) -> Option<String> {
             softmax_regression::gpu::human_bytes(free)
         )
     })
-}
-
-/// The memory the system can give without swapping (Linux's MemAvailable), if known.
-fn available_memory() -> Option<u64> {
-    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }
 
 fn train(a: TrainArgs) -> CliResult<()> {

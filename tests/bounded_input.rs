@@ -5,6 +5,8 @@
 
 mod common;
 
+use common::{BIN, s};
+
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
@@ -14,8 +16,6 @@ use common::write_npy;
 use ndarray::Array2;
 use softmax_regression::source::{ChunkSource, NpySource};
 use softmax_regression::{Backend, Checkpoint, Dataset, Error, Model};
-
-const BIN: &str = env!("CARGO_BIN_EXE_softmax-regression");
 
 /// Runs the binary, killing it after `limit`: a read that never ends fails the test
 /// instead of filling memory.
@@ -37,10 +37,6 @@ fn run_within(args: &[&str], limit: Duration) -> (Output, Duration) {
     }
     let elapsed = started.elapsed();
     (child.wait_with_output().unwrap(), elapsed)
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
 }
 
 #[test]

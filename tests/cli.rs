@@ -3,50 +3,17 @@
 
 mod common;
 
+use common::{blobs, run, s, stderr, stdout};
+
 use std::path::Path;
 use std::process::{Command, Output};
 
 use softmax_regression::{Backend, Model};
 
-const BIN: &str = env!("CARGO_BIN_EXE_softmax-regression");
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// Three separable clusters in 4 features, as rows of (features, class).
-fn blobs(m: usize) -> Vec<(Vec<f32>, usize)> {
-    let mut rng = softmax_regression::SplitMix64::new(3);
-    (0..m)
-        .map(|i| {
-            let c = i % 3;
-            let x = (0..4)
-                .map(|j| (if j == c { 3.0 } else { 0.0 }) + rng.normal() as f32 * 0.5)
-                .collect();
-            (x, c)
-        })
-        .collect()
-}
-
 /// Writes `m` rows of [`blobs`] as a headerless CSV with the class number last.
 fn write_blobs_csv(path: &Path, m: usize) {
     let mut text = String::new();
-    for (x, c) in blobs(m) {
+    for (x, c) in blobs(m, 3) {
         let cells: Vec<String> = x.iter().map(|v| v.to_string()).collect();
         text.push_str(&format!("{},{c}\n", cells.join(",")));
     }
@@ -59,7 +26,7 @@ fn csv_with_string_labels_trains_and_predicts_the_original_labels() {
     let data = dir.join("train.csv");
     let names = ["cat", "dog", "eel"];
     let mut text = String::from("a,b,c,d,animal\n");
-    for (x, c) in blobs(150) {
+    for (x, c) in blobs(150, 3) {
         let cells: Vec<String> = x.iter().map(|v| v.to_string()).collect();
         text.push_str(&format!("{},{}\n", cells.join(","), names[c]));
     }
@@ -97,7 +64,7 @@ fn csv_with_string_labels_trains_and_predicts_the_original_labels() {
     assert_eq!(m.labels().unwrap(), names);
     let x = ndarray::Array2::from_shape_vec(
         (150, 4),
-        blobs(150).into_iter().flat_map(|(x, _)| x).collect(),
+        blobs(150, 3).into_iter().flat_map(|(x, _)| x).collect(),
     )
     .unwrap();
     let lib: Vec<String> = m
@@ -109,7 +76,7 @@ fn csv_with_string_labels_trains_and_predicts_the_original_labels() {
     assert_eq!(predicted, lib);
     let correct = predicted
         .iter()
-        .zip(blobs(150))
+        .zip(blobs(150, 3))
         .filter(|(p, (_, c))| *p == names[*c])
         .count();
     assert!(correct >= 145, "{correct}/150 correct");
@@ -155,7 +122,7 @@ fn csv_with_string_labels_trains_and_predicts_the_original_labels() {
 #[test]
 fn npy_idx_and_libsvm_each_train_and_predict_on_the_gpu() {
     let dir = common::scratch("cli-formats");
-    let rows = blobs(120);
+    let rows = blobs(120, 3);
     let labels: Vec<i64> = rows.iter().map(|(_, c)| *c as i64).collect();
     // .npy: X float32 (m, 4), labels int64 (m,)
     let x = dir.join("x.npy");

@@ -4,20 +4,13 @@
 
 mod common;
 
+use common::{BIN, blobs, run, s, stderr, stdout};
+
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 use softmax_regression::Model;
-
-const BIN: &str = env!("CARGO_BIN_EXE_softmax-regression");
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
 
 /// Runs `args` with `input` piped to stdin.
 fn run_piped(args: &[&str], input: &[u8]) -> Output {
@@ -39,36 +32,10 @@ fn run_piped(args: &[&str], input: &[u8]) -> Output {
     o
 }
 
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-/// Three separable clusters in 4 features, as rows of (features, class).
-fn blobs(m: usize) -> Vec<(Vec<f32>, usize)> {
-    let mut rng = softmax_regression::SplitMix64::new(5);
-    (0..m)
-        .map(|i| {
-            let c = i % 3;
-            let x = (0..4)
-                .map(|j| (if j == c { 3.0 } else { 0.0 }) + rng.normal() as f32 * 0.5)
-                .collect();
-            (x, c)
-        })
-        .collect()
-}
-
 /// `m` rows of [`blobs`], the cells joined by `sep`, each row's label written by `label`.
 fn rows(m: usize, sep: &str, label: impl Fn(usize) -> String) -> String {
     let mut text = String::new();
-    for (x, c) in blobs(m) {
+    for (x, c) in blobs(m, 5) {
         let cells: Vec<String> = x.iter().map(|v| v.to_string()).collect();
         text.push_str(&format!("{}{sep}{}\n", cells.join(sep), label(c)));
     }
@@ -187,7 +154,7 @@ fn a_features_only_csv_with_a_labels_file_keeps_every_column() {
     let labels = dir.join("y.txt");
     let mut x = String::new();
     let mut y = String::new();
-    for (row, c) in blobs(60) {
+    for (row, c) in blobs(60, 5) {
         let cells: Vec<String> = row.iter().map(|v| v.to_string()).collect();
         x.push_str(&format!("{}\n", cells.join(",")));
         y.push_str(&format!("{c}\n"));
@@ -290,7 +257,7 @@ fn train_and_predict_read_data_from_stdin() {
         assert_eq!(predicted.len(), 90, "{}", stderr(&o));
         let correct = predicted
             .iter()
-            .zip(blobs(90))
+            .zip(blobs(90, 5))
             .filter(|(p, (_, c))| **p == c.to_string())
             .count();
         assert!(correct >= 80, "{correct}/90");

@@ -5,12 +5,12 @@
 
 mod common;
 
+use common::{BIN, run, s, stderr, stdout};
+
 use std::path::Path;
 use std::process::{Command, Output};
 
 use softmax_regression::AdapterRequest;
-
-const BIN: &str = env!("CARGO_BIN_EXE_softmax-regression");
 
 /// Runs the binary with `WGPU_BACKEND` and `WGPU_ADAPTER_NAME` removed, as a user who set
 /// neither would.
@@ -21,25 +21,6 @@ fn run_plain(args: &[&str]) -> Output {
         .env_remove("WGPU_ADAPTER_NAME")
         .output()
         .expect("the binary runs")
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// The adapter `auto` would open, as the library ranks them: `Some(true)` for a software

@@ -6,26 +6,11 @@
 
 mod common;
 
+use common::{BIN, run, s, stderr};
+
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-
-const BIN: &str = env!("CARGO_BIN_EXE_softmax-regression");
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use std::process::{Command, Stdio};
 
 /// A small labelled CSV (3 separable classes, 4 features) and a model trained on it.
 fn data_and_model(dir: &Path) -> (PathBuf, PathBuf) {

@@ -8,22 +8,11 @@
 
 mod common;
 
+use common::{run, s};
+
 use std::collections::HashMap;
 use std::path::Path;
-use std::process::{Command, Output};
-
-const BIN: &str = env!("CARGO_BIN_EXE_softmax-regression");
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("the binary runs")
-}
-
-fn s(p: &Path) -> &str {
-    p.to_str().unwrap()
-}
+use std::process::Output;
 
 fn ok(o: &Output) {
     assert!(

@@ -5,8 +5,9 @@
 
 mod common;
 
+use common::run;
+
 use std::ops::ControlFlow;
-use std::process::{Command, Output};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -15,8 +16,6 @@ use ndarray::{Array1, Array2, ArrayView2};
 use softmax_regression::{
     Backend, Dataset, Error, Fit, Model, Optimizer, Settings, Standardizer, Status, Trainer,
 };
-
-const BIN: &str = env!("CARGO_BIN_EXE_softmax-regression");
 
 /// Learnable clusters whose feature 2 (1-based) is in units 10⁴ times larger than the
 /// others and whose feature 4 sits at an offset of 500: badly scaled.
@@ -445,13 +444,6 @@ fn an_initial_model_is_taken_as_the_same_function_of_the_raw_features() {
     let got = first.history[0].loss;
     assert!((got - want).abs() < 1e-4 * want, "J {got} against {want}");
     assert!(first.model.standardizer().is_none());
-}
-
-fn run(args: &[&str]) -> Output {
-    Command::new(BIN)
-        .args(args)
-        .output()
-        .expect("the binary runs")
 }
 
 #[test]

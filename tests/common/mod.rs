@@ -187,3 +187,44 @@ pub fn assert_bad_input(what: &str, o: &std::process::Output, needle: &str) {
         "{what}: driver noise on stderr: {err}"
     );
 }
+
+/// The binary under test.
+pub const BIN: &str = env!("CARGO_BIN_EXE_softmax-regression");
+
+/// Runs the binary with `args`, capturing its output.
+pub fn run(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(BIN)
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+/// What the run wrote to stderr, as text.
+pub fn stderr(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// What the run wrote to stdout, as text.
+pub fn stdout(o: &std::process::Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A path as a command-line argument.
+pub fn s(p: &std::path::Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// `m` rows of three separable clusters in 4 features, as (features, class); class `i % 3`
+/// sits at 3 in feature `i % 3` with N(0, 0.25) noise, seeded by `seed`.
+pub fn blobs(m: usize, seed: u64) -> Vec<(Vec<f32>, usize)> {
+    let mut rng = SplitMix64::new(seed);
+    (0..m)
+        .map(|i| {
+            let c = i % 3;
+            let x = (0..4)
+                .map(|j| (if j == c { 3.0 } else { 0.0 }) + rng.normal() as f32 * 0.5)
+                .collect();
+            (x, c)
+        })
+        .collect()
+}

@@ -255,6 +255,9 @@ pub struct Loaded {
     pub x: Array2<f32>,
     /// One label per row of `x`, if any were found.
     pub labels: Option<RawLabels>,
+    /// What the reader decided that the file did not state, one phrase each (a CSV's
+    /// header row, its delimiter, a pandas index column left out), for the user to check.
+    pub notes: Vec<String>,
 }
 
 /// One clear sentence naming the file and, where it applies, the row (1-based line/row
@@ -344,7 +347,11 @@ pub fn load_input(
     options: &LoadOptions,
 ) -> Result<Loaded, FormatError> {
     one_stdin(path, options)?;
-    let Loaded { x, labels: in_file } = load_bytes(input.format, path, &input.bytes, options)?;
+    let Loaded {
+        x,
+        labels: in_file,
+        notes,
+    } = load_bytes(input.format, path, &input.bytes, options)?;
     let labels = match &options.labels {
         Some(labels_path) => {
             let labels = load_labels_file(labels_path)?;
@@ -370,7 +377,7 @@ pub fn load_input(
             message: format!("{} has no labels; pass --labels", shown(path)),
         });
     }
-    Ok(Loaded { x, labels })
+    Ok(Loaded { x, labels, notes })
 }
 
 /// Parses the (already decompressed) bytes of a data file in `format`; `path` only names
@@ -381,13 +388,14 @@ pub fn load_bytes(
     bytes: &[u8],
     options: &LoadOptions,
 ) -> Result<Loaded, FormatError> {
+    let mut notes = Vec::new();
     let (x, labels) = match format {
-        Format::Csv => load_csv(path, bytes, options)?,
+        Format::Csv => load_csv(path, bytes, options, &mut notes)?,
         Format::Npy => (npy_features(path, bytes)?, None),
         Format::Idx => (idx_features(path, bytes)?, None),
         Format::Libsvm => load_libsvm(path, bytes, options)?,
     };
-    Ok(Loaded { x, labels })
+    Ok(Loaded { x, labels, notes })
 }
 
 /// Parses the bytes of a labels file as [`LoadOptions::labels`] describes (`.npy`, IDX by
@@ -1384,9 +1392,18 @@ fn load_csv(
     path: &Path,
     bytes: &[u8],
     options: &LoadOptions,
+    notes: &mut Vec<String>,
 ) -> Result<(Array2<f32>, Option<RawLabels>), FormatError> {
     let text = as_text(path, bytes)?;
     let delimiter = options.delimiter.unwrap_or_else(|| detect_delimiter(text));
+    if options.delimiter.is_none() && delimiter != ',' {
+        notes.push(format!("cells separated by {}", delimiter_name(delimiter)));
+    }
+    // Spreadsheets that separate cells with semicolons write decimal commas (5,1).
+    let decimal_comma = delimiter == ';';
+    let mut decimal_commas_seen = false;
+    // pandas' to_csv() writes its row index first, under an empty name: not a feature.
+    let mut skip = 0usize;
     let mut cells: Vec<Cow<'_, str>> = Vec::new();
     // (line, width, label column) of the first non-blank row, which every row must match.
     let mut first: Option<(usize, usize, Option<usize>)> = None;
@@ -1403,6 +1420,17 @@ fn load_csv(
             continue;
         }
         split_csv_line(line, delimiter, &mut cells);
+        if first.is_none()
+            && options.header != Header::No
+            && cells.len() > 1
+            && cells.first().is_some_and(|c| c.is_empty() || c == "Unnamed: 0")
+        {
+            skip = 1;
+            notes.push("column 1 (unnamed in the header) is a pandas row index, not a feature".into());
+        }
+        if skip > 0 && !cells.is_empty() {
+            cells.remove(0);
+        }
         let label_col = match first {
             None => {
                 let width = cells.len();
@@ -1435,7 +1463,8 @@ fn load_csv(
                     Header::Yes => continue,
                     Header::No => {}
                     Header::Auto => {
-                        if is_header_by_cells(&cells, label_col) {
+                        if skip > 0 || is_header_by_cells(&cells, label_col) {
+                            notes.push(format!("row {line_no} read as a header"));
                             continue;
                         }
                         header_by_label = label_col.is_some();
@@ -1448,8 +1477,9 @@ fn load_csv(
                     return Err(fail(
                         path,
                         format_args!(
-                            "row {line_no} has {} columns, expected {width} (as in row {first_line}){}",
-                            cells.len(),
+                            "row {line_no} has {} columns, expected {} (as in row {first_line}){}",
+                            cells.len() + skip,
+                            width + skip,
                             delimiter_hint(line, delimiter)
                         ),
                     ));
@@ -1458,7 +1488,7 @@ fn load_csv(
             }
         };
         for (j, cell) in cells.iter().enumerate() {
-            let column = j + 1;
+            let column = j + 1 + skip;
             if Some(j) == label_col {
                 if cell.is_empty() {
                     return Err(fail(
@@ -1469,7 +1499,14 @@ fn load_csv(
                 labels.push(cell.to_string());
                 label_rows.push(line_no);
             } else {
-                let value = parse_feature(path, cell, line_no, column).map_err(|mut e| {
+                let decimal = match cell.as_ref() {
+                    c if decimal_comma && is_decimal_comma(c) => {
+                        decimal_commas_seen = true;
+                        Cow::Owned(c.replacen(',', ".", 1))
+                    }
+                    _ => Cow::Borrowed(cell.as_ref()),
+                };
+                let value = parse_feature(path, &decimal, line_no, column).map_err(|mut e| {
                     if options.header == Header::No && m == 0 {
                         e.message
                             .push_str("; --header no reads the first row as data");
@@ -1488,6 +1525,10 @@ fn load_csv(
         labels.remove(0);
         label_rows.remove(0);
         m -= 1;
+        notes.push("row 1 read as a header (its label is a word above numbers)".into());
+    }
+    if decimal_commas_seen {
+        notes.push("decimal commas read as decimal points".into());
     }
     check_not_empty(path, m, n)?;
     let x = to_array(path, m, n, values)?;
@@ -1528,6 +1569,39 @@ fn detect_delimiter(text: &str) -> char {
         '\t'
     } else {
         ';'
+    }
+}
+
+/// Whether `cell` is a number written with a decimal comma: digits, one comma, digits
+/// (with an optional sign and exponent), as spreadsheets in many locales write them.
+fn is_decimal_comma(cell: &str) -> bool {
+    let Some((whole, fraction)) = cell.split_once(',') else {
+        return false;
+    };
+    let whole = whole.strip_prefix(['-', '+']).unwrap_or(whole);
+    let fraction = fraction
+        .split_once(['e', 'E'])
+        .map_or(fraction, |(digits, exponent)| {
+            let exponent = exponent.strip_prefix(['-', '+']).unwrap_or(exponent);
+            if !exponent.is_empty() && exponent.bytes().all(|b| b.is_ascii_digit()) {
+                digits
+            } else {
+                "x"
+            }
+        });
+    !whole.is_empty()
+        && !fraction.is_empty()
+        && whole.bytes().all(|b| b.is_ascii_digit())
+        && fraction.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// A delimiter as a user names it.
+fn delimiter_name(delimiter: char) -> &'static str {
+    match delimiter {
+        ';' => "semicolons",
+        '\t' => "tabs",
+        '|' => "vertical bars",
+        _ => "commas",
     }
 }
 

@@ -22,7 +22,7 @@ fn check_error(message: &str) {
 
 fn check_loaded(result: Result<Loaded, crate::formats::FormatError>) {
     match result {
-        Ok(Loaded { x, labels }) => {
+        Ok(Loaded { x, labels, .. }) => {
             assert!(x.nrows() > 0 && x.ncols() > 0, "empty matrix accepted");
             assert!(x.iter().all(|v| v.is_finite()), "non-finite value accepted");
             if let Some(labels) = labels {

@@ -778,7 +778,7 @@ fn train(a: TrainArgs) -> CliResult<()> {
     }
 
     let engine = choose_engine(a.backend, a.x_storage, train_needs_adapter(&a))?;
-    let (source, mut data, k, names) = match &a.data.data {
+    let (source, mut data, k, names, notes) = match &a.data.data {
         None => {
             let digits = softmax_regression::datasets::digits()?;
             let (x, y) = (digits.x()?.to_owned(), digits.labels().to_vec());
@@ -786,7 +786,7 @@ fn train(a: TrainArgs) -> CliResult<()> {
             let source = "embedded digits (1797 × 64, features / 16)".to_string();
             let data =
                 Dataset::new(x, &y, k).map_err(|e| Failure::Input(format!("{source}: {e}")))?;
-            (source, data, k, None)
+            (source, data, k, None, Vec::new())
         }
         Some(path) => {
             let format = a
@@ -823,7 +823,7 @@ fn train(a: TrainArgs) -> CliResult<()> {
                 let source = path.display().to_string();
                 let data = Dataset::from_source(std::sync::Arc::new(x), &y, k)
                     .map_err(|e| Failure::Input(format!("{source}: {e}")))?;
-                (source, data, k, names)
+                (source, data, k, names, Vec::new())
             } else {
                 let loaded = formats::load(path, &load_options(&a.data, true, true, None))?;
                 let raw = loaded.labels.ok_or_else(|| {
@@ -838,7 +838,7 @@ fn train(a: TrainArgs) -> CliResult<()> {
                 };
                 let data = Dataset::new(loaded.x, &y, k)
                     .map_err(|e| Failure::Input(format!("{source}: {e}")))?;
-                (source, data, k, names)
+                (source, data, k, names, loaded.notes)
             }
         }
     };
@@ -954,6 +954,10 @@ fn train(a: TrainArgs) -> CliResult<()> {
             settings.optimizer,
             describe_engine(&ctx, &engine)
         );
+        // What the reader decided that the file did not say, for the user to check.
+        if !notes.is_empty() {
+            eprintln!("{source}: {}", notes.join("; "));
+        }
     }
     let progress = Progress::new(
         settings.epochs,

@@ -302,3 +302,83 @@ fn the_first_line_names_the_label_kind_and_k() {
         first_line(&o)
     );
 }
+
+/// The model a CPU run of L-BFGS to convergence writes for `data`, and its stderr.
+fn fit_exactly(data: &Path) -> (Model, String) {
+    let out = data.with_extension("safetensors");
+    let o = run(&[
+        "train",
+        "--data",
+        s(data),
+        "--backend",
+        "cpu",
+        "--tol",
+        "1e-7",
+        "--max-iter",
+        "500",
+        "--out",
+        s(&out),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    (Model::load(&out).unwrap().0, stderr(&o))
+}
+
+#[test]
+fn pandas_row_index_is_left_out_and_said() {
+    let dir = common::scratch("csv-pandas-index");
+    let plain = dir.join("plain.csv");
+    std::fs::write(
+        &plain,
+        format!("a,b,c,d,y\n{}", rows(60, ",", |c| c.to_string())),
+    )
+    .unwrap();
+    // df.to_csv("indexed.csv"): the row index first, under an empty name.
+    let indexed = dir.join("indexed.csv");
+    let mut text = String::from(",a,b,c,d,y\n");
+    for (i, line) in rows(60, ",", |c| c.to_string()).lines().enumerate() {
+        text.push_str(&format!("{i},{line}\n"));
+    }
+    std::fs::write(&indexed, text).unwrap();
+    let (want, _) = fit_exactly(&plain);
+    let (got, err) = fit_exactly(&indexed);
+    assert_eq!(got.n_features(), 4, "the index was trained as a feature");
+    assert_eq!(got.theta(), want.theta());
+    assert!(err.contains("pandas row index"), "not said: {err}");
+    // predict reads the same file the same way.
+    let o = run(&[
+        "predict",
+        "--backend",
+        "cpu",
+        "--model",
+        s(&indexed.with_extension("safetensors")),
+        "--data",
+        s(&indexed),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(stdout(&o).lines().count(), 60);
+}
+
+#[test]
+fn semicolon_files_with_decimal_commas_read_as_numbers() {
+    let dir = common::scratch("csv-decimal-comma");
+    let plain = dir.join("plain.csv");
+    let body = rows(60, ",", |c| c.to_string());
+    std::fs::write(&plain, format!("a,b,c,d,y\n{body}")).unwrap();
+    // A spreadsheet in a decimal-comma locale: 1.25 is written 1,25, cells split by ';'.
+    let european = dir.join("european.csv");
+    let mut text = String::from("a;b;c;d;y\n");
+    for line in body.lines() {
+        let cells: Vec<String> = line.split(',').map(|c| c.replacen('.', ",", 1)).collect();
+        text.push_str(&cells.join(";"));
+        text.push('\n');
+    }
+    assert!(text.contains(",5"), "the fixture has no decimal commas");
+    std::fs::write(&european, text).unwrap();
+    let (want, _) = fit_exactly(&plain);
+    let (got, err) = fit_exactly(&european);
+    assert_eq!(got.theta(), want.theta());
+    assert!(
+        err.contains("semicolons") && err.contains("decimal commas"),
+        "{err}"
+    );
+}

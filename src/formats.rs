@@ -1423,10 +1423,14 @@ fn load_csv(
         if first.is_none()
             && options.header != Header::No
             && cells.len() > 1
-            && cells.first().is_some_and(|c| c.is_empty() || c == "Unnamed: 0")
+            && cells
+                .first()
+                .is_some_and(|c| c.is_empty() || c == "Unnamed: 0")
         {
             skip = 1;
-            notes.push("column 1 (unnamed in the header) is a pandas row index, not a feature".into());
+            notes.push(
+                "column 1 (unnamed in the header) is a pandas row index, not a feature".into(),
+            );
         }
         if skip > 0 && !cells.is_empty() {
             cells.remove(0);

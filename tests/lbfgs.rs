@@ -139,3 +139,56 @@ fn lbfgs_takes_any_layout_of_a_user_oracles_gradient_and_rejects_a_wrong_shape()
         assert!(err.contains("oracle"), "{err}");
     }
 }
+
+/// For K = 2 scikit-learn fits one sigmoid, minimising
+/// f(w, c) = (1/m) Σ log(1 + exp(−s_i (w·x_i + c))) + ‖w‖² / (2·C·m) with s_i = ±1; the
+/// README says our optimum is its optimum when λ = 2/(C·m), with w = θ⁽¹⁾ − θ⁽⁰⁾ and
+/// c = b₁ − b₀. At our optimum, ∇f must then vanish and f equal our J.
+#[test]
+fn two_classes_match_the_binary_objective_at_lambda_two_over_c_m() {
+    let data = common::clusters(300, 5, 2, 1.0, 17);
+    let l2 = 3e-3;
+    let settings = LbfgsSettings {
+        tol: 1e-7,
+        max_iter: 1000,
+        ..LbfgsSettings::default()
+    };
+    let mut oracle = CpuOracle::new(&data).unwrap();
+    let r = minimize(
+        &mut oracle,
+        Array2::zeros((5, 2)),
+        Array1::zeros(2),
+        l2,
+        &settings,
+        |_, _| ControlFlow::Continue(()),
+    )
+    .unwrap();
+    assert_eq!(r.status, Status::Converged);
+    let (theta, bias) = (r.theta.mapv(f64::from), r.bias.mapv(f64::from));
+    let w = &theta.column(1) - &theta.column(0);
+    let c = bias[1] - bias[0];
+    let (x, y) = (data.x().unwrap().mapv(f64::from), data.labels());
+    let m = y.len() as f64;
+    let inv_cm = l2 / 2.0; // 1/(C·m) with C = 2/(λ·m)
+    let (mut f, mut grad_w, mut grad_c) = (0.0, Array1::<f64>::zeros(5), 0.0);
+    for (row, &label) in x.outer_iter().zip(y) {
+        let s = if label == 1 { 1.0 } else { -1.0 };
+        let margin = s * (row.dot(&w) + c);
+        f += (-margin).exp().ln_1p() / m;
+        let g = -s / (1.0 + margin.exp()) / m;
+        grad_w.scaled_add(g, &row);
+        grad_c += g;
+    }
+    f += inv_cm / 2.0 * w.dot(&w);
+    grad_w.scaled_add(inv_cm, &w);
+    let stationary = grad_w.iter().fold(grad_c.abs(), |a, g| a.max(g.abs()));
+    assert!(
+        stationary < 1e-5,
+        "∇f = {stationary:e} at our optimum: not scikit-learn's optimum"
+    );
+    assert!(
+        (f - r.loss).abs() < 1e-6 * r.loss,
+        "f = {f}, J = {}",
+        r.loss
+    );
+}

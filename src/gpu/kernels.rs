@@ -1,6 +1,7 @@
 //! One type per WGSL kernel: its pipeline, its explicit bind-group layout, its `Dims`
 //! uniform (mirrored field for field by the struct in the shader), and an `encode` method.
-//! Shader sources come from one `include_str!` table; none is assembled from strings. The
+//! Shaders are named by the `Shader` enum, whose exhaustive `match` maps each onto its
+//! `include_str!` source; none is assembled from strings at run time. The
 //! kernels that read X open with shaders/x_storage.wgsl, joined to their file by `concat!`
 //! at compile time, and take its storage format as the pipeline constant `X_FORMAT`.
 
@@ -20,94 +21,118 @@ macro_rules! shader {
     };
 }
 
-/// Every shader source, by file name; the register kernels come twice, reading the rows
-/// of Θ and d each invocation for itself or shared through the subgroup. The logits and
-/// gradient kernels open with the declarations they share (logits_io.wgsl,
-/// gradient_io.wgsl).
-pub(crate) const SHADERS: [(&str, &str); 13] = [
-    (
-        "logits",
-        shader!("x_storage.wgsl", "logits_io.wgsl", "logits.wgsl"),
-    ),
-    (
-        "logits_lanes",
-        shader!(
-            "x_storage.wgsl",
-            "logits_io.wgsl",
-            "tiles_plain.wgsl",
-            "logits_lanes.wgsl"
-        ),
-    ),
-    (
-        "gradient_slices",
-        shader!(
-            "x_storage.wgsl",
-            "gradient_io.wgsl",
-            "tiles_plain.wgsl",
-            "acc16.wgsl",
-            "gradient_slices.wgsl"
-        ),
-    ),
-    (
-        "logits_rows",
-        shader!(
-            "x_storage.wgsl",
-            "logits_io.wgsl",
-            "tiles_plain.wgsl",
-            "acc16.wgsl",
-            "logits_rows.wgsl"
-        ),
-    ),
-    (
-        "logits_rows_subgroup",
-        shader!(
-            "x_storage.wgsl",
-            "logits_io.wgsl",
-            "tiles_subgroup.wgsl",
-            "acc16.wgsl",
-            "logits_rows.wgsl"
-        ),
-    ),
-    (
-        "gradient_cols",
-        shader!(
-            "x_storage.wgsl",
-            "gradient_io.wgsl",
-            "tiles_plain.wgsl",
-            "acc16.wgsl",
-            "gradient_cols.wgsl"
-        ),
-    ),
-    (
-        "gradient_cols_subgroup",
-        shader!(
-            "x_storage.wgsl",
-            "gradient_io.wgsl",
-            "tiles_subgroup.wgsl",
-            "acc16.wgsl",
-            "gradient_cols.wgsl"
-        ),
-    ),
-    ("softmax", include_str!("../../shaders/softmax.wgsl")),
-    (
-        "gradient",
-        shader!("x_storage.wgsl", "gradient_io.wgsl", "gradient.wgsl"),
-    ),
-    ("reduce", include_str!("../../shaders/reduce.wgsl")),
-    ("update", include_str!("../../shaders/update.wgsl")),
-    ("gather", shader!("x_storage.wgsl", "gather.wgsl")),
-    (
-        "fused",
-        shader!("x_storage.wgsl", "tiles_plain.wgsl", "fused.wgsl"),
-    ),
-];
+/// Every shader the kernels build, one variant per composed source; the register kernels
+/// come twice, reading the rows of Θ and d each invocation for itself or shared through
+/// the subgroup. The logits and gradient kernels open with the declarations they share
+/// (logits_io.wgsl, gradient_io.wgsl).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Shader {
+    Logits,
+    LogitsLanes,
+    GradientSlices,
+    LogitsRows,
+    LogitsRowsSubgroup,
+    GradientCols,
+    GradientColsSubgroup,
+    Softmax,
+    Gradient,
+    Reduce,
+    Update,
+    Gather,
+    Fused,
+}
 
-fn source(name: &str) -> &'static str {
-    SHADERS
-        .iter()
-        .find(|(n, _)| *n == name)
-        .map(|(_, s)| *s)
-        .unwrap_or("")
+impl Shader {
+    /// Every variant, for checks that walk them all.
+    #[cfg(test)]
+    const ALL: [Shader; 13] = [
+        Shader::Logits,
+        Shader::LogitsLanes,
+        Shader::GradientSlices,
+        Shader::LogitsRows,
+        Shader::LogitsRowsSubgroup,
+        Shader::GradientCols,
+        Shader::GradientColsSubgroup,
+        Shader::Softmax,
+        Shader::Gradient,
+        Shader::Reduce,
+        Shader::Update,
+        Shader::Gather,
+        Shader::Fused,
+    ];
+
+    /// The label of its module and pipelines.
+    fn name(self) -> &'static str {
+        match self {
+            Shader::Logits => "logits",
+            Shader::LogitsLanes => "logits_lanes",
+            Shader::GradientSlices => "gradient_slices",
+            Shader::LogitsRows => "logits_rows",
+            Shader::LogitsRowsSubgroup => "logits_rows_subgroup",
+            Shader::GradientCols => "gradient_cols",
+            Shader::GradientColsSubgroup => "gradient_cols_subgroup",
+            Shader::Softmax => "softmax",
+            Shader::Gradient => "gradient",
+            Shader::Reduce => "reduce",
+            Shader::Update => "update",
+            Shader::Gather => "gather",
+            Shader::Fused => "fused",
+        }
+    }
+
+    /// Its WGSL, joined from the files of shaders/ at compile time.
+    fn source(self) -> &'static str {
+        match self {
+            Shader::Logits => shader!("x_storage.wgsl", "logits_io.wgsl", "logits.wgsl"),
+            Shader::LogitsLanes => shader!(
+                "x_storage.wgsl",
+                "logits_io.wgsl",
+                "tiles_plain.wgsl",
+                "logits_lanes.wgsl"
+            ),
+            Shader::GradientSlices => shader!(
+                "x_storage.wgsl",
+                "gradient_io.wgsl",
+                "tiles_plain.wgsl",
+                "acc16.wgsl",
+                "gradient_slices.wgsl"
+            ),
+            Shader::LogitsRows => shader!(
+                "x_storage.wgsl",
+                "logits_io.wgsl",
+                "tiles_plain.wgsl",
+                "acc16.wgsl",
+                "logits_rows.wgsl"
+            ),
+            Shader::LogitsRowsSubgroup => shader!(
+                "x_storage.wgsl",
+                "logits_io.wgsl",
+                "tiles_subgroup.wgsl",
+                "acc16.wgsl",
+                "logits_rows.wgsl"
+            ),
+            Shader::GradientCols => shader!(
+                "x_storage.wgsl",
+                "gradient_io.wgsl",
+                "tiles_plain.wgsl",
+                "acc16.wgsl",
+                "gradient_cols.wgsl"
+            ),
+            Shader::GradientColsSubgroup => shader!(
+                "x_storage.wgsl",
+                "gradient_io.wgsl",
+                "tiles_subgroup.wgsl",
+                "acc16.wgsl",
+                "gradient_cols.wgsl"
+            ),
+            Shader::Softmax => include_str!("../../shaders/softmax.wgsl"),
+            Shader::Gradient => shader!("x_storage.wgsl", "gradient_io.wgsl", "gradient.wgsl"),
+            Shader::Reduce => include_str!("../../shaders/reduce.wgsl"),
+            Shader::Update => include_str!("../../shaders/update.wgsl"),
+            Shader::Gather => shader!("x_storage.wgsl", "gather.wgsl"),
+            Shader::Fused => shader!("x_storage.wgsl", "tiles_plain.wgsl", "fused.wgsl"),
+        }
+    }
 }
 
 /// How a binding is accessed, in binding order.
@@ -143,18 +168,19 @@ fn layout(device: &wgpu::Device, label: &str, access: &[Access]) -> wgpu::BindGr
     })
 }
 
-/// The pipelines of `entries` in shader `name`; `x` gives the storage of X to kernels that
-/// read it (x_storage.wgsl's `X_FORMAT`).
+/// The pipelines of `entries` in `shader`; `constants` give its pipeline constants, among
+/// them the storage of X to kernels that read it (x_storage.wgsl's `X_FORMAT`).
 fn pipelines(
     device: &wgpu::Device,
-    name: &str,
+    shader: Shader,
     layout: &wgpu::BindGroupLayout,
     entries: &[&str],
     constants: &[(&str, f64)],
 ) -> Vec<wgpu::ComputePipeline> {
+    let name = shader.name();
     let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
         label: Some(name),
-        source: wgpu::ShaderSource::Wgsl(Cow::Borrowed(source(name))),
+        source: wgpu::ShaderSource::Wgsl(Cow::Borrowed(shader.source())),
     });
     let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
         label: Some(name),
@@ -417,6 +443,15 @@ struct ProductBuild {
     tuning: CoalescedTuning,
 }
 
+/// The shaders of one matrix product, one per kernel kind (the register kernel twice: rows
+/// of its own, or shared through the subgroup).
+struct ProductShaders {
+    tiled: Shader,
+    register: Shader,
+    register_subgroup: Shader,
+    coalesced: Shader,
+}
+
 /// A matrix product's pipeline, of the one kind its kernel choice runs.
 struct ProductPipeline {
     kind: ProductKind,
@@ -424,30 +459,30 @@ struct ProductPipeline {
 }
 
 impl ProductPipeline {
-    /// `names` are the shaders of the tiled, register and coalesced kernels, each with
-    /// its pipeline constants besides `X_FORMAT`.
+    /// `shaders` are the product's kernels; the register and coalesced ones come with
+    /// their pipeline constants besides `X_FORMAT`.
     fn new(
         device: &wgpu::Device,
         layout: &wgpu::BindGroupLayout,
         build: ProductBuild,
-        [tiled, register, coalesced]: [&str; 3],
+        shaders: ProductShaders,
         register_constants: &[(&str, f64)],
         coalesced_constants: &[(&str, f64)],
     ) -> Self {
         let kind = build.variant.product_kind();
-        let (name, extra) = match kind {
-            ProductKind::Tiled => (tiled.to_string(), &[][..]),
+        let (shader, extra) = match kind {
+            ProductKind::Tiled => (shaders.tiled, &[][..]),
             ProductKind::Register if build.subgroup_tiles => {
-                (format!("{register}_subgroup"), register_constants)
+                (shaders.register_subgroup, register_constants)
             }
-            ProductKind::Register => (register.to_string(), register_constants),
-            ProductKind::Coalesced => (coalesced.to_string(), coalesced_constants),
+            ProductKind::Register => (shaders.register, register_constants),
+            ProductKind::Coalesced => (shaders.coalesced, coalesced_constants),
         };
         let mut constants = vec![x_format(build.storage)];
         constants.extend_from_slice(extra);
         ProductPipeline {
             kind,
-            pipeline: pipelines(device, &name, layout, &["main"], &constants).remove(0),
+            pipeline: pipelines(device, shader, layout, &["main"], &constants).remove(0),
         }
     }
 }
@@ -488,7 +523,12 @@ impl Logits {
                 device,
                 &layout,
                 build,
-                ["logits", "logits_rows", "logits_lanes"],
+                ProductShaders {
+                    tiled: Shader::Logits,
+                    register: Shader::LogitsRows,
+                    register_subgroup: Shader::LogitsRowsSubgroup,
+                    coalesced: Shader::LogitsLanes,
+                },
                 &[("ROWS", f64::from(rows_per_invocation))],
                 &[("ROWS", f64::from(build.tuning.rows))],
             ),
@@ -498,7 +538,8 @@ impl Logits {
                         x_format(build.storage),
                         ("ROWS", f64::from(build.tuning.rows)),
                     ];
-                    pipelines(device, "logits_lanes", &layout, &["quads"], &constants).remove(0)
+                    pipelines(device, Shader::LogitsLanes, &layout, &["quads"], &constants)
+                        .remove(0)
                 }),
             layout,
             rows_per_invocation,
@@ -585,7 +626,7 @@ impl Softmax {
         );
         let mut p = pipelines(
             device,
-            "softmax",
+            Shader::Softmax,
             &layout,
             &["row_per_thread", "row_per_workgroup"],
             &[],
@@ -676,7 +717,12 @@ impl Gradient {
                 device,
                 &layout,
                 build,
-                ["gradient", "gradient_cols", "gradient_slices"],
+                ProductShaders {
+                    tiled: Shader::Gradient,
+                    register: Shader::GradientCols,
+                    register_subgroup: Shader::GradientColsSubgroup,
+                    coalesced: Shader::GradientSlices,
+                },
                 // Workgroups of 64 features either way: the dispatch does not depend on it.
                 &[("COLS", f64::from(cols)), ("WG", f64::from(64 / cols))],
                 &[("PAIRS", f64::from(build.tuning.pairs))],
@@ -787,8 +833,14 @@ impl Fused {
                 Access::Uniform,
             ],
         );
-        let pipeline =
-            pipelines(device, "fused", &layout, &["main"], &[x_format(storage)]).remove(0);
+        let pipeline = pipelines(
+            device,
+            Shader::Fused,
+            &layout,
+            &["main"],
+            &[x_format(storage)],
+        )
+        .remove(0);
         Fused {
             layout,
             pipeline,
@@ -845,7 +897,7 @@ impl Reduce {
             ProductKind::Coalesced => ("sliced", 32),
             ProductKind::Tiled | ProductKind::Register => ("main", 256),
         };
-        let pipeline = pipelines(device, "reduce", &layout, &[entry], &[]).remove(0);
+        let pipeline = pipelines(device, Shader::Reduce, &layout, &[entry], &[]).remove(0);
         Reduce {
             layout,
             pipeline,
@@ -919,7 +971,7 @@ impl Update {
         );
         let pipelines = pipelines(
             device,
-            "update",
+            Shader::Update,
             &layout,
             &["finalize", "step_plain", "step_momentum", "step_adam"],
             &[],
@@ -992,8 +1044,14 @@ impl Gather {
                 Access::Uniform,
             ],
         );
-        let pipeline =
-            pipelines(device, "gather", &layout, &["main"], &[x_format(storage)]).remove(0);
+        let pipeline = pipelines(
+            device,
+            Shader::Gather,
+            &layout,
+            &["main"],
+            &[x_format(storage)],
+        )
+        .remove(0);
         Gather {
             layout,
             pipeline,
@@ -1066,6 +1124,31 @@ impl Kernels {
             reduce: Reduce::new(device, variant, max_dim),
             update: Update::new(device, max_dim),
             gather: Gather::new(device, storage, max_dim),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Shader;
+
+    /// Each shader has its own label and a source; those that read X open with
+    /// x_storage.wgsl, whose `X_FORMAT` constant the pipelines set.
+    #[test]
+    fn every_shader_has_a_source_and_its_own_name() {
+        let x_storage = include_str!("../../shaders/x_storage.wgsl");
+        for (i, shader) in Shader::ALL.iter().enumerate() {
+            assert!(!shader.source().trim().is_empty(), "{shader:?}");
+            assert!(
+                Shader::ALL[..i].iter().all(|s| s.name() != shader.name()),
+                "{shader:?}"
+            );
+            let reads_x = !matches!(shader, Shader::Softmax | Shader::Reduce | Shader::Update);
+            assert_eq!(
+                shader.source().starts_with(x_storage),
+                reads_x,
+                "{shader:?}"
+            );
         }
     }
 }

@@ -17,7 +17,7 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::lbfgs::LbfgsState;
-use crate::train::Settings;
+use crate::settings::Settings;
 
 /// The `format` metadata value of checkpoint files.
 pub const CHECKPOINT_FORMAT: &str = "softmax-regression-checkpoint/1";
@@ -62,7 +62,7 @@ pub struct Checkpoint {
 /// may change between a run and its resumption.
 pub fn trajectory_settings(s: &Settings) -> String {
     let epochs = match s.schedule {
-        crate::train::Schedule::Cosine => format!(" epochs={}", s.epochs),
+        crate::settings::Schedule::Cosine => format!(" epochs={}", s.epochs),
         _ => String::new(),
     };
     // Only a standardized run says so, so that checkpoints written before the setting

@@ -177,7 +177,7 @@ pub enum Error {
     /// The device-memory budget cannot hold even the smallest plan.
     #[error(
         "the device memory budget of {} is too small: {detail}; raise it (--max-gpu-memory)",
-        crate::gpu::human_bytes(*budget)
+        crate::util::human_bytes(*budget)
     )]
     BudgetTooSmall {
         /// The budget in bytes.

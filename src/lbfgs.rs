@@ -13,7 +13,8 @@ use std::ops::ControlFlow;
 use ndarray::{Array1, Array2};
 
 use crate::error::{Error, Result};
-use crate::oracle::{Oracle, unflatten_vec};
+use crate::oracle::Oracle;
+use crate::params::unflatten_vec;
 use crate::vectors::{self, dot, max_abs as max_norm};
 
 /// How a run of an optimizer ended.
@@ -348,7 +349,7 @@ pub fn minimize(
     mut on_iteration: impl FnMut(&LbfgsIteration, &[f64]) -> ControlFlow<()>,
 ) -> Result<LbfgsResult> {
     let (_, n, k) = oracle.shape();
-    crate::oracle::check_params(theta0.view(), bias0.view(), n, k)?;
+    crate::params::check_params(theta0.view(), bias0.view(), n, k)?;
     let w0: Vec<f64> = theta0
         .iter()
         .chain(bias0.iter())

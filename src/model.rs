@@ -6,28 +6,10 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
-use crate::gpu::GpuContext;
 use crate::gpu::problem::{DeviceProblem, Rows};
-use crate::oracle::{check_params, flatten};
+use crate::metrics::{Backend, Evaluator, Metrics, argmax};
+use crate::params::{check_params, flatten};
 use crate::standardize::Standardizer;
-
-/// Where computation runs.
-#[derive(Debug, Clone, Copy)]
-pub enum Backend<'c> {
-    /// The f64 ndarray reference.
-    Cpu,
-    /// The WGSL kernels on a wgpu device.
-    Gpu(&'c GpuContext),
-}
-
-/// Accuracy and mean cross-entropy of a model on labelled data.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct Metrics {
-    /// `(1/m) Σ_i −log P[i, y⁽ⁱ⁾]` (no regularisation term).
-    pub log_loss: f64,
-    /// Fraction of rows whose most probable class is the label.
-    pub accuracy: f64,
-}
 
 /// Softmax regression parameters.
 #[derive(Debug, Clone, PartialEq)]
@@ -268,107 +250,4 @@ impl Model {
         let mut evaluator = Evaluator::new(backend, standardized.as_ref().unwrap_or(data))?;
         evaluator.evaluate(&flatten(self.theta.view(), self.bias.view()))
     }
-}
-
-/// Index of the largest value (the first one on ties).
-pub(crate) fn argmax(values: impl Iterator<Item = f32>) -> u32 {
-    let mut best = (0u32, f32::NEG_INFINITY);
-    for (i, v) in values.enumerate() {
-        if v > best.1 {
-            best = (i as u32, v);
-        }
-    }
-    best.0
-}
-
-/// Metrics for one labelled dataset at changing parameters, with the data kept on the
-/// device between calls.
-pub(crate) enum Evaluator<'c, 'd> {
-    Cpu {
-        x: Array2<f64>,
-        data: &'d Dataset,
-    },
-    Gpu {
-        problem: Box<DeviceProblem<'c>>,
-        data: &'d Dataset,
-    },
-}
-
-impl<'c, 'd> Evaluator<'c, 'd> {
-    pub(crate) fn new(backend: Backend<'c>, data: &'d Dataset) -> Result<Self> {
-        Ok(match backend {
-            Backend::Cpu => Evaluator::Cpu {
-                x: data.x_f64()?,
-                data,
-            },
-            Backend::Gpu(ctx) => Evaluator::Gpu {
-                problem: Box::new(DeviceProblem::new(
-                    ctx,
-                    Rows::Shared(data.source()),
-                    Some(data.labels()),
-                    None,
-                    data.n_classes(),
-                    None,
-                    None,
-                )?),
-                data,
-            },
-        })
-    }
-
-    /// Metrics at w = (Θ row-major, b).
-    pub(crate) fn evaluate(&mut self, w: &[f32]) -> Result<Metrics> {
-        match self {
-            Evaluator::Cpu { x, data } => {
-                let (n, k) = (data.n_features(), data.n_classes());
-                let (theta, bias) = crate::oracle::unflatten(w, n, k);
-                let z = crate::reference::logits_f64(
-                    x.view(),
-                    theta.mapv(f64::from).view(),
-                    bias.mapv(f64::from).view(),
-                );
-                let loss = crate::reference::cross_entropy_rows(z.view(), data.labels())
-                    .mean()
-                    .unwrap_or(f64::NAN);
-                let correct = z
-                    .outer_iter()
-                    .zip(data.labels())
-                    .filter(|(row, y)| argmax(row.iter().map(|&v| v as f32)) == **y)
-                    .count();
-                Ok(Metrics {
-                    log_loss: loss,
-                    accuracy: correct as f64 / data.n_rows() as f64,
-                })
-            }
-            Evaluator::Gpu { problem, data } => {
-                problem.set_params(w);
-                gpu_metrics(problem, data.labels())
-            }
-        }
-    }
-}
-
-/// Accuracy and mean cross-entropy from the forward pass over a problem whose parameters
-/// are already set. The kernel writes P − Y, so 1 is added back at the label column.
-pub(crate) fn gpu_metrics(problem: &DeviceProblem<'_>, labels: &[u32]) -> Result<Metrics> {
-    let k = problem.k;
-    let mut loss_sum = 0.0f64;
-    let mut correct = 0usize;
-    problem.forward_chunks(|start, z, row_loss| {
-        for (r, (row, &loss)) in z.chunks_exact(k).zip(row_loss).enumerate() {
-            let y = labels[start + r];
-            let pred = argmax(
-                row.iter()
-                    .enumerate()
-                    .map(|(c, &v)| if c as u32 == y { v + 1.0 } else { v }),
-            );
-            correct += usize::from(pred == y);
-            loss_sum += f64::from(loss);
-        }
-    })?;
-    let m = labels.len() as f64;
-    Ok(Metrics {
-        log_loss: loss_sum / m,
-        accuracy: correct as f64 / m,
-    })
 }

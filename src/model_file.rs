@@ -127,8 +127,8 @@ pub(crate) fn read_safetensors(path: &Path) -> std::result::Result<Vec<u8>, Read
     {
         return Err(ReadRefusal::Bad(format!(
             "its header declares {} of tensor data, more than the {} of memory available",
-            crate::gpu::human_bytes(data),
-            crate::gpu::human_bytes(memory)
+            crate::util::human_bytes(data),
+            crate::util::human_bytes(memory)
         )));
     }
     if read_bounded(&mut reader, total, &mut out).map_err(ReadRefusal::Io)? {

@@ -9,6 +9,7 @@ use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
 use crate::gpu::problem::{DeviceProblem, Rows, StepDims};
+use crate::params::{check_params, unflatten_vec};
 
 /// J and its gradient at one point.
 #[derive(Debug, Clone)]
@@ -43,45 +44,11 @@ pub trait Oracle {
     ) -> Result<LossGrad>;
 }
 
-pub(crate) fn check_params(
-    theta: ArrayView2<'_, f32>,
-    bias: ArrayView1<'_, f32>,
-    n: usize,
-    k: usize,
-) -> Result<()> {
-    if theta.dim() != (n, k) {
-        return Err(Error::shape("theta", &[n, k], theta.shape()));
-    }
-    if bias.len() != k {
-        return Err(Error::shape("bias", &[k], bias.shape()));
-    }
-    Ok(())
-}
-
 fn check_l2(l2: f64) -> Result<()> {
     if !(l2.is_finite() && l2 >= 0.0) {
         return Err(Error::setting("l2", l2, "must be a finite number ≥ 0"));
     }
     Ok(())
-}
-
-/// Flattens (Θ, b) into the device layout w = (Θ row-major, b).
-pub(crate) fn flatten(theta: ArrayView2<'_, f32>, bias: ArrayView1<'_, f32>) -> Vec<f32> {
-    theta.iter().chain(bias.iter()).copied().collect()
-}
-
-/// Splits w back into (Θ (n, K), b (K)).
-pub(crate) fn unflatten<T: Copy>(w: &[T], n: usize, k: usize) -> (Array2<T>, Array1<T>) {
-    unflatten_vec(w[..n * k + k].to_vec(), n, k)
-}
-
-/// [`unflatten`] taking w's memory over: Θ keeps it, b gets a copy of its K values.
-pub(crate) fn unflatten_vec<T>(mut w: Vec<T>, n: usize, k: usize) -> (Array2<T>, Array1<T>) {
-    w.truncate(n * k + k);
-    let bias = Array1::from_vec(w.split_off(n * k));
-    let theta =
-        Array2::from_shape_vec((n, k), w).unwrap_or_else(|_| unreachable!("w has n·K + K entries"));
-    (theta, bias)
 }
 
 /// Runs `f` on `a`'s values in row-major order, copying them first only when `a` is not in
@@ -230,9 +197,9 @@ impl<'c> GpuOracle<'c> {
 
     /// Mean cross-entropy and accuracy of w = (Θ row-major, b) on the uploaded rows, whose
     /// labels are `labels`, computed on this oracle's device problem (no second copy of X).
-    pub(crate) fn metrics(&mut self, w: &[f32], labels: &[u32]) -> Result<crate::model::Metrics> {
+    pub(crate) fn metrics(&mut self, w: &[f32], labels: &[u32]) -> Result<crate::metrics::Metrics> {
         self.problem.set_params(w);
-        crate::model::gpu_metrics(&self.problem, labels)
+        crate::metrics::gpu_metrics(&self.problem, labels)
     }
 
     /// How the rows were split into device chunks.

@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::gpu::kernels::{CoalescedTuning, KernelVariant, Kernels};
 use crate::gpu::storage::XStorage;
+use crate::util::human_bytes;
 
 /// How long one poll of a wait blocks before the device-lost state is looked at again.
 const WAIT_SLICE: Duration = Duration::from_millis(100);
@@ -318,22 +319,6 @@ impl std::fmt::Debug for GpuContext {
 const STORAGE: wgpu::BufferUsages = wgpu::BufferUsages::STORAGE
     .union(wgpu::BufferUsages::COPY_DST)
     .union(wgpu::BufferUsages::COPY_SRC);
-
-/// Bytes as a person reads them: `512 B`, `1.5 KiB`, `512.0 MiB`.
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut v = bytes as f64;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{v:.1} {}", UNITS[unit])
-    }
-}
 
 const NO_ADAPTER_HINT: &str = "On Linux without a GPU, install Mesa's software Vulkan driver \
 (`apt-get install mesa-vulkan-drivers`) or use the OpenGL backend (WGPU_BACKEND=gl); \

@@ -7,7 +7,8 @@ pub(crate) mod problem;
 pub mod single;
 mod storage;
 
-pub use context::{AdapterRequest, AdapterSummary, GpuContext, human_bytes, list_adapters};
+pub use crate::util::human_bytes;
+pub use context::{AdapterRequest, AdapterSummary, GpuContext, list_adapters};
 pub use kernels::KernelVariant;
 pub use problem::ChunkPlan;
 pub use storage::{F16_MAX, XStorage};

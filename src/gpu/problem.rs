@@ -23,7 +23,7 @@ use crate::gpu::kernels::{
     UpdateEntry, tile_shape,
 };
 use crate::gpu::storage::{XCodec, XRange, XStorage};
-use crate::source::ChunkSource;
+use crate::source::{ChunkSource, read_rows_parallel};
 
 /// How the rows of a dataset are laid out in chunks on a device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,40 +89,6 @@ impl ChunkPlan {
     pub fn rows_in(&self, c: usize, m: usize) -> usize {
         (m - c * self.chunk_rows).min(self.chunk_rows)
     }
-}
-
-/// Bytes of X below which one thread reads a chunk alone.
-const READ_BYTES_PER_THREAD: usize = 4 << 20;
-
-/// `source.read_rows(start, out)` split into runs of whole rows read by up to
-/// `available_parallelism` threads, at least [`READ_BYTES_PER_THREAD`] each. The first error
-/// in row order is returned.
-pub(crate) fn read_rows_parallel(
-    source: &dyn ChunkSource,
-    start: usize,
-    n: usize,
-    out: &mut [f32],
-) -> Result<()> {
-    let rows = out.len() / n.max(1);
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |t| t.get())
-        .min(4 * out.len() / READ_BYTES_PER_THREAD)
-        .min(rows);
-    if threads <= 1 {
-        return source.read_rows(start, out);
-    }
-    let per = rows.div_ceil(threads);
-    std::thread::scope(|scope| {
-        let parts: Vec<_> = out
-            .chunks_mut(per * n)
-            .enumerate()
-            .map(|(i, part)| scope.spawn(move || source.read_rows(start + i * per, part)))
-            .collect();
-        parts.into_iter().try_for_each(|part| {
-            part.join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-        })
-    })
 }
 
 /// Row blocks for the gradient kernel: enough workgroups to fill the device, within the
@@ -717,7 +683,7 @@ impl<'c> DeviceProblem<'c> {
                 queue.write_buffer(&self.w, 0, bytemuck::cast_slice(t));
                 queue.write_buffer(&self.w, 4 * t.len() as u64, bytemuck::cast_slice(b));
             }
-            _ => self.set_params(&crate::oracle::flatten(theta, bias)),
+            _ => self.set_params(&crate::params::flatten(theta, bias)),
         }
     }
 

@@ -59,9 +59,9 @@ pub fn logits(
     bias: ArrayView1<'_, f32>,
 ) -> Result<Array2<f32>> {
     let ((rows, n), k) = (x.dim(), bias.len());
-    crate::oracle::check_params(theta, bias, n, k)?;
+    crate::params::check_params(theta, bias, n, k)?;
     let (xb, codec) = x_buffer(ctx, x)?;
-    let wb = ctx.storage_buffer_with("w", &crate::oracle::flatten(theta, bias))?;
+    let wb = ctx.storage_buffer_with("w", &crate::params::flatten(theta, bias))?;
     let zb = ctx.storage_buffer("z", 4 * (rows * k) as u64)?;
     let dims = LogitsDims {
         rows: rows as u32,

@@ -147,7 +147,7 @@ impl XRange {
         for start in (0..m).step_by(block) {
             let rows = block.min(m - start);
             host.resize(rows * n, 0.0);
-            crate::gpu::problem::read_rows_parallel(source, start, n, &mut host)?;
+            crate::source::read_rows_parallel(source, start, n, &mut host)?;
             range.add(start * n, &host);
         }
         Ok(range)

@@ -23,9 +23,6 @@ pub(super) fn load_csv(
     if options.delimiter.is_none() && delimiter != ',' {
         notes.push(format!("cells separated by {}", delimiter_name(delimiter)));
     }
-    // Spreadsheets that separate cells with semicolons write decimal commas (5,1).
-    let decimal_comma = delimiter == ';';
-    let mut decimal_commas_seen = false;
     // pandas' to_csv() writes its row index first, under an empty name: not a feature.
     let mut skip = 0usize;
     let mut cells: Vec<Cow<'_, str>> = Vec::new();
@@ -34,10 +31,7 @@ pub(super) fn load_csv(
     // The first row was read as data, but a word above numeric labels makes it a header;
     // only the rows below can say, so it is decided at the end.
     let mut header_by_label = false;
-    let mut values: Vec<f32> = Vec::new();
-    let mut labels: Vec<String> = Vec::new();
-    let mut label_rows: Vec<usize> = Vec::new();
-    let mut m = 0usize;
+    let mut rows = Rows::default();
     let mut n = 0usize;
     for (line_no, line) in numbered_lines(text) {
         if line.trim().is_empty() {
@@ -62,30 +56,8 @@ pub(super) fn load_csv(
         let label_col = match first {
             None => {
                 let width = cells.len();
-                // Rows exactly as wide as the features expected have no label column.
-                let label_col = if options.csv_has_labels && options.n_features != Some(width) {
-                    Some(resolve_label_column(path, options.label_column, width)?)
-                } else {
-                    None
-                };
-                n = width.saturating_sub(usize::from(label_col.is_some()));
-                if n == 0 {
-                    return Err(fail(
-                        path,
-                        format_args!("no feature columns{}", delimiter_hint(line, delimiter)),
-                    ));
-                }
-                if let Some(want) = options.n_features
-                    && n != want
-                {
-                    return Err(fail(
-                        path,
-                        format_args!(
-                            "rows have {width} columns but the model has {want} features: expected {want} columns, or {} with the label column",
-                            want + 1
-                        ),
-                    ));
-                }
+                let (label_col, features) = columns(path, line, width, delimiter, options)?;
+                n = features;
                 first = Some((line_no, width, label_col));
                 match options.header {
                     Header::Yes => continue,
@@ -115,39 +87,20 @@ pub(super) fn load_csv(
                 label_col
             }
         };
-        for (j, cell) in cells.iter().enumerate() {
-            let column = j + 1 + skip;
-            if Some(j) == label_col {
-                if cell.is_empty() {
-                    return Err(fail(
-                        path,
-                        format_args!("row {line_no}, column {column}: the label is empty"),
-                    ));
-                }
-                labels.push(cell.to_string());
-                label_rows.push(line_no);
-            } else {
-                let decimal = match cell.as_ref() {
-                    c if decimal_comma && is_decimal_comma(c) => {
-                        decimal_commas_seen = true;
-                        Cow::Owned(c.replacen(',', ".", 1))
-                    }
-                    _ => Cow::Borrowed(cell.as_ref()),
-                };
-                let value = parse_feature(path, &decimal, line_no, column).map_err(|mut e| {
-                    if options.header == Header::No && m == 0 {
-                        e.message
-                            .push_str("; --header no reads the first row as data");
-                    } else {
-                        e.message.push_str(&delimiter_hint(cell, delimiter));
-                    }
-                    e
-                })?;
-                values.push(value);
-            }
-        }
-        m += 1;
+        let row = Row {
+            line_no,
+            label_col,
+            skip,
+        };
+        rows.push(path, row, &cells, delimiter, options)?;
     }
+    let Rows {
+        mut values,
+        mut labels,
+        mut label_rows,
+        mut m,
+        decimal_commas_seen,
+    } = rows;
     if header_by_label && is_header_by_label(&labels) {
         values.drain(..n.min(values.len()));
         labels.remove(0);
@@ -170,6 +123,116 @@ pub(super) fn load_csv(
         _ => None,
     };
     Ok((x, labels))
+}
+
+/// The label column and the number of features that the first row, `width` cells wide,
+/// sets for every row; a row without features, or without the features expected, is an
+/// error.
+fn columns(
+    path: &Path,
+    line: &str,
+    width: usize,
+    delimiter: char,
+    options: &LoadOptions,
+) -> Result<(Option<usize>, usize), FormatError> {
+    // Rows exactly as wide as the features expected have no label column.
+    let label_col = if options.csv_has_labels && options.n_features != Some(width) {
+        Some(resolve_label_column(path, options.label_column, width)?)
+    } else {
+        None
+    };
+    let n = width.saturating_sub(usize::from(label_col.is_some()));
+    if n == 0 {
+        return Err(fail(
+            path,
+            format_args!("no feature columns{}", delimiter_hint(line, delimiter)),
+        ));
+    }
+    if let Some(want) = options.n_features
+        && n != want
+    {
+        return Err(fail(
+            path,
+            format_args!(
+                "rows have {width} columns but the model has {want} features: expected {want} columns, or {} with the label column",
+                want + 1
+            ),
+        ));
+    }
+    Ok((label_col, n))
+}
+
+/// Where one data row stands: its line, its label column, and the leading columns left
+/// out of its cells (so that messages number columns as the file does).
+#[derive(Debug, Clone, Copy)]
+struct Row {
+    line_no: usize,
+    label_col: Option<usize>,
+    skip: usize,
+}
+
+/// The data rows read so far.
+#[derive(Debug, Default)]
+struct Rows {
+    values: Vec<f32>,
+    labels: Vec<String>,
+    label_rows: Vec<usize>,
+    m: usize,
+    decimal_commas_seen: bool,
+}
+
+impl Rows {
+    /// Reads one data row's cells: the label from its label column, every other cell a
+    /// feature.
+    fn push(
+        &mut self,
+        path: &Path,
+        row: Row,
+        cells: &[Cow<'_, str>],
+        delimiter: char,
+        options: &LoadOptions,
+    ) -> Result<(), FormatError> {
+        let Row {
+            line_no,
+            label_col,
+            skip,
+        } = row;
+        // Spreadsheets that separate cells with semicolons write decimal commas (5,1).
+        let decimal_comma = delimiter == ';';
+        for (j, cell) in cells.iter().enumerate() {
+            let column = j + 1 + skip;
+            if Some(j) == label_col {
+                if cell.is_empty() {
+                    return Err(fail(
+                        path,
+                        format_args!("row {line_no}, column {column}: the label is empty"),
+                    ));
+                }
+                self.labels.push(cell.to_string());
+                self.label_rows.push(line_no);
+            } else {
+                let decimal = match cell.as_ref() {
+                    c if decimal_comma && is_decimal_comma(c) => {
+                        self.decimal_commas_seen = true;
+                        Cow::Owned(c.replacen(',', ".", 1))
+                    }
+                    _ => Cow::Borrowed(cell.as_ref()),
+                };
+                let value = parse_feature(path, &decimal, line_no, column).map_err(|mut e| {
+                    if options.header == Header::No && self.m == 0 {
+                        e.message
+                            .push_str("; --header no reads the first row as data");
+                    } else {
+                        e.message.push_str(&delimiter_hint(cell, delimiter));
+                    }
+                    e
+                })?;
+                self.values.push(value);
+            }
+        }
+        self.m += 1;
+        Ok(())
+    }
 }
 
 /// The delimiter of a CSV whose delimiter was not given: a comma, unless the first

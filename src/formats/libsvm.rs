@@ -19,15 +19,48 @@ pub(super) fn load_libsvm(
     options: &LoadOptions,
 ) -> Result<(Array2<f32>, Option<RawLabels>), FormatError> {
     let text = as_text(path, bytes)?;
-    let mut labels: Vec<String> = Vec::new();
-    let mut label_lines: Vec<usize> = Vec::new();
-    let mut labelled_line: Option<usize> = None;
-    let mut unlabelled_line: Option<usize> = None;
-    // Sparse rows: row r's entries are cols/vals[row_end[r-1]..row_end[r]].
-    let mut row_end: Vec<usize> = Vec::new();
-    let mut cols: Vec<usize> = Vec::new();
-    let mut vals: Vec<f32> = Vec::new();
-    let mut width = 0usize;
+    let sparse = read_sparse(path, text, options)?;
+    if let (Some(with), Some(without)) = (sparse.labelled_line, sparse.unlabelled_line) {
+        return Err(fail(
+            path,
+            format_args!(
+                "line {without} has no label but line {with} has one; either every line starts with a label or none does"
+            ),
+        ));
+    }
+    let x = densify(path, &sparse, options.n_features)?;
+    let labels = match sparse.labelled_line {
+        Some(_) => Some(infer_labels(
+            path,
+            sparse.labels,
+            &sparse.label_lines,
+            "line",
+            None,
+        )?),
+        None => None,
+    };
+    Ok((x, labels))
+}
+
+/// A LIBSVM file's rows as written, sparse, with the labels of the lines that have one.
+#[derive(Debug, Default)]
+struct Sparse {
+    labels: Vec<String>,
+    label_lines: Vec<usize>,
+    labelled_line: Option<usize>,
+    unlabelled_line: Option<usize>,
+    /// Row r's entries are cols/vals[row_end[r-1]..row_end[r]].
+    row_end: Vec<usize>,
+    cols: Vec<usize>,
+    vals: Vec<f32>,
+    /// One more than the largest column seen.
+    width: usize,
+}
+
+/// Reads every non-blank line (a `#` starts a comment) into sparse rows, checking each
+/// `index:value` pair as it comes.
+fn read_sparse(path: &Path, text: &str, options: &LoadOptions) -> Result<Sparse, FormatError> {
+    let mut sparse = Sparse::default();
     for (line_no, line) in numbered_lines(text) {
         let content = line.split('#').next().unwrap_or_default().trim();
         if content.is_empty() {
@@ -37,46 +70,21 @@ pub(super) fn load_libsvm(
         // A line that starts with index:value has no label, as in files made for predicting.
         match tokens.peek() {
             Some(first) if !first.contains(':') => {
-                labels.push((*first).to_string());
-                label_lines.push(line_no);
-                labelled_line.get_or_insert(line_no);
+                sparse.labels.push((*first).to_string());
+                sparse.label_lines.push(line_no);
+                sparse.labelled_line.get_or_insert(line_no);
                 tokens.next();
             }
             _ => {
-                unlabelled_line.get_or_insert(line_no);
+                sparse.unlabelled_line.get_or_insert(line_no);
             }
         }
         let mut previous: Option<(usize, usize)> = None;
         for token in tokens {
-            let Some((index_text, value_text)) = token.split_once(':') else {
-                return Err(fail(
-                    path,
-                    format_args!("line {line_no}: {token:?} is not an index:value pair"),
-                ));
-            };
-            // SVMlight ranking files tag rows with a query id, which is not a feature.
-            if index_text == "qid" {
+            let Some((index, column, value_text)) =
+                entry_index(path, line_no, token, options.zero_based)?
+            else {
                 continue;
-            }
-            let index: usize = index_text.parse().map_err(|_| {
-                fail(
-                    path,
-                    format_args!(
-                        "line {line_no}: {token:?} has a bad feature index {index_text:?}"
-                    ),
-                )
-            })?;
-            let column = if options.zero_based {
-                index
-            } else {
-                index.checked_sub(1).ok_or_else(|| {
-                    fail(
-                        path,
-                        format_args!(
-                            "feature index 0 on line {line_no}; LIBSVM indices start at 1 (use --zero-based for 0-based files)"
-                        ),
-                    )
-                })?
             };
             if let Some((prev_index, prev_column)) = previous {
                 if column <= prev_column {
@@ -89,61 +97,125 @@ pub(super) fn load_libsvm(
                 }
             }
             previous = Some((index, column));
-            if let Some(n) = options.n_features {
-                if column >= n {
-                    let (low, high) = if options.zero_based {
-                        (0, n.saturating_sub(1))
-                    } else {
-                        (1, n)
-                    };
-                    return Err(fail(
-                        path,
-                        format_args!(
-                            "line {line_no}: feature index {index} is beyond the {n} features expected (indices {low} to {high})"
-                        ),
-                    ));
-                }
-            }
-            let value = match value_text.parse::<f32>() {
-                Ok(v) if v.is_finite() => v,
-                Ok(_) if value_text.parse::<f64>().is_ok_and(f64::is_finite) => {
-                    return Err(fail(
-                        path,
-                        format_args!(
-                            "line {line_no}: {}",
-                            beyond_float32(format_args!("{value_text} in {token:?}"))
-                        ),
-                    ));
-                }
-                Ok(v) => {
-                    return Err(fail(
-                        path,
-                        format_args!("line {line_no}: value {v} in {token:?} is not finite"),
-                    ));
-                }
-                Err(_) => {
-                    return Err(fail(
-                        path,
-                        format_args!("line {line_no}: {token:?} has a bad value {value_text:?}"),
-                    ));
-                }
-            };
-            width = width.max(column.saturating_add(1));
-            cols.push(column);
-            vals.push(value);
+            check_in_range(path, line_no, index, column, options)?;
+            let value = entry_value(path, line_no, token, value_text)?;
+            sparse.width = sparse.width.max(column.saturating_add(1));
+            sparse.cols.push(column);
+            sparse.vals.push(value);
         }
-        row_end.push(cols.len());
+        sparse.row_end.push(sparse.cols.len());
     }
-    if let (Some(with), Some(without)) = (labelled_line, unlabelled_line) {
+    Ok(sparse)
+}
+
+/// The feature index of an `index:value` token, its 0-based column and the value's text;
+/// `None` for a query id (`qid:3`), which SVMlight ranking files tag rows with and which
+/// is not a feature.
+fn entry_index<'t>(
+    path: &Path,
+    line_no: usize,
+    token: &'t str,
+    zero_based: bool,
+) -> Result<Option<(usize, usize, &'t str)>, FormatError> {
+    let Some((index_text, value_text)) = token.split_once(':') else {
         return Err(fail(
             path,
-            format_args!(
-                "line {without} has no label but line {with} has one; either every line starts with a label or none does"
-            ),
+            format_args!("line {line_no}: {token:?} is not an index:value pair"),
         ));
+    };
+    if index_text == "qid" {
+        return Ok(None);
     }
+    let index: usize = index_text.parse().map_err(|_| {
+        fail(
+            path,
+            format_args!("line {line_no}: {token:?} has a bad feature index {index_text:?}"),
+        )
+    })?;
+    let column = if zero_based {
+        index
+    } else {
+        index.checked_sub(1).ok_or_else(|| {
+            fail(
+                path,
+                format_args!(
+                    "feature index 0 on line {line_no}; LIBSVM indices start at 1 (use --zero-based for 0-based files)"
+                ),
+            )
+        })?
+    };
+    Ok(Some((index, column, value_text)))
+}
+
+/// Fails when `column` lies beyond the number of features the caller expects.
+fn check_in_range(
+    path: &Path,
+    line_no: usize,
+    index: usize,
+    column: usize,
+    options: &LoadOptions,
+) -> Result<(), FormatError> {
+    if let Some(n) = options.n_features {
+        if column >= n {
+            let (low, high) = if options.zero_based {
+                (0, n.saturating_sub(1))
+            } else {
+                (1, n)
+            };
+            return Err(fail(
+                path,
+                format_args!(
+                    "line {line_no}: feature index {index} is beyond the {n} features expected (indices {low} to {high})"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The value of an `index:value` token: a finite number float32 can hold.
+fn entry_value(
+    path: &Path,
+    line_no: usize,
+    token: &str,
+    value_text: &str,
+) -> Result<f32, FormatError> {
+    match value_text.parse::<f32>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        Ok(_) if value_text.parse::<f64>().is_ok_and(f64::is_finite) => Err(fail(
+            path,
+            format_args!(
+                "line {line_no}: {}",
+                beyond_float32(format_args!("{value_text} in {token:?}"))
+            ),
+        )),
+        Ok(v) => Err(fail(
+            path,
+            format_args!("line {line_no}: value {v} in {token:?} is not finite"),
+        )),
+        Err(_) => Err(fail(
+            path,
+            format_args!("line {line_no}: {token:?} has a bad value {value_text:?}"),
+        )),
+    }
+}
+
+/// The sparse rows as a dense matrix `n_features` wide, or as wide as the largest index
+/// seen.
+fn densify(
+    path: &Path,
+    sparse: &Sparse,
+    n_features: Option<usize>,
+) -> Result<Array2<f32>, FormatError> {
+    let Sparse {
+        row_end,
+        cols,
+        vals,
+        width,
+        ..
+    } = sparse;
     let m = row_end.len();
-    let n = options.n_features.unwrap_or(width);
+    let n = n_features.unwrap_or(*width);
     check_not_empty(path, m, n)?;
     let too_large = || {
         fail(
@@ -154,7 +226,7 @@ pub(super) fn load_libsvm(
     let total = m.checked_mul(n).ok_or_else(too_large)?;
     // Training is dense: a file whose largest index makes the dense matrix huge while it
     // stores few values is almost surely a typo in an index, not data to expand.
-    if options.n_features.is_none() && total > MAX_SPARSE_EXPANSION.max(256 * cols.len()) {
+    if n_features.is_none() && total > MAX_SPARSE_EXPANSION.max(256 * cols.len()) {
         return Err(fail(
             path,
             format_args!(
@@ -177,12 +249,7 @@ pub(super) fn load_libsvm(
         }
         start = end;
     }
-    let x = to_array(path, m, n, dense)?;
-    let labels = match labelled_line {
-        Some(_) => Some(infer_labels(path, labels, &label_lines, "line", None)?),
-        None => None,
-    };
-    Ok((x, labels))
+    to_array(path, m, n, dense)
 }
 
 #[cfg(test)]

@@ -360,6 +360,98 @@ pub fn minimize(
     })
 }
 
+/// Correction pairs (s, y, 1/sᵀy), newest last.
+type Pairs = VecDeque<(Vec<f64>, Vec<f64>, f64)>;
+
+/// The first point, the first iteration's number and the correction pairs of a run
+/// starting at `start`; a fresh start costs one oracle call.
+fn starting_point(
+    ev: &mut Evaluator<'_>,
+    start: Start,
+    len: usize,
+    history: usize,
+) -> Result<(Point, usize, Pairs)> {
+    match start {
+        Start::At(w0) => {
+            if w0.len() != len {
+                return Err(Error::shape("initial parameters", &[len], &[w0.len()]));
+            }
+            Ok((ev.eval(w0)?, 1, VecDeque::with_capacity(history)))
+        }
+        Start::Resume(state) => {
+            let lens = [state.w.len(), state.g.len()];
+            if lens != [len, len]
+                || state
+                    .pairs
+                    .iter()
+                    .any(|p| p.0.len() != len || p.1.len() != len)
+            {
+                return Err(Error::shape("resumed L-BFGS state", &[len, len], &lens));
+            }
+            ev.calls = state.evaluations;
+            let mut pairs: Pairs = state.pairs.into();
+            while pairs.len() > history {
+                pairs.pop_front();
+            }
+            let x = Point {
+                w: state.w,
+                f: state.f,
+                g: state.g,
+            };
+            Ok((x, state.iteration.saturating_add(1), pairs))
+        }
+    }
+}
+
+/// The two-loop recursion: d = −H g, with H the inverse-Hessian approximation the pairs
+/// define (scaled by sᵀy / yᵀy of the newest pair).
+fn quasi_newton_direction(pairs: &Pairs, g: &[f64]) -> Vec<f64> {
+    let mut q = vectors::map(g, |g| g);
+    let mut alphas = Vec::with_capacity(pairs.len());
+    for (s, y, rho) in pairs.iter().rev() {
+        let a = rho * dot(s, &q);
+        vectors::update(&mut q, y, |q, y| q - a * y);
+        alphas.push(a);
+    }
+    if let Some((s, y, _)) = pairs.back() {
+        let gamma = dot(s, y) / dot(y, y);
+        vectors::apply(&mut q, |q| q * gamma);
+    }
+    for ((s, y, rho), a) in pairs.iter().zip(alphas.iter().rev()) {
+        let b = rho * dot(y, &q);
+        vectors::update(&mut q, s, |q, s| q + (a - b) * s);
+    }
+    vectors::apply(&mut q, |q| -q);
+    q
+}
+
+/// Adds the step from `x` to `next` as a correction pair when its curvature sᵀy is
+/// positive enough, dropping the oldest beyond `history`. s and y are written into
+/// `spare` vectors (those of a pair dropped or rejected before), so a full history
+/// allocates nothing.
+fn remember_pair(
+    pairs: &mut Pairs,
+    spare: &mut (Vec<f64>, Vec<f64>),
+    x: &Point,
+    next: &Point,
+    history: usize,
+) {
+    let (mut s, mut y) = std::mem::take(spare);
+    vectors::zip_into(&mut s, &next.w, &x.w, |a, b| a - b);
+    vectors::zip_into(&mut y, &next.g, &x.g, |a, b| a - b);
+    let sy = dot(&s, &y);
+    if sy > 1e-12 * dot(&s, &s).sqrt() * dot(&y, &y).sqrt() {
+        if pairs.len() == history {
+            if let Some((s, y, _)) = pairs.pop_front() {
+                *spare = (s, y);
+            }
+        }
+        pairs.push_back((s, y, 1.0 / sy));
+    } else {
+        *spare = (s, y);
+    }
+}
+
 /// Where [`minimize_from`] starts.
 #[derive(Debug, Clone)]
 pub enum Start {
@@ -389,36 +481,7 @@ pub fn minimize_from(
         l2,
         calls: 0,
     };
-    let (mut x, first, mut pairs) = match start {
-        Start::At(w0) => {
-            if w0.len() != len {
-                return Err(Error::shape("initial parameters", &[len], &[w0.len()]));
-            }
-            (ev.eval(w0)?, 1, VecDeque::with_capacity(settings.history))
-        }
-        Start::Resume(state) => {
-            let lens = [state.w.len(), state.g.len()];
-            if lens != [len, len]
-                || state
-                    .pairs
-                    .iter()
-                    .any(|p| p.0.len() != len || p.1.len() != len)
-            {
-                return Err(Error::shape("resumed L-BFGS state", &[len, len], &lens));
-            }
-            ev.calls = state.evaluations;
-            let mut pairs: VecDeque<_> = state.pairs.into();
-            while pairs.len() > settings.history {
-                pairs.pop_front();
-            }
-            let x = Point {
-                w: state.w,
-                f: state.f,
-                g: state.g,
-            };
-            (x, state.iteration.saturating_add(1), pairs)
-        }
-    };
+    let (mut x, first, mut pairs) = starting_point(&mut ev, start, len, settings.history)?;
     let finish = |x: &Point, status: Status, iterations: usize, calls: usize| {
         let (theta, bias) = unflatten_vec(vectors::map(&x.w, |v| v as f32), n, k);
         LbfgsResult {
@@ -440,24 +503,7 @@ pub fn minimize_from(
         if max_norm(&x.g) <= settings.tol {
             return Ok(finish(&x, Status::Converged, iteration - 1, ev.calls));
         }
-        // Two-loop recursion: d = −H g.
-        let mut q = vectors::map(&x.g, |g| g);
-        let mut alphas = Vec::with_capacity(pairs.len());
-        for (s, y, rho) in pairs.iter().rev() {
-            let a = rho * dot(s, &q);
-            vectors::update(&mut q, y, |q, y| q - a * y);
-            alphas.push(a);
-        }
-        if let Some((s, y, _)) = pairs.back() {
-            let gamma = dot(s, y) / dot(y, y);
-            vectors::apply(&mut q, |q| q * gamma);
-        }
-        for ((s, y, rho), a) in pairs.iter().zip(alphas.iter().rev()) {
-            let b = rho * dot(y, &q);
-            vectors::update(&mut q, s, |q, s| q + (a - b) * s);
-        }
-        vectors::apply(&mut q, |q| -q);
-        let mut d = q;
+        let mut d = quasi_newton_direction(&pairs, &x.g);
         let mut alpha0 = 1.0;
         if pairs.is_empty() || dot(&d, &x.g) >= 0.0 {
             pairs.clear();
@@ -485,22 +531,7 @@ pub fn minimize_from(
                 ev.calls,
             ));
         };
-        // s and y are written into spare vectors: those of a pair dropped from the
-        // history or of a rejected pair, so a full history allocates nothing.
-        let (mut s, mut y) = std::mem::take(&mut spare);
-        vectors::zip_into(&mut s, &next.w, &x.w, |a, b| a - b);
-        vectors::zip_into(&mut y, &next.g, &x.g, |a, b| a - b);
-        let sy = dot(&s, &y);
-        if sy > 1e-12 * dot(&s, &s).sqrt() * dot(&y, &y).sqrt() {
-            if pairs.len() == settings.history {
-                if let Some((s, y, _)) = pairs.pop_front() {
-                    spare = (s, y);
-                }
-            }
-            pairs.push_back((s, y, 1.0 / sy));
-        } else {
-            spare = (s, y);
-        }
+        remember_pair(&mut pairs, &mut spare, &x, &next, settings.history);
         x = next;
         let report = LbfgsIteration {
             iteration,

@@ -285,3 +285,54 @@ pub(crate) fn read_rows_parallel(
         })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows read in parallel runs are the rows read in one call.
+    #[test]
+    fn parallel_reads_match_one_read() {
+        let (m, n) = (3001, 1000);
+        let x = ndarray::Array2::from_shape_fn((m, n), |(i, j)| (i * n + j) as f32 * 0.5);
+        let source = MemorySource::new(x);
+        let (start, rows) = (7, 2990);
+        let mut one = vec![0.0f32; rows * n];
+        source.read_rows(start, &mut one).unwrap();
+        let mut parallel = vec![f32::NAN; rows * n];
+        read_rows_parallel(&source, start, n, &mut parallel).unwrap();
+        assert!(
+            4 * parallel.len() >= 2 * READ_BYTES_PER_THREAD,
+            "too small to split"
+        );
+        assert_eq!(one, parallel);
+    }
+
+    /// A source failing from some row on: the error comes back, not a panic.
+    #[test]
+    fn a_failing_run_is_reported() {
+        struct FailsFrom(usize);
+        impl ChunkSource for FailsFrom {
+            fn n_rows(&self) -> usize {
+                4000
+            }
+            fn n_features(&self) -> usize {
+                1000
+            }
+            fn read_rows(&self, start: usize, out: &mut [f32]) -> Result<()> {
+                if start + out.len() / 1000 > self.0 {
+                    return Err(Error::setting("rows", start, "unreadable"));
+                }
+                out.fill(1.0);
+                Ok(())
+            }
+            fn describe(&self) -> String {
+                "failing".into()
+            }
+        }
+        let mut out = vec![0.0f32; 4000 * 1000];
+        assert!(read_rows_parallel(&FailsFrom(4000), 0, 1000, &mut out).is_ok());
+        let err = read_rows_parallel(&FailsFrom(3000), 0, 1000, &mut out).unwrap_err();
+        assert!(err.to_string().contains("unreadable"), "{err}");
+    }
+}

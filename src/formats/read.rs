@@ -240,117 +240,147 @@ fn read_contents(
     gz: bool,
 ) -> Result<Vec<u8>, Stop> {
     let memory = available_memory();
-    let mut out = Vec::new();
     match contents {
-        Contents::Text => {
-            // A regular file is bounded by its length, checked against memory here; a
-            // stream has no length, so it also has a ceiling.
-            let ceiling = if size.is_some() {
-                u64::MAX
-            } else {
-                MAX_TEXT_STREAM
-            };
-            let limit = ceiling.min(memory.unwrap_or(u64::MAX));
-            if let (Some(size), Some(memory)) = (size, memory)
-                && size > memory
-            {
-                return Err(fail(
-                    path,
-                    format_args!(
-                        "is {}, more than the {} of memory available to read it into",
-                        crate::gpu::human_bytes(size),
-                        crate::gpu::human_bytes(memory)
-                    ),
-                )
-                .into());
-            }
-            let more = read_bounded(reader, TEXT_PROBE.min(limit), &mut out)?;
-            if let Some(at) = out.iter().position(|&b| b == 0) {
-                return Err(fail(
-                    path,
-                    format_args!(
-                        "is not a text file (byte {} is NUL{}); save it as UTF-8 text",
-                        at + 1,
-                        if gz { " once decompressed" } else { "" }
-                    ),
-                )
-                .into());
-            }
-            if more && read_bounded(reader, limit, &mut out)? {
-                let why = if limit < ceiling {
-                    "the memory available"
-                } else {
-                    "the most a text stream may hold"
-                };
-                let limit = crate::gpu::human_bytes(limit);
-                return Err(fail(
-                    path,
-                    if gz {
-                        format!("expands beyond {limit} ({why}) when decompressed")
-                    } else {
-                        format!("holds more than {limit} ({why})")
-                    },
-                )
-                .into());
-            }
-            Ok(out)
-        }
-        Contents::Npy => {
-            read_bounded(reader, 12, &mut out)?;
-            let header_end = match out.strip_prefix(b"\x93NUMPY") {
-                Some([1, _, a, b, ..]) => 10 + usize::from(u16::from_le_bytes([*a, *b])),
-                Some([2 | 3, _, a, b, c, d, ..]) => {
-                    let len = u32::from_le_bytes([*a, *b, *c, *d]);
-                    match usize::try_from(len) {
-                        Ok(len) if len <= MAX_NPY_HEADER => 12 + len,
-                        _ => {
-                            return Err(fail(
-                                path,
-                                format_args!(
-                                    "has an NPY header of {len} bytes; NumPy writes a few hundred, and more than {MAX_NPY_HEADER} is not read"
-                                ),
-                            )
-                            .into());
-                        }
-                    }
-                }
-                // Not NPY, or a version the parser refuses: it says which.
-                _ => return Ok(out),
-            };
-            read_bounded(reader, header_end as u64, &mut out)?;
-            if out.len() < header_end {
-                return Ok(out);
-            }
-            let npy = parse_npy(path, out.get(..header_end).unwrap_or_default())?;
-            // An element type the readers refuse needs no data to be refused.
-            let Some(dtype) = npy.dtype else {
-                return Ok(out);
-            };
-            let declared = npy_declared_bytes(path, &npy.shape, dtype)?;
-            let what = format!("{} {}", shape_text(&npy.shape), dtype.name());
-            read_declared(
-                path, reader, out, header_end, declared, &what, size, gz, memory,
-            )
-        }
-        Contents::Idx => {
-            read_bounded(reader, 4, &mut out)?;
-            let ndims = match out.get(..4) {
-                Some(magic) if idx_magic(magic).is_some() => usize::from(magic[3]),
-                _ => return Ok(out),
-            };
-            let header_end = 4 + 4 * ndims;
-            read_bounded(reader, header_end as u64, &mut out)?;
-            let (Some(num), Some(dim_bytes)) = (idx_magic(&out), out.get(4..header_end)) else {
-                return Ok(out);
-            };
-            let dims = idx_dims(dim_bytes);
-            let declared = idx_declared_bytes(path, &dims, num)?;
-            let what = format!("{} {}", shape_text(&dims), num.name());
-            read_declared(
-                path, reader, out, header_end, declared, &what, size, gz, memory,
-            )
-        }
+        Contents::Text => read_text(path, reader, size, gz, memory),
+        Contents::Npy => read_npy(path, reader, size, gz, memory),
+        Contents::Idx => read_idx(path, reader, size, gz, memory),
     }
+}
+
+/// Text: its first block, refused if it holds a NUL byte, then the rest as far as memory
+/// (and, for a stream, [`MAX_TEXT_STREAM`]) allows.
+fn read_text(
+    path: &Path,
+    reader: &mut impl Read,
+    size: Option<u64>,
+    gz: bool,
+    memory: Option<u64>,
+) -> Result<Vec<u8>, Stop> {
+    let mut out = Vec::new();
+    // A regular file is bounded by its length, checked against memory here; a
+    // stream has no length, so it also has a ceiling.
+    let ceiling = if size.is_some() {
+        u64::MAX
+    } else {
+        MAX_TEXT_STREAM
+    };
+    let limit = ceiling.min(memory.unwrap_or(u64::MAX));
+    if let (Some(size), Some(memory)) = (size, memory)
+        && size > memory
+    {
+        return Err(fail(
+            path,
+            format_args!(
+                "is {}, more than the {} of memory available to read it into",
+                crate::gpu::human_bytes(size),
+                crate::gpu::human_bytes(memory)
+            ),
+        )
+        .into());
+    }
+    let more = read_bounded(reader, TEXT_PROBE.min(limit), &mut out)?;
+    if let Some(at) = out.iter().position(|&b| b == 0) {
+        return Err(fail(
+            path,
+            format_args!(
+                "is not a text file (byte {} is NUL{}); save it as UTF-8 text",
+                at + 1,
+                if gz { " once decompressed" } else { "" }
+            ),
+        )
+        .into());
+    }
+    if more && read_bounded(reader, limit, &mut out)? {
+        let why = if limit < ceiling {
+            "the memory available"
+        } else {
+            "the most a text stream may hold"
+        };
+        let limit = crate::gpu::human_bytes(limit);
+        return Err(fail(
+            path,
+            if gz {
+                format!("expands beyond {limit} ({why}) when decompressed")
+            } else {
+                format!("holds more than {limit} ({why})")
+            },
+        )
+        .into());
+    }
+    Ok(out)
+}
+
+/// NPY: the header, then no more data than it declares.
+fn read_npy(
+    path: &Path,
+    reader: &mut impl Read,
+    size: Option<u64>,
+    gz: bool,
+    memory: Option<u64>,
+) -> Result<Vec<u8>, Stop> {
+    let mut out = Vec::new();
+    read_bounded(reader, 12, &mut out)?;
+    let header_end = match out.strip_prefix(b"\x93NUMPY") {
+        Some([1, _, a, b, ..]) => 10 + usize::from(u16::from_le_bytes([*a, *b])),
+        Some([2 | 3, _, a, b, c, d, ..]) => {
+            let len = u32::from_le_bytes([*a, *b, *c, *d]);
+            match usize::try_from(len) {
+                Ok(len) if len <= MAX_NPY_HEADER => 12 + len,
+                _ => {
+                    return Err(fail(
+                        path,
+                        format_args!(
+                            "has an NPY header of {len} bytes; NumPy writes a few hundred, and more than {MAX_NPY_HEADER} is not read"
+                        ),
+                    )
+                    .into());
+                }
+            }
+        }
+        // Not NPY, or a version the parser refuses: it says which.
+        _ => return Ok(out),
+    };
+    read_bounded(reader, header_end as u64, &mut out)?;
+    if out.len() < header_end {
+        return Ok(out);
+    }
+    let npy = parse_npy(path, out.get(..header_end).unwrap_or_default())?;
+    // An element type the readers refuse needs no data to be refused.
+    let Some(dtype) = npy.dtype else {
+        return Ok(out);
+    };
+    let declared = npy_declared_bytes(path, &npy.shape, dtype)?;
+    let what = format!("{} {}", shape_text(&npy.shape), dtype.name());
+    read_declared(
+        path, reader, out, header_end, declared, &what, size, gz, memory,
+    )
+}
+
+/// IDX: the header, then no more data than it declares.
+fn read_idx(
+    path: &Path,
+    reader: &mut impl Read,
+    size: Option<u64>,
+    gz: bool,
+    memory: Option<u64>,
+) -> Result<Vec<u8>, Stop> {
+    let mut out = Vec::new();
+    read_bounded(reader, 4, &mut out)?;
+    let ndims = match out.get(..4) {
+        Some(magic) if idx_magic(magic).is_some() => usize::from(magic[3]),
+        _ => return Ok(out),
+    };
+    let header_end = 4 + 4 * ndims;
+    read_bounded(reader, header_end as u64, &mut out)?;
+    let (Some(num), Some(dim_bytes)) = (idx_magic(&out), out.get(4..header_end)) else {
+        return Ok(out);
+    };
+    let dims = idx_dims(dim_bytes);
+    let declared = idx_declared_bytes(path, &dims, num)?;
+    let what = format!("{} {}", shape_text(&dims), num.name());
+    read_declared(
+        path, reader, out, header_end, declared, &what, size, gz, memory,
+    )
 }
 
 /// Reads the data after a header of `header_end` bytes (already in `out`) that declares

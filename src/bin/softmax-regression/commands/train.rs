@@ -1,0 +1,762 @@
+//! `train`: the flags turned into a checked plan before any file is read (settings,
+//! outputs, engine), then the run in stages: load the data, weigh it, start from `--init`,
+//! hold out the validation rows, open the engine, fit, save the model and the figure, and
+//! report.
+
+use std::io::Write;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::json;
+use softmax_regression::formats::{self, Format};
+use softmax_regression::output::OutputPath;
+use softmax_regression::source::{ChunkSource, NpySource};
+use softmax_regression::{
+    Dataset, EpochReport, Error, Fit, GpuContext, Model, Optimizer, Schedule, Settings, Status,
+    Trainer,
+};
+
+use crate::args::{OptimizerArg, ScheduleArg, TrainArgs, load_options};
+use crate::engine::{
+    Engine, backend_of, choose_engine, describe_backend, describe_engine, open_engine,
+    train_needs_adapter,
+};
+use crate::interrupt::interrupt_flag;
+use crate::outputs::check_outputs;
+use crate::plot;
+use crate::report::{Progress, describe_classes, epoch_json};
+use crate::{CliResult, Failure};
+
+pub fn train(a: TrainArgs) -> CliResult<()> {
+    let plan = TrainPlan::new(&a)?;
+    let Loaded {
+        source,
+        data,
+        k,
+        names,
+        notes,
+    } = load_data(&a, &plan.engine)?;
+    let data = weigh(&a, data, k)?;
+    let init = load_init(&a, &data, k)?;
+    let rows = hold_out(&a, data, k, &source)?;
+
+    let ctx = open_engine(&plan.engine)?;
+    if let Some(ctx) = &ctx {
+        ctx.set_memory_budget(a.max_gpu_memory);
+    }
+    let settings = &plan.settings;
+    if !a.quiet && !a.json {
+        eprintln!(
+            "training on {source}: {} rows × {} features, {}{}; {} on {}",
+            rows.train.n_rows(),
+            rows.train.n_features(),
+            describe_classes(k, rows.present, names.as_deref()),
+            rows.held
+                .as_ref()
+                .map(|h| format!(", {} held out", h.n_rows()))
+                .unwrap_or_default(),
+            settings.optimizer,
+            describe_engine(&ctx, &plan.engine)
+        );
+        // What the reader decided that the file did not say, for the user to check.
+        if !notes.is_empty() {
+            eprintln!("{source}: {}", notes.join("; "));
+        }
+    }
+    // From here on the first Ctrl-C or SIGTERM finishes the current step, checkpoints and
+    // writes the model; a second one exits at once.
+    let trainer = plan.trainer.with_interrupt(interrupt_flag()?);
+    let fit = fit(&a, settings, &trainer, &ctx, &rows, init.as_ref())?;
+
+    save_model(&a, settings, &fit, names, &source, &plan.out)?;
+    if let Some(plot_out) = &plan.plot_out {
+        save_curve(settings, &fit, &rows, k, &source, plot_out)?;
+    }
+    if a.json {
+        report_json(&a, settings, &fit, &ctx);
+    } else {
+        report_text(&a, settings, &fit, &rows);
+    }
+    outcome(&a, &fit, &trainer)
+}
+
+/// What `train` settles from its flags alone, before any file is read: a bad flag, an
+/// unwritable output or an unavailable engine is reported before any work starts.
+struct TrainPlan {
+    settings: Settings,
+    trainer: Trainer,
+    out: OutputPath,
+    plot_out: Option<OutputPath>,
+    engine: Engine,
+}
+
+impl TrainPlan {
+    fn new(a: &TrainArgs) -> CliResult<TrainPlan> {
+        let settings = settings_from(a);
+        let mut trainer = Trainer::new(settings.clone()).map_err(flag_error)?;
+        if let Some(k) = a.classes
+            && k > formats::MAX_CLASSES
+        {
+            return Err(Failure::Input(format!(
+                "--classes {k} is invalid: at most {} classes are supported",
+                formats::MAX_CLASSES
+            )));
+        }
+        // Every output is checked before any data is read, so a run never ends unable to
+        // save.
+        let (out, plot_out) = train_outputs(a)?;
+        if let Some(path) = a.checkpoint.as_ref().or(a.resume.as_ref()) {
+            trainer = trainer
+                .with_checkpoints(path, a.checkpoint_every)
+                .map_err(flag_error)?;
+        }
+        if let Some(path) = &a.resume {
+            trainer = trainer.resume_from(path).map_err(flag_error)?;
+            if a.init.is_some() {
+                return Err(Failure::Input(
+                    "--init and --resume both set where training starts; pass one".to_string(),
+                ));
+            }
+        }
+        if let Some(v) = a.validation
+            && !(v > 0.0 && v < 1.0)
+        {
+            return Err(Failure::Input(format!(
+                "--validation {v} is invalid: must be a fraction strictly between 0 and 1"
+            )));
+        }
+        let engine = choose_engine(a.backend, a.x_storage, train_needs_adapter(a))?;
+        Ok(TrainPlan {
+            settings,
+            trainer,
+            out,
+            plot_out,
+            engine,
+        })
+    }
+}
+
+/// A library setting error as the flag that carries it.
+fn flag_error(e: Error) -> Failure {
+    match e {
+        Error::InvalidSetting {
+            name,
+            value,
+            reason,
+        } => Failure::Input(format!("{} {value} is invalid: {reason}", flag_of(name))),
+        other => other.into(),
+    }
+}
+
+/// The model file and the figure, checked against each other, the checkpoint and every
+/// input.
+fn train_outputs(a: &TrainArgs) -> CliResult<(OutputPath, Option<OutputPath>)> {
+    let checkpoint_out = a.checkpoint.as_ref().or(a.resume.as_ref());
+    let checkpoint_flag = if a.checkpoint.is_some() {
+        "--checkpoint"
+    } else {
+        "--resume"
+    };
+    let inputs = [
+        ("--data", a.data.data.as_deref()),
+        ("--labels", a.data.labels.as_deref()),
+        ("--sample-weights", a.sample_weights.as_deref()),
+        ("--init", a.init.as_deref()),
+        ("--resume", a.resume.as_deref()),
+    ];
+    let mut outputs = vec![("--out", a.out.as_path())];
+    if let Some(path) = checkpoint_out {
+        outputs.push((checkpoint_flag, path.as_path()));
+    }
+    if let Some(path) = &a.plot {
+        outputs.push(("--plot", path.as_path()));
+    }
+    let checked = check_outputs(&outputs, &inputs)?;
+    Ok((
+        checked[0].clone(),
+        a.plot.as_ref().map(|_| checked[checked.len() - 1].clone()),
+    ))
+}
+
+fn settings_from(a: &TrainArgs) -> Settings {
+    let optimizer = match a.optimizer {
+        OptimizerArg::Gd => Optimizer::Gd,
+        OptimizerArg::Sgd => Optimizer::Sgd,
+        OptimizerArg::Momentum => Optimizer::Momentum,
+        OptimizerArg::Adam => Optimizer::Adam,
+        OptimizerArg::Lbfgs => Optimizer::Lbfgs,
+    };
+    let batch_size = match (a.batch_size, optimizer) {
+        (Some(b), _) => Some(b),
+        (None, Optimizer::Gd | Optimizer::Lbfgs) => None,
+        (None, _) => Some(64),
+    };
+    Settings {
+        epochs: a.epochs,
+        learning_rate: a.lr,
+        l2: a.l2,
+        batch_size,
+        optimizer,
+        seed: a.seed,
+        tol: a.tol,
+        track_accuracy: a.plot.is_some(),
+        patience: a.patience,
+        standardize: a.standardize,
+        schedule: match a.schedule {
+            ScheduleArg::Constant => Schedule::Constant,
+            ScheduleArg::Step => Schedule::Step {
+                every: a.step_every,
+                factor: a.step_factor,
+            },
+            ScheduleArg::Cosine => Schedule::Cosine,
+        },
+        ..Settings::default()
+    }
+}
+
+/// Flag names for the settings the library names.
+fn flag_of(setting: &str) -> &str {
+    match setting {
+        "learning_rate" => "--lr",
+        "l2" => "--l2",
+        "epochs" => "--epochs",
+        "batch_size" => "--batch-size",
+        "validation" => "--validation",
+        "tol" => "--tol",
+        "patience" => "--patience",
+        "step_every" => "--step-every",
+        "step_factor" => "--step-factor",
+        "checkpoint_every" => "--checkpoint-every",
+        "init" => "--init",
+        other => other,
+    }
+}
+
+/// The training data as read: where it came from (for messages and the model's metadata),
+/// the rows, K, the class names of string labels, and what the reader decided that the
+/// file did not say.
+struct Loaded {
+    source: String,
+    data: Dataset,
+    k: usize,
+    names: Option<Vec<String>>,
+    notes: Vec<String>,
+}
+
+fn load_data(a: &TrainArgs, engine: &Engine) -> CliResult<Loaded> {
+    let Some(path) = &a.data.data else {
+        let digits = softmax_regression::datasets::digits()?;
+        let (x, y) = (digits.x()?.to_owned(), digits.labels().to_vec());
+        let k = a.classes.unwrap_or(10);
+        let source = "embedded digits (1797 × 64, features / 16)".to_string();
+        let data = Dataset::new(x, &y, k).map_err(|e| Failure::Input(format!("{source}: {e}")))?;
+        return Ok(Loaded {
+            source,
+            data,
+            k,
+            names: None,
+            notes: Vec::new(),
+        });
+    };
+    let format = a
+        .data
+        .format
+        .map(Format::from)
+        .or_else(|| Format::from_path(path));
+    // A float .npy trained on a GPU without a hold-out split is memory-mapped, not read: it
+    // can be larger than RAM, and is streamed to the device when it does not fit there.
+    let mapped = format == Some(Format::Npy)
+        && a.validation.is_none()
+        && engine.is_gpu()
+        && !formats::is_stdin(path);
+    if mapped {
+        load_mapped(a, path)
+    } else {
+        load_file(a, path)
+    }
+}
+
+/// A float .npy, memory-mapped, with its labels from `--labels`.
+fn load_mapped(a: &TrainArgs, path: &Path) -> CliResult<Loaded> {
+    let x = NpySource::open(path)?;
+    let Some(label_path) = a.data.labels.as_deref() else {
+        return Err(Failure::Input(format!(
+            "{}: no labels; pass --labels",
+            path.display()
+        )));
+    };
+    let raw = formats::load_labels(label_path)?;
+    if raw.len() != x.n_rows() {
+        return Err(Failure::Input(format!(
+            "{} has {} labels but {} has {} rows",
+            label_path.display(),
+            raw.len(),
+            path.display(),
+            x.n_rows()
+        )));
+    }
+    let (y, k, names) = formats::encode_labels(&raw, a.classes, label_path)?;
+    let source = path.display().to_string();
+    let data = Dataset::from_source(Arc::new(x), &y, k)
+        .map_err(|e| Failure::Input(format!("{source}: {e}")))?;
+    Ok(Loaded {
+        source,
+        data,
+        k,
+        names,
+        notes: Vec::new(),
+    })
+}
+
+/// Any supported file (or stdin), read into memory.
+fn load_file(a: &TrainArgs, path: &Path) -> CliResult<Loaded> {
+    let loaded = formats::load(path, &load_options(&a.data, true, true, None))?;
+    let raw = loaded
+        .labels
+        .ok_or_else(|| Failure::Input(format!("{}: no labels; pass --labels", path.display())))?;
+    let label_path = a.data.labels.as_deref().unwrap_or(path);
+    let (y, k, names) = formats::encode_labels(&raw, a.classes, label_path)?;
+    let source = if formats::is_stdin(path) {
+        "stdin".to_string()
+    } else {
+        path.display().to_string()
+    };
+    let data =
+        Dataset::new(loaded.x, &y, k).map_err(|e| Failure::Input(format!("{source}: {e}")))?;
+    Ok(Loaded {
+        source,
+        data,
+        k,
+        names,
+        notes: loaded.notes,
+    })
+}
+
+/// The data with `--sample-weights` and `--class-weight` applied.
+fn weigh(a: &TrainArgs, mut data: Dataset, k: usize) -> CliResult<Dataset> {
+    if let Some(path) = &a.sample_weights {
+        let data_path = a
+            .data
+            .data
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("the embedded digits data"));
+        let w = formats::load_weights(path, data.n_rows(), &data_path)?;
+        data = data
+            .with_sample_weights(&w)
+            .map_err(|e| Failure::Input(format!("{}: {e}", path.display())))?;
+    }
+    let Some(spec) = &a.class_weight else {
+        return Ok(data);
+    };
+    let weights = if spec == "balanced" {
+        data.balanced_class_weights()
+    } else {
+        spec.split(',')
+            .map(|v| v.trim().parse::<f32>())
+            .collect::<Result<Vec<f32>, _>>()
+            .map_err(|_| Failure::Input(format!("--class-weight {spec} is invalid: expected `balanced` or {k} comma-separated numbers")))?
+    };
+    if weights.len() != k {
+        return Err(Failure::Input(format!(
+            "--class-weight has {} values but there are {k} classes",
+            weights.len()
+        )));
+    }
+    data.with_class_weights(&weights).map_err(|e| match e {
+        Error::InvalidSetting { reason, .. } => {
+            Failure::Input(format!("--class-weight {spec} is invalid: {reason}"))
+        }
+        other => other.into(),
+    })
+}
+
+/// The `--init` model, checked against the data's shape.
+fn load_init(a: &TrainArgs, data: &Dataset, k: usize) -> CliResult<Option<Model>> {
+    let Some(path) = &a.init else {
+        return Ok(None);
+    };
+    let (model, _) = Model::load(path)?;
+    if model.n_features() != data.n_features() || model.n_classes() != k {
+        return Err(Failure::Input(format!(
+            "--init {} has {} features and {} classes but the data has {} and {k}",
+            path.display(),
+            model.n_features(),
+            model.n_classes(),
+            data.n_features()
+        )));
+    }
+    Ok(Some(model))
+}
+
+/// The rows trained on and those held out, with how many of the K classes the data holds.
+struct Rows {
+    train: Dataset,
+    held: Option<Dataset>,
+    present: usize,
+}
+
+/// Splits off the validation rows (a seeded 20% of the embedded digits by default), after
+/// checking that the features fit the device storage of X.
+fn hold_out(a: &TrainArgs, data: Dataset, k: usize, source: &str) -> CliResult<Rows> {
+    if a.patience.is_some() && a.validation.is_none() && a.data.data.is_some() {
+        return Err(Failure::Input(
+            "--patience needs a validation split; add --validation F".to_string(),
+        ));
+    }
+    let validation = match (&a.data.data, a.validation) {
+        (None, v) => Some(v.unwrap_or(0.2)),
+        (Some(_), v) => v,
+    };
+    // Before the split shuffles the rows, so that an error names the file's sample.
+    check_storage(a, &data, source)?;
+    // The classes the data holds, for the first line (k is bounded by MAX_CLASSES here).
+    let mut seen = vec![false; k];
+    for &class in data.labels() {
+        if let Some(slot) = seen.get_mut(class as usize) {
+            *slot = true;
+        }
+    }
+    let present = seen.iter().filter(|&&s| s).count();
+    let (train, held) = match validation {
+        Some(f) => {
+            let (t, h) = data.split(f, a.seed)?;
+            (t, Some(h))
+        }
+        None => (data, None),
+    };
+    Ok(Rows {
+        train,
+        held,
+        present,
+    })
+}
+
+/// Whether every feature fits `--x-storage`. Standardized values lie within ±√m, inside
+/// every storage's range for any practical m.
+fn check_storage(a: &TrainArgs, data: &Dataset, source: &str) -> CliResult<()> {
+    let unchecked = if a.standardize {
+        Ok(())
+    } else {
+        a.x_storage.storage().check(data)
+    };
+    unchecked.map_err(|e| match e {
+        Error::OutOfStorageRange {
+            row,
+            column,
+            value,
+            storage,
+            limit,
+        } => Failure::Input(format!(
+            "{source}: feature {} of sample {} is {value}, beyond the ±{limit} range of --x-storage {storage}; use --x-storage f32 or u8",
+            column + 1,
+            row + 1
+        )),
+        other => other.into(),
+    })
+}
+
+/// Runs the optimizer, with progress on stderr or one JSON line per epoch on stdout.
+fn fit(
+    a: &TrainArgs,
+    settings: &Settings,
+    trainer: &Trainer,
+    ctx: &Option<GpuContext>,
+    rows: &Rows,
+    init: Option<&Model>,
+) -> CliResult<Fit> {
+    let progress = Progress::new(
+        settings.epochs,
+        settings.optimizer.steps_name(),
+        a.quiet || a.json,
+    );
+    let json = a.json;
+    let fit = trainer.fit(
+        backend_of(ctx),
+        &rows.train,
+        rows.held.as_ref(),
+        init,
+        |r| {
+            if json {
+                outln!("{}", epoch_json(r));
+            }
+            progress.epoch(r);
+            ControlFlow::Continue(())
+        },
+    )?;
+    progress.finish();
+    Ok(fit)
+}
+
+/// Writes the model with its class names and the settings it was trained with.
+fn save_model(
+    a: &TrainArgs,
+    settings: &Settings,
+    fit: &Fit,
+    names: Option<Vec<String>>,
+    source: &str,
+    out: &OutputPath,
+) -> CliResult<()> {
+    let mut model = fit.model.clone();
+    if let Some(names) = names {
+        model = model.with_labels(names)?;
+    }
+    let mut meta = vec![
+        ("optimizer".to_string(), settings.optimizer.to_string()),
+        ("epochs".to_string(), settings.epochs.to_string()),
+        (
+            "learning_rate".to_string(),
+            settings.learning_rate.to_string(),
+        ),
+        ("l2".to_string(), settings.l2.to_string()),
+        ("batch_size".to_string(), batch_text(settings)),
+        ("seed".to_string(), settings.seed.to_string()),
+        ("data".to_string(), source.to_string()),
+    ];
+    // predict and evaluate find the label in the same column of a CSV.
+    let csv_labels = a.data.data.as_deref().is_some_and(|p| {
+        a.data
+            .format
+            .map(Format::from)
+            .or_else(|| Format::from_path(p))
+            == Some(Format::Csv)
+    }) && (a.data.labels.is_none() || a.data.label_column.is_some());
+    if csv_labels {
+        meta.push((
+            "label_column".to_string(),
+            a.data.label_column.unwrap_or_default().to_string(),
+        ));
+    }
+    out.write(&model.to_safetensors(&meta)?)?;
+    Ok(())
+}
+
+/// The mini-batch size as the model's metadata and the figure's title give it.
+fn batch_text(settings: &Settings) -> String {
+    settings
+        .batch_size
+        .map_or("full".to_string(), |b| b.to_string())
+}
+
+/// Writes the `--plot` figure.
+fn save_curve(
+    settings: &Settings,
+    fit: &Fit,
+    rows: &Rows,
+    k: usize,
+    source: &str,
+    plot_out: &OutputPath,
+) -> CliResult<()> {
+    let steps = match settings.optimizer {
+        Optimizer::Lbfgs => String::new(),
+        _ => format!(
+            ", learning rate {}, batch {}",
+            settings.learning_rate,
+            batch_text(settings)
+        ),
+    };
+    let title = [
+        format!("Training curve: {source}"),
+        format!(
+            "{}{steps}, λ = {}; {} training rows{}, K = {k}",
+            settings.optimizer,
+            settings.l2,
+            rows.train.n_rows(),
+            rows.held
+                .as_ref()
+                .map(|h| format!(", {} validation", h.n_rows()))
+                .unwrap_or_default()
+        ),
+    ];
+    plot_out.write(training_curve(&fit.history, &title, settings.optimizer).as_bytes())?;
+    Ok(())
+}
+
+/// The `--json` summary line.
+fn report_json(a: &TrainArgs, settings: &Settings, fit: &Fit, ctx: &Option<GpuContext>) {
+    let last = fit.history.last();
+    let held_metrics = last.and_then(|r| r.validation);
+    outln!(
+        "{}",
+        json!({
+            "summary": true,
+            "epochs": fit.history.len(),
+            "loss": last.map(|r| r.loss),
+            "grad_max_norm": last.map(|r| r.grad_max_norm),
+            "status": fit.status.name(),
+            "validation_loss": held_metrics.map(|m| m.log_loss),
+            "validation_accuracy": held_metrics.map(|m| m.accuracy),
+            "model": a.out.display().to_string(),
+            "backend": describe_backend(ctx),
+            "seconds": last.map(|r| r.elapsed),
+            "device_memory_peak": fit.device.map(|d| d.memory_peak),
+            "device_memory_budget": a.max_gpu_memory,
+            "streamed": fit.device.map(|d| d.streamed),
+            "chunks": fit.device.map(|d| d.chunk_plan.chunks),
+            "x_storage": a.x_storage.storage().name(),
+            "standardized": settings.standardize,
+            "badly_scaled": fit.scaling.map(|s| s.to_string()),
+        })
+    );
+}
+
+/// The closing lines: how the run ended, the final objective, the held-out accuracy (on
+/// stdout, the result a script reads), the device memory used and where the model went.
+fn report_text(a: &TrainArgs, settings: &Settings, fit: &Fit, rows: &Rows) {
+    // A run that did not converge must not look like one that did, so that is said even
+    // with --quiet; a converged run is quiet.
+    if !a.quiet || fit.status != Status::Converged {
+        eprintln!("{}", fit.summary(settings));
+    }
+    if a.quiet {
+        return;
+    }
+    let last = fit.history.last();
+    if let Some(r) = last {
+        eprintln!(
+            "final objective J = {:.6} after {} {} ({:.1} s)",
+            r.loss,
+            r.epoch,
+            settings.optimizer.steps_name(),
+            r.elapsed
+        );
+    }
+    if let Some(m) = last.and_then(|r| r.validation) {
+        let what = if a.data.data.is_none() {
+            "test"
+        } else {
+            "validation"
+        };
+        outln!(
+            "{what} accuracy {:.4}, {what} log-loss {:.4} on {} held-out rows",
+            m.accuracy,
+            m.log_loss,
+            rows.held.as_ref().map_or(0, Dataset::n_rows)
+        );
+    }
+    if let Some(d) = fit.device {
+        eprintln!(
+            "device memory: peak {}{}; X {} in {} chunk{} of up to {} rows",
+            softmax_regression::gpu::human_bytes(d.memory_peak),
+            a.max_gpu_memory
+                .map(|b| format!(" of a {} budget", softmax_regression::gpu::human_bytes(b)))
+                .unwrap_or_default(),
+            if d.streamed { "streamed" } else { "resident" },
+            d.chunk_plan.chunks,
+            if d.chunk_plan.chunks == 1 { "" } else { "s" },
+            d.chunk_plan.chunk_rows
+        );
+    }
+    eprintln!("model written to {}", a.out.display());
+}
+
+/// The run's result: a diverged run fails (exit 1) and an interrupted one says how to
+/// continue (exit 130), each after the model was written.
+fn outcome(a: &TrainArgs, fit: &Fit, trainer: &Trainer) -> CliResult<()> {
+    match fit.status {
+        Status::Diverged => Err(Failure::Runtime(format!(
+            "training diverged; {} holds the last finite weights",
+            a.out.display()
+        ))),
+        Status::Interrupted => Err(Failure::Interrupted(match trainer.checkpoint_path() {
+            Some(path) => format!(
+                "interrupted; {} holds the weights reached and {} the checkpoint: add --resume {} to the same command to continue",
+                a.out.display(),
+                path.display(),
+                path.display()
+            ),
+            None => format!(
+                "interrupted; {} holds the weights reached (pass --checkpoint PATH to be able to resume)",
+                a.out.display()
+            ),
+        })),
+        _ => Ok(()),
+    }
+}
+
+fn training_curve(history: &[EpochReport], title: &[String], optimizer: Optimizer) -> String {
+    use plot::{Panel, Scale, Series};
+    let x_label = if optimizer == Optimizer::Lbfgs {
+        "iteration"
+    } else {
+        "epoch"
+    };
+    let points = |f: &dyn Fn(&EpochReport) -> Option<f64>| -> Vec<(f64, f64)> {
+        history
+            .iter()
+            .filter_map(|r| f(r).map(|v| (r.epoch as f64, v)))
+            .collect()
+    };
+    let (blue, orange) = ("#1f77b4", "#ff7f0e");
+    let mut panels = Vec::new();
+
+    let objective = points(&|r| Some(r.loss).filter(|j| j.is_finite()));
+    let (at, min) =
+        objective.iter().copied().fold(
+            (0.0, f64::INFINITY),
+            |best, p| if p.1 < best.1 { p } else { best },
+        );
+    let gaps: Vec<(f64, f64)> = objective.iter().map(|&(x, j)| (x, j - min)).collect();
+    // Six significant digits.
+    let decimals = (5 - min.abs().max(1e-300).log10().floor() as i32).clamp(0, 12) as usize;
+    let (y_label, shown) = if gaps.iter().filter(|p| p.1 > 0.0).count() >= 2 {
+        (
+            format!("J − min J (min J = {min:.decimals$} at {x_label} {at})"),
+            gaps,
+        )
+    } else {
+        // Too few points above the minimum for a line: J itself.
+        ("J".to_string(), objective)
+    };
+    panels.push(Panel {
+        title: "training objective J (cross-entropy + λ/2‖Θ‖²)".to_string(),
+        y_label,
+        scale: Scale::Log,
+        series: vec![Series {
+            name: "training",
+            colour: blue,
+            points: shown,
+        }],
+    });
+
+    let validated = history.iter().any(|r| r.validation.is_some());
+    if validated {
+        panels.push(Panel {
+            title: "validation log-loss (no λ term)".to_string(),
+            y_label: "log-loss".to_string(),
+            scale: Scale::Log,
+            series: vec![Series {
+                name: "validation",
+                colour: orange,
+                points: points(&|r| r.validation.map(|m| m.log_loss)),
+            }],
+        });
+    }
+    let mut accuracy = Vec::new();
+    if history.iter().any(|r| r.train_accuracy.is_some()) {
+        accuracy.push(Series {
+            name: "training",
+            colour: blue,
+            points: points(&|r| r.train_accuracy),
+        });
+    }
+    if validated {
+        accuracy.push(Series {
+            name: "validation",
+            colour: orange,
+            points: points(&|r| r.validation.map(|m| m.accuracy)),
+        });
+    }
+    if !accuracy.is_empty() {
+        panels.push(Panel {
+            title: match accuracy.as_slice() {
+                [one] => format!("{} accuracy", one.name),
+                _ => "accuracy".to_string(),
+            },
+            y_label: "accuracy".to_string(),
+            scale: Scale::Linear,
+            series: accuracy,
+        });
+    }
+    plot::training_curve(title, x_label, &panels)
+}

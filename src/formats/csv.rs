@@ -6,10 +6,10 @@ use std::path::Path;
 
 use ndarray::Array2;
 
-use super::labels::{RawLabels, infer_labels};
+use super::labels::infer_labels;
 use super::{
-    FormatError, Header, LabelColumn, LoadOptions, as_text, beyond_float32, check_not_empty, fail,
-    numbered_lines, to_array,
+    FormatError, Header, LabelColumn, LoadOptions, RawLabels, as_text, beyond_float32,
+    check_not_empty, fail, numbered_lines, to_array,
 };
 
 pub(super) fn load_csv(

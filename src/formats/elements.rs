@@ -5,9 +5,8 @@ use std::path::Path;
 
 use ndarray::Array2;
 
-use super::labels::whole_number;
-use super::read::reserve;
-use super::{FormatError, beyond_float32, fail, to_array};
+use super::memory::reserve;
+use super::{FormatError, beyond_float32, fail, to_array, whole_number};
 
 /// Element types of NPY and IDX arrays.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

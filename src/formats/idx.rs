@@ -5,8 +5,9 @@ use std::path::Path;
 use ndarray::Array2;
 
 use super::elements::{Num, decode_features, decode_int_labels, take};
-use super::labels::RawLabels;
-use super::{FormatError, check_data_len, check_not_empty, checked_product, fail, shape_text};
+use super::{
+    FormatError, RawLabels, check_data_len, check_not_empty, checked_product, fail, shape_text,
+};
 
 struct Idx<'a> {
     num: Num,
@@ -117,7 +118,6 @@ pub(super) fn idx_labels(path: &Path, bytes: &[u8]) -> Result<RawLabels, FormatE
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::formats::test_files::*;
     use crate::formats::*;
 

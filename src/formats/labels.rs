@@ -6,31 +6,9 @@ use std::path::Path;
 use super::idx::idx_labels;
 use super::npy::npy_labels;
 use super::read::{Contents, read_file, read_stdin};
-use super::{Format, FormatError, as_text, fail, is_stdin, numbered_lines};
-
-/// Labels as read, before mapping to classes.
-#[derive(Debug, Clone, PartialEq)]
-pub enum RawLabels {
-    /// Every label is an integer.
-    Ints(Vec<i64>),
-    /// At least one label is not an integer, so all are taken as names.
-    Strings(Vec<String>),
-}
-
-impl RawLabels {
-    /// The number of labels.
-    pub fn len(&self) -> usize {
-        match self {
-            RawLabels::Ints(v) => v.len(),
-            RawLabels::Strings(v) => v.len(),
-        }
-    }
-
-    /// Whether there are no labels.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
+use super::{
+    Format, FormatError, RawLabels, as_text, fail, is_stdin, numbered_lines, whole_number,
+};
 
 /// Parses the bytes of a labels file as [`LoadOptions::labels`] describes (`.npy`, IDX by
 /// `format`, anything else as text); `path` only names the file in errors.
@@ -341,12 +319,6 @@ pub(super) fn infer_labels(
             (None, _) => Ok(RawLabels::Ints(ints)),
         },
     }
-}
-
-/// `v` as an integer when it is one exactly (and small enough for f64 to say so).
-pub(super) fn whole_number(v: f64) -> Option<i64> {
-    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
-    (v.is_finite() && v.fract() == 0.0 && v.abs() <= EXACT).then_some(v as i64)
 }
 
 /// Reads a labels file on its own: an integer (or string) `.npy` of shape (m,), an IDX

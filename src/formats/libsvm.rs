@@ -4,10 +4,10 @@ use std::path::Path;
 
 use ndarray::Array2;
 
-use super::labels::{RawLabels, infer_labels};
+use super::labels::infer_labels;
 use super::{
-    FormatError, LoadOptions, as_text, beyond_float32, check_not_empty, fail, numbered_lines,
-    to_array,
+    FormatError, LoadOptions, RawLabels, as_text, beyond_float32, check_not_empty, fail,
+    numbered_lines, to_array,
 };
 
 /// Dense values above which a LIBSVM file must store at least 1/256 of them.
@@ -231,7 +231,7 @@ fn densify(
             path,
             format_args!(
                 "the largest feature index, {width}, makes the dense matrix {m} × {n} ({}) although the file stores only {} values; check that index (training needs dense data)",
-                crate::gpu::human_bytes(total as u64 * 4),
+                crate::util::human_bytes(total as u64 * 4),
                 cols.len()
             ),
         ));
@@ -254,7 +254,6 @@ fn densify(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
     use crate::formats::test_files::*;
     use crate::formats::*;
 

@@ -26,6 +26,7 @@ mod elements;
 mod idx;
 mod labels;
 mod libsvm;
+mod memory;
 mod npy;
 mod py_literal;
 mod read;
@@ -33,10 +34,11 @@ mod read;
 mod test_files;
 mod weights;
 
-pub use labels::{MAX_CLASSES, RawLabels, encode_labels, labels_from_bytes, load_labels};
+pub use labels::{MAX_CLASSES, encode_labels, labels_from_bytes, load_labels};
+pub use memory::available_memory;
 pub use npy::{NpyElement, NpyLayout, npy_header, npy_layout};
+pub use read::MAX_TEXT_STREAM;
 pub(crate) use read::read_bounded;
-pub use read::{MAX_TEXT_STREAM, available_memory};
 pub use weights::load_weights;
 
 use csv::load_csv;
@@ -253,6 +255,30 @@ pub struct LoadOptions {
     pub delimiter: Option<char>,
 }
 
+/// Labels as read, before mapping to classes.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RawLabels {
+    /// Every label is an integer.
+    Ints(Vec<i64>),
+    /// At least one label is not an integer, so all are taken as names.
+    Strings(Vec<String>),
+}
+
+impl RawLabels {
+    /// The number of labels.
+    pub fn len(&self) -> usize {
+        match self {
+            RawLabels::Ints(v) => v.len(),
+            RawLabels::Strings(v) => v.len(),
+        }
+    }
+
+    /// Whether there are no labels.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
 /// What [`load`] read: the features and, when the files hold them, the labels.
 #[derive(Debug, Clone)]
 pub struct Loaded {
@@ -421,6 +447,12 @@ fn numbered_lines(text: &str) -> impl Iterator<Item = (usize, &str)> {
     text.split('\n')
         .enumerate()
         .map(|(i, line)| (i + 1, line.strip_suffix('\r').unwrap_or(line)))
+}
+
+/// `v` as an integer when it is one exactly (and small enough for f64 to say so).
+fn whole_number(v: f64) -> Option<i64> {
+    const EXACT: f64 = 9_007_199_254_740_992.0; // 2^53
+    (v.is_finite() && v.fract() == 0.0 && v.abs() <= EXACT).then_some(v as i64)
 }
 
 /// A shape the way NumPy prints it: `(100,)`, `(100, 5)`.

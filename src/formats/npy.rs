@@ -6,9 +6,10 @@ use std::path::Path;
 use ndarray::Array2;
 
 use super::elements::{Num, decode_features, decode_int_labels, take};
-use super::labels::RawLabels;
 use super::py_literal::{Py, PyParser};
-use super::{FormatError, check_data_len, check_not_empty, checked_product, fail, shape_text};
+use super::{
+    FormatError, RawLabels, check_data_len, check_not_empty, checked_product, fail, shape_text,
+};
 
 /// What an NPY header says the elements are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

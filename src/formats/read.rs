@@ -2,7 +2,6 @@
 //! what its header declares (NPY, IDX) or by the memory available (text), and standard
 //! input read once.
 
-use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
@@ -10,6 +9,7 @@ use std::path::Path;
 use flate2::read::MultiGzDecoder;
 
 use super::idx::{idx_declared_bytes, idx_dims, idx_magic};
+use super::memory::available_memory;
 use super::npy::{npy_declared_bytes, parse_npy};
 use super::{Format, FormatError, Input, fail, shape_text};
 
@@ -46,39 +46,6 @@ pub const MAX_TEXT_STREAM: u64 = 64 << 30;
 /// more than 10,000 unless told otherwise.
 const MAX_NPY_HEADER: usize = 1 << 20;
 
-/// Bytes of memory this process can still take without swapping: Linux's MemAvailable,
-/// lowered to what the cgroup (a container's limit) leaves; `None` where neither is known.
-pub fn available_memory() -> Option<u64> {
-    let system = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|text| {
-            let line = text.lines().find(|l| l.starts_with("MemAvailable:"))?;
-            line.split_whitespace()
-                .nth(1)?
-                .parse::<u64>()
-                .ok()?
-                .checked_mul(1024)
-        });
-    let cgroup_file = |file: &str| std::fs::read_to_string(Path::new("/sys/fs/cgroup").join(file));
-    // "max" (no limit) does not parse, which leaves the system's figure. The page cache
-    // counts against the limit but is given back on demand, so only anonymous memory
-    // (the processes' own) is taken from it.
-    let limit = cgroup_file("memory.max")
-        .ok()
-        .and_then(|t| t.trim().parse::<u64>().ok());
-    let cgroup = limit.map(|max| {
-        let anon = cgroup_file("memory.stat").ok().and_then(|t| {
-            let line = t.lines().find(|l| l.starts_with("anon "))?;
-            line.split_whitespace().nth(1)?.parse::<u64>().ok()
-        });
-        max.saturating_sub(anon.unwrap_or(0))
-    });
-    match (system, cgroup) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
-}
-
 /// Reads `reader` into `out` until it ends or `out` holds one byte more than `limit`, and
 /// says whether it went past the limit (then the byte past it is kept in `out`, so a
 /// later call can go on). Memory is taken as bytes arrive, never from a size a file
@@ -105,41 +72,6 @@ pub(crate) fn read_bounded(
         out.extend_from_slice(chunk.get(..got).unwrap_or_default());
     }
     Ok(true)
-}
-
-/// Reserves room for `count` more elements in `values`, or says that holding `what`
-/// needs more memory than there is: sizes read from files are checked against the memory
-/// available (a reservation alone succeeds on credit under Linux's overcommit, and the
-/// kernel kills the process later) and then reserved fallibly.
-pub(super) fn reserve<T>(
-    path: &Path,
-    values: &mut Vec<T>,
-    count: usize,
-    what: impl fmt::Display,
-) -> Result<(), FormatError> {
-    let bytes = (count as u64).saturating_mul(std::mem::size_of::<T>() as u64);
-    let too_much = |there: String| {
-        fail(
-            path,
-            format_args!(
-                "holding its {what} needs {} of memory, {there}",
-                crate::gpu::human_bytes(bytes)
-            ),
-        )
-    };
-    if let Some(available) = available_memory()
-        && bytes > available
-    {
-        return Err(too_much(format!(
-            "more than the {} available",
-            crate::gpu::human_bytes(available)
-        )));
-    }
-    // Memory that is there can still be refused: a process limit (ulimit -v), or a size
-    // no allocation can have.
-    values
-        .try_reserve_exact(count)
-        .map_err(|_| too_much("and the system refused to allocate it".to_string()))
 }
 
 /// The file's bytes, decompressed when the name ends `.gz` or the bytes start with gzip's
@@ -272,8 +204,8 @@ fn read_text(
             path,
             format_args!(
                 "is {}, more than the {} of memory available to read it into",
-                crate::gpu::human_bytes(size),
-                crate::gpu::human_bytes(memory)
+                crate::util::human_bytes(size),
+                crate::util::human_bytes(memory)
             ),
         )
         .into());
@@ -296,7 +228,7 @@ fn read_text(
         } else {
             "the most a text stream may hold"
         };
-        let limit = crate::gpu::human_bytes(limit);
+        let limit = crate::util::human_bytes(limit);
         return Err(fail(
             path,
             if gz {
@@ -403,7 +335,7 @@ fn read_declared(
     // What there is to read: all the header declares, or less when the file is shorter.
     let expected = size.map_or(total, |s| s.min(total));
     let beyond_memory = || {
-        let memory = crate::gpu::human_bytes(memory.unwrap_or(0));
+        let memory = crate::util::human_bytes(memory.unwrap_or(0));
         fail(
             path,
             format_args!(

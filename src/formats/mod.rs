@@ -6,13 +6,13 @@
 //! naming the file and, where it applies, the row (as an editor numbers lines, from 1)
 //! and column (from 1). Nothing here panics on input, and sizes read from headers are
 //! checked before anything is allocated from them.
-
 //!
 //! One file per stage: `read` bounds and decompresses what is read from a file or
-//! standard input; `csv`, `npy` (with `py_literal` for its header), `idx` and `libsvm`
-//! parse one format each, over the packed element types in `elements`; `labels` reads
-//! label files and maps labels to classes; `weights` reads per-sample weights. This file
-//! holds the options, the error type, the entry points and the helpers they share.
+//! standard input, against the memory `memory` finds; `csv`, `npy` (with `py_literal` for
+//! its header), `idx` and `libsvm` parse one format each, over the packed element types
+//! in `elements`; `labels` reads label files and maps labels to classes; `weights` reads
+//! per-sample weights. This file holds the options, the error type, the entry points and
+//! the pieces they share.
 
 use std::borrow::Cow;
 use std::fmt;

@@ -172,45 +172,12 @@ fn panel(
     p: &Panel<'_>,
 ) {
     let (x0, y0, w, h) = frame;
-    let usable = |&(x, y): &(f64, f64)| {
-        x.is_finite() && y.is_finite() && (p.scale == Scale::Linear || y > 0.0)
-    };
-    let to_axis = |y: f64| match p.scale {
-        Scale::Linear => y,
-        Scale::Log => y.log10(),
-    };
-    let pts: Vec<(f64, f64)> = p
-        .series
-        .iter()
-        .flat_map(|s| s.points.iter().copied())
-        .filter(usable)
-        .collect();
     // The value range and its ticks come first: the widest tick label sets the left
     // margin.
-    let range = (!pts.is_empty()).then(|| {
-        let (mut ylo, mut yhi) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), p| {
-            (a.min(to_axis(p.1)), b.max(to_axis(p.1)))
-        });
-        let pad = if yhi > ylo {
-            (yhi - ylo) * 0.05
-        } else {
-            match p.scale {
-                Scale::Linear => (ylo.abs() * 0.05).max(1e-3),
-                Scale::Log => 0.1,
-            }
-        };
-        ylo -= pad;
-        yhi += pad;
-        let ticks = match p.scale {
-            Scale::Linear => ticks(ylo, yhi, 6, 0.0),
-            Scale::Log => log_ticks(10f64.powf(ylo), 10f64.powf(yhi)),
-        };
-        (ylo, yhi, ticks)
-    });
-    let tick_size = 11.0;
+    let range = value_range(p);
     let tick_w = range.as_ref().map_or(0.0, |r| {
         r.2.iter()
-            .map(|&t| text_width(&fmt_tick(t), tick_size, false))
+            .map(|&t| text_width(&fmt_tick(t), TICK_SIZE, false))
             .fold(0.0, f64::max)
     });
     let (ml, mr, mt, mb) = ((tick_w + 8.0 + 24.0).max(64.0), 16.0, 52.0, 46.0);
@@ -263,17 +230,103 @@ fn panel(
         xlo -= 0.5;
         xhi += 0.5;
     }
-    let sx = |x: f64| px + (x - xlo) / (xhi - xlo) * pw;
-    let sy = |v: f64| py + ph - (v - ylo) / (yhi - ylo) * ph;
+    let area = Area {
+        left: px,
+        top: py,
+        width: pw,
+        height: ph,
+        x: (xlo, xhi),
+        y: (ylo, yhi),
+    };
+    grid(svg, &area, p.scale, &y_ticks);
+    for s in &p.series {
+        line(svg, &area, p.scale, s);
+    }
+}
 
+/// The size of tick labels.
+const TICK_SIZE: f64 = 11.0;
+
+/// Whether a point can be drawn on a panel of this scale.
+fn usable(scale: Scale, &(x, y): &(f64, f64)) -> bool {
+    x.is_finite() && y.is_finite() && (scale == Scale::Linear || y > 0.0)
+}
+
+/// A value on the panel's vertical axis: itself, or its decimal logarithm.
+fn to_axis(scale: Scale, y: f64) -> f64 {
+    match scale {
+        Scale::Linear => y,
+        Scale::Log => y.log10(),
+    }
+}
+
+/// The vertical axis of a panel, padded by 5% (in axis units), with its ticks in values;
+/// `None` when no point can be drawn.
+fn value_range(p: &Panel<'_>) -> Option<(f64, f64, Vec<f64>)> {
+    let pts: Vec<(f64, f64)> = p
+        .series
+        .iter()
+        .flat_map(|s| s.points.iter().copied())
+        .filter(|q| usable(p.scale, q))
+        .collect();
+    (!pts.is_empty()).then(|| {
+        let (mut ylo, mut yhi) = pts.iter().fold((f64::MAX, f64::MIN), |(a, b), q| {
+            (a.min(to_axis(p.scale, q.1)), b.max(to_axis(p.scale, q.1)))
+        });
+        let pad = if yhi > ylo {
+            (yhi - ylo) * 0.05
+        } else {
+            match p.scale {
+                Scale::Linear => (ylo.abs() * 0.05).max(1e-3),
+                Scale::Log => 0.1,
+            }
+        };
+        ylo -= pad;
+        yhi += pad;
+        let ticks = match p.scale {
+            Scale::Linear => ticks(ylo, yhi, 6, 0.0),
+            Scale::Log => log_ticks(10f64.powf(ylo), 10f64.powf(yhi)),
+        };
+        (ylo, yhi, ticks)
+    })
+}
+
+/// A panel's plotting area on the canvas and the x and (axis-unit) y ranges it spans.
+struct Area {
+    left: f64,
+    top: f64,
+    width: f64,
+    height: f64,
+    x: (f64, f64),
+    y: (f64, f64),
+}
+
+impl Area {
+    fn sx(&self, x: f64) -> f64 {
+        let (xlo, xhi) = self.x;
+        self.left + (x - xlo) / (xhi - xlo) * self.width
+    }
+
+    fn sy(&self, v: f64) -> f64 {
+        let (ylo, yhi) = self.y;
+        self.top + self.height - (v - ylo) / (yhi - ylo) * self.height
+    }
+}
+
+/// Grid lines and tick labels: minor lines on a log axis of a few decades, then the value
+/// ticks, then the whole-number x ticks.
+fn grid(svg: &mut String, area: &Area, scale: Scale, y_ticks: &[f64]) {
+    let (px, py, pw, ph) = (area.left, area.top, area.width, area.height);
+    let (ylo, yhi) = area.y;
+    let (xlo, xhi) = area.x;
     // Faint lines at 2…9 × 10^e where a log axis ticks whole decades, up to a few of them.
     let decades = yhi - ylo;
-    if p.scale == Scale::Log && (2.5..=8.0).contains(&decades) {
+    if scale == Scale::Log && (2.5..=8.0).contains(&decades) {
         for e in ylo.floor() as i32..=yhi.ceil() as i32 {
             for m in 2..=9 {
                 let v = (m as f64 * 10f64.powi(e)).log10();
                 if v > ylo && v < yhi {
-                    let y = sy(v);
+                    let y = area.sy(v);
                     let _ = write!(
                         svg,
                         r##"<line x1="{px:.1}" x2="{:.1}" y1="{y:.1}" y2="{y:.1}" stroke="#f0f0f0"/>"##,
@@ -283,8 +336,8 @@ fn panel(
             }
         }
     }
-    for t in y_ticks {
-        let y = sy(to_axis(t));
+    for &t in y_ticks {
+        let y = area.sy(to_axis(scale, t));
         let _ = write!(
             svg,
             r##"<line x1="{px:.1}" x2="{:.1}" y1="{y:.1}" y2="{y:.1}" stroke="#ddd"/>"##,
@@ -293,7 +346,7 @@ fn panel(
         text(
             svg,
             (px - 5.0, y + 4.0),
-            tick_size,
+            TICK_SIZE,
             "end",
             false,
             false,
@@ -303,7 +356,7 @@ fn panel(
     }
     // Epochs and iterations are whole numbers.
     for t in ticks(xlo, xhi, 8, 1.0) {
-        let x = sx(t);
+        let x = area.sx(t);
         let _ = write!(
             svg,
             r##"<line x1="{x:.1}" x2="{x:.1}" y1="{py:.1}" y2="{:.1}" stroke="#ddd"/>"##,
@@ -312,7 +365,7 @@ fn panel(
         text(
             svg,
             (x, py + ph + 15.0),
-            tick_size,
+            TICK_SIZE,
             "middle",
             false,
             false,
@@ -320,34 +373,36 @@ fn panel(
             &fmt_tick(t),
         );
     }
-    for s in &p.series {
-        let kept: Vec<(f64, f64)> = s
-            .points
-            .iter()
-            .copied()
-            .filter(usable)
-            .map(|(x, y)| (sx(x), sy(to_axis(y))))
-            .collect();
-        if kept.is_empty() {
-            continue;
-        }
-        let path: Vec<String> = kept.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
-        let _ = write!(
-            svg,
-            r#"<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>"#,
-            s.colour,
-            path.join(" ")
-        );
-        // Markers show where the values are when there are few of them (one point draws
-        // no line at all).
-        if kept.len() <= 60 {
-            for (x, y) in kept {
-                let _ = write!(
-                    svg,
-                    r#"<circle cx="{x:.1}" cy="{y:.1}" r="2.5" fill="{}"/>"#,
-                    s.colour
-                );
-            }
+}
+
+/// One series as a polyline, with markers when it has few points.
+fn line(svg: &mut String, area: &Area, scale: Scale, s: &Series<'_>) {
+    let kept: Vec<(f64, f64)> = s
+        .points
+        .iter()
+        .copied()
+        .filter(|q| usable(scale, q))
+        .map(|(x, y)| (area.sx(x), area.sy(to_axis(scale, y))))
+        .collect();
+    if kept.is_empty() {
+        return;
+    }
+    let path: Vec<String> = kept.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
+    let _ = write!(
+        svg,
+        r#"<polyline fill="none" stroke="{}" stroke-width="2" points="{}"/>"#,
+        s.colour,
+        path.join(" ")
+    );
+    // Markers show where the values are when there are few of them (one point draws
+    // no line at all).
+    if kept.len() <= 60 {
+        for (x, y) in kept {
+            let _ = write!(
+                svg,
+                r#"<circle cx="{x:.1}" cy="{y:.1}" r="2.5" fill="{}"/>"#,
+                s.colour
+            );
         }
     }
 }

@@ -64,86 +64,102 @@ pub fn encode_labels(
         ));
     }
     match raw {
-        RawLabels::Ints(labels) => {
-            let mut classes = Vec::with_capacity(labels.len());
-            // The largest class and the sample holding it first.
-            let mut max: Option<(u32, usize)> = None;
-            for (i, &label) in labels.iter().enumerate() {
-                let sample = i + 1;
-                if label < 0 {
-                    return Err(fail(
-                        path,
-                        format_args!(
-                            "label {label} of sample {sample} is negative; class labels must be 0, 1, 2, ..."
-                        ),
-                    ));
-                }
-                let class = match u32::try_from(label) {
-                    Ok(class) if class < u32::MAX => class,
-                    _ => {
-                        return Err(fail(
-                            path,
-                            format_args!("label {label} of sample {sample} is too large"),
-                        ));
-                    }
-                };
-                if let Some(k) = n_classes {
-                    if class as usize >= k {
-                        let range = match k {
-                            0 => "none are allowed".to_string(),
-                            _ => format!("labels must be 0 to {}", k - 1),
-                        };
-                        return Err(fail(
-                            path,
-                            format_args!(
-                                "label {label} of sample {sample} is out of range: with {k} classes {range}"
-                            ),
-                        ));
-                    }
-                }
-                if max.is_none_or(|(m, _)| class > m) {
-                    max = Some((class, sample));
-                }
-                classes.push(class);
-            }
-            let k = match (n_classes, max) {
-                (Some(k), _) => k,
-                (None, None) => 0,
-                (None, Some((max, sample))) => {
-                    check_inferred_k(path, &classes, max, sample)?;
-                    max as usize + 1
-                }
-            };
-            Ok((classes, k, None))
+        RawLabels::Ints(labels) => encode_ints(labels, n_classes, path),
+        RawLabels::Strings(labels) => encode_names(labels, n_classes, path),
+    }
+}
+
+/// [`encode_labels`] for integer labels, which are their own classes.
+#[allow(clippy::type_complexity)]
+fn encode_ints(
+    labels: &[i64],
+    n_classes: Option<usize>,
+    path: &Path,
+) -> Result<(Vec<u32>, usize, Option<Vec<String>>), FormatError> {
+    let mut classes = Vec::with_capacity(labels.len());
+    // The largest class and the sample holding it first.
+    let mut max: Option<(u32, usize)> = None;
+    for (i, &label) in labels.iter().enumerate() {
+        let sample = i + 1;
+        if label < 0 {
+            return Err(fail(
+                path,
+                format_args!(
+                    "label {label} of sample {sample} is negative; class labels must be 0, 1, 2, ..."
+                ),
+            ));
         }
-        RawLabels::Strings(labels) => {
-            let mut names: Vec<String> = labels.clone();
-            names.sort_unstable();
-            names.dedup();
-            if let Some(k) = n_classes {
-                if names.len() > k {
-                    return Err(fail(
-                        path,
-                        format_args!(
-                            "has {} distinct labels but only {k} classes were asked for",
-                            names.len()
-                        ),
-                    ));
-                }
+        let class = match u32::try_from(label) {
+            Ok(class) if class < u32::MAX => class,
+            _ => {
+                return Err(fail(
+                    path,
+                    format_args!("label {label} of sample {sample} is too large"),
+                ));
             }
-            if u32::try_from(names.len()).is_err() {
-                return Err(fail(path, "has too many distinct labels"));
+        };
+        if let Some(k) = n_classes {
+            if class as usize >= k {
+                let range = match k {
+                    0 => "none are allowed".to_string(),
+                    _ => format!("labels must be 0 to {}", k - 1),
+                };
+                return Err(fail(
+                    path,
+                    format_args!(
+                        "label {label} of sample {sample} is out of range: with {k} classes {range}"
+                    ),
+                ));
             }
-            let mut classes = Vec::with_capacity(labels.len());
-            for label in labels {
-                // Every label is among the names, so the search always succeeds.
-                let class = names.binary_search(label).unwrap_or_default();
-                classes.push(class as u32);
-            }
-            let k = n_classes.unwrap_or(names.len());
-            Ok((classes, k, Some(names)))
+        }
+        if max.is_none_or(|(m, _)| class > m) {
+            max = Some((class, sample));
+        }
+        classes.push(class);
+    }
+    let k = match (n_classes, max) {
+        (Some(k), _) => k,
+        (None, None) => 0,
+        (None, Some((max, sample))) => {
+            check_inferred_k(path, &classes, max, sample)?;
+            max as usize + 1
+        }
+    };
+    Ok((classes, k, None))
+}
+
+/// [`encode_labels`] for names, which become classes in sorted order.
+#[allow(clippy::type_complexity)]
+fn encode_names(
+    labels: &[String],
+    n_classes: Option<usize>,
+    path: &Path,
+) -> Result<(Vec<u32>, usize, Option<Vec<String>>), FormatError> {
+    let mut names: Vec<String> = labels.to_vec();
+    names.sort_unstable();
+    names.dedup();
+    if let Some(k) = n_classes {
+        if names.len() > k {
+            return Err(fail(
+                path,
+                format_args!(
+                    "has {} distinct labels but only {k} classes were asked for",
+                    names.len()
+                ),
+            ));
         }
     }
+    if u32::try_from(names.len()).is_err() {
+        return Err(fail(path, "has too many distinct labels"));
+    }
+    let mut classes = Vec::with_capacity(labels.len());
+    for label in labels {
+        // Every label is among the names, so the search always succeeds.
+        let class = names.binary_search(label).unwrap_or_default();
+        classes.push(class as u32);
+    }
+    let k = n_classes.unwrap_or(names.len());
+    Ok((classes, k, Some(names)))
 }
 
 /// Refuses a K of `max + 1` (the largest integer label, first at `sample`) that is beyond

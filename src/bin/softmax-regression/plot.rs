@@ -601,23 +601,7 @@ pub fn confusion_heat_map(names: &[String], confusion: &[Vec<usize>], title: &[S
     };
     let grid = cell * k as f64;
 
-    let shares: Vec<Vec<f64>> = confusion
-        .iter()
-        .take(k)
-        .map(|row| {
-            let total: usize = row.iter().take(k).sum();
-            row.iter()
-                .take(k)
-                .map(|&c| {
-                    if total > 0 {
-                        c as f64 / total as f64
-                    } else {
-                        0.0
-                    }
-                })
-                .collect()
-        })
-        .collect();
+    let shares = row_shares(confusion, k);
     let smallest = shares
         .iter()
         .flatten()
@@ -627,14 +611,12 @@ pub fn confusion_heat_map(names: &[String], confusion: &[Vec<usize>], title: &[S
     // The scale starts at the smallest share, so that the rarest error gets the ramp's
     // first colour, and spans at least one decade (at most six).
     let lo = smallest.clamp(1e-6, 0.1);
-    let colour_t = |share: f64| share.log10() / -lo.log10() + 1.0;
     let bar_ticks = log_ticks(lo, 1.0);
 
-    let tick_size = 10.0;
     let tick_w = bar_ticks
         .iter()
-        .map(|&v| text_width(&percent(v), tick_size, false))
-        .fold(text_width("0", tick_size, false), f64::max);
+        .map(|&v| text_width(&percent(v), BAR_TICK_SIZE, false))
+        .fold(text_width("0", BAR_TICK_SIZE, false), f64::max);
     let bar_h = grid.max(200.0);
     let (left_axis, left) = (22.0, 22.0 + 8.0 + label_w + 8.0);
     let right = 24.0 + 16.0 + 6.0 + tick_w + 10.0 + 14.0 + 10.0;
@@ -673,6 +655,68 @@ pub fn confusion_heat_map(names: &[String], confusion: &[Vec<usize>], title: &[S
         "",
         "true class",
     );
+    let at = GridAt { gx, top, cell, k };
+    cells(&mut svg, &at, names, confusion, &shares, count_size, lo);
+    class_labels(&mut svg, &at, &labels, label_size, turned);
+    colour_bar(
+        &mut svg,
+        (gx + grid + 24.0, top, bar_h),
+        lo,
+        &bar_ticks,
+        tick_w,
+    );
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// Tick labels of the colour bar.
+const BAR_TICK_SIZE: f64 = 10.0;
+
+/// Where the heat map's grid lies: its left edge, its top, the cell size and K.
+struct GridAt {
+    gx: f64,
+    top: f64,
+    cell: f64,
+    k: usize,
+}
+
+/// The position on the colour ramp (0 to 1) of a share, on a log scale from `lo`.
+fn colour_t(lo: f64, share: f64) -> f64 {
+    share.log10() / -lo.log10() + 1.0
+}
+
+/// Each cell's count as a share of its row's (true class's) total; 0 in an empty row.
+fn row_shares(confusion: &[Vec<usize>], k: usize) -> Vec<Vec<f64>> {
+    confusion
+        .iter()
+        .take(k)
+        .map(|row| {
+            let total: usize = row.iter().take(k).sum();
+            row.iter()
+                .take(k)
+                .map(|&c| {
+                    if total > 0 {
+                        c as f64 / total as f64
+                    } else {
+                        0.0
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+/// The cells: a coloured square with a tooltip and the count written in it.
+fn cells(
+    svg: &mut String,
+    at: &GridAt,
+    names: &[String],
+    confusion: &[Vec<usize>],
+    shares: &[Vec<f64>],
+    count_size: f64,
+    lo: f64,
+) {
+    let GridAt { gx, top, cell, k } = *at;
     for (r, row) in confusion.iter().take(k).enumerate() {
         let total: usize = row.iter().take(k).sum();
         for (c, &count) in row.iter().take(k).enumerate() {
@@ -681,7 +725,7 @@ pub fn confusion_heat_map(names: &[String], confusion: &[Vec<usize>], title: &[S
             let (t, (rr, gg, bb)) = if count == 0 {
                 (0.0, (255.0, 255.0, 255.0))
             } else {
-                let t = colour_t(share);
+                let t = colour_t(lo, share);
                 (t, ramp(t))
             };
             let _ = write!(
@@ -700,7 +744,7 @@ pub fn confusion_heat_map(names: &[String], confusion: &[Vec<usize>], title: &[S
                 "black"
             };
             text(
-                &mut svg,
+                svg,
                 (x + cell / 2.0, y + cell / 2.0 + count_size * 0.35),
                 count_size,
                 "middle",
@@ -711,6 +755,13 @@ pub fn confusion_heat_map(names: &[String], confusion: &[Vec<usize>], title: &[S
             );
         }
     }
+}
+
+/// The grid's frame and the class names: beside each row and above each column (turned
+/// upright when wider than a cell).
+fn class_labels(svg: &mut String, at: &GridAt, labels: &[String], label_size: f64, turned: bool) {
+    let GridAt { gx, top, cell, k } = *at;
+    let grid = cell * k as f64;
     let _ = write!(
         svg,
         r##"<rect x="{gx:.1}" y="{top:.1}" width="{grid:.1}" height="{grid:.1}" fill="none" stroke="#888"/>"##
@@ -718,7 +769,7 @@ pub fn confusion_heat_map(names: &[String], confusion: &[Vec<usize>], title: &[S
     for (i, label) in labels.iter().enumerate() {
         let p = i as f64 * cell + cell / 2.0;
         text(
-            &mut svg,
+            svg,
             (gx - 6.0, top + p + label_size * 0.35),
             label_size,
             "end",
@@ -729,7 +780,7 @@ pub fn confusion_heat_map(names: &[String], confusion: &[Vec<usize>], title: &[S
         );
         if turned {
             text(
-                &mut svg,
+                svg,
                 (gx + p + label_size * 0.35, top - 6.0),
                 label_size,
                 "start",
@@ -740,7 +791,7 @@ pub fn confusion_heat_map(names: &[String], confusion: &[Vec<usize>], title: &[S
             );
         } else {
             text(
-                &mut svg,
+                svg,
                 (gx + p, top - 6.0),
                 label_size,
                 "middle",
@@ -751,10 +802,17 @@ pub fn confusion_heat_map(names: &[String], confusion: &[Vec<usize>], title: &[S
             );
         }
     }
+}
 
-    // Colour bar: the ramp from the lowest share (bottom) to 100 % (top), then a white
-    // swatch for empty cells.
-    let bx = gx + grid + 24.0;
+/// The colour bar at `(bx, top, bar_h)`: the ramp from the lowest share (bottom) to 100 %
+/// (top), then a white swatch for empty cells.
+fn colour_bar(
+    svg: &mut String,
+    (bx, top, bar_h): (f64, f64, f64),
+    lo: f64,
+    bar_ticks: &[f64],
+    tick_w: f64,
+) {
     let swatch = 14.0;
     let bar = bar_h - swatch - 8.0;
     svg.push_str(r#"<defs><linearGradient id="share-ramp" x1="0" y1="1" x2="0" y2="0">"#);
@@ -770,8 +828,8 @@ pub fn confusion_heat_map(names: &[String], confusion: &[Vec<usize>], title: &[S
         svg,
         r##"<rect x="{bx:.1}" y="{top:.1}" width="16" height="{bar:.1}" fill="url(#share-ramp)" stroke="#888"/>"##
     );
-    for &v in &bar_ticks {
-        let y = top + bar * (1.0 - colour_t(v));
+    for &v in bar_ticks {
+        let y = top + bar * (1.0 - colour_t(lo, v));
         let _ = write!(
             svg,
             r##"<line x1="{:.1}" x2="{:.1}" y1="{y:.1}" y2="{y:.1}" stroke="#444"/>"##,
@@ -779,9 +837,9 @@ pub fn confusion_heat_map(names: &[String], confusion: &[Vec<usize>], title: &[S
             bx + 20.0
         );
         text(
-            &mut svg,
+            svg,
             (bx + 22.0, y + 3.5),
-            tick_size,
+            BAR_TICK_SIZE,
             "start",
             false,
             false,
@@ -795,9 +853,9 @@ pub fn confusion_heat_map(names: &[String], confusion: &[Vec<usize>], title: &[S
         r##"<rect x="{bx:.1}" y="{sy:.1}" width="16" height="{swatch:.1}" fill="white" stroke="#888"/>"##
     );
     text(
-        &mut svg,
+        svg,
         (bx + 22.0, sy + swatch / 2.0 + 3.5),
-        tick_size,
+        BAR_TICK_SIZE,
         "start",
         false,
         false,
@@ -812,7 +870,7 @@ pub fn confusion_heat_map(names: &[String], confusion: &[Vec<usize>], title: &[S
         false,
     );
     text(
-        &mut svg,
+        svg,
         (bx + 22.0 + tick_w + 16.0, top + bar_h / 2.0),
         size,
         "middle",
@@ -821,8 +879,6 @@ pub fn confusion_heat_map(names: &[String], confusion: &[Vec<usize>], title: &[S
         "",
         &bar_label,
     );
-    svg.push_str("</svg>\n");
-    svg
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ mod commands;
 mod engine;
 mod interrupt;
 mod outputs;
+mod plan;
 mod plot;
 
 use clap::Parser;

@@ -9,14 +9,15 @@
 //! state, the settings that shape the trajectory and a fingerprint of the data. It is
 //! written atomically, like model files.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 
-use safetensors::{Dtype, SafeTensors, tensor::TensorView};
+use safetensors::{Dtype, SafeTensors};
 
 use crate::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::lbfgs::LbfgsState;
+use crate::model_file::{RawTensor, safetensors_bytes};
 use crate::settings::Settings;
 
 /// The `format` metadata value of checkpoint files.
@@ -139,11 +140,12 @@ fn bad(path: &Path, message: impl std::fmt::Display) -> Error {
 impl Checkpoint {
     /// Writes the checkpoint to `path` atomically.
     pub fn save(&self, path: &Path) -> Result<()> {
-        crate::output::write_file(path, &self.to_bytes(path)?)
+        crate::output::write_file(path, &self.to_bytes())
     }
 
-    fn to_bytes(&self, path: &Path) -> Result<Vec<u8>> {
-        let mut meta = HashMap::new();
+    /// The checkpoint as safetensors bytes: the same state always gives the same bytes.
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut meta = BTreeMap::new();
         meta.insert("format".to_string(), CHECKPOINT_FORMAT.to_string());
         meta.insert("settings".into(), self.settings.clone());
         meta.insert("data".into(), self.data.clone());
@@ -158,50 +160,34 @@ impl Checkpoint {
             meta.insert(key.into(), value.to_string());
         }
         // Every float is stored as a tensor so it survives bit for bit.
-        let mut f32s: Vec<(String, Vec<usize>, Vec<u8>)> = vec![
-            ("w".into(), vec![self.w.len()], bytes_of(&self.w)),
-            ("m1".into(), vec![self.m1.len()], bytes_of(&self.m1)),
-            ("m2".into(), vec![self.m2.len()], bytes_of(&self.m2)),
-            (
-                "finite_w".into(),
-                vec![self.finite_w.len()],
-                bytes_of(&self.finite_w),
-            ),
+        let mut f32s = vec![
+            RawTensor::f32("w", vec![self.w.len()], &self.w),
+            RawTensor::f32("m1", vec![self.m1.len()], &self.m1),
+            RawTensor::f32("m2", vec![self.m2.len()], &self.m2),
+            RawTensor::f32("finite_w", vec![self.finite_w.len()], &self.finite_w),
         ];
-        let mut f64s: Vec<(String, Vec<usize>, Vec<u8>)> = Vec::new();
+        let mut f64s = Vec::new();
         if let Some((loss, epoch, w)) = &self.best {
             meta.insert("best_epoch".into(), epoch.to_string());
-            f64s.push(("best_loss".into(), vec![1], bytes_of(&[*loss])));
-            f32s.push(("best_w".into(), vec![w.len()], bytes_of(w)));
+            f64s.push(RawTensor::f64("best_loss", vec![1], &[*loss]));
+            f32s.push(RawTensor::f32("best_w", vec![w.len()], w));
         }
         if let Some(state) = &self.lbfgs {
             meta.insert("lbfgs_iteration".into(), state.iteration.to_string());
             meta.insert("lbfgs_evaluations".into(), state.evaluations.to_string());
             meta.insert("lbfgs_pairs".into(), state.pairs.len().to_string());
-            f64s.push(("lbfgs_w".into(), vec![state.w.len()], bytes_of(&state.w)));
-            f64s.push(("lbfgs_f".into(), vec![1], bytes_of(&[state.f])));
-            f64s.push(("lbfgs_g".into(), vec![state.g.len()], bytes_of(&state.g)));
+            f64s.push(RawTensor::f64("lbfgs_w", vec![state.w.len()], &state.w));
+            f64s.push(RawTensor::f64("lbfgs_f", vec![1], &[state.f]));
+            f64s.push(RawTensor::f64("lbfgs_g", vec![state.g.len()], &state.g));
             for (i, (s, y, rho)) in state.pairs.iter().enumerate() {
-                f64s.push((format!("lbfgs_s{i}"), vec![s.len()], bytes_of(s)));
-                f64s.push((format!("lbfgs_y{i}"), vec![y.len()], bytes_of(y)));
-                f64s.push((format!("lbfgs_rho{i}"), vec![1], bytes_of(&[*rho])));
+                f64s.push(RawTensor::f64(format!("lbfgs_s{i}"), vec![s.len()], s));
+                f64s.push(RawTensor::f64(format!("lbfgs_y{i}"), vec![y.len()], y));
+                f64s.push(RawTensor::f64(format!("lbfgs_rho{i}"), vec![1], &[*rho]));
             }
         }
-        let fail = |e: safetensors::SafeTensorError| bad(path, e);
-        let mut views = Vec::new();
-        for (name, shape, bytes) in &f32s {
-            views.push((
-                name.as_str(),
-                TensorView::new(Dtype::F32, shape.clone(), bytes).map_err(fail)?,
-            ));
-        }
-        for (name, shape, bytes) in &f64s {
-            views.push((
-                name.as_str(),
-                TensorView::new(Dtype::F64, shape.clone(), bytes).map_err(fail)?,
-            ));
-        }
-        safetensors::serialize(views, Some(meta)).map_err(fail)
+        // The 8-byte values first, so they sit at offsets that are multiples of 8.
+        f64s.append(&mut f32s);
+        safetensors_bytes(&f64s, &meta)
     }
 
     /// Reads a checkpoint written by [`Checkpoint::save`].
@@ -383,8 +369,4 @@ impl Checkpoint {
         }
         Ok(())
     }
-}
-
-fn bytes_of<T: bytemuck::Pod>(values: &[T]) -> Vec<u8> {
-    bytemuck::cast_slice(values).to_vec()
 }

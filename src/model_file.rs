@@ -29,23 +29,51 @@ pub(crate) fn io_error(path: &Path, what: &str, e: impl std::fmt::Display) -> Er
     }
 }
 
-/// F32 tensors and string metadata as a safetensors file: the 8-byte little-endian header
+/// One tensor as [`safetensors_bytes`] writes it: its name, safetensors dtype (`"F32"`,
+/// `"F64"`), shape and little-endian bytes.
+pub(crate) struct RawTensor {
+    pub(crate) name: String,
+    pub(crate) dtype: &'static str,
+    pub(crate) shape: Vec<usize>,
+    pub(crate) bytes: Vec<u8>,
+}
+
+impl RawTensor {
+    /// An F32 tensor of `values`.
+    pub(crate) fn f32(name: impl Into<String>, shape: Vec<usize>, values: &[f32]) -> Self {
+        RawTensor {
+            name: name.into(),
+            dtype: "F32",
+            shape,
+            bytes: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        }
+    }
+
+    /// An F64 tensor of `values`.
+    pub(crate) fn f64(name: impl Into<String>, shape: Vec<usize>, values: &[f64]) -> Self {
+        RawTensor {
+            name: name.into(),
+            dtype: "F64",
+            shape,
+            bytes: values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+        }
+    }
+}
+
+/// Tensors and string metadata as a safetensors file: the 8-byte little-endian header
 /// length, the JSON header padded with spaces to a multiple of 8, then the tensors' bytes
 /// in the order given. The header's keys come out sorted (`serde_json`'s map is ordered),
 /// so the bytes depend only on the arguments; the safetensors crate's own writer takes a
 /// `HashMap` and orders the metadata differently from run to run.
-fn safetensors_bytes(
-    tensors: &[(&str, Vec<usize>, Vec<f32>)],
-    meta: &BTreeMap<String, String>,
-) -> Vec<u8> {
+pub(crate) fn safetensors_bytes(tensors: &[RawTensor], meta: &BTreeMap<String, String>) -> Vec<u8> {
     let mut header = serde_json::Map::new();
     header.insert("__metadata__".into(), serde_json::json!(meta));
     let mut offset = 0usize;
-    for (name, shape, values) in tensors {
-        let end = offset + 4 * values.len();
+    for t in tensors {
+        let end = offset + t.bytes.len();
         header.insert(
-            (*name).to_string(),
-            serde_json::json!({ "dtype": "F32", "shape": shape, "data_offsets": [offset, end] }),
+            t.name.clone(),
+            serde_json::json!({ "dtype": t.dtype, "shape": t.shape, "data_offsets": [offset, end] }),
         );
         offset = end;
     }
@@ -54,8 +82,8 @@ fn safetensors_bytes(
     let mut bytes = Vec::with_capacity(8 + json.len() + offset);
     bytes.extend_from_slice(&(json.len() as u64).to_le_bytes());
     bytes.extend_from_slice(&json);
-    for (_, _, values) in tensors {
-        bytes.extend(values.iter().flat_map(|v| v.to_le_bytes()));
+    for t in tensors {
+        bytes.extend_from_slice(&t.bytes);
     }
     bytes
 }
@@ -154,17 +182,14 @@ impl Model {
                 serde_json::to_string(labels).unwrap_or_default(),
             );
         }
+        let weight: Vec<f32> = self.theta().t().iter().copied().collect();
         let mut tensors = vec![
-            (
-                "weight",
-                vec![k, n],
-                self.theta().t().iter().copied().collect(),
-            ),
-            ("bias", vec![k], self.bias().to_vec()),
+            RawTensor::f32("weight", vec![k, n], &weight),
+            RawTensor::f32("bias", vec![k], &self.bias().to_vec()),
         ];
         if let Some(s) = self.standardizer() {
-            tensors.push(("feature_mean", vec![n], s.mean().to_vec()));
-            tensors.push(("feature_scale", vec![n], s.scale().to_vec()));
+            tensors.push(RawTensor::f32("feature_mean", vec![n], s.mean()));
+            tensors.push(RawTensor::f32("feature_scale", vec![n], s.scale()));
         }
         Ok(safetensors_bytes(&tensors, &meta))
     }

@@ -570,11 +570,15 @@ fn a_killed_synth_leaves_no_temporaries_for_the_next_run() {
 }
 
 #[test]
-fn the_same_run_writes_the_same_model_bytes() {
+fn the_same_run_writes_the_same_model_and_checkpoint_bytes() {
     let dir = common::scratch("out-bytes");
     let (data, _) = data_and_model(&dir);
-    let model = |name: &str| {
-        let path = dir.join(name);
+    // A mini-batch run and an L-BFGS run: their checkpoints hold different state.
+    let files = |name: &str, optimizer: &str| {
+        let (path, ckpt) = (
+            dir.join(format!("{name}.safetensors")),
+            dir.join(format!("{name}.ckpt")),
+        );
         let o = run(&[
             "train",
             "--data",
@@ -582,23 +586,38 @@ fn the_same_run_writes_the_same_model_bytes() {
             "--backend",
             "cpu",
             "--optimizer",
-            "lbfgs",
+            optimizer,
+            "--epochs",
+            "5",
+            "--tol",
+            "0",
+            "--checkpoint",
+            s(&ckpt),
             "--out",
             s(&path),
             "--quiet",
         ]);
         assert!(o.status.success(), "{}", stderr(&o));
-        std::fs::read(path).unwrap()
+        (std::fs::read(path).unwrap(), std::fs::read(ckpt).unwrap())
     };
-    let first = model("a.safetensors");
-    for name in ["b.safetensors", "c.safetensors", "d.safetensors"] {
-        assert!(
-            first == model(name),
-            "{name} differs from the first run's bytes"
-        );
+    for optimizer in ["lbfgs", "adam"] {
+        let first = files(&format!("{optimizer}-a"), optimizer);
+        for run_name in ["b", "c", "d"] {
+            let again = files(&format!("{optimizer}-{run_name}"), optimizer);
+            assert!(
+                first.0 == again.0,
+                "{optimizer} run {run_name}: the model's bytes differ"
+            );
+            assert!(
+                first.1 == again.1,
+                "{optimizer} run {run_name}: the checkpoint's bytes differ"
+            );
+        }
+        // Still files that the library (and so Python's safetensors) reads.
+        let (m, meta) = softmax_regression::Model::from_safetensors(&first.0).unwrap();
+        assert_eq!((m.n_features(), m.n_classes()), (4, 3));
+        assert_eq!(meta.get("optimizer").map(String::as_str), Some(optimizer));
+        let ckpt = dir.join(format!("{optimizer}-a.ckpt"));
+        assert!(softmax_regression::Checkpoint::load(&ckpt).is_ok());
     }
-    // Still a model file that the library (and so Python's safetensors) reads.
-    let (m, meta) = softmax_regression::Model::from_safetensors(&first).unwrap();
-    assert_eq!((m.n_features(), m.n_classes()), (4, 3));
-    assert_eq!(meta.get("optimizer").map(String::as_str), Some("lbfgs"));
 }

@@ -51,6 +51,17 @@ impl OutputPath {
         if path.as_os_str().is_empty() {
             return Err("is empty; name a file".into());
         }
+        // A process's open file (`/dev/stdout`, `/dev/fd/1`, `/proc/self/fd/1`): whatever the
+        // descriptor is — a pipe, a terminal, a file the shell opened with `>` or `>>` —
+        // writing through it, at its end, is what the user asked; renaming over the file
+        // behind it would drop what `>>` kept.
+        if is_descriptor(path) && std::fs::metadata(path).is_ok() {
+            return Ok(OutputPath {
+                path: path.to_path_buf(),
+                target: path.to_path_buf(),
+                destination: Destination::Stream,
+            });
+        }
         let target = follow_links(path)?;
         let destination = match std::fs::metadata(&target) {
             Ok(meta) => destination_of(&meta)?,
@@ -97,8 +108,10 @@ impl OutputPath {
     pub fn begin(&self) -> Result<PendingFile> {
         match self.destination {
             Destination::Stream => {
+                // Appending: at the end of what a `>>` redirection kept, and the same as
+                // writing for a pipe or a device.
                 let file = std::fs::OpenOptions::new()
-                    .write(true)
+                    .append(true)
                     .open(&self.target)
                     .map_err(|e| io_error(&self.path, "cannot open it for writing", e))?;
                 Ok(PendingFile {
@@ -255,6 +268,29 @@ fn follow_links(path: &Path) -> std::result::Result<PathBuf, Refusal> {
         }
     }
     Err("is a symbolic link in a loop".into())
+}
+
+/// Whether `path` names an open file descriptor of a process: `/dev/stdout`,
+/// `/dev/stderr`, `/dev/fd/N`, or a path under `/proc/…/fd/`, or a link leading to one.
+fn is_descriptor(path: &Path) -> bool {
+    let by_name = |p: &Path| {
+        p.starts_with("/dev/fd")
+            || p == Path::new("/dev/stdout")
+            || p == Path::new("/dev/stderr")
+            || (p.starts_with("/proc") && p.components().any(|c| c.as_os_str() == "fd"))
+    };
+    let mut current = path.to_path_buf();
+    for _ in 0..40 {
+        if by_name(&current) {
+            return true;
+        }
+        match std::fs::read_link(&current) {
+            Ok(link) if link.is_absolute() => current = link,
+            Ok(link) => current = directory_of(&current).join(link),
+            Err(_) => return false,
+        }
+    }
+    false
 }
 
 fn destination_of(meta: &std::fs::Metadata) -> std::result::Result<Destination, Refusal> {

@@ -621,3 +621,40 @@ fn the_same_run_writes_the_same_model_and_checkpoint_bytes() {
         assert!(softmax_regression::Checkpoint::load(&ckpt).is_ok());
     }
 }
+
+#[test]
+fn dev_stdout_is_written_through_into_a_pipe_or_at_the_end_of_a_redirected_file() {
+    let dir = common::scratch("out-stdout");
+    let (data, model) = data_and_model(&dir);
+    let args = [
+        "predict",
+        "--model",
+        s(&model),
+        "--data",
+        s(&data),
+        "--backend",
+        "cpu",
+        "--out",
+        "/dev/stdout",
+    ];
+    // Into a pipe.
+    let o = run(&args);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).lines().count(), 60);
+    // Into a file the shell opened with `>>`: what it held stays.
+    let log = dir.join("log.txt");
+    std::fs::write(&log, "kept\n").unwrap();
+    let appending = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    let o = Command::new(common::BIN)
+        .args(args)
+        .stdout(Stdio::from(appending))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.starts_with("kept\n"),
+        "the redirected file lost its content"
+    );
+    assert_eq!(text.lines().count(), 61);
+}

@@ -121,7 +121,7 @@ pub struct Settings {
     /// early. Not used by L-BFGS, which stops on `tol`.
     pub patience: Option<usize>,
     /// Train on standardized features `(x − μ) / σ`, with μ and σ learned from the
-    /// training rows ([`Standardizer::fit`]) and applied to the validation rows too; the
+    /// training rows ([`crate::Standardizer::fit`]) and applied to the validation rows too; the
     /// fitted model carries them, so it takes raw features. Default false.
     pub standardize: bool,
 }

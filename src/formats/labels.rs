@@ -10,7 +10,7 @@ use super::{
     Format, FormatError, RawLabels, as_text, fail, is_stdin, numbered_lines, whole_number,
 };
 
-/// Parses the bytes of a labels file as [`LoadOptions::labels`] describes (`.npy`, IDX by
+/// Parses the bytes of a labels file as [`super::LoadOptions::labels`] describes (`.npy`, IDX by
 /// `format`, anything else as text); `path` only names the file in errors.
 pub fn labels_from_bytes(
     format: Option<Format>,

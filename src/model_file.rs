@@ -218,76 +218,11 @@ impl Model {
         let (_, header) = SafeTensors::read_metadata(bytes)
             .map_err(|e| bad(p, format!("not a safetensors model file ({e})")))?;
         let meta = header.metadata().clone().unwrap_or_default();
-        match meta.get("format") {
-            Some(f) if f == FORMAT => {}
-            Some(f) => return Err(bad(p, format!("has format {f:?}, expected {FORMAT:?}"))),
-            None => {
-                return Err(bad(
-                    p,
-                    format!(
-                        "is safetensors but not a softmax-regression model (no \"format\": {FORMAT:?} metadata)"
-                    ),
-                ));
-            }
-        }
+        check_format(&meta)?;
         let tensors =
             SafeTensors::deserialize(bytes).map_err(|e| bad(p, format!("is damaged ({e})")))?;
-        let read = |name: &str| -> Result<(Vec<usize>, Vec<f32>)> {
-            let t = tensors
-                .tensor(name)
-                .map_err(|_| bad(p, format!("has no `{name}` tensor")))?;
-            if t.dtype() != Dtype::F32 {
-                return Err(bad(
-                    p,
-                    format!("tensor `{name}` is {:?}, expected F32", t.dtype()),
-                ));
-            }
-            Ok((
-                t.shape().to_vec(),
-                bytemuck::pod_collect_to_vec::<u8, f32>(t.data()),
-            ))
-        };
-        let (wshape, weight) = read("weight")?;
-        let (bshape, bias) = read("bias")?;
-        let [k, n] = wshape[..] else {
-            return Err(bad(
-                p,
-                format!("tensor `weight` has shape {wshape:?}, expected [K, n]"),
-            ));
-        };
-        if bshape != [k] {
-            return Err(bad(
-                p,
-                format!(
-                    "tensor `bias` has shape {bshape:?}, expected [{k}] to match `weight` [{k}, {n}]"
-                ),
-            ));
-        }
-        for (key, want) in [("n_features", n), ("n_classes", k)] {
-            if let Some(v) = meta.get(key)
-                && v.parse::<usize>().ok() != Some(want)
-            {
-                return Err(bad(
-                    p,
-                    format!("metadata {key} = {v} disagrees with the weight shape [{k}, {n}]"),
-                ));
-            }
-        }
-        if let Some(i) = weight.iter().position(|v| !v.is_finite()) {
-            return Err(bad(
-                p,
-                format!(
-                    "weight[{}, {}] is {}, not finite",
-                    i / n.max(1),
-                    i % n.max(1),
-                    weight[i]
-                ),
-            ));
-        }
-        if let Some(i) = bias.iter().position(|v| !v.is_finite()) {
-            return Err(bad(p, format!("bias[{i}] is {}, not finite", bias[i])));
-        }
-        let weight = Array2::from_shape_vec((k, n), weight).map_err(|e| bad(p, e.to_string()))?;
+        let (weight, bias) = weight_and_bias(&tensors, &meta)?;
+        let (k, n) = weight.dim();
         let model = Model::new(weight.t().to_owned(), Array1::from_vec(bias))
             .map_err(|e| bad(p, e.to_string()))?;
         let model = match meta.get("labels") {
@@ -304,56 +239,148 @@ impl Model {
             }
             None => model,
         };
-        let has = |name: &str| tensors.tensor(name).is_ok();
-        let standardizer = match (has("feature_mean"), has("feature_scale")) {
-            (false, false) => None,
-            (true, true) => {
-                let (mshape, mean) = read("feature_mean")?;
-                let (sshape, scale) = read("feature_scale")?;
-                for (name, shape) in [("feature_mean", &mshape), ("feature_scale", &sshape)] {
-                    if shape[..] != [n] {
-                        return Err(bad(
-                            p,
-                            format!(
-                                "tensor `{name}` has shape {shape:?}, expected [{n}] to match `weight` [{k}, {n}]"
-                            ),
-                        ));
-                    }
-                }
-                if let Some(i) = mean.iter().position(|v| !v.is_finite()) {
-                    return Err(bad(
-                        p,
-                        format!("feature_mean[{i}] is {}, not finite", mean[i]),
-                    ));
-                }
-                if let Some(i) = scale.iter().position(|v| !(v.is_finite() && *v > 0.0)) {
+        let model = model
+            .with_standardizer(standardizer_of(&tensors, n, k)?)
+            .map_err(|e| bad(p, e.to_string()))?;
+        Ok((model, meta))
+    }
+}
+
+/// The `format` metadata says this is a model file of the version this code reads.
+fn check_format(meta: &HashMap<String, String>) -> Result<()> {
+    let p = Path::new("");
+    match meta.get("format") {
+        Some(f) if f == FORMAT => Ok(()),
+        Some(f) => Err(bad(p, format!("has format {f:?}, expected {FORMAT:?}"))),
+        None => Err(bad(
+            p,
+            format!(
+                "is safetensors but not a softmax-regression model (no \"format\": {FORMAT:?} metadata)"
+            ),
+        )),
+    }
+}
+
+/// An F32 tensor's shape and values.
+fn read_f32(tensors: &SafeTensors<'_>, name: &str) -> Result<(Vec<usize>, Vec<f32>)> {
+    let p = Path::new("");
+    let t = tensors
+        .tensor(name)
+        .map_err(|_| bad(p, format!("has no `{name}` tensor")))?;
+    if t.dtype() != Dtype::F32 {
+        return Err(bad(
+            p,
+            format!("tensor `{name}` is {:?}, expected F32", t.dtype()),
+        ));
+    }
+    Ok((
+        t.shape().to_vec(),
+        bytemuck::pod_collect_to_vec::<u8, f32>(t.data()),
+    ))
+}
+
+/// `weight` (K, n) and `bias` (K): shapes that agree with each other and with the
+/// metadata, and finite values.
+fn weight_and_bias(
+    tensors: &SafeTensors<'_>,
+    meta: &HashMap<String, String>,
+) -> Result<(Array2<f32>, Vec<f32>)> {
+    let p = Path::new("");
+    let (wshape, weight) = read_f32(tensors, "weight")?;
+    let (bshape, bias) = read_f32(tensors, "bias")?;
+    let [k, n] = wshape[..] else {
+        return Err(bad(
+            p,
+            format!("tensor `weight` has shape {wshape:?}, expected [K, n]"),
+        ));
+    };
+    if bshape != [k] {
+        return Err(bad(
+            p,
+            format!(
+                "tensor `bias` has shape {bshape:?}, expected [{k}] to match `weight` [{k}, {n}]"
+            ),
+        ));
+    }
+    for (key, want) in [("n_features", n), ("n_classes", k)] {
+        if let Some(v) = meta.get(key)
+            && v.parse::<usize>().ok() != Some(want)
+        {
+            return Err(bad(
+                p,
+                format!("metadata {key} = {v} disagrees with the weight shape [{k}, {n}]"),
+            ));
+        }
+    }
+    if let Some(i) = weight.iter().position(|v| !v.is_finite()) {
+        return Err(bad(
+            p,
+            format!(
+                "weight[{}, {}] is {}, not finite",
+                i / n.max(1),
+                i % n.max(1),
+                weight[i]
+            ),
+        ));
+    }
+    if let Some(i) = bias.iter().position(|v| !v.is_finite()) {
+        return Err(bad(p, format!("bias[{i}] is {}, not finite", bias[i])));
+    }
+    let weight = Array2::from_shape_vec((k, n), weight).map_err(|e| bad(p, e.to_string()))?;
+    Ok((weight, bias))
+}
+
+/// The standardizer of a model trained on standardized features: `feature_mean` and
+/// `feature_scale`, both [n], finite, the scale > 0; `None` when the file has neither.
+fn standardizer_of(tensors: &SafeTensors<'_>, n: usize, k: usize) -> Result<Option<Standardizer>> {
+    let p = Path::new("");
+    let has = |name: &str| tensors.tensor(name).is_ok();
+    match (has("feature_mean"), has("feature_scale")) {
+        (false, false) => Ok(None),
+        (true, true) => {
+            let (mshape, mean) = read_f32(tensors, "feature_mean")?;
+            let (sshape, scale) = read_f32(tensors, "feature_scale")?;
+            for (name, shape) in [("feature_mean", &mshape), ("feature_scale", &sshape)] {
+                if shape[..] != [n] {
                     return Err(bad(
                         p,
                         format!(
-                            "feature_scale[{i}] is {}, not a finite number > 0",
-                            scale[i]
+                            "tensor `{name}` has shape {shape:?}, expected [{n}] to match `weight` [{k}, {n}]"
                         ),
                     ));
                 }
-                Some(Standardizer::new(mean, scale).map_err(|e| bad(p, e.to_string()))?)
             }
-            (mean, _) => {
-                let (there, missing) = if mean {
-                    ("feature_mean", "feature_scale")
-                } else {
-                    ("feature_scale", "feature_mean")
-                };
+            if let Some(i) = mean.iter().position(|v| !v.is_finite()) {
+                return Err(bad(
+                    p,
+                    format!("feature_mean[{i}] is {}, not finite", mean[i]),
+                ));
+            }
+            if let Some(i) = scale.iter().position(|v| !(v.is_finite() && *v > 0.0)) {
                 return Err(bad(
                     p,
                     format!(
-                        "has a `{there}` tensor but no `{missing}`; a standardized model needs both"
+                        "feature_scale[{i}] is {}, not a finite number > 0",
+                        scale[i]
                     ),
                 ));
             }
-        };
-        let model = model
-            .with_standardizer(standardizer)
-            .map_err(|e| bad(p, e.to_string()))?;
-        Ok((model, meta))
+            Ok(Some(
+                Standardizer::new(mean, scale).map_err(|e| bad(p, e.to_string()))?,
+            ))
+        }
+        (mean, _) => {
+            let (there, missing) = if mean {
+                ("feature_mean", "feature_scale")
+            } else {
+                ("feature_scale", "feature_mean")
+            };
+            Err(bad(
+                p,
+                format!(
+                    "has a `{there}` tensor but no `{missing}`; a standardized model needs both"
+                ),
+            ))
+        }
     }
 }

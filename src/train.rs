@@ -617,35 +617,7 @@ impl Trainer {
     ) -> Result<Fit> {
         let s = &self.settings;
         let (m, n, k) = (train.n_rows(), train.n_features(), train.n_classes());
-        if let Some(v) = validation
-            && (v.n_features() != n || v.n_classes() != k)
-        {
-            return Err(Error::shape(
-                "validation data (n, K)",
-                &[n, k],
-                &[v.n_features(), v.n_classes()],
-            ));
-        }
-        let w0 = match init {
-            Some(model) => {
-                if model.n_features() != n || model.n_classes() != k {
-                    return Err(Error::shape(
-                        "initial model (n, K)",
-                        &[n, k],
-                        &[model.n_features(), model.n_classes()],
-                    ));
-                }
-                flatten(model.theta(), model.bias())
-            }
-            None => vec![0.0; n * k + k],
-        };
-        if let (Some(p), None) = (s.patience, validation) {
-            return Err(Error::setting(
-                "patience",
-                p,
-                "early stopping needs validation data",
-            ));
-        }
+        let w0 = self.starting_weights(train, validation, init)?;
         let resumed = self.resumed(train, init)?;
         if let Backend::Gpu(ctx) = backend {
             ctx.reset_memory_peak();
@@ -654,43 +626,7 @@ impl Trainer {
         if s.optimizer == Optimizer::Lbfgs {
             return self.fit_lbfgs(backend, train, validator, w0, resumed, on_epoch);
         }
-        let mut engine: Box<dyn Engine + '_> = match backend {
-            Backend::Cpu => {
-                let chunk_rows = s.chunk_rows.unwrap_or(m).min(m);
-                Box::new(CpuEngine {
-                    oracle: CpuOracle::new(train)?,
-                    data: train,
-                    plan: ChunkPlan {
-                        chunk_rows,
-                        chunks: m.div_ceil(chunk_rows),
-                    },
-                    l2: s.l2,
-                    w: Array1::from_vec(w0.clone()),
-                    m1: Array1::zeros(n * k + k),
-                    m2: Array1::zeros(n * k + k),
-                    fresh: None,
-                })
-            }
-            Backend::Gpu(ctx) => {
-                let problem = DeviceProblem::new(
-                    ctx,
-                    Rows::Shared(train.source()),
-                    Some(train.labels()),
-                    train.weights(),
-                    k,
-                    s.chunk_rows,
-                    s.batch_size,
-                )?;
-                problem.set_params(&w0);
-                problem.reset_state();
-                Box::new(GpuEngine {
-                    problem,
-                    data: train,
-                    l2: s.l2 as f32,
-                    fresh: false,
-                })
-            }
-        };
+        let mut engine = self.engine(backend, train, &w0)?;
         let started = Instant::now();
         let mut rng = SplitMix64::new(s.seed);
         let mut t = 0u64;
@@ -850,6 +786,96 @@ impl Trainer {
             status,
             DeviceUse::of(backend, engine.device()),
         )
+    }
+
+    /// The parameters a run starts from: the initial model's, or zeros; checks that the
+    /// validation data and the initial model have the training data's (n, K), and that
+    /// early stopping has validation data to watch.
+    fn starting_weights(
+        &self,
+        train: &Dataset,
+        validation: Option<&Dataset>,
+        init: Option<&Model>,
+    ) -> Result<Vec<f32>> {
+        let (n, k) = (train.n_features(), train.n_classes());
+        if let Some(v) = validation
+            && (v.n_features() != n || v.n_classes() != k)
+        {
+            return Err(Error::shape(
+                "validation data (n, K)",
+                &[n, k],
+                &[v.n_features(), v.n_classes()],
+            ));
+        }
+        let w0 = match init {
+            Some(model) => {
+                if model.n_features() != n || model.n_classes() != k {
+                    return Err(Error::shape(
+                        "initial model (n, K)",
+                        &[n, k],
+                        &[model.n_features(), model.n_classes()],
+                    ));
+                }
+                flatten(model.theta(), model.bias())
+            }
+            None => vec![0.0; n * k + k],
+        };
+        if let (Some(p), None) = (self.settings.patience, validation) {
+            return Err(Error::setting(
+                "patience",
+                p,
+                "early stopping needs validation data",
+            ));
+        }
+        Ok(w0)
+    }
+
+    /// The engine of a mini-batch or full-batch gradient run on `backend`, at `w0`.
+    fn engine<'a>(
+        &self,
+        backend: Backend<'a>,
+        train: &'a Dataset,
+        w0: &[f32],
+    ) -> Result<Box<dyn Engine + 'a>> {
+        let s = &self.settings;
+        let (m, n, k) = (train.n_rows(), train.n_features(), train.n_classes());
+        Ok(match backend {
+            Backend::Cpu => {
+                let chunk_rows = s.chunk_rows.unwrap_or(m).min(m);
+                Box::new(CpuEngine {
+                    oracle: CpuOracle::new(train)?,
+                    data: train,
+                    plan: ChunkPlan {
+                        chunk_rows,
+                        chunks: m.div_ceil(chunk_rows),
+                    },
+                    l2: s.l2,
+                    w: Array1::from_vec(w0.to_vec()),
+                    m1: Array1::zeros(n * k + k),
+                    m2: Array1::zeros(n * k + k),
+                    fresh: None,
+                })
+            }
+            Backend::Gpu(ctx) => {
+                let problem = DeviceProblem::new(
+                    ctx,
+                    Rows::Shared(train.source()),
+                    Some(train.labels()),
+                    train.weights(),
+                    k,
+                    s.chunk_rows,
+                    s.batch_size,
+                )?;
+                problem.set_params(w0);
+                problem.reset_state();
+                Box::new(GpuEngine {
+                    problem,
+                    data: train,
+                    l2: s.l2 as f32,
+                    fresh: false,
+                })
+            }
+        })
     }
 
     /// Full-batch L-BFGS on the backend's oracle; one epoch is one iteration.

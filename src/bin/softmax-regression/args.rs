@@ -156,6 +156,17 @@ pub struct DataArgs {
     pub delimiter: Option<char>,
 }
 
+impl DataArgs {
+    /// The format of the `--data` file: `--format`, else what its name says; `None` when
+    /// there is no `--data` or neither tells.
+    pub fn data_format(&self) -> Option<Format> {
+        let path = self.data.as_deref()?;
+        self.format
+            .map(Format::from)
+            .or_else(|| Format::from_path(path))
+    }
+}
+
 #[derive(Args)]
 pub struct TrainArgs {
     #[command(flatten)]

@@ -123,11 +123,7 @@ pub fn train_needs_adapter(a: &TrainArgs) -> Option<String> {
         ));
     }
     let path = a.data.data.as_deref()?;
-    let format = a
-        .data
-        .format
-        .map(Format::from)
-        .or_else(|| Format::from_path(path));
+    let format = a.data.data_format();
     let size = std::fs::metadata(path).ok()?.len();
     let free = formats::available_memory()?;
     (format == Some(Format::Npy) && a.validation.is_none() && size > free / 2).then(|| {

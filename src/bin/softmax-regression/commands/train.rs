@@ -102,11 +102,7 @@ fn load_data(a: &TrainArgs, engine: &Engine) -> CliResult<Loaded> {
             notes: Vec::new(),
         });
     };
-    let format = a
-        .data
-        .format
-        .map(Format::from)
-        .or_else(|| Format::from_path(path));
+    let format = a.data.data_format();
     // A float .npy trained on a GPU without a hold-out split is memory-mapped, not read: it
     // can be larger than RAM, and is streamed to the device when it does not fit there.
     let mapped = format == Some(Format::Npy)
@@ -357,13 +353,8 @@ fn save_model(
         ("data".to_string(), source.to_string()),
     ];
     // predict and evaluate find the label in the same column of a CSV.
-    let csv_labels = a.data.data.as_deref().is_some_and(|p| {
-        a.data
-            .format
-            .map(Format::from)
-            .or_else(|| Format::from_path(p))
-            == Some(Format::Csv)
-    }) && (a.data.labels.is_none() || a.data.label_column.is_some());
+    let csv_labels = a.data.data_format() == Some(Format::Csv)
+        && (a.data.labels.is_none() || a.data.label_column.is_some());
     if csv_labels {
         meta.push((
             "label_column".to_string(),

@@ -15,38 +15,40 @@
 #![doc = include_str!("../README.md")]
 #![warn(missing_docs)]
 
-pub mod checkpoint;
-mod dataset;
-pub mod datasets;
+// The stages in the order data flows through them; a module uses only those above it.
 mod error;
-pub mod formats;
-pub mod fuzzing;
-pub mod gpu;
-pub mod lbfgs;
-mod metrics;
-mod model;
-pub mod model_file;
-mod oracle;
-pub mod output;
 pub(crate) mod params;
-pub mod reference;
 mod rng;
-mod settings;
-pub mod source;
-pub mod standardize;
-pub mod synth;
-mod train;
+pub(crate) mod step;
 pub(crate) mod util;
 mod vectors;
 
-pub use checkpoint::Checkpoint;
-pub use dataset::Dataset;
+pub mod data;
+pub mod formats;
+pub mod fuzzing;
+pub mod gpu;
+pub mod model;
+pub mod objective;
+pub mod optim;
+pub mod output;
+pub mod train;
+
+// Paths that predate the stage directories, kept so existing code keeps compiling.
+pub use data::builtin as datasets;
+pub use data::{source, standardize, synth};
+pub use model::file as model_file;
+pub use objective::reference;
+pub use optim::lbfgs;
+pub use train::checkpoint;
+
+pub use data::Dataset;
+pub use data::standardize::{Scaling, Standardizer};
 pub use error::{Error, Result};
 pub use gpu::{AdapterRequest, GpuContext};
-pub use lbfgs::Status;
-pub use metrics::{Backend, Metrics};
 pub use model::Model;
-pub use oracle::{CpuOracle, GpuOracle, LossGrad, Oracle, StepTimes};
+pub use objective::metrics::{Backend, Metrics};
+pub use objective::{CpuOracle, GpuOracle, LossGrad, Oracle, StepTimes};
+pub use optim::Status;
 pub use rng::SplitMix64;
-pub use standardize::{Scaling, Standardizer};
+pub use train::checkpoint::Checkpoint;
 pub use train::{DeviceUse, EpochReport, Fit, Optimizer, Schedule, Settings, Trainer};

@@ -420,7 +420,7 @@ fn remove_stale_temporaries(target: &Path) {
     }
 }
 
-fn io_error(path: &Path, what: &str, e: std::io::Error) -> Error {
+pub(crate) fn io_error(path: &Path, what: &str, e: std::io::Error) -> Error {
     Error::Io {
         path: path.display().to_string(),
         message: format!("{what}: {}", plain_io_error(&e)),

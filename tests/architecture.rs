@@ -1,7 +1,9 @@
-//! The library's modules form no circle: reading the `crate::` and `super::` paths of every
-//! file under src/ (the binary's files aside), with re-exports followed to the module that
-//! defines the item, the graph of "module A uses module B" has no cycle. A helper placed in
-//! the wrong home shows up here as a circle naming its modules.
+//! The library's modules form no circle, and its stages point down the data flow. Every
+//! `crate::` and `super::` path of every file under src/ (the binary's files aside) is read,
+//! re-exports followed to the module that defines the item, into the graph of "module A
+//! uses module B". That graph must have no cycle, and no edge from a stage to a later one
+//! ([`STAGES`]). A helper placed in the wrong home shows up as a circle or an upward use
+//! naming its modules.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -394,5 +396,83 @@ fn the_circle_check_finds_a_planted_circle() {
     assert_eq!(
         circles(&edges),
         vec![vec!["a".to_string(), "gpu::kernels".to_string()]]
+    );
+}
+
+/// The stages in the order data flows through them (../shared/ARCHITECTURE.md): each may
+/// use the stages before it, never one after it. The base modules share the first rank.
+const STAGES: &[&[&str]] = &[
+    &[
+        "error", "util", "params", "rng", "vectors", "step", "output",
+    ],
+    &["formats"],
+    &["data"],
+    &["gpu"],
+    &["objective"],
+    &["optim"],
+    &["model"],
+    &["train"],
+    &["fuzzing"],
+];
+
+fn stage_of(module: &str) -> Option<usize> {
+    let top = module.split("::").next().unwrap_or_default();
+    STAGES.iter().position(|stage| stage.contains(&top))
+}
+
+/// Every edge from a stage to a later one, as "a → b".
+fn upward_uses(edges: &BTreeMap<Module, BTreeSet<Module>>) -> Vec<String> {
+    let mut found = Vec::new();
+    for (a, targets) in edges {
+        for b in targets {
+            if let (Some(from), Some(to)) = (stage_of(a), stage_of(b))
+                && to > from
+            {
+                found.push(format!("{a} → {b}"));
+            }
+        }
+    }
+    found
+}
+
+#[test]
+fn every_library_module_has_a_stage() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let unplaced: Vec<Module> = library_files(&src)
+        .into_keys()
+        .filter(|m| !m.is_empty() && stage_of(m).is_none())
+        .collect();
+    assert!(
+        unplaced.is_empty(),
+        "modules in no stage of tests/architecture.rs's STAGES: {unplaced:?}"
+    );
+}
+
+#[test]
+fn stages_use_only_earlier_stages() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let found = upward_uses(&module_graph(&src));
+    assert!(
+        found.is_empty(),
+        "a stage uses a later one (move the helper down to the stage that needs it first):\n{}",
+        found.join("\n")
+    );
+}
+
+#[test]
+fn the_stage_check_finds_an_upward_use() {
+    let edges = BTreeMap::from([
+        (
+            "gpu::problem".to_string(),
+            BTreeSet::from(["objective::reference".to_string(), "error".to_string()]),
+        ),
+        (
+            "train".to_string(),
+            BTreeSet::from(["gpu::problem".to_string()]),
+        ),
+    ]);
+    assert_eq!(
+        upward_uses(&edges),
+        vec!["gpu::problem → objective::reference".to_string()]
     );
 }

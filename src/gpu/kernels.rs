@@ -11,6 +11,7 @@ use bytemuck::{Pod, Zeroable};
 use wgpu::util::DeviceExt;
 
 use crate::gpu::storage::XStorage;
+use crate::step::{Step, StepDims};
 
 /// A shader's source: the named files of shaders/, in order, joined at compile time (the
 /// kernels that read X open with x_storage.wgsl, the register kernels then with a tiles
@@ -934,14 +935,7 @@ pub(crate) struct UpdateDims {
     pub nk: u32,
     pub _pad0: [u32; 2],
     pub inv_m: f32,
-    pub l2: f32,
-    pub lr: f32,
-    pub momentum: f32,
-    pub beta1: f32,
-    pub beta2: f32,
-    pub eps: f32,
-    pub c1: f32,
-    pub c2: f32,
+    pub step: StepDims,
     pub _pad1: [f32; 3],
 }
 
@@ -952,6 +946,17 @@ pub(crate) enum UpdateEntry {
     Plain = 1,
     Momentum = 2,
     Adam = 3,
+}
+
+impl UpdateEntry {
+    /// The entry point that applies `step`.
+    pub(crate) fn of_step(step: Step) -> Self {
+        match step {
+            Step::Plain => UpdateEntry::Plain,
+            Step::Momentum { .. } => UpdateEntry::Momentum,
+            Step::Adam { .. } => UpdateEntry::Adam,
+        }
+    }
 }
 
 /// Gradient finalisation (mean, + λΘ) and the optimizer steps (update.wgsl).

@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use ndarray::{ArrayView1, ArrayView2};
 
+use crate::data::source::{ChunkSource, read_rows_parallel};
 use crate::error::{Error, Result};
 use crate::gpu::context::{DeviceBuffer, GpuContext, Reservation, widen_f32};
 use crate::gpu::kernels::{
@@ -23,7 +24,7 @@ use crate::gpu::kernels::{
     UpdateEntry, tile_shape,
 };
 use crate::gpu::storage::{XCodec, XRange, XStorage};
-use crate::source::{ChunkSource, read_rows_parallel};
+use crate::step::StepDims;
 
 /// How the rows of a dataset are laid out in chunks on a device.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -770,7 +771,10 @@ impl<'c> DeviceProblem<'c> {
 
     /// Sets the hyper-parameters the full-batch finalize and step read.
     pub(crate) fn configure_full(&mut self, dims: StepDims) {
-        let d = dims.apply(self.update_full.dims);
+        let d = UpdateDims {
+            step: dims,
+            ..self.update_full.dims
+        };
         self.update_full.set(&self.ctx.queue, d);
     }
 
@@ -929,7 +933,10 @@ impl<'c> DeviceProblem<'c> {
                 ..slot.reduce.dims
             },
         );
-        let mut ud = dims.apply(slot.update.dims);
+        let mut ud = UpdateDims {
+            step: dims,
+            ..slot.update.dims
+        };
         ud.inv_m = 1.0 / rows as f32;
         slot.update.set(queue, ud);
 
@@ -1118,65 +1125,5 @@ impl<'c> DeviceProblem<'c> {
             each(c * self.plan.chunk_rows, &out[0], &out[1]);
         }
         Ok(())
-    }
-}
-
-/// The optimizer hyper-parameters of one step, as the update kernel reads them.
-#[derive(Debug, Clone, Copy, Default)]
-pub(crate) struct StepDims {
-    pub l2: f32,
-    pub lr: f32,
-    pub momentum: f32,
-    pub beta1: f32,
-    pub beta2: f32,
-    pub eps: f32,
-    pub c1: f32,
-    pub c2: f32,
-}
-
-impl StepDims {
-    /// The hyper-parameters and update.wgsl entry point of an optimizer step.
-    pub(crate) fn of_step(step: crate::reference::Step, lr: f32, l2: f32) -> (Self, UpdateEntry) {
-        use crate::reference::Step;
-        let base = StepDims {
-            l2,
-            lr,
-            ..Default::default()
-        };
-        match step {
-            Step::Plain => (base, UpdateEntry::Plain),
-            Step::Momentum { momentum } => (StepDims { momentum, ..base }, UpdateEntry::Momentum),
-            Step::Adam {
-                beta1,
-                beta2,
-                eps,
-                c1,
-                c2,
-            } => (
-                StepDims {
-                    beta1,
-                    beta2,
-                    eps,
-                    c1,
-                    c2,
-                    ..base
-                },
-                UpdateEntry::Adam,
-            ),
-        }
-    }
-
-    pub(crate) fn apply(self, d: UpdateDims) -> UpdateDims {
-        UpdateDims {
-            l2: self.l2,
-            lr: self.lr,
-            momentum: self.momentum,
-            beta1: self.beta1,
-            beta2: self.beta2,
-            eps: self.eps,
-            c1: self.c1,
-            c2: self.c2,
-            ..d
-        }
     }
 }

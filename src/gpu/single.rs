@@ -10,9 +10,8 @@ use crate::gpu::context::DeviceBuffer;
 use crate::gpu::kernels::{
     GatherDims, GradientDims, LogitsDims, ReduceDims, SoftmaxDims, UpdateDims, UpdateEntry,
 };
-use crate::gpu::problem::StepDims;
 use crate::gpu::storage::XCodec;
-use crate::reference::Step;
+use crate::step::{Step, StepDims};
 
 fn std_slice<'a>(a: &'a ndarray::CowArray<'a, f32, ndarray::Ix2>) -> &'a [f32] {
     a.as_slice().unwrap_or(&[])
@@ -233,13 +232,14 @@ pub fn update(
     let gb = ctx.storage_buffer("g", 4 * len as u64)?;
     let m1b = ctx.storage_buffer_with("m1", m1)?;
     let m2b = ctx.storage_buffer_with("m2", m2)?;
-    let (step_dims, entry) = StepDims::of_step(step, lr, l2);
-    let dims = step_dims.apply(UpdateDims {
+    let entry = UpdateEntry::of_step(step);
+    let dims = UpdateDims {
         len: len as u32,
         nk: nk as u32,
         inv_m,
+        step: StepDims::of_step(step, lr, l2),
         ..bytemuck::Zeroable::zeroed()
-    });
+    };
     let bound = ctx.scoped("binding update", |d| {
         ctx.kernels.update.bind(d, &sb, &wb, &gb, &m1b, &m2b, dims)
     })?;

@@ -3,9 +3,9 @@
 //! accumulate in f32 whatever the storage; compact storage trades exactness of X for a
 //! half or a quarter of the memory and of the bytes each step reads.
 
-use crate::dataset::Dataset;
+use crate::data::dataset::Dataset;
+use crate::data::source::ChunkSource;
 use crate::error::{Error, Result};
-use crate::source::ChunkSource;
 
 /// Bytes of rows read at a time while scanning a source for its range.
 const SCAN_BYTES: usize = 64 << 20;
@@ -147,7 +147,7 @@ impl XRange {
         for start in (0..m).step_by(block) {
             let rows = block.min(m - start);
             host.resize(rows * n, 0.0);
-            crate::source::read_rows_parallel(source, start, n, &mut host)?;
+            crate::data::source::read_rows_parallel(source, start, n, &mut host)?;
             range.add(start * n, &host);
         }
         Ok(range)

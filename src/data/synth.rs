@@ -15,8 +15,8 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::formats::npy_header;
-use crate::model_file::io_error;
 use crate::output::OutputPath;
+use crate::output::io_error;
 use crate::rng::SplitMix64;
 
 /// Most rows per independently seeded block.

@@ -14,11 +14,11 @@ use std::path::Path;
 
 use safetensors::{Dtype, SafeTensors};
 
-use crate::dataset::Dataset;
+use crate::data::dataset::Dataset;
 use crate::error::{Error, Result};
-use crate::lbfgs::LbfgsState;
-use crate::model_file::{RawTensor, safetensors_bytes};
-use crate::settings::Settings;
+use crate::model::file::{RawTensor, safetensors_bytes};
+use crate::optim::lbfgs::LbfgsState;
+use crate::train::settings::Settings;
 
 /// The `format` metadata value of checkpoint files.
 pub const CHECKPOINT_FORMAT: &str = "softmax-regression-checkpoint/1";
@@ -63,7 +63,7 @@ pub struct Checkpoint {
 /// may change between a run and its resumption.
 pub fn trajectory_settings(s: &Settings) -> String {
     let epochs = match s.schedule {
-        crate::settings::Schedule::Cosine => format!(" epochs={}", s.epochs),
+        crate::train::settings::Schedule::Cosine => format!(" epochs={}", s.epochs),
         _ => String::new(),
     };
     // Only a standardized run says so, so that checkpoints written before the setting
@@ -192,7 +192,7 @@ impl Checkpoint {
 
     /// Reads a checkpoint written by [`Checkpoint::save`].
     pub fn load(path: &Path) -> Result<Checkpoint> {
-        use crate::model_file::{ReadRefusal, read_safetensors};
+        use crate::model::file::{ReadRefusal, read_safetensors};
         let bytes = read_safetensors(path).map_err(|refusal| match refusal {
             ReadRefusal::Io(e) => bad(path, format!("cannot read it: {e}")),
             ReadRefusal::Bad(why) => bad(path, format!("is not a checkpoint file ({why})")),

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use ndarray::{Array2, ArrayView2, CowArray, Ix2};
 
+use crate::data::source::{ChunkSource, MemorySource};
 use crate::error::{Error, Result};
-use crate::source::{ChunkSource, MemorySource};
 
 /// A dense dataset checked once at the edge: every feature finite, every label in 0..K,
 /// m ≥ 1, n ≥ 1, K ≥ 2. X is either in memory ([`Dataset::new`]) or read on demand from a

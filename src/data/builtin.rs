@@ -4,13 +4,13 @@ use std::io::Read;
 
 use ndarray::Array2;
 
-use crate::dataset::Dataset;
+use crate::data::dataset::Dataset;
 use crate::error::{Error, Result};
 
 /// The UCI "Optical Recognition of Handwritten Digits" test set as distributed with
 /// scikit-learn (Alpaydin & Kaynak, doi:10.24432/C50P49, CC BY 4.0): 1797 rows, 64 pixel
 /// counts 0–16, label 0–9 last. See src/data/README.md.
-const DIGITS_CSV_GZ: &[u8] = include_bytes!("data/digits.csv.gz");
+const DIGITS_CSV_GZ: &[u8] = include_bytes!("digits.csv.gz");
 
 /// The digits data: 1797 × 64 features scaled by 1/16 to [0, 1], K = 10.
 pub fn digits() -> Result<Dataset> {

@@ -6,7 +6,7 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::error::{Error, Result};
-use crate::reference::Step;
+use crate::step::Step;
 
 /// The update rule.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -20,7 +20,7 @@ pub enum Optimizer {
     Momentum,
     /// Adam with bias correction.
     Adam,
-    /// Full-batch L-BFGS with a strong Wolfe line search (see [`crate::lbfgs`]); one
+    /// Full-batch L-BFGS with a strong Wolfe line search (see [`crate::optim::lbfgs`]); one
     /// epoch is one iteration.
     Lbfgs,
 }

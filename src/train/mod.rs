@@ -1,6 +1,9 @@
 //! The optimizer loop: validated settings, full-batch or mini-batch steps on the CPU
 //! reference or the GPU, and a report per epoch.
 
+pub mod checkpoint;
+pub(crate) mod settings;
+
 use std::cell::RefCell;
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
@@ -10,22 +13,23 @@ use std::time::Instant;
 
 use ndarray::{Array1, ArrayView1, ArrayView2};
 
-use crate::checkpoint::{Checkpoint, data_fingerprint, trajectory_settings};
-use crate::dataset::Dataset;
+use crate::data::dataset::Dataset;
+use crate::data::standardize::{FeatureStats, Scaling, Standardizer};
 use crate::error::{Error, Result};
 use crate::gpu::ChunkPlan;
 use crate::gpu::kernels::UpdateEntry;
-use crate::gpu::problem::{DeviceProblem, Rows, StepDims};
-use crate::lbfgs::{LbfgsSettings, LbfgsState, Start, Status};
-use crate::metrics::{Backend, Evaluator, Metrics, gpu_metrics};
+use crate::gpu::problem::{DeviceProblem, Rows};
 use crate::model::Model;
-use crate::oracle::CpuOracle;
-use crate::oracle::{GpuOracle, LossGrad, Oracle};
+use crate::objective::CpuOracle;
+use crate::objective::metrics::{Backend, Evaluator, Metrics, gpu_metrics};
+use crate::objective::{GpuOracle, LossGrad, Oracle};
+use crate::optim::lbfgs::{LbfgsSettings, LbfgsState, Start, Status};
 use crate::params::{flatten, unflatten};
-use crate::reference::Step;
 use crate::rng::SplitMix64;
-pub use crate::settings::{Optimizer, Schedule, Settings};
-use crate::standardize::{FeatureStats, Scaling, Standardizer};
+use crate::step::Step;
+use crate::step::StepDims;
+use crate::train::checkpoint::{Checkpoint, data_fingerprint, trajectory_settings};
+pub use crate::train::settings::{Optimizer, Schedule, Settings};
 
 /// What the trainer reports after each epoch.
 #[derive(Debug, Clone, PartialEq)]
@@ -236,7 +240,7 @@ impl CpuEngine<'_> {
     }
 
     fn apply(&mut self, step: Step, lr: f32, g: Array1<f32>) {
-        crate::reference::update(
+        crate::objective::reference::update(
             step,
             lr,
             self.w.view_mut(),
@@ -305,7 +309,10 @@ struct GpuEngine<'c, 'd> {
 
 impl GpuEngine<'_, '_> {
     fn dims(&self, step: Step, lr: f32) -> (StepDims, UpdateEntry) {
-        StepDims::of_step(step, lr, self.l2)
+        (
+            StepDims::of_step(step, lr, self.l2),
+            UpdateEntry::of_step(step),
+        )
     }
 }
 
@@ -950,8 +957,12 @@ impl Trainer {
                 lbfgs: Some(state.clone()),
             })
         };
-        let result =
-            crate::lbfgs::minimize_from(oracle.as_mut(), start, s.l2, &settings, |it, state| {
+        let result = crate::optim::lbfgs::minimize_from(
+            oracle.as_mut(),
+            start,
+            s.l2,
+            &settings,
+            |it, state| {
                 let w32: Vec<f32> = state.w.iter().map(|&v| v as f32).collect();
                 let metrics = (|| -> Result<_> {
                     let train_accuracy = match (&gpu, cpu_accuracy.as_mut()) {
@@ -996,7 +1007,8 @@ impl Trainer {
                         ControlFlow::Break(())
                     }
                 }
-            })?;
+            },
+        )?;
         if let Some(e) = failure {
             return Err(e);
         }

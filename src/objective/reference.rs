@@ -135,31 +135,7 @@ pub(crate) fn loss_and_gradient_f64(
     )
 }
 
-/// Which optimizer step [`update`] applies, with its hyper-parameters.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Step {
-    /// `w ← w − η g`.
-    Plain,
-    /// Heavy ball: `v ← μ v + g`, `w ← w − η v`.
-    Momentum {
-        /// μ.
-        momentum: f32,
-    },
-    /// Adam (Kingma & Ba): `m ← β₁m + (1−β₁)g`, `v ← β₂v + (1−β₂)g²`,
-    /// `w ← w − η (m / c₁) / (√(v / c₂) + ε)` with `c₁ = 1 − β₁ᵗ`, `c₂ = 1 − β₂ᵗ`.
-    Adam {
-        /// β₁.
-        beta1: f32,
-        /// β₂.
-        beta2: f32,
-        /// ε.
-        eps: f32,
-        /// `1 − β₁ᵗ` for this step t (1-based).
-        c1: f32,
-        /// `1 − β₂ᵗ`.
-        c2: f32,
-    },
-}
+pub use crate::step::Step;
 
 /// One optimizer step on a flat parameter vector w (Θ row-major, then b) with its full
 /// gradient g (λΘ already included). Elementwise in f32, the same arithmetic as

@@ -15,9 +15,9 @@ use std::path::Path;
 use ndarray::{Array1, Array2};
 use safetensors::{Dtype, SafeTensors};
 
+use crate::data::standardize::Standardizer;
 use crate::error::{Error, Result};
 use crate::model::Model;
-use crate::standardize::Standardizer;
 
 /// The `format` metadata value this version writes and reads.
 pub const FORMAT: &str = "softmax-regression/1";

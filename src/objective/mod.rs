@@ -3,13 +3,17 @@
 //! the device-resident row chunks; [`CpuOracle`] runs the f64 reference. Both have the
 //! same signature, so any optimizer, the crate's or a user's, can drive either.
 
+pub mod metrics;
+pub mod reference;
+
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
-use crate::dataset::Dataset;
+use crate::data::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
-use crate::gpu::problem::{DeviceProblem, Rows, StepDims};
+use crate::gpu::problem::{DeviceProblem, Rows};
 use crate::params::{check_params, unflatten_vec};
+use crate::step::StepDims;
 
 /// J and its gradient at one point.
 #[derive(Debug, Clone)]
@@ -98,7 +102,7 @@ impl CpuOracle {
         bias: ArrayView1<'_, f64>,
         l2: f64,
     ) -> (f64, Array2<f64>, Array1<f64>) {
-        crate::reference::loss_and_gradient_f64(
+        crate::objective::reference::loss_and_gradient_f64(
             self.x.view(),
             &self.labels,
             self.weights.as_deref(),
@@ -121,7 +125,7 @@ impl CpuOracle {
             .weights
             .as_ref()
             .map(|w| rows.iter().map(|&r| w[r]).collect());
-        crate::reference::loss_and_gradient_f64(
+        crate::objective::reference::loss_and_gradient_f64(
             x.view(),
             &labels,
             weights.as_deref(),
@@ -197,9 +201,13 @@ impl<'c> GpuOracle<'c> {
 
     /// Mean cross-entropy and accuracy of w = (Θ row-major, b) on the uploaded rows, whose
     /// labels are `labels`, computed on this oracle's device problem (no second copy of X).
-    pub(crate) fn metrics(&mut self, w: &[f32], labels: &[u32]) -> Result<crate::metrics::Metrics> {
+    pub(crate) fn metrics(
+        &mut self,
+        w: &[f32],
+        labels: &[u32],
+    ) -> Result<crate::objective::metrics::Metrics> {
         self.problem.set_params(w);
-        crate::metrics::gpu_metrics(&self.problem, labels)
+        crate::objective::metrics::gpu_metrics(&self.problem, labels)
     }
 
     /// How the rows were split into device chunks.

@@ -3,7 +3,7 @@
 
 use ndarray::Array2;
 
-use crate::dataset::Dataset;
+use crate::data::dataset::Dataset;
 use crate::error::Result;
 use crate::gpu::GpuContext;
 use crate::gpu::problem::{DeviceProblem, Rows};
@@ -78,12 +78,12 @@ impl<'c, 'd> Evaluator<'c, 'd> {
             Evaluator::Cpu { x, data } => {
                 let (n, k) = (data.n_features(), data.n_classes());
                 let (theta, bias) = crate::params::unflatten(w, n, k);
-                let z = crate::reference::logits_f64(
+                let z = crate::objective::reference::logits_f64(
                     x.view(),
                     theta.mapv(f64::from).view(),
                     bias.mapv(f64::from).view(),
                 );
-                let loss = crate::reference::cross_entropy_rows(z.view(), data.labels())
+                let loss = crate::objective::reference::cross_entropy_rows(z.view(), data.labels())
                     .mean()
                     .unwrap_or(f64::NAN);
                 let correct = z

@@ -2,14 +2,16 @@
 //! per-feature standardization it was trained with; with prediction and evaluation on the
 //! CPU reference or on a GPU.
 
+pub mod file;
+
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
-use crate::dataset::Dataset;
+use crate::data::dataset::Dataset;
+use crate::data::standardize::Standardizer;
 use crate::error::{Error, Result};
 use crate::gpu::problem::{DeviceProblem, Rows};
-use crate::metrics::{Backend, Evaluator, Metrics, argmax};
+use crate::objective::metrics::{Backend, Evaluator, Metrics, argmax};
 use crate::params::{check_params, flatten};
-use crate::standardize::Standardizer;
 
 /// Softmax regression parameters.
 #[derive(Debug, Clone, PartialEq)]
@@ -200,12 +202,12 @@ impl Model {
         let x = standardized.as_ref().map_or(x, |s| s.view());
         match backend {
             Backend::Cpu => {
-                let z = crate::reference::logits(
+                let z = crate::objective::reference::logits(
                     x,
                     self.theta.mapv(f64::from).view(),
                     self.bias.mapv(f64::from).view(),
                 );
-                Ok(crate::reference::softmax_rows(z.view()).mapv(|p| p as f32))
+                Ok(crate::objective::reference::softmax_rows(z.view()).mapv(|p| p as f32))
             }
             Backend::Gpu(ctx) => {
                 let k = self.n_classes();

@@ -17,9 +17,9 @@ use std::sync::Arc;
 
 use ndarray::{Array2, ArrayView2};
 
-use crate::dataset::Dataset;
+use crate::data::dataset::Dataset;
+use crate::data::source::ChunkSource;
 use crate::error::{Error, Result};
-use crate::source::ChunkSource;
 
 /// Values per block when X is read through for its statistics.
 const BLOCK_VALUES: usize = 1 << 20;

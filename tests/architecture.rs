@@ -463,16 +463,16 @@ fn stages_use_only_earlier_stages() {
 fn the_stage_check_finds_an_upward_use() {
     let edges = BTreeMap::from([
         (
-            "gpu::problem".to_string(),
+            "gpu::chunks".to_string(),
             BTreeSet::from(["objective::reference".to_string(), "error".to_string()]),
         ),
         (
             "train".to_string(),
-            BTreeSet::from(["gpu::problem".to_string()]),
+            BTreeSet::from(["gpu::chunks".to_string()]),
         ),
     ]);
     assert_eq!(
         upward_uses(&edges),
-        vec!["gpu::problem → objective::reference".to_string()]
+        vec!["gpu::chunks → objective::reference".to_string()]
     );
 }

@@ -9,7 +9,7 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use crate::data::dataset::Dataset;
 use crate::data::standardize::Standardizer;
 use crate::error::{Error, Result};
-use crate::gpu::problem::{DeviceProblem, Rows};
+use crate::gpu::chunks::{DeviceChunks, Rows};
 use crate::objective::metrics::{Backend, Evaluator, Metrics, argmax};
 use crate::params::{check_params, flatten};
 
@@ -211,7 +211,7 @@ impl Model {
             }
             Backend::Gpu(ctx) => {
                 let k = self.n_classes();
-                let problem = DeviceProblem::new(ctx, Rows::View(x), None, None, k, None, None)?;
+                let problem = DeviceChunks::new(ctx, Rows::View(x), None, None, k, None, None)?;
                 problem.set_params_from(self.theta.view(), self.bias.view());
                 let mut p = Array2::zeros((x.nrows(), k));
                 problem.forward_chunks(|start, z, _| {

@@ -6,7 +6,7 @@ use ndarray::Array2;
 use crate::data::dataset::Dataset;
 use crate::error::Result;
 use crate::gpu::GpuContext;
-use crate::gpu::problem::{DeviceProblem, Rows};
+use crate::gpu::chunks::{DeviceChunks, Rows};
 
 /// Where computation runs.
 #[derive(Debug, Clone, Copy)]
@@ -45,7 +45,7 @@ pub(crate) enum Evaluator<'c, 'd> {
         data: &'d Dataset,
     },
     Gpu {
-        problem: Box<DeviceProblem<'c>>,
+        problem: Box<DeviceChunks<'c>>,
         data: &'d Dataset,
     },
 }
@@ -58,7 +58,7 @@ impl<'c, 'd> Evaluator<'c, 'd> {
                 data,
             },
             Backend::Gpu(ctx) => Evaluator::Gpu {
-                problem: Box::new(DeviceProblem::new(
+                problem: Box::new(DeviceChunks::new(
                     ctx,
                     Rows::Shared(data.source()),
                     Some(data.labels()),
@@ -106,7 +106,7 @@ impl<'c, 'd> Evaluator<'c, 'd> {
 
 /// Accuracy and mean cross-entropy from the forward pass over a problem whose parameters
 /// are already set. The kernel writes P − Y, so 1 is added back at the label column.
-pub(crate) fn gpu_metrics(problem: &DeviceProblem<'_>, labels: &[u32]) -> Result<Metrics> {
+pub(crate) fn gpu_metrics(problem: &DeviceChunks<'_>, labels: &[u32]) -> Result<Metrics> {
     let k = problem.k;
     let mut loss_sum = 0.0f64;
     let mut correct = 0usize;

@@ -11,7 +11,7 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use crate::data::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
-use crate::gpu::problem::{DeviceProblem, Rows};
+use crate::gpu::chunks::{DeviceChunks, Rows};
 use crate::params::{check_params, unflatten_vec};
 use crate::step::StepDims;
 
@@ -160,14 +160,14 @@ impl Oracle for CpuOracle {
 
 /// The GPU oracle: the dataset uploaded once as row chunks, one submission per call.
 pub struct GpuOracle<'c> {
-    problem: DeviceProblem<'c>,
+    problem: DeviceChunks<'c>,
 }
 
 impl<'c> GpuOracle<'c> {
     /// Uploads the dataset. `chunk_rows` caps the rows per device chunk (the device's
     /// storage-binding limit always applies).
     pub fn new(ctx: &'c GpuContext, data: &Dataset, chunk_rows: Option<usize>) -> Result<Self> {
-        let problem = DeviceProblem::new(
+        let problem = DeviceChunks::new(
             ctx,
             Rows::Shared(data.source()),
             Some(data.labels()),

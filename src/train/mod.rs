@@ -17,8 +17,8 @@ use crate::data::dataset::Dataset;
 use crate::data::standardize::{FeatureStats, Scaling, Standardizer};
 use crate::error::{Error, Result};
 use crate::gpu::ChunkPlan;
+use crate::gpu::chunks::{DeviceChunks, Rows};
 use crate::gpu::kernels::UpdateEntry;
-use crate::gpu::problem::{DeviceProblem, Rows};
 use crate::model::Model;
 use crate::objective::CpuOracle;
 use crate::objective::metrics::{Backend, Evaluator, Metrics, gpu_metrics};
@@ -300,7 +300,7 @@ impl Engine for CpuEngine<'_> {
 }
 
 struct GpuEngine<'c, 'd> {
-    problem: DeviceProblem<'c>,
+    problem: DeviceChunks<'c>,
     data: &'d Dataset,
     l2: f32,
     /// Whether g holds ∇J at the current w.
@@ -864,7 +864,7 @@ impl Trainer {
                 })
             }
             Backend::Gpu(ctx) => {
-                let problem = DeviceProblem::new(
+                let problem = DeviceChunks::new(
                     ctx,
                     Rows::Shared(train.source()),
                     Some(train.labels()),

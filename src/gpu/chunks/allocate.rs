@@ -1,0 +1,340 @@
+//! Putting a problem on the device: planning its buffers within the device's limits,
+//! uploading or preparing to stream X, and binding every chunk's kernels once.
+
+use super::*;
+
+/// The range of every value of X (for fitting a compact storage's codec).
+pub(super) fn scan(x: &Rows<'_>) -> Result<XRange> {
+    match x {
+        Rows::View(view) => Ok(XRange::of_values(
+            view.as_standard_layout().as_slice().unwrap_or(&[]),
+        )),
+        Rows::Shared(source) => XRange::of_source(source.as_ref()),
+    }
+}
+
+impl<'c> DeviceChunks<'c> {
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn allocate(
+        ctx: &'c GpuContext,
+        x: &Rows<'_>,
+        codec: XCodec,
+        labels: Option<&[u32]>,
+        weights: Option<&[f32]>,
+        k: usize,
+        chunk_rows: Option<usize>,
+        batch_capacity: Option<usize>,
+        streamed: bool,
+    ) -> Result<Self> {
+        let (m, n) = x.dim();
+        let plan = ChunkPlan::new(m, n, k, codec.storage, ctx.limits(), chunk_rows)?;
+        let (len, stride) = (n * k + k, n * k + k + 1);
+        let max_blocks = check_limits(ctx, n, k, stride)?;
+        let batch_capacity = batch_capacity.map(|b| b.min(plan.chunk_rows));
+        let scratch_rows = plan.chunk_rows.max(batch_capacity.unwrap_or(0));
+        let partial_blocks =
+            gradient_dims(&ctx.kernels.gradient, scratch_rows, n, k, max_blocks, codec).blocks()
+                as u64;
+
+        let w = ctx.storage_buffer("parameters w", 4 * len as u64)?;
+        let g = ctx.storage_buffer("gradient g", 4 * len as u64)?;
+        let m1 = ctx.storage_buffer("optimizer state m1", 4 * len as u64)?;
+        let m2 = ctx.storage_buffer("optimizer state m2", 4 * len as u64)?;
+        let sums = ctx.storage_buffer("reduced sums", 4 * stride as u64)?;
+        let z = ctx.storage_buffer("logits z", 4 * (scratch_rows * k) as u64)?;
+        let row_loss = ctx.storage_buffer("row losses", 4 * scratch_rows as u64)?;
+        let partials =
+            ctx.storage_buffer("gradient partials", 4 * stride as u64 * partial_blocks)?;
+
+        let kernels = &ctx.kernels;
+        let (xs, stream) = if streamed && let Rows::Shared(source) = x {
+            let (xs, stream) = stream_slots(ctx, source, codec.storage.bytes(plan.chunk_rows * n))?;
+            (xs, Some(RefCell::new(stream)))
+        } else {
+            (resident_chunks(ctx, x, &plan, codec)?, None)
+        };
+        let common = ChunkCommon {
+            w: &w,
+            z: &z,
+            row_loss: &row_loss,
+            partials: &partials,
+            sums: &sums,
+            labels,
+            weights,
+            m,
+            n,
+            k,
+            stride,
+            max_blocks,
+            codec,
+        };
+        let mut chunks = Vec::with_capacity(plan.chunks);
+        for c in 0..plan.chunks {
+            let slot = if stream.is_some() { c % 2 } else { c };
+            chunks.push(common.bind_chunk(ctx, &plan, c, slot, &xs[slot])?);
+        }
+        let update_dims = UpdateDims {
+            len: len as u32,
+            nk: (n * k) as u32,
+            inv_m: 1.0 / m as f32,
+            ..bytemuck::Zeroable::zeroed()
+        };
+        let update_full = ctx.scoped("binding the update", |device| {
+            kernels
+                .update
+                .bind(device, &sums, &w, &g, &m1, &m2, update_dims)
+        })?;
+
+        // Five bindings per chunk, the full-batch update, and for mini-batches one gather
+        // per chunk plus five more; uploads of w, m1 and m2 each stage `len` values.
+        let bindings =
+            5 * plan.chunks as u64 + 1 + batch_capacity.map_or(0, |_| plan.chunks as u64 + 5);
+        // Reads: (loss, g, w), (w, m1, m2), or one chunk's (z, row losses).
+        let readback =
+            ctx.readback_buffer(4 * ((3 * len) as u64).max((plan.chunk_rows * (k + 1)) as u64))?;
+        let overhead = ctx.reservation(
+            "uniform buffers and upload staging",
+            bindings * UNIFORM_BYTES + 3 * 4 * len as u64,
+        )?;
+        let mut problem = DeviceChunks {
+            ctx,
+            m,
+            n,
+            k,
+            plan,
+            chunks,
+            xs,
+            stream,
+            w,
+            g,
+            sums,
+            z,
+            row_loss,
+            update_full,
+            batch: None,
+            max_blocks,
+            partials,
+            m1,
+            m2,
+            has_weights: weights.is_some(),
+            codec,
+            _overhead: overhead,
+            readback,
+        };
+        if let (Some(capacity), Some(_)) = (batch_capacity, labels) {
+            problem.batch = Some(problem.bind_batch(capacity, update_dims)?);
+        }
+        Ok(problem)
+    }
+}
+
+/// Checks that the device can dispatch the kernels over n features and K classes and hold
+/// one block of gradient partials; returns how many blocks of partials one buffer holds.
+fn check_limits(ctx: &GpuContext, n: usize, k: usize, stride: usize) -> Result<u64> {
+    // The kernels dispatch one workgroup per 16 features or classes along one grid
+    // dimension.
+    let max_dim = ctx.limits().max_compute_workgroups_per_dimension as usize;
+    if n.div_ceil(TILE as usize) > max_dim || k.div_ceil(TILE as usize) > max_dim {
+        return Err(Error::OutOfMemory {
+            context: format!(
+                "planning dispatches: {n} features × {k} classes is over the device's limit of {} per dimension",
+                16 * max_dim
+            ),
+        });
+    }
+    let max_bytes = ctx
+        .limits()
+        .max_storage_buffer_binding_size
+        .min(ctx.limits().max_buffer_size);
+    let max_blocks = max_bytes / (4 * stride as u64);
+    if max_blocks == 0 {
+        return Err(Error::OutOfMemory {
+            context: format!(
+                "allocating the gradient: {n}×{k} parameters are over the device's {max_bytes}-byte buffer limit"
+            ),
+        });
+    }
+    Ok(max_blocks)
+}
+
+/// The two chunk-sized slots a streamed X takes turns in, and the stream's state.
+fn stream_slots(
+    ctx: &GpuContext,
+    source: &Arc<dyn ChunkSource>,
+    bytes: u64,
+) -> Result<(Vec<DeviceBuffer>, Stream)> {
+    let xs = vec![
+        ctx.storage_buffer("x slot 0", bytes)?,
+        ctx.storage_buffer("x slot 1", bytes)?,
+    ];
+    let staging = ctx.reservation("x upload staging", 2 * bytes)?;
+    let stream = Stream {
+        source: Arc::clone(source),
+        holds: [None, None],
+        last_use: [None, None],
+        host: Vec::new(),
+        words: Vec::new(),
+        _staging: staging,
+    };
+    Ok((xs, stream))
+}
+
+/// Every chunk of a resident X in its own buffer, uploaded once in the storage format.
+fn resident_chunks(
+    ctx: &GpuContext,
+    x: &Rows<'_>,
+    plan: &ChunkPlan,
+    codec: XCodec,
+) -> Result<Vec<DeviceBuffer>> {
+    let (m, n) = x.dim();
+    let mut xs = Vec::with_capacity(plan.chunks);
+    let mut host = Vec::new();
+    let mut words = Vec::new();
+    let x_std = match x {
+        Rows::View(view) => Some(view.as_standard_layout()),
+        Rows::Shared(_) => None,
+    };
+    let flat = x_std.as_ref().and_then(|v| v.as_slice()).unwrap_or(&[]);
+    for c in 0..plan.chunks {
+        let (start, rows) = (c * plan.chunk_rows, plan.rows_in(c, m));
+        let values = match x {
+            Rows::View(_) => &flat[start * n..(start + rows) * n],
+            Rows::Shared(source) => {
+                host.resize(rows * n, 0.0);
+                read_rows_parallel(source.as_ref(), start, n, &mut host)?;
+                &host[..]
+            }
+        };
+        let label = format!("x chunk {c}");
+        xs.push(ctx.storage_buffer_with(&label, codec.stored(values, &mut words))?);
+    }
+    Ok(xs)
+}
+
+/// What every chunk's kernels bind besides the chunk's own rows.
+struct ChunkCommon<'a> {
+    w: &'a DeviceBuffer,
+    z: &'a DeviceBuffer,
+    row_loss: &'a DeviceBuffer,
+    partials: &'a DeviceBuffer,
+    sums: &'a DeviceBuffer,
+    labels: Option<&'a [u32]>,
+    weights: Option<&'a [f32]>,
+    m: usize,
+    n: usize,
+    k: usize,
+    stride: usize,
+    max_blocks: u64,
+    codec: XCodec,
+}
+
+impl ChunkCommon<'_> {
+    /// Chunk `c`'s labels and weights uploaded, and its kernels bound to its X buffer.
+    fn bind_chunk(
+        &self,
+        ctx: &GpuContext,
+        plan: &ChunkPlan,
+        c: usize,
+        slot: usize,
+        x_buf: &DeviceBuffer,
+    ) -> Result<Chunk> {
+        let (n, k, codec, labels, weights) =
+            (self.n, self.k, self.codec, self.labels, self.weights);
+        let (stride, max_blocks) = (self.stride, self.max_blocks);
+        let (m, kernels) = (self.m, &ctx.kernels);
+        let rows = plan.rows_in(c, m);
+        let start = c * plan.chunk_rows;
+        let rows_of = |what: &str| (format!("{what} chunk {c}"), start..start + rows);
+        let labels_buf = upload_rows(ctx, labels, rows_of("labels"))?;
+        let weights_buf = upload_rows(ctx, weights, rows_of("weights"))?;
+        ctx.scoped(&format!("binding chunk {c}"), |device| {
+            let gdims = gradient_dims(&kernels.gradient, rows, n, k, max_blocks, codec);
+            // The first chunk overwrites the sums; later ones add to them.
+            let reduce = |accumulate: u32| {
+                kernels.reduce.bind(
+                    device,
+                    self.partials,
+                    self.sums,
+                    ReduceDims {
+                        len: stride as u32,
+                        parts: gdims.blocks(),
+                        accumulate,
+                        _pad: 0,
+                    },
+                )
+            };
+            Chunk {
+                rows,
+                slot,
+                logits: kernels.logits.bind(
+                    device,
+                    x_buf,
+                    self.w,
+                    self.z,
+                    LogitsDims {
+                        rows: rows as u32,
+                        n: n as u32,
+                        k: k as u32,
+                        x_lo: codec.lo,
+                        x_step: codec.step,
+                        _pad: [0; 3],
+                    },
+                ),
+                softmax: kernels.softmax.bind(
+                    device,
+                    [&labels_buf, &weights_buf, self.z, self.row_loss],
+                    SoftmaxDims {
+                        rows: rows as u32,
+                        k: k as u32,
+                        has_labels: labels.is_some() as u32,
+                        has_weights: weights.is_some() as u32,
+                    },
+                ),
+                gradient: kernels.gradient.bind(
+                    device,
+                    x_buf,
+                    self.z,
+                    self.row_loss,
+                    self.partials,
+                    gdims,
+                ),
+                // Same row blocks as the gradient kernel, so the same reductions apply.
+                fused: (kernels.fused.enabled && k <= FUSED_MAX_CLASSES && labels.is_some()).then(
+                    || {
+                        kernels.fused.bind(
+                            device,
+                            [x_buf, self.w, &labels_buf, &weights_buf, self.partials],
+                            FusedDims {
+                                rows: rows as u32,
+                                n: n as u32,
+                                k: k as u32,
+                                rows_per_block: gdims.rows_per_block,
+                                stride: gdims.stride,
+                                has_weights: weights.is_some() as u32,
+                                x_lo: codec.lo,
+                                x_step: codec.step,
+                            },
+                        )
+                    },
+                ),
+                reduce_first: reduce(0),
+                reduce_next: reduce(1),
+                labels: labels_buf,
+                weights: weights_buf,
+            }
+        })
+    }
+}
+
+/// The chunk's rows of per-row values (labels or weights) in a buffer of their own, or a
+/// placeholder binding when there are none.
+fn upload_rows<T: bytemuck::Pod>(
+    ctx: &GpuContext,
+    values: Option<&[T]>,
+    (label, rows): (String, std::ops::Range<usize>),
+) -> Result<DeviceBuffer> {
+    match values {
+        Some(v) => ctx.storage_buffer_with(&label, &v[rows]),
+        None => ctx.storage_buffer(&format!("no {label}"), 4),
+    }
+}

@@ -1,0 +1,418 @@
+//! A problem on the device: X and the labels as row chunks (each within the device's
+//! storage-binding limit), the parameters, optimizer state and scratch, and the kernels
+//! bound to them once. It records the passes the oracle, the trainer and the evaluator
+//! submit.
+//!
+//! X is resident (every chunk in its own buffer, uploaded once) when it fits the device
+//! and the context's memory budget; otherwise it is streamed: two chunk-sized slots take
+//! turns, and while the device computes on one chunk the host reads the next from its
+//! source into the other (double buffering). The kernels, their dimensions and the order
+//! of the sums are the same either way, so for the same chunk boundaries the results are
+//! bit-identical.
+
+mod allocate;
+mod batch;
+mod plan;
+mod readback;
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use ndarray::{ArrayView1, ArrayView2};
+
+use crate::data::source::{ChunkSource, read_rows_parallel};
+use crate::error::{Error, Result};
+use crate::gpu::context::{DeviceBuffer, GpuContext, Reservation, widen_f32};
+use crate::gpu::kernels::{
+    Bound, CLASS_TILE, FUSED_MAX_CLASSES, FusedDims, GatherDims, Gradient, GradientDims,
+    LogitsDims, ProductKind, ReduceDims, SLICES, SLICES_FEATURES, SoftmaxDims, TILE, UpdateDims,
+    UpdateEntry, tile_shape,
+};
+use crate::gpu::storage::{XCodec, XRange, XStorage};
+use crate::step::StepDims;
+
+use allocate::scan;
+pub use plan::ChunkPlan;
+use plan::gradient_dims;
+
+/// Rows of X to put on the device: a borrowed array, or a shared source that can be
+/// streamed.
+pub(crate) enum Rows<'a> {
+    View(ArrayView2<'a, f32>),
+    Shared(Arc<dyn ChunkSource>),
+}
+
+impl Rows<'_> {
+    fn dim(&self) -> (usize, usize) {
+        match self {
+            Rows::View(x) => x.dim(),
+            Rows::Shared(s) => (s.n_rows(), s.n_features()),
+        }
+    }
+}
+
+/// The state of a streamed X: which chunk each slot holds and the last submission that
+/// reads it.
+struct Stream {
+    source: Arc<dyn ChunkSource>,
+    holds: [Option<usize>; 2],
+    last_use: [Option<wgpu::SubmissionIndex>; 2],
+    host: Vec<f32>,
+    /// The rows in `host` encoded for compact storage.
+    words: Vec<u32>,
+    /// wgpu's staging copies of the two slots' uploads, counted against the budget.
+    _staging: Reservation,
+}
+
+struct Chunk {
+    rows: usize,
+    /// Index into `DeviceChunks::xs`: the chunk's own buffer, or its streaming slot.
+    slot: usize,
+    labels: DeviceBuffer,
+    weights: DeviceBuffer,
+    logits: Bound<LogitsDims>,
+    softmax: Bound<SoftmaxDims>,
+    gradient: Bound<GradientDims>,
+    /// The single-pass kernel replacing logits, softmax and gradient in full-batch passes,
+    /// when the device uses it and K allows.
+    fused: Option<Bound<FusedDims>>,
+    reduce_first: Bound<ReduceDims>,
+    reduce_next: Bound<ReduceDims>,
+}
+
+/// Device buffers for mini-batches: the gathered rows and kernels bound to them.
+struct BatchSlot {
+    capacity: usize,
+    idx: DeviceBuffer,
+    gathers: Vec<Bound<GatherDims>>,
+    logits: Bound<LogitsDims>,
+    softmax: Bound<SoftmaxDims>,
+    gradient: Bound<GradientDims>,
+    reduce: Bound<ReduceDims>,
+    update: Bound<UpdateDims>,
+}
+
+/// X, labels, parameters and scratch on one device.
+pub(crate) struct DeviceChunks<'c> {
+    ctx: &'c GpuContext,
+    pub(crate) m: usize,
+    pub(crate) n: usize,
+    pub(crate) k: usize,
+    pub(crate) plan: ChunkPlan,
+    chunks: Vec<Chunk>,
+    xs: Vec<DeviceBuffer>,
+    stream: Option<RefCell<Stream>>,
+    pub(crate) w: DeviceBuffer,
+    pub(crate) g: DeviceBuffer,
+    pub(crate) sums: DeviceBuffer,
+    pub(crate) z: DeviceBuffer,
+    pub(crate) row_loss: DeviceBuffer,
+    update_full: Bound<UpdateDims>,
+    batch: Option<BatchSlot>,
+    max_blocks: u64,
+    partials: DeviceBuffer,
+    m1: DeviceBuffer,
+    m2: DeviceBuffer,
+    has_weights: bool,
+    /// How X is stored in `xs` and the batch buffer.
+    codec: XCodec,
+    /// Memory outside the crate's own buffers: each kernel binding's uniform buffer, and
+    /// wgpu's staging for parameter and state uploads.
+    _overhead: Reservation,
+    /// Staging for every readback the problem makes, allocated once so that reads never
+    /// allocate (and so never pass the memory budget) after planning.
+    readback: DeviceBuffer,
+}
+
+/// Bytes counted per kernel binding for its uniform buffer (allocation granularity
+/// included).
+const UNIFORM_BYTES: u64 = 256;
+
+impl Chunk {
+    /// The reduction of chunk `c`: the first chunk overwrites the sums, later ones add.
+    fn reduce(&self, c: usize) -> &Bound<ReduceDims> {
+        if c == 0 {
+            &self.reduce_first
+        } else {
+            &self.reduce_next
+        }
+    }
+}
+
+impl<'c> DeviceChunks<'c> {
+    /// Uploads X (m, n) and, when given, the labels and sample weights, as row chunks, and
+    /// binds every kernel. `batch_capacity` reserves room for mini-batches of up to that
+    /// many rows.
+    ///
+    /// When an allocation fails (the device is out of memory, or the context's memory
+    /// budget would be passed), everything allocated is freed and the plan is retried with
+    /// chunks of half as many rows, whose scratch buffers are smaller, down to one row.
+    ///
+    /// A shared source is streamed when X (with its labels and weights) is larger than the
+    /// memory budget, or when keeping it resident fails; a borrowed array is always kept
+    /// resident.
+    pub(crate) fn new(
+        ctx: &'c GpuContext,
+        x: Rows<'_>,
+        labels: Option<&[u32]>,
+        weights: Option<&[f32]>,
+        k: usize,
+        chunk_rows: Option<usize>,
+        batch_capacity: Option<usize>,
+    ) -> Result<Self> {
+        let (m, n) = x.dim();
+        let codec = match ctx.x_storage() {
+            XStorage::F32 => XCodec::F32,
+            storage => XCodec::fit(storage, n, &scan(&x)?)?,
+        };
+        let resident_bytes = codec.storage.bytes(m * n) + 8 * m as u64;
+        let can_stream = matches!(x, Rows::Shared(_));
+        let mut streamed = can_stream && ctx.memory_budget().is_some_and(|b| resident_bytes > b);
+        let mut rows = chunk_rows;
+        loop {
+            match Self::allocate(
+                ctx,
+                &x,
+                codec,
+                labels,
+                weights,
+                k,
+                rows,
+                batch_capacity,
+                streamed,
+            ) {
+                Err(Error::OutOfMemory { context }) => {
+                    if can_stream && !streamed {
+                        streamed = true;
+                        continue;
+                    }
+                    let planned =
+                        ChunkPlan::new(m, n, k, codec.storage, ctx.limits(), rows)?.chunk_rows;
+                    if planned > 1 {
+                        rows = Some(planned / 2);
+                        continue;
+                    }
+                    return Err(match ctx.memory_budget() {
+                        Some(budget) => Error::BudgetTooSmall {
+                            budget,
+                            detail: format!(
+                                "the parameters, their gradient and optimizer state ({} values each) and one row of data do not fit ({context})",
+                                n * k + k
+                            ),
+                        },
+                        None => Error::OutOfMemory { context },
+                    });
+                }
+                other => return other,
+            }
+        }
+    }
+
+    /// Whether X is streamed rather than resident.
+    pub(crate) fn is_streamed(&self) -> bool {
+        self.stream.is_some()
+    }
+
+    /// Number of parameters, n·K + K.
+    pub(crate) fn len(&self) -> usize {
+        self.n * self.k + self.k
+    }
+
+    /// Writes w = (Θ row-major, b).
+    pub(crate) fn set_params(&self, w: &[f32]) {
+        self.ctx
+            .queue
+            .write_buffer(&self.w, 0, bytemuck::cast_slice(w));
+    }
+
+    /// Uploads (Θ, b) into w = (Θ row-major, b), straight from Θ's memory when it is in
+    /// standard layout.
+    pub(crate) fn set_params_from(&self, theta: ArrayView2<'_, f32>, bias: ArrayView1<'_, f32>) {
+        match (theta.as_slice(), bias.as_slice()) {
+            (Some(t), Some(b)) => {
+                let queue = &self.ctx.queue;
+                queue.write_buffer(&self.w, 0, bytemuck::cast_slice(t));
+                queue.write_buffer(&self.w, 4 * t.len() as u64, bytemuck::cast_slice(b));
+            }
+            _ => self.set_params(&crate::params::flatten(theta, bias)),
+        }
+    }
+
+    /// Reads back (w, m1, m2): the parameters and the optimizer moments.
+    pub(crate) fn read_state(&self) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
+        let len = self.len();
+        let mut out = self.ctx.read_f32_via(
+            Some(&self.readback),
+            &[(&self.w, 0, len), (&self.m1, 0, len), (&self.m2, 0, len)],
+            "reading the optimizer state",
+        )?;
+        let m2 = out.pop().unwrap_or_default();
+        let m1 = out.pop().unwrap_or_default();
+        let w = out.pop().unwrap_or_default();
+        Ok((w, m1, m2))
+    }
+
+    /// Writes the parameters and the optimizer moments (see [`DeviceChunks::read_state`]).
+    pub(crate) fn write_state(&self, w: &[f32], m1: &[f32], m2: &[f32]) {
+        let queue = &self.ctx.queue;
+        queue.write_buffer(&self.w, 0, bytemuck::cast_slice(w));
+        queue.write_buffer(&self.m1, 0, bytemuck::cast_slice(m1));
+        queue.write_buffer(&self.m2, 0, bytemuck::cast_slice(m2));
+    }
+
+    /// Zeroes the optimizer state.
+    pub(crate) fn reset_state(&self) {
+        let zeros = vec![0f32; self.len()];
+        self.ctx
+            .queue
+            .write_buffer(&self.m1, 0, bytemuck::cast_slice(&zeros));
+        self.ctx
+            .queue
+            .write_buffer(&self.m2, 0, bytemuck::cast_slice(&zeros));
+    }
+
+    fn encoder(&self, label: &str) -> wgpu::CommandEncoder {
+        self.ctx
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: Some(label) })
+    }
+
+    /// Records one compute pass with `record` and submits it.
+    fn submit_pass(
+        &self,
+        label: &str,
+        record: impl FnOnce(&mut wgpu::ComputePass<'_>),
+    ) -> wgpu::SubmissionIndex {
+        let mut encoder = self.encoder(label);
+        {
+            let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some(label),
+                timestamp_writes: None,
+            });
+            record(&mut pass);
+        }
+        self.ctx.submit(encoder.finish())
+    }
+
+    /// Chunk `c`'s gradient partials, summed into the reduced sums (the first chunk
+    /// overwrites them, later ones add, in chunk order).
+    fn record_chunk(&self, pass: &mut wgpu::ComputePass<'_>, c: usize, chunk: &Chunk) {
+        self.encode_chunk_gradient(pass, chunk);
+        self.ctx.kernels.reduce.encode(pass, chunk.reduce(c));
+    }
+
+    /// One chunk's gradient partials: the fused kernel, or logits → softmax → gradient.
+    fn encode_chunk_gradient(&self, pass: &mut wgpu::ComputePass<'_>, chunk: &Chunk) {
+        let kernels = &self.ctx.kernels;
+        match &chunk.fused {
+            Some(fused) => kernels.fused.encode(pass, fused),
+            None => {
+                kernels.logits.encode(pass, &chunk.logits);
+                kernels.softmax.encode(pass, &chunk.softmax);
+                kernels.gradient.encode(pass, &chunk.gradient);
+            }
+        }
+    }
+
+    /// Whether full-batch passes use the fused kernel.
+    pub(crate) fn is_fused(&self) -> bool {
+        self.chunks.iter().all(|c| c.fused.is_some())
+    }
+
+    /// Sets the hyper-parameters the full-batch finalize and step read.
+    pub(crate) fn configure_full(&mut self, dims: StepDims) {
+        let d = UpdateDims {
+            step: dims,
+            ..self.update_full.dims
+        };
+        self.update_full.set(&self.ctx.queue, d);
+    }
+
+    /// Full-batch gradient into g (every chunk's partials reduced in chunk order, then
+    /// g = sums/m + λΘ), optionally followed by one optimizer step. Resident X: one
+    /// submission. Streamed X: one submission per chunk, each chunk uploaded into its slot
+    /// while the device works on the previous one, then one for the update. With
+    /// `gradient_ready` the gradient pass is skipped (g is current).
+    pub(crate) fn full_step(
+        &mut self,
+        step: Option<UpdateEntry>,
+        gradient_ready: bool,
+    ) -> Result<()> {
+        let update = &self.ctx.kernels.update;
+        let finish = |pass: &mut wgpu::ComputePass<'_>| {
+            if !gradient_ready {
+                update.encode(pass, &self.update_full, UpdateEntry::Finalize);
+            }
+            if let Some(entry) = step {
+                update.encode(pass, &self.update_full, entry);
+            }
+        };
+        if self.stream.is_none() {
+            self.submit_pass("full-batch step", |pass| {
+                if !gradient_ready {
+                    for (c, chunk) in self.chunks.iter().enumerate() {
+                        self.record_chunk(pass, c, chunk);
+                    }
+                }
+                finish(pass);
+            });
+            return self.ctx.check("a full-batch step");
+        }
+        if !gradient_ready {
+            for (c, chunk) in self.chunks.iter().enumerate() {
+                self.ensure_chunk(c)?;
+                let index =
+                    self.submit_pass("streamed chunk", |pass| self.record_chunk(pass, c, chunk));
+                self.used(c, index);
+            }
+        }
+        self.submit_pass("full-batch update", finish);
+        self.ctx.check("a streamed full-batch step")
+    }
+
+    /// Waits until the device has finished everything submitted so far.
+    pub(crate) fn wait_idle(&self, context: &str) -> Result<()> {
+        self.ctx.wait(None, context)
+    }
+
+    /// With X streamed, makes chunk `c` the content of its slot: waits until the device
+    /// is done with what the slot held, then reads the rows from the source and queues
+    /// their upload (which runs before the next submission). Resident X: nothing to do.
+    fn ensure_chunk(&self, c: usize) -> Result<()> {
+        let Some(stream) = &self.stream else {
+            return Ok(());
+        };
+        let mut st = stream.borrow_mut();
+        let slot = c % 2;
+        if st.holds[slot] == Some(c) {
+            return Ok(());
+        }
+        if let Some(index) = st.last_use[slot].take() {
+            self.ctx
+                .wait(Some(index), "waiting for a chunk slot to be free")?;
+        }
+        st.holds[slot] = None;
+        let (start, rows) = (c * self.plan.chunk_rows, self.plan.rows_in(c, self.m));
+        let Stream {
+            source,
+            host,
+            words,
+            ..
+        } = &mut *st;
+        host.resize(rows * self.n, 0.0);
+        // Several threads read the rows: on a fast GPU this host side bounds streaming.
+        read_rows_parallel(source.as_ref(), start, self.n, host)?;
+        self.ctx
+            .queue
+            .write_buffer(&self.xs[slot], 0, self.codec.stored(host, words));
+        st.holds[slot] = Some(c);
+        Ok(())
+    }
+
+    /// Notes that submission `index` reads chunk `c`'s slot.
+    fn used(&self, c: usize, index: wgpu::SubmissionIndex) {
+        if let Some(stream) = &self.stream {
+            stream.borrow_mut().last_use[c % 2] = Some(index);
+        }
+    }
+}

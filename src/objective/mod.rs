@@ -48,6 +48,13 @@ pub trait Oracle {
     ) -> Result<LossGrad>;
 }
 
+/// `J = loss_sum / m + (λ/2)‖Θ‖²_F`, from the summed (weighted) row losses and ‖Θ‖²_F:
+/// the one place the objective is assembled, for the CPU reference, the GPU oracle and the
+/// trainer's epoch reports alike.
+pub(crate) fn objective_value(loss_sum: f64, m: f64, l2: f64, theta_sq: f64) -> f64 {
+    loss_sum / m + 0.5 * l2 * theta_sq
+}
+
 fn check_l2(l2: f64) -> Result<()> {
     if !(l2.is_finite() && l2 >= 0.0) {
         return Err(Error::setting("l2", l2, "must be a finite number ≥ 0"));
@@ -285,7 +292,7 @@ impl GpuOracle<'_> {
             t.readback = reading.elapsed().as_secs_f64();
         }
         Ok(LossGrad {
-            loss: loss_sum / m as f64 + 0.5 * l2 * reg,
+            loss: objective_value(loss_sum, m as f64, l2, reg),
             theta: theta_grad,
             bias,
         })

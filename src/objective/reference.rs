@@ -67,8 +67,9 @@ pub fn loss(
     l2: f64,
 ) -> f64 {
     let z = logits(x, theta, bias);
-    cross_entropy_rows(z.view(), labels).mean().unwrap_or(0.0)
-        + 0.5 * l2 * theta.iter().map(|t| t * t).sum::<f64>()
+    let m = x.nrows().max(1) as f64;
+    let ce_sum = cross_entropy_rows(z.view(), labels).sum();
+    super::objective_value(ce_sum, m, l2, theta.iter().map(|t| t * t).sum())
 }
 
 /// The gradient `∇_Θ J = (1/m) Xᵀ(P − Y) + λΘ` (n, K) and `∇_b J = (1/m) Σ_i (P − Y)[i,:]` (K).
@@ -124,12 +125,12 @@ pub(crate) fn loss_and_gradient_f64(
         ce_rows.iter_mut().zip(w).for_each(|(c, w)| *c *= w);
         d.outer_iter_mut().zip(w).for_each(|(mut row, &w)| row *= w);
     }
-    let ce = ce_rows.sum() / m;
     let mut gt = x.t().dot(&d) / m;
     gt.scaled_add(l2, &theta);
     let gb = d.sum_axis(Axis(0)) / m;
+    let theta_sq = theta.iter().map(|t| t * t).sum();
     (
-        ce + 0.5 * l2 * theta.iter().map(|t| t * t).sum::<f64>(),
+        super::objective_value(ce_rows.sum(), m, l2, theta_sq),
         gt,
         gb,
     )

@@ -2,6 +2,9 @@
 //! reference or the GPU, and a report per epoch.
 
 pub mod checkpoint;
+mod engine;
+mod lbfgs_run;
+mod report;
 pub(crate) mod settings;
 
 use std::cell::RefCell;
@@ -22,7 +25,7 @@ use crate::gpu::kernels::UpdateEntry;
 use crate::model::Model;
 use crate::objective::CpuOracle;
 use crate::objective::metrics::{Backend, Evaluator, Metrics, gpu_metrics};
-use crate::objective::{GpuOracle, LossGrad, Oracle};
+use crate::objective::{GpuOracle, LossGrad, Oracle, objective_value};
 use crate::optim::lbfgs::{LbfgsSettings, LbfgsState, Start, Status};
 use crate::params::{flatten, unflatten};
 use crate::rng::SplitMix64;
@@ -31,155 +34,8 @@ use crate::step::StepDims;
 use crate::train::checkpoint::{Checkpoint, data_fingerprint, trajectory_settings};
 pub use crate::train::settings::{Optimizer, Schedule, Settings};
 
-/// What the trainer reports after each epoch.
-#[derive(Debug, Clone, PartialEq)]
-pub struct EpochReport {
-    /// 1-based epoch.
-    pub epoch: usize,
-    /// The objective J (with the λ term) over all training rows at the end of the epoch.
-    pub loss: f64,
-    /// Max-norm of ∇J at the end of the epoch.
-    pub grad_max_norm: f64,
-    /// Training accuracy, when [`Settings::track_accuracy`] is set.
-    pub train_accuracy: Option<f64>,
-    /// Metrics on the validation data, when given.
-    pub validation: Option<Metrics>,
-    /// Wall time since training started, in seconds.
-    pub elapsed: f64,
-}
-
-/// The result of [`Trainer::fit`].
-#[derive(Debug, Clone)]
-pub struct Fit {
-    /// The final parameters.
-    pub model: Model,
-    /// One report per epoch run.
-    pub history: Vec<EpochReport>,
-    /// How training ended. On [`Status::Diverged`] the model holds the last parameters
-    /// with a finite loss.
-    pub status: Status,
-    /// How the GPU backend held the data, `None` on the CPU.
-    pub device: Option<DeviceUse>,
-    /// Set when the run ended without converging ([`Status::IterationLimit`] or
-    /// [`Status::LineSearchFailed`]) on features that were not standardized and whose
-    /// scales differ widely: the likely reason, which [`Fit::summary`] reports.
-    pub scaling: Option<Scaling>,
-}
-
-/// How the training data sat on the device.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct DeviceUse {
-    /// The row chunks.
-    pub chunk_plan: ChunkPlan,
-    /// X was streamed chunk by chunk (it did not fit the device or the memory budget)
-    /// rather than resident.
-    pub streamed: bool,
-    /// The most bytes the context's buffers held at once during the fit (see
-    /// [`crate::GpuContext::memory_peak`]; the fit starts a new measurement).
-    pub memory_peak: u64,
-}
-
-impl DeviceUse {
-    /// The use of a GPU backend's problem laid out as (chunks, streamed), with the
-    /// context's peak so far; `None` on the CPU.
-    fn of(backend: Backend<'_>, device: Option<(ChunkPlan, bool)>) -> Option<Self> {
-        match (backend, device) {
-            (Backend::Gpu(ctx), Some((chunk_plan, streamed))) => Some(DeviceUse {
-                chunk_plan,
-                streamed,
-                memory_peak: ctx.memory_peak(),
-            }),
-            _ => None,
-        }
-    }
-}
-
-impl Fit {
-    /// A fit holding the parameters w = (Θ row-major, b) of an (n, K) problem.
-    fn of(
-        w: &[f32],
-        (n, k): (usize, usize),
-        history: Vec<EpochReport>,
-        status: Status,
-        device: Option<DeviceUse>,
-    ) -> Result<Self> {
-        let (theta, bias) = unflatten(w, n, k);
-        Ok(Fit {
-            model: Model::new(theta, bias)?,
-            history,
-            status,
-            device,
-            scaling: None,
-        })
-    }
-
-    /// One sentence on how training ended, with what to try when it did not converge.
-    pub fn summary(&self, settings: &Settings) -> String {
-        let last = self.history.iter().rev().find(|r| r.loss.is_finite());
-        let norm = last.map_or(f64::NAN, |r| r.grad_max_norm);
-        let steps = settings.optimizer.steps_name();
-        match self.status {
-            Status::Converged => format!(
-                "converged: max |∇J| = {norm:.2e} ≤ tol {:.1e} after {} {steps}",
-                settings.tol,
-                self.history.len()
-            ),
-            Status::IterationLimit if self.scaling.is_some() => format!(
-                "did not converge: max |∇J| = {norm:.2e} is above tol {:.1e} after {} {steps}; the features look badly scaled ({}), which slows convergence: try --standardize, or more {steps}",
-                settings.tol,
-                self.history.len(),
-                self.scaling.map(|s| s.to_string()).unwrap_or_default()
-            ),
-            Status::IterationLimit => format!(
-                "did not converge: max |∇J| = {norm:.2e} is above tol {:.1e} after {} {steps}; try more {steps}{}",
-                settings.tol,
-                self.history.len(),
-                match (settings.optimizer, settings.batch_size) {
-                    (Optimizer::Lbfgs, _) => "",
-                    (_, Some(_)) => {
-                        " (mini-batch noise keeps max |∇J| from shrinking far; for the exact optimum use --optimizer lbfgs)"
-                    }
-                    _ => ", a larger learning rate, or --optimizer lbfgs",
-                }
-            ),
-            Status::LineSearchFailed if self.scaling.is_some() => format!(
-                "did not converge: the line search found no decrease at max |∇J| = {norm:.2e} (tol {:.1e}); the features look badly scaled ({}), which leaves J flat to f32 precision along some directions: try --standardize",
-                settings.tol,
-                self.scaling.map(|s| s.to_string()).unwrap_or_default()
-            ),
-            Status::LineSearchFailed => format!(
-                "did not converge: the line search found no decrease at max |∇J| = {norm:.2e} (tol {:.1e}); J is flat to f32 precision there, so a larger tol is as good as it gets",
-                settings.tol
-            ),
-            Status::Diverged => format!(
-                "diverged: the loss became non-finite at epoch {}; the model keeps the last finite weights; try a smaller learning rate than {}",
-                self.history.len(),
-                settings.learning_rate
-            ),
-            Status::Stopped => format!(
-                "stopped after {} {steps} at max |∇J| = {norm:.2e}",
-                self.history.len()
-            ),
-            Status::Interrupted => format!(
-                "interrupted after {} {steps} at max |∇J| = {norm:.2e}; the model holds the weights reached",
-                self.history.len()
-            ),
-            Status::EarlyStopped => {
-                let best = self
-                    .history
-                    .iter()
-                    .filter_map(|r| r.validation.map(|v| (r.epoch, v.log_loss)))
-                    .min_by(|a, b| a.1.total_cmp(&b.1));
-                format!(
-                    "early stopped after {} {steps}: the validation log-loss last improved at epoch {} ({:.5}); the model holds that epoch's weights",
-                    self.history.len(),
-                    best.map_or(0, |b| b.0),
-                    best.map_or(f64::NAN, |b| b.1)
-                )
-            }
-        }
-    }
-}
+use engine::{Engine, epoch_batches, x_storage_of};
+pub use report::{DeviceUse, EpochReport, Fit};
 
 /// Trains softmax regression with validated settings, optionally writing checkpoints,
 /// resuming from one, and stopping cleanly on an interrupt flag.
@@ -191,210 +47,49 @@ pub struct Trainer {
     interrupt: Option<Arc<AtomicBool>>,
 }
 
-/// One backend's state during training.
-trait Engine {
-    fn chunk_plan(&self) -> ChunkPlan;
-    /// One full-batch step.
-    fn step_full(&mut self, step: Step, lr: f32) -> Result<()>;
-    /// One step on rows `local` of chunk `chunk`.
-    fn step_batch(&mut self, chunk: usize, local: &[u32], step: Step, lr: f32) -> Result<()>;
-    /// (J, max-norm of ∇J, w) at the current parameters.
-    fn evaluate(&mut self) -> Result<(f64, f64, Vec<f32>)>;
-    /// (w, m1, m2): the parameters and the optimizer moments.
-    fn state(&mut self) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)>;
-    /// Sets what [`Engine::state`] returns.
-    fn restore(&mut self, w: &[f32], m1: &[f32], m2: &[f32]);
-    /// Training accuracy at the current parameters.
-    fn accuracy(&mut self) -> Result<f64>;
-    /// (chunks, streamed) on a GPU.
-    fn device(&self) -> Option<(ChunkPlan, bool)> {
-        None
-    }
+/// What a mini-batch or full-batch gradient run carries from one epoch to the next, and
+/// what its checkpoints record.
+struct GradientRun {
+    rng: SplitMix64,
+    /// Optimizer steps taken.
+    t: u64,
+    /// The parameters of the last epoch whose loss was finite.
+    w: Vec<f32>,
+    /// Early stopping: (best validation log-loss, its epoch, its parameters).
+    best: Option<(f64, usize, Vec<f32>)>,
+    history: Vec<EpochReport>,
+    fingerprint: String,
+    chunk_rows: usize,
+    x_storage: &'static str,
 }
 
-struct CpuEngine<'d> {
-    oracle: CpuOracle,
-    data: &'d Dataset,
-    plan: ChunkPlan,
-    l2: f64,
-    w: Array1<f32>,
-    m1: Array1<f32>,
-    m2: Array1<f32>,
-    /// ∇J at the current w, when known.
-    fresh: Option<Array1<f32>>,
-}
-
-impl CpuEngine<'_> {
-    fn gradient(&self, rows: Option<&[usize]>) -> (f64, Array1<f32>) {
-        let (n, k) = (self.data.n_features(), self.data.n_classes());
-        let (theta, bias) = unflatten(self.w.as_slice().unwrap_or(&[]), n, k);
-        let (t64, b64) = (theta.mapv(f64::from), bias.mapv(f64::from));
-        let (loss, gt, gb) = match rows {
-            None => self.oracle.eval_f64(t64.view(), b64.view(), self.l2),
-            Some(rows) => self.oracle.eval_rows(rows, t64.view(), b64.view(), self.l2),
-        };
-        (
-            loss,
-            gt.iter().chain(gb.iter()).map(|&g| g as f32).collect(),
-        )
+impl GradientRun {
+    /// A checkpoint after `(epochs, batches)` done, with the shuffle generator at
+    /// `rng_state` and the engine's `(w, m1, m2)`.
+    fn checkpoint(
+        &self,
+        settings: &Settings,
+        (epochs_done, batches_done): (usize, usize),
+        rng_state: u64,
+        (w, m1, m2): (Vec<f32>, Vec<f32>, Vec<f32>),
+    ) -> Checkpoint {
+        Checkpoint {
+            settings: trajectory_settings(settings),
+            data: self.fingerprint.clone(),
+            chunk_rows: self.chunk_rows,
+            x_storage: self.x_storage.into(),
+            epochs_done,
+            batches_done,
+            steps: self.t,
+            rng_state,
+            w,
+            m1,
+            m2,
+            finite_w: self.w.clone(),
+            best: self.best.clone(),
+            lbfgs: None,
+        }
     }
-
-    fn apply(&mut self, step: Step, lr: f32, g: Array1<f32>) {
-        crate::objective::reference::update(
-            step,
-            lr,
-            self.w.view_mut(),
-            g.view(),
-            self.m1.view_mut(),
-            self.m2.view_mut(),
-        );
-        self.fresh = None;
-    }
-}
-
-impl Engine for CpuEngine<'_> {
-    fn chunk_plan(&self) -> ChunkPlan {
-        self.plan
-    }
-
-    fn step_full(&mut self, step: Step, lr: f32) -> Result<()> {
-        let g = match self.fresh.take() {
-            Some(g) => g,
-            None => self.gradient(None).1,
-        };
-        self.apply(step, lr, g);
-        Ok(())
-    }
-
-    fn step_batch(&mut self, chunk: usize, local: &[u32], step: Step, lr: f32) -> Result<()> {
-        let start = chunk * self.plan.chunk_rows;
-        let rows: Vec<usize> = local.iter().map(|&r| start + r as usize).collect();
-        let g = self.gradient(Some(&rows)).1;
-        self.apply(step, lr, g);
-        Ok(())
-    }
-
-    fn evaluate(&mut self) -> Result<(f64, f64, Vec<f32>)> {
-        let (loss, g) = self.gradient(None);
-        let norm = g.iter().fold(0.0f64, |a, &v| a.max(f64::from(v).abs()));
-        self.fresh = Some(g);
-        Ok((loss, norm, self.w.to_vec()))
-    }
-
-    fn state(&mut self) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
-        Ok((self.w.to_vec(), self.m1.to_vec(), self.m2.to_vec()))
-    }
-
-    fn restore(&mut self, w: &[f32], m1: &[f32], m2: &[f32]) {
-        self.w = Array1::from_vec(w.to_vec());
-        self.m1 = Array1::from_vec(m1.to_vec());
-        self.m2 = Array1::from_vec(m2.to_vec());
-        self.fresh = None;
-    }
-
-    fn accuracy(&mut self) -> Result<f64> {
-        Ok(Evaluator::new(Backend::Cpu, self.data)?
-            .evaluate(self.w.as_slice().unwrap_or(&[]))?
-            .accuracy)
-    }
-}
-
-struct GpuEngine<'c, 'd> {
-    problem: DeviceChunks<'c>,
-    data: &'d Dataset,
-    l2: f32,
-    /// Whether g holds ∇J at the current w.
-    fresh: bool,
-}
-
-impl GpuEngine<'_, '_> {
-    fn dims(&self, step: Step, lr: f32) -> (StepDims, UpdateEntry) {
-        (
-            StepDims::of_step(step, lr, self.l2),
-            UpdateEntry::of_step(step),
-        )
-    }
-}
-
-impl Engine for GpuEngine<'_, '_> {
-    fn chunk_plan(&self) -> ChunkPlan {
-        self.problem.plan
-    }
-
-    fn step_full(&mut self, step: Step, lr: f32) -> Result<()> {
-        let (dims, entry) = self.dims(step, lr);
-        self.problem.configure_full(dims);
-        self.problem.full_step(Some(entry), self.fresh)?;
-        self.fresh = false;
-        Ok(())
-    }
-
-    fn step_batch(&mut self, chunk: usize, local: &[u32], step: Step, lr: f32) -> Result<()> {
-        let (dims, entry) = self.dims(step, lr);
-        self.problem.batch_step(chunk, local, dims, entry)?;
-        self.fresh = false;
-        Ok(())
-    }
-
-    fn evaluate(&mut self) -> Result<(f64, f64, Vec<f32>)> {
-        self.problem.configure_full(StepDims {
-            l2: self.l2,
-            ..Default::default()
-        });
-        self.problem.full_step(None, self.fresh)?;
-        self.fresh = true;
-        let (loss_sum, g, w) = self.problem.read_loss_gradient_params()?;
-        let nk = self.problem.n * self.problem.k;
-        let reg: f64 = w[..nk].iter().map(|&t| f64::from(t) * f64::from(t)).sum();
-        let loss = loss_sum / self.problem.m as f64 + 0.5 * f64::from(self.l2) * reg;
-        let norm = g.iter().fold(0.0f64, |a, &v| a.max(f64::from(v).abs()));
-        Ok((loss, norm, w))
-    }
-
-    fn state(&mut self) -> Result<(Vec<f32>, Vec<f32>, Vec<f32>)> {
-        self.problem.read_state()
-    }
-
-    fn restore(&mut self, w: &[f32], m1: &[f32], m2: &[f32]) {
-        self.problem.write_state(w, m1, m2);
-        self.fresh = false;
-    }
-
-    fn accuracy(&mut self) -> Result<f64> {
-        Ok(gpu_metrics(&self.problem, self.data.labels())?.accuracy)
-    }
-
-    fn device(&self) -> Option<(ChunkPlan, bool)> {
-        Some((self.problem.plan, self.problem.is_streamed()))
-    }
-}
-
-/// The storage of X a backend computes with, as checkpoints record it.
-fn x_storage_of(backend: Backend<'_>) -> &'static str {
-    match backend {
-        Backend::Gpu(ctx) => ctx.x_storage().name(),
-        Backend::Cpu => crate::gpu::XStorage::F32.name(),
-    }
-}
-
-/// Mini-batches of one epoch: chunks in shuffled order, rows shuffled within each chunk,
-/// then cut into batches of `batch` rows (a chunk's last batch may be shorter). When the
-/// data fits in one chunk this is a full shuffle.
-pub(crate) fn epoch_batches(
-    rng: &mut SplitMix64,
-    plan: ChunkPlan,
-    m: usize,
-    batch: usize,
-) -> Vec<(usize, Vec<u32>)> {
-    let mut order: Vec<usize> = (0..plan.chunks).collect();
-    rng.shuffle(&mut order);
-    let mut batches = Vec::new();
-    for c in order {
-        let mut rows: Vec<u32> = (0..plan.rows_in(c, m) as u32).collect();
-        rng.shuffle(&mut rows);
-        batches.extend(rows.chunks(batch).map(|b| (c, b.to_vec())));
-    }
-    batches
 }
 
 impl Trainer {
@@ -635,164 +330,168 @@ impl Trainer {
         }
         let mut engine = self.engine(backend, train, &w0)?;
         let started = Instant::now();
-        let mut rng = SplitMix64::new(s.seed);
-        let mut t = 0u64;
-        let mut history = Vec::with_capacity(s.epochs);
-        let mut status = Status::IterationLimit;
-        // The parameters of the last epoch whose loss was finite.
-        let mut w = w0;
-        // Early stopping: (best validation log-loss, its epoch, its parameters).
-        let mut best: Option<(f64, usize, Vec<f32>)> = None;
-        let (mut first_epoch, mut skip) = (1, 0);
         let chunk_rows = engine.chunk_plan().chunk_rows;
         let x_storage = x_storage_of(backend);
         self.check_device(resumed, chunk_rows, x_storage)?;
+        let mut run = GradientRun {
+            rng: SplitMix64::new(s.seed),
+            t: 0,
+            w: w0,
+            best: None,
+            history: Vec::with_capacity(s.epochs),
+            fingerprint: String::new(),
+            chunk_rows,
+            x_storage,
+        };
+        let (mut first_epoch, mut skip) = (1, 0);
         if let Some(cp) = resumed {
             engine.restore(&cp.w, &cp.m1, &cp.m2);
-            rng = SplitMix64::from_state(cp.rng_state);
-            t = cp.steps;
+            run.rng = SplitMix64::from_state(cp.rng_state);
+            run.t = cp.steps;
             (first_epoch, skip) = (cp.epochs_done.saturating_add(1), cp.batches_done);
-            w.clone_from(&cp.finite_w);
-            best.clone_from(&cp.best);
+            run.w.clone_from(&cp.finite_w);
+            run.best.clone_from(&cp.best);
         }
-        let fingerprint = self.fingerprint(train)?;
-        let checkpoint =
-            |epochs_done: usize,
-             batches_done: usize,
-             rng_state: u64,
-             steps: u64,
-             (w, m1, m2): (Vec<f32>, Vec<f32>, Vec<f32>),
-             finite_w: &[f32],
-             best: &Option<(f64, usize, Vec<f32>)>| Checkpoint {
-                settings: trajectory_settings(s),
-                data: fingerprint.clone(),
-                chunk_rows,
-                x_storage: x_storage.into(),
-                epochs_done,
-                batches_done,
-                steps,
-                rng_state,
-                w,
-                m1,
-                m2,
-                finite_w: finite_w.to_vec(),
-                best: best.clone(),
-                lbfgs: None,
-            };
+        run.fingerprint = self.fingerprint(train)?;
+        let mut status = Status::IterationLimit;
         for epoch in first_epoch..=s.epochs {
             let lr = s.schedule.rate(s.learning_rate, epoch, s.epochs);
-            let rng_at_start = rng.state();
-            match s.batch_size {
-                None => {
-                    if skip == 0 {
-                        t = t.saturating_add(1);
-                        engine.step_full(s.step(t), lr)?;
-                    }
+            let rng_at_start = run.rng.state();
+            if let Some(done) = self.epoch_steps(engine.as_mut(), &mut run, m, skip, lr)? {
+                // Interrupted between two mini-batches of this epoch.
+                let state = engine.state()?;
+                let w_now = state.0.clone();
+                if self.checkpoint_due(epoch, true) {
+                    let cp = run.checkpoint(s, (epoch - 1, done), rng_at_start, state);
+                    self.save_checkpoint(cp)?;
                 }
-                Some(b) => {
-                    let plan = engine.chunk_plan();
-                    let batches = epoch_batches(&mut rng, plan, m, b.min(plan.chunk_rows));
-                    let total = batches.len();
-                    for (i, (chunk, rows)) in batches.into_iter().enumerate().skip(skip) {
-                        t = t.saturating_add(1);
-                        engine.step_batch(chunk, &rows, s.step(t), lr)?;
-                        if i + 1 < total && self.interrupted() {
-                            // Stop between two mini-batches of this epoch.
-                            let state = engine.state()?;
-                            let w_now = state.0.clone();
-                            if self.checkpoint_due(epoch, true) {
-                                self.save_checkpoint(checkpoint(
-                                    epoch - 1,
-                                    i + 1,
-                                    rng_at_start,
-                                    t,
-                                    state,
-                                    &w,
-                                    &best,
-                                ))?;
-                            }
-                            return Fit::of(
-                                &w_now,
-                                (n, k),
-                                history,
-                                Status::Interrupted,
-                                DeviceUse::of(backend, engine.device()),
-                            );
-                        }
-                    }
-                }
+                let device = DeviceUse::of(backend, engine.device());
+                return Fit::of(&w_now, (n, k), run.history, Status::Interrupted, device);
             }
             skip = 0;
-            let (loss, grad_max_norm, w_now) = engine.evaluate()?;
-            let finite = loss.is_finite() && grad_max_norm.is_finite();
-            if finite {
-                w = w_now;
-            }
-            let train_accuracy = if s.track_accuracy && finite {
-                Some(engine.accuracy()?)
-            } else {
-                None
-            };
-            let validation = if finite {
-                validator.as_mut().map(|v| v.evaluate(&w)).transpose()?
-            } else {
-                None
-            };
-            let report = EpochReport {
+            let validator = validator.as_mut();
+            if let Some(stop) = self.end_epoch(
+                engine.as_mut(),
+                &mut run,
+                validator,
                 epoch,
-                loss,
-                grad_max_norm,
-                train_accuracy,
-                validation,
-                elapsed: started.elapsed().as_secs_f64(),
-            };
-            let flow = on_epoch(&report);
-            history.push(report);
-            if !finite {
-                status = Status::Diverged;
+                started,
+                &mut on_epoch,
+            )? {
+                status = stop;
                 break;
-            }
-            if grad_max_norm <= s.tol {
-                status = Status::Converged;
-                break;
-            }
-            if flow.is_break() {
-                status = Status::Stopped;
-                break;
-            }
-            if let (Some(patience), Some(v)) =
-                (s.patience, history.last().and_then(|r| r.validation))
-            {
-                if best.as_ref().is_none_or(|b| v.log_loss < b.0) {
-                    best = Some((v.log_loss, epoch, w.clone()));
-                } else if best
-                    .as_ref()
-                    .is_some_and(|b| epoch.saturating_sub(b.1) >= patience)
-                {
-                    status = Status::EarlyStopped;
-                    break;
-                }
             }
             let interrupted = self.interrupted();
             if self.checkpoint_due(epoch, interrupted) && epoch < s.epochs {
                 let state = engine.state()?;
-                self.save_checkpoint(checkpoint(epoch, 0, rng.state(), t, state, &w, &best))?;
+                self.save_checkpoint(run.checkpoint(s, (epoch, 0), run.rng.state(), state))?;
             }
             if interrupted && epoch < s.epochs {
                 status = Status::Interrupted;
                 break;
             }
         }
-        if let (Status::EarlyStopped, Some((_, _, best_w))) = (status, best) {
+        let mut w = run.w;
+        if let (Status::EarlyStopped, Some((_, _, best_w))) = (status, run.best) {
             w = best_w;
         }
-        Fit::of(
-            &w,
-            (n, k),
-            history,
-            status,
-            DeviceUse::of(backend, engine.device()),
-        )
+        let device = DeviceUse::of(backend, engine.device());
+        Fit::of(&w, (n, k), run.history, status, device)
+    }
+
+    /// The optimizer steps of one epoch: one full-batch step, or the epoch's mini-batches
+    /// from the `skip`-th on. Returns how many mini-batches were done when an interrupt
+    /// stopped the epoch between two of them.
+    fn epoch_steps(
+        &self,
+        engine: &mut dyn Engine,
+        run: &mut GradientRun,
+        m: usize,
+        skip: usize,
+        lr: f32,
+    ) -> Result<Option<usize>> {
+        let s = &self.settings;
+        match s.batch_size {
+            None => {
+                if skip == 0 {
+                    run.t = run.t.saturating_add(1);
+                    engine.step_full(s.step(run.t), lr)?;
+                }
+            }
+            Some(b) => {
+                let plan = engine.chunk_plan();
+                let batches = epoch_batches(&mut run.rng, plan, m, b.min(plan.chunk_rows));
+                let total = batches.len();
+                for (i, (chunk, rows)) in batches.into_iter().enumerate().skip(skip) {
+                    run.t = run.t.saturating_add(1);
+                    engine.step_batch(chunk, &rows, s.step(run.t), lr)?;
+                    if i + 1 < total && self.interrupted() {
+                        return Ok(Some(i + 1));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Evaluates the epoch's parameters (kept when finite), reports the epoch, and says
+    /// whether the run stops after it and why.
+    fn end_epoch(
+        &self,
+        engine: &mut dyn Engine,
+        run: &mut GradientRun,
+        validator: Option<&mut Evaluator<'_, '_>>,
+        epoch: usize,
+        started: Instant,
+        on_epoch: &mut impl FnMut(&EpochReport) -> ControlFlow<()>,
+    ) -> Result<Option<Status>> {
+        let s = &self.settings;
+        let (loss, grad_max_norm, w_now) = engine.evaluate()?;
+        let finite = loss.is_finite() && grad_max_norm.is_finite();
+        if finite {
+            run.w = w_now;
+        }
+        let train_accuracy = if s.track_accuracy && finite {
+            Some(engine.accuracy()?)
+        } else {
+            None
+        };
+        let validation = if finite {
+            validator.map(|v| v.evaluate(&run.w)).transpose()?
+        } else {
+            None
+        };
+        let report = EpochReport {
+            epoch,
+            loss,
+            grad_max_norm,
+            train_accuracy,
+            validation,
+            elapsed: started.elapsed().as_secs_f64(),
+        };
+        let flow = on_epoch(&report);
+        run.history.push(report);
+        if !finite {
+            return Ok(Some(Status::Diverged));
+        }
+        if grad_max_norm <= s.tol {
+            return Ok(Some(Status::Converged));
+        }
+        if flow.is_break() {
+            return Ok(Some(Status::Stopped));
+        }
+        if let (Some(patience), Some(v)) = (s.patience, validation) {
+            if run.best.as_ref().is_none_or(|b| v.log_loss < b.0) {
+                run.best = Some((v.log_loss, epoch, run.w.clone()));
+            } else if run
+                .best
+                .as_ref()
+                .is_some_and(|b| epoch.saturating_sub(b.1) >= patience)
+            {
+                return Ok(Some(Status::EarlyStopped));
+            }
+        }
+        Ok(None)
     }
 
     /// The parameters a run starts from: the initial model's, or zeros; checks that the
@@ -835,213 +534,5 @@ impl Trainer {
             ));
         }
         Ok(w0)
-    }
-
-    /// The engine of a mini-batch or full-batch gradient run on `backend`, at `w0`.
-    fn engine<'a>(
-        &self,
-        backend: Backend<'a>,
-        train: &'a Dataset,
-        w0: &[f32],
-    ) -> Result<Box<dyn Engine + 'a>> {
-        let s = &self.settings;
-        let (m, n, k) = (train.n_rows(), train.n_features(), train.n_classes());
-        Ok(match backend {
-            Backend::Cpu => {
-                let chunk_rows = s.chunk_rows.unwrap_or(m).min(m);
-                Box::new(CpuEngine {
-                    oracle: CpuOracle::new(train)?,
-                    data: train,
-                    plan: ChunkPlan {
-                        chunk_rows,
-                        chunks: m.div_ceil(chunk_rows),
-                    },
-                    l2: s.l2,
-                    w: Array1::from_vec(w0.to_vec()),
-                    m1: Array1::zeros(n * k + k),
-                    m2: Array1::zeros(n * k + k),
-                    fresh: None,
-                })
-            }
-            Backend::Gpu(ctx) => {
-                let problem = DeviceChunks::new(
-                    ctx,
-                    Rows::Shared(train.source()),
-                    Some(train.labels()),
-                    train.weights(),
-                    k,
-                    s.chunk_rows,
-                    s.batch_size,
-                )?;
-                problem.set_params(w0);
-                problem.reset_state();
-                Box::new(GpuEngine {
-                    problem,
-                    data: train,
-                    l2: s.l2 as f32,
-                    fresh: false,
-                })
-            }
-        })
-    }
-
-    /// Full-batch L-BFGS on the backend's oracle; one epoch is one iteration.
-    fn fit_lbfgs(
-        &self,
-        backend: Backend<'_>,
-        train: &Dataset,
-        mut validator: Option<Evaluator<'_, '_>>,
-        w0: Vec<f32>,
-        resumed: Option<&Checkpoint>,
-        mut on_epoch: impl FnMut(&EpochReport) -> ControlFlow<()>,
-    ) -> Result<Fit> {
-        let s = &self.settings;
-        let mut device = None;
-        // On a GPU the training accuracy comes from the oracle's own device problem, between
-        // oracle calls, so that X is on the device once.
-        let gpu = match backend {
-            Backend::Cpu => None,
-            Backend::Gpu(ctx) => {
-                let oracle = GpuOracle::new(ctx, train, s.chunk_rows)?;
-                device = Some((oracle.chunk_plan(), oracle.is_streamed()));
-                Some(RefCell::new(oracle))
-            }
-        };
-        let mut oracle: Box<dyn Oracle + '_> = match &gpu {
-            Some(cell) => Box::new(SharedOracle(cell)),
-            None => Box::new(CpuOracle::new(train)?),
-        };
-        let mut cpu_accuracy = if s.track_accuracy && gpu.is_none() {
-            Some(Evaluator::new(Backend::Cpu, train)?)
-        } else {
-            None
-        };
-        let settings = LbfgsSettings {
-            max_iter: s.epochs,
-            tol: s.tol,
-            history: s.history,
-            ..LbfgsSettings::default()
-        };
-        let started = Instant::now();
-        let mut history = Vec::new();
-        let mut failure = None;
-        let mut interrupted = false;
-        let start = match resumed.map(|cp| cp.lbfgs.clone()) {
-            Some(Some(state)) => Start::Resume(state),
-            Some(None) => return Err(self.checkpoint_error("holds no L-BFGS state".into())),
-            None => Start::At(w0.iter().map(|&v| f64::from(v)).collect()),
-        };
-        // The chunk plan decides the order of the gradient's sums, so a resumed run must
-        // have the same one (0 on the CPU, which has no chunks).
-        let chunk_rows = device.map_or(0, |(plan, _)| plan.chunk_rows);
-        let x_storage = x_storage_of(backend);
-        self.check_device(resumed, chunk_rows, x_storage)?;
-        let fingerprint = self.fingerprint(train)?;
-        let save = |state: &LbfgsState| {
-            let w: Vec<f32> = state.w.iter().map(|&v| v as f32).collect();
-            let zeros = vec![0.0; w.len()];
-            self.save_checkpoint(Checkpoint {
-                settings: trajectory_settings(s),
-                data: fingerprint.clone(),
-                chunk_rows,
-                x_storage: x_storage.into(),
-                epochs_done: state.iteration,
-                batches_done: 0,
-                steps: state.iteration as u64,
-                rng_state: s.seed,
-                finite_w: w.clone(),
-                w,
-                m1: zeros.clone(),
-                m2: zeros,
-                best: None,
-                lbfgs: Some(state.clone()),
-            })
-        };
-        let result = crate::optim::lbfgs::minimize_from(
-            oracle.as_mut(),
-            start,
-            s.l2,
-            &settings,
-            |it, state| {
-                let w32: Vec<f32> = state.w.iter().map(|&v| v as f32).collect();
-                let metrics = (|| -> Result<_> {
-                    let train_accuracy = match (&gpu, cpu_accuracy.as_mut()) {
-                        (Some(cell), _) if s.track_accuracy => {
-                            Some(cell.borrow_mut().metrics(&w32, train.labels())?.accuracy)
-                        }
-                        (None, Some(e)) => Some(e.evaluate(&w32)?.accuracy),
-                        _ => None,
-                    };
-                    let validation = validator.as_mut().map(|v| v.evaluate(&w32)).transpose()?;
-                    Ok((train_accuracy, validation))
-                })();
-                match metrics {
-                    Ok((train_accuracy, validation)) => {
-                        let report = EpochReport {
-                            epoch: it.iteration,
-                            loss: it.loss,
-                            grad_max_norm: it.grad_max_norm,
-                            train_accuracy,
-                            validation,
-                            elapsed: started.elapsed().as_secs_f64(),
-                        };
-                        let flow = on_epoch(&report);
-                        history.push(report);
-                        let last = it.iteration >= settings.max_iter || it.grad_max_norm <= s.tol;
-                        // An interrupt on the last iteration changes nothing: the run is over.
-                        interrupted = self.interrupted() && !last;
-                        if self.checkpoint_due(it.iteration, interrupted)
-                            && !last
-                            && let Err(e) = save(state)
-                        {
-                            failure = Some(e);
-                            return ControlFlow::Break(());
-                        }
-                        if interrupted {
-                            return ControlFlow::Break(());
-                        }
-                        flow
-                    }
-                    Err(e) => {
-                        failure = Some(e);
-                        ControlFlow::Break(())
-                    }
-                }
-            },
-        )?;
-        if let Some(e) = failure {
-            return Err(e);
-        }
-        let status = match result.status {
-            Status::Stopped if interrupted => Status::Interrupted,
-            other => other,
-        };
-        Ok(Fit {
-            model: Model::new(result.theta, result.bias)?,
-            history,
-            status,
-            device: DeviceUse::of(backend, device),
-            scaling: None,
-        })
-    }
-}
-
-/// An oracle shared through a `RefCell`: L-BFGS borrows it for each oracle call, and the
-/// per-iteration callback between calls (for the training accuracy on the same device
-/// problem).
-struct SharedOracle<'a, O>(&'a RefCell<O>);
-
-impl<O: Oracle> Oracle for SharedOracle<'_, O> {
-    fn shape(&self) -> (usize, usize, usize) {
-        self.0.borrow().shape()
-    }
-
-    fn loss_and_gradient(
-        &mut self,
-        theta: ArrayView2<'_, f32>,
-        bias: ArrayView1<'_, f32>,
-        l2: f64,
-    ) -> Result<LossGrad> {
-        self.0.borrow_mut().loss_and_gradient(theta, bias, l2)
     }
 }

@@ -94,6 +94,7 @@ fn variants() -> Vec<(String, XStorage, GpuContext)> {
         .map(|(v, x_storage)| {
             let (kernels, fused, subgroups) = match v {
                 "auto" => (None, None, None),
+                #[cfg(feature = "kernel-lab")]
                 "tiled" => (Some(KernelVariant::Tiled), Some(false), None),
                 "register" => (Some(KernelVariant::Register), Some(false), None),
                 "coalesced" => (Some(KernelVariant::Coalesced), Some(false), None),
@@ -101,7 +102,7 @@ fn variants() -> Vec<(String, XStorage, GpuContext)> {
                 "gpu-auto" => (Some(KernelVariant::Auto), Some(false), None),
                 "fused" => (None, Some(true), None),
                 other => panic!(
-                    "BENCH_VARIANTS: unknown kernel set {other:?} (auto, tiled, register, register-plain, coalesced, gpu-auto, fused)"
+                    "BENCH_VARIANTS: unknown kernel set {other:?} (auto, register, register-plain, coalesced, gpu-auto; tiled and fused with --features kernel-lab)"
                 ),
             };
             let ctx = GpuContext::new(&AdapterRequest {

@@ -450,3 +450,18 @@ fn register_kernels_with_and_without_subgroup_sharing() {
         }
     }
 }
+
+/// A build without the kernel lab refuses its kernels by name rather than run others.
+#[cfg(not(feature = "kernel-lab"))]
+#[test]
+fn the_kernel_labs_kernels_are_refused_without_it() {
+    let fused = GpuContext::new(&AdapterRequest {
+        fused: Some(true),
+        ..AdapterRequest::default()
+    });
+    let message = fused.err().map(|e| e.to_string()).unwrap_or_default();
+    assert!(
+        message.contains("--features kernel-lab"),
+        "the fused kernel was not refused: {message:?}"
+    );
+}

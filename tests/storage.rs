@@ -28,15 +28,20 @@ fn open(kernels: KernelVariant, fused: bool, x_storage: XStorage) -> GpuContext 
     .unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"))
 }
 
-/// Contexts storing X as `storage`: tiled, register and coalesced kernels, and `auto`
-/// with the fused kernel for K ≤ 16.
-fn contexts(storage: XStorage) -> [GpuContext; 4] {
-    [
-        open(KernelVariant::Tiled, false, storage),
+/// Contexts storing X as `storage`: register and coalesced kernels and, with the kernel
+/// lab, tiled ones and `auto` with the fused kernel for K ≤ 16.
+fn contexts(storage: XStorage) -> Vec<GpuContext> {
+    #[allow(unused_mut)]
+    let mut contexts = vec![
         open(KernelVariant::Register, false, storage),
         open(KernelVariant::Coalesced, false, storage),
-        open(KernelVariant::Auto, true, storage),
-    ]
+    ];
+    #[cfg(feature = "kernel-lab")]
+    {
+        contexts.push(open(KernelVariant::Tiled, false, storage));
+        contexts.push(open(KernelVariant::Auto, true, storage));
+    }
+    contexts
 }
 
 /// Integers 0..=255 with a few distinct extremes: 8-bit pixels, exact in u8 and f16.

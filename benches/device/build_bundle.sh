@@ -9,6 +9,7 @@
 #
 #   benches/device/build_bundle.sh            # the default test set
 #   DEVICE_TESTS="kernels oracle" benches/device/build_bundle.sh
+#   DEVICE_FEATURES=kernel-lab benches/device/build_bundle.sh   # with the kernel lab
 #
 # Then one device call runs them all: see benches/device/run.sh.
 set -euo pipefail
@@ -20,6 +21,8 @@ bundle="${BUNDLE:-$root/.device-bundle}"
 # streaming); the CLI tests run the binary from its build path, which does not travel.
 tests="${DEVICE_TESTS:-kernels oracle storage training lbfgs streaming}"
 limit_mib="${BUNDLE_LIMIT_MIB:-60}"
+features=()
+if [ -n "${DEVICE_FEATURES:-}" ]; then features=(--features "$DEVICE_FEATURES"); fi
 
 rm -rf "$bundle"
 mkdir -p "$bundle/scripts" "$bundle/lib"
@@ -46,10 +49,10 @@ for line in sys.stdin:
 test_args=()
 for t in $tests; do test_args+=(--test "$t"); done
 echo "# building the release test executables: $tests" >&2
-cargo test --release --locked --no-run --message-format=json-render-diagnostics "${test_args[@]}" \
+cargo test --release --locked "${features[@]}" --no-run --message-format=json-render-diagnostics "${test_args[@]}" \
     | executables test >"$bundle/tests.list"
 echo "# building the bench executables: step, lbfgs" >&2
-cargo bench --locked --no-run --message-format=json-render-diagnostics --bench step --bench lbfgs \
+cargo bench --locked "${features[@]}" --no-run --message-format=json-render-diagnostics --bench step --bench lbfgs \
     | executables bench >"$bundle/benches.list"
 echo "# building the binary" >&2
 cargo build --release --locked --bins --message-format=json-render-diagnostics | executables bin >"$bundle/bins.list"

@@ -79,7 +79,14 @@ impl AdapterRequest {
             return Ok(v);
         }
         match std::env::var("SOFTMAX_REGRESSION_KERNELS").ok().as_deref() {
+            #[cfg(feature = "kernel-lab")]
             Some("tiled") => Ok(KernelVariant::Tiled),
+            #[cfg(not(feature = "kernel-lab"))]
+            Some("tiled") => Err(Error::setting(
+                "SOFTMAX_REGRESSION_KERNELS",
+                "tiled",
+                LAB_ONLY,
+            )),
             Some("register") => Ok(KernelVariant::Register),
             Some("coalesced") => Ok(KernelVariant::Coalesced),
             Some("auto") | Some("") | None => Ok(if device_type == wgpu::DeviceType::Cpu {
@@ -128,12 +135,57 @@ impl AdapterRequest {
         }
     }
 
+    /// Whether the fused kernel is wanted: the request's choice, else
+    /// `SOFTMAX_REGRESSION_FUSED` (`1` turns it on), else off. It is off by default: on
+    /// lavapipe it measured slower than the unfused register kernels (BENCHMARKS.md), and on
+    /// GPUs its row blocks, which follow the gradient kernel's, would be too few to fill the
+    /// device. Only a build with the kernel lab has it.
+    fn resolved_fused(&self) -> Result<bool> {
+        let wanted = self.fused.unwrap_or_else(|| {
+            matches!(
+                std::env::var("SOFTMAX_REGRESSION_FUSED").ok().as_deref(),
+                Some("1") | Some("on")
+            )
+        });
+        if wanted && !cfg!(feature = "kernel-lab") {
+            return Err(Error::setting("fused", true, LAB_ONLY));
+        }
+        Ok(wanted)
+    }
+
     fn resolved_name(&self) -> Option<String> {
         self.name
             .clone()
             .or_else(|| std::env::var("WGPU_ADAPTER_NAME").ok())
             .filter(|s| !s.is_empty())
     }
+}
+
+/// Why a kernel-lab choice is refused by a build without the lab.
+const LAB_ONLY: &str = "that kernel is kept in the kernel lab, outside the default build: build with `--features kernel-lab`";
+
+/// The kernels `request` chooses, compiled for the device.
+fn compile_kernels(
+    device: &wgpu::Device,
+    request: &AdapterRequest,
+    summary: &AdapterSummary,
+    subgroups: bool,
+) -> Result<Kernels> {
+    let max_dim = summary.limits.max_compute_workgroups_per_dimension;
+    let variant = request.resolved_kernels(summary.device_type)?;
+    let tuning = CoalescedTuning::from_env()?;
+    let fused = request.resolved_fused()?;
+    scoped(device, "compiling the kernels", |device| {
+        Kernels::new(
+            device,
+            max_dim,
+            variant,
+            request.x_storage,
+            subgroups,
+            fused,
+            tuning,
+        )
+    })
 }
 
 /// What `info` shows about one adapter.
@@ -260,6 +312,10 @@ pub struct GpuContext {
     faults: Arc<Mutex<Faults>>,
     timeout: Duration,
     memory: Arc<Memory>,
+    /// Held while polling the device: wgpu 30's `Device::poll` from two threads at once
+    /// can trip an assertion inside wgpu-core (a race between their fence samples), and a
+    /// context may be shared between threads.
+    polls: Mutex<()>,
 }
 
 /// Bytes held by this context's storage and staging buffers, against an optional budget.
@@ -409,22 +465,7 @@ impl GpuContext {
         });
 
         let timeout = request.timeout.unwrap_or(Duration::from_secs(600));
-        let max_dim = summary.limits.max_compute_workgroups_per_dimension;
-        let variant = request.resolved_kernels(summary.device_type)?;
-        let tuning = CoalescedTuning::from_env()?;
-        let kernels = scoped(&device, "compiling the kernels", |device| {
-            Kernels::new(
-                device,
-                max_dim,
-                variant,
-                request.x_storage,
-                subgroups,
-                request
-                    .fused
-                    .unwrap_or_else(crate::gpu::kernels::fused_wanted),
-                tuning,
-            )
-        })?;
+        let kernels = compile_kernels(&device, request, &summary, subgroups)?;
         let ctx = GpuContext {
             kernels,
             device,
@@ -437,6 +478,7 @@ impl GpuContext {
                 in_use: AtomicU64::new(0),
                 peak: AtomicU64::new(0),
             }),
+            polls: Mutex::new(()),
         };
         ctx.check("compiling the kernels")?;
         Ok(ctx)
@@ -465,13 +507,14 @@ impl GpuContext {
     /// One line naming the adapter, for logs: `llvmpipe (LLVM 15.0.6, 256 bits) via Vulkan (Cpu)`.
     pub fn describe(&self) -> String {
         let kernels = match (self.kernel_variant(), self.kernels.subgroup_tiles) {
+            #[cfg(feature = "kernel-lab")]
             (KernelVariant::Tiled, _) => "tiled",
             (KernelVariant::Register, true) => "register (subgroup-shared)",
             (KernelVariant::Register, false) => "register",
             (KernelVariant::Coalesced, _) => "coalesced",
             (KernelVariant::Auto, _) => "auto (coalesced)",
         };
-        let fused = if self.kernels.fused.enabled {
+        let fused = if self.kernels.fused_enabled() {
             ", fused for K ≤ 16"
         } else {
             ""
@@ -512,7 +555,7 @@ impl GpuContext {
         if errors {
             // Errors often follow a lost device, whose callback runs during a poll: give it
             // the chance, so the loss is what gets reported.
-            let _ = self.device.poll(wgpu::PollType::Poll);
+            let _ = self.poll(wgpu::PollType::Poll);
         }
         let mut faults = lock()?;
         if let Some(message) = faults.lost.clone() {
@@ -547,6 +590,12 @@ impl GpuContext {
         self.queue.submit([commands])
     }
 
+    /// Polls the device, one thread at a time.
+    fn poll(&self, kind: wgpu::PollType) -> std::result::Result<wgpu::PollStatus, wgpu::PollError> {
+        let _one_at_a_time = self.polls.lock().unwrap_or_else(|e| e.into_inner());
+        self.device.poll(kind)
+    }
+
     pub(crate) fn wait(&self, index: Option<wgpu::SubmissionIndex>, context: &str) -> Result<()> {
         // Wait in short slices and look for a lost device between them: some drivers never
         // signal the work of a device that was lost or destroyed, so a single long wait
@@ -554,7 +603,7 @@ impl GpuContext {
         let started = std::time::Instant::now();
         let poll = loop {
             let left = self.timeout.saturating_sub(started.elapsed());
-            let poll = self.device.poll(wgpu::PollType::Wait {
+            let poll = self.poll(wgpu::PollType::Wait {
                 submission_index: index.clone(),
                 timeout: Some(left.min(WAIT_SLICE)),
             });
@@ -571,7 +620,7 @@ impl GpuContext {
             }),
             Err(e) => {
                 // A lost device makes the poll fail too; report the loss, which says more.
-                let _ = self.device.poll(wgpu::PollType::Poll);
+                let _ = self.poll(wgpu::PollType::Poll);
                 self.check(context)?;
                 Err(Error::Gpu {
                     context: context.to_string(),

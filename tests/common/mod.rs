@@ -23,17 +23,15 @@ pub fn gpu() -> &'static GpuContext {
     })
 }
 
-/// One context per kernel set on the selected adapter: tiled, register, coalesced, and
-/// the GPU default `auto` (tiled logits above 16 classes and tiled gradient below 128
-/// features, register kernels otherwise) with the fused single-pass kernel for K ≤ 16;
-/// every test that takes them runs on all four.
-pub fn gpus() -> [&'static GpuContext; 4] {
+/// One context per kernel set on the selected adapter: register and coalesced (the kernels
+/// the library chooses on CPU adapters and on GPUs) and, in a build with the kernel lab
+/// (`--features kernel-lab`), tiled and the GPU default `auto` with the fused single-pass
+/// kernel for K ≤ 16; every test that takes them runs on each.
+pub fn gpus() -> Vec<&'static GpuContext> {
     use softmax_regression::AdapterRequest;
     use softmax_regression::gpu::KernelVariant;
-    static TILED: OnceLock<GpuContext> = OnceLock::new();
     static REGISTER: OnceLock<GpuContext> = OnceLock::new();
     static COALESCED: OnceLock<GpuContext> = OnceLock::new();
-    static FUSED: OnceLock<GpuContext> = OnceLock::new();
     let open = |v: KernelVariant, fused: bool| {
         GpuContext::new(&AdapterRequest {
             kernels: Some(v),
@@ -42,12 +40,19 @@ pub fn gpus() -> [&'static GpuContext; 4] {
         })
         .unwrap_or_else(|e| panic!("GPU tests need an adapter: {e}"))
     };
-    [
-        TILED.get_or_init(|| open(KernelVariant::Tiled, false)),
+    #[allow(unused_mut)]
+    let mut contexts = vec![
         REGISTER.get_or_init(|| open(KernelVariant::Register, false)),
         COALESCED.get_or_init(|| open(KernelVariant::Coalesced, false)),
-        FUSED.get_or_init(|| open(KernelVariant::Auto, true)),
-    ]
+    ];
+    #[cfg(feature = "kernel-lab")]
+    {
+        static TILED: OnceLock<GpuContext> = OnceLock::new();
+        static FUSED: OnceLock<GpuContext> = OnceLock::new();
+        contexts.push(TILED.get_or_init(|| open(KernelVariant::Tiled, false)));
+        contexts.push(FUSED.get_or_init(|| open(KernelVariant::Auto, true)));
+    }
+    contexts
 }
 
 /// Asserts `|got − want| ≤ atol + rtol·|want|` elementwise; on failure reports how many

@@ -85,17 +85,7 @@ impl<'c> DeviceChunks<'c> {
                 .bind(device, &sums, &w, &g, &m1, &m2, update_dims)
         })?;
 
-        // Five bindings per chunk, the full-batch update, and for mini-batches one gather
-        // per chunk plus five more; uploads of w, m1 and m2 each stage `len` values.
-        let bindings =
-            5 * plan.chunks as u64 + 1 + batch_capacity.map_or(0, |_| plan.chunks as u64 + 5);
-        // Reads: (loss, g, w), (w, m1, m2), or one chunk's (z, row losses).
-        let readback =
-            ctx.readback_buffer(4 * ((3 * len) as u64).max((plan.chunk_rows * (k + 1)) as u64))?;
-        let overhead = ctx.reservation(
-            "uniform buffers and upload staging",
-            bindings * UNIFORM_BYTES + 3 * 4 * len as u64,
-        )?;
+        let (readback, overhead) = readback_and_overhead(ctx, &plan, len, k, batch_capacity)?;
         let mut problem = DeviceChunks {
             ctx,
             m,
@@ -299,6 +289,7 @@ impl ChunkCommon<'_> {
                     gdims,
                 ),
                 // Same row blocks as the gradient kernel, so the same reductions apply.
+                #[cfg(feature = "kernel-lab")]
                 fused: (kernels.fused.enabled && k <= FUSED_MAX_CLASSES && labels.is_some()).then(
                     || {
                         kernels.fused.bind(
@@ -337,4 +328,28 @@ fn upload_rows<T: bytemuck::Pod>(
         Some(v) => ctx.storage_buffer_with(&label, &v[rows]),
         None => ctx.storage_buffer(&format!("no {label}"), 4),
     }
+}
+
+/// The staging buffer every readback goes through, and the memory outside the crate's own
+/// buffers (each kernel binding's uniform buffer, wgpu's staging of uploads) reserved
+/// against the budget.
+fn readback_and_overhead(
+    ctx: &GpuContext,
+    plan: &ChunkPlan,
+    len: usize,
+    k: usize,
+    batch_capacity: Option<usize>,
+) -> Result<(DeviceBuffer, Reservation)> {
+    // Five bindings per chunk, the full-batch update, and for mini-batches one gather
+    // per chunk plus five more; uploads of w, m1 and m2 each stage `len` values.
+    let bindings =
+        5 * plan.chunks as u64 + 1 + batch_capacity.map_or(0, |_| plan.chunks as u64 + 5);
+    // Reads: (loss, g, w), (w, m1, m2), or one chunk's (z, row losses).
+    let readback =
+        ctx.readback_buffer(4 * ((3 * len) as u64).max((plan.chunk_rows * (k + 1)) as u64))?;
+    let overhead = ctx.reservation(
+        "uniform buffers and upload staging",
+        bindings * UNIFORM_BYTES + 3 * 4 * len as u64,
+    )?;
+    Ok((readback, overhead))
 }

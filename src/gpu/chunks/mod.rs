@@ -24,10 +24,11 @@ use crate::data::source::{ChunkSource, read_rows_parallel};
 use crate::error::{Error, Result};
 use crate::gpu::context::{DeviceBuffer, GpuContext, Reservation, widen_f32};
 use crate::gpu::kernels::{
-    Bound, CLASS_TILE, FUSED_MAX_CLASSES, FusedDims, GatherDims, Gradient, GradientDims,
-    LogitsDims, ProductKind, ReduceDims, SLICES, SLICES_FEATURES, SoftmaxDims, TILE, UpdateDims,
-    UpdateEntry, tile_shape,
+    Bound, CLASS_TILE, GatherDims, Gradient, GradientDims, LogitsDims, ProductKind, ReduceDims,
+    SLICES, SLICES_FEATURES, SoftmaxDims, TILE, UpdateDims, UpdateEntry,
 };
+#[cfg(feature = "kernel-lab")]
+use crate::gpu::kernels::{FUSED_MAX_CLASSES, FusedDims, tile_shape};
 use crate::gpu::storage::{XCodec, XRange, XStorage};
 use crate::step::StepDims;
 
@@ -75,6 +76,7 @@ struct Chunk {
     gradient: Bound<GradientDims>,
     /// The single-pass kernel replacing logits, softmax and gradient in full-batch passes,
     /// when the device uses it and K allows.
+    #[cfg(feature = "kernel-lab")]
     fused: Option<Bound<FusedDims>>,
     reduce_first: Bound<ReduceDims>,
     reduce_next: Bound<ReduceDims>,
@@ -304,19 +306,22 @@ impl<'c> DeviceChunks<'c> {
     /// One chunk's gradient partials: the fused kernel, or logits → softmax → gradient.
     fn encode_chunk_gradient(&self, pass: &mut wgpu::ComputePass<'_>, chunk: &Chunk) {
         let kernels = &self.ctx.kernels;
-        match &chunk.fused {
-            Some(fused) => kernels.fused.encode(pass, fused),
-            None => {
-                kernels.logits.encode(pass, &chunk.logits);
-                kernels.softmax.encode(pass, &chunk.softmax);
-                kernels.gradient.encode(pass, &chunk.gradient);
-            }
+        #[cfg(feature = "kernel-lab")]
+        if let Some(fused) = &chunk.fused {
+            kernels.fused.encode(pass, fused);
+            return;
         }
+        kernels.logits.encode(pass, &chunk.logits);
+        kernels.softmax.encode(pass, &chunk.softmax);
+        kernels.gradient.encode(pass, &chunk.gradient);
     }
 
     /// Whether full-batch passes use the fused kernel.
     pub(crate) fn is_fused(&self) -> bool {
-        self.chunks.iter().all(|c| c.fused.is_some())
+        #[cfg(feature = "kernel-lab")]
+        return self.chunks.iter().all(|c| c.fused.is_some());
+        #[cfg(not(feature = "kernel-lab"))]
+        false
     }
 
     /// Sets the hyper-parameters the full-batch finalize and step read.

@@ -15,6 +15,7 @@ pub struct ChunkPlan {
 /// Workgroups the tiled gradient kernel aims for per chunk (tiles × row blocks).
 const TARGET_WORKGROUPS: u64 = 1024;
 
+#[cfg(feature = "kernel-lab")]
 /// Fewest rows in one block of the tiled gradient kernel: shorter blocks would spend more
 /// on partials (one n×K copy per block) and their reduction than they gain in parallelism.
 const MIN_TILED_BLOCK_ROWS: u64 = 256;
@@ -80,6 +81,7 @@ pub(super) fn gradient_dims(
     codec: XCodec,
 ) -> GradientDims {
     let (wanted, max_useful) = match gradient.kind() {
+        #[cfg(feature = "kernel-lab")]
         ProductKind::Tiled => {
             let (bm, bn) = tile_shape(k as u32);
             let tiles = (n as u64 + 1).div_ceil(bm as u64) * (k as u64).div_ceil(bn as u64);

@@ -73,18 +73,16 @@ impl<'c> DeviceChunks<'c> {
         };
         for (c, chunk) in self.chunks.iter().enumerate() {
             self.ensure_chunk(c)?;
-            let reduce_slot = match &chunk.fused {
-                Some(f) => {
-                    timed(0, &|p| kernels.fused.encode(p, f))?;
-                    1
-                }
-                None => {
-                    timed(0, &|p| kernels.logits.encode(p, &chunk.logits))?;
-                    timed(1, &|p| kernels.softmax.encode(p, &chunk.softmax))?;
-                    timed(2, &|p| kernels.gradient.encode(p, &chunk.gradient))?;
-                    3
-                }
-            };
+            #[cfg(feature = "kernel-lab")]
+            if let Some(f) = &chunk.fused {
+                timed(0, &|p| kernels.fused.encode(p, f))?;
+                timed(1, &|p| kernels.reduce.encode(p, chunk.reduce(c)))?;
+                continue;
+            }
+            timed(0, &|p| kernels.logits.encode(p, &chunk.logits))?;
+            timed(1, &|p| kernels.softmax.encode(p, &chunk.softmax))?;
+            timed(2, &|p| kernels.gradient.encode(p, &chunk.gradient))?;
+            let reduce_slot = 3;
             timed(reduce_slot, &|p| kernels.reduce.encode(p, chunk.reduce(c)))?;
         }
         timed(last, &|p| {

@@ -149,7 +149,7 @@ pub struct LbfgsState {
     pub pairs: Vec<(Vec<f64>, Vec<f64>, f64)>,
 }
 
-struct Evaluator<'o> {
+struct Objective<'o> {
     oracle: &'o mut dyn Oracle,
     n: usize,
     k: usize,
@@ -157,7 +157,7 @@ struct Evaluator<'o> {
     calls: usize,
 }
 
-impl Evaluator<'_> {
+impl Objective<'_> {
     fn eval(&mut self, w: Vec<f64>) -> Result<Point> {
         self.calls += 1;
         let (n, k) = (self.n, self.k);
@@ -218,7 +218,7 @@ fn cubic_step(a: f64, fa: f64, da: f64, b: f64, fb: f64, db: f64) -> f64 {
 /// Line search for a step α along d satisfying the strong Wolfe conditions.
 /// Returns `None` when none was found within the call budget.
 fn line_search(
-    ev: &mut Evaluator<'_>,
+    ev: &mut Objective<'_>,
     x: &Point,
     d: &[f64],
     alpha0: f64,
@@ -326,7 +326,7 @@ type Pairs = VecDeque<(Vec<f64>, Vec<f64>, f64)>;
 /// The first point, the first iteration's number and the correction pairs of a run
 /// starting at `start`; a fresh start costs one oracle call.
 fn starting_point(
-    ev: &mut Evaluator<'_>,
+    ev: &mut Objective<'_>,
     start: Start,
     len: usize,
     history: usize,
@@ -412,6 +412,33 @@ fn remember_pair(
     }
 }
 
+/// The next iterate from `x`: a strong-Wolfe line search along the quasi-Newton
+/// direction, or along steepest descent (the history forgotten) when that direction does
+/// not descend or its search fails. `None` when no step satisfies the conditions.
+fn next_point(
+    ev: &mut Objective<'_>,
+    x: &Point,
+    pairs: &mut Pairs,
+    settings: &LbfgsSettings,
+) -> Result<Option<Point>> {
+    let steepest = |pairs: &mut Pairs| {
+        pairs.clear();
+        let d = vectors::map(&x.g, |v| -v);
+        (d, (1.0 / dot(&x.g, &x.g).sqrt()).min(1.0))
+    };
+    let (d, alpha0) = match quasi_newton_direction(pairs, &x.g) {
+        d if !pairs.is_empty() && dot(&d, &x.g) < 0.0 => (d, 1.0),
+        _ => steepest(pairs),
+    };
+    let next = line_search(ev, x, &d, alpha0, settings)?;
+    if next.is_some() || pairs.is_empty() {
+        return Ok(next);
+    }
+    // The quasi-Newton direction failed: forget the history, try steepest descent.
+    let (d, alpha0) = steepest(pairs);
+    line_search(ev, x, &d, alpha0, settings)
+}
+
 /// Where [`minimize_from`] starts.
 #[derive(Debug, Clone)]
 pub enum Start {
@@ -434,7 +461,7 @@ pub fn minimize_from(
     settings.validate()?;
     let (_, n, k) = oracle.shape();
     let len = n * k + k;
-    let mut ev = Evaluator {
+    let mut ev = Objective {
         oracle,
         n,
         k,
@@ -463,26 +490,7 @@ pub fn minimize_from(
         if max_norm(&x.g) <= settings.tol {
             return Ok(finish(&x, Status::Converged, iteration - 1, ev.calls));
         }
-        let mut d = quasi_newton_direction(&pairs, &x.g);
-        let mut alpha0 = 1.0;
-        if pairs.is_empty() || dot(&d, &x.g) >= 0.0 {
-            pairs.clear();
-            d = vectors::map(&x.g, |v| -v);
-            alpha0 = (1.0 / dot(&x.g, &x.g).sqrt()).min(1.0);
-        }
-        let mut next = line_search(&mut ev, &x, &d, alpha0, settings)?;
-        if next.is_none() && !pairs.is_empty() {
-            // The quasi-Newton direction failed: forget the history, try steepest descent.
-            pairs.clear();
-            d = vectors::map(&x.g, |v| -v);
-            next = line_search(
-                &mut ev,
-                &x,
-                &d,
-                (1.0 / dot(&x.g, &x.g).sqrt()).min(1.0),
-                settings,
-            )?;
-        }
+        let next = next_point(&mut ev, &x, &mut pairs, settings)?;
         let Some(next) = next else {
             return Ok(finish(
                 &x,

@@ -15,26 +15,23 @@ impl Trainer {
         mut on_epoch: impl FnMut(&EpochReport) -> ControlFlow<()>,
     ) -> Result<Fit> {
         let s = &self.settings;
-        let mut device = None;
         // On a GPU the training accuracy comes from the oracle's own device problem, between
         // oracle calls, so that X is on the device once.
         let gpu = match backend {
             Backend::Cpu => None,
-            Backend::Gpu(ctx) => {
-                let oracle = GpuOracle::new(ctx, train, s.chunk_rows)?;
-                device = Some((oracle.chunk_plan(), oracle.is_streamed()));
-                Some(RefCell::new(oracle))
-            }
+            Backend::Gpu(ctx) => Some(RefCell::new(GpuOracle::new(ctx, train, s.chunk_rows)?)),
         };
+        let device = gpu.as_ref().map(|cell| {
+            let oracle = cell.borrow();
+            (oracle.chunk_plan(), oracle.is_streamed())
+        });
         let mut oracle: Box<dyn Oracle + '_> = match &gpu {
             Some(cell) => Box::new(SharedOracle(cell)),
             None => Box::new(CpuOracle::new(train)?),
         };
-        let mut cpu_accuracy = if s.track_accuracy && gpu.is_none() {
-            Some(Evaluator::new(Backend::Cpu, train)?)
-        } else {
-            None
-        };
+        let mut cpu_accuracy = (s.track_accuracy && gpu.is_none())
+            .then(|| Evaluator::new(Backend::Cpu, train))
+            .transpose()?;
         let settings = LbfgsSettings {
             max_iter: s.epochs,
             tol: s.tol,
@@ -45,68 +42,50 @@ impl Trainer {
         let mut history = Vec::new();
         let mut failure = None;
         let mut interrupted = false;
-        let start = match resumed.map(|cp| cp.lbfgs.clone()) {
-            Some(Some(state)) => Start::Resume(state),
-            Some(None) => return Err(self.checkpoint_error("holds no L-BFGS state".into())),
-            None => Start::At(w0.iter().map(|&v| f64::from(v)).collect()),
-        };
-        // The chunk plan decides the order of the gradient's sums, so a resumed run must
-        // have the same one (0 on the CPU, which has no chunks).
-        let chunk_rows = device.map_or(0, |(plan, _)| plan.chunk_rows);
-        let x_storage = x_storage_of(backend);
-        self.check_device(resumed, chunk_rows, x_storage)?;
-        let fingerprint = self.fingerprint(train)?;
-        let save = |state: &LbfgsState| {
-            self.save_checkpoint(lbfgs_checkpoint(
-                s,
-                state,
-                &fingerprint,
-                chunk_rows,
-                x_storage,
-            ))
-        };
+        let start = self.lbfgs_start(resumed, &w0)?;
+        let save = self.lbfgs_saver(backend, train, resumed, device)?;
         let result = crate::optim::lbfgs::minimize_from(
             oracle.as_mut(),
             start,
             s.l2,
             &settings,
             |it, state| {
-                let w32: Vec<f32> = state.w.iter().map(|&v| v as f32).collect();
-                let gpu = gpu.as_ref().filter(|_| s.track_accuracy);
-                let metrics =
-                    iteration_metrics(&w32, train, gpu, cpu_accuracy.as_mut(), validator.as_mut());
-                match metrics {
-                    Ok((train_accuracy, validation)) => {
-                        let report = EpochReport {
-                            epoch: it.iteration,
-                            loss: it.loss,
-                            grad_max_norm: it.grad_max_norm,
-                            train_accuracy,
-                            validation,
-                            elapsed: started.elapsed().as_secs_f64(),
-                        };
-                        let flow = on_epoch(&report);
-                        history.push(report);
-                        let last = it.iteration >= settings.max_iter || it.grad_max_norm <= s.tol;
-                        // An interrupt on the last iteration changes nothing: the run is over.
-                        interrupted = self.interrupted() && !last;
-                        if self.checkpoint_due(it.iteration, interrupted)
-                            && !last
-                            && let Err(e) = save(state)
-                        {
-                            failure = Some(e);
-                            return ControlFlow::Break(());
-                        }
-                        if interrupted {
-                            return ControlFlow::Break(());
-                        }
-                        flow
+                let mut report_iteration = || -> Result<ControlFlow<()>> {
+                    let w32: Vec<f32> = state.w.iter().map(|&v| v as f32).collect();
+                    let gpu = gpu.as_ref().filter(|_| s.track_accuracy);
+                    let (train_accuracy, validation) = iteration_metrics(
+                        &w32,
+                        train,
+                        gpu,
+                        cpu_accuracy.as_mut(),
+                        validator.as_mut(),
+                    )?;
+                    let report = EpochReport {
+                        epoch: it.iteration,
+                        loss: it.loss,
+                        grad_max_norm: it.grad_max_norm,
+                        train_accuracy,
+                        validation,
+                        elapsed: started.elapsed().as_secs_f64(),
+                    };
+                    let flow = on_epoch(&report);
+                    history.push(report);
+                    let last = it.iteration >= settings.max_iter || it.grad_max_norm <= s.tol;
+                    // An interrupt on the last iteration changes nothing: the run is over.
+                    interrupted = self.interrupted() && !last;
+                    if self.checkpoint_due(it.iteration, interrupted) && !last {
+                        save(state)?;
                     }
-                    Err(e) => {
-                        failure = Some(e);
+                    Ok(if interrupted {
                         ControlFlow::Break(())
-                    }
-                }
+                    } else {
+                        flow
+                    })
+                };
+                report_iteration().unwrap_or_else(|e| {
+                    failure = Some(e);
+                    ControlFlow::Break(())
+                })
             },
         )?;
         if let Some(e) = failure {
@@ -129,6 +108,44 @@ impl Trainer {
 /// An oracle shared through a `RefCell`: L-BFGS borrows it for each oracle call, and the
 /// per-iteration callback between calls (for the training accuracy on the same device
 /// problem).
+impl Trainer {
+    /// Checks that a resumed run has the chunk plan and storage its checkpoint was made
+    /// with, and returns what saves a checkpoint at an iterate.
+    fn lbfgs_saver<'a>(
+        &'a self,
+        backend: Backend<'_>,
+        train: &Dataset,
+        resumed: Option<&Checkpoint>,
+        device: Option<(ChunkPlan, bool)>,
+    ) -> Result<impl Fn(&LbfgsState) -> Result<()> + 'a> {
+        let s = &self.settings;
+        // The chunk plan decides the order of the gradient's sums, so a resumed run must
+        // have the same one (0 on the CPU, which has no chunks).
+        let chunk_rows = device.map_or(0, |(plan, _)| plan.chunk_rows);
+        let x_storage = x_storage_of(backend);
+        self.check_device(resumed, chunk_rows, x_storage)?;
+        let fingerprint = self.fingerprint(train)?;
+        Ok(move |state: &LbfgsState| {
+            self.save_checkpoint(lbfgs_checkpoint(
+                s,
+                state,
+                &fingerprint,
+                chunk_rows,
+                x_storage,
+            ))
+        })
+    }
+
+    /// Where L-BFGS starts: the resumed checkpoint's state, or `w0`.
+    fn lbfgs_start(&self, resumed: Option<&Checkpoint>, w0: &[f32]) -> Result<Start> {
+        Ok(match resumed.map(|cp| cp.lbfgs.clone()) {
+            Some(Some(state)) => Start::Resume(state),
+            Some(None) => return Err(self.checkpoint_error("holds no L-BFGS state".into())),
+            None => Start::At(w0.iter().map(|&v| f64::from(v)).collect()),
+        })
+    }
+}
+
 /// An L-BFGS checkpoint at `state`: the point as the parameters, no moments.
 fn lbfgs_checkpoint(
     s: &Settings,

@@ -9,8 +9,7 @@ use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 use crate::data::dataset::Dataset;
 use crate::data::standardize::Standardizer;
 use crate::error::{Error, Result};
-use crate::gpu::chunks::{DeviceChunks, Rows};
-use crate::objective::metrics::{Backend, Evaluator, Metrics, argmax};
+use crate::objective::metrics::{Backend, Evaluator, Metrics, argmax, probabilities};
 use crate::params::{check_params, flatten};
 
 /// Softmax regression parameters.
@@ -200,30 +199,7 @@ impl Model {
             .map(|s| s.transform(x))
             .transpose()?;
         let x = standardized.as_ref().map_or(x, |s| s.view());
-        match backend {
-            Backend::Cpu => {
-                let z = crate::objective::reference::logits(
-                    x,
-                    self.theta.mapv(f64::from).view(),
-                    self.bias.mapv(f64::from).view(),
-                );
-                Ok(crate::objective::reference::softmax_rows(z.view()).mapv(|p| p as f32))
-            }
-            Backend::Gpu(ctx) => {
-                let k = self.n_classes();
-                let problem = DeviceChunks::new(ctx, Rows::View(x), None, None, k, None, None)?;
-                problem.set_params_from(self.theta.view(), self.bias.view());
-                let mut p = Array2::zeros((x.nrows(), k));
-                problem.forward_chunks(|start, z, _| {
-                    let rows = z.len() / k;
-                    let mut block = p.slice_mut(ndarray::s![start..start + rows, ..]);
-                    for (dst, &src) in block.iter_mut().zip(z) {
-                        *dst = src;
-                    }
-                })?;
-                Ok(p)
-            }
-        }
+        probabilities(backend, self.theta.view(), self.bias.view(), x)
     }
 
     /// The most probable class (0…K−1) of each row.

@@ -1,7 +1,8 @@
-//! How well parameters fit labelled data: accuracy and mean cross-entropy, on the CPU
-//! reference or from the device's forward pass, and where that computation runs.
+//! Where a forward pass runs ([`Backend`]: the CPU reference or a GPU) and what it gives:
+//! class probabilities for prediction, and accuracy and mean cross-entropy on labelled
+//! data. The model and the trainer ask here rather than match on the backend themselves.
 
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView1, ArrayView2};
 
 use crate::data::dataset::Dataset;
 use crate::error::Result;
@@ -127,4 +128,38 @@ pub(crate) fn gpu_metrics(problem: &DeviceChunks<'_>, labels: &[u32]) -> Result<
         log_loss: loss_sum / m,
         accuracy: correct as f64 / m,
     })
+}
+
+/// The class probabilities P (rows, K) of the rows of `x` under (Θ, b): the f64 reference on
+/// the CPU, the device's forward pass (logits and softmax per chunk) on a GPU.
+pub(crate) fn probabilities(
+    backend: Backend<'_>,
+    theta: ArrayView2<'_, f32>,
+    bias: ArrayView1<'_, f32>,
+    x: ArrayView2<'_, f32>,
+) -> Result<Array2<f32>> {
+    match backend {
+        Backend::Cpu => {
+            let z = crate::objective::reference::logits(
+                x,
+                theta.mapv(f64::from).view(),
+                bias.mapv(f64::from).view(),
+            );
+            Ok(crate::objective::reference::softmax_rows(z.view()).mapv(|p| p as f32))
+        }
+        Backend::Gpu(ctx) => {
+            let k = theta.ncols();
+            let problem = DeviceChunks::new(ctx, Rows::View(x), None, None, k, None, None)?;
+            problem.set_params_from(theta, bias);
+            let mut p = Array2::zeros((x.nrows(), k));
+            problem.forward_chunks(|start, z, _| {
+                let rows = z.len() / k;
+                let mut block = p.slice_mut(ndarray::s![start..start + rows, ..]);
+                for (dst, &src) in block.iter_mut().zip(z) {
+                    *dst = src;
+                }
+            })?;
+            Ok(p)
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! Everything that touches wgpu: the device context, the kernels, and problems resident
 //! on the device.
 
+mod adapter;
 pub(crate) mod chunks;
 mod context;
 pub(crate) mod kernels;
@@ -8,7 +9,8 @@ pub mod single;
 mod storage;
 
 pub use crate::util::human_bytes;
+pub use adapter::{AdapterRequest, AdapterSummary, list_adapters};
 pub use chunks::ChunkPlan;
-pub use context::{AdapterRequest, AdapterSummary, GpuContext, list_adapters};
+pub use context::GpuContext;
 pub use kernels::KernelVariant;
 pub use storage::{F16_MAX, XStorage};

@@ -25,7 +25,7 @@ pub struct AdapterRequest {
     /// (experimental); `None` takes `SOFTMAX_REGRESSION_FUSED` (`1` turns it on), else off.
     pub fused: Option<bool>,
     /// Most bytes of device memory this context's buffers may hold at once (see
-    /// [`GpuContext::set_memory_budget`]); `None`, the default, leaves it to the device.
+    /// [`GpuContext::set_memory_budget`](super::GpuContext::set_memory_budget)); `None`, the default, leaves it to the device.
     pub memory_budget: Option<u64>,
     /// How X is stored on the device: f32 (the default), or compactly as f16 or u8 codes
     /// (see [`XStorage`]). Every dataset put on this context is stored so.

@@ -1,7 +1,7 @@
-//! A problem on the device: X and the labels as row chunks (each within the device's
-//! storage-binding limit), the parameters, optimizer state and scratch, and the kernels
-//! bound to them once. It records the passes the oracle, the trainer and the evaluator
-//! submit.
+//! [`DeviceChunks`], a problem on the device: X and the labels as row chunks (each within
+//! the device's storage-binding limit), the parameters, optimizer state and scratch, and
+//! the kernels bound to them once. It records the passes the oracle, the trainer and the
+//! evaluator submit.
 //!
 //! X is resident (every chunk in its own buffer, uploaded once) when it fits the device
 //! and the context's memory budget; otherwise it is streamed: two chunk-sized slots take

@@ -17,15 +17,17 @@ pub struct AdapterRequest {
     pub name: Option<String>,
     /// Longest wait for one submission, `None` for the default of 600 s.
     pub timeout: Option<Duration>,
-    /// Matrix-product kernels; `None` takes `SOFTMAX_REGRESSION_KERNELS` (`tiled`,
-    /// `register`, `coalesced` or `auto`), else register kernels on CPU adapters and
-    /// [`KernelVariant::Auto`] (the coalesced kernels) on GPUs.
+    /// Matrix-product kernels; `None` takes `SOFTMAX_REGRESSION_KERNELS` (`register`,
+    /// `coalesced`, `auto`, or with the kernel lab `tiled`), else register kernels on CPU
+    /// adapters and [`KernelVariant::Auto`] (the coalesced kernels) on GPUs.
     pub kernels: Option<KernelVariant>,
-    /// Whether full-batch passes with K ≤ 16 use the single-pass fused kernel
-    /// (experimental); `None` takes `SOFTMAX_REGRESSION_FUSED` (`1` turns it on), else off.
+    /// Whether full-batch passes with K ≤ 16 use the single-pass fused kernel of the
+    /// kernel lab (cargo feature `kernel-lab`; a build without it refuses `Some(true)`);
+    /// `None` takes `SOFTMAX_REGRESSION_FUSED` (`1` turns it on), else off.
     pub fused: Option<bool>,
     /// Most bytes of device memory this context's buffers may hold at once (see
-    /// [`GpuContext::set_memory_budget`](super::GpuContext::set_memory_budget)); `None`, the default, leaves it to the device.
+    /// [`GpuContext::set_memory_budget`](super::GpuContext::set_memory_budget)); `None`,
+    /// the default, leaves it to the device.
     pub memory_budget: Option<u64>,
     /// How X is stored on the device: f32 (the default), or compactly as f16 or u8 codes
     /// (see [`XStorage`]). Every dataset put on this context is stored so.

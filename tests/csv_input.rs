@@ -466,9 +466,9 @@ fn quoted_crlf_bom_tab_semicolon_and_trailing_blank_lines_load_as_the_plain_file
 fn errors_in_crlf_and_bom_files_name_the_editor_line_and_column() {
     let dir = common::scratch("csv-dialect-errors");
     let path = dir.join("bad.csv");
-    // A BOM, CRLF line ends, a blank line, and a quoted label over two lines: the bad cell
-    // is on line 6 as an editor numbers it.
-    let text = "\u{feff}a,b,y\r\n1,2,\"cat\"\r\n\r\n3,4,\"two\r\nlines\"\r\n5,x,dog\r\n";
+    // A BOM, CRLF line ends, blank lines and a quoted label holding the delimiter: the bad
+    // cell is on line 6 as an editor numbers it.
+    let text = "\u{feff}a,b,y\r\n1,2,\"cat\"\r\n\r\n3,4,\"two, three\"\r\n\r\n5,x,dog\r\n";
     std::fs::write(&path, text).unwrap();
     let o = run(&["train", "--data", s(&path), "--backend", "cpu"]);
     assert!(!o.status.success());

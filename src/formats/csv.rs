@@ -120,10 +120,11 @@ fn finish(
 
 /// The CSV records of a text, split into cells by the `csv` crate, blank lines left out.
 ///
-/// The crate follows RFC 4180: a cell in double quotes may hold the delimiter, a line end
-/// and `""` for a quote, and a quote opens a cell only as its first character (as in
-/// Python's csv module and pandas). Cells are trimmed here, so spaces around a delimiter
-/// and the `\r` of a Windows line end are not part of any cell.
+/// The crate follows RFC 4180: a cell in double quotes may hold the delimiter and `""`
+/// for a quote, and a quote opens a cell only as its first character (as in Python's csv
+/// module and pandas). A quoted line end is refused, as every sample is one line. Cells
+/// are trimmed here, so spaces around a delimiter and the `\r` of a Windows line end are
+/// not part of any cell.
 struct Records<'a> {
     text: &'a str,
     reader: ::csv::Reader<&'a [u8]>,
@@ -169,9 +170,6 @@ impl<'a> Records<'a> {
                 // error can come from the crate; a message still beats a panic.
                 Err(e) => return Err(fail(path, format_args!("cannot be read as CSV: {e}"))),
             }
-            if self.record.len() == 1 && self.record[0].trim().is_empty() {
-                continue;
-            }
             let (byte, line) = self
                 .record
                 .position()
@@ -182,7 +180,27 @@ impl<'a> Records<'a> {
             let rest = self.text.as_bytes().get(byte..).unwrap_or_default();
             let empty = rest.iter().take_while(|&&b| b == b'\n').count();
             self.start = byte + empty;
-            return Ok(Some(line.saturating_add(empty)));
+            let line = line.saturating_add(empty);
+            // A line of blanks is one blank cell; `""` is one empty cell, and not blank.
+            if self.record.len() == 1
+                && self.record[0].trim().is_empty()
+                && self.line_text().trim().is_empty()
+            {
+                continue;
+            }
+            // A sample is one line, so a cell over two lines is a quote left open, which
+            // would otherwise swallow the rows below it.
+            if self.record.as_slice().contains('\n') {
+                let column = self.record.iter().position(|c| c.contains('\n'));
+                return Err(fail(
+                    path,
+                    format_args!(
+                        "row {line}, column {}: a quoted cell runs past the end of its line; close its quote",
+                        column.map_or(1, |j| j + 1)
+                    ),
+                ));
+            }
+            return Ok(Some(line));
         }
     }
 
@@ -645,17 +663,32 @@ mod tests {
     #[test]
     fn csv_lines_after_blank_lines_and_a_quoted_line_end() {
         let dir = TempDir::new("csv-lines");
-        let text = "\n\na,b,y\n\n1,2,\"one\ntwo\"\n\n\n3,4,x\n5,6\n";
+        let text = "\n\na,b,y\n\n1,2,\"one\"\n\n\n3,4,x\n5,6\n";
         let err = csv(&dir, text, &labelled()).unwrap_err();
         assert!(
-            err.contains("row 10 has 2 columns, expected 3 (as in row 3)"),
+            err.contains("row 9 has 2 columns, expected 3 (as in row 3)"),
             "{err}"
         );
-        let (x, labels) = csv(&dir, "1,2,\"one\ntwo\"\n\n3,4,x\n", &labelled()).unwrap();
+        // A quote left open would take the rows below into its cell.
+        let err = csv(&dir, "a,b,y\n\n1,\"2,x\n3,4,y\n", &labelled()).unwrap_err();
+        assert!(
+            err.contains(
+                "data.csv: row 3, column 2: a quoted cell runs past the end of its line; close its quote"
+            ),
+            "{err}"
+        );
+        // On the last line it ends with the file, as it ended with the line before.
+        let (x, labels) = csv(&dir, "1,2,x\n3,4,\"y", &labelled()).unwrap();
         assert_eq!(x, vec![vec![1.0, 2.0], vec![3.0, 4.0]]);
         assert_eq!(
             labels,
-            Some(RawLabels::Strings(vec!["one\ntwo".into(), "x".into()]))
+            Some(RawLabels::Strings(vec!["x".into(), "y".into()]))
+        );
+        // `""` on a line of its own is an empty cell, not a blank line.
+        let err = csv(&dir, "1,2,x\n\"\"\n3,4,y\n", &labelled()).unwrap_err();
+        assert!(
+            err.contains("row 2 has 1 columns, expected 3 (as in row 1)"),
+            "{err}"
         );
     }
 

@@ -189,14 +189,16 @@ impl<'a> Records<'a> {
                 continue;
             }
             // A sample is one line, so a cell over two lines is a quote left open, which
-            // would otherwise swallow the rows below it.
-            if self.record.as_slice().contains('\n') {
-                let column = self.record.iter().position(|c| c.contains('\n'));
+            // would otherwise swallow the rows below it. One left open on the last line
+            // ends with the file, its line end trimmed off.
+            if self.record.as_slice().contains('\n')
+                && let Some(j) = self.record.iter().position(|c| c.trim().contains('\n'))
+            {
                 return Err(fail(
                     path,
                     format_args!(
                         "row {line}, column {}: a quoted cell runs past the end of its line; close its quote",
-                        column.map_or(1, |j| j + 1)
+                        j + 1
                     ),
                 ));
             }
@@ -211,9 +213,29 @@ impl<'a> Records<'a> {
         line.strip_suffix('\r').unwrap_or(line)
     }
 
-    /// The cells of the record last read, trimmed.
-    fn cells(&self) -> impl Iterator<Item = &str> {
-        self.record.iter().map(str::trim)
+    /// The cells of the record last read, as [`cell_text`] reads them.
+    fn cells(&self) -> impl Iterator<Item = Cow<'_, str>> {
+        self.record.iter().map(cell_text)
+    }
+}
+
+/// A cell as its writer meant it: trimmed, and unquoted when blanks before its opening
+/// quote kept the crate from reading it as quoted, as in `1, "cat"` written by hand (a
+/// delimiter inside such a cell still splits it).
+fn cell_text(field: &str) -> Cow<'_, str> {
+    let cell = field.trim();
+    let padded_quote = cell.len() >= 2
+        && cell.starts_with('"')
+        && cell.ends_with('"')
+        && field.starts_with(char::is_whitespace);
+    if !padded_quote {
+        return Cow::Borrowed(cell);
+    }
+    let inner = &cell[1..cell.len() - 1];
+    if inner.contains('"') {
+        Cow::Owned(inner.replace("\"\"", "\""))
+    } else {
+        Cow::Borrowed(inner)
     }
 }
 
@@ -265,14 +287,14 @@ fn first_row(
     delimiter: char,
     options: &LoadOptions,
 ) -> Result<(Layout, FirstRow), FormatError> {
-    let mut cells: Vec<&str> = records.cells().collect();
+    let mut cells: Vec<Cow<'_, str>> = records.cells().collect();
     // pandas' to_csv() writes its row index first, under an empty name: not a feature.
     let skip = usize::from(
         options.header != Header::No
             && cells.len() > 1
             && cells
                 .first()
-                .is_some_and(|&c| c.is_empty() || c == "Unnamed: 0"),
+                .is_some_and(|c| c.is_empty() || c == "Unnamed: 0"),
     );
     cells.drain(..skip);
     let width = cells.len();
@@ -371,7 +393,7 @@ impl Rows {
         } = row;
         // Spreadsheets that separate cells with semicolons write decimal commas (5,1).
         let decimal_comma = delimiter == ';';
-        for (j, cell) in record.iter().skip(skip).map(str::trim).enumerate() {
+        for (j, cell) in record.iter().skip(skip).map(cell_text).enumerate() {
             let column = j + 1 + skip;
             if Some(j) == label_col {
                 if cell.is_empty() {
@@ -380,21 +402,21 @@ impl Rows {
                         format_args!("row {line_no}, column {column}: the label is empty"),
                     ));
                 }
-                self.labels.push(cell.to_string());
+                self.labels.push(cell.into_owned());
                 self.label_rows.push(line_no);
             } else {
-                let decimal = if decimal_comma && is_decimal_comma(cell) {
+                let decimal = if decimal_comma && is_decimal_comma(&cell) {
                     self.decimal_commas_seen = true;
                     Cow::Owned(cell.replacen(',', ".", 1))
                 } else {
-                    Cow::Borrowed(cell)
+                    Cow::Borrowed(cell.as_ref())
                 };
                 let value = parse_feature(path, &decimal, line_no, column).map_err(|mut e| {
                     if options.header == Header::No && self.m == 0 {
                         e.message
                             .push_str("; --header no reads the first row as data");
                     } else {
-                        e.message.push_str(&delimiter_hint(cell, delimiter));
+                        e.message.push_str(&delimiter_hint(&cell, delimiter));
                     }
                     e
                 })?;
@@ -488,7 +510,7 @@ fn delimiter_hint(text: &str, delimiter: char) -> String {
 /// The first row is a header by its cells alone (see [`Header::Auto`]): a feature cell
 /// that is text, or feature cells that read 0, 1, 2, … (at least two of them), counted
 /// among the features or among all the columns.
-fn is_header_by_cells(cells: &[&str], label_col: Option<usize>) -> bool {
+fn is_header_by_cells(cells: &[Cow<'_, str>], label_col: Option<usize>) -> bool {
     let features = || {
         cells
             .iter()
@@ -677,18 +699,33 @@ mod tests {
             ),
             "{err}"
         );
-        // On the last line it ends with the file, as it ended with the line before.
-        let (x, labels) = csv(&dir, "1,2,x\n3,4,\"y", &labelled()).unwrap();
-        assert_eq!(x, vec![vec![1.0, 2.0], vec![3.0, 4.0]]);
-        assert_eq!(
-            labels,
-            Some(RawLabels::Strings(vec!["x".into(), "y".into()]))
-        );
+        // On the last line it ends with the file.
+        for text in ["1,2,x\n3,4,\"y", "1,2,x\n3,4,\"y\r\n\n"] {
+            let (x, labels) = csv(&dir, text, &labelled()).unwrap();
+            assert_eq!(x, vec![vec![1.0, 2.0], vec![3.0, 4.0]], "{text:?}");
+            assert_eq!(
+                labels,
+                Some(RawLabels::Strings(vec!["x".into(), "y".into()])),
+                "{text:?}"
+            );
+        }
         // `""` on a line of its own is an empty cell, not a blank line.
         let err = csv(&dir, "1,2,x\n\"\"\n3,4,y\n", &labelled()).unwrap_err();
         assert!(
             err.contains("row 2 has 1 columns, expected 3 (as in row 1)"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn csv_quoted_cells_after_blanks() {
+        let dir = TempDir::new("csv-padded-quotes");
+        let text = "x, y, label\n1, \"2\", \"cat\"\n3,  4 , \"say \"\"hi\"\"\"\n";
+        let (x, labels) = csv(&dir, text, &labelled()).unwrap();
+        assert_eq!(x, vec![vec![1.0, 2.0], vec![3.0, 4.0]]);
+        assert_eq!(
+            labels,
+            Some(RawLabels::Strings(vec!["cat".into(), "say \"hi\"".into()]))
         );
     }
 

@@ -382,3 +382,149 @@ fn semicolon_files_with_decimal_commas_read_as_numbers() {
         "{err}"
     );
 }
+
+/// The feature rows and string labels every dialect below must load to.
+fn dialect_fixture(m: usize) -> (Vec<Vec<f32>>, Vec<String>) {
+    // Names that hold each delimiter and a quote, so they must be quoted.
+    let names = ["cat, \"tabby\"", "dog;\trex", "eel"];
+    blobs(m, 5)
+        .into_iter()
+        .map(|(x, c)| (x, names[c].to_string()))
+        .unzip()
+}
+
+/// The fixture as CSV: cells joined by `sep`, labels quoted (quotes doubled), lines
+/// ended by `end`.
+fn dialect_text(sep: &str, end: &str) -> String {
+    let (x, labels) = dialect_fixture(40);
+    let mut text = ["a", "b", "\"c, cm\"", "d", "animal"].join(sep) + end;
+    for (row, label) in x.iter().zip(&labels) {
+        let cells: Vec<String> = row.iter().map(|v| v.to_string()).collect();
+        let label = format!("\"{}\"", label.replace('"', "\"\""));
+        text.push_str(&format!("{}{sep}{label}{end}", cells.join(sep)));
+    }
+    text
+}
+
+/// Loads `path` as labelled CSV (with `delimiter`, if given) through the library.
+fn load_dialect(path: &Path, delimiter: Option<char>) -> (Vec<Vec<f32>>, Vec<String>, Vec<String>) {
+    use softmax_regression::formats::{LoadOptions, RawLabels, load};
+    let options = LoadOptions {
+        csv_has_labels: true,
+        delimiter,
+        ..LoadOptions::default()
+    };
+    let loaded = load(path, &options).unwrap_or_else(|e| panic!("{e}"));
+    let x = loaded.x.rows().into_iter().map(|r| r.to_vec()).collect();
+    let Some(RawLabels::Strings(labels)) = loaded.labels else {
+        panic!(
+            "{}: string labels expected, got {:?}",
+            path.display(),
+            loaded.labels
+        );
+    };
+    (x, labels, loaded.notes)
+}
+
+#[test]
+fn quoted_crlf_bom_tab_semicolon_and_trailing_blank_lines_load_as_the_plain_file() {
+    let dir = common::scratch("csv-dialects");
+    let (want_x, want_labels) = dialect_fixture(40);
+    let plain = dir.join("plain.csv");
+    std::fs::write(&plain, dialect_text(",", "\n")).unwrap();
+    let (x, labels, _) = load_dialect(&plain, None);
+    assert_eq!((&x, &labels), (&want_x, &want_labels), "plain.csv");
+    let bom = "\u{feff}";
+    let blank_tail = "\n\n   \n\r\n\t\n";
+    for (name, text, delimiter) in [
+        ("crlf.csv", dialect_text(",", "\r\n"), ','),
+        ("bom.csv", format!("{bom}{}", dialect_text(",", "\n")), ','),
+        ("trailing.csv", dialect_text(",", "\n") + blank_tail, ','),
+        ("tab.tsv", dialect_text("\t", "\n"), '\t'),
+        ("semicolon.csv", dialect_text(";", "\n"), ';'),
+        (
+            "everything.tsv",
+            format!("{bom}{}\r\n\r\n", dialect_text("\t", "\r\n")),
+            '\t',
+        ),
+    ] {
+        let path = dir.join(name);
+        std::fs::write(&path, &text).unwrap();
+        for given in [None, Some(delimiter)] {
+            let (x, labels, notes) = load_dialect(&path, given);
+            assert_eq!(x, want_x, "{name}, delimiter {given:?}");
+            assert_eq!(labels, want_labels, "{name}, delimiter {given:?}");
+            assert!(
+                notes.iter().any(|n| n == "row 1 read as a header"),
+                "{name}: {notes:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn errors_in_crlf_and_bom_files_name_the_editor_line_and_column() {
+    let dir = common::scratch("csv-dialect-errors");
+    let path = dir.join("bad.csv");
+    // A BOM, CRLF line ends, blank lines and a quoted label holding the delimiter: the bad
+    // cell is on line 6 as an editor numbers it.
+    let text = "\u{feff}a,b,y\r\n1,2,\"cat\"\r\n\r\n3,4,\"two, three\"\r\n\r\n5,x,dog\r\n";
+    std::fs::write(&path, text).unwrap();
+    let o = run(&["train", "--data", s(&path), "--backend", "cpu"]);
+    assert!(!o.status.success());
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "{}: row 6, column 2: \"x\" is not a number",
+            path.display()
+        )),
+        "{err}"
+    );
+    let path = dir.join("ragged.tsv");
+    std::fs::write(&path, "a\tb\ty\r\n1\t2\t0\r\n\r\n\r\n3\t4\r\n").unwrap();
+    let o = run(&["train", "--data", s(&path), "--backend", "cpu"]);
+    let err = stderr(&o);
+    assert!(
+        err.contains("ragged.tsv: row 5 has 2 columns, expected 3 (as in row 1)"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_tab_file_with_bom_and_crlf_trains_the_plain_files_model() {
+    let dir = common::scratch("csv-dialect-train");
+    let body = rows(60, ",", |c| c.to_string());
+    let plain = dir.join("plain.csv");
+    std::fs::write(&plain, format!("a,b,c,d,y\n{body}")).unwrap();
+    let tab = dir.join("windows.tsv");
+    let mut text = String::from("\u{feff}a\tb\tc\td\ty\r\n");
+    for line in body.lines() {
+        text.push_str(&line.replace(',', "\t"));
+        text.push_str("\r\n");
+    }
+    text.push_str("\r\n\r\n");
+    std::fs::write(&tab, text).unwrap();
+    let (want, _) = fit_exactly(&plain);
+    let (got, err) = fit_exactly(&tab);
+    assert_eq!(got.theta(), want.theta());
+    assert!(err.contains("60 rows"), "{err}");
+    // Named on the command line, the delimiter gives the same model.
+    let out = dir.join("named.safetensors");
+    let o = run(&[
+        "train",
+        "--data",
+        s(&tab),
+        "--delimiter",
+        "tab",
+        "--backend",
+        "cpu",
+        "--tol",
+        "1e-7",
+        "--max-iter",
+        "500",
+        "--out",
+        s(&out),
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert_eq!(Model::load(&out).unwrap().0.theta(), want.theta());
+}

@@ -1,5 +1,7 @@
 //! CSV text (or tab- or semicolon-separated): one sample per line, an optional header
-//! row, the label in one column.
+//! row, the label in one column. The `csv` crate splits records into cells; this module
+//! decides what the cells mean (header, pandas index column, label, decimal commas) and
+//! says where a cell is wrong.
 
 use std::borrow::Cow;
 use std::path::Path;
@@ -9,7 +11,7 @@ use ndarray::Array2;
 use super::labels::infer_labels;
 use super::{
     FormatError, Header, LabelColumn, LoadOptions, RawLabels, as_text, beyond_float32,
-    check_not_empty, fail, numbered_lines, to_array,
+    check_not_empty, fail, to_array,
 };
 
 pub(super) fn load_csv(
@@ -23,77 +25,66 @@ pub(super) fn load_csv(
     if options.delimiter.is_none() && delimiter != ',' {
         notes.push(format!("cells separated by {}", delimiter_name(delimiter)));
     }
-    // pandas' to_csv() writes its row index first, under an empty name: not a feature.
-    let mut skip = 0usize;
-    let mut cells: Vec<Cow<'_, str>> = Vec::new();
-    // (line, width, label column) of the first non-blank row, which every row must match.
-    let mut first: Option<(usize, usize, Option<usize>)> = None;
+    let mut records = Records::new(path, text, delimiter)?;
+    let mut layout: Option<Layout> = None;
     // The first row was read as data, but a word above numeric labels makes it a header;
     // only the rows below can say, so it is decided at the end.
     let mut header_by_label = false;
     let mut rows = Rows::default();
-    let mut n = 0usize;
-    for (line_no, line) in numbered_lines(text) {
-        if line.trim().is_empty() {
-            continue;
-        }
-        split_csv_line(line, delimiter, &mut cells);
-        if first.is_none()
-            && options.header != Header::No
-            && cells.len() > 1
-            && cells
-                .first()
-                .is_some_and(|c| c.is_empty() || c == "Unnamed: 0")
-        {
-            skip = 1;
-            notes.push(
-                "column 1 (unnamed in the header) is a pandas row index, not a feature".into(),
-            );
-        }
-        if skip > 0 && !cells.is_empty() {
-            cells.remove(0);
-        }
-        let label_col = match first {
+    while let Some(line_no) = records.next(path)? {
+        let record = &records.record;
+        let Layout {
+            first_line,
+            width,
+            label_col,
+            skip,
+            ..
+        } = match layout {
+            Some(layout) => layout,
             None => {
-                let width = cells.len();
-                let (label_col, features) = columns(path, line, width, delimiter, options)?;
-                n = features;
-                first = Some((line_no, width, label_col));
-                match options.header {
-                    Header::Yes => continue,
-                    Header::No => {}
-                    Header::Auto => {
-                        if skip > 0 || is_header_by_cells(&cells, label_col) {
-                            notes.push(format!("row {line_no} read as a header"));
-                            continue;
-                        }
-                        header_by_label = label_col.is_some();
-                    }
+                let (first, header) = first_row(path, &records, line_no, delimiter, options)?;
+                layout = Some(first);
+                notes.extend(first.notes(line_no, header));
+                match header {
+                    FirstRow::Header(_) => continue,
+                    FirstRow::Data { header_by_label: h } => header_by_label = h,
                 }
-                label_col
-            }
-            Some((first_line, width, label_col)) => {
-                if cells.len() != width {
-                    return Err(fail(
-                        path,
-                        format_args!(
-                            "row {line_no} has {} columns, expected {} (as in row {first_line}){}",
-                            cells.len() + skip,
-                            width + skip,
-                            delimiter_hint(line, delimiter)
-                        ),
-                    ));
-                }
-                label_col
+                first
             }
         };
+        let cells = record.len().saturating_sub(skip);
+        if cells != width {
+            return Err(fail(
+                path,
+                format_args!(
+                    "row {line_no} has {} columns, expected {} (as in row {first_line}){}",
+                    cells + skip,
+                    width + skip,
+                    delimiter_hint(records.line_text(), delimiter)
+                ),
+            ));
+        }
         let row = Row {
             line_no,
             label_col,
             skip,
         };
-        rows.push(path, row, &cells, delimiter, options)?;
+        rows.push(path, row, record, delimiter, options)?;
     }
+    finish(path, rows, layout, header_by_label, options, notes)
+}
+
+/// The matrix and labels of the rows read, once every row has been seen: the first row
+/// dropped if its label turned out to be a header, the labels' kind decided.
+fn finish(
+    path: &Path,
+    rows: Rows,
+    layout: Option<Layout>,
+    header_by_label: bool,
+    options: &LoadOptions,
+    notes: &mut Vec<String>,
+) -> Result<(Array2<f32>, Option<RawLabels>), FormatError> {
+    let n = layout.map_or(0, |layout| layout.n);
     let Rows {
         mut values,
         mut labels,
@@ -114,8 +105,10 @@ pub(super) fn load_csv(
     check_not_empty(path, m, n)?;
     let x = to_array(path, m, n, values)?;
     // A labels file replaces the column's labels, so they are neither read nor judged.
-    let labels = match first {
-        Some((_, _, Some(_))) if options.labels.is_none() => {
+    let labels = match layout {
+        Some(Layout {
+            label_col: Some(_), ..
+        }) if options.labels.is_none() => {
             let hint = (options.header == Header::No)
                 .then_some("; --header no reads the first row as data");
             Some(infer_labels(path, labels, &label_rows, "row", hint)?)
@@ -123,6 +116,207 @@ pub(super) fn load_csv(
         _ => None,
     };
     Ok((x, labels))
+}
+
+/// The CSV records of a text, split into cells by the `csv` crate, blank lines left out.
+///
+/// The crate follows RFC 4180: a cell in double quotes may hold the delimiter and `""`
+/// for a quote, and a quote opens a cell only as its first character (as in Python's csv
+/// module and pandas). A quoted line end is refused, as every sample is one line. Cells
+/// are trimmed here, so spaces around a delimiter and the `\r` of a Windows line end are
+/// not part of any cell.
+struct Records<'a> {
+    text: &'a str,
+    reader: ::csv::Reader<&'a [u8]>,
+    /// The record last read.
+    record: ::csv::StringRecord,
+    /// Where the record last read starts in `text`.
+    start: usize,
+}
+
+impl<'a> Records<'a> {
+    fn new(path: &Path, text: &'a str, delimiter: char) -> Result<Self, FormatError> {
+        let Some(byte) = delimiter.is_ascii().then_some(delimiter as u8) else {
+            return Err(fail(
+                path,
+                format_args!("the delimiter {delimiter:?} is not one ASCII character"),
+            ));
+        };
+        let reader = ::csv::ReaderBuilder::new()
+            .has_headers(false)
+            // Rows of another width are refused by load_csv, in its own words.
+            .flexible(true)
+            .delimiter(byte)
+            // Records end at `\n` alone, so the crate counts lines as an editor does;
+            // the `\r` before it is trimmed off the last cell.
+            .terminator(::csv::Terminator::Any(b'\n'))
+            .buffer_capacity(1 << 16)
+            .from_reader(text.as_bytes());
+        Ok(Records {
+            text,
+            reader,
+            record: ::csv::StringRecord::new(),
+            start: 0,
+        })
+    }
+
+    /// Reads the next record that is not blank; returns the 1-based line it starts on.
+    fn next(&mut self, path: &Path) -> Result<Option<usize>, FormatError> {
+        loop {
+            match self.reader.read_record(&mut self.record) {
+                Ok(true) => {}
+                Ok(false) => return Ok(None),
+                // The text is UTF-8 and in memory, so neither invalid text nor a read
+                // error can come from the crate; a message still beats a panic.
+                Err(e) => return Err(fail(path, format_args!("cannot be read as CSV: {e}"))),
+            }
+            let (byte, line) = self
+                .record
+                .position()
+                .map_or((0, 1), |p| (p.byte(), p.line()));
+            let byte = usize::try_from(byte).unwrap_or(usize::MAX);
+            let line = usize::try_from(line).unwrap_or(usize::MAX);
+            // The crate places a record where the empty lines it skipped before it begin.
+            let rest = self.text.as_bytes().get(byte..).unwrap_or_default();
+            let empty = rest.iter().take_while(|&&b| b == b'\n').count();
+            self.start = byte + empty;
+            let line = line.saturating_add(empty);
+            // A line of blanks is one blank cell; `""` is one empty cell, and not blank.
+            if self.record.len() == 1
+                && self.record[0].trim().is_empty()
+                && self.line_text().trim().is_empty()
+            {
+                continue;
+            }
+            // A sample is one line, so a cell over two lines is a quote left open, which
+            // would otherwise swallow the rows below it. One left open on the last line
+            // ends with the file, its line end trimmed off.
+            if self.record.as_slice().contains('\n')
+                && let Some(j) = self.record.iter().position(|c| c.trim().contains('\n'))
+            {
+                return Err(fail(
+                    path,
+                    format_args!(
+                        "row {line}, column {}: a quoted cell runs past the end of its line; close its quote",
+                        j + 1
+                    ),
+                ));
+            }
+            return Ok(Some(line));
+        }
+    }
+
+    /// The first line of the record last read, as the file has it, for hints.
+    fn line_text(&self) -> &'a str {
+        let rest = self.text.get(self.start..).unwrap_or_default();
+        let line = rest.split('\n').next().unwrap_or_default();
+        line.strip_suffix('\r').unwrap_or(line)
+    }
+
+    /// The cells of the record last read, as [`cell_text`] reads them.
+    fn cells(&self) -> impl Iterator<Item = Cow<'_, str>> {
+        self.record.iter().map(cell_text)
+    }
+}
+
+/// A cell as its writer meant it: trimmed, and unquoted when blanks before its opening
+/// quote kept the crate from reading it as quoted, as in `1, "cat"` written by hand (a
+/// delimiter inside such a cell still splits it).
+fn cell_text(field: &str) -> Cow<'_, str> {
+    let cell = field.trim();
+    let padded_quote = cell.len() >= 2
+        && cell.starts_with('"')
+        && cell.ends_with('"')
+        && field.starts_with(char::is_whitespace);
+    if !padded_quote {
+        return Cow::Borrowed(cell);
+    }
+    let inner = &cell[1..cell.len() - 1];
+    if inner.contains('"') {
+        Cow::Owned(inner.replace("\"\"", "\""))
+    } else {
+        Cow::Borrowed(inner)
+    }
+}
+
+/// What the first non-blank row sets for every row below it.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    /// The line it is on.
+    first_line: usize,
+    /// Its cells, the pandas index column left out.
+    width: usize,
+    label_col: Option<usize>,
+    /// 1 when column 1 is a pandas row index, left out of every row.
+    skip: usize,
+    /// The number of features.
+    n: usize,
+}
+
+/// What the first non-blank row is.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum FirstRow {
+    /// A header: given (`false`) or told by its cells (`true`).
+    Header(bool),
+    /// Data, unless its label turns out to be a word above numeric labels.
+    Data { header_by_label: bool },
+}
+
+impl Layout {
+    /// The notes the first row gives rise to.
+    fn notes(&self, line_no: usize, header: FirstRow) -> Vec<String> {
+        let mut notes = Vec::new();
+        if self.skip > 0 {
+            notes.push(
+                "column 1 (unnamed in the header) is a pandas row index, not a feature".into(),
+            );
+        }
+        if header == FirstRow::Header(true) {
+            notes.push(format!("row {line_no} read as a header"));
+        }
+        notes
+    }
+}
+
+/// Reads the first non-blank row, the record last read: its width, label column and the
+/// features it sets, whether a pandas index column leads, and whether it is a header.
+fn first_row(
+    path: &Path,
+    records: &Records<'_>,
+    line_no: usize,
+    delimiter: char,
+    options: &LoadOptions,
+) -> Result<(Layout, FirstRow), FormatError> {
+    let mut cells: Vec<Cow<'_, str>> = records.cells().collect();
+    // pandas' to_csv() writes its row index first, under an empty name: not a feature.
+    let skip = usize::from(
+        options.header != Header::No
+            && cells.len() > 1
+            && cells
+                .first()
+                .is_some_and(|c| c.is_empty() || c == "Unnamed: 0"),
+    );
+    cells.drain(..skip);
+    let width = cells.len();
+    let (label_col, n) = columns(path, records.line_text(), width, delimiter, options)?;
+    let layout = Layout {
+        first_line: line_no,
+        width,
+        label_col,
+        skip,
+        n,
+    };
+    let header = match options.header {
+        Header::Yes => FirstRow::Header(false),
+        Header::No => FirstRow::Data {
+            header_by_label: false,
+        },
+        Header::Auto if skip > 0 || is_header_by_cells(&cells, label_col) => FirstRow::Header(true),
+        Header::Auto => FirstRow::Data {
+            header_by_label: label_col.is_some(),
+        },
+    };
+    Ok((layout, header))
 }
 
 /// The label column and the number of features that the first row, `width` cells wide,
@@ -188,7 +382,7 @@ impl Rows {
         &mut self,
         path: &Path,
         row: Row,
-        cells: &[Cow<'_, str>],
+        record: &::csv::StringRecord,
         delimiter: char,
         options: &LoadOptions,
     ) -> Result<(), FormatError> {
@@ -199,7 +393,7 @@ impl Rows {
         } = row;
         // Spreadsheets that separate cells with semicolons write decimal commas (5,1).
         let decimal_comma = delimiter == ';';
-        for (j, cell) in cells.iter().enumerate() {
+        for (j, cell) in record.iter().skip(skip).map(cell_text).enumerate() {
             let column = j + 1 + skip;
             if Some(j) == label_col {
                 if cell.is_empty() {
@@ -208,22 +402,21 @@ impl Rows {
                         format_args!("row {line_no}, column {column}: the label is empty"),
                     ));
                 }
-                self.labels.push(cell.to_string());
+                self.labels.push(cell.into_owned());
                 self.label_rows.push(line_no);
             } else {
-                let decimal = match cell.as_ref() {
-                    c if decimal_comma && is_decimal_comma(c) => {
-                        self.decimal_commas_seen = true;
-                        Cow::Owned(c.replacen(',', ".", 1))
-                    }
-                    _ => Cow::Borrowed(cell.as_ref()),
+                let decimal = if decimal_comma && is_decimal_comma(&cell) {
+                    self.decimal_commas_seen = true;
+                    Cow::Owned(cell.replacen(',', ".", 1))
+                } else {
+                    Cow::Borrowed(cell.as_ref())
                 };
                 let value = parse_feature(path, &decimal, line_no, column).map_err(|mut e| {
                     if options.header == Header::No && self.m == 0 {
                         e.message
                             .push_str("; --header no reads the first row as data");
                     } else {
-                        e.message.push_str(&delimiter_hint(cell, delimiter));
+                        e.message.push_str(&delimiter_hint(&cell, delimiter));
                     }
                     e
                 })?;
@@ -239,8 +432,8 @@ impl Rows {
 /// non-blank line has no comma outside quotes but has tabs or semicolons there (then the
 /// more frequent of the two).
 fn detect_delimiter(text: &str) -> char {
-    let line = numbered_lines(text)
-        .map(|(_, line)| line)
+    let line = text
+        .lines()
         .find(|line| !line.trim().is_empty())
         .unwrap_or_default();
     let (mut commas, mut tabs, mut semicolons) = (0usize, 0usize, 0usize);
@@ -328,8 +521,8 @@ fn is_header_by_cells(cells: &[Cow<'_, str>], label_col: Option<usize>) -> bool 
     let text = features().any(|(_, c)| !c.is_empty() && c.parse::<f32>().is_err());
     let among_features = features()
         .enumerate()
-        .all(|(i, (_, c))| c.as_ref() == i.to_string());
-    let among_columns = features().all(|(j, c)| c.as_ref() == j.to_string());
+        .all(|(i, (_, c))| *c == i.to_string());
+    let among_columns = features().all(|(j, c)| *c == j.to_string());
     text || (features().count() >= 2 && (among_features || among_columns))
 }
 
@@ -368,6 +561,14 @@ pub(super) fn parse_feature(
     row: usize,
     column: usize,
 ) -> Result<f32, FormatError> {
+    // fast-float2 reads the decimal syntax that std reads, to the same bits (a property
+    // test below holds it to that), in less time on long files. Whatever it refuses or
+    // reads as not finite goes to std, whose verdict and message stand.
+    if let Ok(v) = fast_float2::parse::<f32, _>(cell)
+        && v.is_finite()
+    {
+        return Ok(v);
+    }
     match cell.parse::<f32>() {
         Ok(v) if v.is_finite() => Ok(v),
         Ok(v) => {
@@ -394,69 +595,153 @@ pub(super) fn parse_feature(
     }
 }
 
-/// Splits one line at `delimiter` into trimmed cells. A cell in double quotes may hold
-/// the delimiter and `""` for a quote, as spreadsheets write names; quotes do not span
-/// lines.
-fn split_csv_line<'a>(line: &'a str, delimiter: char, cells: &mut Vec<Cow<'a, str>>) {
-    cells.clear();
-    if !line.contains('"') {
-        cells.extend(line.split(delimiter).map(|c| Cow::Borrowed(c.trim())));
-        return;
-    }
-    let mut rest = line;
-    loop {
-        let start = rest.trim_start();
-        let Some(quoted) = start.strip_prefix('"') else {
-            match start.split_once(delimiter) {
-                Some((cell, after)) => {
-                    cells.push(Cow::Borrowed(cell.trim()));
-                    rest = after;
-                    continue;
-                }
-                None => {
-                    cells.push(Cow::Borrowed(start.trim()));
-                    return;
-                }
-            }
-        };
-        let mut cell = String::new();
-        let mut after = "";
-        let mut chars = quoted.char_indices();
-        while let Some((i, c)) = chars.next() {
-            if c != '"' {
-                cell.push(c);
-                continue;
-            }
-            let tail = quoted.get(i + 1..).unwrap_or_default();
-            if tail.starts_with('"') {
-                cell.push('"');
-                chars.next();
-            } else {
-                after = tail;
-                break;
-            }
-        }
-        // Anything between the closing quote and the delimiter is kept rather than refused.
-        match after.split_once(delimiter) {
-            Some((junk, next)) => {
-                cell.push_str(junk.trim());
-                cells.push(Cow::Owned(cell));
-                rest = next;
-            }
-            None => {
-                cell.push_str(after.trim());
-                cells.push(Cow::Owned(cell));
-                return;
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::formats::test_files::*;
     use crate::formats::*;
+    use proptest::prelude::*;
+
+    /// A finite value from the fast parser is the value std reads from the same cell, so
+    /// the fast path accepts nothing that std refuses.
+    fn fast_agrees_with_std(cell: &str) -> Result<(), TestCaseError> {
+        if let Ok(v) = fast_float2::parse::<f32, _>(cell)
+            && v.is_finite()
+        {
+            let std = cell.parse::<f32>().map(f32::to_bits);
+            prop_assert_eq!(std, Ok(v.to_bits()), "{:?}", cell);
+        }
+        Ok(())
+    }
+
+    proptest! {
+        #[test]
+        fn fast_float_parser_accepts_only_what_std_accepts(
+            cell in "[0-9.eE+\\-naifNIFtyx_ ,]{0,12}",
+        ) {
+            fast_agrees_with_std(&cell)?;
+        }
+
+        #[test]
+        fn fast_float_parser_rounds_long_numbers_as_std_does(
+            cell in "[+-]?[0-9]{0,24}(\\.[0-9]{0,24})?([eE][+-]?[0-9]{0,3})?",
+        ) {
+            fast_agrees_with_std(&cell)?;
+        }
+    }
+
+    #[test]
+    fn fast_float_parser_edge_cells() {
+        for cell in [
+            "",
+            ".",
+            "+",
+            "-",
+            "1.",
+            ".5",
+            "+.5",
+            "-.e1",
+            "1e",
+            "1e+",
+            "e5",
+            "1_0",
+            "0x10",
+            " 1",
+            "1 ",
+            "nan",
+            "-NaN",
+            "inf",
+            "+Infinity",
+            "infinit",
+            "1e-50",
+            "1e39",
+            "3.4028236e38",
+            "00012",
+            "1,5",
+            "1.5.2",
+            "١",
+        ] {
+            fast_agrees_with_std(cell).unwrap();
+        }
+        let path = Path::new("w.csv");
+        assert_eq!(parse_feature(path, "1.", 1, 1), Ok(1.0));
+        assert_eq!(parse_feature(path, "-.5", 1, 1), Ok(-0.5));
+        for (cell, message) in [
+            ("0x10", "\"0x10\" is not a number"),
+            (" 1", "\" 1\" is not a number"),
+            ("1e", "\"1e\" is not a number"),
+            ("-NaN", "value NaN is not finite"),
+            ("+Infinity", "value inf is not finite"),
+            ("1e39", "value 1e39 exceeds the float32 range"),
+        ] {
+            let err = parse_feature(path, cell, 3, 2).unwrap_err().message;
+            assert!(
+                err.contains(&format!("row 3, column 2: {message}")),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn csv_lines_after_blank_lines_and_a_quoted_line_end() {
+        let dir = TempDir::new("csv-lines");
+        let text = "\n\na,b,y\n\n1,2,\"one\"\n\n\n3,4,x\n5,6\n";
+        let err = csv(&dir, text, &labelled()).unwrap_err();
+        assert!(
+            err.contains("row 9 has 2 columns, expected 3 (as in row 3)"),
+            "{err}"
+        );
+        // A quote left open would take the rows below into its cell.
+        let err = csv(&dir, "a,b,y\n\n1,\"2,x\n3,4,y\n", &labelled()).unwrap_err();
+        assert!(
+            err.contains(
+                "data.csv: row 3, column 2: a quoted cell runs past the end of its line; close its quote"
+            ),
+            "{err}"
+        );
+        // On the last line it ends with the file.
+        for text in ["1,2,x\n3,4,\"y", "1,2,x\n3,4,\"y\r\n\n"] {
+            let (x, labels) = csv(&dir, text, &labelled()).unwrap();
+            assert_eq!(x, vec![vec![1.0, 2.0], vec![3.0, 4.0]], "{text:?}");
+            assert_eq!(
+                labels,
+                Some(RawLabels::Strings(vec!["x".into(), "y".into()])),
+                "{text:?}"
+            );
+        }
+        // `""` on a line of its own is an empty cell, not a blank line.
+        let err = csv(&dir, "1,2,x\n\"\"\n3,4,y\n", &labelled()).unwrap_err();
+        assert!(
+            err.contains("row 2 has 1 columns, expected 3 (as in row 1)"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn csv_quoted_cells_after_blanks() {
+        let dir = TempDir::new("csv-padded-quotes");
+        let text = "x, y, label\n1, \"2\", \"cat\"\n3,  4 , \"say \"\"hi\"\"\"\n";
+        let (x, labels) = csv(&dir, text, &labelled()).unwrap();
+        assert_eq!(x, vec![vec![1.0, 2.0], vec![3.0, 4.0]]);
+        assert_eq!(
+            labels,
+            Some(RawLabels::Strings(vec!["cat".into(), "say \"hi\"".into()]))
+        );
+    }
+
+    #[test]
+    fn csv_delimiter_must_be_ascii() {
+        let dir = TempDir::new("csv-delimiter-ascii");
+        let options = LoadOptions {
+            delimiter: Some('§'),
+            ..labelled()
+        };
+        let err = csv(&dir, "1§2§0\n", &options).unwrap_err();
+        assert!(
+            err.contains("data.csv: the delimiter '§' is not one ASCII character"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn csv_with_header_and_string_labels() {

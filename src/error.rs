@@ -110,6 +110,12 @@ pub enum Error {
         /// The shape it received.
         got: Vec<usize>,
     },
+    /// A sparse matrix's arrays do not describe a valid CSR matrix.
+    #[error("sparse X is malformed: {detail}")]
+    InvalidSparse {
+        /// What is wrong, naming the row and column where there is one.
+        detail: String,
+    },
     /// A training or device setting is out of range.
     #[error("setting `{name}` = {value} is invalid: {reason}")]
     InvalidSetting {

@@ -17,7 +17,9 @@
 
 use ndarray::{Array2, ArrayView1, ArrayView2};
 
+use crate::data::source::ChunkSource;
 use crate::error::{Error, Result};
+use crate::formats::SparseRows;
 
 /// A validated m × n sparse matrix in CSR form.
 #[derive(Debug, Clone, PartialEq)]
@@ -195,6 +197,26 @@ impl Csr {
         (&self.indices[start..end], &self.values[start..end])
     }
 
+    /// The given rows, in the given order, as a new matrix.
+    pub fn select_rows(&self, rows: &[usize]) -> Csr {
+        let mut indptr = Vec::with_capacity(rows.len() + 1);
+        let (mut indices, mut values) = (Vec::new(), Vec::new());
+        indptr.push(0);
+        for &r in rows {
+            let (cols, vals) = self.row(r);
+            indices.extend_from_slice(cols);
+            values.extend_from_slice(vals);
+            indptr.push(values.len() as u64);
+        }
+        Csr {
+            n_rows: rows.len(),
+            n_cols: self.n_cols,
+            indptr,
+            indices,
+            values,
+        }
+    }
+
     /// The dense matrix, for tests and small data.
     pub fn to_dense(&self) -> Array2<f32> {
         let mut x = Array2::zeros((self.n_rows, self.n_cols));
@@ -231,6 +253,48 @@ impl Csr {
             }
         }
         g
+    }
+}
+
+/// A sparse file's rows ([`crate::formats::load_sparse`]), checked.
+impl TryFrom<SparseRows> for Csr {
+    type Error = Error;
+
+    fn try_from(x: SparseRows) -> Result<Self> {
+        Csr::new(x.n_rows, x.n_cols, x.indptr, x.indices, x.values)
+    }
+}
+
+/// Rows read as dense rows (zeros where nothing is stored), for the paths that take X
+/// row by row: the device's chunks are dense, so what they hold is bounded by the chunk
+/// size and the memory budget, not by the whole dense matrix.
+impl ChunkSource for Csr {
+    fn n_rows(&self) -> usize {
+        self.n_rows
+    }
+
+    fn n_features(&self) -> usize {
+        self.n_cols
+    }
+
+    fn read_rows(&self, start: usize, out: &mut [f32]) -> Result<()> {
+        out.fill(0.0);
+        for (i, row) in out.chunks_mut(self.n_cols.max(1)).enumerate() {
+            let (cols, vals) = self.row(start + i);
+            for (&c, &v) in cols.iter().zip(vals) {
+                row[c as usize] = v;
+            }
+        }
+        Ok(())
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "a sparse matrix ({} × {}, {} stored values)",
+            self.n_rows,
+            self.n_cols,
+            self.nnz()
+        )
     }
 }
 
@@ -272,6 +336,23 @@ mod tests {
             g.row(3).iter().all(|&v| v == 0.0),
             "column 3 holds no value"
         );
+    }
+
+    #[test]
+    fn rows_read_densely_and_selected_rows_match_the_dense_ones() {
+        let x = awkward(9, 6, 3);
+        let csr = Csr::from_dense(x.view()).unwrap();
+        let mut rows = vec![1f32; 4 * 6];
+        csr.read_rows(2, &mut rows).unwrap();
+        assert_eq!(
+            rows,
+            x.slice(ndarray::s![2..6, ..])
+                .iter()
+                .copied()
+                .collect::<Vec<_>>()
+        );
+        let picked = csr.select_rows(&[4, 1, 8]);
+        assert_eq!(picked.to_dense(), x.select(ndarray::Axis(0), &[4, 1, 8]));
     }
 
     #[test]

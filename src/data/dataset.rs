@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use ndarray::{Array2, ArrayView2, CowArray, Ix2};
 
+use crate::data::csr::Csr;
 use crate::data::source::{ChunkSource, MemorySource};
 use crate::error::{Error, Result};
 
@@ -24,6 +25,7 @@ pub struct Dataset {
 enum Features {
     Memory(MemorySource),
     Source(Arc<dyn ChunkSource>),
+    Sparse(Arc<Csr>),
 }
 
 impl Features {
@@ -31,6 +33,7 @@ impl Features {
         match self {
             Features::Memory(m) => m,
             Features::Source(s) => s.as_ref(),
+            Features::Sparse(c) => c.as_ref(),
         }
     }
 }
@@ -139,6 +142,36 @@ impl Dataset {
         })
     }
 
+    /// A dataset whose X is sparse (CSR, validated when it was made). The CPU reference
+    /// computes with its stored values only; the GPU trainer reads its rows as dense row
+    /// chunks, streamed under the memory budget when the dense matrix does not fit.
+    pub fn from_csr(x: Csr, labels: &[u32], n_classes: usize) -> Result<Self> {
+        check_shape(x.n_rows(), x.n_cols(), labels.len(), n_classes)?;
+        check_labels(labels, n_classes)?;
+        Ok(Dataset {
+            x: Features::Sparse(Arc::new(x)),
+            labels: labels.to_vec(),
+            n_classes,
+            weights: None,
+        })
+    }
+
+    /// X in CSR form, when the dataset was made from one.
+    pub fn csr(&self) -> Option<&Csr> {
+        match &self.x {
+            Features::Sparse(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// [`Dataset::csr`], shared.
+    pub(crate) fn shared_csr(&self) -> Option<Arc<Csr>> {
+        match &self.x {
+            Features::Sparse(c) => Some(Arc::clone(c)),
+            _ => None,
+        }
+    }
+
     /// Checks X, labels and K without copying anything.
     pub fn validate(x: ArrayView2<'_, f32>, labels: &[u32], n_classes: usize) -> Result<()> {
         let (m, n) = x.dim();
@@ -174,6 +207,7 @@ impl Dataset {
         match &self.x {
             Features::Memory(m) => Ok(m.array().view()),
             Features::Source(s) => Err(Error::NotInMemory { from: s.describe() }),
+            Features::Sparse(c) => Err(Error::NotInMemory { from: c.describe() }),
         }
     }
 
@@ -182,6 +216,7 @@ impl Dataset {
         match &self.x {
             Features::Memory(m) => Arc::new(m.clone()),
             Features::Source(s) => Arc::clone(s),
+            Features::Sparse(c) => Arc::clone(c) as Arc<dyn ChunkSource>,
         }
     }
 
@@ -339,14 +374,17 @@ impl Dataset {
         if rows.is_empty() {
             return Err(Error::NoRows);
         }
-        let x = self.x()?.select(ndarray::Axis(0), rows);
+        let x = match &self.x {
+            Features::Sparse(c) => Features::Sparse(Arc::new(c.select_rows(rows))),
+            _ => Features::Memory(MemorySource::new(self.x()?.select(ndarray::Axis(0), rows))),
+        };
         let labels: Vec<u32> = rows.iter().map(|&r| self.labels[r]).collect();
         let weights = self
             .weights
             .as_ref()
             .map(|w| rows.iter().map(|&r| w[r]).collect());
         Ok(Dataset {
-            x: Features::Memory(MemorySource::new(x)),
+            x,
             labels,
             n_classes: self.n_classes,
             weights,

@@ -201,6 +201,13 @@ impl Standardizer {
                 &[data.n_features()],
             ));
         }
+        if data.csr().is_some() {
+            return Err(Error::setting(
+                "standardize",
+                true,
+                "sparse X is not standardized: subtracting each feature's mean would make every value stored; scale the features when the file is made",
+            ));
+        }
         if data.is_streamed() {
             return Ok(data.with_source(Arc::new(StandardizedSource {
                 inner: data.source(),

@@ -1,4 +1,5 @@
-//! LIBSVM / SVMlight sparse text (`label index:value ...`), expanded to dense rows.
+//! LIBSVM / SVMlight sparse text (`label index:value ...`): kept as sparse rows, or
+//! expanded to dense ones for the dense readers' callers.
 
 use std::path::Path;
 
@@ -6,8 +7,8 @@ use ndarray::Array2;
 
 use super::labels::infer_labels;
 use super::{
-    FormatError, LoadOptions, RawLabels, as_text, beyond_float32, check_not_empty, fail,
-    numbered_lines, to_array,
+    FormatError, LoadOptions, RawLabels, SparseRows, as_text, beyond_float32, check_not_empty,
+    fail, numbered_lines, to_array,
 };
 
 /// Dense values above which a LIBSVM file must store at least 1/256 of them.
@@ -18,6 +19,45 @@ pub(super) fn load_libsvm(
     bytes: &[u8],
     options: &LoadOptions,
 ) -> Result<(Array2<f32>, Option<RawLabels>), FormatError> {
+    let mut sparse = read_checked(path, bytes, options)?;
+    let x = densify(path, &sparse, options.n_features)?;
+    Ok((x, take_labels(path, &mut sparse)?))
+}
+
+/// The file's rows as stored, in CSR arrays, never expanded.
+pub(super) fn load_libsvm_sparse(
+    path: &Path,
+    bytes: &[u8],
+    options: &LoadOptions,
+) -> Result<(SparseRows, Option<RawLabels>), FormatError> {
+    let mut sparse = read_checked(path, bytes, options)?;
+    let m = sparse.row_end.len();
+    let n = options.n_features.unwrap_or(sparse.width);
+    check_not_empty(path, m, n)?;
+    if n > u32::MAX as usize + 1 {
+        return Err(fail(
+            path,
+            format_args!(
+                "the largest feature index makes {n} features, more than sparse rows can address (2³²)"
+            ),
+        ));
+    }
+    let labels = take_labels(path, &mut sparse)?;
+    let mut indptr = Vec::with_capacity(m + 1);
+    indptr.push(0);
+    indptr.extend(sparse.row_end.iter().map(|&e| e as u64));
+    let x = SparseRows {
+        n_rows: m,
+        n_cols: n,
+        indptr,
+        indices: sparse.cols.iter().map(|&c| c as u32).collect(),
+        values: sparse.vals,
+    };
+    Ok((x, labels))
+}
+
+/// The sparse rows; a file where some lines have a label and some do not is refused.
+fn read_checked(path: &Path, bytes: &[u8], options: &LoadOptions) -> Result<Sparse, FormatError> {
     let text = as_text(path, bytes)?;
     let sparse = read_sparse(path, text, options)?;
     if let (Some(with), Some(without)) = (sparse.labelled_line, sparse.unlabelled_line) {
@@ -28,18 +68,21 @@ pub(super) fn load_libsvm(
             ),
         ));
     }
-    let x = densify(path, &sparse, options.n_features)?;
-    let labels = match sparse.labelled_line {
-        Some(_) => Some(infer_labels(
+    Ok(sparse)
+}
+
+/// The labels, when the lines have them.
+fn take_labels(path: &Path, sparse: &mut Sparse) -> Result<Option<RawLabels>, FormatError> {
+    match sparse.labelled_line {
+        Some(_) => Ok(Some(infer_labels(
             path,
-            sparse.labels,
+            std::mem::take(&mut sparse.labels),
             &sparse.label_lines,
             "line",
             None,
-        )?),
-        None => None,
-    };
-    Ok((x, labels))
+        )?)),
+        None => Ok(None),
+    }
 }
 
 /// A LIBSVM file's rows as written, sparse, with the labels of the lines that have one.

@@ -44,7 +44,7 @@ pub use weights::load_weights;
 use csv::load_csv;
 use idx::idx_features;
 use labels::load_labels_file;
-use libsvm::load_libsvm;
+use libsvm::{load_libsvm, load_libsvm_sparse};
 use npy::npy_features;
 use read::{Contents, read_file, read_stdin};
 
@@ -291,6 +291,33 @@ pub struct Loaded {
     pub notes: Vec<String>,
 }
 
+/// A sparse matrix as a file stores it, in CSR arrays: row r's entries are
+/// `indices[indptr[r]..indptr[r + 1]]` (0-based columns, increasing within the row) and
+/// the same range of `values`. [`crate::data::Csr`] takes these arrays as they are.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SparseRows {
+    /// m.
+    pub n_rows: usize,
+    /// n: the largest column seen plus one, or `LoadOptions::n_features`.
+    pub n_cols: usize,
+    /// m + 1 offsets into `indices` and `values`.
+    pub indptr: Vec<u64>,
+    /// The column of every stored value.
+    pub indices: Vec<u32>,
+    /// Every stored value.
+    pub values: Vec<f32>,
+}
+
+/// What [`load_sparse`] read: the features as stored and, when the files hold them, the
+/// labels.
+#[derive(Debug, Clone)]
+pub struct LoadedSparse {
+    /// Features, never expanded to a dense matrix.
+    pub x: SparseRows,
+    /// One label per row of `x`, if any were found.
+    pub labels: Option<RawLabels>,
+}
+
 /// One clear sentence naming the file and, where it applies, the row (1-based line/row
 /// numbers as a user sees them in an editor) and column (1-based).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -383,10 +410,23 @@ pub fn load_input(
         labels: in_file,
         notes,
     } = load_bytes(input.format, path, &input.bytes, options)?;
+    let labels = labels_of(path, options, in_file, x.nrows())?;
+    Ok(Loaded { x, labels, notes })
+}
+
+/// The labels of `rows` rows read from `path`: the labels file's when `options` names one
+/// (it must have one per row), else those in the data file (`in_file`); refused when
+/// there are none and `options` requires them.
+fn labels_of(
+    path: &Path,
+    options: &LoadOptions,
+    in_file: Option<RawLabels>,
+    rows: usize,
+) -> Result<Option<RawLabels>, FormatError> {
     let labels = match &options.labels {
         Some(labels_path) => {
             let labels = load_labels_file(labels_path)?;
-            if labels.len() != x.nrows() {
+            if labels.len() != rows {
                 return Err(FormatError {
                     path: labels_path.clone(),
                     message: format!(
@@ -394,7 +434,7 @@ pub fn load_input(
                         shown(labels_path),
                         labels.len(),
                         shown(path),
-                        x.nrows()
+                        rows
                     ),
                 });
             }
@@ -408,7 +448,30 @@ pub fn load_input(
             message: format!("{} has no labels; pass --labels", shown(path)),
         });
     }
-    Ok(Loaded { x, labels, notes })
+    Ok(labels)
+}
+
+/// Reads a LIBSVM file's features as the sparse rows it stores, never expanding them to a
+/// dense matrix (and so with no limit on the largest index but u32's), with the labels
+/// of the file or of `options.labels`; `-` reads standard input. Other formats are dense
+/// and refused here: use [`load`].
+pub fn load_sparse(path: &Path, options: &LoadOptions) -> Result<LoadedSparse, FormatError> {
+    one_stdin(path, options)?;
+    let input = read_input(path, options.format)?;
+    let (x, in_file) = match input.format {
+        Format::Libsvm => load_libsvm_sparse(path, &input.bytes, options)?,
+        other => {
+            return Err(fail(
+                path,
+                format_args!(
+                    "{} files are dense; only LIBSVM files load as sparse rows",
+                    other.name()
+                ),
+            ));
+        }
+    };
+    let labels = labels_of(path, options, in_file, x.n_rows)?;
+    Ok(LoadedSparse { x, labels })
 }
 
 /// Parses the (already decompressed) bytes of a data file in `format`; `path` only names

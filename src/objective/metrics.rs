@@ -8,6 +8,7 @@ use crate::data::dataset::Dataset;
 use crate::error::Result;
 use crate::gpu::GpuContext;
 use crate::gpu::chunks::{DeviceChunks, Rows};
+use crate::objective::reference::HostX;
 
 /// Where computation runs.
 #[derive(Debug, Clone, Copy)]
@@ -42,7 +43,7 @@ pub(crate) fn argmax(values: impl Iterator<Item = f32>) -> u32 {
 /// device between calls.
 pub(crate) enum Evaluator<'c, 'd> {
     Cpu {
-        x: Array2<f64>,
+        x: HostX,
         data: &'d Dataset,
     },
     Gpu {
@@ -55,7 +56,7 @@ impl<'c, 'd> Evaluator<'c, 'd> {
     pub(crate) fn new(backend: Backend<'c>, data: &'d Dataset) -> Result<Self> {
         Ok(match backend {
             Backend::Cpu => Evaluator::Cpu {
-                x: data.x_f64()?,
+                x: HostX::of(data)?,
                 data,
             },
             Backend::Gpu(ctx) => Evaluator::Gpu {
@@ -79,11 +80,7 @@ impl<'c, 'd> Evaluator<'c, 'd> {
             Evaluator::Cpu { x, data } => {
                 let (n, k) = (data.n_features(), data.n_classes());
                 let (theta, bias) = crate::params::unflatten(w, n, k);
-                let z = crate::objective::reference::logits_f64(
-                    x.view(),
-                    theta.mapv(f64::from).view(),
-                    bias.mapv(f64::from).view(),
-                );
+                let z = x.logits(theta.mapv(f64::from).view(), bias.mapv(f64::from).view());
                 let loss = crate::objective::reference::cross_entropy_rows(z.view(), data.labels())
                     .mean()
                     .unwrap_or(f64::NAN);

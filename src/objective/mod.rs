@@ -84,17 +84,18 @@ fn sum_of_squares(theta: ArrayView2<'_, f32>) -> f64 {
 /// The reference oracle: ndarray, f64 throughout.
 #[derive(Debug, Clone)]
 pub struct CpuOracle {
-    x: Array2<f64>,
+    x: reference::HostX,
     labels: Vec<u32>,
     weights: Option<Vec<f64>>,
     k: usize,
 }
 
 impl CpuOracle {
-    /// Copies X to f64 once (reading it from its source when the dataset streams it).
+    /// Copies a dense X to f64 once (reading it from its source when the dataset streams
+    /// it); a sparse X is used as it is.
     pub fn new(data: &Dataset) -> Result<Self> {
         Ok(CpuOracle {
-            x: data.x_f64()?,
+            x: reference::HostX::of(data)?,
             labels: data.labels().to_vec(),
             weights: data
                 .weights()
@@ -109,8 +110,8 @@ impl CpuOracle {
         bias: ArrayView1<'_, f64>,
         l2: f64,
     ) -> (f64, Array2<f64>, Array1<f64>) {
-        crate::objective::reference::loss_and_gradient_f64(
-            self.x.view(),
+        reference::loss_and_gradient_host(
+            &self.x,
             &self.labels,
             self.weights.as_deref(),
             theta,
@@ -126,26 +127,19 @@ impl CpuOracle {
         bias: ArrayView1<'_, f64>,
         l2: f64,
     ) -> (f64, Array2<f64>, Array1<f64>) {
-        let x = self.x.select(ndarray::Axis(0), rows);
+        let x = self.x.select_rows(rows);
         let labels: Vec<u32> = rows.iter().map(|&r| self.labels[r]).collect();
         let weights: Option<Vec<f64>> = self
             .weights
             .as_ref()
             .map(|w| rows.iter().map(|&r| w[r]).collect());
-        crate::objective::reference::loss_and_gradient_f64(
-            x.view(),
-            &labels,
-            weights.as_deref(),
-            theta,
-            bias,
-            l2,
-        )
+        reference::loss_and_gradient_host(&x, &labels, weights.as_deref(), theta, bias, l2)
     }
 }
 
 impl Oracle for CpuOracle {
     fn shape(&self) -> (usize, usize, usize) {
-        (self.x.nrows(), self.x.ncols(), self.k)
+        (self.x.n_rows(), self.x.n_cols(), self.k)
     }
 
     fn loss_and_gradient(
@@ -154,7 +148,7 @@ impl Oracle for CpuOracle {
         bias: ArrayView1<'_, f32>,
         l2: f64,
     ) -> Result<LossGrad> {
-        check_params(theta, bias, self.x.ncols(), self.k)?;
+        check_params(theta, bias, self.x.n_cols(), self.k)?;
         check_l2(l2)?;
         let (loss, theta, bias) = self.eval_f64(
             theta.mapv(f64::from).view(),

@@ -4,7 +4,13 @@
 //!
 //! Shapes: x (m, n) · theta (n, K) · bias (K) · z and p (m, K) · labels (m).
 
+use std::sync::Arc;
+
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2, ArrayViewMut1, Axis, Zip};
+
+use crate::data::Dataset;
+use crate::data::csr::Csr;
+use crate::error::Result;
 
 /// Logits `Z = XΘ + 1bᵀ`, shape (m, K).
 pub fn logits(
@@ -108,6 +114,67 @@ pub fn weighted_loss_and_gradient(
     )
 }
 
+/// X as the reference computes with it: an f64 copy of a dense X, or the stored values
+/// of a sparse one (never expanded).
+#[derive(Debug, Clone)]
+pub(crate) enum HostX {
+    Dense(Array2<f64>),
+    Sparse(Arc<Csr>),
+}
+
+impl HostX {
+    /// The dataset's X for the reference: CSR as it is, dense X copied to f64 once (read
+    /// from its source when the dataset streams it).
+    pub(crate) fn of(data: &Dataset) -> Result<Self> {
+        Ok(match data.shared_csr() {
+            Some(csr) => HostX::Sparse(csr),
+            None => HostX::Dense(data.x_f64()?),
+        })
+    }
+
+    pub(crate) fn n_rows(&self) -> usize {
+        match self {
+            HostX::Dense(x) => x.nrows(),
+            HostX::Sparse(c) => c.n_rows(),
+        }
+    }
+
+    pub(crate) fn n_cols(&self) -> usize {
+        match self {
+            HostX::Dense(x) => x.ncols(),
+            HostX::Sparse(c) => c.n_cols(),
+        }
+    }
+
+    /// The given rows only.
+    pub(crate) fn select_rows(&self, rows: &[usize]) -> HostX {
+        match self {
+            HostX::Dense(x) => HostX::Dense(x.select(Axis(0), rows)),
+            HostX::Sparse(c) => HostX::Sparse(Arc::new(c.select_rows(rows))),
+        }
+    }
+
+    /// Z = XΘ + 1bᵀ in f64.
+    pub(crate) fn logits(
+        &self,
+        theta: ArrayView2<'_, f64>,
+        bias: ArrayView1<'_, f64>,
+    ) -> Array2<f64> {
+        match self {
+            HostX::Dense(x) => logits_f64(x.view(), theta, bias),
+            HostX::Sparse(c) => c.logits_f64(theta, bias),
+        }
+    }
+
+    /// XᵀD in f64.
+    fn transpose_times(&self, d: ArrayView2<'_, f64>) -> Array2<f64> {
+        match self {
+            HostX::Dense(x) => x.t().dot(&d),
+            HostX::Sparse(c) => c.transpose_times_f64(d),
+        }
+    }
+}
+
 /// J, ∇_Θ J and ∇_b J in one pass over an f64 copy of X, with optional sample weights.
 pub(crate) fn loss_and_gradient_f64(
     x: ArrayView2<'_, f64>,
@@ -117,15 +184,28 @@ pub(crate) fn loss_and_gradient_f64(
     bias: ArrayView1<'_, f64>,
     l2: f64,
 ) -> (f64, Array2<f64>, Array1<f64>) {
-    let m = x.nrows() as f64;
-    let z = logits_f64(x, theta, bias);
+    let x = HostX::Dense(x.to_owned());
+    loss_and_gradient_host(&x, labels, weights, theta, bias, l2)
+}
+
+/// [`loss_and_gradient_f64`] on dense or sparse X.
+pub(crate) fn loss_and_gradient_host(
+    x: &HostX,
+    labels: &[u32],
+    weights: Option<&[f64]>,
+    theta: ArrayView2<'_, f64>,
+    bias: ArrayView1<'_, f64>,
+    l2: f64,
+) -> (f64, Array2<f64>, Array1<f64>) {
+    let m = x.n_rows() as f64;
+    let z = x.logits(theta, bias);
     let mut ce_rows = cross_entropy_rows(z.view(), labels);
     let mut d = softmax_minus_onehot(z.view(), labels);
     if let Some(w) = weights {
         ce_rows.iter_mut().zip(w).for_each(|(c, w)| *c *= w);
         d.outer_iter_mut().zip(w).for_each(|(mut row, &w)| row *= w);
     }
-    let mut gt = x.t().dot(&d) / m;
+    let mut gt = x.transpose_times(d.view()) / m;
     gt.scaled_add(l2, &theta);
     let gb = d.sum_axis(Axis(0)) / m;
     let theta_sq = theta.iter().map(|t| t * t).sum();

@@ -1,0 +1,188 @@
+//! Sparse X (CSR): the CPU reference computes with the stored values only and agrees with
+//! the dense computation; LIBSVM files load as sparse rows without expanding them; L-BFGS
+//! on the CPU reaches the scikit-learn optima of ../shared/data/sparse/README.md from
+//! text.svm.gz; a sparse dataset on the GPU (read as dense row chunks) gives the dense
+//! dataset's results.
+
+mod common;
+
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+
+use common::{assert_close, gpu};
+use ndarray::{Array1, Array2};
+use softmax_regression::data::Csr;
+use softmax_regression::formats::{LoadOptions, RawLabels, load_sparse};
+use softmax_regression::lbfgs::{LbfgsSettings, Status, minimize};
+use softmax_regression::{
+    CpuOracle, Dataset, Error, GpuOracle, LossGrad, Oracle, SplitMix64, Standardizer,
+};
+
+/// m × n with an empty row (1), an empty column (3), a row holding most values (2) and
+/// about one value in eight elsewhere.
+fn awkward(m: usize, n: usize, k: usize, seed: u64) -> (Array2<f32>, Vec<u32>) {
+    let mut rng = SplitMix64::new(seed);
+    let x = Array2::from_shape_fn((m, n), |(r, c)| {
+        let keep = match r {
+            1 => false,
+            2 => c != 3,
+            _ => c != 3 && rng.below(8) == 0,
+        };
+        if keep { rng.normal() as f32 } else { 0.0 }
+    });
+    let labels = (0..m).map(|_| rng.below(k) as u32).collect();
+    (x, labels)
+}
+
+fn params(n: usize, k: usize, seed: u64) -> (Array2<f32>, Array1<f32>) {
+    let mut rng = SplitMix64::new(seed);
+    (
+        Array2::from_shape_simple_fn((n, k), || (0.3 * rng.normal()) as f32),
+        Array1::from_shape_simple_fn(k, || (0.1 * rng.normal()) as f32),
+    )
+}
+
+fn flat(r: &LossGrad) -> Vec<f64> {
+    let mut v = vec![r.loss];
+    v.extend(r.theta.iter());
+    v.extend(r.bias.iter());
+    v
+}
+
+#[test]
+fn the_cpu_oracle_on_sparse_x_matches_dense_x() {
+    let (m, n, k) = (57, 23, 5);
+    let (x, labels) = awkward(m, n, k, 11);
+    let csr = Csr::from_dense(x.view()).unwrap();
+    assert!(
+        csr.nnz() < m * n / 4,
+        "{} of {} values stored",
+        csr.nnz(),
+        m * n
+    );
+    let mut rng = SplitMix64::new(3);
+    let weights: Vec<f32> = (0..m).map(|_| rng.below(4) as f32 * 0.5).collect();
+    let dense = Dataset::new(x, &labels, k)
+        .unwrap()
+        .with_sample_weights(&weights)
+        .unwrap();
+    let sparse = Dataset::from_csr(csr, &labels, k)
+        .unwrap()
+        .with_sample_weights(&weights)
+        .unwrap();
+    let (theta, bias) = params(n, k, 5);
+    for l2 in [0.0, 1e-2] {
+        let want = CpuOracle::new(&dense)
+            .unwrap()
+            .loss_and_gradient(theta.view(), bias.view(), l2)
+            .unwrap();
+        let got = CpuOracle::new(&sparse)
+            .unwrap()
+            .loss_and_gradient(theta.view(), bias.view(), l2)
+            .unwrap();
+        assert_close("sparse oracle", &flat(&got), &flat(&want), 1e-13, 1e-12);
+    }
+    // Hold-out splits and metrics keep X sparse and agree with the dense ones.
+    let (rest, held) = sparse.split(0.25, 7).unwrap();
+    let (dense_rest, dense_held) = dense.split(0.25, 7).unwrap();
+    assert!(rest.csr().is_some() && held.csr().is_some());
+    assert_eq!(held.csr().unwrap().to_dense(), dense_held.x().unwrap());
+    assert_eq!(rest.labels(), dense_rest.labels());
+}
+
+#[test]
+fn a_sparse_dataset_on_the_gpu_gives_the_dense_results() {
+    let (m, n, k) = (300, 40, 3);
+    let (x, labels) = awkward(m, n, k, 21);
+    let dense = Dataset::new(x.clone(), &labels, k).unwrap();
+    let sparse = Dataset::from_csr(Csr::from_dense(x.view()).unwrap(), &labels, k).unwrap();
+    let (theta, bias) = params(n, k, 8);
+    let on = |data: &Dataset| {
+        GpuOracle::new(gpu(), data, Some(64))
+            .unwrap()
+            .loss_and_gradient(theta.view(), bias.view(), 1e-3)
+            .unwrap()
+    };
+    let (want, got) = (on(&dense), on(&sparse));
+    assert_eq!(flat(&got), flat(&want), "the device saw different rows");
+    let cpu = CpuOracle::new(&sparse)
+        .unwrap()
+        .loss_and_gradient(theta.view(), bias.view(), 1e-3)
+        .unwrap();
+    assert_close("gpu against cpu", &flat(&got), &flat(&cpu), 1e-6, 1e-5);
+}
+
+#[test]
+fn sparse_x_is_not_standardized() {
+    let (x, labels) = awkward(20, 6, 2, 4);
+    let data = Dataset::from_csr(Csr::from_dense(x.view()).unwrap(), &labels, 2).unwrap();
+    let standardizer = Standardizer::fit(&data).unwrap();
+    let refused = standardizer.apply(&data).unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            Error::InvalidSetting {
+                name: "standardize",
+                ..
+            }
+        ),
+        "{refused}"
+    );
+    assert!(refused.to_string().contains("sparse X"), "{refused}");
+}
+
+fn shared(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/data/sparse")
+        .join(name)
+}
+
+/// The text-like data of ../shared/data/sparse (40,000 × 30,000, 1,285,403 values,
+/// K = 20) from its LIBSVM copy, as sparse rows.
+fn text_data() -> Dataset {
+    let loaded = load_sparse(&shared("text.svm.gz"), &LoadOptions::default()).unwrap();
+    assert_eq!(
+        (loaded.x.n_rows, loaded.x.values.len()),
+        (40_000, 1_285_403)
+    );
+    let Some(RawLabels::Ints(labels)) = loaded.labels else {
+        panic!("text.svm.gz has integer labels");
+    };
+    let labels: Vec<u32> = labels.iter().map(|&l| l as u32).collect();
+    Dataset::from_csr(Csr::try_from(loaded.x).unwrap(), &labels, 20).unwrap()
+}
+
+#[test]
+fn lbfgs_on_sparse_text_reaches_the_scikit_learn_optima_on_the_cpu() {
+    let data = text_data();
+    assert_eq!(data.n_features(), 30_000);
+    let mut oracle = CpuOracle::new(&data).unwrap();
+    // (λ, J*) from ../shared/data/sparse/README.md (scikit-learn lbfgs, tol 1e-10).
+    for (l2, optimum) in [(1e-4, 0.575904819722), (1e-5, 0.130306279981)] {
+        let settings = LbfgsSettings {
+            tol: 1e-7,
+            max_iter: 2000,
+            ..LbfgsSettings::default()
+        };
+        let r = minimize(
+            &mut oracle,
+            Array2::zeros((30_000, 20)),
+            Array1::zeros(20),
+            l2,
+            &settings,
+            |_, _| ControlFlow::Continue(()),
+        )
+        .unwrap();
+        let rel = (r.loss - optimum) / optimum;
+        eprintln!(
+            "λ={l2:e}: J = {:.12}, J* = {optimum}, relative {rel:.2e}, {} after {} iterations",
+            r.loss, r.status, r.iterations
+        );
+        assert_eq!(r.status, Status::Converged, "λ={l2}");
+        assert!(
+            rel.abs() <= 1e-6,
+            "λ={l2}: J = {} vs J* = {optimum}",
+            r.loss
+        );
+    }
+}

@@ -186,3 +186,50 @@ fn lbfgs_on_sparse_text_reaches_the_scikit_learn_optima_on_the_cpu() {
         );
     }
 }
+
+/// `train` keeps a LIBSVM file's rows sparse: 300 rows with indices up to 300,000 (a
+/// dense matrix of 360 MB for 1,500 stored values, which the dense reader refuses as a
+/// likely typo) train on the CPU, and the model has every feature.
+#[test]
+fn train_keeps_a_libsvm_file_sparse() {
+    let dir = common::scratch("sparse-train");
+    let path = dir.join("wide.svm");
+    let mut text = String::new();
+    for r in 0..300usize {
+        let class = r % 2;
+        // Feature 1 tells the classes apart; four more spread over 300,000 columns.
+        let mut cols: Vec<usize> = (1..5)
+            .map(|j| 2 + (r * 7919 + j * 104_729) % 299_998)
+            .collect();
+        cols.sort_unstable();
+        cols.dedup();
+        text.push_str(&format!(
+            "{class} 1:{}",
+            if class == 1 { 1.0 } else { -1.0 }
+        ));
+        for c in cols {
+            text.push_str(&format!(" {c}:0.5"));
+        }
+        if r == 299 {
+            text.push_str(" 300000:1");
+        }
+        text.push('\n');
+    }
+    std::fs::write(&path, text).unwrap();
+    let model = dir.join("wide.safetensors");
+    let o = common::run(&[
+        "train",
+        "--data",
+        common::s(&path),
+        "--backend",
+        "cpu",
+        "--out",
+        common::s(&model),
+    ]);
+    let err = common::stderr(&o);
+    assert!(o.status.success(), "{err}");
+    let (m, _) = softmax_regression::Model::load(&model).unwrap();
+    assert_eq!((m.n_features(), m.n_classes()), (300_000, 2));
+    let dense = softmax_regression::formats::load(&path, &LoadOptions::default()).unwrap_err();
+    assert!(dense.message.contains("largest feature index"), "{dense}");
+}

@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use serde_json::json;
+use softmax_regression::data::Csr;
 use softmax_regression::formats::{self, Format};
+use softmax_regression::gpu::human_bytes;
 use softmax_regression::output::OutputPath;
 use softmax_regression::source::{ChunkSource, NpySource};
 use softmax_regression::{
@@ -109,10 +111,60 @@ fn load_data(a: &TrainArgs, engine: &Engine) -> CliResult<Loaded> {
         && a.validation.is_none()
         && engine.is_gpu()
         && !formats::is_stdin(path);
+    // A LIBSVM file keeps its rows sparse, unless they are to be standardized (centring
+    // makes every value stored).
     if mapped {
         load_mapped(a, path)
+    } else if format == Some(Format::Libsvm) && !a.standardize {
+        load_sparse_file(a, path)
     } else {
         load_file(a, path)
+    }
+}
+
+/// A LIBSVM file (or stdin), its rows kept sparse.
+fn load_sparse_file(a: &TrainArgs, path: &Path) -> CliResult<Loaded> {
+    let loaded = formats::load_sparse(path, &load_options(&a.data, true, true, None))?;
+    let raw = loaded
+        .labels
+        .ok_or_else(|| Failure::Input(format!("{}: no labels; pass --labels", path.display())))?;
+    let label_path = a.data.labels.as_deref().unwrap_or(path);
+    let (y, k, names) = formats::encode_labels(&raw, a.classes, label_path)?;
+    check_model_fits(path, loaded.x.n_cols, k, a.data.zero_based)?;
+    let source = if formats::is_stdin(path) {
+        "stdin".to_string()
+    } else {
+        path.display().to_string()
+    };
+    let input = |e: softmax_regression::Error| Failure::Input(format!("{source}: {e}"));
+    let data = Dataset::from_csr(Csr::try_from(loaded.x).map_err(input)?, &y, k).map_err(input)?;
+    Ok(Loaded {
+        source,
+        data,
+        k,
+        names,
+        notes: Vec::new(),
+    })
+}
+
+/// Refuses a feature count whose model would not fit in memory. Sparse rows cost nothing
+/// for a mistyped huge index, but every feature has K parameters, and L-BFGS keeps about
+/// 26 vectors of them in f64 (its ten correction pairs and a few more).
+fn check_model_fits(path: &Path, n: usize, k: usize, zero_based: bool) -> CliResult<()> {
+    let bytes = (n as u64 + 1)
+        .saturating_mul(k as u64)
+        .saturating_mul(8 * 26);
+    match formats::available_memory() {
+        Some(available) if bytes > available => {
+            let index = if zero_based { n.saturating_sub(1) } else { n };
+            Err(Failure::Input(format!(
+                "{}: the largest feature index, {index}, makes {n} features, whose model and optimizer state ({}) would not fit in the {} of memory available; check that index",
+                path.display(),
+                human_bytes(bytes),
+                human_bytes(available)
+            )))
+        }
+        _ => Ok(()),
     }
 }
 

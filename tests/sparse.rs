@@ -232,4 +232,67 @@ fn train_keeps_a_libsvm_file_sparse() {
     assert_eq!((m.n_features(), m.n_classes()), (300_000, 2));
     let dense = softmax_regression::formats::load(&path, &LoadOptions::default()).unwrap_err();
     assert!(dense.message.contains("largest feature index"), "{dense}");
+    // predict and evaluate read the same file as sparse rows too.
+    let predicted = common::run(&[
+        "predict",
+        "--model",
+        common::s(&model),
+        "--data",
+        common::s(&path),
+        "--backend",
+        "cpu",
+    ]);
+    assert!(predicted.status.success(), "{}", common::stderr(&predicted));
+    let classes: Vec<String> = String::from_utf8(predicted.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let want: Vec<String> = (0..300).map(|r| (r % 2).to_string()).collect();
+    assert_eq!(classes, want, "feature 1 separates the classes");
+    let evaluated = common::run(&[
+        "evaluate",
+        "--model",
+        common::s(&model),
+        "--data",
+        common::s(&path),
+        "--backend",
+        "cpu",
+    ]);
+    let report = String::from_utf8_lossy(&evaluated.stdout).to_string();
+    assert!(evaluated.status.success(), "{}", common::stderr(&evaluated));
+    assert!(report.contains("accuracy    1.0000"), "{report}");
+}
+
+#[test]
+fn sparse_rows_predict_as_the_dense_rows_on_both_engines() {
+    let (m, n, k) = (150, 30, 4);
+    let (x, labels) = awkward(m, n, k, 31);
+    let csr = Csr::from_dense(x.view()).unwrap();
+    let (theta, bias) = params(n, k, 2);
+    let model = softmax_regression::Model::new(theta, bias).unwrap();
+    for backend in [
+        softmax_regression::Backend::Cpu,
+        softmax_regression::Backend::Gpu(gpu()),
+    ] {
+        let dense = model.predict_proba(backend, x.view()).unwrap();
+        let sparse = model.predict_proba_csr(backend, &csr).unwrap();
+        let (d, s): (Vec<f64>, Vec<f64>) = (
+            dense.iter().map(|&v| f64::from(v)).collect(),
+            sparse.iter().map(|&v| f64::from(v)).collect(),
+        );
+        assert_close("sparse probabilities", &s, &d, 1e-7, 1e-6);
+        assert_eq!(
+            model.predict_csr(backend, &csr).unwrap(),
+            model.predict(backend, x.view()).unwrap()
+        );
+        let data = Dataset::from_csr(csr.clone(), &labels, k).unwrap();
+        let dense_data = Dataset::new(x.clone(), &labels, k).unwrap();
+        let (a, b) = (
+            model.evaluate(backend, &data).unwrap(),
+            model.evaluate(backend, &dense_data).unwrap(),
+        );
+        assert_eq!(a.accuracy, b.accuracy);
+        assert!((a.log_loss - b.log_loss).abs() < 1e-6);
+    }
 }

@@ -6,10 +6,11 @@ pub mod file;
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
+use crate::data::csr::Csr;
 use crate::data::dataset::Dataset;
 use crate::data::standardize::Standardizer;
 use crate::error::{Error, Result};
-use crate::objective::metrics::{Backend, Evaluator, Metrics, argmax, probabilities};
+use crate::objective::metrics::{Backend, Evaluator, Metrics, RowsIn, argmax, probabilities};
 use crate::params::{check_params, flatten};
 
 /// Softmax regression parameters.
@@ -199,7 +200,46 @@ impl Model {
             .map(|s| s.transform(x))
             .transpose()?;
         let x = standardized.as_ref().map_or(x, |s| s.view());
-        probabilities(backend, self.theta.view(), self.bias.view(), x)
+        probabilities(
+            backend,
+            self.theta.view(),
+            self.bias.view(),
+            RowsIn::Dense(x),
+        )
+    }
+
+    /// [`Model::predict_proba`] for sparse rows, which are never expanded on the CPU. A
+    /// model trained on standardized features refuses them: standardizing would make every
+    /// value stored.
+    pub fn predict_proba_csr(&self, backend: Backend<'_>, x: &Csr) -> Result<Array2<f32>> {
+        if x.n_cols() != self.n_features() {
+            return Err(Error::shape(
+                "sparse X (n)",
+                &[self.n_features()],
+                &[x.n_cols()],
+            ));
+        }
+        if self.standardizer.is_some() {
+            return Err(Error::setting(
+                "standardize",
+                true,
+                "this model standardizes its inputs, which sparse rows cannot be without making every value stored; predict from dense rows",
+            ));
+        }
+        probabilities(
+            backend,
+            self.theta.view(),
+            self.bias.view(),
+            RowsIn::Sparse(x),
+        )
+    }
+
+    /// [`Model::predict`] for sparse rows.
+    pub fn predict_csr(&self, backend: Backend<'_>, x: &Csr) -> Result<Vec<u32>> {
+        let p = self.predict_proba_csr(backend, x)?;
+        Ok(p.outer_iter()
+            .map(|row| argmax(row.iter().copied()))
+            .collect())
     }
 
     /// The most probable class (0…K−1) of each row.

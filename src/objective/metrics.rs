@@ -5,6 +5,9 @@
 use ndarray::{Array2, ArrayView1, ArrayView2};
 
 use crate::data::dataset::Dataset;
+use std::sync::Arc;
+
+use crate::data::csr::Csr;
 use crate::error::Result;
 use crate::gpu::GpuContext;
 use crate::gpu::chunks::{DeviceChunks, Rows};
@@ -127,28 +130,51 @@ pub(crate) fn gpu_metrics(problem: &DeviceChunks<'_>, labels: &[u32]) -> Result<
     })
 }
 
+/// Rows to predict: a dense array, or a sparse matrix.
+#[derive(Clone, Copy)]
+pub(crate) enum RowsIn<'a> {
+    Dense(ArrayView2<'a, f32>),
+    Sparse(&'a Csr),
+}
+
+impl RowsIn<'_> {
+    fn n_rows(&self) -> usize {
+        match self {
+            RowsIn::Dense(x) => x.nrows(),
+            RowsIn::Sparse(c) => c.n_rows(),
+        }
+    }
+}
+
 /// The class probabilities P (rows, K) of the rows of `x` under (Θ, b): the f64 reference on
-/// the CPU, the device's forward pass (logits and softmax per chunk) on a GPU.
+/// the CPU (with the stored values only, for sparse rows), the device's forward pass
+/// (logits and softmax per chunk, sparse rows read as dense chunks) on a GPU.
 pub(crate) fn probabilities(
     backend: Backend<'_>,
     theta: ArrayView2<'_, f32>,
     bias: ArrayView1<'_, f32>,
-    x: ArrayView2<'_, f32>,
+    x: RowsIn<'_>,
 ) -> Result<Array2<f32>> {
     match backend {
         Backend::Cpu => {
-            let z = crate::objective::reference::logits(
-                x,
-                theta.mapv(f64::from).view(),
-                bias.mapv(f64::from).view(),
-            );
+            let (theta, bias) = (theta.mapv(f64::from), bias.mapv(f64::from));
+            let z = match x {
+                RowsIn::Dense(x) => {
+                    crate::objective::reference::logits(x, theta.view(), bias.view())
+                }
+                RowsIn::Sparse(c) => c.logits_f64(theta.view(), bias.view()),
+            };
             Ok(crate::objective::reference::softmax_rows(z.view()).mapv(|p| p as f32))
         }
         Backend::Gpu(ctx) => {
             let k = theta.ncols();
-            let problem = DeviceChunks::new(ctx, Rows::View(x), None, None, k, None, None)?;
+            let rows = match x {
+                RowsIn::Dense(x) => Rows::View(x),
+                RowsIn::Sparse(c) => Rows::Shared(Arc::new(c.clone())),
+            };
+            let problem = DeviceChunks::new(ctx, rows, None, None, k, None, None)?;
             problem.set_params_from(theta, bias);
-            let mut p = Array2::zeros((x.nrows(), k));
+            let mut p = Array2::zeros((x.n_rows(), k));
             problem.forward_chunks(|start, z, _| {
                 let rows = z.len() / k;
                 let mut block = p.slice_mut(ndarray::s![start..start + rows, ..]);

@@ -8,7 +8,7 @@ use serde_json::json;
 use softmax_regression::formats;
 use softmax_regression::{Dataset, Metrics, Model};
 
-use super::{load_for_model, model_inputs};
+use super::{ModelRows, load_for_model, model_inputs};
 use crate::args::{EvaluateArgs, XStorageArg};
 use crate::engine::{backend_of, choose_engine, open_engine};
 use crate::outputs::check_outputs;
@@ -28,11 +28,17 @@ pub fn evaluate(a: EvaluateArgs) -> CliResult<()> {
         raw.ok_or_else(|| Failure::Input(format!("{}: no labels; pass --labels", path.display())))?;
     let k = model.n_classes();
     let y = class_numbers(&a, &model, &raw, &path)?;
-    let data =
-        Dataset::new(x, &y, k).map_err(|e| Failure::Input(format!("{}: {e}", path.display())))?;
+    let input = |e: softmax_regression::Error| Failure::Input(format!("{}: {e}", path.display()));
+    let data = match x {
+        ModelRows::Dense(x) => Dataset::new(x, &y, k).map_err(input)?,
+        ModelRows::Sparse(x) => Dataset::from_csr(x, &y, k).map_err(input)?,
+    };
     let ctx = open_engine(&choose_engine(a.backend, XStorageArg::F32, None)?)?;
     let metrics = model.evaluate(backend_of(&ctx), &data)?;
-    let predicted = model.predict(backend_of(&ctx), data.x()?)?;
+    let predicted = match data.csr() {
+        Some(x) => model.predict_csr(backend_of(&ctx), x)?,
+        None => model.predict(backend_of(&ctx), data.x()?)?,
+    };
     let table = Confusion::new(&model, &y, &predicted);
     if let Some(plot_out) = &plot_out {
         let title = [

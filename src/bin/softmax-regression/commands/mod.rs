@@ -12,10 +12,17 @@ use std::path::{Path, PathBuf};
 
 use ndarray::Array2;
 use softmax_regression::Model;
+use softmax_regression::data::Csr;
 use softmax_regression::formats;
 
 use crate::args::{DataArgs, load_options};
 use crate::{CliResult, Failure};
+
+/// Rows to predict from: a LIBSVM file's stay sparse, other formats are dense.
+pub enum ModelRows {
+    Dense(Array2<f32>),
+    Sparse(Csr),
+}
 
 pub fn load_for_model(
     d: &DataArgs,
@@ -23,7 +30,7 @@ pub fn load_for_model(
     meta: &HashMap<String, String>,
     model_path: &Path,
     need_labels: bool,
-) -> CliResult<(Array2<f32>, Option<formats::RawLabels>, PathBuf)> {
+) -> CliResult<(ModelRows, Option<formats::RawLabels>, PathBuf)> {
     let path = d
         .data
         .clone()
@@ -35,6 +42,12 @@ pub fn load_for_model(
         .label_column
         .or_else(|| meta.get("label_column").and_then(|c| c.parse().ok()))
         .unwrap_or_default();
+    if d.data_format() == Some(formats::Format::Libsvm) && model.standardizer().is_none() {
+        let loaded = formats::load_sparse(&path, &options)?;
+        let x = Csr::try_from(loaded.x)
+            .map_err(|e| Failure::Input(format!("{}: {e}", path.display())))?;
+        return Ok((ModelRows::Sparse(x), loaded.labels, path));
+    }
     let loaded = formats::load(&path, &options)?;
     if loaded.x.ncols() != n {
         return Err(Failure::Input(format!(
@@ -44,7 +57,7 @@ pub fn load_for_model(
             model_path.display()
         )));
     }
-    Ok((loaded.x, loaded.labels, path))
+    Ok((ModelRows::Dense(loaded.x), loaded.labels, path))
 }
 
 /// The files `predict` and `evaluate` read.

@@ -4,7 +4,7 @@ use std::io::Write;
 
 use softmax_regression::Model;
 
-use super::{load_for_model, model_inputs};
+use super::{ModelRows, load_for_model, model_inputs};
 use crate::args::{PredictArgs, XStorageArg};
 use crate::engine::{backend_of, choose_engine, open_engine};
 use crate::outputs::check_outputs;
@@ -22,7 +22,10 @@ pub fn predict(a: PredictArgs) -> CliResult<()> {
     let ctx = open_engine(&choose_engine(a.backend, XStorageArg::F32, None)?)?;
     let mut out = String::new();
     if a.proba {
-        let p = model.predict_proba(backend_of(&ctx), x.view())?;
+        let p = match &x {
+            ModelRows::Dense(x) => model.predict_proba(backend_of(&ctx), x.view())?,
+            ModelRows::Sparse(x) => model.predict_proba_csr(backend_of(&ctx), x)?,
+        };
         // A header naming each class, as pandas' read_csv expects.
         let header: Vec<String> = (0..model.n_classes())
             .map(|c| match model.labels() {
@@ -38,7 +41,11 @@ pub fn predict(a: PredictArgs) -> CliResult<()> {
             out.push('\n');
         }
     } else {
-        for class in model.predict(backend_of(&ctx), x.view())? {
+        let classes = match &x {
+            ModelRows::Dense(x) => model.predict(backend_of(&ctx), x.view())?,
+            ModelRows::Sparse(x) => model.predict_csr(backend_of(&ctx), x)?,
+        };
+        for class in classes {
             match model.labels() {
                 Some(names) => out.push_str(&names[class as usize]),
                 None => out.push_str(&class.to_string()),

@@ -7,7 +7,10 @@
 
 use std::path::Path;
 
-use crate::formats::{Format, LoadOptions, Loaded, RawLabels, labels_from_bytes, load_bytes};
+use crate::data::Csr;
+use crate::formats::{
+    Format, LoadOptions, Loaded, RawLabels, labels_from_bytes, load_bytes, load_sparse_bytes,
+};
 use crate::model::Model;
 
 const PATH: &str = "fuzz-input";
@@ -72,9 +75,10 @@ pub fn idx(bytes: &[u8]) {
     }
 }
 
-/// LIBSVM with 1-based and 0-based indices, and expanded to a fixed width.
+/// LIBSVM with 1-based and 0-based indices, as sparse rows, and expanded to a fixed width.
 pub fn libsvm(bytes: &[u8]) {
     load(Format::Libsvm, bytes, LoadOptions::default());
+    load_sparse(Format::Libsvm, bytes, LoadOptions::default());
     load(
         Format::Libsvm,
         bytes,
@@ -84,6 +88,35 @@ pub fn libsvm(bytes: &[u8]) {
             ..LoadOptions::default()
         },
     );
+}
+
+/// Sparse rows as [`crate::formats::load_sparse`] reads them: on success they are a valid
+/// CSR matrix, whole.
+fn load_sparse(format: Format, bytes: &[u8], options: LoadOptions) {
+    match load_sparse_bytes(format, Path::new(PATH), bytes, &options) {
+        Ok(loaded) => {
+            let m = loaded.x.n_rows;
+            assert!(m > 0 && loaded.x.n_cols > 0, "empty matrix accepted");
+            if let Err(e) = Csr::try_from(loaded.x) {
+                panic!("the reader's rows are not a valid CSR matrix: {e}");
+            }
+            if let Some(labels) = loaded.labels {
+                assert_eq!(labels.len(), m, "label count differs from rows");
+                check_labels(&labels);
+            }
+        }
+        Err(e) => check_error(&e.message),
+    }
+}
+
+/// SciPy's sparse `.npz` as sparse rows and, when the matrix is small, as a dense one.
+pub fn npz(bytes: &[u8]) {
+    load_sparse(Format::Npz, bytes, LoadOptions::default());
+    let small = load_sparse_bytes(Format::Npz, Path::new(PATH), bytes, &LoadOptions::default())
+        .is_ok_and(|l| l.x.n_rows.saturating_mul(l.x.n_cols) <= 1 << 16);
+    if small {
+        load(Format::Npz, bytes, LoadOptions::default());
+    }
 }
 
 /// A model file: on success the model is finite and its shapes agree.

@@ -59,3 +59,8 @@ fn libsvm_corpus() {
 fn model_file_corpus() {
     replay("model_file", fuzzing::model_file);
 }
+
+#[test]
+fn npz_corpus() {
+    replay("npz", fuzzing::npz);
+}

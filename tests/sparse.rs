@@ -138,15 +138,19 @@ fn shared(name: &str) -> PathBuf {
 }
 
 /// The text-like data of ../shared/data/sparse (40,000 × 30,000, 1,285,403 values,
-/// K = 20) from its LIBSVM copy, as sparse rows.
-fn text_data() -> Dataset {
-    let loaded = load_sparse(&shared("text.svm.gz"), &LoadOptions::default()).unwrap();
+/// K = 20) as sparse rows, from its LIBSVM copy or its SciPy `.npz` with `text-y.npy`.
+fn text_data(file: &str) -> Dataset {
+    let options = LoadOptions {
+        labels: file.ends_with(".npz").then(|| shared("text-y.npy")),
+        ..LoadOptions::default()
+    };
+    let loaded = load_sparse(&shared(file), &options).unwrap();
     assert_eq!(
         (loaded.x.n_rows, loaded.x.values.len()),
         (40_000, 1_285_403)
     );
     let Some(RawLabels::Ints(labels)) = loaded.labels else {
-        panic!("text.svm.gz has integer labels");
+        panic!("{file} has integer labels");
     };
     let labels: Vec<u32> = labels.iter().map(|&l| l as u32).collect();
     Dataset::from_csr(Csr::try_from(loaded.x).unwrap(), &labels, 20).unwrap()
@@ -154,36 +158,38 @@ fn text_data() -> Dataset {
 
 #[test]
 fn lbfgs_on_sparse_text_reaches_the_scikit_learn_optima_on_the_cpu() {
-    let data = text_data();
-    assert_eq!(data.n_features(), 30_000);
-    let mut oracle = CpuOracle::new(&data).unwrap();
-    // (λ, J*) from ../shared/data/sparse/README.md (scikit-learn lbfgs, tol 1e-10).
-    for (l2, optimum) in [(1e-4, 0.575904819722), (1e-5, 0.130306279981)] {
-        let settings = LbfgsSettings {
-            tol: 1e-7,
-            max_iter: 2000,
-            ..LbfgsSettings::default()
-        };
-        let r = minimize(
-            &mut oracle,
-            Array2::zeros((30_000, 20)),
-            Array1::zeros(20),
-            l2,
-            &settings,
-            |_, _| ControlFlow::Continue(()),
-        )
-        .unwrap();
-        let rel = (r.loss - optimum) / optimum;
-        eprintln!(
-            "λ={l2:e}: J = {:.12}, J* = {optimum}, relative {rel:.2e}, {} after {} iterations",
-            r.loss, r.status, r.iterations
-        );
-        assert_eq!(r.status, Status::Converged, "λ={l2}");
-        assert!(
-            rel.abs() <= 1e-6,
-            "λ={l2}: J = {} vs J* = {optimum}",
-            r.loss
-        );
+    for file in ["text.svm.gz", "text.npz"] {
+        let data = text_data(file);
+        assert_eq!(data.n_features(), 30_000);
+        let mut oracle = CpuOracle::new(&data).unwrap();
+        // (λ, J*) from ../shared/data/sparse/README.md (scikit-learn lbfgs, tol 1e-10).
+        for (l2, optimum) in [(1e-4, 0.575904819722), (1e-5, 0.130306279981)] {
+            let settings = LbfgsSettings {
+                tol: 1e-7,
+                max_iter: 2000,
+                ..LbfgsSettings::default()
+            };
+            let r = minimize(
+                &mut oracle,
+                Array2::zeros((30_000, 20)),
+                Array1::zeros(20),
+                l2,
+                &settings,
+                |_, _| ControlFlow::Continue(()),
+            )
+            .unwrap();
+            let rel = (r.loss - optimum) / optimum;
+            eprintln!(
+                "{file} λ={l2:e}: J = {:.12}, J* = {optimum}, relative {rel:.2e}, {} after {} iterations",
+                r.loss, r.status, r.iterations
+            );
+            assert_eq!(r.status, Status::Converged, "{file} λ={l2}");
+            assert!(
+                rel.abs() <= 1e-6,
+                "{file} λ={l2}: J = {} vs J* = {optimum}",
+                r.loss
+            );
+        }
     }
 }
 
@@ -294,5 +300,224 @@ fn sparse_rows_predict_as_the_dense_rows_on_both_engines() {
         );
         assert_eq!(a.accuracy, b.accuracy);
         assert!((a.log_loss - b.log_loss).abs() < 1e-6);
+    }
+}
+
+/// One `.npy` member: the header for `descr` and `shape`, then `data`.
+fn npy_member(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
+    let mut bytes = softmax_regression::formats::npy_header(descr, shape);
+    bytes.extend_from_slice(data);
+    bytes
+}
+
+fn i32s(v: &[i32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn f32s(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+/// An `.npz` as scipy.sparse.save_npz writes it: `format` a 0-d bytes array, `shape`
+/// int64, the rest as given; `deflate` compresses the members.
+fn npz(path: &std::path::Path, format: &str, members: &[(&str, Vec<u8>)], deflate: bool) {
+    use std::io::Write;
+    let method = if deflate {
+        zip::CompressionMethod::Deflated
+    } else {
+        zip::CompressionMethod::Stored
+    };
+    let options = zip::write::SimpleFileOptions::default().compression_method(method);
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let descr = format!("|S{}", format.len());
+    let mut all = vec![("format", npy_member(&descr, &[], format.as_bytes()))];
+    all.extend(members.iter().cloned());
+    for (name, bytes) in all {
+        zip.start_file(format!("{name}.npy"), options).unwrap();
+        zip.write_all(&bytes).unwrap();
+    }
+    zip.finish().unwrap();
+}
+
+fn shape(m: i64, n: i64) -> Vec<u8> {
+    npy_member("<i8", &[2], &[m.to_le_bytes(), n.to_le_bytes()].concat())
+}
+
+/// The same 3 × 4 matrix as CSR (one row's columns out of order, one column twice),
+/// CSC and COO, stored and compressed: all read as the same sorted, summed CSR rows.
+#[test]
+fn scipy_npz_in_every_layout_reads_as_the_same_rows() {
+    let dir = common::scratch("npz-layouts");
+    // [[0, 2, 0, 1.5], [0, 0, 0, 0], [4, 0, -1, 0]]
+    let want = (
+        vec![0u64, 2, 2, 4],
+        vec![1u32, 3, 0, 2],
+        vec![2f32, 1.5, 4.0, -1.0],
+    );
+    let csr = [
+        ("shape", shape(3, 4)),
+        (
+            "data",
+            npy_member("<f4", &[5], &f32s(&[1.5, 1.5, 0.5, -1.0, 4.0])),
+        ),
+        ("indices", npy_member("<i4", &[5], &i32s(&[3, 1, 1, 2, 0]))),
+        ("indptr", npy_member("<i4", &[4], &i32s(&[0, 3, 3, 5]))),
+    ];
+    let csc = [
+        ("shape", shape(3, 4)),
+        (
+            "data",
+            npy_member("<f4", &[4], &f32s(&[4.0, 2.0, -1.0, 1.5])),
+        ),
+        ("indices", npy_member("<i4", &[4], &i32s(&[2, 0, 2, 0]))),
+        ("indptr", npy_member("<i4", &[5], &i32s(&[0, 1, 2, 3, 4]))),
+    ];
+    let coo = [
+        ("shape", shape(3, 4)),
+        (
+            "data",
+            npy_member(
+                "<f8",
+                &[4],
+                &[-1f64, 2.0, 1.5, 4.0]
+                    .iter()
+                    .flat_map(|x| x.to_le_bytes())
+                    .collect::<Vec<u8>>(),
+            ),
+        ),
+        ("row", npy_member("<i4", &[4], &i32s(&[2, 0, 0, 2]))),
+        ("col", npy_member("<i4", &[4], &i32s(&[2, 1, 3, 0]))),
+    ];
+    for (layout, members) in [("csr", &csr[..]), ("csc", &csc[..]), ("coo", &coo[..])] {
+        for deflate in [false, true] {
+            let path = dir.join(format!("{layout}-{deflate}.npz"));
+            npz(&path, layout, members, deflate);
+            let x = load_sparse(&path, &LoadOptions::default()).unwrap().x;
+            assert_eq!((x.n_rows, x.n_cols), (3, 4), "{layout}");
+            assert_eq!(
+                (x.indptr, x.indices, x.values),
+                want.clone(),
+                "{layout} {deflate}"
+            );
+        }
+    }
+}
+
+#[test]
+fn bad_npz_files_are_refused_naming_the_file_and_the_fault() {
+    let dir = common::scratch("npz-bad");
+    let base = |indptr: &[i32], indices: &[i32], data: &[f32]| {
+        vec![
+            ("shape", shape(2, 3)),
+            ("data", npy_member("<f4", &[data.len()], &f32s(data))),
+            (
+                "indices",
+                npy_member("<i4", &[indices.len()], &i32s(indices)),
+            ),
+            ("indptr", npy_member("<i4", &[indptr.len()], &i32s(indptr))),
+        ]
+    };
+    type Members = Vec<(&'static str, Vec<u8>)>;
+    let cases: Vec<(&str, &str, Members, &str)> = vec![
+        (
+            "decreasing",
+            "csr",
+            base(&[0, 2, 1], &[0, 1], &[1.0, 1.0]),
+            "indptr.npy decreases at entry 3",
+        ),
+        (
+            "short",
+            "csr",
+            base(&[0, 1, 1], &[0, 1], &[1.0, 1.0]),
+            "indptr.npy ends at 1 but data.npy holds 2 values",
+        ),
+        (
+            "nnz",
+            "csr",
+            base(&[0, 1, 2], &[0], &[1.0, 1.0]),
+            "indices.npy holds 1 entries but data.npy holds 2",
+        ),
+        (
+            "beyond",
+            "csr",
+            base(&[0, 1, 1], &[3], &[1.0]),
+            "indices.npy entry 1 is 3, not a column from 0 to 2",
+        ),
+        (
+            "nan",
+            "csr",
+            base(&[0, 0, 1], &[2], &[f32::NAN]),
+            "row 2, column 3: value NaN is not finite",
+        ),
+        (
+            "bsr",
+            "bsr",
+            base(&[0, 0, 1], &[2], &[1.0]),
+            "format \"bsr\"",
+        ),
+    ];
+    for (name, layout, members, message) in cases {
+        let path = dir.join(format!("{name}.npz"));
+        npz(&path, layout, &members, false);
+        let err = load_sparse(&path, &LoadOptions::default())
+            .unwrap_err()
+            .message;
+        assert!(
+            err.starts_with(&path.display().to_string()),
+            "{name}: {err}"
+        );
+        assert!(err.contains(message), "{name}: {err}");
+        assert!(!err.contains('\n'), "{name}: {err}");
+    }
+    let not_zip = dir.join("text.npz");
+    std::fs::write(&not_zip, "1 1:1\n").unwrap();
+    let err = load_sparse(&not_zip, &LoadOptions::default())
+        .unwrap_err()
+        .message;
+    assert!(err.contains("is not an .npz archive"), "{err}");
+}
+
+/// The shared text data from its `.npz` and its labels `.npy`: the same rows as the
+/// LIBSVM copy, and L-BFGS reaches the same optima.
+#[test]
+fn the_npz_copy_of_the_text_data_is_the_libsvm_copy() {
+    let options = LoadOptions {
+        labels: Some(shared("text-y.npy")),
+        ..LoadOptions::default()
+    };
+    let from_npz = load_sparse(&shared("text.npz"), &options).unwrap();
+    let from_svm = load_sparse(&shared("text.svm.gz"), &LoadOptions::default()).unwrap();
+    assert_eq!(from_npz.labels, from_svm.labels);
+    let (a, b) = (&from_npz.x, &from_svm.x);
+    assert_eq!((a.n_rows, a.n_cols), (b.n_rows, b.n_cols));
+    assert_eq!((&a.indptr, &a.indices), (&b.indptr, &b.indices));
+    let worst = a
+        .values
+        .iter()
+        .zip(&b.values)
+        .map(|(x, y)| ((x - y) / y).abs())
+        .fold(0f32, f32::max);
+    assert!(worst < 1e-6, "values differ by {worst} relative");
+}
+
+/// Files written by scipy.sparse.save_npz itself (tests/fuzz_corpus/npz/seed-scipy-*: one
+/// 12 × 9 float32 matrix as compressed CSR, uncompressed CSC, COO, and CSR of float64
+/// values with int64 indices) all read as the same rows.
+#[test]
+fn files_written_by_scipy_read_as_the_same_rows() {
+    let corpus = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fuzz_corpus/npz");
+    let read = |name: &str| {
+        load_sparse(
+            &corpus.join(format!("seed-scipy-{name}.npz")),
+            &LoadOptions::default(),
+        )
+        .unwrap()
+        .x
+    };
+    let csr = read("csr");
+    assert_eq!((csr.n_rows, csr.n_cols), (12, 9));
+    assert!(!csr.values.is_empty());
+    for other in ["csc-uncompressed", "coo", "csr-f64-i64"] {
+        assert_eq!(read(other), csr, "{other}");
     }
 }

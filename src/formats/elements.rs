@@ -65,7 +65,7 @@ pub(super) fn take<const N: usize>(chunk: &[u8]) -> [u8; N] {
 }
 
 /// One element as f64 (exact for every type but 64-bit integers beyond 2^53).
-fn element_f64(chunk: &[u8], num: Num, big_endian: bool) -> f64 {
+pub(super) fn element_f64(chunk: &[u8], num: Num, big_endian: bool) -> f64 {
     macro_rules! read {
         ($t:ty, $n:literal) => {{
             let b = take::<$n>(chunk);
@@ -92,7 +92,7 @@ fn element_f64(chunk: &[u8], num: Num, big_endian: bool) -> f64 {
 }
 
 /// One integer element exactly, or `None` when it does not fit in i64.
-fn element_i64(chunk: &[u8], num: Num, big_endian: bool) -> Option<i64> {
+pub(super) fn element_i64(chunk: &[u8], num: Num, big_endian: bool) -> Option<i64> {
     match num {
         Num::I64 => {
             let b = take::<8>(chunk);

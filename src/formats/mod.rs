@@ -28,6 +28,7 @@ mod labels;
 mod libsvm;
 mod memory;
 mod npy;
+mod npz;
 mod py_literal;
 mod read;
 #[cfg(test)]
@@ -46,6 +47,7 @@ use idx::idx_features;
 use labels::load_labels_file;
 use libsvm::{load_libsvm, load_libsvm_sparse};
 use npy::npy_features;
+use npz::load_npz_sparse;
 use read::{Contents, read_file, read_stdin};
 
 /// File formats, chosen by extension unless given.
@@ -60,6 +62,8 @@ pub enum Format {
     Idx,
     /// LIBSVM / SVMlight sparse text: `label index:value ...`.
     Libsvm,
+    /// SciPy's sparse `.npz` (`scipy.sparse.save_npz`): CSR, CSC or COO.
+    Npz,
 }
 
 impl Format {
@@ -83,6 +87,9 @@ impl Format {
         if base.ends_with(".svm") || base.ends_with(".libsvm") {
             return Some(Format::Libsvm);
         }
+        if base.ends_with(".npz") && !gzipped {
+            return Some(Format::Npz);
+        }
         let idx_ubyte = ["-idx", ".idx"].iter().any(|marker| {
             base.find(marker)
                 .is_some_and(|at| base[at..].contains("-ubyte"))
@@ -93,13 +100,14 @@ impl Format {
         None
     }
 
-    /// The name used on the command line: `"csv"`, `"npy"`, `"idx"` or `"libsvm"`.
+    /// The name used on the command line: `"csv"`, `"npy"`, `"idx"`, `"libsvm"` or `"npz"`.
     pub fn name(self) -> &'static str {
         match self {
             Format::Csv => "csv",
             Format::Npy => "npy",
             Format::Idx => "idx",
             Format::Libsvm => "libsvm",
+            Format::Npz => "npz",
         }
     }
 }
@@ -120,8 +128,9 @@ impl FromStr for Format {
             "npy" => Ok(Format::Npy),
             "idx" => Ok(Format::Idx),
             "libsvm" => Ok(Format::Libsvm),
+            "npz" => Ok(Format::Npz),
             _ => Err(format!(
-                "unknown format {s:?}; valid formats are csv, npy, idx and libsvm"
+                "unknown format {s:?}; valid formats are csv, npy, idx, libsvm and npz"
             )),
         }
     }
@@ -458,20 +467,64 @@ fn labels_of(
 pub fn load_sparse(path: &Path, options: &LoadOptions) -> Result<LoadedSparse, FormatError> {
     one_stdin(path, options)?;
     let input = read_input(path, options.format)?;
-    let (x, in_file) = match input.format {
-        Format::Libsvm => load_libsvm_sparse(path, &input.bytes, options)?,
+    let LoadedSparse { x, labels: in_file } =
+        load_sparse_bytes(input.format, path, &input.bytes, options)?;
+    let labels = labels_of(path, options, in_file, x.n_rows)?;
+    Ok(LoadedSparse { x, labels })
+}
+
+/// [`load_sparse`] on the (already decompressed) bytes of a data file; `path` only names
+/// the file in errors, and `options.labels` is not read.
+pub fn load_sparse_bytes(
+    format: Format,
+    path: &Path,
+    bytes: &[u8],
+    options: &LoadOptions,
+) -> Result<LoadedSparse, FormatError> {
+    let (x, labels) = match format {
+        Format::Libsvm => load_libsvm_sparse(path, bytes, options)?,
+        Format::Npz => (npz_rows(path, bytes, options)?, None),
         other => {
             return Err(fail(
                 path,
                 format_args!(
-                    "{} files are dense; only LIBSVM files load as sparse rows",
+                    "{} files are dense; only LIBSVM and .npz files load as sparse rows",
                     other.name()
                 ),
             ));
         }
     };
-    let labels = labels_of(path, options, in_file, x.n_rows)?;
     Ok(LoadedSparse { x, labels })
+}
+
+/// An `.npz`'s rows, checked against `options.n_features` when given.
+fn npz_rows(path: &Path, bytes: &[u8], options: &LoadOptions) -> Result<SparseRows, FormatError> {
+    let x = load_npz_sparse(path, bytes)?;
+    if let Some(n) = options.n_features
+        && x.n_cols != n
+    {
+        return Err(fail(
+            path,
+            format_args!("has {} columns but {n} features are expected", x.n_cols),
+        ));
+    }
+    Ok(x)
+}
+
+/// Sparse rows as a dense matrix, for the readers' dense callers; refused when it would
+/// not fit in memory.
+fn densify_rows(path: &Path, x: &SparseRows) -> Result<Array2<f32>, FormatError> {
+    let total = x.n_rows.saturating_mul(x.n_cols);
+    let mut values: Vec<f32> = Vec::new();
+    memory::reserve(path, &mut values, total, "features as a dense matrix")?;
+    values.resize(total, 0.0);
+    for r in 0..x.n_rows {
+        let (start, end) = (x.indptr[r] as usize, x.indptr[r + 1] as usize);
+        for (&c, &v) in x.indices[start..end].iter().zip(&x.values[start..end]) {
+            values[r * x.n_cols + c as usize] = v;
+        }
+    }
+    to_array(path, x.n_rows, x.n_cols, values)
 }
 
 /// Parses the (already decompressed) bytes of a data file in `format`; `path` only names
@@ -488,6 +541,7 @@ pub fn load_bytes(
         Format::Npy => (npy_features(path, bytes)?, None),
         Format::Idx => (idx_features(path, bytes)?, None),
         Format::Libsvm => load_libsvm(path, bytes, options)?,
+        Format::Npz => (densify_rows(path, &npz_rows(path, bytes, options)?)?, None),
     };
     Ok(Loaded { x, labels, notes })
 }

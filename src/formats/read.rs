@@ -21,6 +21,9 @@ pub(super) enum Contents {
     Text,
     Npy,
     Idx,
+    /// A binary file read whole (an `.npz` archive), bounded like text but not probed for
+    /// NUL bytes.
+    Binary,
 }
 
 impl Contents {
@@ -28,6 +31,7 @@ impl Contents {
         match format {
             Some(Format::Npy) => Contents::Npy,
             Some(Format::Idx) => Contents::Idx,
+            Some(Format::Npz) => Contents::Binary,
             _ => Contents::Text,
         }
     }
@@ -173,7 +177,8 @@ fn read_contents(
 ) -> Result<Vec<u8>, Stop> {
     let memory = available_memory();
     match contents {
-        Contents::Text => read_text(path, reader, size, gz, memory),
+        Contents::Text => read_text(path, reader, size, gz, memory, true),
+        Contents::Binary => read_text(path, reader, size, gz, memory, false),
         Contents::Npy => read_npy(path, reader, size, gz, memory),
         Contents::Idx => read_idx(path, reader, size, gz, memory),
     }
@@ -187,6 +192,7 @@ fn read_text(
     size: Option<u64>,
     gz: bool,
     memory: Option<u64>,
+    text: bool,
 ) -> Result<Vec<u8>, Stop> {
     let mut out = Vec::new();
     // A regular file is bounded by its length, checked against memory here; a
@@ -211,7 +217,9 @@ fn read_text(
         .into());
     }
     let more = read_bounded(reader, TEXT_PROBE.min(limit), &mut out)?;
-    if let Some(at) = out.iter().position(|&b| b == 0) {
+    if let Some(at) = out.iter().position(|&b| b == 0)
+        && text
+    {
         return Err(fail(
             path,
             format_args!(

@@ -113,6 +113,7 @@ pub enum FormatArg {
     Npy,
     Idx,
     Libsvm,
+    Npz,
 }
 
 impl From<FormatArg> for Format {
@@ -122,13 +123,15 @@ impl From<FormatArg> for Format {
             FormatArg::Npy => Format::Npy,
             FormatArg::Idx => Format::Idx,
             FormatArg::Libsvm => Format::Libsvm,
+            FormatArg::Npz => Format::Npz,
         }
     }
 }
 
 #[derive(Args)]
 pub struct DataArgs {
-    /// Features file: .csv/.csv.gz, .npy, IDX (*-idx3-ubyte[.gz]) or LIBSVM (.svm/.libsvm).
+    /// Features file: .csv/.csv.gz, .npy, IDX (*-idx3-ubyte[.gz]), LIBSVM (.svm/.libsvm) or
+    /// SciPy sparse .npz (with --labels).
     #[arg(long, value_name = "PATH")]
     pub data: Option<PathBuf>,
     /// Labels file: integer .npy, IDX idx1, or text with one label per line. Required for

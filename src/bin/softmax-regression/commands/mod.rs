@@ -18,7 +18,7 @@ use softmax_regression::formats;
 use crate::args::{DataArgs, load_options};
 use crate::{CliResult, Failure};
 
-/// Rows to predict from: a LIBSVM file's stay sparse, other formats are dense.
+/// Rows to predict from: a LIBSVM or .npz file's stay sparse, other formats are dense.
 pub enum ModelRows {
     Dense(Array2<f32>),
     Sparse(Csr),
@@ -42,7 +42,11 @@ pub fn load_for_model(
         .label_column
         .or_else(|| meta.get("label_column").and_then(|c| c.parse().ok()))
         .unwrap_or_default();
-    if d.data_format() == Some(formats::Format::Libsvm) && model.standardizer().is_none() {
+    let sparse = matches!(
+        d.data_format(),
+        Some(formats::Format::Libsvm | formats::Format::Npz)
+    );
+    if sparse && model.standardizer().is_none() {
         let loaded = formats::load_sparse(&path, &options)?;
         let x = Csr::try_from(loaded.x)
             .map_err(|e| Failure::Input(format!("{}: {e}", path.display())))?;

@@ -111,18 +111,18 @@ fn load_data(a: &TrainArgs, engine: &Engine) -> CliResult<Loaded> {
         && a.validation.is_none()
         && engine.is_gpu()
         && !formats::is_stdin(path);
-    // A LIBSVM file keeps its rows sparse, unless they are to be standardized (centring
-    // makes every value stored).
+    // A LIBSVM or .npz file keeps its rows sparse, unless they are to be standardized
+    // (centring makes every value stored).
     if mapped {
         load_mapped(a, path)
-    } else if format == Some(Format::Libsvm) && !a.standardize {
+    } else if matches!(format, Some(Format::Libsvm | Format::Npz)) && !a.standardize {
         load_sparse_file(a, path)
     } else {
         load_file(a, path)
     }
 }
 
-/// A LIBSVM file (or stdin), its rows kept sparse.
+/// A LIBSVM file (or stdin) or a SciPy `.npz`, its rows kept sparse.
 fn load_sparse_file(a: &TrainArgs, path: &Path) -> CliResult<Loaded> {
     let loaded = formats::load_sparse(path, &load_options(&a.data, true, true, None))?;
     let raw = loaded

@@ -90,6 +90,34 @@ fn fixtures() -> &'static Path {
         write_npy(&d("nan_f4.npy"), "<f4", &[2, 2], &nan);
         text("beyond.csv", "1,2,0\n1e300,3,1\n");
         text("beyond.libsvm", "1 1:0.5\n0 2:1e300\n");
+        text("nan.libsvm", "1 1:0.5\n0 2:nan\n");
+        text("unsorted.libsvm", "1 1:0.5\n0 3:1 2:1\n");
+        text("two_labels.txt", "0\n1\n");
+        // SciPy sparse .npz files (2 × 3 CSR) with one fault each.
+        let csr = |name: &str, layout: &str, indptr: &[i32], indices: &[i32], data: &[f32]| {
+            let ints = |v: &[i32]| -> Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() };
+            let floats: Vec<u8> = data.iter().flat_map(|x| x.to_le_bytes()).collect();
+            let shape: Vec<u8> = [2i64, 3].iter().flat_map(|x| x.to_le_bytes()).collect();
+            let members = [
+                ("shape", common::npy_member("<i8", &[2], &shape)),
+                ("data", common::npy_member("<f4", &[data.len()], &floats)),
+                (
+                    "indices",
+                    common::npy_member("<i4", &[indices.len()], &ints(indices)),
+                ),
+                (
+                    "indptr",
+                    common::npy_member("<i4", &[indptr.len()], &ints(indptr)),
+                ),
+            ];
+            common::npz(&d(name), layout, &members, false);
+        };
+        csr("decreasing.npz", "csr", &[0, 2, 1], &[0, 1], &[1.0, 1.0]);
+        csr("nnz.npz", "csr", &[0, 1, 2], &[0], &[1.0, 1.0]);
+        csr("beyond.npz", "csr", &[0, 1, 1], &[3], &[1.0]);
+        csr("nan.npz", "csr", &[0, 0, 1], &[2], &[f32::NAN]);
+        csr("bsr.npz", "bsr", &[0, 0, 1], &[2], &[1.0]);
+        csr("good.npz", "csr", &[0, 1, 2], &[0, 2], &[1.0, 2.0]);
         text("beyond_weights.txt", "1\n1e300\n1\n");
         // 16 MiB of zeros after a header that declares 1000 bytes, in a 16 KiB file.
         let mut bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -283,6 +311,14 @@ bad_input! {
     libsvm_bad_index: "train --data {d}/bad_index.libsvm" => "bad_index.libsvm: line 2";
     libsvm_index_zero: "train --data {d}/index_0.libsvm" => "index_0.libsvm";
     libsvm_huge_index: "train --data {d}/huge_index.libsvm" => "huge_index.libsvm: the largest feature index, 888888831";
+    libsvm_nan_value: "train --data {d}/nan.libsvm --backend cpu" => "nan.libsvm: line 2: value NaN in \"2:nan\" is not finite";
+    libsvm_unsorted_indices: "train --data {d}/unsorted.libsvm --backend cpu" => "unsorted.libsvm: line 2: feature index 2 comes after 3";
+    npz_offsets_decrease: "train --data {d}/decreasing.npz --labels {d}/two_labels.txt --backend cpu" => "decreasing.npz: indptr.npy decreases at entry 3";
+    npz_nnz_disagrees: "train --data {d}/nnz.npz --labels {d}/two_labels.txt --backend cpu" => "nnz.npz: indices.npy holds 1 entries but data.npy holds 2";
+    npz_index_beyond_shape: "train --data {d}/beyond.npz --labels {d}/two_labels.txt --backend cpu" => "beyond.npz: indices.npy entry 1 is 3, not a column from 0 to 2";
+    npz_nan_value: "train --data {d}/nan.npz --labels {d}/two_labels.txt --backend cpu" => "nan.npz: row 2, column 3: value NaN is not finite";
+    npz_unknown_layout: "train --data {d}/bsr.npz --labels {d}/two_labels.txt --backend cpu" => "bsr.npz: holds a sparse matrix in format \"bsr\"";
+    npz_without_labels: "train --data {d}/good.npz --backend cpu" => "good.npz has no labels; pass --labels";
     model_truncated: "predict --model {d}/truncated.safetensors --data {d}/features.npy" => "truncated.safetensors";
     model_not_safetensors: "predict --model {d}/not_a_model.safetensors --data {d}/features.npy" => "not_a_model.safetensors: not a safetensors";
     model_wrong_shapes: "predict --model {d}/wrong_shape.safetensors --data {d}/features.npy" => "tensor `bias` has shape [2]";

@@ -9,7 +9,7 @@ mod common;
 use std::ops::ControlFlow;
 use std::path::PathBuf;
 
-use common::{assert_close, gpu};
+use common::{assert_close, gpu, npy_member, npz};
 use ndarray::{Array1, Array2};
 use softmax_regression::data::Csr;
 use softmax_regression::formats::{LoadOptions, RawLabels, load_sparse};
@@ -303,40 +303,12 @@ fn sparse_rows_predict_as_the_dense_rows_on_both_engines() {
     }
 }
 
-/// One `.npy` member: the header for `descr` and `shape`, then `data`.
-fn npy_member(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
-    let mut bytes = softmax_regression::formats::npy_header(descr, shape);
-    bytes.extend_from_slice(data);
-    bytes
-}
-
 fn i32s(v: &[i32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
 }
 
 fn f32s(v: &[f32]) -> Vec<u8> {
     v.iter().flat_map(|x| x.to_le_bytes()).collect()
-}
-
-/// An `.npz` as scipy.sparse.save_npz writes it: `format` a 0-d bytes array, `shape`
-/// int64, the rest as given; `deflate` compresses the members.
-fn npz(path: &std::path::Path, format: &str, members: &[(&str, Vec<u8>)], deflate: bool) {
-    use std::io::Write;
-    let method = if deflate {
-        zip::CompressionMethod::Deflated
-    } else {
-        zip::CompressionMethod::Stored
-    };
-    let options = zip::write::SimpleFileOptions::default().compression_method(method);
-    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
-    let descr = format!("|S{}", format.len());
-    let mut all = vec![("format", npy_member(&descr, &[], format.as_bytes()))];
-    all.extend(members.iter().cloned());
-    for (name, bytes) in all {
-        zip.start_file(format!("{name}.npy"), options).unwrap();
-        zip.write_all(&bytes).unwrap();
-    }
-    zip.finish().unwrap();
 }
 
 fn shape(m: i64, n: i64) -> Vec<u8> {

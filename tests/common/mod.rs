@@ -233,3 +233,31 @@ pub fn blobs(m: usize, seed: u64) -> Vec<(Vec<f32>, usize)> {
         })
         .collect()
 }
+
+/// One `.npy` member: the header for `descr` and `shape`, then `data`.
+pub fn npy_member(descr: &str, shape: &[usize], data: &[u8]) -> Vec<u8> {
+    let mut bytes = softmax_regression::formats::npy_header(descr, shape);
+    bytes.extend_from_slice(data);
+    bytes
+}
+
+/// An `.npz` as scipy.sparse.save_npz writes it: `format` a 0-d bytes array, `shape`
+/// int64, the rest as given; `deflate` compresses the members.
+pub fn npz(path: &std::path::Path, format: &str, members: &[(&str, Vec<u8>)], deflate: bool) {
+    use std::io::Write;
+    let method = if deflate {
+        zip::CompressionMethod::Deflated
+    } else {
+        zip::CompressionMethod::Stored
+    };
+    let options = zip::write::SimpleFileOptions::default().compression_method(method);
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let descr = format!("|S{}", format.len());
+    let mut all = vec![("format", npy_member(&descr, &[], format.as_bytes()))];
+    all.extend(members.iter().cloned());
+    for (name, bytes) in all {
+        zip.start_file(format!("{name}.npy"), options).unwrap();
+        zip.write_all(&bytes).unwrap();
+    }
+    zip.finish().unwrap();
+}

@@ -76,12 +76,11 @@ fn interrupted_then_resumed(
     (first, second)
 }
 
-fn resume_is_bit_exact(backend: Backend<'_>, label: &str) {
-    let data = clusters(500, 13, 4, 0.6, 11);
+fn resume_is_bit_exact(backend: Backend<'_>, label: &str, data: &Dataset) {
     let dir = common::scratch(&format!("checkpoint-{}", label));
     for optimizer in Optimizer::ALL {
         let s = settings(optimizer);
-        let full = uninterrupted(backend, &data, &s);
+        let full = uninterrupted(backend, data, &s);
         assert_eq!(
             full.history.len(),
             6,
@@ -93,7 +92,7 @@ fn resume_is_bit_exact(backend: Backend<'_>, label: &str) {
         };
         for &stop_after in stops {
             let path = dir.join(format!("{optimizer}-{stop_after}.ckpt"));
-            let (first, second) = interrupted_then_resumed(backend, &data, &s, stop_after, &path);
+            let (first, second) = interrupted_then_resumed(backend, data, &s, stop_after, &path);
             assert_eq!(
                 first.status,
                 Status::Interrupted,
@@ -129,12 +128,34 @@ fn resume_is_bit_exact(backend: Backend<'_>, label: &str) {
 
 #[test]
 fn resumed_runs_equal_uninterrupted_runs_bit_for_bit_gpu() {
-    resume_is_bit_exact(Backend::Gpu(gpu()), "gpu");
+    resume_is_bit_exact(Backend::Gpu(gpu()), "gpu", &clusters(500, 13, 4, 0.6, 11));
 }
 
 #[test]
 fn resumed_runs_equal_uninterrupted_runs_bit_for_bit_cpu() {
-    resume_is_bit_exact(Backend::Cpu, "cpu");
+    resume_is_bit_exact(Backend::Cpu, "cpu", &clusters(500, 13, 4, 0.6, 11));
+}
+
+/// The same data with its small values dropped, held as CSR.
+fn sparse_clusters() -> Dataset {
+    let dense = clusters(500, 13, 4, 0.6, 11);
+    let x = dense
+        .x()
+        .unwrap()
+        .mapv(|v| if v.abs() < 0.8 { 0.0 } else { v });
+    let csr = softmax_regression::data::Csr::from_dense(x.view()).unwrap();
+    assert!(csr.nnz() < 500 * 13 / 2, "{} values stored", csr.nnz());
+    Dataset::from_csr(csr, dense.labels(), 4).unwrap()
+}
+
+#[test]
+fn resumed_runs_on_sparse_x_equal_uninterrupted_runs_bit_for_bit_gpu() {
+    resume_is_bit_exact(Backend::Gpu(gpu()), "sparse-gpu", &sparse_clusters());
+}
+
+#[test]
+fn resumed_runs_on_sparse_x_equal_uninterrupted_runs_bit_for_bit_cpu() {
+    resume_is_bit_exact(Backend::Cpu, "sparse-cpu", &sparse_clusters());
 }
 
 #[test]

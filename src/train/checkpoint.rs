@@ -96,10 +96,21 @@ fn trajectory_core(s: &Settings) -> String {
 /// `m n K hash`: the shape and a 64-bit hash of X, the labels and the sample weights.
 pub fn data_fingerprint(data: &Dataset) -> Result<String> {
     let mut h = Fingerprint::default();
-    data.for_each_block(1 << 16, |_, rows| {
-        rows.iter().for_each(|v| h.add(v.to_bits()));
-        Ok(())
-    })?;
+    match data.csr() {
+        // Sparse X by its stored values and where they are, never expanded.
+        Some(x) => {
+            x.indptr().iter().for_each(|&o| {
+                h.add(o as u32);
+                h.add((o >> 32) as u32);
+            });
+            x.indices().iter().for_each(|&c| h.add(c));
+            x.values().iter().for_each(|v| h.add(v.to_bits()));
+        }
+        None => data.for_each_block(1 << 16, |_, rows| {
+            rows.iter().for_each(|v| h.add(v.to_bits()));
+            Ok(())
+        })?,
+    }
     data.labels().iter().for_each(|&l| h.add(l));
     data.weights()
         .into_iter()

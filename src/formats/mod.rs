@@ -379,7 +379,7 @@ pub fn read_input(path: &Path, format: Option<Format>) -> Result<Input, FormatEr
     let Some(format) = format.or_else(|| Format::from_path(path)) else {
         return Err(fail(
             path,
-            "cannot tell the format from the file name; pass --format (csv, npy, idx or libsvm)",
+            "cannot tell the format from the file name; pass --format (csv, npy, idx, libsvm or npz)",
         ));
     };
     let bytes = read_file(path, Contents::of(Some(format)))?;
@@ -666,14 +666,20 @@ mod tests {
 
     #[test]
     fn format_and_label_column_from_str() {
-        for format in [Format::Csv, Format::Npy, Format::Idx, Format::Libsvm] {
+        for format in [
+            Format::Csv,
+            Format::Npy,
+            Format::Idx,
+            Format::Libsvm,
+            Format::Npz,
+        ] {
             assert_eq!(format.name().parse::<Format>(), Ok(format));
             assert_eq!(format.to_string(), format.name());
         }
         assert_eq!("LIBSVM".parse::<Format>(), Ok(Format::Libsvm));
         let err = "parquet".parse::<Format>().unwrap_err();
         assert!(
-            err.contains("parquet") && err.contains("csv, npy, idx and libsvm"),
+            err.contains("parquet") && err.contains("csv, npy, idx, libsvm and npz"),
             "{err}"
         );
 

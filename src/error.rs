@@ -191,6 +191,22 @@ pub enum Error {
         /// What did not fit.
         detail: String,
     },
+    /// The model and its optimizer state would not fit in the memory there is.
+    #[error(
+        "the model ({n} features × {k} classes) and its optimizer state need {}, more than the {} of memory available; check the number of features",
+        crate::util::human_bytes(*bytes),
+        crate::util::human_bytes(*available)
+    )]
+    ModelTooLarge {
+        /// n.
+        n: usize,
+        /// K.
+        k: usize,
+        /// Bytes the run would hold for parameters and optimizer state.
+        bytes: u64,
+        /// Bytes of memory available.
+        available: u64,
+    },
     /// An operation needs X in memory but the dataset reads it from a source.
     #[error(
         "this needs the features in memory, but the dataset reads them from {from}; use the GPU backend without a hold-out split, or load the data into memory"

@@ -493,3 +493,33 @@ fn files_written_by_scipy_read_as_the_same_rows() {
         assert_eq!(read(other), csr, "{other}");
     }
 }
+
+/// A dataset as wide as column indices reach (2³² features, two stored values) is cheap
+/// to hold sparse, but its model is not: training refuses it before allocating anything.
+#[test]
+fn a_model_too_large_for_memory_is_refused_before_training() {
+    let n = 1usize << 32;
+    let csr = Csr::new(2, n, vec![0, 1, 2], vec![0, u32::MAX], vec![1.0, 1.0]).unwrap();
+    let data = Dataset::from_csr(csr, &[0, 1], 2).unwrap();
+    let refused = softmax_regression::Trainer::new(softmax_regression::Settings::default())
+        .unwrap()
+        .fit(softmax_regression::Backend::Cpu, &data, None, None, |_| {
+            ControlFlow::Continue(())
+        })
+        .unwrap_err();
+    assert!(
+        matches!(
+            refused,
+            Error::ModelTooLarge {
+                n: 4294967296,
+                k: 2,
+                ..
+            }
+        ),
+        "{refused}"
+    );
+    assert!(
+        refused.to_string().contains("4294967296 features"),
+        "{refused}"
+    );
+}

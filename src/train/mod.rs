@@ -494,6 +494,29 @@ impl Trainer {
         Ok(None)
     }
 
+    /// Refuses a model whose parameters and optimizer state would not fit in memory (a
+    /// wide sparse dataset makes n cheap to state and costly to train), rather than let an
+    /// allocation abort the process. L-BFGS holds about 2·history + 6 vectors of n·K + K
+    /// values in f64; the gradient optimizers about six in f32 and f64.
+    fn check_state_fits(&self, n: usize, k: usize) -> Result<()> {
+        let s = &self.settings;
+        let vectors = match s.optimizer {
+            Optimizer::Lbfgs => 2 * s.history as u64 + 6,
+            _ => 6,
+        };
+        let params = (n as u64).saturating_add(1).saturating_mul(k as u64);
+        let bytes = params.saturating_mul(8).saturating_mul(vectors);
+        match crate::formats::available_memory() {
+            Some(available) if bytes > available => Err(Error::ModelTooLarge {
+                n,
+                k,
+                bytes,
+                available,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// The parameters a run starts from: the initial model's, or zeros; checks that the
     /// validation data and the initial model have the training data's (n, K), and that
     /// early stopping has validation data to watch.
@@ -504,6 +527,7 @@ impl Trainer {
         init: Option<&Model>,
     ) -> Result<Vec<f32>> {
         let (n, k) = (train.n_features(), train.n_classes());
+        self.check_state_fits(n, k)?;
         if let Some(v) = validation
             && (v.n_features() != n || v.n_classes() != k)
         {

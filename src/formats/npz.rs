@@ -52,9 +52,9 @@ impl<'p> Archive<'p> {
                 ),
             ));
         }
-        let mut out = Vec::new();
-        out.try_reserve_exact(size as usize)
-            .map_err(|_| fail(path, format_args!("cannot hold {name}.npy in memory")))?;
+        // The declared size is a claim of the archive: memory grows with what the member
+        // really holds, never allocated up front from the claim.
+        let mut out = Vec::with_capacity(size.min(1 << 20) as usize);
         // One byte beyond the declared size shows a member that holds more than it says.
         (&mut file)
             .take(size.saturating_add(1))

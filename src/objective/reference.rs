@@ -88,8 +88,8 @@ pub fn gradient(
     bias: ArrayView1<'_, f64>,
     l2: f64,
 ) -> (Array2<f64>, Array1<f64>) {
-    let x64 = x.mapv(f64::from);
-    let (_, gt, gb) = loss_and_gradient_f64(x64.view(), labels, None, theta, bias, l2);
+    let x64 = HostX::Dense(x.mapv(f64::from));
+    let (_, gt, gb) = loss_and_gradient_host(&x64, labels, None, theta, bias, l2);
     (gt, gb)
 }
 
@@ -104,14 +104,8 @@ pub fn weighted_loss_and_gradient(
     bias: ArrayView1<'_, f64>,
     l2: f64,
 ) -> (f64, Array2<f64>, Array1<f64>) {
-    loss_and_gradient_f64(
-        x.mapv(f64::from).view(),
-        labels,
-        Some(weights),
-        theta,
-        bias,
-        l2,
-    )
+    let x64 = HostX::Dense(x.mapv(f64::from));
+    loss_and_gradient_host(&x64, labels, Some(weights), theta, bias, l2)
 }
 
 /// X as the reference computes with it: an f64 copy of a dense X, or the stored values
@@ -175,20 +169,8 @@ impl HostX {
     }
 }
 
-/// J, ∇_Θ J and ∇_b J in one pass over an f64 copy of X, with optional sample weights.
-pub(crate) fn loss_and_gradient_f64(
-    x: ArrayView2<'_, f64>,
-    labels: &[u32],
-    weights: Option<&[f64]>,
-    theta: ArrayView2<'_, f64>,
-    bias: ArrayView1<'_, f64>,
-    l2: f64,
-) -> (f64, Array2<f64>, Array1<f64>) {
-    let x = HostX::Dense(x.to_owned());
-    loss_and_gradient_host(&x, labels, weights, theta, bias, l2)
-}
-
-/// [`loss_and_gradient_f64`] on dense or sparse X.
+/// J, ∇_Θ J and ∇_b J in one pass over X (an f64 copy of a dense X, or CSR), with
+/// optional sample weights.
 pub(crate) fn loss_and_gradient_host(
     x: &HostX,
     labels: &[u32],

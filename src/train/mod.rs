@@ -494,11 +494,12 @@ impl Trainer {
         Ok(None)
     }
 
-    /// Refuses a model whose parameters and optimizer state would not fit in memory (a
-    /// wide sparse dataset makes n cheap to state and costly to train), rather than let an
-    /// allocation abort the process. L-BFGS holds about 2·history + 6 vectors of n·K + K
+    /// Refuses, with [`Error::ModelTooLarge`], a model of n features and K classes whose
+    /// parameters and optimizer state would not fit in memory (a wide sparse dataset makes
+    /// n cheap to state and costly to train), rather than let an allocation abort the
+    /// process. [`Trainer::fit`] checks it first. L-BFGS holds about 2·history + 6 vectors of n·K + K
     /// values in f64; the gradient optimizers about six in f32 and f64.
-    fn check_state_fits(&self, n: usize, k: usize) -> Result<()> {
+    pub fn check_state_fits(&self, n: usize, k: usize) -> Result<()> {
         let s = &self.settings;
         let vectors = match s.optimizer {
             Optimizer::Lbfgs => 2 * s.history as u64 + 6,

@@ -33,7 +33,7 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
         k,
         names,
         notes,
-    } = load_data(&a, &plan.engine)?;
+    } = load_data(&a, &plan.engine, &plan.trainer)?;
     let data = weigh(&a, data, k)?;
     let init = load_init(&a, &data, k)?;
     let rows = hold_out(&a, data, k, &source)?;
@@ -89,7 +89,7 @@ struct Loaded {
     notes: Vec<String>,
 }
 
-fn load_data(a: &TrainArgs, engine: &Engine) -> CliResult<Loaded> {
+fn load_data(a: &TrainArgs, engine: &Engine, trainer: &Trainer) -> CliResult<Loaded> {
     let Some(path) = &a.data.data else {
         let digits = softmax_regression::datasets::digits()?;
         let (x, y) = (digits.x()?.to_owned(), digits.labels().to_vec());
@@ -116,21 +116,21 @@ fn load_data(a: &TrainArgs, engine: &Engine) -> CliResult<Loaded> {
     if mapped {
         load_mapped(a, path)
     } else if matches!(format, Some(Format::Libsvm | Format::Npz)) && !a.standardize {
-        load_sparse_file(a, path)
+        load_sparse_file(a, path, trainer)
     } else {
         load_file(a, path)
     }
 }
 
 /// A LIBSVM file (or stdin) or a SciPy `.npz`, its rows kept sparse.
-fn load_sparse_file(a: &TrainArgs, path: &Path) -> CliResult<Loaded> {
+fn load_sparse_file(a: &TrainArgs, path: &Path, trainer: &Trainer) -> CliResult<Loaded> {
     let loaded = formats::load_sparse(path, &load_options(&a.data, true, true, None))?;
     let raw = loaded
         .labels
         .ok_or_else(|| Failure::Input(format!("{}: no labels; pass --labels", path.display())))?;
     let label_path = a.data.labels.as_deref().unwrap_or(path);
     let (y, k, names) = formats::encode_labels(&raw, a.classes, label_path)?;
-    check_model_fits(path, loaded.x.n_cols, k, a.data.zero_based)?;
+    check_model_fits(trainer, path, loaded.x.n_cols, k, a.data.zero_based)?;
     let source = if formats::is_stdin(path) {
         "stdin".to_string()
     } else {
@@ -147,15 +147,20 @@ fn load_sparse_file(a: &TrainArgs, path: &Path) -> CliResult<Loaded> {
     })
 }
 
-/// Refuses a feature count whose model would not fit in memory. Sparse rows cost nothing
-/// for a mistyped huge index, but every feature has K parameters, and L-BFGS keeps about
-/// 26 vectors of them in f64 (its ten correction pairs and a few more).
-fn check_model_fits(path: &Path, n: usize, k: usize, zero_based: bool) -> CliResult<()> {
-    let bytes = (n as u64 + 1)
-        .saturating_mul(k as u64)
-        .saturating_mul(8 * 26);
-    match formats::available_memory() {
-        Some(available) if bytes > available => {
+/// The trainer's check that the model and its optimizer state fit in memory, made as soon
+/// as a sparse file's width is known: sparse rows cost nothing for a mistyped huge index,
+/// so the refusal names that index.
+fn check_model_fits(
+    trainer: &Trainer,
+    path: &Path,
+    n: usize,
+    k: usize,
+    zero_based: bool,
+) -> CliResult<()> {
+    match trainer.check_state_fits(n, k) {
+        Err(Error::ModelTooLarge {
+            bytes, available, ..
+        }) => {
             let index = if zero_based { n.saturating_sub(1) } else { n };
             Err(Failure::Input(format!(
                 "{}: the largest feature index, {index}, makes {n} features, whose model and optimizer state ({}) would not fit in the {} of memory available; check that index",
@@ -164,7 +169,7 @@ fn check_model_fits(path: &Path, n: usize, k: usize, zero_based: bool) -> CliRes
                 human_bytes(available)
             )))
         }
-        _ => Ok(()),
+        other => Ok(other?),
     }
 }
 

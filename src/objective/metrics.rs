@@ -65,7 +65,7 @@ impl<'c, 'd> Evaluator<'c, 'd> {
             Backend::Gpu(ctx) => Evaluator::Gpu {
                 problem: Box::new(DeviceChunks::new(
                     ctx,
-                    Rows::Shared(data.source()),
+                    Rows::of(data),
                     Some(data.labels()),
                     None,
                     data.n_classes(),
@@ -170,7 +170,7 @@ pub(crate) fn probabilities(
             let k = theta.ncols();
             let rows = match x {
                 RowsIn::Dense(x) => Rows::View(x),
-                RowsIn::Sparse(c) => Rows::Shared(Arc::new(c.clone())),
+                RowsIn::Sparse(c) => Rows::Sparse(Arc::new(c.clone())),
             };
             let problem = DeviceChunks::new(ctx, rows, None, None, k, None, None)?;
             problem.set_params_from(theta, bias);

@@ -170,7 +170,7 @@ impl<'c> GpuOracle<'c> {
     pub fn new(ctx: &'c GpuContext, data: &Dataset, chunk_rows: Option<usize>) -> Result<Self> {
         let problem = DeviceChunks::new(
             ctx,
-            Rows::Shared(data.source()),
+            Rows::of(data),
             Some(data.labels()),
             data.weights(),
             data.n_classes(),

@@ -239,7 +239,7 @@ impl Trainer {
             Backend::Gpu(ctx) => {
                 let problem = DeviceChunks::new(
                     ctx,
-                    Rows::Shared(train.source()),
+                    Rows::of(train),
                     Some(train.labels()),
                     train.weights(),
                     k,

@@ -1,6 +1,7 @@
 //! Putting a problem on the device: planning its buffers within the device's limits,
 //! uploading or preparing to stream X, and binding every chunk's kernels once.
 
+use super::sparse::{self, SparseCommon};
 use super::*;
 
 /// The range of every value of X (for fitting a compact storage's codec).
@@ -10,10 +11,38 @@ pub(super) fn scan(x: &Rows<'_>) -> Result<XRange> {
             view.as_standard_layout().as_slice().unwrap_or(&[]),
         )),
         Rows::Shared(source) => XRange::of_source(source.as_ref()),
+        Rows::Sparse(csr) => XRange::of_source(csr.as_ref()),
     }
 }
 
+/// X's chunks on the device and, when streamed, the stream's state.
+struct Placed {
+    xs: Vec<DeviceBuffer>,
+    sparse_xs: Vec<SparseBuffers>,
+    /// A sparse X's chunk shapes.
+    shapes: Vec<SparseShape>,
+    stream: Option<RefCell<Stream>>,
+}
+
 impl<'c> DeviceChunks<'c> {
+    /// How X's rows are cut into chunks: by rows (dense), or by rows and stored values
+    /// (sparse).
+    pub(super) fn plan(
+        x: &Rows<'_>,
+        k: usize,
+        codec: XCodec,
+        limits: &wgpu::Limits,
+        chunk_rows: Option<usize>,
+    ) -> Result<ChunkPlan> {
+        match x {
+            Rows::Sparse(csr) => sparse::sparse_plan(csr, k, limits, chunk_rows),
+            _ => {
+                let (m, n) = x.dim();
+                ChunkPlan::new(m, n, k, codec.storage, limits, chunk_rows)
+            }
+        }
+    }
+
     #[allow(clippy::too_many_arguments)]
     pub(super) fn allocate(
         ctx: &'c GpuContext,
@@ -27,14 +56,17 @@ impl<'c> DeviceChunks<'c> {
         streamed: bool,
     ) -> Result<Self> {
         let (m, n) = x.dim();
-        let plan = ChunkPlan::new(m, n, k, codec.storage, ctx.limits(), chunk_rows)?;
+        let plan = Self::plan(x, k, codec, ctx.limits(), chunk_rows)?;
         let (len, stride) = (n * k + k, n * k + k + 1);
-        let max_blocks = check_limits(ctx, n, k, stride)?;
+        let max_blocks = check_limits(ctx, n, k, stride, matches!(x, Rows::Sparse(_)))?;
         let batch_capacity = batch_capacity.map(|b| b.min(plan.chunk_rows));
         let scratch_rows = plan.chunk_rows.max(batch_capacity.unwrap_or(0));
-        let partial_blocks =
-            gradient_dims(&ctx.kernels.gradient, scratch_rows, n, k, max_blocks, codec).blocks()
-                as u64;
+        // The sparse kernels write one block of partials per chunk.
+        let partial_blocks = match x {
+            Rows::Sparse(_) => 1,
+            _ => gradient_dims(&ctx.kernels.gradient, scratch_rows, n, k, max_blocks, codec)
+                .blocks() as u64,
+        };
 
         let w = ctx.storage_buffer("parameters w", 4 * len as u64)?;
         let g = ctx.storage_buffer("gradient g", 4 * len as u64)?;
@@ -47,12 +79,32 @@ impl<'c> DeviceChunks<'c> {
             ctx.storage_buffer("gradient partials", 4 * stride as u64 * partial_blocks)?;
 
         let kernels = &ctx.kernels;
-        let (xs, stream) = if streamed && let Rows::Shared(source) = x {
-            let (xs, stream) = stream_slots(ctx, source, codec.storage.bytes(plan.chunk_rows * n))?;
-            (xs, Some(RefCell::new(stream)))
-        } else {
-            (resident_chunks(ctx, x, &plan, codec)?, None)
+        let placed = match x {
+            Rows::Sparse(csr) if streamed => sparse_slots(ctx, csr, &plan)?,
+            Rows::Sparse(csr) => resident_sparse(ctx, csr, &plan)?,
+            Rows::Shared(source) if streamed => {
+                stream_slots(ctx, source, codec.storage.bytes(plan.chunk_rows * n))?
+            }
+            _ => Placed {
+                xs: resident_chunks(ctx, x, &plan, codec)?,
+                sparse_xs: Vec::new(),
+                shapes: Vec::new(),
+                stream: None,
+            },
         };
+        let max_pieces = placed.shapes.iter().map(|s| s.max_pieces()).max();
+        let scratch = match max_pieces {
+            Some(pieces) => {
+                Some(ctx.storage_buffer("sparse piece partials", 4 * (pieces * k) as u64)?)
+            }
+            None => None,
+        };
+        let Placed {
+            xs,
+            sparse_xs,
+            shapes,
+            stream,
+        } = placed;
         let common = ChunkCommon {
             w: &w,
             z: &z,
@@ -67,11 +119,16 @@ impl<'c> DeviceChunks<'c> {
             stride,
             max_blocks,
             codec,
+            scratch: scratch.as_ref(),
         };
         let mut chunks = Vec::with_capacity(plan.chunks);
         for c in 0..plan.chunks {
             let slot = if stream.is_some() { c % 2 } else { c };
-            chunks.push(common.bind_chunk(ctx, &plan, c, slot, &xs[slot])?);
+            let x = match shapes.get(c) {
+                Some(&shape) => ChunkX::Sparse(&sparse_xs[slot], shape),
+                None => ChunkX::Dense(&xs[slot]),
+            };
+            chunks.push(common.bind_chunk(ctx, &plan, c, slot, x)?);
         }
         let update_dims = UpdateDims {
             len: len as u32,
@@ -85,7 +142,8 @@ impl<'c> DeviceChunks<'c> {
                 .bind(device, &sums, &w, &g, &m1, &m2, update_dims)
         })?;
 
-        let (readback, overhead) = readback_and_overhead(ctx, &plan, len, k, batch_capacity)?;
+        let (readback, overhead) =
+            readback_and_overhead(ctx, &plan, len, k, batch_capacity, !sparse_xs.is_empty())?;
         let mut problem = DeviceChunks {
             ctx,
             m,
@@ -94,6 +152,7 @@ impl<'c> DeviceChunks<'c> {
             plan,
             chunks,
             xs,
+            sparse_xs,
             stream,
             w,
             g,
@@ -120,11 +179,12 @@ impl<'c> DeviceChunks<'c> {
 
 /// Checks that the device can dispatch the kernels over n features and K classes and hold
 /// one block of gradient partials; returns how many blocks of partials one buffer holds.
-fn check_limits(ctx: &GpuContext, n: usize, k: usize, stride: usize) -> Result<u64> {
-    // The kernels dispatch one workgroup per 16 features or classes along one grid
-    // dimension.
+fn check_limits(ctx: &GpuContext, n: usize, k: usize, stride: usize, sparse: bool) -> Result<u64> {
+    // The dense kernels dispatch one workgroup per 16 features or classes along one grid
+    // dimension; the sparse ones fold theirs into two.
     let max_dim = ctx.limits().max_compute_workgroups_per_dimension as usize;
-    if n.div_ceil(TILE as usize) > max_dim || k.div_ceil(TILE as usize) > max_dim {
+    let over = |count: usize| count.div_ceil(TILE as usize) > max_dim;
+    if (!sparse && over(n)) || over(k) {
         return Err(Error::OutOfMemory {
             context: format!(
                 "planning dispatches: {n} features × {k} classes is over the device's limit of {} per dimension",
@@ -148,25 +208,82 @@ fn check_limits(ctx: &GpuContext, n: usize, k: usize, stride: usize) -> Result<u
 }
 
 /// The two chunk-sized slots a streamed X takes turns in, and the stream's state.
-fn stream_slots(
-    ctx: &GpuContext,
-    source: &Arc<dyn ChunkSource>,
-    bytes: u64,
-) -> Result<(Vec<DeviceBuffer>, Stream)> {
+fn stream_slots(ctx: &GpuContext, source: &Arc<dyn ChunkSource>, bytes: u64) -> Result<Placed> {
     let xs = vec![
         ctx.storage_buffer("x slot 0", bytes)?,
         ctx.storage_buffer("x slot 1", bytes)?,
     ];
-    let staging = ctx.reservation("x upload staging", 2 * bytes)?;
-    let stream = Stream {
-        source: Arc::clone(source),
+    let stream = new_stream(ctx, Arc::clone(source), 2 * bytes, None)?;
+    Ok(Placed {
+        xs,
+        sparse_xs: Vec::new(),
+        shapes: Vec::new(),
+        stream: Some(RefCell::new(stream)),
+    })
+}
+
+/// A stream's state, with wgpu's staging of the two slots' uploads (`staging` bytes)
+/// reserved against the budget.
+fn new_stream(
+    ctx: &GpuContext,
+    source: Arc<dyn ChunkSource>,
+    staging: u64,
+    sparse: Option<(Arc<Csr>, Vec<SparseShape>, SparseHost)>,
+) -> Result<Stream> {
+    Ok(Stream {
+        source,
         holds: [None, None],
         last_use: [None, None],
         host: Vec::new(),
         words: Vec::new(),
-        _staging: staging,
-    };
-    Ok((xs, stream))
+        sparse,
+        _staging: ctx.reservation("x upload staging", staging)?,
+    })
+}
+
+/// A sparse X streamed: two slots able to hold any of its chunks.
+fn sparse_slots(ctx: &GpuContext, csr: &Arc<Csr>, plan: &ChunkPlan) -> Result<Placed> {
+    let n = csr.n_cols();
+    let shapes = sparse::shapes(csr, plan);
+    let slot = sparse::slot_shape(&shapes);
+    let sparse_xs = vec![
+        SparseBuffers::slot(ctx, slot, n, "x slot 0")?,
+        SparseBuffers::slot(ctx, slot, n, "x slot 1")?,
+    ];
+    let stream = new_stream(
+        ctx,
+        Arc::clone(csr) as Arc<dyn ChunkSource>,
+        2 * sparse::slot_bytes(slot, n),
+        Some((Arc::clone(csr), shapes.clone(), SparseHost::default())),
+    )?;
+    Ok(Placed {
+        xs: Vec::new(),
+        sparse_xs,
+        shapes,
+        stream: Some(RefCell::new(stream)),
+    })
+}
+
+/// Every chunk of a resident sparse X in buffers of its own, uploaded once.
+fn resident_sparse(ctx: &GpuContext, csr: &Csr, plan: &ChunkPlan) -> Result<Placed> {
+    let mut host = SparseHost::default();
+    let mut sparse_xs = Vec::with_capacity(plan.chunks);
+    let mut shapes = Vec::with_capacity(plan.chunks);
+    for c in 0..plan.chunks {
+        let start = c * plan.chunk_rows;
+        let shape = host.build(csr, start, plan.rows_in(c, csr.n_rows()));
+        let label = format!("x chunk {c}");
+        sparse_xs.push(SparseBuffers::upload(
+            ctx, csr, start, &host, shape, &label,
+        )?);
+        shapes.push(shape);
+    }
+    Ok(Placed {
+        xs: Vec::new(),
+        sparse_xs,
+        shapes,
+        stream: None,
+    })
 }
 
 /// Every chunk of a resident X in its own buffer, uploaded once in the storage format.
@@ -182,7 +299,7 @@ fn resident_chunks(
     let mut words = Vec::new();
     let x_std = match x {
         Rows::View(view) => Some(view.as_standard_layout()),
-        Rows::Shared(_) => None,
+        _ => None,
     };
     let flat = x_std.as_ref().and_then(|v| v.as_slice()).unwrap_or(&[]);
     for c in 0..plan.chunks {
@@ -192,6 +309,11 @@ fn resident_chunks(
             Rows::Shared(source) => {
                 host.resize(rows * n, 0.0);
                 read_rows_parallel(source.as_ref(), start, n, &mut host)?;
+                &host[..]
+            }
+            Rows::Sparse(csr) => {
+                host.resize(rows * n, 0.0);
+                read_rows_parallel(csr.as_ref(), start, n, &mut host)?;
                 &host[..]
             }
         };
@@ -216,6 +338,14 @@ struct ChunkCommon<'a> {
     stride: usize,
     max_blocks: u64,
     codec: XCodec,
+    /// The sparse kernels' piece partials (sparse X only).
+    scratch: Option<&'a DeviceBuffer>,
+}
+
+/// A chunk's X on the device: dense rows, or sparse arrays of a known shape.
+enum ChunkX<'a> {
+    Dense(&'a DeviceBuffer),
+    Sparse(&'a SparseBuffers, SparseShape),
 }
 
 impl ChunkCommon<'_> {
@@ -226,7 +356,7 @@ impl ChunkCommon<'_> {
         plan: &ChunkPlan,
         c: usize,
         slot: usize,
-        x_buf: &DeviceBuffer,
+        x: ChunkX<'_>,
     ) -> Result<Chunk> {
         let (n, k, codec, labels, weights) =
             (self.n, self.k, self.codec, self.labels, self.weights);
@@ -239,6 +369,10 @@ impl ChunkCommon<'_> {
         let weights_buf = upload_rows(ctx, weights, rows_of("weights"))?;
         ctx.scoped(&format!("binding chunk {c}"), |device| {
             let gdims = gradient_dims(&kernels.gradient, rows, n, k, max_blocks, codec);
+            let parts = match x {
+                ChunkX::Dense(_) => gdims.blocks(),
+                ChunkX::Sparse(..) => 1,
+            };
             // The first chunk overwrites the sums; later ones add to them.
             let reduce = |accumulate: u32| {
                 kernels.reduce.bind(
@@ -247,29 +381,78 @@ impl ChunkCommon<'_> {
                     self.sums,
                     ReduceDims {
                         len: stride as u32,
-                        parts: gdims.blocks(),
+                        parts,
                         accumulate,
                         _pad: 0,
                     },
                 )
             };
+            let products = match x {
+                ChunkX::Dense(x_buf) => Products::Dense {
+                    logits: kernels.logits.bind(
+                        device,
+                        x_buf,
+                        self.w,
+                        self.z,
+                        LogitsDims {
+                            rows: rows as u32,
+                            n: n as u32,
+                            k: k as u32,
+                            x_lo: codec.lo,
+                            x_step: codec.step,
+                            _pad: [0; 3],
+                        },
+                    ),
+                    gradient: kernels.gradient.bind(
+                        device,
+                        x_buf,
+                        self.z,
+                        self.row_loss,
+                        self.partials,
+                        gdims,
+                    ),
+                },
+                ChunkX::Sparse(buffers, shape) => {
+                    let common = SparseCommon {
+                        w: self.w,
+                        z: self.z,
+                        row_loss: self.row_loss,
+                        partials: self.partials,
+                        scratch: self.scratch.unwrap_or(self.partials),
+                        n,
+                        k,
+                    };
+                    let pair = (&kernels.sparse_pieces, &kernels.sparse_segments);
+                    Products::Sparse(Box::new(common.bind(device, pair, buffers, shape)))
+                }
+            };
+            // Same row blocks as the gradient kernel, so the same reductions apply.
+            #[cfg(feature = "kernel-lab")]
+            let fused = match x {
+                ChunkX::Dense(x_buf)
+                    if kernels.fused.enabled && k <= FUSED_MAX_CLASSES && labels.is_some() =>
+                {
+                    Some(kernels.fused.bind(
+                        device,
+                        [x_buf, self.w, &labels_buf, &weights_buf, self.partials],
+                        FusedDims {
+                            rows: rows as u32,
+                            n: n as u32,
+                            k: k as u32,
+                            rows_per_block: gdims.rows_per_block,
+                            stride: gdims.stride,
+                            has_weights: weights.is_some() as u32,
+                            x_lo: codec.lo,
+                            x_step: codec.step,
+                        },
+                    ))
+                }
+                _ => None,
+            };
             Chunk {
                 rows,
                 slot,
-                logits: kernels.logits.bind(
-                    device,
-                    x_buf,
-                    self.w,
-                    self.z,
-                    LogitsDims {
-                        rows: rows as u32,
-                        n: n as u32,
-                        k: k as u32,
-                        x_lo: codec.lo,
-                        x_step: codec.step,
-                        _pad: [0; 3],
-                    },
-                ),
+                products,
                 softmax: kernels.softmax.bind(
                     device,
                     [&labels_buf, &weights_buf, self.z, self.row_loss],
@@ -280,34 +463,8 @@ impl ChunkCommon<'_> {
                         has_weights: weights.is_some() as u32,
                     },
                 ),
-                gradient: kernels.gradient.bind(
-                    device,
-                    x_buf,
-                    self.z,
-                    self.row_loss,
-                    self.partials,
-                    gdims,
-                ),
-                // Same row blocks as the gradient kernel, so the same reductions apply.
                 #[cfg(feature = "kernel-lab")]
-                fused: (kernels.fused.enabled && k <= FUSED_MAX_CLASSES && labels.is_some()).then(
-                    || {
-                        kernels.fused.bind(
-                            device,
-                            [x_buf, self.w, &labels_buf, &weights_buf, self.partials],
-                            FusedDims {
-                                rows: rows as u32,
-                                n: n as u32,
-                                k: k as u32,
-                                rows_per_block: gdims.rows_per_block,
-                                stride: gdims.stride,
-                                has_weights: weights.is_some() as u32,
-                                x_lo: codec.lo,
-                                x_step: codec.step,
-                            },
-                        )
-                    },
-                ),
+                fused,
                 reduce_first: reduce(0),
                 reduce_next: reduce(1),
                 labels: labels_buf,
@@ -339,11 +496,14 @@ fn readback_and_overhead(
     len: usize,
     k: usize,
     batch_capacity: Option<usize>,
+    sparse: bool,
 ) -> Result<(DeviceBuffer, Reservation)> {
-    // Five bindings per chunk, the full-batch update, and for mini-batches one gather
-    // per chunk plus five more; uploads of w, m1 and m2 each stage `len` values.
+    // Five bindings per chunk (nine with the sparse kernels), the full-batch update, and
+    // for mini-batches one gather per chunk plus five more; uploads of w, m1 and m2 each
+    // stage `len` values.
+    let per_chunk = if sparse { 9 } else { 5 };
     let bindings =
-        5 * plan.chunks as u64 + 1 + batch_capacity.map_or(0, |_| plan.chunks as u64 + 5);
+        per_chunk * plan.chunks as u64 + 1 + batch_capacity.map_or(0, |_| plan.chunks as u64 + 5);
     // Reads: (loss, g, w), (w, m1, m2), or one chunk's (z, row losses).
     let readback =
         ctx.readback_buffer(4 * ((3 * len) as u64).max((plan.chunk_rows * (k + 1)) as u64))?;

@@ -14,18 +14,20 @@ mod allocate;
 mod batch;
 mod plan;
 mod readback;
+mod sparse;
 
 use std::cell::RefCell;
 use std::sync::Arc;
 
 use ndarray::{ArrayView1, ArrayView2};
 
+use crate::data::Csr;
 use crate::data::source::{ChunkSource, read_rows_parallel};
 use crate::error::{Error, Result};
 use crate::gpu::context::{DeviceBuffer, GpuContext, Reservation, widen_f32};
 use crate::gpu::kernels::{
-    Bound, CLASS_TILE, GatherDims, Gradient, GradientDims, LogitsDims, ProductKind, ReduceDims,
-    SLICES, SLICES_FEATURES, SoftmaxDims, TILE, UpdateDims, UpdateEntry,
+    Bound, CLASS_TILE, GatherDims, Gradient, GradientDims, Kernels, LogitsDims, ProductKind,
+    ReduceDims, SLICES, SLICES_FEATURES, SoftmaxDims, TILE, UpdateDims, UpdateEntry,
 };
 #[cfg(feature = "kernel-lab")]
 use crate::gpu::kernels::{FUSED_MAX_CLASSES, FusedDims, tile_shape};
@@ -35,12 +37,15 @@ use crate::step::StepDims;
 use allocate::scan;
 pub use plan::ChunkPlan;
 use plan::gradient_dims;
+use sparse::{SparseBound, SparseBuffers, SparseHost, SparseShape};
 
-/// Rows of X to put on the device: a borrowed array, or a shared source that can be
-/// streamed.
+/// Rows of X to put on the device: a borrowed array, a shared source that can be
+/// streamed, or a sparse matrix (held as CSR row chunks with a CSC copy each, resident or
+/// streamed).
 pub(crate) enum Rows<'a> {
     View(ArrayView2<'a, f32>),
     Shared(Arc<dyn ChunkSource>),
+    Sparse(Arc<Csr>),
 }
 
 impl Rows<'_> {
@@ -48,6 +53,15 @@ impl Rows<'_> {
         match self {
             Rows::View(x) => x.dim(),
             Rows::Shared(s) => (s.n_rows(), s.n_features()),
+            Rows::Sparse(c) => (c.n_rows(), c.n_cols()),
+        }
+    }
+
+    /// A dataset's rows: sparse when it holds CSR, else its row source.
+    pub(crate) fn of(data: &crate::data::Dataset) -> Rows<'static> {
+        match data.shared_csr() {
+            Some(csr) => Rows::Sparse(csr),
+            None => Rows::Shared(data.source()),
         }
     }
 }
@@ -61,25 +75,38 @@ struct Stream {
     host: Vec<f32>,
     /// The rows in `host` encoded for compact storage.
     words: Vec<u32>,
+    /// A sparse X: the matrix, each chunk's shape, and the arrays of the chunk being
+    /// uploaded.
+    sparse: Option<(Arc<Csr>, Vec<SparseShape>, SparseHost)>,
     /// wgpu's staging copies of the two slots' uploads, counted against the budget.
     _staging: Reservation,
 }
 
 struct Chunk {
     rows: usize,
-    /// Index into `DeviceChunks::xs`: the chunk's own buffer, or its streaming slot.
+    /// Index into `DeviceChunks::xs` (dense) or `sparse_xs`: the chunk's own buffers, or
+    /// its streaming slot.
     slot: usize,
     labels: DeviceBuffer,
     weights: DeviceBuffer,
-    logits: Bound<LogitsDims>,
+    products: Products,
     softmax: Bound<SoftmaxDims>,
-    gradient: Bound<GradientDims>,
     /// The single-pass kernel replacing logits, softmax and gradient in full-batch passes,
     /// when the device uses it and K allows.
     #[cfg(feature = "kernel-lab")]
     fused: Option<Bound<FusedDims>>,
     reduce_first: Bound<ReduceDims>,
     reduce_next: Bound<ReduceDims>,
+}
+
+/// A chunk's two products, Z = XΘ + 1bᵀ and the gradient partials: dense kernels over its
+/// rows, or the sparse kernels over its CSR and CSC arrays.
+enum Products {
+    Dense {
+        logits: Bound<LogitsDims>,
+        gradient: Bound<GradientDims>,
+    },
+    Sparse(Box<SparseBound>),
 }
 
 /// Device buffers for mini-batches: the gathered rows and kernels bound to them.
@@ -103,6 +130,8 @@ pub(crate) struct DeviceChunks<'c> {
     pub(crate) plan: ChunkPlan,
     chunks: Vec<Chunk>,
     xs: Vec<DeviceBuffer>,
+    /// A sparse X's chunks (or its two streaming slots); empty for dense X.
+    sparse_xs: Vec<SparseBuffers>,
     stream: Option<RefCell<Stream>>,
     pub(crate) w: DeviceBuffer,
     pub(crate) g: DeviceBuffer,
@@ -131,6 +160,22 @@ pub(crate) struct DeviceChunks<'c> {
 const UNIFORM_BYTES: u64 = 256;
 
 impl Chunk {
+    /// z = XΘ + 1bᵀ for the chunk's rows.
+    fn encode_logits(&self, kernels: &Kernels, pass: &mut wgpu::ComputePass<'_>) {
+        match &self.products {
+            Products::Dense { logits, .. } => kernels.logits.encode(pass, logits),
+            Products::Sparse(s) => s.encode_logits(kernels, pass),
+        }
+    }
+
+    /// The chunk's gradient partials, from d = w_r·(P − Y) in z.
+    fn encode_gradient(&self, kernels: &Kernels, pass: &mut wgpu::ComputePass<'_>) {
+        match &self.products {
+            Products::Dense { gradient, .. } => kernels.gradient.encode(pass, gradient),
+            Products::Sparse(s) => s.encode_gradient(kernels, pass),
+        }
+    }
+
     /// The reduction of chunk `c`: the first chunk overwrites the sums, later ones add.
     fn reduce(&self, c: usize) -> &Bound<ReduceDims> {
         if c == 0 {
@@ -150,9 +195,10 @@ impl<'c> DeviceChunks<'c> {
     /// budget would be passed), everything allocated is freed and the plan is retried with
     /// chunks of half as many rows, whose scratch buffers are smaller, down to one row.
     ///
-    /// A shared source is streamed when X (with its labels and weights) is larger than the
-    /// memory budget, or when keeping it resident fails; a borrowed array is always kept
-    /// resident.
+    /// A shared source or a sparse X is streamed when X (with its labels and weights) is
+    /// larger than the memory budget, or when keeping it resident fails; a borrowed array is
+    /// always kept resident. A sparse X is computed on by the sparse kernels, except for
+    /// mini-batches and compact storage, which read its rows densely.
     pub(crate) fn new(
         ctx: &'c GpuContext,
         x: Rows<'_>,
@@ -162,13 +208,27 @@ impl<'c> DeviceChunks<'c> {
         chunk_rows: Option<usize>,
         batch_capacity: Option<usize>,
     ) -> Result<Self> {
+        // Mini-batches gather dense rows, and the compact storages encode dense values:
+        // for either, a sparse X's rows are read densely, chunk by chunk.
+        let x = match x {
+            Rows::Sparse(csr) if batch_capacity.is_some() || ctx.x_storage() != XStorage::F32 => {
+                Rows::Shared(csr)
+            }
+            x => x,
+        };
         let (m, n) = x.dim();
         let codec = match ctx.x_storage() {
             XStorage::F32 => XCodec::F32,
             storage => XCodec::fit(storage, n, &scan(&x)?)?,
         };
-        let resident_bytes = codec.storage.bytes(m * n) + 8 * m as u64;
-        let can_stream = matches!(x, Rows::Shared(_));
+        let resident_bytes = match &x {
+            Rows::Sparse(csr) => {
+                let plan = sparse::sparse_plan(csr, k, ctx.limits(), chunk_rows)?;
+                sparse::estimated_bytes(csr, &plan)
+            }
+            _ => codec.storage.bytes(m * n),
+        } + 8 * m as u64;
+        let can_stream = !matches!(x, Rows::View(_));
         let mut streamed = can_stream && ctx.memory_budget().is_some_and(|b| resident_bytes > b);
         let mut rows = chunk_rows;
         loop {
@@ -188,8 +248,7 @@ impl<'c> DeviceChunks<'c> {
                         streamed = true;
                         continue;
                     }
-                    let planned =
-                        ChunkPlan::new(m, n, k, codec.storage, ctx.limits(), rows)?.chunk_rows;
+                    let planned = Self::plan(&x, k, codec, ctx.limits(), rows)?.chunk_rows;
                     if planned > 1 {
                         rows = Some(planned / 2);
                         continue;
@@ -311,9 +370,9 @@ impl<'c> DeviceChunks<'c> {
             kernels.fused.encode(pass, fused);
             return;
         }
-        kernels.logits.encode(pass, &chunk.logits);
+        chunk.encode_logits(kernels, pass);
         kernels.softmax.encode(pass, &chunk.softmax);
-        kernels.gradient.encode(pass, &chunk.gradient);
+        chunk.encode_gradient(kernels, pass);
     }
 
     /// Whether full-batch passes use the fused kernel.
@@ -402,8 +461,16 @@ impl<'c> DeviceChunks<'c> {
             source,
             host,
             words,
+            sparse,
             ..
         } = &mut *st;
+        if let Some((csr, shapes, arrays)) = sparse {
+            let shape = arrays.build(csr, start, rows);
+            debug_assert_eq!(shape, shapes[c]);
+            self.sparse_xs[slot].write(&self.ctx.queue, csr, start, arrays, shape);
+            st.holds[slot] = Some(c);
+            return Ok(());
+        }
         host.resize(rows * self.n, 0.0);
         // Several threads read the rows: on a fast GPU this host side bounds streaming.
         read_rows_parallel(source.as_ref(), start, self.n, host)?;

@@ -79,9 +79,9 @@ impl<'c> DeviceChunks<'c> {
                 timed(1, &|p| kernels.reduce.encode(p, chunk.reduce(c)))?;
                 continue;
             }
-            timed(0, &|p| kernels.logits.encode(p, &chunk.logits))?;
+            timed(0, &|p| chunk.encode_logits(kernels, p))?;
             timed(1, &|p| kernels.softmax.encode(p, &chunk.softmax))?;
-            timed(2, &|p| kernels.gradient.encode(p, &chunk.gradient))?;
+            timed(2, &|p| chunk.encode_gradient(kernels, p))?;
             let reduce_slot = 3;
             timed(reduce_slot, &|p| kernels.reduce.encode(p, chunk.reduce(c)))?;
         }
@@ -145,7 +145,7 @@ impl<'c> DeviceChunks<'c> {
         for (c, chunk) in self.chunks.iter().enumerate() {
             self.ensure_chunk(c)?;
             let index = self.submit_pass("forward", |pass| {
-                kernels.logits.encode(pass, &chunk.logits);
+                chunk.encode_logits(kernels, pass);
                 kernels.softmax.encode(pass, &chunk.softmax);
             });
             self.used(c, index);

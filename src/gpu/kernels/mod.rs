@@ -17,12 +17,14 @@ use crate::step::{Step, StepDims};
 mod lab;
 mod products;
 mod rowwise;
+mod sparse;
 
 #[cfg(feature = "kernel-lab")]
 pub(crate) use lab::*;
 pub use products::KernelVariant;
 pub(crate) use products::*;
 pub(crate) use rowwise::*;
+pub(crate) use sparse::*;
 
 /// A shader's source: the named files of shaders/, in order, joined at compile time (the
 /// kernels that read X open with x_storage.wgsl, the register kernels then with a tiles
@@ -53,6 +55,8 @@ pub(crate) enum Shader {
     Reduce,
     Update,
     Gather,
+    SparsePieces,
+    SparseSegments,
     #[cfg(feature = "kernel-lab")]
     Fused,
 }
@@ -75,6 +79,8 @@ impl Shader {
         Shader::Reduce,
         Shader::Update,
         Shader::Gather,
+        Shader::SparsePieces,
+        Shader::SparseSegments,
         #[cfg(feature = "kernel-lab")]
         Shader::Fused,
     ];
@@ -96,6 +102,8 @@ impl Shader {
             Shader::Reduce => "reduce",
             Shader::Update => "update",
             Shader::Gather => "gather",
+            Shader::SparsePieces => "sparse_pieces",
+            Shader::SparseSegments => "sparse_segments",
             #[cfg(feature = "kernel-lab")]
             Shader::Fused => "fused",
         }
@@ -153,6 +161,8 @@ impl Shader {
             Shader::Reduce => include_str!("../../../shaders/reduce.wgsl"),
             Shader::Update => include_str!("../../../shaders/update.wgsl"),
             Shader::Gather => shader!("x_storage.wgsl", "gather.wgsl"),
+            Shader::SparsePieces => include_str!("../../../shaders/sparse_pieces.wgsl"),
+            Shader::SparseSegments => include_str!("../../../shaders/sparse_segments.wgsl"),
             #[cfg(feature = "kernel-lab")]
             Shader::Fused => shader!("x_storage.wgsl", "tiles_plain.wgsl", "fused.wgsl"),
         }
@@ -328,6 +338,8 @@ pub(crate) struct Kernels {
     pub reduce: Reduce,
     pub update: Update,
     pub gather: Gather,
+    pub sparse_pieces: SparsePieces,
+    pub sparse_segments: SparseSegments,
 }
 
 impl Kernels {
@@ -369,6 +381,8 @@ impl Kernels {
             reduce: Reduce::new(device, variant, max_dim),
             update: Update::new(device, max_dim),
             gather: Gather::new(device, storage, max_dim),
+            sparse_pieces: SparsePieces::new(device, max_dim),
+            sparse_segments: SparseSegments::new(device, max_dim),
         }
     }
 }
@@ -388,7 +402,14 @@ mod tests {
                 Shader::ALL[..i].iter().all(|s| s.name() != shader.name()),
                 "{shader:?}"
             );
-            let reads_x = !matches!(shader, Shader::Softmax | Shader::Reduce | Shader::Update);
+            let reads_x = !matches!(
+                shader,
+                Shader::Softmax
+                    | Shader::Reduce
+                    | Shader::Update
+                    | Shader::SparsePieces
+                    | Shader::SparseSegments
+            );
             assert_eq!(
                 shader.source().starts_with(x_storage),
                 reads_x,

@@ -1,0 +1,63 @@
+// The products of a sparse row chunk, one piece at a time: a piece is a run of at most
+// PIECE_LEN stored entries of one compressed row (CSR, for the logits) or one compressed
+// column (the chunk's CSC copy, for the gradient), and each piece's dot products with
+// the K columns of a dense matrix M are written as one row of partials:
+//
+//   out[p, k] = Σ_{t ∈ [bounds[q], bounds[q + 1])} val[t] · m[idx[t]·K + k],   q = piece_base + p
+//
+// Logits: the entries are a row's (column index, x) and M is Θ (n, K), so the row's
+// pieces sum to (XΘ)[r, ·]. Gradient: the entries are a column's (row index, x) and M is
+// d = w_r·(P − Y) (rows, K), so a feature's pieces sum to (Xᵀd)[j, ·]; the CSC copy ends
+// with the bias column (every row, x = 1), which also sums the row losses (M = row_loss,
+// K = 1). sparse_segments.wgsl adds each row's or column's pieces in order.
+//
+// No float atomics and a fixed order: each invocation sums its piece's entries in
+// storage order. Long rows or columns (a row with 10,000 values, a feature in every row)
+// are cut into many pieces, so they spread over the device instead of keeping one
+// invocation busy while the rest wait.
+//
+// Layout: a workgroup of 64 invocations holds 64 / lanes pieces × lanes classes, lanes =
+// min(K rounded up to a power of two, 64); the invocations of one piece read consecutive
+// classes of the same row of M (coalesced loads of Θ or d), and share each entry's index
+// and value.
+// Shapes: bounds (pieces + 1) u32 · idx, val (entries) u32, f32 · m (rows of M, K) f32 ·
+//         out (pieces, K) f32.
+// Bindings: 0 bounds read · 1 idx read · 2 val read · 3 m read · 4 out read_write ·
+//           5 dims uniform.
+// Dispatch: ceil(pieces / (64 / lanes)) workgroups folded into a 2-D grid (x ≤ 65535),
+// times ceil(K / lanes) along z; p = (wy·num_x + wx)·(64 / lanes) + lx / lanes,
+// k = wz·lanes + lx mod lanes.
+
+struct Dims {
+    pieces: u32,
+    k: u32,
+    lanes: u32,
+    piece_base: u32,
+}
+
+@group(0) @binding(0) var<storage, read> bounds: array<u32>;
+@group(0) @binding(1) var<storage, read> idx: array<u32>;
+@group(0) @binding(2) var<storage, read> val: array<f32>;
+@group(0) @binding(3) var<storage, read> m: array<f32>;
+@group(0) @binding(4) var<storage, read_write> out: array<f32>;
+@group(0) @binding(5) var<uniform> dims: Dims;
+
+@compute @workgroup_size(64, 1, 1)
+fn main(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    let per_group = 64u / dims.lanes;
+    let p = (wg.y * nwg.x + wg.x) * per_group + lid.x / dims.lanes;
+    let k = wg.z * dims.lanes + lid.x % dims.lanes;
+    if (p >= dims.pieces || k >= dims.k) {
+        return;
+    }
+    let q = dims.piece_base + p;
+    var sum = 0.0;
+    for (var t = bounds[q]; t < bounds[q + 1u]; t = t + 1u) {
+        sum = sum + val[t] * m[idx[t] * dims.k + k];
+    }
+    out[p * dims.k + k] = sum;
+}

@@ -1,0 +1,429 @@
+//! Sparse X on the device: each row chunk as its CSR rows and a CSC copy of the same
+//! entries (with the bias column of ones appended), both cut into pieces of at most
+//! [`PIECE_LEN`] entries, so that the logits gather over each row's stored values and the
+//! gradient over each feature's, with no float atomics and a fixed order of sums.
+//!
+//! Chunks are cut by stored values as well as by rows: the chunk size is the largest whose
+//! every chunk keeps its entries, pieces and logits within the device's binding limit.
+
+use super::*;
+use crate::data::Csr;
+use crate::gpu::kernels::{PIECE_LEN, PieceDims, SegmentDims, SparsePieces, SparseSegments};
+
+/// One chunk's arrays as the kernels read them, built on the host.
+#[derive(Default)]
+pub(super) struct SparseHost {
+    /// Row pieces: piece q covers CSR entries `r_bounds[q]..r_bounds[q + 1]` of the chunk.
+    r_bounds: Vec<u32>,
+    /// Row r's pieces are `r_seg[r]..r_seg[r + 1]`.
+    r_seg: Vec<u32>,
+    /// Column pieces over the CSC entries, and column j's pieces `c_seg[j]..c_seg[j + 1]`
+    /// (j = n is the bias column).
+    c_bounds: Vec<u32>,
+    c_seg: Vec<u32>,
+    /// The CSC entries: row within the chunk and value, column by column, rows increasing.
+    c_idx: Vec<u32>,
+    c_val: Vec<f32>,
+    /// Column offsets of the CSC copy (scratch for the build).
+    col_ptr: Vec<u32>,
+}
+
+/// The sizes of one chunk's arrays: what its buffers and dispatches need.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct SparseShape {
+    /// Stored values of the chunk.
+    nnz: usize,
+    rows: usize,
+    r_pieces: usize,
+    c_pieces: usize,
+    /// The first piece of the bias column.
+    bias_piece: usize,
+}
+
+impl SparseShape {
+    /// Pieces of the larger of the two products: the rows of the piece partials scratch.
+    pub(super) fn max_pieces(&self) -> usize {
+        self.r_pieces.max(self.c_pieces)
+    }
+
+    /// The element-wise maximum: what a streaming slot must hold for every chunk.
+    fn max(self, o: SparseShape) -> SparseShape {
+        SparseShape {
+            nnz: self.nnz.max(o.nnz),
+            rows: self.rows.max(o.rows),
+            r_pieces: self.r_pieces.max(o.r_pieces),
+            c_pieces: self.c_pieces.max(o.c_pieces),
+            bias_piece: 0,
+        }
+    }
+
+    /// Device bytes of a chunk of this shape over n features.
+    fn bytes(&self, n: usize) -> u64 {
+        let words = (self.r_pieces + 1)
+            + (self.rows + 1)
+            + 2 * self.nnz
+            + (self.c_pieces + 1)
+            + (n + 2)
+            + 2 * (self.nnz + self.rows);
+        4 * words as u64
+    }
+}
+
+/// Appends the pieces of one compressed line of `len` entries starting at `start`.
+fn push_pieces(bounds: &mut Vec<u32>, start: usize, len: usize) {
+    let mut at = start;
+    while at < start + len {
+        bounds.push(at as u32);
+        at += PIECE_LEN;
+    }
+}
+
+impl SparseHost {
+    /// Builds the arrays of rows `start..start + rows` of `csr` and returns their shape.
+    pub(super) fn build(&mut self, csr: &Csr, start: usize, rows: usize) -> SparseShape {
+        let n = csr.n_cols();
+        let indptr = &csr.indptr()[start..=start + rows];
+        let base = indptr[0];
+        let nnz = (indptr[rows] - base) as usize;
+        let local = |r: usize| (indptr[r] - base) as usize;
+
+        self.r_bounds.clear();
+        self.r_seg.clear();
+        for r in 0..rows {
+            self.r_seg.push(self.r_bounds.len() as u32);
+            push_pieces(&mut self.r_bounds, local(r), local(r + 1) - local(r));
+        }
+        self.r_seg.push(self.r_bounds.len() as u32);
+        let r_pieces = self.r_bounds.len();
+        self.r_bounds.push(nnz as u32);
+
+        // The CSC copy by counting sort: rows are visited in order, so each column's
+        // entries come out by increasing row. The bias column n holds every row.
+        let indices = &csr.indices()[base as usize..base as usize + nnz];
+        let values = &csr.values()[base as usize..base as usize + nnz];
+        self.col_ptr.clear();
+        self.col_ptr.resize(n + 2, 0);
+        for &j in indices {
+            self.col_ptr[j as usize + 1] += 1;
+        }
+        self.col_ptr[n + 1] = rows as u32;
+        for j in 0..=n {
+            self.col_ptr[j + 1] += self.col_ptr[j];
+        }
+        let entries = nnz + rows;
+        self.c_idx.clear();
+        self.c_idx.resize(entries, 0);
+        self.c_val.clear();
+        self.c_val.resize(entries, 0.0);
+        let mut next = self.col_ptr.clone();
+        for r in 0..rows {
+            for t in local(r)..local(r + 1) {
+                let slot = &mut next[indices[t] as usize];
+                self.c_idx[*slot as usize] = r as u32;
+                self.c_val[*slot as usize] = values[t];
+                *slot += 1;
+            }
+            let slot = &mut next[n];
+            self.c_idx[*slot as usize] = r as u32;
+            self.c_val[*slot as usize] = 1.0;
+            *slot += 1;
+        }
+
+        self.c_bounds.clear();
+        self.c_seg.clear();
+        for j in 0..=n {
+            self.c_seg.push(self.c_bounds.len() as u32);
+            let (a, b) = (self.col_ptr[j] as usize, self.col_ptr[j + 1] as usize);
+            push_pieces(&mut self.c_bounds, a, b - a);
+        }
+        self.c_seg.push(self.c_bounds.len() as u32);
+        let c_pieces = self.c_bounds.len();
+        self.c_bounds.push(entries as u32);
+        SparseShape {
+            nnz,
+            rows,
+            r_pieces,
+            c_pieces,
+            bias_piece: self.c_seg[n] as usize,
+        }
+    }
+}
+
+/// One chunk's arrays on the device (a resident chunk's own, or a streaming slot).
+pub(super) struct SparseBuffers {
+    r_bounds: DeviceBuffer,
+    r_seg: DeviceBuffer,
+    r_idx: DeviceBuffer,
+    r_val: DeviceBuffer,
+    c_bounds: DeviceBuffer,
+    c_seg: DeviceBuffer,
+    c_idx: DeviceBuffer,
+    c_val: DeviceBuffer,
+}
+
+impl SparseBuffers {
+    /// Buffers holding `host` (rows `start..` of `csr`), uploaded at creation.
+    pub(super) fn upload(
+        ctx: &GpuContext,
+        csr: &Csr,
+        start: usize,
+        host: &SparseHost,
+        shape: SparseShape,
+        label: &str,
+    ) -> Result<Self> {
+        let base = csr.indptr()[start] as usize;
+        let entries = base..base + shape.nnz;
+        let buffer =
+            |what: &str, words: &[u32]| ctx.storage_buffer_with(&format!("{label} {what}"), words);
+        Ok(SparseBuffers {
+            r_bounds: buffer("row pieces", &host.r_bounds)?,
+            r_seg: buffer("row segments", &host.r_seg)?,
+            r_idx: buffer("column indices", &csr.indices()[entries.clone()])?,
+            r_val: ctx.storage_buffer_with(&format!("{label} values"), &csr.values()[entries])?,
+            c_bounds: buffer("column pieces", &host.c_bounds)?,
+            c_seg: buffer("column segments", &host.c_seg)?,
+            c_idx: buffer("row indices", &host.c_idx)?,
+            c_val: ctx.storage_buffer_with(&format!("{label} column values"), &host.c_val)?,
+        })
+    }
+
+    /// Empty buffers able to hold any chunk of at most `shape` (a streaming slot).
+    pub(super) fn slot(
+        ctx: &GpuContext,
+        shape: SparseShape,
+        n: usize,
+        label: &str,
+    ) -> Result<Self> {
+        let buffer = |what: &str, words: usize| {
+            ctx.storage_buffer(&format!("{label} {what}"), 4 * words as u64)
+        };
+        let entries = shape.nnz + shape.rows;
+        Ok(SparseBuffers {
+            r_bounds: buffer("row pieces", shape.r_pieces + 1)?,
+            r_seg: buffer("row segments", shape.rows + 1)?,
+            r_idx: buffer("column indices", shape.nnz)?,
+            r_val: buffer("values", shape.nnz)?,
+            c_bounds: buffer("column pieces", shape.c_pieces + 1)?,
+            c_seg: buffer("column segments", n + 2)?,
+            c_idx: buffer("row indices", entries)?,
+            c_val: buffer("column values", entries)?,
+        })
+    }
+
+    /// Queues the upload of `host` (rows `start..` of `csr`) into these buffers.
+    pub(super) fn write(
+        &self,
+        queue: &wgpu::Queue,
+        csr: &Csr,
+        start: usize,
+        host: &SparseHost,
+        shape: SparseShape,
+    ) {
+        let base = csr.indptr()[start] as usize;
+        let entries = base..base + shape.nnz;
+        let put = |buffer: &DeviceBuffer, bytes: &[u8]| {
+            if !bytes.is_empty() {
+                queue.write_buffer(buffer, 0, bytes);
+            }
+        };
+        put(&self.r_bounds, bytemuck::cast_slice(&host.r_bounds));
+        put(&self.r_seg, bytemuck::cast_slice(&host.r_seg));
+        put(
+            &self.r_idx,
+            bytemuck::cast_slice(&csr.indices()[entries.clone()]),
+        );
+        put(&self.r_val, bytemuck::cast_slice(&csr.values()[entries]));
+        put(&self.c_bounds, bytemuck::cast_slice(&host.c_bounds));
+        put(&self.c_seg, bytemuck::cast_slice(&host.c_seg));
+        put(&self.c_idx, bytemuck::cast_slice(&host.c_idx));
+        put(&self.c_val, bytemuck::cast_slice(&host.c_val));
+    }
+}
+
+/// A sparse chunk's products bound to its buffers: the logits (row pieces, then each
+/// row's pieces plus the bias into z) and the gradient partials (column pieces against d,
+/// then each feature's pieces into the partials block; then the row losses).
+pub(super) struct SparseBound {
+    logits_pieces: Bound<PieceDims>,
+    logits_sums: Bound<SegmentDims>,
+    gradient_pieces: Bound<PieceDims>,
+    gradient_sums: Bound<SegmentDims>,
+    loss_pieces: Bound<PieceDims>,
+    loss_sums: Bound<SegmentDims>,
+}
+
+/// What a sparse chunk's kernels bind besides its own arrays.
+pub(super) struct SparseCommon<'a> {
+    pub w: &'a DeviceBuffer,
+    pub z: &'a DeviceBuffer,
+    pub row_loss: &'a DeviceBuffer,
+    pub partials: &'a DeviceBuffer,
+    /// The piece partials of both products, (pieces, K).
+    pub scratch: &'a DeviceBuffer,
+    pub n: usize,
+    pub k: usize,
+}
+
+impl SparseCommon<'_> {
+    pub(super) fn bind(
+        &self,
+        device: &wgpu::Device,
+        kernels: (&SparsePieces, &SparseSegments),
+        buffers: &SparseBuffers,
+        shape: SparseShape,
+    ) -> SparseBound {
+        let (pieces, segments) = kernels;
+        let (n, k) = (self.n, self.k);
+        let b = buffers;
+        let sums = |segs: usize, k: usize, seg_base: usize, piece_base: usize| SegmentDims {
+            segments: segs as u32,
+            k: k as u32,
+            seg_base: seg_base as u32,
+            piece_base: piece_base as u32,
+            out_offset: 0,
+            init_offset: 0,
+            has_init: 0,
+            _pad: 0,
+        };
+        SparseBound {
+            logits_pieces: pieces.bind(
+                device,
+                [&b.r_bounds, &b.r_idx, &b.r_val, self.w, self.scratch],
+                PieceDims::new(shape.r_pieces, k, 0),
+            ),
+            logits_sums: segments.bind(
+                device,
+                [&b.r_seg, self.scratch, self.w, self.z],
+                SegmentDims {
+                    init_offset: (n * k) as u32,
+                    has_init: 1,
+                    ..sums(shape.rows, k, 0, 0)
+                },
+            ),
+            gradient_pieces: pieces.bind(
+                device,
+                [&b.c_bounds, &b.c_idx, &b.c_val, self.z, self.scratch],
+                PieceDims::new(shape.c_pieces, k, 0),
+            ),
+            gradient_sums: segments.bind(
+                device,
+                [&b.c_seg, self.scratch, self.w, self.partials],
+                sums(n + 1, k, 0, 0),
+            ),
+            loss_pieces: pieces.bind(
+                device,
+                [&b.c_bounds, &b.c_idx, &b.c_val, self.row_loss, self.scratch],
+                PieceDims::new(shape.c_pieces - shape.bias_piece, 1, shape.bias_piece),
+            ),
+            loss_sums: segments.bind(
+                device,
+                [&b.c_seg, self.scratch, self.w, self.partials],
+                SegmentDims {
+                    out_offset: (n * k + k) as u32,
+                    ..sums(1, 1, n, shape.bias_piece)
+                },
+            ),
+        }
+    }
+}
+
+impl SparseBound {
+    /// z = XΘ + 1bᵀ for the chunk's rows.
+    pub(super) fn encode_logits(&self, kernels: &Kernels, pass: &mut wgpu::ComputePass<'_>) {
+        kernels.sparse_pieces.encode(pass, &self.logits_pieces);
+        kernels.sparse_segments.encode(pass, &self.logits_sums);
+    }
+
+    /// One block of gradient partials (Xᵀd, Σd, Σ row losses) for the chunk's rows.
+    pub(super) fn encode_gradient(&self, kernels: &Kernels, pass: &mut wgpu::ComputePass<'_>) {
+        kernels.sparse_pieces.encode(pass, &self.gradient_pieces);
+        kernels.sparse_segments.encode(pass, &self.gradient_sums);
+        kernels.sparse_pieces.encode(pass, &self.loss_pieces);
+        kernels.sparse_segments.encode(pass, &self.loss_sums);
+    }
+}
+
+/// The largest chunk of rows (at most `requested` when given) whose every chunk keeps its
+/// entries (with the bias column), its piece partials over K classes, its column
+/// segments and its logits within the device's binding limit.
+pub(super) fn sparse_plan(
+    csr: &Csr,
+    k: usize,
+    limits: &wgpu::Limits,
+    requested: Option<usize>,
+) -> Result<ChunkPlan> {
+    if let Some(0) = requested {
+        return Err(Error::setting("chunk_rows", 0, "must be at least 1"));
+    }
+    let (m, n) = (csr.n_rows(), csr.n_cols());
+    let max_bytes = limits
+        .max_storage_buffer_binding_size
+        .min(limits.max_buffer_size);
+    let max_words = max_bytes / 4;
+    if (n as u64 + 2) > max_words {
+        return Err(Error::OutOfMemory {
+            context: format!(
+                "planning sparse chunks: the column offsets of {n} features are over the device's {max_bytes}-byte buffer limit"
+            ),
+        });
+    }
+    let indptr = csr.indptr();
+    // Whether every chunk of `rows` rows fits, with the pieces bounded from above: a line
+    // of len entries makes at most 1 + len / PIECE_LEN pieces.
+    let fits = |rows: usize| {
+        (0..m.div_ceil(rows)).all(|c| {
+            let (a, b) = (c * rows, ((c + 1) * rows).min(m));
+            let (nnz, rows) = (indptr[b] - indptr[a], (b - a) as u64);
+            let entries = nnz + rows;
+            let lines = |count: u64| count + entries / PIECE_LEN as u64;
+            let pieces = lines(rows).max(lines(nnz.min(n as u64) + 1));
+            entries <= max_words && (pieces + 1) * (k as u64) <= max_words
+        })
+    };
+    let by_z = (max_words / k as u64).min(m.max(1) as u64) as usize;
+    let mut rows = requested.map_or(by_z, |r| r.min(by_z)).max(1);
+    while !fits(rows) {
+        if rows == 1 {
+            return Err(Error::OutOfMemory {
+                context: format!(
+                    "planning sparse chunks: one row's stored values and {k} classes are over the device's {max_bytes}-byte buffer limit"
+                ),
+            });
+        }
+        rows /= 2;
+    }
+    Ok(ChunkPlan {
+        chunk_rows: rows,
+        chunks: m.div_ceil(rows),
+    })
+}
+
+/// Every chunk's shape, building each on the host once (a streamed X's slots and every
+/// chunk's dispatches are sized from them).
+pub(super) fn shapes(csr: &Csr, plan: &ChunkPlan) -> Vec<SparseShape> {
+    let mut host = SparseHost::default();
+    (0..plan.chunks)
+        .map(|c| host.build(csr, c * plan.chunk_rows, plan.rows_in(c, csr.n_rows())))
+        .collect()
+}
+
+/// The shape a streaming slot needs to hold any of `shapes`.
+pub(super) fn slot_shape(shapes: &[SparseShape]) -> SparseShape {
+    shapes
+        .iter()
+        .fold(SparseShape::default(), |acc, &s| acc.max(s))
+}
+
+/// Device bytes of one streaming slot.
+pub(super) fn slot_bytes(shape: SparseShape, n: usize) -> u64 {
+    shape.bytes(n)
+}
+
+/// Device bytes of every chunk held at once, from the stored values and the plan alone
+/// (a bound on the pieces rather than their count), to decide between resident and
+/// streamed before building any chunk.
+pub(super) fn estimated_bytes(csr: &Csr, plan: &ChunkPlan) -> u64 {
+    let (m, n, nnz) = (csr.n_rows() as u64, csr.n_cols() as u64, csr.nnz() as u64);
+    let pieces = 2 * (m + nnz / PIECE_LEN as u64) + (n + 1) * plan.chunks as u64;
+    4 * (4 * nnz + 4 * m + pieces + (n + 2) * plan.chunks as u64)
+}

@@ -61,3 +61,38 @@ fn main(
     }
     out[p * dims.k + k] = sum;
 }
+
+// Entry point `by_piece`, for CPU adapters (the register kernel set): one invocation per
+// piece and tile of 16 classes, so each entry's index and value are loaded once per 16
+// classes and the 16 loads of M are contiguous. The sums are those of `main`, in the same
+// order, so both entry points give the same bits.
+// Dispatch: ceil(pieces / 64) workgroups folded into a 2-D grid, times ceil(K / 16) along
+// z; p = (wy·num_x + wx)·64 + lx, classes 16·wz … 16·wz + 15.
+@compute @workgroup_size(64, 1, 1)
+fn by_piece(
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+    @builtin(local_invocation_id) lid: vec3<u32>,
+) {
+    let p = (wg.y * nwg.x + wg.x) * 64u + lid.x;
+    if (p >= dims.pieces) {
+        return;
+    }
+    let q = dims.piece_base + p;
+    let k0 = wg.z * 16u;
+    let width = min(16u, dims.k - k0);
+    var acc: array<f32, 16>;
+    for (var c = 0u; c < 16u; c = c + 1u) {
+        acc[c] = 0.0;
+    }
+    for (var t = bounds[q]; t < bounds[q + 1u]; t = t + 1u) {
+        let v = val[t];
+        let row = idx[t] * dims.k + k0;
+        for (var c = 0u; c < width; c = c + 1u) {
+            acc[c] = acc[c] + v * m[row + c];
+        }
+    }
+    for (var c = 0u; c < width; c = c + 1u) {
+        out[p * dims.k + k0 + c] = acc[c];
+    }
+}

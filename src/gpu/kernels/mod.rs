@@ -381,7 +381,7 @@ impl Kernels {
             reduce: Reduce::new(device, variant, max_dim),
             update: Update::new(device, max_dim),
             gather: Gather::new(device, storage, max_dim),
-            sparse_pieces: SparsePieces::new(device, max_dim),
+            sparse_pieces: SparsePieces::new(device, variant, max_dim),
             sparse_segments: SparseSegments::new(device, max_dim),
         }
     }

@@ -46,25 +46,32 @@ pub(crate) struct SegmentDims {
     pub _pad: u32,
 }
 
-/// Products of pieces of stored entries with a dense matrix (sparse_pieces.wgsl).
+/// Products of pieces of stored entries with a dense matrix (sparse_pieces.wgsl): entry
+/// point `main` (the invocations of a piece over consecutive classes) on GPUs, `by_piece`
+/// (one invocation per piece, every class) with the register kernels of CPU adapters.
+/// Both sum in the same order and give the same bits.
 pub(crate) struct SparsePieces {
     layout: wgpu::BindGroupLayout,
     pipeline: wgpu::ComputePipeline,
+    by_piece: bool,
     max_dim: u32,
 }
 
 impl SparsePieces {
-    pub(super) fn new(device: &wgpu::Device, max_dim: u32) -> Self {
+    pub(super) fn new(device: &wgpu::Device, variant: KernelVariant, max_dim: u32) -> Self {
         let r = Access::Read;
         let layout = layout(
             device,
             "sparse_pieces",
             &[r, r, r, r, Access::ReadWrite, Access::Uniform],
         );
-        let pipeline = pipelines(device, Shader::SparsePieces, &layout, &["main"], &[]).remove(0);
+        let by_piece = variant.product_kind() == ProductKind::Register;
+        let entry = if by_piece { "by_piece" } else { "main" };
+        let pipeline = pipelines(device, Shader::SparsePieces, &layout, &[entry], &[]).remove(0);
         SparsePieces {
             layout,
             pipeline,
+            by_piece,
             max_dim,
         }
     }
@@ -82,6 +89,11 @@ impl SparsePieces {
     pub(crate) fn encode(&self, pass: &mut wgpu::ComputePass<'_>, b: &Bound<PieceDims>) {
         let d = b.dims;
         if d.pieces == 0 {
+            return;
+        }
+        if self.by_piece {
+            let (x, y) = grid(d.pieces.div_ceil(64), self.max_dim);
+            dispatch(pass, &self.pipeline, &b.group, (x, y, d.k.div_ceil(16)));
             return;
         }
         let (x, y) = grid(d.pieces.div_ceil(64 / d.lanes), self.max_dim);

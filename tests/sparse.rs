@@ -15,7 +15,8 @@ use softmax_regression::data::Csr;
 use softmax_regression::formats::{LoadOptions, RawLabels, load_sparse};
 use softmax_regression::lbfgs::{LbfgsSettings, Status, minimize};
 use softmax_regression::{
-    CpuOracle, Dataset, Error, GpuOracle, LossGrad, Oracle, SplitMix64, Standardizer,
+    AdapterRequest, CpuOracle, Dataset, Error, GpuContext, GpuOracle, LossGrad, Oracle, SplitMix64,
+    Standardizer,
 };
 
 /// m × n with an empty row (1), an empty column (3), a row holding most values (2) and
@@ -162,46 +163,116 @@ fn text_data(file: &str) -> Dataset {
     Dataset::from_csr(Csr::try_from(loaded.x).unwrap(), &labels, 20).unwrap()
 }
 
+/// L-BFGS from zero on the text data of `file` through `oracle` converges to each
+/// scikit-learn optimum of ../shared/data/sparse/README.md within 1e-6 relative.
+fn reaches_the_scikit_learn_optima(file: &str, oracle: &mut dyn Oracle) {
+    // (λ, J*) from ../shared/data/sparse/README.md (scikit-learn lbfgs, tol 1e-10).
+    for (l2, optimum) in [(1e-4, 0.575904819722), (1e-5, 0.130306279981)] {
+        let r = minimize(
+            oracle,
+            Array2::zeros((30_000, 20)),
+            Array1::zeros(20),
+            l2,
+            &text_settings(),
+            |_, _| ControlFlow::Continue(()),
+        )
+        .unwrap();
+        let rel = (r.loss - optimum) / optimum;
+        eprintln!(
+            "{file} λ={l2:e}: J = {:.12}, J* = {optimum}, relative {rel:.2e}, {} after {} iterations",
+            r.loss, r.status, r.iterations
+        );
+        assert_eq!(r.status, Status::Converged, "{file} λ={l2}");
+        assert!(
+            rel.abs() <= 1e-6,
+            "{file} λ={l2}: J = {} vs J* = {optimum}",
+            r.loss
+        );
+    }
+}
+
+fn text_settings() -> LbfgsSettings {
+    LbfgsSettings {
+        tol: 1e-7,
+        max_iter: 2000,
+        ..LbfgsSettings::default()
+    }
+}
+
 #[test]
 fn lbfgs_on_sparse_text_reaches_the_scikit_learn_optima_on_the_cpu() {
     for file in ["text.svm.gz", "text.npz"] {
         let data = text_data(file);
         assert_eq!(data.n_features(), 30_000);
-        let mut oracle = CpuOracle::new(&data).unwrap();
-        // (λ, J*) from ../shared/data/sparse/README.md (scikit-learn lbfgs, tol 1e-10).
-        for (l2, optimum) in [(1e-4, 0.575904819722), (1e-5, 0.130306279981)] {
-            let settings = LbfgsSettings {
-                tol: 1e-7,
-                max_iter: 2000,
-                ..LbfgsSettings::default()
-            };
-            let r = minimize(
-                &mut oracle,
-                Array2::zeros((30_000, 20)),
-                Array1::zeros(20),
-                l2,
-                &settings,
-                |_, _| ControlFlow::Continue(()),
-            )
-            .unwrap();
-            let rel = (r.loss - optimum) / optimum;
-            eprintln!(
-                "{file} λ={l2:e}: J = {:.12}, J* = {optimum}, relative {rel:.2e}, {} after {} iterations",
-                r.loss, r.status, r.iterations
-            );
-            assert_eq!(r.status, Status::Converged, "{file} λ={l2}");
-            assert!(
-                rel.abs() <= 1e-6,
-                "{file} λ={l2}: J = {} vs J* = {optimum}",
-                r.loss
-            );
-        }
+        reaches_the_scikit_learn_optima(file, &mut CpuOracle::new(&data).unwrap());
     }
 }
 
-/// `train` keeps a LIBSVM file's rows sparse: 300 rows with indices up to 300,000 (a
-/// dense matrix of 360 MB for 1,500 stored values, which the dense reader refuses as a
-/// likely typo) train on the CPU, and the model has every feature.
+/// The same on the device, through the sparse kernels (CI runs it on both backends).
+#[test]
+fn lbfgs_on_sparse_text_reaches_the_scikit_learn_optima_on_the_gpu() {
+    for file in ["text.svm.gz", "text.npz"] {
+        let data = text_data(file);
+        let mut oracle = GpuOracle::new(gpu(), &data, None).unwrap();
+        reaches_the_scikit_learn_optima(file, &mut oracle);
+    }
+}
+
+/// Streamed under a memory budget in more than four chunks, the text data ends with the
+/// resident run's weights, bit for bit (same chunk boundaries, same sums).
+#[test]
+fn streamed_sparse_text_ends_with_the_resident_weights() {
+    let data = text_data("text.npz");
+    let chunk_rows = Some(5000);
+    let context = |budget| {
+        GpuContext::new(&AdapterRequest {
+            memory_budget: budget,
+            ..AdapterRequest::default()
+        })
+        .unwrap()
+    };
+    let fit = |oracle: &mut GpuOracle<'_>| {
+        minimize(
+            oracle,
+            Array2::zeros((30_000, 20)),
+            Array1::zeros(20),
+            1e-4,
+            &text_settings(),
+            |_, _| ControlFlow::Continue(()),
+        )
+        .unwrap()
+    };
+    let roomy = context(None);
+    let mut resident = GpuOracle::new(&roomy, &data, chunk_rows).unwrap();
+    assert!(!resident.is_streamed());
+    let peak = roomy.memory_peak();
+    let want = fit(&mut resident);
+    // A budget 8 MiB under what the resident X took: the chunks must take turns.
+    let budget = peak - (8 << 20);
+    let tight = context(Some(budget));
+    let mut streamed = GpuOracle::new(&tight, &data, chunk_rows).unwrap();
+    eprintln!(
+        "resident peak {peak} bytes, budget {budget}, streamed peak {}",
+        tight.memory_peak()
+    );
+    assert!(streamed.is_streamed(), "the text data fit {budget} bytes");
+    assert_eq!(streamed.chunk_plan(), resident.chunk_plan());
+    assert!(streamed.chunk_plan().chunks >= 4);
+    let got = fit(&mut streamed);
+    assert_eq!(got.iterations, want.iterations);
+    assert_eq!(got.loss.to_bits(), want.loss.to_bits());
+    let bits = |a: &Array2<f32>| a.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+    assert_eq!(
+        bits(&got.theta),
+        bits(&want.theta),
+        "streamed weights differ"
+    );
+    assert_eq!(
+        got.bias.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+        want.bias.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+    );
+}
+
 #[test]
 fn train_keeps_a_libsvm_file_sparse() {
     let dir = common::scratch("sparse-train");

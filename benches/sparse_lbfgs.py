@@ -1,10 +1,12 @@
 #!/usr/bin/env python3
 """Time to J*(1 + 1e-6) on the sparse text data of ../shared/data/sparse (40,000 x 30,000,
-1.29M stored values, K = 20), side by side in one run: this crate's binary (L-BFGS on the
-CPU reference, sparse rows) and scikit-learn's LogisticRegression(solver="lbfgs") on one
+1.29M stored values, K = 20), side by side in one run: this crate's binary (L-BFGS with
+sparse rows on the CPU engine, and on the device's sparse kernels through each wgpu
+backend present: Vulkan, GL) and scikit-learn's LogisticRegression(solver="lbfgs") on one
 thread, for the two lambda of the data's README.
 
-Usage: benches/sparse_lbfgs.py [BINARY]   (default target/release/softmax-regression)
+Usage: benches/sparse_lbfgs.py [BINARY] [BACKENDS]   (default target/release/softmax-regression,
+       cpu,vulkan,gl)
 Run with OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 and OPENBLAS_CORETYPE unset.
 
 The binary reports J and the seconds after every iteration (--json); its time is that of
@@ -22,6 +24,7 @@ from sklearn.linear_model import LogisticRegression
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT.parent / "shared" / "data" / "sparse"
 BINARY = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "target/release/softmax-regression"
+BACKENDS = (sys.argv[2] if len(sys.argv) > 2 else "cpu,vulkan,gl").split(",")
 OPTIMA = {1e-4: 0.575904819722, 1e-5: 0.130306279981}
 
 
@@ -32,12 +35,12 @@ def objective(X, y, W, b, lam):
     return ce.mean() + lam / 2 * (W * W).sum()
 
 
-def ours(lam, target):
+def ours(lam, target, backend):
     started = time.perf_counter()
     run = subprocess.run(
         [str(BINARY), "train", "--data", str(DATA / "text.npz"), "--labels",
          str(DATA / "text-y.npy"), "--l2", str(lam), "--tol", "1e-9", "--epochs", "2000",
-         "--backend", "cpu", "--json", "--out", "/tmp/sparse_lbfgs.safetensors"],
+         "--backend", backend, "--json", "--out", "/tmp/sparse_lbfgs.safetensors"],
         capture_output=True, text=True, check=True)
     total = time.perf_counter() - started
     epochs = [json.loads(line) for line in run.stdout.splitlines() if line.startswith("{")]
@@ -68,8 +71,10 @@ def main():
     print(f"{'lambda':>7} {'engine':<28} {'seconds':>8} {'iterations':>10} {'J':>16}")
     for lam, optimum in OPTIMA.items():
         target = optimum * (1 + 1e-6)
-        s, it, J = ours(lam, target)
-        print(f"{lam:>7g} {'softmax-regression (CPU)':<28} {s:>8.2f} {it:>10} {J:>16.12f}")
+        for backend in BACKENDS:
+            s, it, J = ours(lam, target, backend)
+            name = f"softmax-regression ({backend})"
+            print(f"{lam:>7g} {name:<28} {s:>8.2f} {it:>10} {J:>16.12f}")
         s, it, J, tol = sklearn(X, y, lam, target)
         print(f"{lam:>7g} {'scikit-learn lbfgs tol ' + format(tol, 'g'):<28} {s:>8.2f} {it:>10} {J:>16.12f}")
 

@@ -198,3 +198,65 @@ fn the_forward_pass_matches_the_reference() {
         );
     }
 }
+
+/// Mini-batches of a sparse X are gathered on the host and run through the sparse
+/// kernels: every optimizer agrees with the CPU engine on the same batches, a skewed row
+/// and sample weights included, and a second run repeats the first bit for bit.
+#[test]
+fn sparse_mini_batches_agree_with_the_cpu_engine() {
+    use softmax_regression::{Fit, Optimizer, Settings, Trainer};
+    use std::ops::ControlFlow;
+    let (m, n, k) = (500, 700, 4);
+    let mut rng = SplitMix64::new(30);
+    let weights: Vec<f32> = (0..m).map(|_| 0.5 + rng.below(3) as f32 * 0.5).collect();
+    let data = labelled(
+        sparse(m, n, |r| if r == 123 { 900 } else { 2 + r % 11 }, 31),
+        k,
+        32,
+    )
+    .with_sample_weights(&weights)
+    .unwrap();
+    let fit = |backend: Backend<'_>, settings: &Settings| -> Fit {
+        Trainer::new(settings.clone())
+            .unwrap()
+            .fit(backend, &data, None, None, |_| ControlFlow::Continue(()))
+            .unwrap()
+    };
+    let params = |f: &Fit| -> Vec<f32> {
+        f.model
+            .theta()
+            .iter()
+            .chain(f.model.bias().iter())
+            .copied()
+            .collect()
+    };
+    for optimizer in [Optimizer::Sgd, Optimizer::Momentum, Optimizer::Adam] {
+        let settings = Settings {
+            epochs: 3,
+            learning_rate: 0.05,
+            optimizer,
+            batch_size: Some(37),
+            chunk_rows: Some(200),
+            seed: 9,
+            ..Settings::default()
+        };
+        let want = params(&fit(Backend::Cpu, &settings));
+        for ctx in gpus() {
+            let got = params(&fit(Backend::Gpu(ctx), &settings));
+            let worst = got
+                .iter()
+                .zip(&want)
+                .map(|(a, b)| (a - b).abs() / (1e-3 + b.abs()))
+                .fold(0f32, f32::max);
+            assert!(worst < 1e-3, "{optimizer} on {}: {worst:e}", ctx.describe());
+            let again = params(&fit(Backend::Gpu(ctx), &settings));
+            assert!(
+                again
+                    .iter()
+                    .zip(&got)
+                    .all(|(a, b)| a.to_bits() == b.to_bits()),
+                "{optimizer}: a second run differs"
+            );
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! Putting a problem on the device: planning its buffers within the device's limits,
 //! uploading or preparing to stream X, and binding every chunk's kernels once.
 
-use super::sparse::{self, SparseCommon};
+use super::sparse;
 use super::*;
 
 /// The range of every value of X (for fitting a compact storage's codec).
@@ -170,8 +170,12 @@ impl<'c> DeviceChunks<'c> {
             _overhead: overhead,
             readback,
         };
-        if let (Some(capacity), Some(_)) = (batch_capacity, labels) {
-            problem.batch = Some(problem.bind_batch(capacity, update_dims)?);
+        if let (Some(capacity), Some(labels)) = (batch_capacity, labels) {
+            let sparse = match x {
+                Rows::Sparse(csr) => Some((csr, labels, weights)),
+                _ => None,
+            };
+            problem.batch = Some(problem.bind_batch(capacity, update_dims, sparse)?);
         }
         Ok(problem)
     }
@@ -499,11 +503,14 @@ fn readback_and_overhead(
     sparse: bool,
 ) -> Result<(DeviceBuffer, Reservation)> {
     // Five bindings per chunk (nine with the sparse kernels), the full-batch update, and
-    // for mini-batches one gather per chunk plus five more; uploads of w, m1 and m2 each
-    // stage `len` values.
-    let per_chunk = if sparse { 9 } else { 5 };
-    let bindings =
-        per_chunk * plan.chunks as u64 + 1 + batch_capacity.map_or(0, |_| plan.chunks as u64 + 5);
+    // for mini-batches one gather per chunk plus five more (nine for sparse batches);
+    // uploads of w, m1 and m2 each stage `len` values.
+    let (per_chunk, batch) = if sparse {
+        (9, 9)
+    } else {
+        (5, plan.chunks as u64 + 5)
+    };
+    let bindings = per_chunk * plan.chunks as u64 + 1 + batch_capacity.map_or(0, |_| batch);
     // Reads: (loss, g, w), (w, m1, m2), or one chunk's (z, row losses).
     let readback =
         ctx.readback_buffer(4 * ((3 * len) as u64).max((plan.chunk_rows * (k + 1)) as u64))?;

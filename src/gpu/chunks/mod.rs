@@ -37,7 +37,7 @@ use crate::step::StepDims;
 use allocate::scan;
 pub use plan::ChunkPlan;
 use plan::gradient_dims;
-use sparse::{SparseBound, SparseBuffers, SparseHost, SparseShape};
+use sparse::{SparseBound, SparseBuffers, SparseCommon, SparseHost, SparseShape};
 
 /// Rows of X to put on the device: a borrowed array, a shared source that can be
 /// streamed, or a sparse matrix (held as CSR row chunks with a CSC copy each, resident or
@@ -112,13 +112,47 @@ enum Products {
 /// Device buffers for mini-batches: the gathered rows and kernels bound to them.
 struct BatchSlot {
     capacity: usize,
-    idx: DeviceBuffer,
-    gathers: Vec<Bound<GatherDims>>,
-    logits: Bound<LogitsDims>,
+    x: BatchX,
+    /// The batch's labels and weights, read by the softmax.
+    labels: DeviceBuffer,
+    weights: DeviceBuffer,
     softmax: Bound<SoftmaxDims>,
-    gradient: Bound<GradientDims>,
     reduce: Bound<ReduceDims>,
     update: Bound<UpdateDims>,
+}
+
+/// A mini-batch's rows: gathered on the device from a dense chunk, or gathered on the
+/// host from a sparse X and uploaded as the sparse kernels' arrays. A problem has at most
+/// one, so the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
+enum BatchX {
+    Dense {
+        idx: DeviceBuffer,
+        gathers: Vec<Bound<GatherDims>>,
+        logits: Bound<LogitsDims>,
+        gradient: Bound<GradientDims>,
+    },
+    Sparse(SparseBatch),
+}
+
+/// A sparse X with every row's label and, when weighted, weight: what sparse mini-batches
+/// are gathered from.
+type SparseRowsOf<'a> = (&'a Arc<Csr>, &'a [u32], Option<&'a [f32]>);
+
+/// What a sparse mini-batch is built from and uploaded into.
+struct SparseBatch {
+    csr: Arc<Csr>,
+    /// Every row's label and weight, from which each batch's are gathered.
+    labels: Vec<u32>,
+    weights: Option<Vec<f32>>,
+    host: SparseHost,
+    buffers: SparseBuffers,
+    bound: SparseBound,
+    /// The piece partials of the batch's products.
+    _scratch: DeviceBuffer,
+    /// Scratch for each batch's labels and weights.
+    batch_labels: Vec<u32>,
+    batch_weights: Vec<f32>,
 }
 
 /// X, labels, parameters and scratch on one device.
@@ -197,8 +231,8 @@ impl<'c> DeviceChunks<'c> {
     ///
     /// A shared source or a sparse X is streamed when X (with its labels and weights) is
     /// larger than the memory budget, or when keeping it resident fails; a borrowed array is
-    /// always kept resident. A sparse X is computed on by the sparse kernels, except for
-    /// mini-batches and compact storage, which read its rows densely.
+    /// always kept resident. A sparse X is computed on by the sparse kernels (mini-batches
+    /// too), except with compact storage, which reads its rows densely.
     pub(crate) fn new(
         ctx: &'c GpuContext,
         x: Rows<'_>,
@@ -208,12 +242,10 @@ impl<'c> DeviceChunks<'c> {
         chunk_rows: Option<usize>,
         batch_capacity: Option<usize>,
     ) -> Result<Self> {
-        // Mini-batches gather dense rows, and the compact storages encode dense values:
-        // for either, a sparse X's rows are read densely, chunk by chunk.
+        // The compact storages encode dense values: with them, a sparse X's rows are
+        // read densely, chunk by chunk.
         let x = match x {
-            Rows::Sparse(csr) if batch_capacity.is_some() || ctx.x_storage() != XStorage::F32 => {
-                Rows::Shared(csr)
-            }
+            Rows::Sparse(csr) if ctx.x_storage() != XStorage::F32 => Rows::Shared(csr),
             x => x,
         };
         let (m, n) = x.dim();

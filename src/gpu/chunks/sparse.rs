@@ -24,8 +24,14 @@ pub(super) struct SparseHost {
     /// The CSC entries: row within the chunk and value, column by column, rows increasing.
     c_idx: Vec<u32>,
     c_val: Vec<f32>,
-    /// Column offsets of the CSC copy (scratch for the build).
+    /// A mini-batch's CSR entries, copied out of the matrix (empty for a chunk, whose
+    /// entries are the matrix's own).
+    r_idx: Vec<u32>,
+    r_val: Vec<f32>,
+    /// Column offsets of the CSC copy, and the next free entry of each column (scratch
+    /// for the build).
     col_ptr: Vec<u32>,
+    next: Vec<u32>,
 }
 
 /// The sizes of one chunk's arrays: what its buffers and dispatches need.
@@ -80,18 +86,44 @@ fn push_pieces(bounds: &mut Vec<u32>, start: usize, len: usize) {
 
 impl SparseHost {
     /// Builds the arrays of rows `start..start + rows` of `csr` and returns their shape.
+    /// Their CSR entries are `csr`'s own, uploaded from its arrays without a copy.
     pub(super) fn build(&mut self, csr: &Csr, start: usize, rows: usize) -> SparseShape {
-        let n = csr.n_cols();
-        let indptr = &csr.indptr()[start..=start + rows];
-        let base = indptr[0];
-        let nnz = (indptr[rows] - base) as usize;
-        let local = |r: usize| (indptr[r] - base) as usize;
+        self.build_rows(csr, rows, |i| start + i, false)
+    }
 
+    /// Builds the arrays of the `count` rows `row(0), row(1), …` of `csr`, in that order
+    /// (a mini-batch), copying their CSR entries into `r_idx` and `r_val`.
+    pub(super) fn gather(&mut self, csr: &Csr, rows: &[usize]) -> SparseShape {
+        self.build_rows(csr, rows.len(), |i| rows[i], true)
+    }
+
+    fn build_rows(
+        &mut self,
+        csr: &Csr,
+        count: usize,
+        row: impl Fn(usize) -> usize,
+        copy: bool,
+    ) -> SparseShape {
+        let n = csr.n_cols();
         self.r_bounds.clear();
         self.r_seg.clear();
-        for r in 0..rows {
+        self.r_idx.clear();
+        self.r_val.clear();
+        self.col_ptr.clear();
+        self.col_ptr.resize(n + 2, 0);
+        let mut nnz = 0;
+        for i in 0..count {
+            let (cols, vals) = csr.row(row(i));
             self.r_seg.push(self.r_bounds.len() as u32);
-            push_pieces(&mut self.r_bounds, local(r), local(r + 1) - local(r));
+            push_pieces(&mut self.r_bounds, nnz, cols.len());
+            nnz += cols.len();
+            for &j in cols {
+                self.col_ptr[j as usize + 1] += 1;
+            }
+            if copy {
+                self.r_idx.extend_from_slice(cols);
+                self.r_val.extend_from_slice(vals);
+            }
         }
         self.r_seg.push(self.r_bounds.len() as u32);
         let r_pieces = self.r_bounds.len();
@@ -99,34 +131,25 @@ impl SparseHost {
 
         // The CSC copy by counting sort: rows are visited in order, so each column's
         // entries come out by increasing row. The bias column n holds every row.
-        let indices = &csr.indices()[base as usize..base as usize + nnz];
-        let values = &csr.values()[base as usize..base as usize + nnz];
-        self.col_ptr.clear();
-        self.col_ptr.resize(n + 2, 0);
-        for &j in indices {
-            self.col_ptr[j as usize + 1] += 1;
-        }
-        self.col_ptr[n + 1] = rows as u32;
+        self.col_ptr[n + 1] = count as u32;
         for j in 0..=n {
             self.col_ptr[j + 1] += self.col_ptr[j];
         }
-        let entries = nnz + rows;
+        let entries = nnz + count;
         self.c_idx.clear();
         self.c_idx.resize(entries, 0);
         self.c_val.clear();
         self.c_val.resize(entries, 0.0);
-        let mut next = self.col_ptr.clone();
-        for r in 0..rows {
-            for t in local(r)..local(r + 1) {
-                let slot = &mut next[indices[t] as usize];
-                self.c_idx[*slot as usize] = r as u32;
-                self.c_val[*slot as usize] = values[t];
+        self.next.clear();
+        self.next.extend_from_slice(&self.col_ptr);
+        for i in 0..count {
+            let (cols, vals) = csr.row(row(i));
+            for (&j, &v) in cols.iter().zip(vals).chain([(&(n as u32), &1.0)]) {
+                let slot = &mut self.next[j as usize];
+                self.c_idx[*slot as usize] = i as u32;
+                self.c_val[*slot as usize] = v;
                 *slot += 1;
             }
-            let slot = &mut next[n];
-            self.c_idx[*slot as usize] = r as u32;
-            self.c_val[*slot as usize] = 1.0;
-            *slot += 1;
         }
 
         self.c_bounds.clear();
@@ -141,7 +164,7 @@ impl SparseHost {
         self.c_bounds.push(entries as u32);
         SparseShape {
             nnz,
-            rows,
+            rows: count,
             r_pieces,
             c_pieces,
             bias_piece: self.c_seg[n] as usize,
@@ -221,6 +244,19 @@ impl SparseBuffers {
     ) {
         let base = csr.indptr()[start] as usize;
         let entries = base..base + shape.nnz;
+        self.write_with(
+            queue,
+            host,
+            (&csr.indices()[entries.clone()], &csr.values()[entries]),
+        );
+    }
+
+    /// Queues the upload of a mini-batch gathered by [`SparseHost::gather`].
+    pub(super) fn write_gathered(&self, queue: &wgpu::Queue, host: &SparseHost) {
+        self.write_with(queue, host, (&host.r_idx, &host.r_val));
+    }
+
+    fn write_with(&self, queue: &wgpu::Queue, host: &SparseHost, (idx, val): (&[u32], &[f32])) {
         let put = |buffer: &DeviceBuffer, bytes: &[u8]| {
             if !bytes.is_empty() {
                 queue.write_buffer(buffer, 0, bytes);
@@ -228,11 +264,8 @@ impl SparseBuffers {
         };
         put(&self.r_bounds, bytemuck::cast_slice(&host.r_bounds));
         put(&self.r_seg, bytemuck::cast_slice(&host.r_seg));
-        put(
-            &self.r_idx,
-            bytemuck::cast_slice(&csr.indices()[entries.clone()]),
-        );
-        put(&self.r_val, bytemuck::cast_slice(&csr.values()[entries]));
+        put(&self.r_idx, bytemuck::cast_slice(idx));
+        put(&self.r_val, bytemuck::cast_slice(val));
         put(&self.c_bounds, bytemuck::cast_slice(&host.c_bounds));
         put(&self.c_seg, bytemuck::cast_slice(&host.c_seg));
         put(&self.c_idx, bytemuck::cast_slice(&host.c_idx));
@@ -264,6 +297,47 @@ pub(super) struct SparseCommon<'a> {
     pub k: usize,
 }
 
+/// The dims of the six bindings of a chunk of `shape`: logits pieces and sums, gradient
+/// pieces and sums, loss pieces and sums.
+fn shape_dims(
+    shape: SparseShape,
+    n: usize,
+    k: usize,
+) -> (
+    PieceDims,
+    SegmentDims,
+    PieceDims,
+    SegmentDims,
+    PieceDims,
+    SegmentDims,
+) {
+    let sums = |segs: usize, k: usize, seg_base: usize, piece_base: usize| SegmentDims {
+        segments: segs as u32,
+        k: k as u32,
+        seg_base: seg_base as u32,
+        piece_base: piece_base as u32,
+        out_offset: 0,
+        init_offset: 0,
+        has_init: 0,
+        _pad: 0,
+    };
+    (
+        PieceDims::new(shape.r_pieces, k, 0),
+        SegmentDims {
+            init_offset: (n * k) as u32,
+            has_init: 1,
+            ..sums(shape.rows, k, 0, 0)
+        },
+        PieceDims::new(shape.c_pieces, k, 0),
+        sums(n + 1, k, 0, 0),
+        PieceDims::new(shape.c_pieces - shape.bias_piece, 1, shape.bias_piece),
+        SegmentDims {
+            out_offset: (n * k + k) as u32,
+            ..sums(1, 1, n, shape.bias_piece)
+        },
+    )
+}
+
 impl SparseCommon<'_> {
     pub(super) fn bind(
         &self,
@@ -273,61 +347,53 @@ impl SparseCommon<'_> {
         shape: SparseShape,
     ) -> SparseBound {
         let (pieces, segments) = kernels;
-        let (n, k) = (self.n, self.k);
         let b = buffers;
-        let sums = |segs: usize, k: usize, seg_base: usize, piece_base: usize| SegmentDims {
-            segments: segs as u32,
-            k: k as u32,
-            seg_base: seg_base as u32,
-            piece_base: piece_base as u32,
-            out_offset: 0,
-            init_offset: 0,
-            has_init: 0,
-            _pad: 0,
-        };
+        let dims = shape_dims(shape, self.n, self.k);
         SparseBound {
             logits_pieces: pieces.bind(
                 device,
                 [&b.r_bounds, &b.r_idx, &b.r_val, self.w, self.scratch],
-                PieceDims::new(shape.r_pieces, k, 0),
+                dims.0,
             ),
-            logits_sums: segments.bind(
-                device,
-                [&b.r_seg, self.scratch, self.w, self.z],
-                SegmentDims {
-                    init_offset: (n * k) as u32,
-                    has_init: 1,
-                    ..sums(shape.rows, k, 0, 0)
-                },
-            ),
+            logits_sums: segments.bind(device, [&b.r_seg, self.scratch, self.w, self.z], dims.1),
             gradient_pieces: pieces.bind(
                 device,
                 [&b.c_bounds, &b.c_idx, &b.c_val, self.z, self.scratch],
-                PieceDims::new(shape.c_pieces, k, 0),
+                dims.2,
             ),
             gradient_sums: segments.bind(
                 device,
                 [&b.c_seg, self.scratch, self.w, self.partials],
-                sums(n + 1, k, 0, 0),
+                dims.3,
             ),
             loss_pieces: pieces.bind(
                 device,
                 [&b.c_bounds, &b.c_idx, &b.c_val, self.row_loss, self.scratch],
-                PieceDims::new(shape.c_pieces - shape.bias_piece, 1, shape.bias_piece),
+                dims.4,
             ),
             loss_sums: segments.bind(
                 device,
                 [&b.c_seg, self.scratch, self.w, self.partials],
-                SegmentDims {
-                    out_offset: (n * k + k) as u32,
-                    ..sums(1, 1, n, shape.bias_piece)
-                },
+                dims.5,
             ),
         }
     }
 }
 
 impl SparseBound {
+    /// Points the kernels at arrays of another `shape` in the same buffers (the next
+    /// mini-batch).
+    pub(super) fn set_shape(&mut self, queue: &wgpu::Queue, shape: SparseShape, n: usize) {
+        let k = self.logits_pieces.dims.k as usize;
+        let dims = shape_dims(shape, n, k);
+        self.logits_pieces.set(queue, dims.0);
+        self.logits_sums.set(queue, dims.1);
+        self.gradient_pieces.set(queue, dims.2);
+        self.gradient_sums.set(queue, dims.3);
+        self.loss_pieces.set(queue, dims.4);
+        self.loss_sums.set(queue, dims.5);
+    }
+
     /// z = XΘ + 1bᵀ for the chunk's rows.
     pub(super) fn encode_logits(&self, kernels: &Kernels, pass: &mut wgpu::ComputePass<'_>) {
         kernels.sparse_pieces.encode(pass, &self.logits_pieces);
@@ -426,4 +492,24 @@ pub(super) fn estimated_bytes(csr: &Csr, plan: &ChunkPlan) -> u64 {
     let (m, n, nnz) = (csr.n_rows() as u64, csr.n_cols() as u64, csr.nnz() as u64);
     let pieces = 2 * (m + nnz / PIECE_LEN as u64) + (n + 1) * plan.chunks as u64;
     4 * (4 * nnz + 4 * m + pieces + (n + 2) * plan.chunks as u64)
+}
+
+/// A shape that holds any mini-batch of at most `capacity` rows of `csr`: the stored
+/// values of its `capacity` longest rows, and the pieces those can make.
+pub(super) fn batch_shape(csr: &Csr, capacity: usize) -> SparseShape {
+    let indptr = csr.indptr();
+    let mut lengths: Vec<u64> = indptr.windows(2).map(|w| w[1] - w[0]).collect();
+    let capacity = capacity.min(lengths.len());
+    if capacity < lengths.len() {
+        lengths.select_nth_unstable_by(capacity, |a, b| b.cmp(a));
+    }
+    let nnz = lengths[..capacity].iter().sum::<u64>() as usize;
+    let entries = nnz + capacity;
+    SparseShape {
+        nnz,
+        rows: capacity,
+        r_pieces: capacity + nnz / PIECE_LEN,
+        c_pieces: nnz.min(csr.n_cols()) + 1 + entries / PIECE_LEN,
+        bias_piece: 0,
+    }
 }

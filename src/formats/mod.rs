@@ -10,9 +10,10 @@
 //! One file per stage: `read` bounds and decompresses what is read from a file or
 //! standard input, against the memory `memory` finds; `csv`, `npy` (with `py_literal` for
 //! its header), `idx` and `libsvm` parse one format each, over the packed element types
-//! in `elements`; `labels` reads label files and maps labels to classes; `weights` reads
-//! per-sample weights. This file holds the options, the error type, the entry points and
-//! the pieces they share.
+//! in `elements`; `npz` reads SciPy's sparse archives, whose arrays `sparse_arrays`
+//! checks and turns into rows; `labels` reads label files and maps labels to classes;
+//! `weights` reads per-sample weights. This file holds the options, the error type, the
+//! entry points and the pieces they share.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -31,6 +32,7 @@ mod npy;
 mod npz;
 mod py_literal;
 mod read;
+mod sparse_arrays;
 #[cfg(test)]
 mod test_files;
 mod weights;

@@ -10,6 +10,11 @@
 //! in any order and applies the documented rule for repeats: they are summed, as SciPy's
 //! `sum_duplicates` and scikit-learn do.
 //!
+//! Each array is a [`CsrArray`]: owned, or a view into a memory-mapped file (a directory
+//! of `.npy` arrays, an uncompressed `.npz`) whose bytes already have this layout, so a
+//! large matrix is validated in place rather than copied; [`Csr::from_arrays`] takes
+//! either with the same checks as [`Csr::new`].
+//!
 //! Written here rather than taken from `sprs`: the layout above is what the kernels bind
 //! as it is (u64 offsets, u32 indices, f32 values, no conversion or copy), its checks
 //! must name the row and column of a bad entry the way every other reader's errors do,
@@ -19,16 +24,16 @@ use ndarray::{Array2, ArrayView1, ArrayView2};
 
 use crate::data::source::ChunkSource;
 use crate::error::{Error, Result};
-use crate::formats::SparseRows;
+use crate::formats::{CsrArray, SparseRows};
 
 /// A validated m × n sparse matrix in CSR form.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Csr {
     n_rows: usize,
     n_cols: usize,
-    indptr: Vec<u64>,
-    indices: Vec<u32>,
-    values: Vec<f32>,
+    indptr: CsrArray<u64>,
+    indices: CsrArray<u32>,
+    values: CsrArray<f32>,
 }
 
 fn invalid(detail: String) -> Error {
@@ -43,6 +48,18 @@ impl Csr {
         indptr: Vec<u64>,
         indices: Vec<u32>,
         values: Vec<f32>,
+    ) -> Result<Self> {
+        Csr::from_arrays(n_rows, n_cols, indptr.into(), indices.into(), values.into())
+    }
+
+    /// [`Csr::new`] for arrays that may be views into a memory-mapped file: the same
+    /// checks, made in place.
+    pub fn from_arrays(
+        n_rows: usize,
+        n_cols: usize,
+        indptr: CsrArray<u64>,
+        indices: CsrArray<u32>,
+        values: CsrArray<f32>,
     ) -> Result<Self> {
         if n_cols > u32::MAX as usize + 1 {
             return Err(invalid(format!(
@@ -191,6 +208,11 @@ impl Csr {
         &self.values
     }
 
+    /// Whether any of the three arrays is a view into a memory-mapped file.
+    pub fn is_mapped(&self) -> bool {
+        self.indptr.is_mapped() || self.indices.is_mapped() || self.values.is_mapped()
+    }
+
     /// Row r's column indices and values.
     pub fn row(&self, r: usize) -> (&[u32], &[f32]) {
         let (start, end) = (self.indptr[r] as usize, self.indptr[r + 1] as usize);
@@ -211,9 +233,9 @@ impl Csr {
         Csr {
             n_rows: rows.len(),
             n_cols: self.n_cols,
-            indptr,
-            indices,
-            values,
+            indptr: indptr.into(),
+            indices: indices.into(),
+            values: values.into(),
         }
     }
 
@@ -261,7 +283,7 @@ impl TryFrom<SparseRows> for Csr {
     type Error = Error;
 
     fn try_from(x: SparseRows) -> Result<Self> {
-        Csr::new(x.n_rows, x.n_cols, x.indptr, x.indices, x.values)
+        Csr::from_arrays(x.n_rows, x.n_cols, x.indptr, x.indices, x.values)
     }
 }
 
@@ -290,10 +312,15 @@ impl ChunkSource for Csr {
 
     fn describe(&self) -> String {
         format!(
-            "a sparse matrix ({} × {}, {} stored values)",
+            "a sparse matrix ({} × {}, {} stored values{})",
             self.n_rows,
             self.n_cols,
-            self.nnz()
+            self.nnz(),
+            if self.is_mapped() {
+                ", memory-mapped"
+            } else {
+                ""
+            }
         )
     }
 }

@@ -49,9 +49,14 @@ pub(super) fn load_libsvm_sparse(
     let x = SparseRows {
         n_rows: m,
         n_cols: n,
-        indptr,
-        indices: sparse.cols.iter().map(|&c| c as u32).collect(),
-        values: sparse.vals,
+        indptr: indptr.into(),
+        indices: sparse
+            .cols
+            .iter()
+            .map(|&c| c as u32)
+            .collect::<Vec<_>>()
+            .into(),
+        values: sparse.vals.into(),
     };
     Ok((x, labels))
 }

@@ -11,9 +11,9 @@
 //! standard input, against the memory `memory` finds; `csv`, `npy` (with `py_literal` for
 //! its header), `idx` and `libsvm` parse one format each, over the packed element types
 //! in `elements`; `npz` reads SciPy's sparse archives, whose arrays `sparse_arrays`
-//! checks and turns into rows; `labels` reads label files and maps labels to classes;
-//! `weights` reads per-sample weights. This file holds the options, the error type, the
-//! entry points and the pieces they share.
+//! checks and turns into rows, held in place by `mapped`; `labels` reads label files and
+//! maps labels to classes; `weights` reads per-sample weights. This file holds the
+//! options, the error type, the entry points and the pieces they share.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -27,6 +27,7 @@ mod elements;
 mod idx;
 mod labels;
 mod libsvm;
+mod mapped;
 mod memory;
 mod npy;
 mod npz;
@@ -38,6 +39,7 @@ mod test_files;
 mod weights;
 
 pub use labels::{MAX_CLASSES, encode_labels, labels_from_bytes, load_labels};
+pub use mapped::CsrArray;
 pub use memory::available_memory;
 pub use npy::{NpyElement, NpyLayout, npy_header, npy_layout};
 pub use read::MAX_TEXT_STREAM;
@@ -49,7 +51,7 @@ use idx::idx_features;
 use labels::load_labels_file;
 use libsvm::{load_libsvm, load_libsvm_sparse};
 use npy::npy_features;
-use npz::load_npz_sparse;
+use npz::{load_npz_mapped, load_npz_sparse};
 use read::{Contents, read_file, read_stdin};
 
 /// File formats, chosen by extension unless given.
@@ -71,8 +73,8 @@ pub enum Format {
 impl Format {
     /// By extension: `.csv`, `.tsv` (optionally `.gz`) → Csv; `.npy` → Npy; names containing `-idx` or
     /// `.idx` followed by `-ubyte` (`train-images-idx3-ubyte`, `t10k-labels-idx1-ubyte.gz`),
-    /// or ending `.idx`/`.idx.gz` → Idx; `.svm`, `.libsvm` (optionally `.gz`) → Libsvm.
-    /// `None` otherwise. Case is ignored.
+    /// or ending `.idx`/`.idx.gz` → Idx; `.svm`, `.libsvm` (optionally `.gz`) → Libsvm;
+    /// `.npz` → Npz. `None` otherwise. Case is ignored.
     pub fn from_path(path: &Path) -> Option<Format> {
         let name = path.file_name()?.to_string_lossy().to_ascii_lowercase();
         let (base, gzipped) = match name.strip_suffix(".gz") {
@@ -304,7 +306,8 @@ pub struct Loaded {
 
 /// A sparse matrix as a file stores it, in CSR arrays: row r's entries are
 /// `indices[indptr[r]..indptr[r + 1]]` (0-based columns, increasing within the row) and
-/// the same range of `values`. [`crate::data::Csr`] takes these arrays as they are.
+/// the same range of `values`. [`crate::data::Csr`] takes these arrays as they are. Each
+/// is owned or, where the file holds it in this layout, a view into the mapped file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SparseRows {
     /// m.
@@ -312,11 +315,11 @@ pub struct SparseRows {
     /// n: the largest column seen plus one, or `LoadOptions::n_features`.
     pub n_cols: usize,
     /// m + 1 offsets into `indices` and `values`.
-    pub indptr: Vec<u64>,
+    pub indptr: CsrArray<u64>,
     /// The column of every stored value.
-    pub indices: Vec<u32>,
+    pub indices: CsrArray<u32>,
     /// Every stored value.
-    pub values: Vec<f32>,
+    pub values: CsrArray<f32>,
 }
 
 /// What [`load_sparse`] read: the features as stored and, when the files hold them, the
@@ -378,14 +381,20 @@ pub fn read_input(path: &Path, format: Option<Format>) -> Result<Input, FormatEr
     if is_stdin(path) {
         return read_stdin(path, format);
     }
-    let Some(format) = format.or_else(|| Format::from_path(path)) else {
-        return Err(fail(
-            path,
-            "cannot tell the format from the file name; pass --format (csv, npy, idx, libsvm or npz)",
-        ));
-    };
+    let format = data_format(path, format)?;
     let bytes = read_file(path, Contents::of(Some(format)))?;
     Ok(Input { format, bytes })
+}
+
+/// The format of the data file at `path` (not standard input): `format`, else what the
+/// path tells.
+fn data_format(path: &Path, format: Option<Format>) -> Result<Format, FormatError> {
+    format.or_else(|| Format::from_path(path)).ok_or_else(|| {
+        fail(
+            path,
+            "cannot tell the format from the file name; pass --format (csv, npy, idx, libsvm or npz)",
+        )
+    })
 }
 
 /// Reads features (and labels, where the files hold them) from `path`; `-` reads
@@ -462,17 +471,43 @@ fn labels_of(
     Ok(labels)
 }
 
-/// Reads a LIBSVM file's features as the sparse rows it stores, never expanding them to a
-/// dense matrix (and so with no limit on the largest index but u32's), with the labels
-/// of the file or of `options.labels`; `-` reads standard input. Other formats are dense
+/// Reads a LIBSVM file's or a SciPy `.npz`'s features as the sparse rows they store,
+/// never expanding them to a dense matrix (and so with no limit on the largest index but
+/// u32's), with the labels of the file or of `options.labels`; `-` reads standard input.
+/// An `.npz` file is memory-mapped, and arrays it stores uncompressed in the layout of
+/// the rows are viewed there rather than copied ([`CsrArray`]). Other formats are dense
 /// and refused here: use [`load`].
 pub fn load_sparse(path: &Path, options: &LoadOptions) -> Result<LoadedSparse, FormatError> {
     one_stdin(path, options)?;
-    let input = read_input(path, options.format)?;
-    let LoadedSparse { x, labels: in_file } =
-        load_sparse_bytes(input.format, path, &input.bytes, options)?;
+    let mapped = if is_stdin(path) {
+        None
+    } else {
+        match data_format(path, options.format)? {
+            Format::Npz => npz_file_rows(path)?,
+            _ => None,
+        }
+    };
+    let LoadedSparse { x, labels: in_file } = match mapped {
+        Some(x) => {
+            check_width(path, &x, options)?;
+            LoadedSparse { x, labels: None }
+        }
+        None => {
+            let input = read_input(path, options.format)?;
+            load_sparse_bytes(input.format, path, &input.bytes, options)?
+        }
+    };
     let labels = labels_of(path, options, in_file, x.n_rows)?;
     Ok(LoadedSparse { x, labels })
+}
+
+/// The rows of an `.npz` file, memory-mapped; `None` for a gzipped one, which is read.
+fn npz_file_rows(path: &Path) -> Result<Option<SparseRows>, FormatError> {
+    let map = mapped::map_file(path, path, "the file")?;
+    if map.starts_with(&[0x1f, 0x8b]) {
+        return Ok(None);
+    }
+    load_npz_mapped(path, &map).map(Some)
 }
 
 /// [`load_sparse`] on the (already decompressed) bytes of a data file; `path` only names
@@ -502,6 +537,12 @@ pub fn load_sparse_bytes(
 /// An `.npz`'s rows, checked against `options.n_features` when given.
 fn npz_rows(path: &Path, bytes: &[u8], options: &LoadOptions) -> Result<SparseRows, FormatError> {
     let x = load_npz_sparse(path, bytes)?;
+    check_width(path, &x, options)?;
+    Ok(x)
+}
+
+/// Refuses rows of a stated shape whose width is not `options.n_features`, when given.
+fn check_width(path: &Path, x: &SparseRows, options: &LoadOptions) -> Result<(), FormatError> {
     if let Some(n) = options.n_features
         && x.n_cols != n
     {
@@ -510,7 +551,7 @@ fn npz_rows(path: &Path, bytes: &[u8], options: &LoadOptions) -> Result<SparseRo
             format_args!("has {} columns but {n} features are expected", x.n_cols),
         ));
     }
-    Ok(x)
+    Ok(())
 }
 
 /// Sparse rows as a dense matrix, for the readers' dense callers; refused when it would

@@ -118,6 +118,40 @@ fn fixtures() -> &'static Path {
         csr("nan.npz", "csr", &[0, 0, 1], &[2], &[f32::NAN]);
         csr("bsr.npz", "bsr", &[0, 0, 1], &[2], &[1.0]);
         csr("good.npz", "csr", &[0, 1, 2], &[0, 2], &[1.0, 2.0]);
+        // Directories of CSR arrays (2 × 3) with one fault each.
+        let csr_dir = |name: &str, members: &[(&str, &str, Vec<u8>)]| {
+            std::fs::create_dir_all(d(name)).unwrap();
+            for (member, descr, data) in members {
+                let size: usize = descr[2..].parse().unwrap();
+                let len = data.len() / size;
+                write_npy(&d(name).join(format!("{member}.npy")), descr, &[len], data);
+            }
+        };
+        let le = |v: &[i64]| -> Vec<u8> { v.iter().flat_map(|x| x.to_le_bytes()).collect() };
+        let f4: Vec<u8> = [1.0f32, 2.0].iter().flat_map(|x| x.to_le_bytes()).collect();
+        let i4: Vec<u8> = [0i32, 2].iter().flat_map(|x| x.to_le_bytes()).collect();
+        let f8: Vec<u8> = [0.0f64, 2.0].iter().flat_map(|x| x.to_le_bytes()).collect();
+        csr_dir(
+            "csr_no_indptr",
+            &[("data", "<f4", f4.clone()), ("indices", "<i4", i4.clone())],
+        );
+        csr_dir(
+            "csr_float_indices",
+            &[
+                ("data", "<f4", f4.clone()),
+                ("indices", "<f8", f8),
+                ("indptr", "<i8", le(&[0, 1, 2])),
+            ],
+        );
+        csr_dir(
+            "csr_lengths",
+            &[
+                ("data", "<f4", f4),
+                ("indices", "<i4", i4[..4].to_vec()),
+                ("indptr", "<i8", le(&[0, 1, 2])),
+                ("shape", "<i8", le(&[2, 3])),
+            ],
+        );
         text("beyond_weights.txt", "1\n1e300\n1\n");
         // 16 MiB of zeros after a header that declares 1000 bytes, in a 16 KiB file.
         let mut bomb = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
@@ -319,6 +353,10 @@ bad_input! {
     npz_nan_value: "train --data {d}/nan.npz --labels {d}/two_labels.txt --backend cpu" => "nan.npz: row 2, column 3: value NaN is not finite";
     npz_unknown_layout: "train --data {d}/bsr.npz --labels {d}/two_labels.txt --backend cpu" => "bsr.npz: holds a sparse matrix in format \"bsr\"";
     npz_without_labels: "train --data {d}/good.npz --backend cpu" => "good.npz has no labels; pass --labels";
+    csr_dir_without_indptr: "train --data {d}/csr_no_indptr --labels {d}/two_labels.txt --backend cpu" => "csr_no_indptr: has no indptr.npy";
+    csr_dir_float_indices: "train --data {d}/csr_float_indices --labels {d}/two_labels.txt --backend cpu" => "csr_float_indices: indices.npy has dtype '<f8' (float64); its entries must be integers";
+    csr_dir_lengths_disagree: "train --data {d}/csr_lengths --labels {d}/two_labels.txt --backend cpu" => "csr_lengths: indices.npy holds 1 entries but data.npy holds 2";
+    csr_dir_without_indptr_predict: "predict --model {d}/good.safetensors --data {d}/csr_no_indptr" => "csr_no_indptr: has no indptr.npy";
     model_truncated: "predict --model {d}/truncated.safetensors --data {d}/features.npy" => "truncated.safetensors";
     model_not_safetensors: "predict --model {d}/not_a_model.safetensors --data {d}/features.npy" => "not_a_model.safetensors: not a safetensors";
     model_wrong_shapes: "predict --model {d}/wrong_shape.safetensors --data {d}/features.npy" => "tensor `bias` has shape [2]";
@@ -410,6 +448,9 @@ fn the_library_returns_errors_for_the_same_files() {
         ("beyond.csv", None),
         ("beyond.libsvm", None),
         ("bomb-idx3-ubyte.gz", Some("labels.npy")),
+        ("csr_no_indptr", Some("two_labels.txt")),
+        ("csr_float_indices", Some("two_labels.txt")),
+        ("csr_lengths", Some("two_labels.txt")),
     ] {
         match load(name, labels) {
             Err(e) => {

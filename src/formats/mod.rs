@@ -10,10 +10,11 @@
 //! One file per stage: `read` bounds and decompresses what is read from a file or
 //! standard input, against the memory `memory` finds; `csv`, `npy` (with `py_literal` for
 //! its header), `idx` and `libsvm` parse one format each, over the packed element types
-//! in `elements`; `npz` reads SciPy's sparse archives, whose arrays `sparse_arrays`
-//! checks and turns into rows, held in place by `mapped`; `labels` reads label files and
-//! maps labels to classes; `weights` reads per-sample weights. This file holds the
-//! options, the error type, the entry points and the pieces they share.
+//! in `elements`; `npz` reads SciPy's sparse archives and `csr_dir` directories of CSR
+//! arrays, whose arrays `sparse_arrays` checks and turns into rows, held in place by
+//! `mapped`; `labels` reads label files and maps labels to classes; `weights` reads
+//! per-sample weights. This file holds the options, the error type, the entry points and
+//! the pieces they share.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -22,6 +23,7 @@ use std::str::FromStr;
 
 use ndarray::Array2;
 
+mod csr_dir;
 mod csv;
 mod elements;
 mod idx;
@@ -46,6 +48,7 @@ pub use read::MAX_TEXT_STREAM;
 pub(crate) use read::read_bounded;
 pub use weights::load_weights;
 
+use csr_dir::load_csr_dir;
 use csv::load_csv;
 use idx::idx_features;
 use labels::load_labels_file;
@@ -68,14 +71,21 @@ pub enum Format {
     Libsvm,
     /// SciPy's sparse `.npz` (`scipy.sparse.save_npz`): CSR, CSC or COO.
     Npz,
+    /// A directory of SciPy's CSR arrays as `.npy` files: `data.npy`, `indices.npy`,
+    /// `indptr.npy` and optionally `shape.npy` (what `synth --density` writes).
+    CsrDir,
 }
 
 impl Format {
     /// By extension: `.csv`, `.tsv` (optionally `.gz`) → Csv; `.npy` → Npy; names containing `-idx` or
     /// `.idx` followed by `-ubyte` (`train-images-idx3-ubyte`, `t10k-labels-idx1-ubyte.gz`),
     /// or ending `.idx`/`.idx.gz` → Idx; `.svm`, `.libsvm` (optionally `.gz`) → Libsvm;
-    /// `.npz` → Npz. `None` otherwise. Case is ignored.
+    /// `.npz` → Npz. An existing directory, whatever its name, → CsrDir. `None` otherwise.
+    /// Case is ignored.
     pub fn from_path(path: &Path) -> Option<Format> {
+        if path.is_dir() {
+            return Some(Format::CsrDir);
+        }
         let name = path.file_name()?.to_string_lossy().to_ascii_lowercase();
         let (base, gzipped) = match name.strip_suffix(".gz") {
             Some(base) => (base, true),
@@ -104,7 +114,8 @@ impl Format {
         None
     }
 
-    /// The name used on the command line: `"csv"`, `"npy"`, `"idx"`, `"libsvm"` or `"npz"`.
+    /// The name used on the command line: `"csv"`, `"npy"`, `"idx"`, `"libsvm"`, `"npz"`
+    /// or `"csr-dir"`.
     pub fn name(self) -> &'static str {
         match self {
             Format::Csv => "csv",
@@ -112,6 +123,7 @@ impl Format {
             Format::Idx => "idx",
             Format::Libsvm => "libsvm",
             Format::Npz => "npz",
+            Format::CsrDir => "csr-dir",
         }
     }
 }
@@ -133,8 +145,9 @@ impl FromStr for Format {
             "idx" => Ok(Format::Idx),
             "libsvm" => Ok(Format::Libsvm),
             "npz" => Ok(Format::Npz),
+            "csr-dir" => Ok(Format::CsrDir),
             _ => Err(format!(
-                "unknown format {s:?}; valid formats are csv, npy, idx, libsvm and npz"
+                "unknown format {s:?}; valid formats are csv, npy, idx, libsvm, npz and csr-dir"
             )),
         }
     }
@@ -382,6 +395,9 @@ pub fn read_input(path: &Path, format: Option<Format>) -> Result<Input, FormatEr
         return read_stdin(path, format);
     }
     let format = data_format(path, format)?;
+    if format == Format::CsrDir {
+        return Err(from_path_only(path));
+    }
     let bytes = read_file(path, Contents::of(Some(format)))?;
     Ok(Input { format, bytes })
 }
@@ -392,15 +408,32 @@ fn data_format(path: &Path, format: Option<Format>) -> Result<Format, FormatErro
     format.or_else(|| Format::from_path(path)).ok_or_else(|| {
         fail(
             path,
-            "cannot tell the format from the file name; pass --format (csv, npy, idx, libsvm or npz)",
+            "cannot tell the format from the file name; pass --format (csv, npy, idx, libsvm, npz or csr-dir)",
         )
     })
+}
+
+/// Why a directory of CSR arrays cannot be parsed from bytes.
+fn from_path_only(path: &Path) -> FormatError {
+    fail(
+        path,
+        "a directory of CSR arrays (csr-dir) is read from its path, not as one stream of bytes",
+    )
 }
 
 /// Reads features (and labels, where the files hold them) from `path`; `-` reads
 /// standard input.
 pub fn load(path: &Path, options: &LoadOptions) -> Result<Loaded, FormatError> {
     one_stdin(path, options)?;
+    if !is_stdin(path) && data_format(path, options.format)? == Format::CsrDir {
+        let LoadedSparse { x, labels } = load_sparse(path, options)?;
+        let x = densify_rows(path, &x)?;
+        return Ok(Loaded {
+            x,
+            labels,
+            notes: Vec::new(),
+        });
+    }
     let input = read_input(path, options.format)?;
     load_input(path, &input, options)
 }
@@ -471,18 +504,19 @@ fn labels_of(
     Ok(labels)
 }
 
-/// Reads a LIBSVM file's or a SciPy `.npz`'s features as the sparse rows they store,
-/// never expanding them to a dense matrix (and so with no limit on the largest index but
-/// u32's), with the labels of the file or of `options.labels`; `-` reads standard input.
-/// An `.npz` file is memory-mapped, and arrays it stores uncompressed in the layout of
-/// the rows are viewed there rather than copied ([`CsrArray`]). Other formats are dense
-/// and refused here: use [`load`].
+/// Reads a LIBSVM file's, a SciPy `.npz`'s or a directory of CSR arrays' features as the
+/// sparse rows they store, never expanding them to a dense matrix (and so with no limit
+/// on the largest index but u32's), with the labels of the file or of `options.labels`;
+/// `-` reads standard input. An `.npz` file and the directory's files are memory-mapped,
+/// and arrays already in the layout of the rows are viewed there rather than copied
+/// ([`CsrArray`]). Other formats are dense and refused here: use [`load`].
 pub fn load_sparse(path: &Path, options: &LoadOptions) -> Result<LoadedSparse, FormatError> {
     one_stdin(path, options)?;
     let mapped = if is_stdin(path) {
         None
     } else {
         match data_format(path, options.format)? {
+            Format::CsrDir => Some(load_csr_dir(path, options.n_features)?),
             Format::Npz => npz_file_rows(path)?,
             _ => None,
         }
@@ -521,6 +555,7 @@ pub fn load_sparse_bytes(
     let (x, labels) = match format {
         Format::Libsvm => load_libsvm_sparse(path, bytes, options)?,
         Format::Npz => (npz_rows(path, bytes, options)?, None),
+        Format::CsrDir => return Err(from_path_only(path)),
         other => {
             return Err(fail(
                 path,
@@ -585,6 +620,7 @@ pub fn load_bytes(
         Format::Idx => (idx_features(path, bytes)?, None),
         Format::Libsvm => load_libsvm(path, bytes, options)?,
         Format::Npz => (densify_rows(path, &npz_rows(path, bytes, options)?)?, None),
+        Format::CsrDir => return Err(from_path_only(path)),
     };
     Ok(Loaded { x, labels, notes })
 }
@@ -715,6 +751,7 @@ mod tests {
             Format::Idx,
             Format::Libsvm,
             Format::Npz,
+            Format::CsrDir,
         ] {
             assert_eq!(format.name().parse::<Format>(), Ok(format));
             assert_eq!(format.to_string(), format.name());
@@ -722,7 +759,7 @@ mod tests {
         assert_eq!("LIBSVM".parse::<Format>(), Ok(Format::Libsvm));
         let err = "parquet".parse::<Format>().unwrap_err();
         assert!(
-            err.contains("parquet") && err.contains("csv, npy, idx, libsvm and npz"),
+            err.contains("parquet") && err.contains("csv, npy, idx, libsvm, npz and csr-dir"),
             "{err}"
         );
 

@@ -114,6 +114,8 @@ pub enum FormatArg {
     Idx,
     Libsvm,
     Npz,
+    /// A directory of CSR arrays: data.npy, indices.npy, indptr.npy [, shape.npy].
+    CsrDir,
 }
 
 impl From<FormatArg> for Format {
@@ -124,14 +126,16 @@ impl From<FormatArg> for Format {
             FormatArg::Idx => Format::Idx,
             FormatArg::Libsvm => Format::Libsvm,
             FormatArg::Npz => Format::Npz,
+            FormatArg::CsrDir => Format::CsrDir,
         }
     }
 }
 
 #[derive(Args)]
 pub struct DataArgs {
-    /// Features file: .csv/.csv.gz, .npy, IDX (*-idx3-ubyte[.gz]), LIBSVM (.svm/.libsvm) or
-    /// SciPy sparse .npz (with --labels).
+    /// Features file: .csv/.csv.gz, .npy, IDX (*-idx3-ubyte[.gz]), LIBSVM (.svm/.libsvm),
+    /// SciPy sparse .npz (with --labels), or a directory of CSR arrays (data.npy,
+    /// indices.npy, indptr.npy and optionally shape.npy, with --labels).
     #[arg(long, value_name = "PATH")]
     pub data: Option<PathBuf>,
     /// Labels file: integer .npy, IDX idx1, or text with one label per line. Required for

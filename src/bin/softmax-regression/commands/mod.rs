@@ -18,7 +18,8 @@ use softmax_regression::formats;
 use crate::args::{DataArgs, load_options};
 use crate::{CliResult, Failure};
 
-/// Rows to predict from: a LIBSVM or .npz file's stay sparse, other formats are dense.
+/// Rows to predict from: a LIBSVM file's, an .npz's or a CSR directory's stay sparse, other
+/// formats are dense.
 pub enum ModelRows {
     Dense(Array2<f32>),
     Sparse(Csr),
@@ -44,7 +45,7 @@ pub fn load_for_model(
         .unwrap_or_default();
     let sparse = matches!(
         d.data_format(),
-        Some(formats::Format::Libsvm | formats::Format::Npz)
+        Some(formats::Format::Libsvm | formats::Format::Npz | formats::Format::CsrDir)
     );
     if sparse && model.standardizer().is_none() {
         let loaded = formats::load_sparse(&path, &options)?;

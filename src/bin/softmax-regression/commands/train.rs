@@ -111,18 +111,21 @@ fn load_data(a: &TrainArgs, engine: &Engine, trainer: &Trainer) -> CliResult<Loa
         && a.validation.is_none()
         && engine.is_gpu()
         && !formats::is_stdin(path);
-    // A LIBSVM or .npz file keeps its rows sparse, unless they are to be standardized
+    // A LIBSVM file, an .npz or a directory of CSR arrays keeps its rows sparse, unless they are to be standardized
     // (centring makes every value stored).
     if mapped {
         load_mapped(a, path)
-    } else if matches!(format, Some(Format::Libsvm | Format::Npz)) && !a.standardize {
+    } else if matches!(format, Some(Format::Libsvm | Format::Npz | Format::CsrDir))
+        && !a.standardize
+    {
         load_sparse_file(a, path, trainer)
     } else {
         load_file(a, path)
     }
 }
 
-/// A LIBSVM file (or stdin) or a SciPy `.npz`, its rows kept sparse.
+/// A LIBSVM file (or stdin), a SciPy `.npz` or a directory of CSR arrays, its rows kept
+/// sparse (and memory-mapped where `formats::load_sparse` can).
 fn load_sparse_file(a: &TrainArgs, path: &Path, trainer: &Trainer) -> CliResult<Loaded> {
     let loaded = formats::load_sparse(path, &load_options(&a.data, true, true, None))?;
     let raw = loaded

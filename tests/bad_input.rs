@@ -387,6 +387,8 @@ bad_input! {
     streamed_npy_labels_length: "train --data {d}/features.npy --labels {d}/three_labels.txt" => "three_labels.txt has 3 labels";
     synth_one_class: "synth --rows 10 --features 2 --classes 1 --labels {d}/synth_y.npy" => "--classes 1";
     synth_zero_rows: "synth --rows 0 --features 2 --classes 3 --labels {d}/synth_y.npy" => "--rows 0";
+    synth_density_zero: "synth --rows 10 --features 20 --classes 2 --density 0 --labels {d}/synth_y.npy" => "--density 0 is invalid: must be a number in (0, 1]";
+    synth_density_above_one: "synth --rows 10 --features 20 --classes 2 --density 1.5 --labels {d}/synth_y.npy" => "--density 1.5";
     synth_means_too_large: "synth --rows 10 --features 100000 --classes 100000 --labels {d}/synth_y.npy" => "--classes 100000";
     fractional_label: "train --data {d}/fraction_label.csv" => "fraction_label.csv: row 3";
     word_among_integer_labels: "train --data {d}/word_label.csv" => "row 2 has the name \"cat\" but row 1 has the integer 0";

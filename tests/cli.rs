@@ -775,3 +775,113 @@ fn a_checkpoint_path_that_is_also_the_model_path_is_refused() {
     let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+/// `synth --density`: SciPy's CSR arrays in a directory, text-like (most rows hold the
+/// most popular column, thousands of columns in the tail), the same bytes for a seed, read
+/// back in place, and learnable.
+#[test]
+fn synth_density_writes_csr_arrays_that_train_reads_in_place() {
+    use softmax_regression::data::Csr;
+    use softmax_regression::formats::{LoadOptions, load_sparse};
+    let dir = common::scratch("cli-synth-density");
+    let (x, y, model) = (dir.join("x"), dir.join("y.npy"), dir.join("m.safetensors"));
+    // 3000 × 4000, K = 3, about 0.005 · 4000 = 20 values a row, seed 5.
+    let synth = |x: &Path, y: &Path, extra: &[&str]| {
+        let mut args = vec![
+            "synth",
+            "--rows",
+            "3000",
+            "--features",
+            "4000",
+            "--classes",
+            "3",
+            "--density",
+            "0.005",
+            "--seed",
+            "5",
+            "--out",
+            s(x),
+            "--labels",
+            s(y),
+        ];
+        args.extend(extra);
+        let o = run(&args);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stderr(&o)
+    };
+    let said = synth(&x, &y, &[]);
+    assert!(said.contains("3000 × 4000 CSR arrays"), "{said}");
+    let rows = load_sparse(&x, &LoadOptions::default()).unwrap().x;
+    assert!(rows.values.is_mapped() && rows.indices.is_mapped() && rows.indptr.is_mapped());
+    let csr = Csr::try_from(rows).unwrap();
+    assert_eq!((csr.n_rows(), csr.n_cols()), (3000, 4000));
+    let per_row = csr.nnz() as f64 / 3000.0;
+    assert!((16.0..24.0).contains(&per_row), "{per_row} values a row");
+    let mut df = vec![0usize; 4000];
+    csr.indices().iter().for_each(|&c| df[c as usize] += 1);
+    assert!(df[0] > 3000 / 2, "column 0 is in {} rows", df[0]);
+    assert!(df.iter().filter(|&&d| d > 0).count() > 1000, "a long tail");
+    assert!(csr.values().iter().all(|&v| v > 0.0 && v <= 1.0));
+    let labels = softmax_regression::formats::load_labels(&y).unwrap();
+    let softmax_regression::formats::RawLabels::Ints(labels) = labels else {
+        panic!("integer labels")
+    };
+    assert!((0..3).all(|k| labels.iter().filter(|&&l| l == k).count() > 300));
+
+    // The same seed, the same bytes: into a new directory, and again into the first.
+    let (x2, y2) = (dir.join("x2"), dir.join("y2.npy"));
+    synth(&x2, &y2, &["--quiet"]);
+    let before: Vec<Vec<u8>> = ["data.npy", "indices.npy", "indptr.npy", "shape.npy"]
+        .iter()
+        .map(|f| std::fs::read(x.join(f)).unwrap())
+        .collect();
+    synth(&x, &y, &["--quiet"]);
+    for (i, f) in ["data.npy", "indices.npy", "indptr.npy", "shape.npy"]
+        .iter()
+        .enumerate()
+    {
+        assert_eq!(std::fs::read(x2.join(f)).unwrap(), before[i], "{f}");
+        assert_eq!(
+            std::fs::read(x.join(f)).unwrap(),
+            before[i],
+            "{f} rewritten"
+        );
+    }
+    assert_eq!(std::fs::read(&y).unwrap(), std::fs::read(&y2).unwrap());
+
+    let o = run(&[
+        "train",
+        "--data",
+        s(&x),
+        "--labels",
+        s(&y),
+        "--backend",
+        "cpu",
+        "--optimizer",
+        "lbfgs",
+        "--epochs",
+        "50",
+        "--out",
+        s(&model),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = run(&[
+        "evaluate",
+        "--model",
+        s(&model),
+        "--data",
+        s(&x),
+        "--labels",
+        s(&y),
+        "--backend",
+        "cpu",
+        "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let report: serde_json::Value = serde_json::from_str(stdout(&o).trim()).unwrap();
+    assert!(
+        report["accuracy"].as_f64().unwrap() > 0.9,
+        "the training rows were not learned: {report}"
+    );
+}

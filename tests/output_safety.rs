@@ -658,3 +658,132 @@ fn dev_stdout_is_written_through_into_a_pipe_or_at_the_end_of_a_redirected_file(
     );
     assert_eq!(text.lines().count(), 61);
 }
+
+/// `synth --density` writes into a directory only what it writes there: a directory
+/// holding anything else, a file in its place, labels that would be one of its arrays or
+/// a missing parent are refused before anything is written.
+#[test]
+fn synth_density_writes_only_its_own_directory() {
+    let dir = common::scratch("out-synth-density");
+    let synth = |out: &Path, labels: &Path| {
+        run(&[
+            "synth",
+            "--rows",
+            "50",
+            "--features",
+            "40",
+            "--classes",
+            "2",
+            "--density",
+            "0.1",
+            "--out",
+            s(out),
+            "--labels",
+            s(labels),
+            "--quiet",
+        ])
+    };
+    let y = dir.join("y.npy");
+    let mine = dir.join("mine");
+    std::fs::create_dir(&mine).unwrap();
+    std::fs::write(mine.join("notes.txt"), "keep").unwrap();
+    let o = synth(&mine, &y);
+    common::assert_bad_input("a directory of the user's", &o, "holds notes.txt");
+    let file = dir.join("file");
+    std::fs::write(&file, "older").unwrap();
+    let o = synth(&file, &y);
+    common::assert_bad_input("a file", &o, "is not a directory");
+    let o = synth(&dir.join("absent/x"), &y);
+    common::assert_bad_input("a missing parent", &o, "does not exist");
+    assert_eq!(std::fs::read(&file).unwrap(), b"older");
+    let names = |d: &Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&mine), ["notes.txt"]);
+    assert!(!y.exists(), "labels written by a refused run");
+
+    // A directory it wrote, labels inside it: rewritten; labels over one of its arrays: no.
+    let x = dir.join("x");
+    let inside = x.join("y.npy");
+    let o = synth(&x, &y);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = synth(&x, &inside);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = synth(&x, &inside);
+    assert!(
+        o.status.success(),
+        "labels inside the directory: {}",
+        stderr(&o)
+    );
+    let data = std::fs::read(x.join("data.npy")).unwrap();
+    let o = synth(&x, &x.join("data.npy"));
+    common::assert_bad_input("labels over data.npy", &o, "is the data.npy");
+    assert_eq!(std::fs::read(x.join("data.npy")).unwrap(), data);
+    assert_eq!(
+        names(&x),
+        [
+            "data.npy",
+            "indices.npy",
+            "indptr.npy",
+            "shape.npy",
+            "y.npy"
+        ]
+    );
+}
+
+/// An interrupted `synth --density` removes its temporaries and the directory it made,
+/// and exits 130.
+#[test]
+fn an_interrupted_synth_density_leaves_nothing() {
+    let dir = common::scratch("out-synth-density-interrupted");
+    let (x, y) = (dir.join("x"), dir.join("y.npy"));
+    let child = Command::new(BIN)
+        .args([
+            "synth",
+            "--rows",
+            "4000000",
+            "--features",
+            "100000",
+            "--classes",
+            "2",
+            "--density",
+            "0.001",
+            "--out",
+            s(&x),
+            "--labels",
+            s(&y),
+            "--quiet",
+        ])
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let temporaries = || {
+        std::fs::read_dir(&x).map_or(0, |d| {
+            d.filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().contains(".tmp-"))
+            })
+            .count()
+        })
+    };
+    while temporaries() < 4 && started.elapsed().as_secs() < 60 {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert_eq!(temporaries(), 4, "the run had not started writing");
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let o = child.wait_with_output().unwrap();
+    assert_eq!(o.status.code(), Some(130), "{}", stderr(&o));
+    assert!(!x.exists(), "the directory it made is still there");
+    let left: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}

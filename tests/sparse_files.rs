@@ -465,3 +465,59 @@ fn train_predict_and_evaluate_take_a_directory() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stdout(&o).contains("accuracy"), "{}", stdout(&o));
 }
+
+/// Needs python3 with numpy and scipy; CI runs it with `--ignored`. What `synth --density`
+/// writes loads as the README says, with SciPy's own CSR checks passing.
+#[test]
+#[ignore = "needs python3 with numpy and scipy; run with --ignored"]
+fn synth_density_output_loads_with_scipy() {
+    use common::{run, s, stderr};
+    let root = common::scratch("csr-dir-synth-scipy");
+    let (dir, y) = (root.join("x"), root.join("y.npy"));
+    let o = run(&[
+        "synth",
+        "--rows",
+        "500",
+        "--features",
+        "2000",
+        "--classes",
+        "4",
+        "--density",
+        "0.01",
+        "--out",
+        s(&dir),
+        "--labels",
+        s(&y),
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let script = r#"
+import sys, os
+import numpy as np, scipy.sparse as sp
+d, y = sys.argv[1], sys.argv[2]
+load = lambda f: np.load(os.path.join(d, f))
+x = sp.csr_matrix((load('data.npy'), load('indices.npy'), load('indptr.npy')), shape=tuple(load('shape.npy')))
+x.check_format(full_check=True)
+labels = np.load(y)
+print(x.shape[0], x.shape[1], x.nnz, x.dtype, x.indices.dtype, load('indptr.npy').dtype, x.has_canonical_format, labels.dtype, labels.shape[0], repr(float(x.data.astype(np.float64).sum())))
+"#;
+    let o = Command::new("python3")
+        .args(["-c", script, s(&dir), s(&y)])
+        .output()
+        .expect("python3 runs");
+    assert!(o.status.success(), "python: {}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let fields: Vec<&str> = out.split_whitespace().collect();
+    let x = Csr::try_from(read(&dir)).unwrap();
+    let total: f64 = x.values().iter().map(|&v| f64::from(v)).sum();
+    let nnz = x.nnz().to_string();
+    assert_eq!(
+        &fields[..9],
+        [
+            "500", "2000", &nnz, "float32", "int32", "int64", "True", "int32", "500"
+        ],
+        "{out}"
+    );
+    let sum: f64 = fields[9].parse().unwrap();
+    assert!((sum - total).abs() <= 1e-9 * total, "{sum} vs {total}");
+}

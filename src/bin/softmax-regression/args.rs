@@ -46,7 +46,8 @@ pub struct SynthArgs {
     /// Classes K.
     #[arg(long, value_name = "K")]
     pub classes: usize,
-    /// Features file to write: float32 (m, n).
+    /// Features file to write: float32 (m, n). With --density, a directory to write SciPy's
+    /// CSR arrays into: data.npy, indices.npy, indptr.npy and shape.npy.
     #[arg(long, value_name = "PATH")]
     pub out: PathBuf,
     /// Labels file to write: int32 (m,).
@@ -59,6 +60,11 @@ pub struct SynthArgs {
     /// about F·√2 apart).
     #[arg(long, value_name = "F", default_value_t = 3.0)]
     pub separation: f64,
+    /// Write sparse, text-like rows instead, each storing about D·N values (D in (0, 1]):
+    /// Zipf-distributed columns, tf-idf values, labels from a linear teacher whose logits
+    /// --separation scales.
+    #[arg(long, value_name = "D")]
+    pub density: Option<f64>,
     /// No progress output.
     #[arg(long)]
     pub quiet: bool,

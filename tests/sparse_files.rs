@@ -36,13 +36,16 @@ fn matrix() -> (Vec<u64>, Vec<u32>, Vec<f32>) {
     (indptr, indices, values)
 }
 
+/// One array of a directory: (name, NumPy type, raw data).
+type Member = (&'static str, &'static str, Vec<u8>);
+
 fn bytes<T: bytemuck::Pod>(v: &[T]) -> Vec<u8> {
     bytemuck::cast_slice(v).to_vec()
 }
 
 /// Writes `dir/NAME.npy` for each (name, descr, data), 1-D of the data's length in
 /// elements of `descr`'s size.
-fn write_dir(dir: &Path, members: &[(&str, &str, Vec<u8>)]) {
+fn write_dir(dir: &Path, members: &[Member]) {
     std::fs::create_dir_all(dir).unwrap();
     for (name, descr, data) in members {
         let size: usize = descr[2..].parse().unwrap();
@@ -56,7 +59,7 @@ fn write_dir(dir: &Path, members: &[(&str, &str, Vec<u8>)]) {
 }
 
 /// The matrix's directory in the layout of the rows: float32, int32, int64, shape int64.
-fn native_members() -> Vec<(&'static str, &'static str, Vec<u8>)> {
+fn native_members() -> Vec<Member> {
     let (indptr, indices, values) = matrix();
     let indptr: Vec<i64> = indptr.iter().map(|&v| v as i64).collect();
     let indices: Vec<i32> = indices.iter().map(|&v| v as i32).collect();
@@ -104,7 +107,7 @@ fn other_types_are_converted_to_the_same_rows() {
     let i64s: Vec<i64> = indices.iter().map(|&v| i64::from(v)).collect();
     let i16s: Vec<i16> = indices.iter().map(|&v| v as i16).collect();
     let i32_offsets: Vec<i32> = indptr.iter().map(|&v| v as i32).collect();
-    let cases: [(&str, usize, (&str, &str, Vec<u8>)); 7] = [
+    let cases: [(&str, usize, Member); 7] = [
         ("data-f8", 0, ("data", "<f8", bytes(&f64s))),
         ("data-big-endian", 0, ("data", ">f4", big)),
         ("indices-i8", 1, ("indices", "<i8", bytes(&i64s))),
@@ -242,7 +245,7 @@ fn an_aligned_uncompressed_npz_is_mapped_and_others_read() {
 #[test]
 fn bad_directories_are_refused_naming_the_file_and_the_fault() {
     let root = common::scratch("csr-dir-bad");
-    let refused = |name: &str, edit: &dyn Fn(&mut Vec<(&'static str, &'static str, Vec<u8>)>)| {
+    let refused = |name: &str, edit: &dyn Fn(&mut Vec<Member>)| {
         let dir = root.join(name);
         let mut members = native_members();
         edit(&mut members);
@@ -253,11 +256,9 @@ fn bad_directories_are_refused_naming_the_file_and_the_fault() {
         assert!(err.message.starts_with(&format!("{shown}: ")), "{err}");
         err.message[shown.len() + 2..].to_string()
     };
-    let without = |member: &'static str| {
-        move |m: &mut Vec<(&'static str, &'static str, Vec<u8>)>| m.retain(|e| e.0 != member)
-    };
+    let without = |member: &'static str| move |m: &mut Vec<Member>| m.retain(|e| e.0 != member);
     let set = |at: usize, descr: &'static str, data: Vec<u8>| {
-        move |m: &mut Vec<(&'static str, &'static str, Vec<u8>)>| {
+        move |m: &mut Vec<Member>| {
             m[at].1 = descr;
             m[at].2 = data.clone();
         }

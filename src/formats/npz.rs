@@ -18,6 +18,7 @@ use std::sync::Arc;
 
 use memmap2::Mmap;
 
+use super::mapped::offset_in;
 use super::memory::available_memory;
 use super::npy::{NpyType, parse_npy};
 use super::sparse_arrays::{
@@ -79,17 +80,13 @@ impl<'p> Archive<'p> {
     }
 
     /// A member's array, viewed in the mapping when its bytes lie there.
-    fn column<'a>(
-        &self,
-        name: &'static str,
-        bytes: &'a Cow<'p, [u8]>,
-    ) -> Result<Column<'a>, FormatError>
+    fn column<'a>(&self, name: &'static str, bytes: &'a [u8]) -> Result<Column<'a>, FormatError>
     where
         'p: 'a,
     {
         let column = Column::parse(self.path, name, bytes)?;
-        Ok(match (self.map, bytes) {
-            (Some(map), Cow::Borrowed(_)) => column.in_map(map),
+        Ok(match self.map {
+            Some(map) if offset_in(map, bytes).is_some() => column.in_map(map),
             _ => column,
         })
     }

@@ -98,6 +98,13 @@ struct Memory {
     peak: AtomicU64,
 }
 
+/// The most bytes one storage buffer may hold and bind on a device with `limits`.
+pub(crate) fn binding_limit(limits: &wgpu::Limits) -> u64 {
+    limits
+        .max_storage_buffer_binding_size
+        .min(limits.max_buffer_size)
+}
+
 /// A device buffer whose bytes count against the context's memory budget until it is
 /// dropped.
 #[derive(Debug)]
@@ -406,10 +413,7 @@ impl GpuContext {
     /// limits first.
     pub(crate) fn storage_buffer(&self, label: &str, bytes: u64) -> Result<DeviceBuffer> {
         let bytes = bytes.max(16).next_multiple_of(16);
-        let limits = &self.summary.limits;
-        let limit = limits
-            .max_buffer_size
-            .min(limits.max_storage_buffer_binding_size);
+        let limit = binding_limit(&self.summary.limits);
         if bytes > limit {
             return Err(Error::OutOfMemory {
                 context: format!(
@@ -560,10 +564,7 @@ impl GpuContext {
     ) -> Result<DeviceBuffer> {
         let bytes: &[u8] = bytemuck::cast_slice(data);
         let size = (bytes.len() as u64).max(16).next_multiple_of(16);
-        let limits = &self.summary.limits;
-        let limit = limits
-            .max_buffer_size
-            .min(limits.max_storage_buffer_binding_size);
+        let limit = binding_limit(&self.summary.limits);
         if size > limit {
             return Err(Error::OutOfMemory {
                 context: format!(

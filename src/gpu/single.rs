@@ -62,14 +62,7 @@ pub fn logits(
     let (xb, codec) = x_buffer(ctx, x)?;
     let wb = ctx.storage_buffer_with("w", &crate::params::flatten(theta, bias))?;
     let zb = ctx.storage_buffer("z", 4 * (rows * k) as u64)?;
-    let dims = LogitsDims {
-        rows: rows as u32,
-        n: n as u32,
-        k: k as u32,
-        x_lo: codec.lo,
-        x_step: codec.step,
-        _pad: [0; 3],
-    };
+    let dims = LogitsDims::new(rows, n, k, codec);
     let bound = ctx.scoped("binding logits", |d| {
         ctx.kernels.logits.bind(d, &xb, &wb, &zb, dims)
     })?;

@@ -196,10 +196,7 @@ fn check_limits(ctx: &GpuContext, n: usize, k: usize, stride: usize, sparse: boo
             ),
         });
     }
-    let max_bytes = ctx
-        .limits()
-        .max_storage_buffer_binding_size
-        .min(ctx.limits().max_buffer_size);
+    let max_bytes = binding_limit(ctx.limits());
     let max_blocks = max_bytes / (4 * stride as u64);
     if max_blocks == 0 {
         return Err(Error::OutOfMemory {
@@ -398,14 +395,7 @@ impl ChunkCommon<'_> {
                         x_buf,
                         self.w,
                         self.z,
-                        LogitsDims {
-                            rows: rows as u32,
-                            n: n as u32,
-                            k: k as u32,
-                            x_lo: codec.lo,
-                            x_step: codec.step,
-                            _pad: [0; 3],
-                        },
+                        LogitsDims::new(rows, n, k, codec),
                     ),
                     gradient: kernels.gradient.bind(
                         device,

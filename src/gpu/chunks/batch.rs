@@ -110,14 +110,7 @@ impl<'c> DeviceChunks<'c> {
                 &bx,
                 &self.w,
                 &self.z,
-                LogitsDims {
-                    rows: 0,
-                    n: n as u32,
-                    k: k as u32,
-                    x_lo: self.codec.lo,
-                    x_step: self.codec.step,
-                    _pad: [0; 3],
-                },
+                LogitsDims::new(0, n, k, self.codec),
             ),
             gradient: kernels.gradient.bind(
                 device,

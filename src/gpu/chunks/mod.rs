@@ -24,7 +24,7 @@ use ndarray::{ArrayView1, ArrayView2};
 use crate::data::Csr;
 use crate::data::source::{ChunkSource, read_rows_parallel};
 use crate::error::{Error, Result};
-use crate::gpu::context::{DeviceBuffer, GpuContext, Reservation, widen_f32};
+use crate::gpu::context::{DeviceBuffer, GpuContext, Reservation, binding_limit, widen_f32};
 use crate::gpu::kernels::{
     Bound, CLASS_TILE, GatherDims, Gradient, GradientDims, Kernels, LogitsDims, ProductKind,
     ReduceDims, SLICES, SLICES_FEATURES, SoftmaxDims, TILE, UpdateDims, UpdateEntry,

@@ -38,12 +38,8 @@ impl ChunkPlan {
         limits: &wgpu::Limits,
         requested: Option<usize>,
     ) -> Result<Self> {
-        if let Some(0) = requested {
-            return Err(Error::setting("chunk_rows", 0, "must be at least 1"));
-        }
-        let max_bytes = limits
-            .max_storage_buffer_binding_size
-            .min(limits.max_buffer_size);
+        check_requested(requested)?;
+        let max_bytes = binding_limit(limits);
         // Whole groups of four words of X (as XStorage::bytes allocates them): a chunk's
         // rows may end inside a group, never past the limit.
         let by_x = (max_bytes / 16 * 4 * storage.per_word() as u64) / n as u64;
@@ -67,6 +63,14 @@ impl ChunkPlan {
     /// Rows of chunk `c` of a dataset of m rows.
     pub fn rows_in(&self, c: usize, m: usize) -> usize {
         (m - c * self.chunk_rows).min(self.chunk_rows)
+    }
+}
+
+/// Refuses a requested chunk of no rows.
+pub(super) fn check_requested(requested: Option<usize>) -> Result<()> {
+    match requested {
+        Some(0) => Err(Error::setting("chunk_rows", 0, "must be at least 1")),
+        _ => Ok(()),
     }
 }
 

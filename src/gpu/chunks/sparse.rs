@@ -6,6 +6,7 @@
 //! Chunks are cut by stored values as well as by rows: the chunk size is the largest whose
 //! every chunk keeps its entries, pieces and logits within the device's binding limit.
 
+use super::plan::check_requested;
 use super::*;
 use crate::data::Csr;
 use crate::gpu::kernels::{PIECE_LEN, PieceDims, SegmentDims, SparsePieces, SparseSegments};
@@ -418,13 +419,9 @@ pub(super) fn sparse_plan(
     limits: &wgpu::Limits,
     requested: Option<usize>,
 ) -> Result<ChunkPlan> {
-    if let Some(0) = requested {
-        return Err(Error::setting("chunk_rows", 0, "must be at least 1"));
-    }
+    check_requested(requested)?;
     let (m, n) = (csr.n_rows(), csr.n_cols());
-    let max_bytes = limits
-        .max_storage_buffer_binding_size
-        .min(limits.max_buffer_size);
+    let max_bytes = binding_limit(limits);
     let max_words = max_bytes / 4;
     if (n as u64 + 2) > max_words {
         return Err(Error::OutOfMemory {

@@ -2,6 +2,7 @@
 //! kernel kind the device runs: register (CPU adapters) or coalesced (GPUs).
 
 use super::*;
+use crate::gpu::storage::XCodec;
 
 /// Which implementation of the two matrix products (logits and gradient) a device runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -159,6 +160,20 @@ pub(crate) struct LogitsDims {
     /// Value between consecutive u8 codes.
     pub x_step: f32,
     pub _pad: [u32; 3],
+}
+
+impl LogitsDims {
+    /// `rows` rows of n features against K classes, X decoded with `codec`.
+    pub(crate) fn new(rows: usize, n: usize, k: usize, codec: XCodec) -> Self {
+        LogitsDims {
+            rows: rows as u32,
+            n: n as u32,
+            k: k as u32,
+            x_lo: codec.lo,
+            x_step: codec.step,
+            _pad: [0; 3],
+        }
+    }
 }
 
 /// What the matrix-product pipelines are built for: the kernel choice, the storage of X,

@@ -138,6 +138,32 @@ fn sparse_x_is_not_standardized() {
     assert!(refused.to_string().contains("sparse X"), "{refused}");
 }
 
+/// The per-feature statistics behind the bad-scaling hint (computed when L-BFGS stops
+/// short of convergence) come from the stored values of a sparse X, with the zeros
+/// counted and never read, and equal the dense statistics.
+#[test]
+fn feature_statistics_of_sparse_x_count_the_zeros_without_reading_them() {
+    use softmax_regression::standardize::FeatureStats;
+    let (mut x, labels) = awkward(60, 9, 3, 17);
+    // A feature stored in every row, with negative values, and one stored nowhere.
+    for r in 0..60 {
+        x[[r, 5]] = -1.5 - r as f32;
+    }
+    let sparse = Dataset::from_csr(Csr::from_dense(x.view()).unwrap(), &labels, 3).unwrap();
+    let dense = Dataset::new(x, &labels, 3).unwrap();
+    let (got, want) = (
+        FeatureStats::of(&sparse).unwrap(),
+        FeatureStats::of(&dense).unwrap(),
+    );
+    assert_eq!(
+        (got.min.clone(), got.max.clone()),
+        (want.min.clone(), want.max.clone())
+    );
+    assert_close("means", &got.mean, &want.mean, 1e-14, 1e-12);
+    assert_close("variances", &got.variance, &want.variance, 1e-14, 1e-12);
+    assert_eq!((got.min[3], got.max[3], got.variance[3]), (0.0, 0.0, 0.0));
+}
+
 fn shared(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../shared/data/sparse")

@@ -17,6 +17,7 @@ use std::sync::Arc;
 
 use ndarray::{Array2, ArrayView2};
 
+use crate::data::csr::Csr;
 use crate::data::dataset::Dataset;
 use crate::data::source::ChunkSource;
 use crate::error::{Error, Result};
@@ -44,6 +45,9 @@ impl FeatureStats {
     /// Reads X once for the sums, minima and maxima and once more for the squared
     /// deviations from the mean (exact where a one-pass formula would cancel).
     pub fn of(data: &Dataset) -> Result<Self> {
+        if let Some(csr) = data.csr() {
+            return Ok(Self::of_sparse(csr));
+        }
         let (m, n) = (data.n_rows(), data.n_features());
         let block = (BLOCK_VALUES / n.max(1)).max(1);
         let mut sum = vec![0f64; n];
@@ -77,6 +81,45 @@ impl FeatureStats {
             min,
             max,
         })
+    }
+
+    /// The same statistics from a sparse X's stored values, the zeros counted without
+    /// being read: feature j's m − c_j unstored zeros add (m − c_j)·μ_j² to its squared
+    /// deviations and 0 to its range.
+    fn of_sparse(csr: &Csr) -> Self {
+        let (m, n) = (csr.n_rows(), csr.n_cols());
+        let mut sum = vec![0f64; n];
+        let mut stored = vec![0usize; n];
+        let mut min = vec![f32::INFINITY; n];
+        let mut max = vec![f32::NEG_INFINITY; n];
+        for (&j, &v) in csr.indices().iter().zip(csr.values().iter()) {
+            let j = j as usize;
+            sum[j] += f64::from(v);
+            stored[j] += 1;
+            min[j] = min[j].min(v);
+            max[j] = max[j].max(v);
+        }
+        let mean: Vec<f64> = sum.iter().map(|s| s / m as f64).collect();
+        let mut squares: Vec<f64> = (0..n)
+            .map(|j| (m - stored[j]) as f64 * mean[j] * mean[j])
+            .collect();
+        for (&j, &v) in csr.indices().iter().zip(csr.values().iter()) {
+            let d = f64::from(v) - mean[j as usize];
+            squares[j as usize] += d * d;
+        }
+        for j in 0..n {
+            if stored[j] < m {
+                min[j] = min[j].min(0.0);
+                max[j] = max[j].max(0.0);
+            }
+        }
+        FeatureStats {
+            rows: m,
+            variance: squares.iter().map(|s| s / m as f64).collect(),
+            mean,
+            min,
+            max,
+        }
     }
 
     /// Whether feature j is constant: its variance is within the rounding error of its

@@ -64,10 +64,19 @@ fn main(
 
 // Entry point `by_piece`, for CPU adapters (the register kernel set): one invocation per
 // piece and tile of 16 classes, so each entry's index and value are loaded once per 16
-// classes and the 16 loads of M are contiguous. The sums are those of `main`, in the same
-// order, so both entry points give the same bits.
+// classes. The sums stay in vec4 registers (Acc16, from acc16.wgsl, which kernels.rs puts
+// in front of this file), never indexed by a runtime value while summing; with at most
+// four classes left in the tile, one vec4. Each class sums the same terms in the same
+// order as in `main`. Past column K the loaded values belong to M's next row (or read as
+// 0 past the buffer); those lanes are never written out.
 // Dispatch: ceil(pieces / 64) workgroups folded into a 2-D grid, times ceil(K / 16) along
 // z; p = (wy·num_x + wx)·64 + lx, classes 16·wz … 16·wz + 15.
+
+// Four consecutive values of M from `base`.
+fn m4(base: u32) -> vec4<f32> {
+    return vec4<f32>(m[base], m[base + 1u], m[base + 2u], m[base + 3u]);
+}
+
 @compute @workgroup_size(64, 1, 1)
 fn by_piece(
     @builtin(workgroup_id) wg: vec3<u32>,
@@ -81,18 +90,26 @@ fn by_piece(
     let q = dims.piece_base + p;
     let k0 = wg.z * 16u;
     let width = min(16u, dims.k - k0);
-    var acc: array<f32, 16>;
-    for (var c = 0u; c < 16u; c = c + 1u) {
-        acc[c] = 0.0;
-    }
-    for (var t = bounds[q]; t < bounds[q + 1u]; t = t + 1u) {
-        let v = val[t];
-        let row = idx[t] * dims.k + k0;
-        for (var c = 0u; c < width; c = c + 1u) {
-            acc[c] = acc[c] + v * m[row + c];
+    let first = bounds[q];
+    let end = bounds[q + 1u];
+    let out_row = p * dims.k + k0;
+    if (width <= 4u) {
+        var a = vec4<f32>(0.0);
+        for (var t = first; t < end; t = t + 1u) {
+            a = a + val[t] * m4(idx[t] * dims.k + k0);
         }
+        for (var c = 0u; c < width; c = c + 1u) {
+            out[out_row + c] = a[c];
+        }
+        return;
+    }
+    var a = Acc16(vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0), vec4<f32>(0.0));
+    for (var t = first; t < end; t = t + 1u) {
+        let base = idx[t] * dims.k + k0;
+        let row = array<vec4<f32>, 4>(m4(base), m4(base + 4u), m4(base + 8u), m4(base + 12u));
+        a = acc16_add(a, val[t], row);
     }
     for (var c = 0u; c < width; c = c + 1u) {
-        out[p * dims.k + k0 + c] = acc[c];
+        out[out_row + c] = acc16_at(a, c);
     }
 }

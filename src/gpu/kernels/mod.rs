@@ -161,7 +161,7 @@ impl Shader {
             Shader::Reduce => include_str!("../../../shaders/reduce.wgsl"),
             Shader::Update => include_str!("../../../shaders/update.wgsl"),
             Shader::Gather => shader!("x_storage.wgsl", "gather.wgsl"),
-            Shader::SparsePieces => include_str!("../../../shaders/sparse_pieces.wgsl"),
+            Shader::SparsePieces => shader!("acc16.wgsl", "sparse_pieces.wgsl"),
             Shader::SparseSegments => include_str!("../../../shaders/sparse_segments.wgsl"),
             #[cfg(feature = "kernel-lab")]
             Shader::Fused => shader!("x_storage.wgsl", "tiles_plain.wgsl", "fused.wgsl"),

@@ -48,8 +48,8 @@ pub(crate) struct SegmentDims {
 
 /// Products of pieces of stored entries with a dense matrix (sparse_pieces.wgsl): entry
 /// point `main` (the invocations of a piece over consecutive classes) on GPUs, `by_piece`
-/// (one invocation per piece, every class) with the register kernels of CPU adapters.
-/// Both sum in the same order and give the same bits.
+/// (one invocation per piece and 16 classes) with the register kernels of CPU adapters.
+/// Each class sums the same terms in the same order in both.
 pub(crate) struct SparsePieces {
     layout: wgpu::BindGroupLayout,
     pipeline: wgpu::ComputePipeline,

@@ -1,24 +1,52 @@
-use softmax_regression::formats::{LoadOptions, load_sparse};
+//! Where one full pass of the sparse kernels spends its time: the text-like data of
+//! ../shared/data/sparse (40,000 × 30,000, 1.29M stored values, K = 20) on the adapter
+//! that `--backend auto` would take for the GPU (`WGPU_BACKEND` picks vulkan or gl), with
+//! the per-kernel times of one pass and three timed oracle calls.
+//!
+//! `cargo run --release --example sparse_profile [FILE.svm.gz]`
+
+use std::path::PathBuf;
+
+use softmax_regression::data::Csr;
+use softmax_regression::formats::{LoadOptions, RawLabels, load_sparse};
 use softmax_regression::{AdapterRequest, Dataset, GpuContext, GpuOracle};
-fn main() {
-    let p = std::path::Path::new("/work/shared/data/sparse/text.svm.gz");
-    let l = load_sparse(p, &LoadOptions::default()).unwrap();
-    let csr = softmax_regression::data::Csr::try_from(l.x).unwrap();
-    let y: Vec<u32> = match l.labels {
-        Some(softmax_regression::formats::RawLabels::Ints(v)) => {
-            v.iter().map(|&x| x as u32).collect()
-        }
-        _ => panic!(),
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let path = std::env::args()
+        .nth(1)
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/sparse/text.svm.gz")
+        });
+    let loaded = load_sparse(&path, &LoadOptions::default())?;
+    let Some(RawLabels::Ints(labels)) = loaded.labels else {
+        return Err(format!("{} has no integer labels", path.display()).into());
     };
-    let data = Dataset::from_csr(csr, &y, 20).unwrap();
-    let ctx = GpuContext::new(&AdapterRequest::default()).unwrap();
-    let mut o = GpuOracle::new(&ctx, &data, None).unwrap();
-    let theta = ndarray::Array2::<f32>::zeros((data.n_features(), 20));
-    let bias = ndarray::Array1::<f32>::zeros(20);
-    let (t, stamps) = o.profile(theta.view(), bias.view(), 1e-4).unwrap();
-    println!("{t:?} {stamps}");
-    for _ in 0..3 {
-        let (_, tm) = o.timed_step(theta.view(), bias.view(), 1e-4).unwrap();
-        println!("{tm:?}");
+    let labels: Vec<u32> = labels.iter().map(|&l| l as u32).collect();
+    let k = labels.iter().max().map_or(1, |&l| l as usize + 1);
+    let data = Dataset::from_csr(Csr::try_from(loaded.x)?, &labels, k)?;
+    let ctx = GpuContext::new(&AdapterRequest::default())?;
+    println!("{}", ctx.describe());
+    let mut oracle = GpuOracle::new(&ctx, &data, None)?;
+    let theta = ndarray::Array2::<f32>::zeros((data.n_features(), k));
+    let bias = ndarray::Array1::<f32>::zeros(k);
+    let (kernels, from_timestamps) = oracle.profile(theta.view(), bias.view(), 1e-4)?;
+    let clock = if from_timestamps {
+        "GPU timestamps"
+    } else {
+        "wall time"
+    };
+    for (name, seconds) in kernels {
+        println!("{name:>10} {:8.2} ms ({clock})", seconds * 1e3);
     }
+    for _ in 0..3 {
+        let (_, t) = oracle.timed_step(theta.view(), bias.view(), 1e-4)?;
+        println!(
+            "oracle call: upload {:.2} ms, compute {:.2} ms, readback {:.2} ms",
+            t.upload * 1e3,
+            t.compute * 1e3,
+            t.readback * 1e3
+        );
+    }
+    Ok(())
 }

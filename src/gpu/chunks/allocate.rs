@@ -248,8 +248,8 @@ fn sparse_slots(ctx: &GpuContext, csr: &Arc<Csr>, plan: &ChunkPlan) -> Result<Pl
     let shapes = sparse::shapes(csr, plan);
     let slot = sparse::slot_shape(&shapes);
     let sparse_xs = vec![
-        SparseBuffers::slot(ctx, slot, n, "x slot 0")?,
-        SparseBuffers::slot(ctx, slot, n, "x slot 1")?,
+        SparseBuffers::slot(ctx, slot, "x slot 0")?,
+        SparseBuffers::slot(ctx, slot, "x slot 1")?,
     ];
     let stream = new_stream(
         ctx,

@@ -136,7 +136,7 @@ impl<'c> DeviceChunks<'c> {
     ) -> Result<SparseBatch> {
         let ctx = self.ctx;
         let shape = sparse::batch_shape(csr, capacity);
-        let buffers = SparseBuffers::slot(ctx, shape, self.n, "batch x")?;
+        let buffers = SparseBuffers::slot(ctx, shape, "batch x")?;
         let scratch = ctx.storage_buffer(
             "batch piece partials",
             4 * (shape.max_pieces() * self.k) as u64,
@@ -275,6 +275,10 @@ impl<'c> DeviceChunks<'c> {
             .create_command_encoder(&wgpu::CommandEncoderDescriptor {
                 label: Some("mini-batch step"),
             });
+        if sparse {
+            // A sparse batch's gradient writes only the columns its rows touch.
+            encoder.clear_buffer(&self.partials, 0, Some(4 * (n * k + k + 1) as u64));
+        }
         {
             let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                 label: Some("mini-batch step"),

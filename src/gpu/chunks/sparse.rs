@@ -33,6 +33,11 @@ pub(super) struct SparseHost {
     /// for the build).
     col_ptr: Vec<u32>,
     next: Vec<u32>,
+    /// A mini-batch's CSC copy holds only the columns its rows touch: `c_col[s]` is the
+    /// column of segment s (the last is the bias column n), built from `entries`, the
+    /// batch's (column, row, value) sorted by column.
+    c_col: Vec<u32>,
+    entries: Vec<(u32, u32, f32)>,
 }
 
 /// The sizes of one chunk's arrays: what its buffers and dispatches need.
@@ -45,6 +50,10 @@ pub(super) struct SparseShape {
     c_pieces: usize,
     /// The first piece of the bias column.
     bias_piece: usize,
+    /// Column segments of the CSC copy, the bias column's included: n + 1 for a chunk
+    /// (every column), the touched columns + 1 for a mini-batch (`by_cols`).
+    col_segments: usize,
+    by_cols: bool,
 }
 
 impl SparseShape {
@@ -61,6 +70,8 @@ impl SparseShape {
             r_pieces: self.r_pieces.max(o.r_pieces),
             c_pieces: self.c_pieces.max(o.c_pieces),
             bias_piece: 0,
+            col_segments: self.col_segments.max(o.col_segments),
+            by_cols: self.by_cols || o.by_cols,
         }
     }
 
@@ -89,22 +100,75 @@ impl SparseHost {
     /// Builds the arrays of rows `start..start + rows` of `csr` and returns their shape.
     /// Their CSR entries are `csr`'s own, uploaded from its arrays without a copy.
     pub(super) fn build(&mut self, csr: &Csr, start: usize, rows: usize) -> SparseShape {
-        self.build_rows(csr, rows, |i| start + i, false)
+        self.build_rows(csr, rows, |i| start + i)
     }
 
-    /// Builds the arrays of the `count` rows `row(0), row(1), …` of `csr`, in that order
-    /// (a mini-batch), copying their CSR entries into `r_idx` and `r_val`.
+    /// Builds the arrays of the rows `rows` of `csr`, in that order (a mini-batch),
+    /// copying their CSR entries into `r_idx` and `r_val`. The CSC copy holds only the
+    /// columns the rows touch, so the work and the upload follow the batch's stored
+    /// values, not n.
     pub(super) fn gather(&mut self, csr: &Csr, rows: &[usize]) -> SparseShape {
-        self.build_rows(csr, rows.len(), |i| rows[i], true)
+        let n = csr.n_cols();
+        self.r_bounds.clear();
+        self.r_seg.clear();
+        self.r_idx.clear();
+        self.r_val.clear();
+        self.entries.clear();
+        for (i, &r) in rows.iter().enumerate() {
+            let (cols, vals) = csr.row(r);
+            self.r_seg.push(self.r_bounds.len() as u32);
+            push_pieces(&mut self.r_bounds, self.r_idx.len(), cols.len());
+            self.r_idx.extend_from_slice(cols);
+            self.r_val.extend_from_slice(vals);
+            self.entries
+                .extend(cols.iter().zip(vals).map(|(&j, &v)| (j, i as u32, v)));
+        }
+        self.r_seg.push(self.r_bounds.len() as u32);
+        let nnz = self.r_idx.len();
+        let r_pieces = self.r_bounds.len();
+        self.r_bounds.push(nnz as u32);
+
+        // Stable: within a column the rows stay in batch order. The bias column n, every
+        // row with x = 1, comes last.
+        self.entries.sort_by_key(|e| e.0);
+        self.entries
+            .extend((0..rows.len() as u32).map(|i| (n as u32, i, 1.0)));
+        self.c_idx.clear();
+        self.c_val.clear();
+        self.c_col.clear();
+        self.c_seg.clear();
+        self.c_bounds.clear();
+        let mut start = 0;
+        while start < self.entries.len() {
+            let column = self.entries[start].0;
+            let end = start
+                + self.entries[start..]
+                    .iter()
+                    .take_while(|e| e.0 == column)
+                    .count();
+            self.c_col.push(column);
+            self.c_seg.push(self.c_bounds.len() as u32);
+            push_pieces(&mut self.c_bounds, start, end - start);
+            start = end;
+        }
+        self.c_seg.push(self.c_bounds.len() as u32);
+        self.c_idx.extend(self.entries.iter().map(|e| e.1));
+        self.c_val.extend(self.entries.iter().map(|e| e.2));
+        let c_pieces = self.c_bounds.len();
+        self.c_bounds.push(self.entries.len() as u32);
+        let col_segments = self.c_col.len();
+        SparseShape {
+            nnz,
+            rows: rows.len(),
+            r_pieces,
+            c_pieces,
+            bias_piece: self.c_seg[col_segments - 1] as usize,
+            col_segments,
+            by_cols: true,
+        }
     }
 
-    fn build_rows(
-        &mut self,
-        csr: &Csr,
-        count: usize,
-        row: impl Fn(usize) -> usize,
-        copy: bool,
-    ) -> SparseShape {
+    fn build_rows(&mut self, csr: &Csr, count: usize, row: impl Fn(usize) -> usize) -> SparseShape {
         let n = csr.n_cols();
         self.r_bounds.clear();
         self.r_seg.clear();
@@ -114,16 +178,12 @@ impl SparseHost {
         self.col_ptr.resize(n + 2, 0);
         let mut nnz = 0;
         for i in 0..count {
-            let (cols, vals) = csr.row(row(i));
+            let cols = csr.row(row(i)).0;
             self.r_seg.push(self.r_bounds.len() as u32);
             push_pieces(&mut self.r_bounds, nnz, cols.len());
             nnz += cols.len();
             for &j in cols {
                 self.col_ptr[j as usize + 1] += 1;
-            }
-            if copy {
-                self.r_idx.extend_from_slice(cols);
-                self.r_val.extend_from_slice(vals);
             }
         }
         self.r_seg.push(self.r_bounds.len() as u32);
@@ -169,6 +229,8 @@ impl SparseHost {
             r_pieces,
             c_pieces,
             bias_piece: self.c_seg[n] as usize,
+            col_segments: n + 1,
+            by_cols: false,
         }
     }
 }
@@ -183,6 +245,9 @@ pub(super) struct SparseBuffers {
     c_seg: DeviceBuffer,
     c_idx: DeviceBuffer,
     c_val: DeviceBuffer,
+    /// Each column segment's column, for a mini-batch's CSC copy (a placeholder for a
+    /// chunk's, which holds every column).
+    c_col: DeviceBuffer,
 }
 
 impl SparseBuffers {
@@ -208,16 +273,12 @@ impl SparseBuffers {
             c_seg: buffer("column segments", &host.c_seg)?,
             c_idx: buffer("row indices", &host.c_idx)?,
             c_val: ctx.storage_buffer_with(&format!("{label} column values"), &host.c_val)?,
+            c_col: buffer("no column map", &[0])?,
         })
     }
 
     /// Empty buffers able to hold any chunk of at most `shape` (a streaming slot).
-    pub(super) fn slot(
-        ctx: &GpuContext,
-        shape: SparseShape,
-        n: usize,
-        label: &str,
-    ) -> Result<Self> {
+    pub(super) fn slot(ctx: &GpuContext, shape: SparseShape, label: &str) -> Result<Self> {
         let buffer = |what: &str, words: usize| {
             ctx.storage_buffer(&format!("{label} {what}"), 4 * words as u64)
         };
@@ -228,9 +289,13 @@ impl SparseBuffers {
             r_idx: buffer("column indices", shape.nnz)?,
             r_val: buffer("values", shape.nnz)?,
             c_bounds: buffer("column pieces", shape.c_pieces + 1)?,
-            c_seg: buffer("column segments", n + 2)?,
+            c_seg: buffer("column segments", shape.col_segments + 1)?,
             c_idx: buffer("row indices", entries)?,
             c_val: buffer("column values", entries)?,
+            c_col: buffer(
+                "column map",
+                if shape.by_cols { shape.col_segments } else { 1 },
+            )?,
         })
     }
 
@@ -271,6 +336,7 @@ impl SparseBuffers {
         put(&self.c_seg, bytemuck::cast_slice(&host.c_seg));
         put(&self.c_idx, bytemuck::cast_slice(&host.c_idx));
         put(&self.c_val, bytemuck::cast_slice(&host.c_val));
+        put(&self.c_col, bytemuck::cast_slice(&host.c_col));
     }
 }
 
@@ -320,7 +386,7 @@ fn shape_dims(
         out_offset: 0,
         init_offset: 0,
         has_init: 0,
-        _pad: 0,
+        has_cols: 0,
     };
     (
         PieceDims::new(shape.r_pieces, k, 0),
@@ -330,11 +396,14 @@ fn shape_dims(
             ..sums(shape.rows, k, 0, 0)
         },
         PieceDims::new(shape.c_pieces, k, 0),
-        sums(n + 1, k, 0, 0),
+        SegmentDims {
+            has_cols: shape.by_cols as u32,
+            ..sums(shape.col_segments, k, 0, 0)
+        },
         PieceDims::new(shape.c_pieces - shape.bias_piece, 1, shape.bias_piece),
         SegmentDims {
             out_offset: (n * k + k) as u32,
-            ..sums(1, 1, n, shape.bias_piece)
+            ..sums(1, 1, shape.col_segments.saturating_sub(1), shape.bias_piece)
         },
     )
 }
@@ -356,7 +425,11 @@ impl SparseCommon<'_> {
                 [&b.r_bounds, &b.r_idx, &b.r_val, self.w, self.scratch],
                 dims.0,
             ),
-            logits_sums: segments.bind(device, [&b.r_seg, self.scratch, self.w, self.z], dims.1),
+            logits_sums: segments.bind(
+                device,
+                [&b.r_seg, self.scratch, self.w, self.z, &b.c_col],
+                dims.1,
+            ),
             gradient_pieces: pieces.bind(
                 device,
                 [&b.c_bounds, &b.c_idx, &b.c_val, self.z, self.scratch],
@@ -364,7 +437,7 @@ impl SparseCommon<'_> {
             ),
             gradient_sums: segments.bind(
                 device,
-                [&b.c_seg, self.scratch, self.w, self.partials],
+                [&b.c_seg, self.scratch, self.w, self.partials, &b.c_col],
                 dims.3,
             ),
             loss_pieces: pieces.bind(
@@ -374,7 +447,7 @@ impl SparseCommon<'_> {
             ),
             loss_sums: segments.bind(
                 device,
-                [&b.c_seg, self.scratch, self.w, self.partials],
+                [&b.c_seg, self.scratch, self.w, self.partials, &b.c_col],
                 dims.5,
             ),
         }
@@ -508,5 +581,7 @@ pub(super) fn batch_shape(csr: &Csr, capacity: usize) -> SparseShape {
         r_pieces: capacity + nnz / PIECE_LEN,
         c_pieces: nnz.min(csr.n_cols()) + 1 + entries / PIECE_LEN,
         bias_piece: 0,
+        col_segments: nnz.min(csr.n_cols()) + 1,
+        by_cols: true,
     }
 }

@@ -43,7 +43,7 @@ pub(crate) struct SegmentDims {
     pub out_offset: u32,
     pub init_offset: u32,
     pub has_init: u32,
-    pub _pad: u32,
+    pub has_cols: u32,
 }
 
 /// Products of pieces of stored entries with a dense matrix (sparse_pieces.wgsl): entry
@@ -119,7 +119,7 @@ impl SparseSegments {
         let layout = layout(
             device,
             "sparse_segments",
-            &[r, r, r, Access::ReadWrite, Access::Uniform],
+            &[r, r, r, Access::ReadWrite, r, Access::Uniform],
         );
         let pipeline = pipelines(device, Shader::SparseSegments, &layout, &["main"], &[]).remove(0);
         SparseSegments {
@@ -129,11 +129,11 @@ impl SparseSegments {
         }
     }
 
-    /// [seg (segments + 1), partials (pieces, K), init, out].
+    /// [seg (segments + 1), partials (pieces, K), init, out, cols].
     pub(crate) fn bind(
         &self,
         device: &wgpu::Device,
-        buffers: [&wgpu::Buffer; 4],
+        buffers: [&wgpu::Buffer; 5],
         dims: SegmentDims,
     ) -> Bound<SegmentDims> {
         Bound::new(device, "sparse_segments", &self.layout, &buffers, dims)

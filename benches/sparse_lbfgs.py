@@ -7,14 +7,15 @@ thread, for the two lambda of the data's README.
 
 Usage: benches/sparse_lbfgs.py [BINARY] [BACKENDS]   (default target/release/softmax-regression,
        cpu,vulkan,gl)
-Run with OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 and OPENBLAS_CORETYPE unset.
+Run with OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 and OPENBLAS_CORETYPE unset. SPARSE_DATA
+names another folder holding text.npz and text-y.npy (benches/device/run.sh's bundle).
 
 The binary reports J and the seconds after every iteration (--json); its time is that of
 the first iteration within 1e-6 of J*, from process start (file reading included).
 scikit-learn reports only its end, so it runs at tolerances 1e-6, 1e-7, 1e-8 and its time
 is the fit (file reading excluded) of the loosest tolerance that reaches the target.
 """
-import json, subprocess, sys, time
+import json, os, subprocess, sys, time
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ import scipy.sparse as sp
 from sklearn.linear_model import LogisticRegression
 
 ROOT = Path(__file__).resolve().parent.parent
-DATA = ROOT.parent / "shared" / "data" / "sparse"
+DATA = Path(os.environ.get("SPARSE_DATA", ROOT.parent / "shared" / "data" / "sparse"))
 BINARY = Path(sys.argv[1]) if len(sys.argv) > 1 else ROOT / "target/release/softmax-regression"
 BACKENDS = (sys.argv[2] if len(sys.argv) > 2 else "cpu,vulkan,gl").split(",")
 OPTIMA = {1e-4: 0.575904819722, 1e-5: 0.130306279981}

@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Runs, on a GPU machine without a Rust toolchain, what benches/device/build_bundle.sh
 # built: every correctness test executable with REQUIRE_GPU=1 on wgpu's Vulkan backend,
-# the step bench, the L-BFGS bench, and PyTorch's step on the same card where the
-# machine's python3 has torch with CUDA. Everything it prints goes under $OUT (six
-# files: env.txt, tests.log, step.log, lbfgs.log, torch.log, summary.txt).
+# the step bench, the L-BFGS bench, the sparse bench (time to J* on the shared sparse
+# text data, the binary on the card beside its CPU engine and scikit-learn, where the
+# machine's python3 has scikit-learn and scipy), and PyTorch's step on the same card where
+# the machine's python3 has torch with CUDA. Everything it prints goes under $OUT (seven
+# files: env.txt, tests.log, step.log, lbfgs.log, sparse.log, torch.log, summary.txt).
 #
 # One device call, from the repository root, carrying the bundle:
 #   run(command="benches/device/run.sh", carry=[".device-bundle"], timeout_s=600)
@@ -16,7 +18,7 @@
 # DEVICE_SHORT=1 picks the small shapes (step: small; L-BFGS: digits; PyTorch: one small
 # shape), to check the script end to end on a slow adapter. BENCH_SHAPES, BENCH_VARIANTS,
 # BENCH_X_STORAGE and LBFGS_SHAPES reach the benches as usual. DEVICE_STEPS (default
-# "tests step lbfgs torch") picks the parts; DEVICE_TEST_TIMEOUT and DEVICE_BENCH_TIMEOUT
+# "tests step lbfgs sparse torch") picks the parts; DEVICE_TEST_TIMEOUT and DEVICE_BENCH_TIMEOUT
 # bound each executable in seconds.
 set -uo pipefail
 
@@ -28,7 +30,7 @@ bundle="$(cd "${BUNDLE:-$root/.device-bundle}" 2>/dev/null && pwd)" || {
 }
 out="${OUT:-$(mktemp -d)}"
 mkdir -p "$out"
-steps="${DEVICE_STEPS:-tests step lbfgs torch}"
+steps="${DEVICE_STEPS:-tests step lbfgs sparse torch}"
 test_timeout="${DEVICE_TEST_TIMEOUT:-150}"
 bench_timeout="${DEVICE_BENCH_TIMEOUT:-240}"
 short="${DEVICE_SHORT:-0}"
@@ -120,6 +122,18 @@ if [[ " $steps " == *" lbfgs "* ]]; then
     fi
     ((short)) && export LBFGS_SHAPES="${LBFGS_SHAPES:-digits}"
     part "bench lbfgs" "$out/lbfgs.log" "$bench_timeout" "$exe/benches/lbfgs" --bench
+fi
+
+if [[ " $steps " == *" sparse "* ]]; then
+    if [[ -f "$bundle/data/sparse/text.npz" ]] &&
+        python3 -c 'import sklearn, scipy' 2>/dev/null; then
+        SPARSE_DATA="$bundle/data/sparse" PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 \
+            OPENBLAS_NUM_THREADS=1 part "bench sparse" "$out/sparse.log" "$bench_timeout" \
+            python3 "$bundle/scripts/sparse_lbfgs.py" "$exe/softmax-regression" cpu,vulkan
+    else
+        echo "sparse bench: skipped (no data in the bundle, or no scikit-learn and scipy in python3)" \
+            | tee -a "$out/sparse.log" >>"$summary"
+    fi
 fi
 
 if [[ " $steps " == *" torch "* ]]; then

@@ -244,7 +244,6 @@ fn new_stream(
 
 /// A sparse X streamed: two slots able to hold any of its chunks.
 fn sparse_slots(ctx: &GpuContext, csr: &Arc<Csr>, plan: &ChunkPlan) -> Result<Placed> {
-    let n = csr.n_cols();
     let shapes = sparse::shapes(csr, plan);
     let slot = sparse::slot_shape(&shapes);
     let sparse_xs = vec![
@@ -254,7 +253,7 @@ fn sparse_slots(ctx: &GpuContext, csr: &Arc<Csr>, plan: &ChunkPlan) -> Result<Pl
     let stream = new_stream(
         ctx,
         Arc::clone(csr) as Arc<dyn ChunkSource>,
-        2 * sparse::slot_bytes(slot, n),
+        2 * slot.bytes(),
         Some((Arc::clone(csr), shapes.clone(), SparseHost::default())),
     )?;
     Ok(Placed {

@@ -75,13 +75,13 @@ impl SparseShape {
         }
     }
 
-    /// Device bytes of a chunk of this shape over n features.
-    fn bytes(&self, n: usize) -> u64 {
+    /// Device bytes of a chunk of this shape (a streaming slot's, for the slot shape).
+    pub(super) fn bytes(&self) -> u64 {
         let words = (self.r_pieces + 1)
             + (self.rows + 1)
             + 2 * self.nnz
             + (self.c_pieces + 1)
-            + (n + 2)
+            + (self.col_segments + 1)
             + 2 * (self.nnz + self.rows);
         4 * words as u64
     }
@@ -97,10 +97,26 @@ fn push_pieces(bounds: &mut Vec<u32>, start: usize, len: usize) {
 }
 
 impl SparseHost {
-    /// Builds the arrays of rows `start..start + rows` of `csr` and returns their shape.
-    /// Their CSR entries are `csr`'s own, uploaded from its arrays without a copy.
-    pub(super) fn build(&mut self, csr: &Csr, start: usize, rows: usize) -> SparseShape {
-        self.build_rows(csr, rows, |i| start + i)
+    /// Starts the row pieces of a new set of rows.
+    fn clear_rows(&mut self) {
+        self.r_bounds.clear();
+        self.r_seg.clear();
+        self.r_idx.clear();
+        self.r_val.clear();
+    }
+
+    /// Appends the pieces of the next row, of `len` entries from entry `at`.
+    fn push_row(&mut self, at: usize, len: usize) {
+        self.r_seg.push(self.r_bounds.len() as u32);
+        push_pieces(&mut self.r_bounds, at, len);
+    }
+
+    /// Ends the row pieces after `nnz` entries; returns the number of pieces.
+    fn end_rows(&mut self, nnz: usize) -> usize {
+        self.r_seg.push(self.r_bounds.len() as u32);
+        let pieces = self.r_bounds.len();
+        self.r_bounds.push(nnz as u32);
+        pieces
     }
 
     /// Builds the arrays of the rows `rows` of `csr`, in that order (a mini-batch),
@@ -109,24 +125,18 @@ impl SparseHost {
     /// values, not n.
     pub(super) fn gather(&mut self, csr: &Csr, rows: &[usize]) -> SparseShape {
         let n = csr.n_cols();
-        self.r_bounds.clear();
-        self.r_seg.clear();
-        self.r_idx.clear();
-        self.r_val.clear();
+        self.clear_rows();
         self.entries.clear();
         for (i, &r) in rows.iter().enumerate() {
             let (cols, vals) = csr.row(r);
-            self.r_seg.push(self.r_bounds.len() as u32);
-            push_pieces(&mut self.r_bounds, self.r_idx.len(), cols.len());
+            self.push_row(self.r_idx.len(), cols.len());
             self.r_idx.extend_from_slice(cols);
             self.r_val.extend_from_slice(vals);
             self.entries
                 .extend(cols.iter().zip(vals).map(|(&j, &v)| (j, i as u32, v)));
         }
-        self.r_seg.push(self.r_bounds.len() as u32);
         let nnz = self.r_idx.len();
-        let r_pieces = self.r_bounds.len();
-        self.r_bounds.push(nnz as u32);
+        let r_pieces = self.end_rows(nnz);
 
         // Stable: within a column the rows stay in batch order. The bias column n, every
         // row with x = 1, comes last.
@@ -168,27 +178,23 @@ impl SparseHost {
         }
     }
 
-    fn build_rows(&mut self, csr: &Csr, count: usize, row: impl Fn(usize) -> usize) -> SparseShape {
+    /// Builds the arrays of rows `start..start + count` of `csr` and returns their shape.
+    /// Their CSR entries are `csr`'s own, uploaded from its arrays without a copy.
+    pub(super) fn build(&mut self, csr: &Csr, start: usize, count: usize) -> SparseShape {
         let n = csr.n_cols();
-        self.r_bounds.clear();
-        self.r_seg.clear();
-        self.r_idx.clear();
-        self.r_val.clear();
+        self.clear_rows();
         self.col_ptr.clear();
         self.col_ptr.resize(n + 2, 0);
         let mut nnz = 0;
         for i in 0..count {
-            let cols = csr.row(row(i)).0;
-            self.r_seg.push(self.r_bounds.len() as u32);
-            push_pieces(&mut self.r_bounds, nnz, cols.len());
+            let cols = csr.row(start + i).0;
+            self.push_row(nnz, cols.len());
             nnz += cols.len();
             for &j in cols {
                 self.col_ptr[j as usize + 1] += 1;
             }
         }
-        self.r_seg.push(self.r_bounds.len() as u32);
-        let r_pieces = self.r_bounds.len();
-        self.r_bounds.push(nnz as u32);
+        let r_pieces = self.end_rows(nnz);
 
         // The CSC copy by counting sort: rows are visited in order, so each column's
         // entries come out by increasing row. The bias column n holds every row.
@@ -204,7 +210,7 @@ impl SparseHost {
         self.next.clear();
         self.next.extend_from_slice(&self.col_ptr);
         for i in 0..count {
-            let (cols, vals) = csr.row(row(i));
+            let (cols, vals) = csr.row(start + i);
             for (&j, &v) in cols.iter().zip(vals).chain([(&(n as u32), &1.0)]) {
                 let slot = &mut self.next[j as usize];
                 self.c_idx[*slot as usize] = i as u32;
@@ -548,11 +554,6 @@ pub(super) fn slot_shape(shapes: &[SparseShape]) -> SparseShape {
     shapes
         .iter()
         .fold(SparseShape::default(), |acc, &s| acc.max(s))
-}
-
-/// Device bytes of one streaming slot.
-pub(super) fn slot_bytes(shape: SparseShape, n: usize) -> u64 {
-    shape.bytes(n)
 }
 
 /// Device bytes of every chunk held at once, from the stored values and the plan alone

@@ -312,6 +312,7 @@ macro_rules! bad_input {
 }
 
 bad_input! {
+    missing_flags_are_named: "synth --rows 10 --features 5" => "not provided: --classes <K>, --labels <PATH> (see --help)";
     nan_feature: "train --data {d}/nan.csv" => "nan.csv: row 2, column 2";
     infinite_feature: "train --data {d}/inf.csv" => "inf.csv: row 1, column 2";
     empty_file: "train --data {d}/empty.csv" => "empty.csv: no data rows";

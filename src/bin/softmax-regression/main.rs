@@ -71,13 +71,27 @@ fn main() -> ExitCode {
         }
         Err(e) => {
             // clap's first line is the sentence; its usage block follows on later lines.
+            // A sentence that ends in a colon lists what it names on the indented lines
+            // below it (the missing arguments), which belong to the sentence.
             let text = e.render().to_string();
-            let first = text
-                .lines()
+            let mut lines = text.lines();
+            let first = lines
                 .next()
                 .unwrap_or("invalid arguments")
                 .trim_start_matches("error: ");
-            eprintln!("error: {first} (see --help)");
+            let listed: Vec<&str> = if first.ends_with(':') {
+                lines
+                    .take_while(|l| l.starts_with(' '))
+                    .map(str::trim)
+                    .collect()
+            } else {
+                Vec::new()
+            };
+            if listed.is_empty() {
+                eprintln!("error: {first} (see --help)");
+            } else {
+                eprintln!("error: {first} {} (see --help)", listed.join(", "));
+            }
             return ExitCode::from(2);
         }
     };

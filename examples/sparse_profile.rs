@@ -18,6 +18,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .unwrap_or_else(|| {
             PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/data/sparse/text.svm.gz")
         });
+    let started = std::time::Instant::now();
     let loaded = load_sparse(&path, &LoadOptions::default())?;
     let Some(RawLabels::Ints(labels)) = loaded.labels else {
         return Err(format!("{} has no integer labels", path.display()).into());
@@ -25,11 +26,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let labels: Vec<u32> = labels.iter().map(|&l| l as u32).collect();
     let k = labels.iter().max().map_or(1, |&l| l as usize + 1);
     let data = Dataset::from_csr(Csr::try_from(loaded.x)?, &labels, k)?;
+    let read = started.elapsed();
     let ctx = GpuContext::new(&AdapterRequest::default())?;
+    let opened = started.elapsed();
     println!("{}", ctx.describe());
     let mut oracle = GpuOracle::new(&ctx, &data, None)?;
+    let built = started.elapsed();
+    println!(
+        "set-up: read {:.0} ms, adapter and kernels {:.0} ms, oracle (chunks, uploads) {:.0} ms",
+        read.as_secs_f64() * 1e3,
+        (opened - read).as_secs_f64() * 1e3,
+        (built - opened).as_secs_f64() * 1e3
+    );
     let theta = ndarray::Array2::<f32>::zeros((data.n_features(), k));
     let bias = ndarray::Array1::<f32>::zeros(k);
+    let first = std::time::Instant::now();
+    oracle.timed_step(theta.view(), bias.view(), 1e-4)?;
+    println!(
+        "first oracle call: {:.0} ms",
+        first.elapsed().as_secs_f64() * 1e3
+    );
     let (kernels, from_timestamps) = oracle.profile(theta.view(), bias.view(), 1e-4)?;
     let clock = if from_timestamps {
         "GPU timestamps"

@@ -71,7 +71,7 @@ const MAX_TILE4: u32 = 6;
 /// `by_piece4`'s TILE4 for K classes: the fewest tiles of at most [`MAX_TILE4`] vec4s,
 /// split evenly; `None` when K is not a multiple of 4.
 fn tile4(k: u32) -> Option<u32> {
-    if k == 0 || k % 4 != 0 {
+    if k == 0 || !k.is_multiple_of(4) {
         return None;
     }
     let k4 = k / 4;

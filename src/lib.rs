@@ -47,8 +47,11 @@ pub use error::{Error, Result};
 pub use gpu::{AdapterRequest, GpuContext};
 pub use model::Model;
 pub use objective::metrics::{Backend, Metrics};
-pub use objective::{CpuOracle, GpuOracle, LossGrad, Oracle, StepTimes};
+pub use objective::{CpuOracle, GpuOracle, LossGrad, Oracle, PointAt, StepTimes};
 pub use optim::Status;
 pub use rng::SplitMix64;
 pub use train::checkpoint::Checkpoint;
-pub use train::{DeviceUse, EpochReport, Fit, Optimizer, Schedule, Settings, Trainer};
+pub use train::{
+    Candidate, DeviceUse, EpochReport, Fit, Folds, Optimizer, PathModel, Schedule, Score,
+    Selection, SelectionStep, Settings, Strength, Trainer,
+};

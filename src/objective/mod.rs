@@ -34,6 +34,17 @@ impl LossGrad {
     }
 }
 
+/// One point of a batch of oracle calls: (Θ, b) and the λ of its objective.
+#[derive(Debug, Clone, Copy)]
+pub struct PointAt<'a> {
+    /// Θ, shape (n, K).
+    pub theta: ArrayView2<'a, f32>,
+    /// b, shape (K).
+    pub bias: ArrayView1<'a, f32>,
+    /// λ of the objective at this point.
+    pub l2: f64,
+}
+
 /// Anything that evaluates J and ∇J for a fixed dataset.
 pub trait Oracle {
     /// (m, n, K) of the dataset behind the oracle.
@@ -46,6 +57,18 @@ pub trait Oracle {
         bias: ArrayView1<'_, f32>,
         l2: f64,
     ) -> Result<LossGrad>;
+
+    /// J and ∇J at several points, each with its own λ (the models of a regularisation
+    /// path, [`crate::optim::path`]), in the points' order. Each result is the one
+    /// [`Oracle::loss_and_gradient`] gives at that point. This default evaluates the
+    /// points one after another; an oracle that can evaluate them in one pass over X
+    /// overrides it.
+    fn losses_and_gradients(&mut self, points: &[PointAt<'_>]) -> Result<Vec<LossGrad>> {
+        points
+            .iter()
+            .map(|p| self.loss_and_gradient(p.theta, p.bias, p.l2))
+            .collect()
+    }
 }
 
 /// `J = loss_sum / m + (λ/2)‖Θ‖²_F`, from the summed (weighted) row losses and ‖Θ‖²_F:

@@ -1,8 +1,10 @@
-//! Stage ④, optimizers over an [`Oracle`](crate::Oracle): full-batch L-BFGS ([`lbfgs`]).
+//! Stage ④, optimizers over an [`Oracle`](crate::Oracle): full-batch L-BFGS ([`lbfgs`]), and
+//! several L-BFGS runs sharing each oracle call, one per λ of a regularisation path ([`path`]).
 //! The mini-batch update rules (gd, momentum, adam) are applied by the trainer's engines,
 //! on the device by update.wgsl and on the CPU by [`crate::reference::update`].
 
 pub mod lbfgs;
+pub mod path;
 
 /// How a run of an optimizer ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,7 +4,9 @@
 pub mod checkpoint;
 mod engine;
 mod lbfgs_run;
+mod path;
 mod report;
+mod select;
 pub(crate) mod settings;
 
 use std::cell::RefCell;
@@ -35,7 +37,9 @@ use crate::train::checkpoint::{Checkpoint, data_fingerprint, trajectory_settings
 pub use crate::train::settings::{Optimizer, Schedule, Settings};
 
 use engine::{Engine, epoch_batches, x_storage_of};
+pub use path::PathModel;
 pub use report::{DeviceUse, EpochReport, Fit};
+pub use select::{Candidate, Folds, Score, Selection, SelectionStep, Strength, check_strengths};
 
 /// Trains softmax regression with validated settings, optionally writing checkpoints,
 /// resuming from one, and stopping cleanly on an interrupt flag.

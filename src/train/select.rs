@@ -1,0 +1,508 @@
+//! Choosing the regularisation: a path of strengths scored on held-out rows (one
+//! validation set, or k folds), the best one chosen, and with folds the model refitted on
+//! every row at the chosen strength, as scikit-learn's `LogisticRegressionCV(refit=True)`.
+
+use super::*;
+
+/// A regularisation strength as the user gives it: λ of the crate's objective, or C as
+/// scikit-learn defines it (C·Σᵢ CEᵢ + ½‖Θ‖², so λ = 1/(C·m) for m training rows).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Strength {
+    /// λ of mean cross-entropy + λ/2‖Θ‖², the same for any number of rows.
+    L2(f64),
+    /// scikit-learn's C: λ = 1/(C·m) on m training rows, so it depends on the rows a fold
+    /// trains on.
+    C(f64),
+}
+
+impl Strength {
+    /// λ for a training set of `m` rows.
+    pub fn l2(self, m: usize) -> f64 {
+        match self {
+            Strength::L2(l2) => l2,
+            Strength::C(c) => 1.0 / (c * m as f64),
+        }
+    }
+
+    /// The number the user gave.
+    pub fn value(self) -> f64 {
+        match self {
+            Strength::L2(v) | Strength::C(v) => v,
+        }
+    }
+
+    /// "λ" or "C".
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Strength::L2(_) => "λ",
+            Strength::C(_) => "C",
+        }
+    }
+
+    /// `n` values log-spaced from `high` down to `low` (both included), as λ.
+    pub fn log_spaced(high: f64, low: f64, n: usize) -> Result<Vec<Strength>> {
+        if !(high.is_finite() && low.is_finite() && high > 0.0 && low > 0.0) {
+            return Err(Error::setting(
+                "l2_path",
+                format!("{high}:{low}:{n}"),
+                "HIGH and LOW must be finite numbers > 0",
+            ));
+        }
+        if n < 2 {
+            return Err(Error::setting(
+                "l2_path",
+                format!("{high}:{low}:{n}"),
+                "COUNT must be at least 2",
+            ));
+        }
+        let (a, b) = (high.log10(), low.log10());
+        Ok((0..n)
+            .map(|i| Strength::L2(10f64.powf(a + (b - a) * i as f64 / (n - 1) as f64)))
+            .collect())
+    }
+}
+
+/// Checks a list of strengths: at least one, each finite and > 0.
+pub fn check_strengths(strengths: &[Strength]) -> Result<()> {
+    let name = match strengths.first() {
+        Some(Strength::C(_)) => "C",
+        _ => "l2",
+    };
+    if strengths.is_empty() {
+        return Err(Error::setting(name, "(none)", "give at least one value"));
+    }
+    if let Some(bad) = strengths
+        .iter()
+        .find(|s| !(s.value().is_finite() && s.value() > 0.0))
+    {
+        return Err(Error::setting(
+            name,
+            bad.value(),
+            "each value must be a finite number > 0",
+        ));
+    }
+    Ok(())
+}
+
+/// How held-out rows score a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Score {
+    /// Mean cross-entropy of the held-out rows (lower is better); scikit-learn's
+    /// `neg_log_loss` with the sign turned.
+    #[default]
+    LogLoss,
+    /// Fraction of held-out rows classified right (higher is better).
+    Accuracy,
+}
+
+impl Score {
+    /// The name used in reports and JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Score::LogLoss => "log-loss",
+            Score::Accuracy => "accuracy",
+        }
+    }
+
+    fn of(self, m: &Metrics) -> f64 {
+        match self {
+            Score::LogLoss => m.log_loss,
+            Score::Accuracy => m.accuracy,
+        }
+    }
+
+    /// Whether `a` is strictly better than `b`.
+    fn better(self, a: f64, b: f64) -> bool {
+        match self {
+            Score::LogLoss => a < b,
+            Score::Accuracy => a > b,
+        }
+    }
+}
+
+/// Which fold each row belongs to, for k-fold cross-validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Folds {
+    fold_of: Vec<u32>,
+    count: usize,
+}
+
+impl Folds {
+    /// Stratified folds: each class's rows shuffled (seeded) and dealt in turn to the
+    /// folds, continuing from where the previous class stopped, so every fold holds each
+    /// class in proportion and the folds' sizes differ by at most one. Fails when a class
+    /// has fewer rows than there are folds, or when `count` < 2.
+    pub fn stratified(labels: &[u32], n_classes: usize, count: usize, seed: u64) -> Result<Self> {
+        if count < 2 {
+            return Err(Error::setting(
+                "cv",
+                count,
+                "cross-validation needs at least 2 folds",
+            ));
+        }
+        let mut by_class: Vec<Vec<usize>> = vec![Vec::new(); n_classes];
+        for (row, &label) in labels.iter().enumerate() {
+            if let Some(rows) = by_class.get_mut(label as usize) {
+                rows.push(row);
+            }
+        }
+        if let Some((class, rows)) = by_class
+            .iter()
+            .enumerate()
+            .find(|(_, rows)| !rows.is_empty() && rows.len() < count)
+        {
+            return Err(Error::setting(
+                "cv",
+                count,
+                format!(
+                    "class {class} has only {} rows, fewer than the folds; use at most {} folds",
+                    rows.len(),
+                    rows.len()
+                ),
+            ));
+        }
+        let mut rng = SplitMix64::new(seed);
+        let mut fold_of = vec![0u32; labels.len()];
+        let mut next = 0usize;
+        for rows in &mut by_class {
+            rng.shuffle(rows);
+            for &row in rows.iter() {
+                fold_of[row] = next as u32;
+                next = (next + 1) % count;
+            }
+        }
+        Ok(Folds { fold_of, count })
+    }
+
+    /// Folds given row by row (0-based fold numbers, as another tool's split): every number
+    /// from 0 to the largest must hold at least one row, and there must be at least 2.
+    pub fn from_ids(fold_of: Vec<u32>) -> Result<Self> {
+        let count = fold_of.iter().max().map_or(0, |&f| f as usize + 1);
+        if count < 2 {
+            return Err(Error::setting(
+                "folds",
+                count,
+                "cross-validation needs at least 2 folds",
+            ));
+        }
+        let mut sizes = vec![0usize; count];
+        for &f in &fold_of {
+            sizes[f as usize] += 1;
+        }
+        if let Some(empty) = sizes.iter().position(|&s| s == 0) {
+            return Err(Error::setting(
+                "folds",
+                empty,
+                format!(
+                    "fold {empty} has no rows; number the folds 0 to {}",
+                    count - 1
+                ),
+            ));
+        }
+        Ok(Folds { fold_of, count })
+    }
+
+    /// The number of folds.
+    pub fn count(&self) -> usize {
+        self.count
+    }
+
+    /// The number of rows the folds cover.
+    pub fn n_rows(&self) -> usize {
+        self.fold_of.len()
+    }
+
+    /// The fold of each row.
+    pub fn fold_of(&self) -> &[u32] {
+        &self.fold_of
+    }
+
+    /// (training rows, held-out rows) of fold `f`, each in row order.
+    pub fn split(&self, f: usize) -> (Vec<usize>, Vec<usize>) {
+        (0..self.fold_of.len()).partition(|&r| self.fold_of[r] as usize != f)
+    }
+}
+
+/// One strength's results over the folds (or the one validation set).
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// The strength as given.
+    pub strength: Strength,
+    /// The held-out score of each fold's model.
+    pub scores: Vec<f64>,
+    /// The training objective J each fold's model ended at.
+    pub train_loss: Vec<f64>,
+    /// L-BFGS iterations of each fold's model.
+    pub iterations: Vec<usize>,
+    /// How each fold's model ended.
+    pub statuses: Vec<Status>,
+}
+
+impl Candidate {
+    /// Mean score over the folds.
+    pub fn mean(&self) -> f64 {
+        self.scores.iter().sum::<f64>() / self.scores.len() as f64
+    }
+
+    /// Standard deviation of the scores over the folds (population form, as numpy's
+    /// default).
+    pub fn std(&self) -> f64 {
+        let mean = self.mean();
+        let var = self
+            .scores
+            .iter()
+            .map(|s| (s - mean) * (s - mean))
+            .sum::<f64>()
+            / self.scores.len() as f64;
+        var.sqrt()
+    }
+
+    /// Mean training J over the folds.
+    pub fn mean_train_loss(&self) -> f64 {
+        self.train_loss.iter().sum::<f64>() / self.train_loss.len() as f64
+    }
+
+    /// The status to report: converged when every fold converged, else the first other.
+    pub fn status(&self) -> Status {
+        self.statuses
+            .iter()
+            .copied()
+            .find(|s| *s != Status::Converged)
+            .unwrap_or(Status::Converged)
+    }
+}
+
+/// The result of choosing a strength.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    /// How the held-out rows scored the models.
+    pub score: Score,
+    /// Each strength's results, in the order given.
+    pub candidates: Vec<Candidate>,
+    /// The chosen strength's index: the best mean score, the first on ties.
+    pub best: usize,
+    /// The model to keep: refitted on every row at the chosen strength (folds), or the
+    /// chosen model trained on the training rows (a validation set).
+    pub chosen: PathModel,
+}
+
+/// Progress while choosing: which fold (`None` for the refit on every row) and the report
+/// of strength `s`'s model.
+#[derive(Debug, Clone, Copy)]
+pub struct SelectionStep<'a> {
+    /// The fold being trained, 0-based; `None` while refitting on every row.
+    pub fold: Option<usize>,
+    /// The strength's index.
+    pub strength: usize,
+    /// The model's iteration report.
+    pub report: &'a EpochReport,
+}
+
+fn best_of(score: Score, candidates: &[Candidate]) -> usize {
+    let mut best = 0;
+    for (i, c) in candidates.iter().enumerate() {
+        if score.better(c.mean(), candidates[best].mean()) {
+            best = i;
+        }
+    }
+    best
+}
+
+impl Trainer {
+    /// k-fold cross-validation of a path of strengths: for each fold, the path is trained
+    /// on the other folds' rows ([`Trainer::fit_path`]) and each model is scored on the
+    /// fold's rows; the strength with the best mean score is chosen and a model refitted
+    /// at it on every row.
+    pub fn cross_validate(
+        &self,
+        backend: Backend<'_>,
+        data: &Dataset,
+        strengths: &[Strength],
+        folds: &Folds,
+        score: Score,
+        warm_start: bool,
+        mut on_step: impl FnMut(SelectionStep<'_>) -> ControlFlow<()>,
+    ) -> Result<Selection> {
+        check_strengths(strengths)?;
+        if folds.n_rows() != data.n_rows() {
+            return Err(Error::setting(
+                "folds",
+                folds.n_rows(),
+                format!(
+                    "the folds cover {} rows, the data has {}",
+                    folds.n_rows(),
+                    data.n_rows()
+                ),
+            ));
+        }
+        let mut candidates: Vec<Candidate> = strengths
+            .iter()
+            .map(|&strength| Candidate {
+                strength,
+                scores: Vec::new(),
+                train_loss: Vec::new(),
+                iterations: Vec::new(),
+                statuses: Vec::new(),
+            })
+            .collect();
+        for f in 0..folds.count() {
+            let (train_rows, test_rows) = folds.split(f);
+            let train = data.select_rows(&train_rows)?;
+            let test = data.select_rows(&test_rows)?;
+            let l2s: Vec<f64> = strengths.iter().map(|s| s.l2(train.n_rows())).collect();
+            let path = self.fit_path(backend, &train, &l2s, warm_start, |s, report| {
+                on_step(SelectionStep {
+                    fold: Some(f),
+                    strength: s,
+                    report,
+                })
+            })?;
+            let standardized = standardized_like(&path, &test)?;
+            let mut evaluator = Evaluator::new(backend, standardized.as_ref().unwrap_or(&test))?;
+            for (c, fitted) in candidates.iter_mut().zip(&path) {
+                let metrics = metrics_of(&mut evaluator, &fitted.model)?;
+                c.scores.push(score.of(&metrics));
+                c.train_loss.push(fitted.loss);
+                c.iterations.push(fitted.iterations);
+                c.statuses.push(fitted.status);
+            }
+            if self.interrupted() {
+                break;
+            }
+        }
+        let best = best_of(score, &candidates);
+        let l2 = strengths[best].l2(data.n_rows());
+        let mut refit = self.fit_path(backend, data, &[l2], false, |s, report| {
+            on_step(SelectionStep {
+                fold: None,
+                strength: best + s,
+                report,
+            })
+        })?;
+        Ok(Selection {
+            score,
+            candidates,
+            best,
+            chosen: refit.remove(0),
+        })
+    }
+
+    /// A path trained on `train` and scored on `validation`; the model with the best score
+    /// is kept as it is (no refit).
+    pub fn select_on_validation(
+        &self,
+        backend: Backend<'_>,
+        train: &Dataset,
+        validation: &Dataset,
+        strengths: &[Strength],
+        score: Score,
+        warm_start: bool,
+        mut on_step: impl FnMut(SelectionStep<'_>) -> ControlFlow<()>,
+    ) -> Result<Selection> {
+        check_strengths(strengths)?;
+        let l2s: Vec<f64> = strengths.iter().map(|s| s.l2(train.n_rows())).collect();
+        let path = self.fit_path(backend, train, &l2s, warm_start, |s, report| {
+            on_step(SelectionStep {
+                fold: Some(0),
+                strength: s,
+                report,
+            })
+        })?;
+        let standardized = standardized_like(&path, validation)?;
+        let mut evaluator = Evaluator::new(backend, standardized.as_ref().unwrap_or(validation))?;
+        let mut candidates = Vec::with_capacity(path.len());
+        for (&strength, fitted) in strengths.iter().zip(&path) {
+            let metrics = metrics_of(&mut evaluator, &fitted.model)?;
+            candidates.push(Candidate {
+                strength,
+                scores: vec![score.of(&metrics)],
+                train_loss: vec![fitted.loss],
+                iterations: vec![fitted.iterations],
+                statuses: vec![fitted.status],
+            });
+        }
+        let best = best_of(score, &candidates);
+        Ok(Selection {
+            score,
+            candidates,
+            best,
+            chosen: path[best].clone(),
+        })
+    }
+}
+
+/// Held-out rows standardized with the path's μ and σ when its models carry them (the
+/// models of one path share them), so each model is scored as it was trained; `None`
+/// when the rows are used as they are.
+fn standardized_like(path: &[PathModel], rows: &Dataset) -> Result<Option<Dataset>> {
+    path.first()
+        .and_then(|p| p.model.standardizer())
+        .map(|st| st.apply(rows))
+        .transpose()
+}
+
+/// A model's metrics on the evaluator's rows.
+fn metrics_of(evaluator: &mut Evaluator<'_, '_>, model: &Model) -> Result<Metrics> {
+    evaluator.evaluate(&flatten(model.theta(), model.bias()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stratified_folds_hold_every_class_in_proportion() {
+        let labels: Vec<u32> = (0..103).map(|i| (i % 3) as u32).collect();
+        let folds = Folds::stratified(&labels, 3, 5, 11).unwrap();
+        assert_eq!(folds.count(), 5);
+        let mut sizes = [0usize; 5];
+        let mut per_class = [[0usize; 3]; 5];
+        for (row, &f) in folds.fold_of().iter().enumerate() {
+            sizes[f as usize] += 1;
+            per_class[f as usize][labels[row] as usize] += 1;
+        }
+        assert!(
+            sizes.iter().max().unwrap() - sizes.iter().min().unwrap() <= 1,
+            "{sizes:?}"
+        );
+        for counts in per_class {
+            for c in counts {
+                assert!((6..=7).contains(&c), "{per_class:?}");
+            }
+        }
+        // Seeded: the same seed gives the same folds, another seed others.
+        assert_eq!(folds, Folds::stratified(&labels, 3, 5, 11).unwrap());
+        assert_ne!(folds, Folds::stratified(&labels, 3, 5, 12).unwrap());
+        let (train, test) = folds.split(2);
+        assert_eq!(train.len() + test.len(), labels.len());
+        assert!(test.iter().all(|&r| folds.fold_of()[r] == 2));
+    }
+
+    #[test]
+    fn folds_are_refused_when_they_cannot_work() {
+        let labels = [0u32, 0, 0, 1, 1, 1, 2];
+        let err = Folds::stratified(&labels, 3, 2, 0).unwrap_err();
+        assert!(err.to_string().contains("class 2 has only 1 rows"), "{err}");
+        assert!(Folds::stratified(&labels, 3, 1, 0).is_err());
+        assert!(Folds::from_ids(vec![0, 0, 0]).is_err());
+        let err = Folds::from_ids(vec![0, 2, 2, 0]).unwrap_err();
+        assert!(err.to_string().contains("fold 1 has no rows"), "{err}");
+        assert_eq!(Folds::from_ids(vec![1, 0, 1]).unwrap().count(), 2);
+    }
+
+    #[test]
+    fn strengths_convert_and_space_as_documented() {
+        assert_eq!(Strength::C(2.0).l2(100), 1.0 / 200.0);
+        assert_eq!(Strength::L2(1e-3).l2(100), 1e-3);
+        let path = Strength::log_spaced(1e-1, 1e-4, 4).unwrap();
+        let values: Vec<f64> = path.iter().map(|s| s.value()).collect();
+        for (v, want) in values.iter().zip([1e-1, 1e-2, 1e-3, 1e-4]) {
+            assert!((v / want - 1.0).abs() < 1e-12, "{values:?}");
+        }
+        assert!(Strength::log_spaced(1e-1, 1e-4, 1).is_err());
+        assert!(Strength::log_spaced(0.0, 1e-4, 3).is_err());
+        assert!(check_strengths(&[]).is_err());
+        assert!(check_strengths(&[Strength::C(1.0), Strength::C(-1.0)]).is_err());
+        assert!(check_strengths(&[Strength::L2(0.0)]).is_err());
+    }
+}

@@ -1,0 +1,272 @@
+//! Regularisation paths and choosing the strength: on the digits data of ../shared/data
+//! (features / 16, all 1797 rows) a path over the three λ with reference optima ends each
+//! model within 1e-6 of its J*, on the GPU and the CPU; each model of a path equals its
+//! single fit; warm starts reach the same optima; cross-validation with explicit folds
+//! agrees with scikit-learn's LogisticRegressionCV (an ignored test CI runs where Python
+//! has scikit-learn).
+
+mod common;
+
+use std::ops::ControlFlow;
+use std::process::Command;
+
+use common::{digits, gpu};
+use softmax_regression::{
+    Backend, Dataset, Folds, Optimizer, Score, Settings, Status, Strength, Trainer,
+};
+
+/// (λ, J*) from scikit-learn's newton-cholesky fit (../shared/data/README.md).
+const OPTIMA: [(f64, f64); 3] = [
+    (1e-2, 0.738514081875),
+    (1e-3, 0.261864547218),
+    (1e-4, 0.087345742989),
+];
+
+fn trainer(tol: f64) -> Trainer {
+    Trainer::new(Settings {
+        optimizer: Optimizer::Lbfgs,
+        epochs: 1000,
+        tol,
+        ..Settings::default()
+    })
+    .unwrap()
+}
+
+fn path_reaches_optima(backend: Backend<'_>, name: &str, warm_start: bool) {
+    let data = digits();
+    let l2s: Vec<f64> = OPTIMA.iter().map(|o| o.0).collect();
+    let mut iterations = vec![0usize; l2s.len()];
+    let path = trainer(1e-6)
+        .fit_path(backend, &data, &l2s, warm_start, |s, r| {
+            iterations[s] = r.epoch;
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(path.len(), OPTIMA.len());
+    for (fitted, (l2, optimum)) in path.iter().zip(OPTIMA) {
+        let rel = (fitted.loss - optimum) / optimum;
+        eprintln!(
+            "{name} warm={warm_start} λ={l2:e}: J = {:.12}, relative {rel:.2e}, {} after {} iterations, {} evaluations",
+            fitted.loss, fitted.status, fitted.iterations, fitted.evaluations
+        );
+        assert_eq!(fitted.l2, l2);
+        assert_eq!(fitted.status, Status::Converged, "{name} λ={l2}");
+        assert!(rel.abs() <= 1e-6, "{name} λ={l2}: relative {rel:e}");
+    }
+    let reported: Vec<usize> = path.iter().map(|p| p.iterations).collect();
+    assert_eq!(iterations, reported, "the callback saw every iteration");
+}
+
+#[test]
+fn a_path_reaches_the_digits_optima_on_the_gpu() {
+    path_reaches_optima(Backend::Gpu(gpu()), "gpu", false);
+}
+
+#[test]
+fn a_path_reaches_the_digits_optima_on_the_cpu() {
+    path_reaches_optima(Backend::Cpu, "cpu", false);
+}
+
+#[test]
+fn a_warm_started_path_reaches_the_same_optima() {
+    path_reaches_optima(Backend::Gpu(gpu()), "gpu", true);
+}
+
+/// Each model of a path ends where the single fit at its λ ends: the same iterations and
+/// J to 1e-6 (the lockstep changes no model's sequence of oracle values).
+#[test]
+fn each_model_of_a_path_equals_its_single_fit() {
+    let data = digits();
+    let backend = Backend::Gpu(gpu());
+    let l2s = [3e-3, 3e-4];
+    let path = trainer(1e-5)
+        .fit_path(
+            backend,
+            &data,
+            &l2s,
+            false,
+            |_, _| ControlFlow::Continue(()),
+        )
+        .unwrap();
+    for (fitted, &l2) in path.iter().zip(&l2s) {
+        let single = Trainer::new(Settings {
+            optimizer: Optimizer::Lbfgs,
+            epochs: 1000,
+            tol: 1e-5,
+            l2,
+            ..Settings::default()
+        })
+        .unwrap()
+        .fit(backend, &data, None, None, |_| ControlFlow::Continue(()))
+        .unwrap();
+        let last = single.history.last().unwrap();
+        assert_eq!(fitted.iterations, single.history.len(), "λ = {l2}");
+        assert!(
+            ((fitted.loss - last.loss) / last.loss).abs() <= 1e-6,
+            "λ = {l2}: path J = {}, single J = {}",
+            fitted.loss,
+            last.loss
+        );
+        assert_eq!(fitted.status, single.status);
+    }
+}
+
+/// Cross-validation scores each strength on every fold, picks the best mean log-loss and
+/// refits on all rows at it; with C, each fold's λ is 1/(C·m_fold).
+#[test]
+fn cross_validation_picks_the_best_mean_score_and_refits() {
+    let data = digits();
+    let folds = Folds::stratified(data.labels(), 10, 3, 5).unwrap();
+    let strengths = [Strength::C(0.01), Strength::C(1.0), Strength::C(100.0)];
+    let mut refit_iterations = 0;
+    let selection = trainer(1e-6)
+        .cross_validate(
+            Backend::Gpu(gpu()),
+            &data,
+            &strengths,
+            &folds,
+            Score::LogLoss,
+            false,
+            |step| {
+                if step.fold.is_none() {
+                    refit_iterations = step.report.epoch;
+                }
+                ControlFlow::Continue(())
+            },
+        )
+        .unwrap();
+    assert_eq!(selection.candidates.len(), 3);
+    for c in &selection.candidates {
+        assert_eq!(c.scores.len(), 3);
+        assert!(c.mean().is_finite() && c.std() >= 0.0);
+    }
+    let means: Vec<f64> = selection.candidates.iter().map(|c| c.mean()).collect();
+    let best = (0..3)
+        .min_by(|&a, &b| means[a].total_cmp(&means[b]))
+        .unwrap();
+    assert_eq!(selection.best, best, "{means:?}");
+    // The strongest regularisation underfits the digits badly.
+    assert!(means[0] > 2.0 * means[best], "{means:?}");
+    let chosen = &selection.chosen;
+    let c = strengths[best].value();
+    assert_eq!(chosen.l2, 1.0 / (c * data.n_rows() as f64));
+    assert_eq!(chosen.status, Status::Converged);
+    assert_eq!(chosen.iterations, refit_iterations);
+    // The refit is the single fit on every row at that λ.
+    let single = Trainer::new(Settings {
+        optimizer: Optimizer::Lbfgs,
+        epochs: 1000,
+        tol: 1e-6,
+        l2: chosen.l2,
+        ..Settings::default()
+    })
+    .unwrap()
+    .fit(Backend::Gpu(gpu()), &data, None, None, |_| {
+        ControlFlow::Continue(())
+    })
+    .unwrap();
+    let last = single.history.last().unwrap().loss;
+    assert!(((chosen.loss - last) / last).abs() <= 1e-6);
+}
+
+/// Writes X (f32) and the labels and folds (i64) as .npy files for Python.
+fn write_problem(dir: &std::path::Path, data: &Dataset, folds: &Folds) {
+    let x = data.x().unwrap();
+    let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+    common::write_npy(
+        &dir.join("x.npy"),
+        "<f4",
+        &[data.n_rows(), data.n_features()],
+        &bytes,
+    );
+    let ints =
+        |v: &mut dyn Iterator<Item = i64>| -> Vec<u8> { v.flat_map(|i| i.to_le_bytes()).collect() };
+    let y = ints(&mut data.labels().iter().map(|&l| i64::from(l)));
+    common::write_npy(&dir.join("y.npy"), "<i8", &[data.n_rows()], &y);
+    let f = ints(&mut folds.fold_of().iter().map(|&f| i64::from(f)));
+    common::write_npy(&dir.join("folds.npy"), "<i8", &[data.n_rows()], &f);
+}
+
+/// scikit-learn's LogisticRegressionCV on the same rows, strengths and folds: the mean
+/// held-out log-loss per C and the chosen C, printed as one line of numbers.
+const SKLEARN_CV: &str = r#"
+import sys, warnings
+import numpy as np
+from sklearn.linear_model import LogisticRegressionCV
+d = sys.argv[1]
+X = np.load(d + "/x.npy").astype(np.float64)
+y = np.load(d + "/y.npy")
+folds = np.load(d + "/folds.npy")
+Cs = [float(c) for c in sys.argv[2].split(",")]
+splits = [(np.where(folds != f)[0], np.where(folds == f)[0]) for f in range(folds.max() + 1)]
+kwargs = dict(Cs=Cs, cv=splits, scoring="neg_log_loss", tol=1e-10, max_iter=100000)
+try:
+    clf = LogisticRegressionCV(l1_ratios=(0.0,), use_legacy_attributes=False, **kwargs).fit(X, y)
+    scores = np.asarray(clf.scores_).reshape(len(splits), -1)
+    C = float(np.ravel(clf.C_)[0])
+except TypeError:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        clf = LogisticRegressionCV(**kwargs).fit(X, y)
+    scores = next(iter(clf.scores_.values()))
+    C = float(clf.C_[0])
+print(" ".join(repr(float(v)) for v in -scores.mean(axis=0)), C)
+"#;
+
+/// Needs Python with numpy and scikit-learn; CI installs them and runs it with `--ignored`.
+#[test]
+#[ignore = "needs python3 with numpy and scikit-learn; run with --ignored"]
+fn cross_validation_agrees_with_scikit_learn() {
+    let data = digits();
+    let folds = Folds::stratified(data.labels(), 10, 4, 3).unwrap();
+    let cs = [0.05, 0.5, 5.0, 50.0];
+    let dir = common::scratch("path-sklearn");
+    write_problem(&dir, &data, &folds);
+    let list = cs.map(|c| c.to_string()).join(",");
+    let o = Command::new("python3")
+        .args(["-c", SKLEARN_CV, dir.to_str().unwrap(), &list])
+        .output()
+        .expect("python3 runs");
+    assert!(
+        o.status.success(),
+        "python: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    let numbers: Vec<f64> = out.split_whitespace().map(|v| v.parse().unwrap()).collect();
+    let (theirs, their_c) = numbers.split_at(cs.len());
+    for (backend, name) in [(Backend::Cpu, "cpu"), (Backend::Gpu(gpu()), "gpu")] {
+        let strengths: Vec<Strength> = cs.iter().map(|&c| Strength::C(c)).collect();
+        // As tight as f32 parameters allow: the held-out log-loss at the weakest C moves
+        // by 1e-5 between max|∇J| = 1e-7 and the optimum.
+        let selection = trainer(1e-9)
+            .cross_validate(
+                backend,
+                &data,
+                &strengths,
+                &folds,
+                Score::LogLoss,
+                false,
+                |_| ControlFlow::Continue(()),
+            )
+            .unwrap();
+        for (c, want) in selection.candidates.iter().zip(theirs) {
+            let rel = (c.mean() - want) / want;
+            eprintln!(
+                "{name} C = {}: ours {:.9}, scikit-learn {want:.9}, relative {rel:.1e}",
+                c.strength.value(),
+                c.mean()
+            );
+            assert!(
+                rel.abs() <= 1e-5,
+                "{name} C = {}: relative {rel:e}",
+                c.strength.value()
+            );
+        }
+        assert_eq!(
+            selection.candidates[selection.best].strength.value(),
+            their_c[0],
+            "{name}: the chosen C"
+        );
+    }
+}

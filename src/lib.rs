@@ -52,6 +52,6 @@ pub use optim::Status;
 pub use rng::SplitMix64;
 pub use train::checkpoint::Checkpoint;
 pub use train::{
-    Candidate, DeviceUse, EpochReport, Fit, Folds, Optimizer, PathModel, Schedule, Score,
+    Candidate, Choice, DeviceUse, EpochReport, Fit, Folds, Optimizer, PathModel, Schedule, Score,
     Selection, SelectionStep, Settings, Strength, Trainer,
 };

@@ -12,7 +12,7 @@ use std::process::Command;
 
 use common::{digits, gpu};
 use softmax_regression::{
-    Backend, Dataset, Folds, Optimizer, Score, Settings, Status, Strength, Trainer,
+    Backend, Choice, Dataset, Folds, Optimizer, Score, Settings, Status, Strength, Trainer,
 };
 
 /// (λ, J*) from scikit-learn's newton-cholesky fit (../shared/data/README.md).
@@ -123,10 +123,12 @@ fn cross_validation_picks_the_best_mean_score_and_refits() {
         .cross_validate(
             Backend::Gpu(gpu()),
             &data,
-            &strengths,
             &folds,
-            Score::LogLoss,
-            false,
+            Choice {
+                strengths: &strengths,
+                score: Score::LogLoss,
+                warm_start: false,
+            },
             |step| {
                 if step.fold.is_none() {
                     refit_iterations = step.report.epoch;
@@ -243,10 +245,12 @@ fn cross_validation_agrees_with_scikit_learn() {
             .cross_validate(
                 backend,
                 &data,
-                &strengths,
                 &folds,
-                Score::LogLoss,
-                false,
+                Choice {
+                    strengths: &strengths,
+                    score: Score::LogLoss,
+                    warm_start: false,
+                },
                 |_| ControlFlow::Continue(()),
             )
             .unwrap();

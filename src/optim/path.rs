@@ -154,6 +154,9 @@ pub fn minimize_path(
     })
 }
 
+/// The caller's callback: model, its iteration's report, its new point.
+type OnIteration<'a> = dyn FnMut(usize, &LbfgsIteration, &[f64]) -> ControlFlow<()> + 'a;
+
 /// The caller's side of one model.
 struct Model {
     requests: Receiver<Request>,
@@ -168,7 +171,7 @@ fn coordinate(
     oracle: &mut dyn Oracle,
     models: &mut [Model],
     l2s: &[f64],
-    on_iteration: &mut dyn FnMut(usize, &LbfgsIteration, &[f64]) -> ControlFlow<()>,
+    on_iteration: &mut OnIteration<'_>,
 ) -> Result<Vec<LbfgsResult>> {
     loop {
         let mut batch: Vec<(usize, Array2<f32>, Array1<f32>)> = Vec::new();

@@ -39,7 +39,9 @@ pub use crate::train::settings::{Optimizer, Schedule, Settings};
 use engine::{Engine, epoch_batches, x_storage_of};
 pub use path::PathModel;
 pub use report::{DeviceUse, EpochReport, Fit};
-pub use select::{Candidate, Folds, Score, Selection, SelectionStep, Strength, check_strengths};
+pub use select::{
+    Candidate, Choice, Folds, Score, Selection, SelectionStep, Strength, check_strengths,
+};
 
 /// Trains softmax regression with validated settings, optionally writing checkpoints,
 /// resuming from one, and stopping cleanly on an interrupt flag.

@@ -286,6 +286,18 @@ pub struct Selection {
     pub chosen: PathModel,
 }
 
+/// What to choose among and how: the strengths in order, the score of held-out rows, and
+/// whether each fold's path is warm-started ([`Trainer::fit_path`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Choice<'a> {
+    /// The strengths to compare.
+    pub strengths: &'a [Strength],
+    /// How held-out rows score a model.
+    pub score: Score,
+    /// Train each path one λ after another from the strongest, warm-started.
+    pub warm_start: bool,
+}
+
 /// Progress while choosing: which fold (`None` for the refit on every row) and the report
 /// of strength `s`'s model.
 #[derive(Debug, Clone, Copy)]
@@ -317,12 +329,15 @@ impl Trainer {
         &self,
         backend: Backend<'_>,
         data: &Dataset,
-        strengths: &[Strength],
         folds: &Folds,
-        score: Score,
-        warm_start: bool,
+        choice: Choice<'_>,
         mut on_step: impl FnMut(SelectionStep<'_>) -> ControlFlow<()>,
     ) -> Result<Selection> {
+        let Choice {
+            strengths,
+            score,
+            warm_start,
+        } = choice;
         check_strengths(strengths)?;
         if folds.n_rows() != data.n_rows() {
             return Err(Error::setting(
@@ -394,11 +409,14 @@ impl Trainer {
         backend: Backend<'_>,
         train: &Dataset,
         validation: &Dataset,
-        strengths: &[Strength],
-        score: Score,
-        warm_start: bool,
+        choice: Choice<'_>,
         mut on_step: impl FnMut(SelectionStep<'_>) -> ControlFlow<()>,
     ) -> Result<Selection> {
+        let Choice {
+            strengths,
+            score,
+            warm_start,
+        } = choice;
         check_strengths(strengths)?;
         let l2s: Vec<f64> = strengths.iter().map(|s| s.l2(train.n_rows())).collect();
         let path = self.fit_path(backend, train, &l2s, warm_start, |s, report| {

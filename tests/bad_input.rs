@@ -43,6 +43,9 @@ fn fixtures() -> &'static Path {
         text("index_0.libsvm", "1 1:0.5\n0 0:1\n");
         text("huge_index.libsvm", "1 1:0.5\n0 888888831:1\n");
         text("good.csv", "1,2,0\n3,4,1\n0,1,1\n");
+        text("folds_negative.txt", "0\n-1\n1\n");
+        text("folds_two.txt", "0\n1\n");
+        text("folds_gap.txt", "0\n2\n2\n");
         text("names.csv", "1,2,cat\n3,4,dog\n");
         text("four_columns.csv", "1,2,3,4\n5,6,7,8\n");
         text("fraction_label.csv", "1,2,0\n3,4,1\n5,6,1.5\n");
@@ -386,6 +389,21 @@ bad_input! {
     // --quiet: the "training on …" line comes before the device plan is made.
     max_gpu_memory_below_the_model: "train --data {d}/features.npy --labels {d}/labels.npy --max-gpu-memory 100 --quiet" => "--max-gpu-memory";
     streamed_npy_labels_length: "train --data {d}/features.npy --labels {d}/three_labels.txt" => "three_labels.txt has 3 labels";
+    path_negative_l2: "train --l2 1e-3,-1 --cv 3" => "--l2 -1 is invalid: each value must be a finite number > 0";
+    path_empty_l2: "train --l2 , --cv 3" => "'' for '--l2";
+    path_zero_c: "train --C 0,1 --cv 3" => "--C 0 is invalid: each value must be a finite number > 0";
+    path_l2_and_c: "train --l2 1e-3 --C 1 --cv 3" => "'--l2 <F[,F…]>' cannot be used with '--C <C[,C…]>'";
+    path_malformed_l2_path: "train --l2-path 1e-1:1e-3 --cv 3" => "--l2-path 1e-1:1e-3 is invalid: give HIGH:LOW:COUNT";
+    path_l2_path_of_one: "train --l2-path 1e-1:1e-3:1 --cv 3" => "--l2-path 1e-1:1e-3:1 is invalid: COUNT must be at least 2";
+    cv_one_fold: "train --cv 1" => "--cv 1 is invalid: cross-validation needs at least 2 folds";
+    cv_more_folds_than_rows_of_a_class: "train --cv 200" => "--cv 200 is invalid: class 0 has only 178 rows, fewer than the folds";
+    cv_with_validation: "train --cv 3 --validation 0.2" => "'--cv <K>' cannot be used with '--validation <F>'";
+    path_without_a_choice: "train --data {d}/good.csv --l2 1e-2,1e-3" => "--l2 with 2 values trains a regularisation path: add --cv K, --folds PATH or --validation F";
+    path_with_adam: "train --l2 1e-2,1e-3 --cv 3 --optimizer adam" => "which only --optimizer lbfgs does";
+    path_with_a_checkpoint: "train --l2 1e-2,1e-3 --cv 3 --checkpoint {d}/path.ckpt" => "which --checkpoint does not support";
+    folds_negative: "train --data {d}/good.csv --folds {d}/folds_negative.txt" => "folds_negative.txt: row 2 holds fold -1";
+    folds_too_few: "train --data {d}/good.csv --folds {d}/folds_two.txt" => "folds_two.txt holds 2 fold numbers but the data has 3 rows; give one per row";
+    folds_with_a_gap: "train --data {d}/good.csv --folds {d}/folds_gap.txt" => "folds_gap.txt: fold 1 has no rows";
     synth_one_class: "synth --rows 10 --features 2 --classes 1 --labels {d}/synth_y.npy" => "--classes 1";
     synth_zero_rows: "synth --rows 0 --features 2 --classes 3 --labels {d}/synth_y.npy" => "--rows 0";
     synth_density_zero: "synth --rows 10 --features 20 --classes 2 --density 0 --labels {d}/synth_y.npy" => "--density 0 is invalid: must be a number in (0, 1]";

@@ -147,6 +147,18 @@ impl Trainer {
         Ok(self)
     }
 
+    /// The same trainer with λ = `l2` (for a strength known only once the training rows
+    /// are, as scikit-learn's C: λ = 1/(C·m)).
+    pub fn with_l2(mut self, l2: f64) -> Result<Self> {
+        let settings = Settings {
+            l2,
+            ..self.settings.clone()
+        };
+        settings.validate()?;
+        self.settings = settings;
+        Ok(self)
+    }
+
     /// Stops training after the current step once `flag` is set (by a signal handler, say),
     /// writing a checkpoint when [`Trainer::with_checkpoints`] is set; the fit ends with
     /// [`Status::Interrupted`] and the current parameters.

@@ -107,6 +107,14 @@ pub enum OptimizerArg {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+pub enum CvScoreArg {
+    /// Mean cross-entropy of the held-out rows (lower is better).
+    LogLoss,
+    /// Fraction of held-out rows classified right (higher is better).
+    Accuracy,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 pub enum ScheduleArg {
     Constant,
     Step,
@@ -198,9 +206,46 @@ pub struct TrainArgs {
     /// Learning rate η.
     #[arg(long, value_name = "F", default_value_t = 0.01)]
     pub lr: f32,
-    /// λ of the objective: mean cross-entropy + λ/2‖Θ‖² (bias unregularised).
-    #[arg(long, value_name = "F", default_value_t = 1e-4)]
-    pub l2: f64,
+    /// λ of the objective: mean cross-entropy + λ/2‖Θ‖² (bias unregularised). Several
+    /// comma-separated values train a regularisation path, one lbfgs model per λ, and
+    /// --cv, --folds or --validation chooses the model to write.
+    #[arg(
+        long,
+        value_name = "F[,F…]",
+        value_delimiter = ',',
+        default_value = "1e-4"
+    )]
+    pub l2: Vec<f64>,
+    /// A regularisation path of COUNT values of λ, log-spaced from HIGH down to LOW (both
+    /// included), e.g. 1e-1:1e-5:9.
+    #[arg(long, value_name = "HIGH:LOW:COUNT", conflicts_with_all = ["l2", "c"])]
+    pub l2_path: Option<String>,
+    /// The strength as scikit-learn's C instead of λ: C·Σ cross-entropy + ½‖Θ‖², that is
+    /// λ = 1/(C·m) on m training rows (each fold's own m under --cv). One value, or a
+    /// comma-separated path.
+    #[arg(
+        long = "C",
+        id = "c",
+        value_name = "C[,C…]",
+        value_delimiter = ',',
+        conflicts_with = "l2"
+    )]
+    pub c: Option<Vec<f64>>,
+    /// Choose among the strengths by K-fold cross-validation (folds stratified by class,
+    /// seeded by --seed), then refit on every row at the chosen one and write that model.
+    #[arg(long, value_name = "K", conflicts_with_all = ["validation", "folds"])]
+    pub cv: Option<usize>,
+    /// Cross-validation folds given row by row: integers 0…K−1 in a .npy file or a text
+    /// file with one per line (the same folds as another tool's).
+    #[arg(long, value_name = "PATH", conflicts_with = "validation")]
+    pub folds: Option<PathBuf>,
+    /// How the held-out rows score the strengths of a path.
+    #[arg(long, value_enum, default_value = "log-loss")]
+    pub cv_score: CvScoreArg,
+    /// Train a path one λ after another from the strongest, each model starting from the
+    /// previous one's solution, instead of all of them at once from zero.
+    #[arg(long)]
+    pub warm_start: bool,
     /// Rows per mini-batch [default: full batch for gd and lbfgs, 64 for sgd, momentum and
     /// adam].
     #[arg(long, value_name = "B")]
@@ -208,11 +253,12 @@ pub struct TrainArgs {
     /// Update rule.
     #[arg(long, value_enum, default_value = "lbfgs")]
     pub optimizer: OptimizerArg,
-    /// Seed of the mini-batch shuffle and of the --validation split.
+    /// Seed of the mini-batch shuffle, of the --validation split and of the --cv folds.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
     /// Hold out this fraction of the rows (seeded) and report its loss and accuracy per
-    /// epoch [default: 0.2 on the embedded digits data, none otherwise].
+    /// epoch; with several strengths, the held-out rows choose among them [default: 0.2
+    /// on the embedded digits data without --cv or --folds, none otherwise].
     #[arg(long, value_name = "F")]
     pub validation: Option<f64>,
     /// Where to compute: a GPU backend, `auto` (the best adapter), or `cpu` (the f64

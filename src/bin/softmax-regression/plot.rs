@@ -167,7 +167,7 @@ fn fmt_tick(v: f64) -> String {
 fn panel(
     svg: &mut String,
     frame: (f64, f64, f64, f64),
-    x_range: (f64, f64),
+    (x_range, x_log): ((f64, f64), bool),
     x_label: &str,
     p: &Panel<'_>,
 ) {
@@ -238,7 +238,7 @@ fn panel(
         x: (xlo, xhi),
         y: (ylo, yhi),
     };
-    grid(svg, &area, p.scale, &y_ticks);
+    grid(svg, &area, (p.scale, x_log), &y_ticks);
     for s in &p.series {
         line(svg, &area, p.scale, s);
     }
@@ -315,7 +315,7 @@ impl Area {
 
 /// Grid lines and tick labels: minor lines on a log axis of a few decades, then the value
 /// ticks, then the whole-number x ticks.
-fn grid(svg: &mut String, area: &Area, scale: Scale, y_ticks: &[f64]) {
+fn grid(svg: &mut String, area: &Area, (scale, x_log): (Scale, bool), y_ticks: &[f64]) {
     let (px, py, pw, ph) = (area.left, area.top, area.width, area.height);
     let (ylo, yhi) = area.y;
     let (xlo, xhi) = area.x;
@@ -370,8 +370,20 @@ fn grid(svg: &mut String, area: &Area, scale: Scale, y_ticks: &[f64]) {
             false,
             false,
             "",
-            &fmt_tick(t),
+            &if x_log { decade(t) } else { fmt_tick(t) },
         );
+    }
+}
+
+/// The label of decade 10^t: plain from 0.001 to 1000, else 1e-5, 1e4, ….
+fn decade(t: f64) -> String {
+    let e = t.round() as i32;
+    if (-3..=3).contains(&e) {
+        let v = 10f64.powi(e);
+        // 10^e rounds to a number whose shortest decimal form is the decade's.
+        format!("{v}")
+    } else {
+        format!("1e{e}")
     }
 }
 
@@ -500,6 +512,16 @@ fn open_svg(w: f64, h: f64) -> String {
 /// The training curve: a title and the panels side by side, x counted in `x_label`
 /// (epochs or iterations).
 pub fn training_curve(title: &[String], x_label: &str, panels: &[Panel<'_>]) -> String {
+    figure(title, x_label, false, panels)
+}
+
+/// Panels whose x values are decimal logarithms (of a regularisation strength), ticked
+/// at whole decades labelled 1e-4, 1e-3, ….
+pub fn validation_curve(title: &[String], x_label: &str, panels: &[Panel<'_>]) -> String {
+    figure(title, x_label, true, panels)
+}
+
+fn figure(title: &[String], x_label: &str, x_log: bool, panels: &[Panel<'_>]) -> String {
     let n = panels.len().max(1) as f64;
     let w = (n * 420.0).max(840.0).max(title_width(title).min(1260.0));
     let h_panel = 400.0;
@@ -522,7 +544,7 @@ pub fn training_curve(title: &[String], x_label: &str, panels: &[Panel<'_>]) -> 
         panel(
             &mut svg,
             (i as f64 * pw, top, pw, h_panel),
-            x_range,
+            (x_range, x_log),
             x_label,
             p,
         );

@@ -3,6 +3,7 @@
 
 pub mod evaluate;
 pub mod info;
+pub mod path;
 pub mod predict;
 pub mod synth;
 pub mod train;

@@ -26,7 +26,7 @@ use crate::report::{Progress, describe_classes, epoch_json};
 use crate::{CliResult, Failure};
 
 pub fn train(a: TrainArgs) -> CliResult<()> {
-    let plan = TrainPlan::new(&a)?;
+    let mut plan = TrainPlan::new(&a)?;
     let Loaded {
         source,
         data,
@@ -38,6 +38,16 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
     let init = load_init(&a, &data, k)?;
     let rows = hold_out(&a, data, k, &source)?;
 
+    // A path's folds are read and checked before the first line of progress.
+    let folds = match &plan.path {
+        Some(path) => super::path::folds_of(&a, path, &rows)?,
+        None => None,
+    };
+    if let Some(c) = plan.single_c {
+        let l2 = 1.0 / (c * rows.train.n_rows() as f64);
+        plan.settings.l2 = l2;
+        plan.trainer = plan.trainer.with_l2(l2)?;
+    }
     let ctx = open_engine(&plan.engine)?;
     if let Some(ctx) = &ctx {
         ctx.set_memory_budget(a.max_gpu_memory);
@@ -63,10 +73,21 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
     }
     // From here on the first Ctrl-C or SIGTERM finishes the current step, checkpoints and
     // writes the model; a second one exits at once.
-    let trainer = plan.trainer.with_interrupt(interrupt_flag()?);
+    let trainer = plan.trainer.clone().with_interrupt(interrupt_flag()?);
+    if let Some(path) = &plan.path {
+        return super::path::run(
+            &a,
+            (&plan, path, folds),
+            &trainer,
+            &ctx,
+            &rows,
+            names,
+            &source,
+        );
+    }
     let fit = fit(&a, settings, &trainer, &ctx, &rows, init.as_ref())?;
 
-    save_model(&a, settings, &fit, names, &source, &plan.out)?;
+    save_model(&a, settings, &fit.model, names, &source, &plan.out)?;
     if let Some(plot_out) = &plan.plot_out {
         save_curve(settings, &fit, &rows, k, &source, plot_out)?;
     }
@@ -289,9 +310,9 @@ fn load_init(a: &TrainArgs, data: &Dataset, k: usize) -> CliResult<Option<Model>
 }
 
 /// The rows trained on and those held out, with how many of the K classes the data holds.
-struct Rows {
-    train: Dataset,
-    held: Option<Dataset>,
+pub(super) struct Rows {
+    pub(super) train: Dataset,
+    pub(super) held: Option<Dataset>,
     present: usize,
 }
 
@@ -303,9 +324,11 @@ fn hold_out(a: &TrainArgs, data: Dataset, k: usize, source: &str) -> CliResult<R
             "--patience needs a validation split; add --validation F".to_string(),
         ));
     }
+    // Cross-validation holds out its own folds.
+    let folds = a.cv.is_some() || a.folds.is_some();
     let validation = match (&a.data.data, a.validation) {
-        (None, v) => Some(v.unwrap_or(0.2)),
-        (Some(_), v) => v,
+        (None, None) if !folds => Some(0.2),
+        (_, v) => v,
     };
     // Before the split shuffles the rows, so that an error names the file's sample.
     check_storage(a, &data, source)?;
@@ -388,15 +411,15 @@ fn fit(
 }
 
 /// Writes the model with its class names and the settings it was trained with.
-fn save_model(
+pub(super) fn save_model(
     a: &TrainArgs,
     settings: &Settings,
-    fit: &Fit,
+    model: &Model,
     names: Option<Vec<String>>,
     source: &str,
     out: &OutputPath,
 ) -> CliResult<()> {
-    let mut model = fit.model.clone();
+    let mut model = model.clone();
     if let Some(names) = names {
         model = model.with_labels(names)?;
     }

@@ -111,6 +111,54 @@ fn each_model_of_a_path_equals_its_single_fit() {
     }
 }
 
+/// The CPU oracle answers a batch of points in one pass over X with what it gives for
+/// each point alone, for dense and for sparse X.
+#[test]
+fn the_cpu_oracle_evaluates_a_batch_as_its_points() {
+    use ndarray::{Array1, Array2};
+    use softmax_regression::{CpuOracle, Oracle, PointAt, SplitMix64};
+    let dense = digits();
+    let mut rng = SplitMix64::new(4);
+    let mut sparse_x = Array2::<f32>::zeros((300, 40));
+    for v in sparse_x.iter_mut() {
+        if rng.next_f64() < 0.1 {
+            *v = rng.next_f64() as f32;
+        }
+    }
+    let labels: Vec<u32> = (0..300).map(|i| (i % 4) as u32).collect();
+    let csr = softmax_regression::data::Csr::from_dense(sparse_x.view()).unwrap();
+    let sparse = Dataset::from_csr(csr, &labels, 4).unwrap();
+    for data in [dense, sparse] {
+        let (n, k) = (data.n_features(), data.n_classes());
+        let params: Vec<(Array2<f32>, Array1<f32>, f64)> = (0..3)
+            .map(|s| {
+                let theta = Array2::from_shape_fn((n, k), |_| rng.next_f64() as f32 - 0.5);
+                let bias = Array1::from_shape_fn(k, |_| rng.next_f64() as f32);
+                (theta, bias, 10f64.powi(-(s as i32) - 2))
+            })
+            .collect();
+        let points: Vec<PointAt<'_>> = params
+            .iter()
+            .map(|(theta, bias, l2)| PointAt {
+                theta: theta.view(),
+                bias: bias.view(),
+                l2: *l2,
+            })
+            .collect();
+        let mut oracle = CpuOracle::new(&data).unwrap();
+        let batch = oracle.losses_and_gradients(&points).unwrap();
+        assert_eq!(batch.len(), 3);
+        for (p, got) in points.iter().zip(&batch) {
+            let want = oracle.loss_and_gradient(p.theta, p.bias, p.l2).unwrap();
+            assert!((got.loss - want.loss).abs() <= 1e-13 * want.loss.abs());
+            let flat = |g: &softmax_regression::LossGrad| -> Vec<f64> {
+                g.theta.iter().chain(g.bias.iter()).copied().collect()
+            };
+            common::assert_close("batched gradient", &flat(got), &flat(&want), 1e-15, 1e-12);
+        }
+    }
+}
+
 /// Cross-validation scores each strength on every fold, picks the best mean log-loss and
 /// refits on all rows at it; with C, each fold's λ is 1/(C·m_fold).
 #[test]

@@ -165,6 +165,32 @@ impl Oracle for CpuOracle {
         (self.x.n_rows(), self.x.n_cols(), self.k)
     }
 
+    /// All points in one pass over X: one product X·[Θ₁ … Θ_S] for the logits and one
+    /// Xᵀ[D₁ … D_S] for the gradients.
+    fn losses_and_gradients(&mut self, points: &[PointAt<'_>]) -> Result<Vec<LossGrad>> {
+        for p in points {
+            check_params(p.theta, p.bias, self.x.n_cols(), self.k)?;
+            check_l2(p.l2)?;
+        }
+        let wide: Vec<(Array2<f64>, Array1<f64>, f64)> = points
+            .iter()
+            .map(|p| (p.theta.mapv(f64::from), p.bias.mapv(f64::from), p.l2))
+            .collect();
+        let views: Vec<_> = wide
+            .iter()
+            .map(|(t, b, l2)| (t.view(), b.view(), *l2))
+            .collect();
+        Ok(reference::losses_and_gradients_host(
+            &self.x,
+            &self.labels,
+            self.weights.as_deref(),
+            &views,
+        )
+        .into_iter()
+        .map(|(loss, theta, bias)| LossGrad { loss, theta, bias })
+        .collect())
+    }
+
     fn loss_and_gradient(
         &mut self,
         theta: ArrayView2<'_, f32>,

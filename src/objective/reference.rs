@@ -179,23 +179,58 @@ pub(crate) fn loss_and_gradient_host(
     bias: ArrayView1<'_, f64>,
     l2: f64,
 ) -> (f64, Array2<f64>, Array1<f64>) {
+    losses_and_gradients_host(x, labels, weights, &[(theta, bias, l2)]).remove(0)
+}
+
+/// [`loss_and_gradient_host`] at several points (Θₛ, bₛ, λₛ) of the same shape in one pass
+/// over X: the logits of all of them are one product X·[Θ₁ … Θ_S] and their gradients one
+/// product Xᵀ[D₁ … D_S], with the softmax taken per point.
+pub(crate) fn losses_and_gradients_host(
+    x: &HostX,
+    labels: &[u32],
+    weights: Option<&[f64]>,
+    points: &[(ArrayView2<'_, f64>, ArrayView1<'_, f64>, f64)],
+) -> Vec<(f64, Array2<f64>, Array1<f64>)> {
+    let Some(&(first, _, _)) = points.first() else {
+        return Vec::new();
+    };
+    let (n, k) = first.dim();
     let m = x.n_rows() as f64;
-    let z = x.logits(theta, bias);
-    let mut ce_rows = cross_entropy_rows(z.view(), labels);
-    let mut d = softmax_minus_onehot(z.view(), labels);
-    if let Some(w) = weights {
-        ce_rows.iter_mut().zip(w).for_each(|(c, w)| *c *= w);
-        d.outer_iter_mut().zip(w).for_each(|(mut row, &w)| row *= w);
+    let columns = |s: usize| ndarray::s![.., s * k..(s + 1) * k];
+    let mut theta_all = Array2::<f64>::zeros((n, points.len() * k));
+    let mut bias_all = Array1::<f64>::zeros(points.len() * k);
+    for (s, (theta, bias, _)) in points.iter().enumerate() {
+        theta_all.slice_mut(columns(s)).assign(theta);
+        bias_all
+            .slice_mut(ndarray::s![s * k..(s + 1) * k])
+            .assign(bias);
     }
-    let mut gt = x.transpose_times(d.view()) / m;
-    gt.scaled_add(l2, &theta);
-    let gb = d.sum_axis(Axis(0)) / m;
-    let theta_sq = theta.iter().map(|t| t * t).sum();
-    (
-        super::objective_value(ce_rows.sum(), m, l2, theta_sq),
-        gt,
-        gb,
-    )
+    let z = x.logits(theta_all.view(), bias_all.view());
+    let mut d_all = Array2::<f64>::zeros(z.dim());
+    let mut ce_sums = Vec::with_capacity(points.len());
+    for s in 0..points.len() {
+        let zs = z.slice(columns(s));
+        let mut ce_rows = cross_entropy_rows(zs, labels);
+        let mut d = softmax_minus_onehot(zs, labels);
+        if let Some(w) = weights {
+            ce_rows.iter_mut().zip(w).for_each(|(c, w)| *c *= w);
+            d.outer_iter_mut().zip(w).for_each(|(mut row, &w)| row *= w);
+        }
+        ce_sums.push(ce_rows.sum());
+        d_all.slice_mut(columns(s)).assign(&d);
+    }
+    let gt_all = x.transpose_times(d_all.view()) / m;
+    points
+        .iter()
+        .enumerate()
+        .map(|(s, &(theta, _, l2))| {
+            let mut gt = gt_all.slice(columns(s)).to_owned();
+            gt.scaled_add(l2, &theta);
+            let gb = d_all.slice(columns(s)).sum_axis(Axis(0)) / m;
+            let theta_sq = theta.iter().map(|t| t * t).sum();
+            (super::objective_value(ce_sums[s], m, l2, theta_sq), gt, gb)
+        })
+        .collect()
 }
 
 pub use crate::step::Step;

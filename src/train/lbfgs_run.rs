@@ -101,6 +101,7 @@ impl Trainer {
             status,
             device: DeviceUse::of(backend, device),
             scaling: None,
+            evaluations: Some(result.evaluations),
         })
     }
 }

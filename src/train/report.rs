@@ -35,6 +35,9 @@ pub struct Fit {
     /// [`Status::LineSearchFailed`]) on features that were not standardized and whose
     /// scales differ widely: the likely reason, which [`Fit::summary`] reports.
     pub scaling: Option<Scaling>,
+    /// Oracle calls (passes over X) L-BFGS made, line searches included; `None` for the
+    /// other optimizers, whose passes are their epochs.
+    pub evaluations: Option<usize>,
 }
 
 /// How the training data sat on the device.
@@ -81,6 +84,7 @@ impl Fit {
             status,
             device,
             scaling: None,
+            evaluations: None,
         })
     }
 

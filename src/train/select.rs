@@ -234,6 +234,8 @@ pub struct Candidate {
     pub train_loss: Vec<f64>,
     /// L-BFGS iterations of each fold's model.
     pub iterations: Vec<usize>,
+    /// Oracle calls of each fold's model (its share of the passes over X).
+    pub evaluations: Vec<usize>,
     /// How each fold's model ended.
     pub statuses: Vec<Status>,
 }
@@ -357,6 +359,7 @@ impl Trainer {
                 scores: Vec::new(),
                 train_loss: Vec::new(),
                 iterations: Vec::new(),
+                evaluations: Vec::new(),
                 statuses: Vec::new(),
             })
             .collect();
@@ -379,6 +382,7 @@ impl Trainer {
                 c.scores.push(score.of(&metrics));
                 c.train_loss.push(fitted.loss);
                 c.iterations.push(fitted.iterations);
+                c.evaluations.push(fitted.evaluations);
                 c.statuses.push(fitted.status);
             }
             if self.interrupted() {
@@ -436,6 +440,7 @@ impl Trainer {
                 scores: vec![score.of(&metrics)],
                 train_loss: vec![fitted.loss],
                 iterations: vec![fitted.iterations],
+                evaluations: vec![fitted.evaluations],
                 statuses: vec![fitted.status],
             });
         }

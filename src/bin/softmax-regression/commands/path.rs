@@ -61,6 +61,7 @@ pub(super) fn run(
         }
         ControlFlow::Continue(())
     };
+    let started = std::time::Instant::now();
     let selection = match (&folds, &rows.held) {
         (Some(folds), _) => {
             trainer.cross_validate(backend, &rows.train, folds, choice, &mut progress)?
@@ -75,6 +76,7 @@ pub(super) fn run(
             ));
         }
     };
+    let seconds = started.elapsed().as_secs_f64();
     let chosen = &selection.chosen;
     let settings = Settings {
         l2: chosen.l2,
@@ -85,7 +87,7 @@ pub(super) fn run(
         out.write(curve(&selection, folds.as_ref(), source).as_bytes())?;
     }
     if a.json {
-        report_json(a, &selection, folds.as_ref());
+        report_json(a, &selection, folds.as_ref(), seconds);
     } else {
         report_text(a, &selection, folds.as_ref(), rows);
     }
@@ -252,7 +254,7 @@ fn report_text(a: &TrainArgs, selection: &Selection, folds: Option<&Folds>, rows
     eprintln!("model written to {}", a.out.display());
 }
 
-fn report_json(a: &TrainArgs, selection: &Selection, folds: Option<&Folds>) {
+fn report_json(a: &TrainArgs, selection: &Selection, folds: Option<&Folds>, seconds: f64) {
     let key = match selection.candidates[0].strength {
         Strength::L2(_) => "l2",
         Strength::C(_) => "C",
@@ -268,6 +270,7 @@ fn report_json(a: &TrainArgs, selection: &Selection, folds: Option<&Folds>) {
                 "score_std": c.std(),
                 "train_loss": c.train_loss,
                 "iterations": c.iterations,
+                "evaluations": c.evaluations,
                 "status": c.status().name(),
                 "chosen": i == selection.best,
             })
@@ -286,6 +289,7 @@ fn report_json(a: &TrainArgs, selection: &Selection, folds: Option<&Folds>) {
             "grad_max_norm": chosen.grad_max_norm,
             "iterations": chosen.iterations,
             "status": chosen.status.name(),
+            "seconds": seconds,
             "model": a.out.display().to_string(),
         })
     );

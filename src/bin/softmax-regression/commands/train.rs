@@ -498,6 +498,7 @@ fn report_json(a: &TrainArgs, settings: &Settings, fit: &Fit, ctx: &Option<GpuCo
         json!({
             "summary": true,
             "epochs": fit.history.len(),
+            "evaluations": fit.evaluations,
             "loss": last.map(|r| r.loss),
             "grad_max_norm": last.map(|r| r.grad_max_norm),
             "status": fit.status.name(),

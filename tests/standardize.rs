@@ -313,6 +313,7 @@ fn a_failed_line_search_on_badly_scaled_features_suggests_standardizing() {
         status: Status::LineSearchFailed,
         device: None,
         scaling: softmax_regression::Scaling::of(&stats),
+        evaluations: None,
     };
     let text = fit.summary(&s);
     assert!(

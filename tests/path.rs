@@ -134,7 +134,7 @@ fn the_cpu_oracle_evaluates_a_batch_as_its_points() {
             .map(|s| {
                 let theta = Array2::from_shape_fn((n, k), |_| rng.next_f64() as f32 - 0.5);
                 let bias = Array1::from_shape_fn(k, |_| rng.next_f64() as f32);
-                (theta, bias, 10f64.powi(-(s as i32) - 2))
+                (theta, bias, 10f64.powi(-s - 2))
             })
             .collect();
         let points: Vec<PointAt<'_>> = params

@@ -72,8 +72,7 @@ fn a_warm_started_path_reaches_the_same_optima() {
     path_reaches_optima(Backend::Gpu(gpu()), "gpu", true);
 }
 
-/// Each model of a path ends where the single fit at its λ ends: the same iterations and
-/// J to 1e-6 (the lockstep changes no model's sequence of oracle values).
+/// Each model of a path ends where the single fit at its λ ends: J to 1e-6.
 #[test]
 fn each_model_of_a_path_equals_its_single_fit() {
     let data = digits();
@@ -100,7 +99,14 @@ fn each_model_of_a_path_equals_its_single_fit() {
         .fit(backend, &data, None, None, |_| ControlFlow::Continue(()))
         .unwrap();
         let last = single.history.last().unwrap();
-        assert_eq!(fitted.iterations, single.history.len(), "λ = {l2}");
+        // On the GPU the path's products have models·K columns, which may add in another
+        // order than K columns do: near the optimum the two runs take different steps,
+        // so only J and the status are compared.
+        eprintln!(
+            "λ = {l2}: {} iterations in the path, {} alone",
+            fitted.iterations,
+            single.history.len()
+        );
         assert!(
             ((fitted.loss - last.loss) / last.loss).abs() <= 1e-6,
             "λ = {l2}: path J = {}, single J = {}",
@@ -155,6 +161,77 @@ fn the_cpu_oracle_evaluates_a_batch_as_its_points() {
                 g.theta.iter().chain(g.bias.iter()).copied().collect()
             };
             common::assert_close("batched gradient", &flat(got), &flat(&want), 1e-15, 1e-12);
+        }
+    }
+}
+
+/// A GPU oracle of several models evaluates a batch in one pass over X and gives each
+/// point what a one-model oracle gives it: dense and sparse X, resident and cut into
+/// several chunks, with a batch smaller than its models (empty slots) and larger (taken
+/// in groups).
+#[test]
+fn the_gpu_oracle_evaluates_a_batch_of_models_as_its_points() {
+    use ndarray::{Array1, Array2};
+    use softmax_regression::{GpuOracle, Oracle, PointAt, SplitMix64};
+    let mut rng = SplitMix64::new(8);
+    let dense = digits()
+        .with_sample_weights(
+            &(0..1797)
+                .map(|i| 0.5 + (i % 3) as f32 * 0.25)
+                .collect::<Vec<f32>>(),
+        )
+        .unwrap();
+    let mut sparse_x = Array2::<f32>::zeros((700, 90));
+    for v in sparse_x.iter_mut() {
+        if rng.next_f64() < 0.08 {
+            *v = rng.next_f64() as f32 * 2.0;
+        }
+    }
+    let labels: Vec<u32> = (0..700).map(|i| (i * 7 % 5) as u32).collect();
+    let csr = softmax_regression::data::Csr::from_dense(sparse_x.view()).unwrap();
+    let sparse = Dataset::from_csr(csr, &labels, 5).unwrap();
+    for (name, data) in [("dense", dense), ("sparse", sparse)] {
+        let (n, k) = (data.n_features(), data.n_classes());
+        let params: Vec<(Array2<f32>, Array1<f32>, f64)> = (0..5)
+            .map(|s| {
+                let theta = Array2::from_shape_fn((n, k), |_| rng.next_f64() as f32 - 0.5);
+                let bias = Array1::from_shape_fn(k, |_| rng.next_f64() as f32 - 0.5);
+                (theta, bias, 10f64.powi(-s - 1))
+            })
+            .collect();
+        let points: Vec<PointAt<'_>> = params
+            .iter()
+            .map(|(theta, bias, l2)| PointAt {
+                theta: theta.view(),
+                bias: bias.view(),
+                l2: *l2,
+            })
+            .collect();
+        let mut single = GpuOracle::new(gpu(), &data, None).unwrap();
+        let want: Vec<_> = points
+            .iter()
+            .map(|p| single.loss_and_gradient(p.theta, p.bias, p.l2).unwrap())
+            .collect();
+        for (models, chunk_rows) in [(3, None), (3, Some(250)), (8, Some(600))] {
+            let mut batched = GpuOracle::with_models(gpu(), &data, chunk_rows, models).unwrap();
+            assert_eq!(batched.shape(), single.shape());
+            let got = batched.losses_and_gradients(&points).unwrap();
+            assert_eq!(got.len(), points.len());
+            for (s, (got, want)) in got.iter().zip(&want).enumerate() {
+                let what = format!("{name}, {models} models, chunks of {chunk_rows:?}, point {s}");
+                let rel = (got.loss - want.loss).abs() / want.loss.abs();
+                assert!(rel <= 1e-6, "{what}: J {} against {}", got.loss, want.loss);
+                let flat = |g: &softmax_regression::LossGrad| -> Vec<f64> {
+                    g.theta.iter().chain(g.bias.iter()).copied().collect()
+                };
+                let scale = flat(want).iter().fold(0.0f64, |a, v| a.max(v.abs()));
+                common::assert_close(&what, &flat(got), &flat(want), 1e-5 * scale, 1e-5);
+            }
+            // One point alone through the one-point call.
+            let one = batched
+                .loss_and_gradient(points[1].theta, points[1].bias, points[1].l2)
+                .unwrap();
+            assert!((one.loss - want[1].loss).abs() <= 1e-6 * want[1].loss.abs());
         }
     }
 }
@@ -412,7 +489,12 @@ fn folds_from_a_file_score_as_the_same_folds_drawn_by_cv() {
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         String::from_utf8_lossy(&o.stdout)
             .lines()
-            .map(|l| serde_json::from_str(l).unwrap())
+            .map(|l| {
+                let mut v: serde_json::Value = serde_json::from_str(l).unwrap();
+                // The clock differs run to run.
+                v.as_object_mut().unwrap().remove("seconds");
+                v
+            })
             .collect()
     };
     let from_file = run(&["--folds", dir.join("folds.txt").to_str().unwrap()]);

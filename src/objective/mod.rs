@@ -240,6 +240,7 @@ impl<'c> GpuOracle<'c> {
         l2: f64,
     ) -> Result<(Vec<(&'static str, f64)>, bool)> {
         let (_, n, k) = self.shape();
+        self.single_model("profiling")?;
         check_params(theta, bias, n, k)?;
         self.problem.set_params_from(theta, bias);
         self.problem.configure_full(StepDims {
@@ -311,6 +312,7 @@ impl GpuOracle<'_> {
         mut times: Option<&mut StepTimes>,
     ) -> Result<LossGrad> {
         let (m, n, k) = self.shape();
+        self.single_model("an oracle call with timings")?;
         check_params(theta, bias, n, k)?;
         check_l2(l2)?;
         let started = std::time::Instant::now();
@@ -342,9 +344,88 @@ impl GpuOracle<'_> {
     }
 }
 
+impl<'c> GpuOracle<'c> {
+    /// An oracle that evaluates up to `models` points in one pass over X (the models of a
+    /// regularisation path): their parameters sit side by side, so the logits are one
+    /// product X·[Θ₁ … Θ_S] and the gradients one product Xᵀ[D₁ … D_S] with models·K
+    /// columns, while the softmax and the loss are taken per model. `models` ≤ 1 is
+    /// [`GpuOracle::new`].
+    pub fn with_models(
+        ctx: &'c GpuContext,
+        data: &Dataset,
+        chunk_rows: Option<usize>,
+        models: usize,
+    ) -> Result<Self> {
+        if models <= 1 {
+            return Self::new(ctx, data, chunk_rows);
+        }
+        let problem = DeviceChunks::for_models(
+            ctx,
+            Rows::of(data),
+            data.labels(),
+            data.weights(),
+            (data.n_classes(), models),
+            chunk_rows,
+        )?;
+        Ok(GpuOracle { problem })
+    }
+
+    /// Fails for an oracle of several models, which `what` does not support.
+    fn single_model(&self, what: &str) -> Result<()> {
+        if self.problem.models > 1 {
+            return Err(Error::setting(
+                "models",
+                self.problem.models,
+                format!("{what} needs an oracle of one model (GpuOracle::new)"),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Up to `models` points in one pass: unused model slots hold zeros. λ is added on
+    /// the host, per model.
+    fn batch_step(&mut self, points: &[PointAt<'_>]) -> Result<Vec<LossGrad>> {
+        let (m, n, k) = self.shape();
+        let wide = self.problem.k;
+        let mut w = vec![0f32; n * wide + wide];
+        for (s, p) in points.iter().enumerate() {
+            check_params(p.theta, p.bias, n, k)?;
+            check_l2(p.l2)?;
+            for ((j, c), &v) in p.theta.indexed_iter() {
+                w[j * wide + s * k + c] = v;
+            }
+            for (c, &v) in p.bias.iter().enumerate() {
+                w[n * wide + s * k + c] = v;
+            }
+        }
+        self.problem.set_params(&w);
+        self.problem.configure_full(StepDims::default());
+        self.problem.full_step(None, false)?;
+        // ‖Θ‖² on the host while the device runs the step.
+        let regs: Vec<f64> = points.iter().map(|p| sum_of_squares(p.theta)).collect();
+        let (losses, g) = self.problem.read_model_losses_gradient()?;
+        Ok(points
+            .iter()
+            .enumerate()
+            .map(|(s, p)| {
+                let theta = Array2::from_shape_fn((n, k), |(j, c)| {
+                    g[j * wide + s * k + c] + p.l2 * f64::from(p.theta[(j, c)])
+                });
+                let bias = Array1::from_shape_fn(k, |c| g[n * wide + s * k + c]);
+                LossGrad {
+                    loss: objective_value(losses[s], m as f64, p.l2, regs[s]),
+                    theta,
+                    bias,
+                }
+            })
+            .collect())
+    }
+}
+
 impl Oracle for GpuOracle<'_> {
     fn shape(&self) -> (usize, usize, usize) {
-        (self.problem.m, self.problem.n, self.problem.k)
+        let p = &self.problem;
+        (p.m, p.n, p.k / p.models)
     }
 
     fn loss_and_gradient(
@@ -353,7 +434,27 @@ impl Oracle for GpuOracle<'_> {
         bias: ArrayView1<'_, f32>,
         l2: f64,
     ) -> Result<LossGrad> {
+        if self.problem.models > 1 {
+            let point = PointAt { theta, bias, l2 };
+            return Ok(self.batch_step(&[point])?.remove(0));
+        }
         self.step(theta, bias, l2, None)
+    }
+
+    /// With [`GpuOracle::with_models`], up to that many points per pass over X (more are
+    /// taken in groups); otherwise one call per point.
+    fn losses_and_gradients(&mut self, points: &[PointAt<'_>]) -> Result<Vec<LossGrad>> {
+        if self.problem.models <= 1 {
+            return points
+                .iter()
+                .map(|p| self.step(p.theta, p.bias, p.l2, None))
+                .collect();
+        }
+        let mut out = Vec::with_capacity(points.len());
+        for group in points.chunks(self.problem.models) {
+            out.extend(self.batch_step(group)?);
+        }
+        Ok(out)
     }
 }
 

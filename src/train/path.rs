@@ -98,7 +98,11 @@ impl Trainer {
         }
         let mut oracle: Box<dyn Oracle + '_> = match backend {
             Backend::Cpu => Box::new(CpuOracle::new(used)?),
-            Backend::Gpu(ctx) => Box::new(GpuOracle::new(ctx, used, s.chunk_rows)?),
+            // In lockstep, every model of the path shares each pass over X.
+            Backend::Gpu(ctx) => {
+                let models = if warm_start { 1 } else { l2s.len() };
+                Box::new(GpuOracle::with_models(ctx, used, s.chunk_rows, models)?)
+            }
         };
         let settings = LbfgsSettings {
             max_iter: s.epochs,

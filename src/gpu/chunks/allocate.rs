@@ -48,9 +48,8 @@ impl<'c> DeviceChunks<'c> {
         ctx: &'c GpuContext,
         x: &Rows<'_>,
         codec: XCodec,
-        labels: Option<&[u32]>,
-        weights: Option<&[f32]>,
-        k: usize,
+        (labels, weights): (Option<&[u32]>, Option<&[f32]>),
+        (k, models): (usize, usize),
         chunk_rows: Option<usize>,
         batch_capacity: Option<usize>,
         streamed: bool,
@@ -74,7 +73,12 @@ impl<'c> DeviceChunks<'c> {
         let m2 = ctx.storage_buffer("optimizer state m2", 4 * len as u64)?;
         let sums = ctx.storage_buffer("reduced sums", 4 * stride as u64)?;
         let z = ctx.storage_buffer("logits z", 4 * (scratch_rows * k) as u64)?;
-        let row_loss = ctx.storage_buffer("row losses", 4 * scratch_rows as u64)?;
+        // One loss per row and model, laid out (rows, models).
+        let row_loss = ctx.storage_buffer("row losses", 4 * (scratch_rows * models) as u64)?;
+        let loss_sums = match models {
+            1 => None,
+            _ => Some(ctx.storage_buffer("loss sums per model", 4 * models as u64)?),
+        };
         let partials =
             ctx.storage_buffer("gradient partials", 4 * stride as u64 * partial_blocks)?;
 
@@ -116,6 +120,8 @@ impl<'c> DeviceChunks<'c> {
             m,
             n,
             k,
+            models,
+            loss_sums: loss_sums.as_ref(),
             stride,
             max_blocks,
             codec,
@@ -142,13 +148,20 @@ impl<'c> DeviceChunks<'c> {
                 .bind(device, &sums, &w, &g, &m1, &m2, update_dims)
         })?;
 
-        let (readback, overhead) =
-            readback_and_overhead(ctx, &plan, len, k, batch_capacity, !sparse_xs.is_empty())?;
+        let (readback, overhead) = readback_and_overhead(
+            ctx,
+            &plan,
+            (len, k, models),
+            batch_capacity,
+            !sparse_xs.is_empty(),
+        )?;
         let mut problem = DeviceChunks {
             ctx,
             m,
             n,
             k,
+            models,
+            loss_sums,
             plan,
             chunks,
             xs,
@@ -334,7 +347,10 @@ struct ChunkCommon<'a> {
     weights: Option<&'a [f32]>,
     m: usize,
     n: usize,
+    /// Columns of the products (models × K).
     k: usize,
+    models: usize,
+    loss_sums: Option<&'a DeviceBuffer>,
     stride: usize,
     max_blocks: u64,
     codec: XCodec,
@@ -364,9 +380,12 @@ impl ChunkCommon<'_> {
         let (m, kernels) = (self.m, &ctx.kernels);
         let rows = plan.rows_in(c, m);
         let start = c * plan.chunk_rows;
+        let models = self.models;
         let rows_of = |what: &str| (format!("{what} chunk {c}"), start..start + rows);
-        let labels_buf = upload_rows(ctx, labels, rows_of("labels"))?;
-        let weights_buf = upload_rows(ctx, weights, rows_of("weights"))?;
+        // With several models the softmax sees each row once per model, (rows, models)
+        // rows of K logits, so each row's label and weight are repeated per model.
+        let labels_buf = upload_rows(ctx, labels, rows_of("labels"), models)?;
+        let weights_buf = upload_rows(ctx, weights, rows_of("weights"), models)?;
         ctx.scoped(&format!("binding chunk {c}"), |device| {
             let gdims = gradient_dims(&kernels.gradient, rows, n, k, max_blocks, codec);
             let parts = match x {
@@ -419,11 +438,30 @@ impl ChunkCommon<'_> {
                     Products::Sparse(Box::new(common.bind(device, pair, buffers, shape)))
                 }
             };
+            // Each model's row losses, summed over the chunk's rows in order.
+            let loss_reduce = self.loss_sums.map(|sums| {
+                [0, 1].map(|accumulate| {
+                    kernels.reduce.bind(
+                        device,
+                        self.row_loss,
+                        sums,
+                        ReduceDims {
+                            len: models as u32,
+                            parts: rows as u32,
+                            accumulate,
+                            _pad: 0,
+                        },
+                    )
+                })
+            });
             // Same row blocks as the gradient kernel, so the same reductions apply.
             #[cfg(feature = "kernel-lab")]
             let fused = match x {
                 ChunkX::Dense(x_buf)
-                    if kernels.fused.enabled && k <= FUSED_MAX_CLASSES && labels.is_some() =>
+                    if kernels.fused.enabled
+                        && k <= FUSED_MAX_CLASSES
+                        && labels.is_some()
+                        && models == 1 =>
                 {
                     Some(kernels.fused.bind(
                         device,
@@ -450,8 +488,8 @@ impl ChunkCommon<'_> {
                     device,
                     [&labels_buf, &weights_buf, self.z, self.row_loss],
                     SoftmaxDims {
-                        rows: rows as u32,
-                        k: k as u32,
+                        rows: (rows * models) as u32,
+                        k: (k / models) as u32,
                         has_labels: labels.is_some() as u32,
                         has_weights: weights.is_some() as u32,
                     },
@@ -460,6 +498,7 @@ impl ChunkCommon<'_> {
                 fused,
                 reduce_first: reduce(0),
                 reduce_next: reduce(1),
+                loss_reduce,
                 labels: labels_buf,
                 weights: weights_buf,
             }
@@ -473,9 +512,17 @@ fn upload_rows<T: bytemuck::Pod>(
     ctx: &GpuContext,
     values: Option<&[T]>,
     (label, rows): (String, std::ops::Range<usize>),
+    repeats: usize,
 ) -> Result<DeviceBuffer> {
     match values {
-        Some(v) => ctx.storage_buffer_with(&label, &v[rows]),
+        Some(v) if repeats == 1 => ctx.storage_buffer_with(&label, &v[rows]),
+        Some(v) => {
+            let repeated: Vec<T> = v[rows]
+                .iter()
+                .flat_map(|&value| std::iter::repeat_n(value, repeats))
+                .collect();
+            ctx.storage_buffer_with(&label, &repeated)
+        }
         None => ctx.storage_buffer(&format!("no {label}"), 4),
     }
 }
@@ -486,19 +533,20 @@ fn upload_rows<T: bytemuck::Pod>(
 fn readback_and_overhead(
     ctx: &GpuContext,
     plan: &ChunkPlan,
-    len: usize,
-    k: usize,
+    (len, k, models): (usize, usize, usize),
     batch_capacity: Option<usize>,
     sparse: bool,
 ) -> Result<(DeviceBuffer, Reservation)> {
-    // Five bindings per chunk (nine with the sparse kernels), the full-batch update, and
-    // for mini-batches one gather per chunk plus five more (nine for sparse batches);
-    // uploads of w, m1 and m2 each stage `len` values.
+    // Five bindings per chunk (nine with the sparse kernels; two more for the loss sums
+    // of several models), the full-batch update, and for mini-batches one gather per chunk
+    // plus five more (nine for sparse batches); uploads of w, m1 and m2 each stage `len`
+    // values.
     let (per_chunk, batch) = if sparse {
         (9, 9)
     } else {
         (5, plan.chunks as u64 + 5)
     };
+    let per_chunk = per_chunk + if models > 1 { 2 } else { 0 };
     let bindings = per_chunk * plan.chunks as u64 + 1 + batch_capacity.map_or(0, |_| batch);
     // Reads: (loss, g, w), (w, m1, m2), or one chunk's (z, row losses).
     let readback =

@@ -97,6 +97,9 @@ struct Chunk {
     fused: Option<Bound<FusedDims>>,
     reduce_first: Bound<ReduceDims>,
     reduce_next: Bound<ReduceDims>,
+    /// With several models: the sums of the chunk's row losses per model (first chunk,
+    /// later chunks), from the row losses laid out (rows, models).
+    loss_reduce: Option<[Bound<ReduceDims>; 2]>,
 }
 
 /// A chunk's two products, Z = XΘ + 1bᵀ and the gradient partials: dense kernels over its
@@ -160,7 +163,13 @@ pub(crate) struct DeviceChunks<'c> {
     ctx: &'c GpuContext,
     pub(crate) m: usize,
     pub(crate) n: usize,
+    /// Columns of the products: K, or models × K when several models share the pass.
     pub(crate) k: usize,
+    /// Models whose parameters sit side by side in w (Θ of (n, models·K), b of models·K):
+    /// the softmax runs per model, and each model's loss is summed on its own.
+    pub(crate) models: usize,
+    /// Each model's summed row losses (models > 1 only).
+    loss_sums: Option<DeviceBuffer>,
     pub(crate) plan: ChunkPlan,
     chunks: Vec<Chunk>,
     xs: Vec<DeviceBuffer>,
@@ -242,6 +251,45 @@ impl<'c> DeviceChunks<'c> {
         chunk_rows: Option<usize>,
         batch_capacity: Option<usize>,
     ) -> Result<Self> {
+        Self::build(
+            ctx,
+            x,
+            (labels, weights),
+            (k, 1),
+            chunk_rows,
+            batch_capacity,
+        )
+    }
+
+    /// Full-batch passes for `models` models of K classes at once (a regularisation
+    /// path): the products have models·K columns, so each chunk of X is read once for all
+    /// of them; the softmax and the loss are per model. No mini-batches.
+    pub(crate) fn for_models(
+        ctx: &'c GpuContext,
+        x: Rows<'_>,
+        labels: &[u32],
+        weights: Option<&[f32]>,
+        (k, models): (usize, usize),
+        chunk_rows: Option<usize>,
+    ) -> Result<Self> {
+        Self::build(
+            ctx,
+            x,
+            (Some(labels), weights),
+            (k * models, models),
+            chunk_rows,
+            None,
+        )
+    }
+
+    fn build(
+        ctx: &'c GpuContext,
+        x: Rows<'_>,
+        (labels, weights): (Option<&[u32]>, Option<&[f32]>),
+        (k, models): (usize, usize),
+        chunk_rows: Option<usize>,
+        batch_capacity: Option<usize>,
+    ) -> Result<Self> {
         // The compact storages encode dense values: with them, a sparse X's rows are
         // read densely, chunk by chunk.
         let x = match x {
@@ -268,9 +316,8 @@ impl<'c> DeviceChunks<'c> {
                 ctx,
                 &x,
                 codec,
-                labels,
-                weights,
-                k,
+                (labels, weights),
+                (k, models),
                 rows,
                 batch_capacity,
                 streamed,
@@ -392,6 +439,12 @@ impl<'c> DeviceChunks<'c> {
     fn record_chunk(&self, pass: &mut wgpu::ComputePass<'_>, c: usize, chunk: &Chunk) {
         self.encode_chunk_gradient(pass, chunk);
         self.ctx.kernels.reduce.encode(pass, chunk.reduce(c));
+        if let Some(sums) = &chunk.loss_reduce {
+            self.ctx
+                .kernels
+                .reduce
+                .encode(pass, &sums[(c > 0) as usize]);
+        }
     }
 
     /// One chunk's gradient partials: the fused kernel, or logits → softmax → gradient.

@@ -109,6 +109,24 @@ impl<'c> DeviceChunks<'c> {
         Ok((loss_sum, out.pop().unwrap_or_default()))
     }
 
+    /// With several models: each model's summed loss and the gradient g (of all models,
+    /// side by side), in one readback, widened to f64.
+    pub(crate) fn read_model_losses_gradient(&self) -> Result<(Vec<f64>, Vec<f64>)> {
+        let Some(loss_sums) = &self.loss_sums else {
+            let (loss, g) = self.read_loss_gradient()?;
+            return Ok((vec![loss], g));
+        };
+        let mut out = self.ctx.read_via(
+            Some(&self.readback),
+            &[(&**loss_sums, 0, self.models), (&*self.g, 0, self.len())],
+            "reading the models' losses and gradient",
+            widen_f32,
+        )?;
+        let g = out.pop().unwrap_or_default();
+        let losses = out.pop().unwrap_or_default();
+        Ok((losses, g))
+    }
+
     /// The summed loss and whole copies of `buffers` (each of `len` values), in one
     /// readback, each decoded by `decode`.
     fn read_loss_and<T: Copy + Into<f64>>(

@@ -8,7 +8,12 @@
 // w_r is the sample weight when dims.has_weights = 1, else 1. With dims.has_labels = 0
 // the kernel writes P itself and row_loss = 0 (prediction).
 //
-// Shapes: labels (rows) u32 · weights (rows) f32 · z (rows, K) f32 · row_loss (rows) f32.
+// Several models (a regularisation path, dims.models = S > 1): the logits of data row i
+// are S blocks of K side by side, (i, S·K), which this kernel sees as S rows of K, so
+// kernel row r is model r mod S of data row r / S, whose label and weight it reads.
+//
+// Shapes: labels (rows / S) u32 · weights (rows / S) f32 · z (rows, K) f32 · row_loss
+//         (rows) f32, with rows counting each data row S times.
 // Bindings: 0 labels read · 1 weights read · 2 z read_write · 3 row_loss write ·
 //           4 dims uniform.
 // Entry points:
@@ -24,6 +29,10 @@ struct Dims {
     k: u32,
     has_labels: u32,
     has_weights: u32,
+    models: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 @group(0) @binding(0) var<storage, read> labels: array<u32>;
@@ -121,7 +130,7 @@ fn row_per_workgroup(
 // The label of a row, or K (matching no class) when the chunk has no labels.
 fn row_label(row: u32) -> u32 {
     if (dims.has_labels != 0u) {
-        return labels[row];
+        return labels[row / dims.models];
     }
     return dims.k;
 }
@@ -129,7 +138,7 @@ fn row_label(row: u32) -> u32 {
 // The sample weight of a row, or 1 when the chunk has none.
 fn row_weight(row: u32) -> f32 {
     if (dims.has_weights != 0u) {
-        return weights[row];
+        return weights[row / dims.models];
     }
     return 1.0;
 }

@@ -78,7 +78,7 @@ fn each_model_of_a_path_equals_its_single_fit() {
     let data = digits();
     let backend = Backend::Gpu(gpu());
     let l2s = [3e-3, 3e-4];
-    let path = trainer(1e-5)
+    let path = trainer(1e-6)
         .fit_path(
             backend,
             &data,
@@ -91,7 +91,7 @@ fn each_model_of_a_path_equals_its_single_fit() {
         let single = Trainer::new(Settings {
             optimizer: Optimizer::Lbfgs,
             epochs: 1000,
-            tol: 1e-5,
+            tol: 1e-6,
             l2,
             ..Settings::default()
         })

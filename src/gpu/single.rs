@@ -98,12 +98,7 @@ pub fn softmax(
     };
     let zb = ctx.storage_buffer_with("z", std_slice(&zs))?;
     let rb = ctx.storage_buffer("row loss", 4 * rows as u64)?;
-    let dims = SoftmaxDims {
-        rows: rows as u32,
-        k: k as u32,
-        has_labels: labels.is_some() as u32,
-        has_weights: weights.is_some() as u32,
-    };
+    let dims = SoftmaxDims::new(rows, k, labels.is_some(), weights.is_some());
     let bound = ctx.scoped("binding softmax", |d| {
         ctx.kernels.softmax.bind(d, [&lb, &wb, &zb, &rb], dims)
     })?;

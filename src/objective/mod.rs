@@ -382,10 +382,13 @@ impl<'c> GpuOracle<'c> {
         Ok(())
     }
 
-    /// Up to `models` points in one pass: unused model slots hold zeros. λ is added on
-    /// the host, per model.
+    /// Up to `models` points in one pass, the products as wide as the points. λ is added
+    /// on the host, per model.
     fn batch_step(&mut self, points: &[PointAt<'_>]) -> Result<Vec<LossGrad>> {
         let (m, n, k) = self.shape();
+        // The products shrink to the points given: models that have left a path cost
+        // nothing.
+        self.problem.set_models(points.len());
         let wide = self.problem.k;
         let mut w = vec![0f32; n * wide + wide];
         for (s, p) in points.iter().enumerate() {

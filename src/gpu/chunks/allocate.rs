@@ -161,6 +161,7 @@ impl<'c> DeviceChunks<'c> {
             n,
             k,
             models,
+            slots: models,
             loss_sums,
             plan,
             chunks,
@@ -382,10 +383,8 @@ impl ChunkCommon<'_> {
         let start = c * plan.chunk_rows;
         let models = self.models;
         let rows_of = |what: &str| (format!("{what} chunk {c}"), start..start + rows);
-        // With several models the softmax sees each row once per model, (rows, models)
-        // rows of K logits, so each row's label and weight are repeated per model.
-        let labels_buf = upload_rows(ctx, labels, rows_of("labels"), models)?;
-        let weights_buf = upload_rows(ctx, weights, rows_of("weights"), models)?;
+        let labels_buf = upload_rows(ctx, labels, rows_of("labels"))?;
+        let weights_buf = upload_rows(ctx, weights, rows_of("weights"))?;
         ctx.scoped(&format!("binding chunk {c}"), |device| {
             let gdims = gradient_dims(&kernels.gradient, rows, n, k, max_blocks, codec);
             let parts = match x {
@@ -487,12 +486,7 @@ impl ChunkCommon<'_> {
                 softmax: kernels.softmax.bind(
                     device,
                     [&labels_buf, &weights_buf, self.z, self.row_loss],
-                    SoftmaxDims {
-                        rows: (rows * models) as u32,
-                        k: (k / models) as u32,
-                        has_labels: labels.is_some() as u32,
-                        has_weights: weights.is_some() as u32,
-                    },
+                    softmax_dims(rows, k, models, (labels.is_some(), weights.is_some())),
                 ),
                 #[cfg(feature = "kernel-lab")]
                 fused,
@@ -506,23 +500,30 @@ impl ChunkCommon<'_> {
     }
 }
 
+/// The softmax of `rows` data rows whose products have `k` columns: `models` models of
+/// k / models classes each.
+pub(super) fn softmax_dims(
+    rows: usize,
+    k: usize,
+    models: usize,
+    (labels, weights): (bool, bool),
+) -> SoftmaxDims {
+    SoftmaxDims {
+        rows: (rows * models) as u32,
+        models: models as u32,
+        ..SoftmaxDims::new(rows, k / models, labels, weights)
+    }
+}
+
 /// The chunk's rows of per-row values (labels or weights) in a buffer of their own, or a
 /// placeholder binding when there are none.
 fn upload_rows<T: bytemuck::Pod>(
     ctx: &GpuContext,
     values: Option<&[T]>,
     (label, rows): (String, std::ops::Range<usize>),
-    repeats: usize,
 ) -> Result<DeviceBuffer> {
     match values {
-        Some(v) if repeats == 1 => ctx.storage_buffer_with(&label, &v[rows]),
-        Some(v) => {
-            let repeated: Vec<T> = v[rows]
-                .iter()
-                .flat_map(|&value| std::iter::repeat_n(value, repeats))
-                .collect();
-            ctx.storage_buffer_with(&label, &repeated)
-        }
+        Some(v) => ctx.storage_buffer_with(&label, &v[rows]),
         None => ctx.storage_buffer(&format!("no {label}"), 4),
     }
 }

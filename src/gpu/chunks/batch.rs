@@ -41,12 +41,7 @@ impl<'c> DeviceChunks<'c> {
             softmax: kernels.softmax.bind(
                 device,
                 [&bl, &bw, &self.z, &self.row_loss],
-                SoftmaxDims {
-                    rows: 0,
-                    k: k as u32,
-                    has_labels: 1,
-                    has_weights,
-                },
+                SoftmaxDims::new(0, k, true, has_weights != 0),
             ),
             reduce: kernels.reduce.bind(
                 device,

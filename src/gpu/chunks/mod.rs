@@ -166,8 +166,10 @@ pub(crate) struct DeviceChunks<'c> {
     /// Columns of the products: K, or models × K when several models share the pass.
     pub(crate) k: usize,
     /// Models whose parameters sit side by side in w (Θ of (n, models·K), b of models·K):
-    /// the softmax runs per model, and each model's loss is summed on its own.
+    /// the softmax runs per model, and each model's loss is summed on its own. At most
+    /// `slots`, the models the buffers were allocated for ([`DeviceChunks::set_models`]).
     pub(crate) models: usize,
+    slots: usize,
     /// Each model's summed row losses (models > 1 only).
     loss_sums: Option<DeviceBuffer>,
     pub(crate) plan: ChunkPlan,
@@ -346,6 +348,75 @@ impl<'c> DeviceChunks<'c> {
                 other => return other,
             }
         }
+    }
+
+    /// Points every kernel at `active` models of the ones allocated for (at least 1, at
+    /// most that many): the products shrink to active·K columns, w and g hold the active
+    /// models side by side, and the softmax and loss sums cover that many. Nothing is
+    /// reallocated; only the kernels' dimensions change.
+    pub(crate) fn set_models(&mut self, active: usize) {
+        if active == self.models || active == 0 || active > self.slots {
+            return;
+        }
+        let per_model = self.k / self.models;
+        let (n, k) = (self.n, per_model * active);
+        let stride = n * k + k + 1;
+        // No more blocks of partials than the buffer sized for all models holds.
+        let max_blocks = self
+            .max_blocks
+            .min(self.partials.size() / (4 * stride as u64));
+        let (ctx, codec) = (self.ctx, self.codec);
+        let (queue, kernels) = (&ctx.queue, &ctx.kernels);
+        let has_weights = self.has_weights;
+        for chunk in &mut self.chunks {
+            let rows = chunk.rows;
+            let parts = match &mut chunk.products {
+                Products::Dense { logits, gradient } => {
+                    logits.set(queue, LogitsDims::new(rows, n, k, codec));
+                    let gdims = gradient_dims(&kernels.gradient, rows, n, k, max_blocks, codec);
+                    gradient.set(queue, gdims);
+                    gdims.blocks()
+                }
+                Products::Sparse(sparse) => {
+                    kernels.sparse_pieces.prepare(&ctx.device, k as u32);
+                    sparse.set_width(queue, n, k);
+                    1
+                }
+            };
+            for (bound, accumulate) in [(&mut chunk.reduce_first, 0), (&mut chunk.reduce_next, 1)] {
+                bound.set(
+                    queue,
+                    ReduceDims {
+                        len: stride as u32,
+                        parts,
+                        accumulate,
+                        _pad: 0,
+                    },
+                );
+            }
+            let labelled = chunk.softmax.dims.has_labels != 0;
+            chunk.softmax.set(
+                queue,
+                allocate::softmax_dims(rows, k, active, (labelled, has_weights)),
+            );
+            if let Some(sums) = &mut chunk.loss_reduce {
+                for bound in sums.iter_mut() {
+                    let dims = ReduceDims {
+                        len: active as u32,
+                        ..bound.dims
+                    };
+                    bound.set(queue, dims);
+                }
+            }
+        }
+        let update = UpdateDims {
+            len: (n * k + k) as u32,
+            nk: (n * k) as u32,
+            ..self.update_full.dims
+        };
+        self.update_full.set(queue, update);
+        self.k = k;
+        self.models = active;
     }
 
     /// Whether X is streamed rather than resident.

@@ -350,6 +350,8 @@ impl SparseBuffers {
 /// row's pieces plus the bias into z) and the gradient partials (column pieces against d,
 /// then each feature's pieces into the partials block; then the row losses).
 pub(super) struct SparseBound {
+    /// The shape of the arrays the kernels point at.
+    shape: SparseShape,
     logits_pieces: Bound<PieceDims>,
     logits_sums: Bound<SegmentDims>,
     gradient_pieces: Bound<PieceDims>,
@@ -426,6 +428,7 @@ impl SparseCommon<'_> {
         let b = buffers;
         let dims = shape_dims(shape, self.n, self.k);
         SparseBound {
+            shape,
             logits_pieces: pieces.bind(
                 device,
                 [&b.r_bounds, &b.r_idx, &b.r_val, self.w, self.scratch],
@@ -465,6 +468,16 @@ impl SparseBound {
     /// mini-batch).
     pub(super) fn set_shape(&mut self, queue: &wgpu::Queue, shape: SparseShape, n: usize) {
         let k = self.logits_pieces.dims.k as usize;
+        self.set_dims(queue, shape, n, k);
+    }
+
+    /// Products of `k` columns over the same arrays (the models of a path still running).
+    pub(super) fn set_width(&mut self, queue: &wgpu::Queue, n: usize, k: usize) {
+        self.set_dims(queue, self.shape, n, k);
+    }
+
+    fn set_dims(&mut self, queue: &wgpu::Queue, shape: SparseShape, n: usize, k: usize) {
+        self.shape = shape;
         let dims = shape_dims(shape, n, k);
         self.logits_pieces.set(queue, dims.0);
         self.logits_sums.set(queue, dims.1);

@@ -7,10 +7,28 @@ use super::*;
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Pod, Zeroable)]
 pub(crate) struct SoftmaxDims {
+    /// Kernel rows: data rows × models.
     pub rows: u32,
     pub k: u32,
     pub has_labels: u32,
     pub has_weights: u32,
+    /// Models side by side in each data row's logits (1 but for a regularisation path).
+    pub models: u32,
+    pub _pad: [u32; 3],
+}
+
+impl SoftmaxDims {
+    /// `rows` data rows of one model with K classes.
+    pub(crate) fn new(rows: usize, k: usize, has_labels: bool, has_weights: bool) -> Self {
+        SoftmaxDims {
+            rows: rows as u32,
+            k: k as u32,
+            has_labels: has_labels as u32,
+            has_weights: has_weights as u32,
+            models: 1,
+            _pad: [0; 3],
+        }
+    }
 }
 
 /// Largest K for which one invocation per row is used with the tiled and `auto` kernels;

@@ -105,7 +105,14 @@ impl SparsePieces {
         buffers: [&wgpu::Buffer; 5],
         dims: PieceDims,
     ) -> Bound<PieceDims> {
-        if let Some(tile) = tile4(dims.k).filter(|_| self.by_piece) {
+        self.prepare(device, dims.k);
+        Bound::new(device, "sparse_pieces", &self.layout, &buffers, dims)
+    }
+
+    /// Compiles what products with `k` columns run, if not yet compiled (`by_piece4`'s
+    /// pipeline for that K on CPU adapters).
+    pub(crate) fn prepare(&self, device: &wgpu::Device, k: u32) {
+        if let Some(tile) = tile4(k).filter(|_| self.by_piece) {
             let mut compiled = self.by_vec4.lock().unwrap_or_else(|e| e.into_inner());
             if !compiled.iter().any(|(t, _)| *t == tile) {
                 let constants = [("TILE4", f64::from(tile))];
@@ -120,7 +127,6 @@ impl SparsePieces {
                 compiled.push((tile, pipeline));
             }
         }
-        Bound::new(device, "sparse_pieces", &self.layout, &buffers, dims)
     }
 
     pub(crate) fn encode(&self, pass: &mut wgpu::ComputePass<'_>, b: &Bound<PieceDims>) {

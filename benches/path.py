@@ -88,18 +88,26 @@ def main():
         data = ["--data", x, "--labels", y]
         print(f"{M} x {N} x {K}, {COUNT} values of λ from {HIGH:g} to {LOW:g}, tol {TOL:g}")
         print(f"{'engine':<48} {'seconds':>8} {'X passes':>9} {'iterations':>10}")
+        ratios = []
         for backend in BACKENDS:
+            times = {}
             for name, result in [
                 ("path in lockstep", lambda: ours_path(data, backend, False)),
                 ("path warm-started", lambda: ours_path(data, backend, True)),
                 (f"{COUNT} separate fits", lambda: ours_separate(data, backend)),
             ]:
                 s, p, it = result()
+                times[name] = s
                 print(f"{'softmax-regression (' + backend + '), ' + name:<48} {s:>8.2f} {p:>9} {it:>10}")
+            lockstep, separate = times["path in lockstep"], times[f"{COUNT} separate fits"]
+            ratios.append(f"{backend}: lockstep {lockstep / separate:.2f}× the separate fits, "
+                          f"{lockstep / (separate / COUNT):.2f}× one fit (their mean)")
         X = np.load(x).astype(np.float64)
         Y = np.load(y)
         s, it = sklearn_path(X, Y)
         print(f"{'scikit-learn lbfgs, path warm-started':<48} {s:>8.2f} {'-':>9} {it:>10}")
+        for line in ratios:
+            print(line)
 
 
 if __name__ == "__main__":

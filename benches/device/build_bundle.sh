@@ -19,7 +19,7 @@ cd "$root"
 bundle="${BUNDLE:-$root/.device-bundle}"
 # The tests that exercise the adapter (kernels, oracle, GPU storage, training, L-BFGS,
 # streaming); the CLI tests run the binary from its build path, which does not travel.
-tests="${DEVICE_TESTS:-kernels oracle storage training lbfgs streaming sparse_kernels}"
+tests="${DEVICE_TESTS:-kernels oracle storage training lbfgs streaming sparse_kernels path}"
 limit_mib="${BUNDLE_LIMIT_MIB:-60}"
 features=()
 if [ -n "${DEVICE_FEATURES:-}" ]; then features=(--features "$DEVICE_FEATURES"); fi
@@ -90,6 +90,8 @@ else
 fi
 cp benches/sklearn_lbfgs.py "$bundle/scripts/"
 echo "$root/benches/sklearn_lbfgs.py" >"$bundle/scripts/sklearn_lbfgs.path"
+# The path bench (it synthesises its data with the binary).
+cp benches/path.py "$bundle/scripts/"
 # The sparse bench and its data (../shared/data/sparse's .npz copy and labels, 3.2 MB).
 cp benches/sparse_lbfgs.py "$bundle/scripts/"
 sparse="$root/../shared/data/sparse"

@@ -3,9 +3,11 @@
 # built: every correctness test executable with REQUIRE_GPU=1 on wgpu's Vulkan backend,
 # the step bench, the L-BFGS bench, the sparse bench (time to J* on the shared sparse
 # text data, the binary on the card beside its CPU engine and scikit-learn, where the
-# machine's python3 has scikit-learn and scipy), and PyTorch's step on the same card where
-# the machine's python3 has torch with CUDA. Everything it prints goes under $OUT (seven
-# files: env.txt, tests.log, step.log, lbfgs.log, sparse.log, torch.log, summary.txt).
+# machine's python3 has scikit-learn and scipy), the path bench (8 values of λ in
+# lockstep against separate fits and scikit-learn, where python3 has numpy and
+# scikit-learn), and PyTorch's step on the same card where the machine's python3 has
+# torch with CUDA. Everything it prints goes under $OUT (eight files: env.txt, tests.log,
+# step.log, lbfgs.log, sparse.log, path.log, torch.log, summary.txt).
 #
 # One device call, from the repository root, carrying the bundle:
 #   run(command="benches/device/run.sh", carry=[".device-bundle"], timeout_s=600)
@@ -15,10 +17,10 @@
 # search applies (lavapipe on the development machine). The bundle's Vulkan loader comes
 # first on the library path, so the same loader runs everywhere.
 #
-# DEVICE_SHORT=1 picks the small shapes (step: small; L-BFGS: digits; PyTorch: one small
-# shape), to check the script end to end on a slow adapter. BENCH_SHAPES, BENCH_VARIANTS,
+# DEVICE_SHORT=1 picks the small shapes (step: small; L-BFGS: digits; path: 5000 × 100;
+# PyTorch: one small shape), to check the script end to end on a slow adapter. BENCH_SHAPES, BENCH_VARIANTS,
 # BENCH_X_STORAGE and LBFGS_SHAPES reach the benches as usual. DEVICE_STEPS (default
-# "tests step lbfgs sparse torch") picks the parts; DEVICE_TEST_TIMEOUT and DEVICE_BENCH_TIMEOUT
+# "tests step lbfgs sparse path torch") picks the parts; DEVICE_TEST_TIMEOUT and DEVICE_BENCH_TIMEOUT
 # bound each executable in seconds.
 set -uo pipefail
 
@@ -30,7 +32,7 @@ bundle="$(cd "${BUNDLE:-$root/.device-bundle}" 2>/dev/null && pwd)" || {
 }
 out="${OUT:-$(mktemp -d)}"
 mkdir -p "$out"
-steps="${DEVICE_STEPS:-tests step lbfgs sparse torch}"
+steps="${DEVICE_STEPS:-tests step lbfgs sparse path torch}"
 test_timeout="${DEVICE_TEST_TIMEOUT:-150}"
 bench_timeout="${DEVICE_BENCH_TIMEOUT:-240}"
 short="${DEVICE_SHORT:-0}"
@@ -133,6 +135,18 @@ if [[ " $steps " == *" sparse "* ]]; then
     else
         echo "sparse bench: skipped (no data in the bundle, or no scikit-learn and scipy in python3)" \
             | tee -a "$out/sparse.log" >>"$summary"
+    fi
+fi
+
+if [[ " $steps " == *" path "* ]]; then
+    if [[ -f "$bundle/scripts/path.py" ]] && python3 -c 'import numpy, sklearn' 2>/dev/null; then
+        ((short)) && export PATH_ROWS="${PATH_ROWS:-5000}" PATH_FEATURES="${PATH_FEATURES:-100}"
+        PYTHONUNBUFFERED=1 OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 part "bench path" \
+            "$out/path.log" "$bench_timeout" \
+            python3 "$bundle/scripts/path.py" "$exe/softmax-regression" cpu,vulkan
+    else
+        echo "path bench: skipped (no path.py in the bundle, or no numpy and scikit-learn in python3)" \
+            | tee -a "$out/path.log" >>"$summary"
     fi
 fi
 

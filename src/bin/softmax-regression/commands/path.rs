@@ -41,6 +41,15 @@ pub(super) fn run(
     let quiet = a.quiet || a.json;
     let mut shown: Option<Option<usize>> = None;
     let count = folds.as_ref().map_or(1, Folds::count);
+    // Each fold trains on the rows of the other folds.
+    let fold_rows: Vec<usize> = match &folds {
+        Some(f) => {
+            let mut held = vec![0usize; f.count()];
+            f.fold_of().iter().for_each(|&g| held[g as usize] += 1);
+            held.iter().map(|h| f.n_rows() - h).collect()
+        }
+        None => Vec::new(),
+    };
     let mut progress = |step: SelectionStep<'_>| {
         if !quiet && shown != Some(step.fold) {
             shown = Some(step.fold);
@@ -49,7 +58,7 @@ pub(super) fn run(
                     "fold {}/{count}: {} models on {} rows",
                     f + 1,
                     path.strengths.len(),
-                    rows.train.n_rows() - rows.train.n_rows() / count
+                    fold_rows[f]
                 ),
                 Some(_) => eprintln!(
                     "{} models on {} rows",

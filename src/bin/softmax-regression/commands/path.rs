@@ -16,7 +16,7 @@ use softmax_regression::{
 
 use super::train::{Rows, save_model};
 use crate::args::TrainArgs;
-use crate::engine::backend_of;
+use crate::engine::{backend_of, describe_backend};
 use crate::plan::{PathPlan, PathSelection, TrainPlan};
 use crate::plot;
 use crate::{CliResult, Failure};
@@ -96,7 +96,12 @@ pub(super) fn run(
         out.write(curve(&selection, folds.as_ref(), source).as_bytes())?;
     }
     if a.json {
-        report_json(a, &selection, folds.as_ref(), seconds);
+        report_json(
+            a,
+            &selection,
+            folds.as_ref(),
+            (seconds, describe_backend(ctx)),
+        );
     } else {
         report_text(a, &selection, folds.as_ref(), rows);
     }
@@ -263,7 +268,12 @@ fn report_text(a: &TrainArgs, selection: &Selection, folds: Option<&Folds>, rows
     eprintln!("model written to {}", a.out.display());
 }
 
-fn report_json(a: &TrainArgs, selection: &Selection, folds: Option<&Folds>, seconds: f64) {
+fn report_json(
+    a: &TrainArgs,
+    selection: &Selection,
+    folds: Option<&Folds>,
+    (seconds, backend): (f64, String),
+) {
     let key = match selection.candidates[0].strength {
         Strength::L2(_) => "l2",
         Strength::C(_) => "C",
@@ -299,6 +309,7 @@ fn report_json(a: &TrainArgs, selection: &Selection, folds: Option<&Folds>, seco
             "iterations": chosen.iterations,
             "status": chosen.status.name(),
             "seconds": seconds,
+            "backend": backend,
             "model": a.out.display().to_string(),
         })
     );

@@ -117,12 +117,46 @@ fn each_model_of_a_path_equals_its_single_fit() {
     }
 }
 
+/// `count` random (Θ, b, λ) of an (n, K) problem, λ = 1e-1, 1e-2, ….
+fn random_params(
+    rng: &mut softmax_regression::SplitMix64,
+    (n, k): (usize, usize),
+    count: i32,
+) -> Vec<(ndarray::Array2<f32>, ndarray::Array1<f32>, f64)> {
+    (0..count)
+        .map(|s| {
+            let theta = ndarray::Array2::from_shape_fn((n, k), |_| rng.next_f64() as f32 - 0.5);
+            let bias = ndarray::Array1::from_shape_fn(k, |_| rng.next_f64() as f32 - 0.5);
+            (theta, bias, 10f64.powi(-s - 1))
+        })
+        .collect()
+}
+
+/// The oracle's points for `params`.
+fn points_of(
+    params: &[(ndarray::Array2<f32>, ndarray::Array1<f32>, f64)],
+) -> Vec<softmax_regression::PointAt<'_>> {
+    params
+        .iter()
+        .map(|(theta, bias, l2)| softmax_regression::PointAt {
+            theta: theta.view(),
+            bias: bias.view(),
+            l2: *l2,
+        })
+        .collect()
+}
+
+/// ∇_Θ J then ∇_b J as one vector.
+fn flat(g: &softmax_regression::LossGrad) -> Vec<f64> {
+    g.theta.iter().chain(g.bias.iter()).copied().collect()
+}
+
 /// The CPU oracle answers a batch of points in one pass over X with what it gives for
 /// each point alone, for dense and for sparse X.
 #[test]
 fn the_cpu_oracle_evaluates_a_batch_as_its_points() {
-    use ndarray::{Array1, Array2};
-    use softmax_regression::{CpuOracle, Oracle, PointAt, SplitMix64};
+    use ndarray::Array2;
+    use softmax_regression::{CpuOracle, Oracle, SplitMix64};
     let dense = digits();
     let mut rng = SplitMix64::new(4);
     let mut sparse_x = Array2::<f32>::zeros((300, 40));
@@ -136,30 +170,14 @@ fn the_cpu_oracle_evaluates_a_batch_as_its_points() {
     let sparse = Dataset::from_csr(csr, &labels, 4).unwrap();
     for data in [dense, sparse] {
         let (n, k) = (data.n_features(), data.n_classes());
-        let params: Vec<(Array2<f32>, Array1<f32>, f64)> = (0..3)
-            .map(|s| {
-                let theta = Array2::from_shape_fn((n, k), |_| rng.next_f64() as f32 - 0.5);
-                let bias = Array1::from_shape_fn(k, |_| rng.next_f64() as f32);
-                (theta, bias, 10f64.powi(-s - 2))
-            })
-            .collect();
-        let points: Vec<PointAt<'_>> = params
-            .iter()
-            .map(|(theta, bias, l2)| PointAt {
-                theta: theta.view(),
-                bias: bias.view(),
-                l2: *l2,
-            })
-            .collect();
+        let params = random_params(&mut rng, (n, k), 3);
+        let points = points_of(&params);
         let mut oracle = CpuOracle::new(&data).unwrap();
         let batch = oracle.losses_and_gradients(&points).unwrap();
         assert_eq!(batch.len(), 3);
         for (p, got) in points.iter().zip(&batch) {
             let want = oracle.loss_and_gradient(p.theta, p.bias, p.l2).unwrap();
             assert!((got.loss - want.loss).abs() <= 1e-13 * want.loss.abs());
-            let flat = |g: &softmax_regression::LossGrad| -> Vec<f64> {
-                g.theta.iter().chain(g.bias.iter()).copied().collect()
-            };
             common::assert_close("batched gradient", &flat(got), &flat(&want), 1e-15, 1e-12);
         }
     }
@@ -171,8 +189,8 @@ fn the_cpu_oracle_evaluates_a_batch_as_its_points() {
 /// in groups).
 #[test]
 fn the_gpu_oracle_evaluates_a_batch_of_models_as_its_points() {
-    use ndarray::{Array1, Array2};
-    use softmax_regression::{GpuOracle, Oracle, PointAt, SplitMix64};
+    use ndarray::Array2;
+    use softmax_regression::{GpuOracle, Oracle, SplitMix64};
     let mut rng = SplitMix64::new(8);
     let dense = digits()
         .with_sample_weights(
@@ -192,21 +210,8 @@ fn the_gpu_oracle_evaluates_a_batch_of_models_as_its_points() {
     let sparse = Dataset::from_csr(csr, &labels, 5).unwrap();
     for (name, data) in [("dense", dense), ("sparse", sparse)] {
         let (n, k) = (data.n_features(), data.n_classes());
-        let params: Vec<(Array2<f32>, Array1<f32>, f64)> = (0..5)
-            .map(|s| {
-                let theta = Array2::from_shape_fn((n, k), |_| rng.next_f64() as f32 - 0.5);
-                let bias = Array1::from_shape_fn(k, |_| rng.next_f64() as f32 - 0.5);
-                (theta, bias, 10f64.powi(-s - 1))
-            })
-            .collect();
-        let points: Vec<PointAt<'_>> = params
-            .iter()
-            .map(|(theta, bias, l2)| PointAt {
-                theta: theta.view(),
-                bias: bias.view(),
-                l2: *l2,
-            })
-            .collect();
+        let params = random_params(&mut rng, (n, k), 5);
+        let points = points_of(&params);
         let mut single = GpuOracle::new(gpu(), &data, None).unwrap();
         let want: Vec<_> = points
             .iter()
@@ -221,9 +226,6 @@ fn the_gpu_oracle_evaluates_a_batch_of_models_as_its_points() {
                 let what = format!("{name}, {models} models, chunks of {chunk_rows:?}, point {s}");
                 let rel = (got.loss - want.loss).abs() / want.loss.abs();
                 assert!(rel <= 1e-6, "{what}: J {} against {}", got.loss, want.loss);
-                let flat = |g: &softmax_regression::LossGrad| -> Vec<f64> {
-                    g.theta.iter().chain(g.bias.iter()).copied().collect()
-                };
                 let scale = flat(want).iter().fold(0.0f64, |a, v| a.max(v.abs()));
                 common::assert_close(&what, &flat(got), &flat(want), 1e-5 * scale, 1e-5);
             }

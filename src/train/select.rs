@@ -335,12 +335,7 @@ impl Trainer {
         choice: Choice<'_>,
         mut on_step: impl FnMut(SelectionStep<'_>) -> ControlFlow<()>,
     ) -> Result<Selection> {
-        let Choice {
-            strengths,
-            score,
-            warm_start,
-        } = choice;
-        check_strengths(strengths)?;
+        check_strengths(choice.strengths)?;
         if folds.n_rows() != data.n_rows() {
             return Err(Error::setting(
                 "folds",
@@ -352,7 +347,8 @@ impl Trainer {
                 ),
             ));
         }
-        let mut candidates: Vec<Candidate> = strengths
+        let mut candidates: Vec<Candidate> = choice
+            .strengths
             .iter()
             .map(|&strength| Candidate {
                 strength,
@@ -367,30 +363,21 @@ impl Trainer {
             let (train_rows, test_rows) = folds.split(f);
             let train = data.select_rows(&train_rows)?;
             let test = data.select_rows(&test_rows)?;
-            let l2s: Vec<f64> = strengths.iter().map(|s| s.l2(train.n_rows())).collect();
-            let path = self.fit_path(backend, &train, &l2s, warm_start, |s, report| {
-                on_step(SelectionStep {
-                    fold: Some(f),
-                    strength: s,
-                    report,
-                })
-            })?;
-            let standardized = standardized_like(&path, &test)?;
-            let mut evaluator = Evaluator::new(backend, standardized.as_ref().unwrap_or(&test))?;
-            for (c, fitted) in candidates.iter_mut().zip(&path) {
-                let metrics = metrics_of(&mut evaluator, &fitted.model)?;
-                c.scores.push(score.of(&metrics));
-                c.train_loss.push(fitted.loss);
-                c.iterations.push(fitted.iterations);
-                c.evaluations.push(fitted.evaluations);
-                c.statuses.push(fitted.status);
+            let (_, scored) =
+                self.scored_path(backend, (&train, &test), choice, f, &mut on_step)?;
+            for (c, one) in candidates.iter_mut().zip(scored) {
+                c.scores.extend(one.scores);
+                c.train_loss.extend(one.train_loss);
+                c.iterations.extend(one.iterations);
+                c.evaluations.extend(one.evaluations);
+                c.statuses.extend(one.statuses);
             }
             if self.interrupted() {
                 break;
             }
         }
-        let best = best_of(score, &candidates);
-        let l2 = strengths[best].l2(data.n_rows());
+        let best = best_of(choice.score, &candidates);
+        let l2 = choice.strengths[best].l2(data.n_rows());
         let mut refit = self.fit_path(backend, data, &[l2], false, |s, report| {
             on_step(SelectionStep {
                 fold: None,
@@ -399,7 +386,7 @@ impl Trainer {
             })
         })?;
         Ok(Selection {
-            score,
+            score: choice.score,
             candidates,
             best,
             chosen: refit.remove(0),
@@ -416,41 +403,55 @@ impl Trainer {
         choice: Choice<'_>,
         mut on_step: impl FnMut(SelectionStep<'_>) -> ControlFlow<()>,
     ) -> Result<Selection> {
-        let Choice {
-            strengths,
-            score,
-            warm_start,
-        } = choice;
-        check_strengths(strengths)?;
-        let l2s: Vec<f64> = strengths.iter().map(|s| s.l2(train.n_rows())).collect();
-        let path = self.fit_path(backend, train, &l2s, warm_start, |s, report| {
+        check_strengths(choice.strengths)?;
+        let (mut path, candidates) =
+            self.scored_path(backend, (train, validation), choice, 0, &mut on_step)?;
+        let best = best_of(choice.score, &candidates);
+        Ok(Selection {
+            score: choice.score,
+            candidates,
+            best,
+            chosen: path.swap_remove(best),
+        })
+    }
+
+    /// The path of `choice` trained on `train` (reported as fold `fold`) and each of its
+    /// models scored on `held_out`: the models and one single-fold candidate per strength.
+    fn scored_path(
+        &self,
+        backend: Backend<'_>,
+        (train, held_out): (&Dataset, &Dataset),
+        choice: Choice<'_>,
+        fold: usize,
+        on_step: &mut dyn FnMut(SelectionStep<'_>) -> ControlFlow<()>,
+    ) -> Result<(Vec<PathModel>, Vec<Candidate>)> {
+        let l2s: Vec<f64> = choice
+            .strengths
+            .iter()
+            .map(|s| s.l2(train.n_rows()))
+            .collect();
+        let path = self.fit_path(backend, train, &l2s, choice.warm_start, |s, report| {
             on_step(SelectionStep {
-                fold: Some(0),
+                fold: Some(fold),
                 strength: s,
                 report,
             })
         })?;
-        let standardized = standardized_like(&path, validation)?;
-        let mut evaluator = Evaluator::new(backend, standardized.as_ref().unwrap_or(validation))?;
+        let standardized = standardized_like(&path, held_out)?;
+        let mut evaluator = Evaluator::new(backend, standardized.as_ref().unwrap_or(held_out))?;
         let mut candidates = Vec::with_capacity(path.len());
-        for (&strength, fitted) in strengths.iter().zip(&path) {
+        for (&strength, fitted) in choice.strengths.iter().zip(&path) {
             let metrics = metrics_of(&mut evaluator, &fitted.model)?;
             candidates.push(Candidate {
                 strength,
-                scores: vec![score.of(&metrics)],
+                scores: vec![choice.score.of(&metrics)],
                 train_loss: vec![fitted.loss],
                 iterations: vec![fitted.iterations],
                 evaluations: vec![fitted.evaluations],
                 statuses: vec![fitted.status],
             });
         }
-        let best = best_of(score, &candidates);
-        Ok(Selection {
-            score,
-            candidates,
-            best,
-            chosen: path[best].clone(),
-        })
+        Ok((path, candidates))
     }
 }
 

@@ -401,3 +401,49 @@ fn cross_validation_agrees_with_scikit_learn() {
         );
     }
 }
+
+/// When the device's memory budget holds fewer models side by side than the path has,
+/// the path still trains (fewer models per pass, the rest in groups) and reaches what it
+/// reaches without a budget.
+#[test]
+fn a_path_wider_than_the_memory_budget_trains_in_groups() {
+    use softmax_regression::{AdapterRequest, GpuContext, GpuOracle, SplitMix64};
+    let (m, n, k) = (300, 5000, 10);
+    let mut rng = SplitMix64::new(6);
+    let x = ndarray::Array2::from_shape_fn((m, n), |_| {
+        if rng.next_f64() < 0.01 {
+            rng.next_f64() as f32
+        } else {
+            0.0
+        }
+    });
+    let labels: Vec<u32> = (0..m).map(|i| (i % k) as u32).collect();
+    let data = Dataset::new(x, &labels, k).unwrap();
+    let ctx = GpuContext::new(&AdapterRequest::default()).unwrap();
+    let l2s = [1e-1, 1e-2, 1e-3, 1e-4];
+    let fit = |budget: Option<u64>| {
+        ctx.set_memory_budget(budget);
+        trainer(1e-6)
+            .fit_path(Backend::Gpu(&ctx), &data, &l2s, false, |_, _| {
+                ControlFlow::Continue(())
+            })
+            .unwrap()
+    };
+    let free = fit(None);
+    // Four models side by side (parameters, gradient, optimizer state and their staging,
+    // 200,040 values each) do not fit in 6 MiB; two do, so the path runs in pairs.
+    let budget = 6 << 20;
+    ctx.set_memory_budget(Some(budget));
+    assert!(GpuOracle::with_models(&ctx, &data, None, 4).is_err());
+    assert!(GpuOracle::with_models(&ctx, &data, None, 2).is_ok());
+    let tight = fit(Some(budget));
+    for ((a, b), l2) in free.iter().zip(&tight).zip(l2s) {
+        assert_eq!(b.status, Status::Converged, "λ = {l2}");
+        assert!(
+            ((a.loss - b.loss) / a.loss).abs() <= 1e-6,
+            "λ = {l2}: {} without a budget, {} under it",
+            a.loss,
+            b.loss
+        );
+    }
+}

@@ -44,6 +44,26 @@ pub(crate) fn check_path(l2s: &[f64]) -> Result<()> {
     Ok(())
 }
 
+/// A GPU oracle for up to `models` models per pass: as many as the device (or its memory
+/// budget) holds side by side, halving the count until they fit. A batch of more points
+/// than it holds is evaluated in groups.
+fn path_oracle<'c>(
+    ctx: &'c crate::gpu::GpuContext,
+    data: &Dataset,
+    chunk_rows: Option<usize>,
+    models: usize,
+) -> Result<GpuOracle<'c>> {
+    let mut models = models;
+    loop {
+        match GpuOracle::with_models(ctx, data, chunk_rows, models) {
+            Err(Error::OutOfMemory { .. } | Error::BudgetTooSmall { .. }) if models > 1 => {
+                models = models.div_ceil(2);
+            }
+            other => return other,
+        }
+    }
+}
+
 impl Trainer {
     /// Trains one model per λ of `l2s` with L-BFGS on the same rows, returned in the order
     /// of `l2s`; the other settings (tol, the iteration limit as `epochs`, history,
@@ -101,7 +121,7 @@ impl Trainer {
             // In lockstep, every model of the path shares each pass over X.
             Backend::Gpu(ctx) => {
                 let models = if warm_start { 1 } else { l2s.len() };
-                Box::new(GpuOracle::with_models(ctx, used, s.chunk_rows, models)?)
+                Box::new(path_oracle(ctx, used, s.chunk_rows, models)?)
             }
         };
         let settings = LbfgsSettings {

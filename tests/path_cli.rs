@@ -111,3 +111,29 @@ fn folds_from_a_file_score_as_the_same_folds_drawn_by_cv() {
     assert_eq!(from_file, drawn);
     assert_eq!(from_file[0]["l2"], 1e-2);
 }
+
+/// Cross-validation on a float .npy (which a run on a GPU without held-out rows would
+/// memory-map) reads the file, as a --validation split does.
+#[test]
+fn cross_validation_reads_an_npy_file() {
+    let dir = common::scratch("path-npy");
+    let data = digits();
+    let x = data.x().unwrap();
+    let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
+    common::write_npy(&dir.join("x.npy"), "<f4", &[1797, 64], &bytes);
+    let y: Vec<u8> = data
+        .labels()
+        .iter()
+        .flat_map(|&l| i64::from(l).to_le_bytes())
+        .collect();
+    common::write_npy(&dir.join("y.npy"), "<i8", &[1797], &y);
+    let o = Command::new(BIN)
+        .args(["train", "--l2", "1e-2,1e-3", "--cv", "2", "--quiet"])
+        .args(["--data", dir.join("x.npy").to_str().unwrap()])
+        .args(["--labels", dir.join("y.npy").to_str().unwrap()])
+        .args(["--out", dir.join("m.safetensors").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(dir.join("m.safetensors").exists());
+}

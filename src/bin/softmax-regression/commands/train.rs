@@ -126,10 +126,13 @@ fn load_data(a: &TrainArgs, engine: &Engine, trainer: &Trainer) -> CliResult<Loa
         });
     };
     let format = a.data.data_format();
-    // A float .npy trained on a GPU without a hold-out split is memory-mapped, not read: it
-    // can be larger than RAM, and is streamed to the device when it does not fit there.
+    // A float .npy trained on a GPU without a hold-out split or folds is memory-mapped, not
+    // read: it can be larger than RAM, and is streamed to the device when it does not fit
+    // there. Splitting off held-out rows copies them, so those runs read the file.
     let mapped = format == Some(Format::Npy)
         && a.validation.is_none()
+        && a.cv.is_none()
+        && a.folds.is_none()
         && engine.is_gpu()
         && !formats::is_stdin(path);
     // A LIBSVM file, an .npz or a directory of CSR arrays keeps its rows sparse, unless they are to be standardized

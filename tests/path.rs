@@ -8,7 +8,6 @@
 mod common;
 
 use std::ops::ControlFlow;
-use std::process::Command;
 
 use common::{digits, gpu};
 use softmax_regression::{
@@ -234,6 +233,15 @@ fn the_gpu_oracle_evaluates_a_batch_of_models_as_its_points() {
                 .loss_and_gradient(points[1].theta, points[1].bias, points[1].l2)
                 .unwrap();
             assert!((one.loss - want[1].loss).abs() <= 1e-6 * want[1].loss.abs());
+            // After that one-model pass, the whole batch again: the products grow back.
+            let again = batched.losses_and_gradients(&points).unwrap();
+            for (s, (got, want)) in again.iter().zip(&want).enumerate() {
+                let rel = (got.loss - want.loss).abs() / want.loss.abs();
+                assert!(
+                    rel <= 1e-6,
+                    "{name}, {models} models, again, point {s}: {rel:e}"
+                );
+            }
         }
     }
 }
@@ -352,16 +360,7 @@ fn cross_validation_agrees_with_scikit_learn() {
     let dir = common::scratch("path-sklearn");
     write_problem(&dir, &data, &folds);
     let list = cs.map(|c| c.to_string()).join(",");
-    let o = Command::new("python3")
-        .args(["-c", SKLEARN_CV, dir.to_str().unwrap(), &list])
-        .output()
-        .expect("python3 runs");
-    assert!(
-        o.status.success(),
-        "python: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let out = String::from_utf8_lossy(&o.stdout);
+    let out = common::python(SKLEARN_CV, &[dir.to_str().unwrap(), &list]);
     let numbers: Vec<f64> = out.split_whitespace().map(|v| v.parse().unwrap()).collect();
     let (theirs, their_c) = numbers.split_at(cs.len());
     for (backend, name) in [(Backend::Cpu, "cpu"), (Backend::Gpu(gpu()), "gpu")] {

@@ -182,12 +182,7 @@ pub fn reduce(
         Some(v) => ctx.storage_buffer_with("out", v)?,
         None => ctx.storage_buffer("out", 4 * len as u64)?,
     };
-    let dims = ReduceDims {
-        len: len as u32,
-        parts: parts as u32,
-        accumulate: initial.is_some() as u32,
-        _pad: 0,
-    };
+    let dims = ReduceDims::new(len, parts as u32, initial.is_some());
     let bound = ctx.scoped("binding reduce", |d| {
         ctx.kernels.reduce.bind(d, &pb, &ob, dims)
     })?;

@@ -372,10 +372,10 @@ impl<'c> GpuOracle<'c> {
 
     /// Fails for an oracle of several models, which `what` does not support.
     fn single_model(&self, what: &str) -> Result<()> {
-        if self.problem.models > 1 {
+        if self.problem.slots() > 1 {
             return Err(Error::setting(
                 "models",
-                self.problem.models,
+                self.problem.slots(),
                 format!("{what} needs an oracle of one model (GpuOracle::new)"),
             ));
         }
@@ -437,7 +437,7 @@ impl Oracle for GpuOracle<'_> {
         bias: ArrayView1<'_, f32>,
         l2: f64,
     ) -> Result<LossGrad> {
-        if self.problem.models > 1 {
+        if self.problem.slots() > 1 {
             let point = PointAt { theta, bias, l2 };
             return Ok(self.batch_step(&[point])?.remove(0));
         }
@@ -447,14 +447,17 @@ impl Oracle for GpuOracle<'_> {
     /// With [`GpuOracle::with_models`], up to that many points per pass over X (more are
     /// taken in groups); otherwise one call per point.
     fn losses_and_gradients(&mut self, points: &[PointAt<'_>]) -> Result<Vec<LossGrad>> {
-        if self.problem.models <= 1 {
+        // Decided by the models allocated, not by those of the last call, which a smaller
+        // batch may have shrunk.
+        let slots = self.problem.slots();
+        if slots <= 1 {
             return points
                 .iter()
                 .map(|p| self.step(p.theta, p.bias, p.l2, None))
                 .collect();
         }
         let mut out = Vec::with_capacity(points.len());
-        for group in points.chunks(self.problem.models) {
+        for group in points.chunks(slots) {
             out.extend(self.batch_step(group)?);
         }
         Ok(out)

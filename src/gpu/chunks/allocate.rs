@@ -392,17 +392,12 @@ impl ChunkCommon<'_> {
                 ChunkX::Sparse(..) => 1,
             };
             // The first chunk overwrites the sums; later ones add to them.
-            let reduce = |accumulate: u32| {
+            let reduce = |accumulate: bool| {
                 kernels.reduce.bind(
                     device,
                     self.partials,
                     self.sums,
-                    ReduceDims {
-                        len: stride as u32,
-                        parts,
-                        accumulate,
-                        _pad: 0,
-                    },
+                    ReduceDims::new(stride, parts, accumulate),
                 )
             };
             let products = match x {
@@ -439,17 +434,12 @@ impl ChunkCommon<'_> {
             };
             // Each model's row losses, summed over the chunk's rows in order.
             let loss_reduce = self.loss_sums.map(|sums| {
-                [0, 1].map(|accumulate| {
+                [false, true].map(|accumulate| {
                     kernels.reduce.bind(
                         device,
                         self.row_loss,
                         sums,
-                        ReduceDims {
-                            len: models as u32,
-                            parts: rows as u32,
-                            accumulate,
-                            _pad: 0,
-                        },
+                        ReduceDims::new(models, rows as u32, accumulate),
                     )
                 })
             });
@@ -490,8 +480,8 @@ impl ChunkCommon<'_> {
                 ),
                 #[cfg(feature = "kernel-lab")]
                 fused,
-                reduce_first: reduce(0),
-                reduce_next: reduce(1),
+                reduce_first: reduce(false),
+                reduce_next: reduce(true),
                 loss_reduce,
                 labels: labels_buf,
                 weights: weights_buf,

@@ -47,12 +47,7 @@ impl<'c> DeviceChunks<'c> {
                 device,
                 &self.partials,
                 &self.sums,
-                ReduceDims {
-                    len: (n * k + k + 1) as u32,
-                    parts,
-                    accumulate: 0,
-                    _pad: 0,
-                },
+                ReduceDims::new(n * k + k + 1, parts, false),
             ),
             update: kernels.update.bind(
                 device,

@@ -383,16 +383,9 @@ impl<'c> DeviceChunks<'c> {
                     1
                 }
             };
-            for (bound, accumulate) in [(&mut chunk.reduce_first, 0), (&mut chunk.reduce_next, 1)] {
-                bound.set(
-                    queue,
-                    ReduceDims {
-                        len: stride as u32,
-                        parts,
-                        accumulate,
-                        _pad: 0,
-                    },
-                );
+            let (first, next) = (&mut chunk.reduce_first, &mut chunk.reduce_next);
+            for (bound, accumulate) in [(first, false), (next, true)] {
+                bound.set(queue, ReduceDims::new(stride, parts, accumulate));
             }
             let labelled = chunk.softmax.dims.has_labels != 0;
             chunk.softmax.set(
@@ -400,12 +393,8 @@ impl<'c> DeviceChunks<'c> {
                 allocate::softmax_dims(rows, k, active, (labelled, has_weights)),
             );
             if let Some(sums) = &mut chunk.loss_reduce {
-                for bound in sums.iter_mut() {
-                    let dims = ReduceDims {
-                        len: active as u32,
-                        ..bound.dims
-                    };
-                    bound.set(queue, dims);
+                for (bound, accumulate) in sums.iter_mut().zip([false, true]) {
+                    bound.set(queue, ReduceDims::new(active, rows as u32, accumulate));
                 }
             }
         }
@@ -417,6 +406,11 @@ impl<'c> DeviceChunks<'c> {
         self.update_full.set(queue, update);
         self.k = k;
         self.models = active;
+    }
+
+    /// The most models the buffers hold side by side (1 but for a regularisation path).
+    pub(crate) fn slots(&self) -> usize {
+        self.slots
     }
 
     /// Whether X is streamed rather than resident.

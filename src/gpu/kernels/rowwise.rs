@@ -113,6 +113,18 @@ pub(crate) struct ReduceDims {
     pub _pad: u32,
 }
 
+impl ReduceDims {
+    /// Sums of `parts` rows of `len` values, overwriting the output or adding to it.
+    pub(crate) fn new(len: usize, parts: u32, accumulate: bool) -> Self {
+        ReduceDims {
+            len: len as u32,
+            parts,
+            accumulate: accumulate as u32,
+            _pad: 0,
+        }
+    }
+}
+
 /// Fixed-order sum of partials (reduce.wgsl): entry point `sliced`, eight invocations per
 /// output, with the coalesced kernels, whose gradient makes many more partials; `main`,
 /// one invocation per output, otherwise.

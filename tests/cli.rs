@@ -6,7 +6,7 @@ mod common;
 use common::{blobs, run, s, stderr, stdout};
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use softmax_regression::{Backend, Model};
 
@@ -435,12 +435,7 @@ fn model_file_loads_with_python_safetensors_numpy() {
         s(&model),
         s(&model)
     );
-    let o = Command::new("python3")
-        .args(["-c", &script])
-        .output()
-        .expect("python3 runs");
-    assert!(o.status.success(), "python: {}", stderr(&o));
-    let out = stdout(&o);
+    let out = common::python(&script, &[]);
     let mut lines = out.lines();
     let first = lines.next().unwrap();
     assert!(first.starts_with("(10, 64) (10,) float32"), "{first}");

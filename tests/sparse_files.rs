@@ -7,7 +7,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 
 use common::{npy_member, write_npy};
 use softmax_regression::SplitMix64;
@@ -381,16 +380,7 @@ for name, indptr in [('dir32', x.indptr), ('dir64', x.indptr.astype(np.int64))]:
 sp.save_npz(os.path.join(root, 'x.npz'), x, compressed=False)
 print(x.nnz, x.indptr.dtype, x.indices.dtype, float(x.data.astype(np.float64).sum()))
 "#;
-    let o = Command::new("python3")
-        .args(["-c", script, root.to_str().unwrap()])
-        .output()
-        .expect("python3 runs");
-    assert!(
-        o.status.success(),
-        "python: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let out = common::python(script, &[root.to_str().unwrap()]);
     let fields: Vec<&str> = out.split_whitespace().collect();
     let (nnz, sum): (usize, f64) = (fields[0].parse().unwrap(), fields[3].parse().unwrap());
     assert_eq!(&fields[1..3], ["int32", "int32"], "{out}");
@@ -502,12 +492,7 @@ x.check_format(full_check=True)
 labels = np.load(y)
 print(x.shape[0], x.shape[1], x.nnz, x.dtype, x.indices.dtype, load('indptr.npy').dtype, x.has_canonical_format, labels.dtype, labels.shape[0], repr(float(x.data.astype(np.float64).sum())))
 "#;
-    let o = Command::new("python3")
-        .args(["-c", script, s(&dir), s(&y)])
-        .output()
-        .expect("python3 runs");
-    assert!(o.status.success(), "python: {}", stderr(&o));
-    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    let out = common::python(script, &[s(&dir), s(&y)]);
     let fields: Vec<&str> = out.split_whitespace().collect();
     let x = Csr::try_from(read(&dir)).unwrap();
     let total: f64 = x.values().iter().map(|&v| f64::from(v)).sum();

@@ -157,6 +157,23 @@ pub fn weight_bits(fit: &softmax_regression::Fit) -> Vec<u32> {
 }
 
 /// A fresh, empty directory for one test: `<tmp>/softmax-regression-<name>-<pid>`.
+/// Runs `python3 -c script args…` and returns its stdout; fails the test, with Python's
+/// stderr, when the script does.
+pub fn python(script: &str, args: &[&str]) -> String {
+    let o = std::process::Command::new("python3")
+        .arg("-c")
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        o.status.success(),
+        "python: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 pub fn scratch(name: &str) -> std::path::PathBuf {
     let dir =
         std::env::temp_dir().join(format!("softmax-regression-{name}-{}", std::process::id()));

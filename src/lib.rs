@@ -50,7 +50,7 @@ pub use objective::metrics::{Backend, Metrics};
 pub use objective::{CpuOracle, GpuOracle, LossGrad, Oracle, PointAt, StepTimes};
 pub use optim::Status;
 pub use rng::SplitMix64;
-pub use train::checkpoint::Checkpoint;
+pub use train::checkpoint::{Checkpoint, PathCheckpoint};
 pub use train::{
     Candidate, Choice, DeviceUse, EpochReport, Fit, Folds, Optimizer, PathModel, Schedule, Score,
     Selection, SelectionStep, Settings, Strength, Trainer,

@@ -400,7 +400,6 @@ bad_input! {
     cv_with_validation: "train --cv 3 --validation 0.2" => "'--cv <K>' cannot be used with '--validation <F>'";
     path_without_a_choice: "train --data {d}/good.csv --l2 1e-2,1e-3" => "--l2 with 2 values trains a regularisation path: add --cv K, --folds PATH or --validation F";
     path_with_adam: "train --l2 1e-2,1e-3 --cv 3 --optimizer adam" => "which only --optimizer lbfgs does";
-    path_with_a_checkpoint: "train --l2 1e-2,1e-3 --cv 3 --checkpoint {d}/path.ckpt" => "which --checkpoint does not support";
     folds_negative: "train --data {d}/good.csv --folds {d}/folds_negative.txt" => "folds_negative.txt: row 2 holds fold -1";
     folds_too_few: "train --data {d}/good.csv --folds {d}/folds_two.txt" => "folds_two.txt holds 2 fold numbers but the data has 3 rows; give one per row";
     folds_with_a_gap: "train --data {d}/good.csv --folds {d}/folds_gap.txt" => "folds_gap.txt: fold 1 has no rows";

@@ -221,3 +221,87 @@ fn a_second_signal_exits_at_once() {
     assert!(leftovers.is_empty(), "left {leftovers:?}");
     assert!(seconds < 10.0, "took {seconds} s to exit");
 }
+
+/// A cross-validated path interrupted in its second fold writes its checkpoint and exits
+/// 130; the same command with --resume trains the remaining folds and the refit and writes
+/// the model of the run that was never interrupted, bit for bit.
+#[test]
+fn a_cross_validation_interrupted_in_a_fold_resumes_to_the_same_model() {
+    let _serial = serial();
+    let dir = common::scratch("interrupt-path");
+    let p = |name: &str| dir.join(name).display().to_string();
+    let args = |out: &str, extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = [
+            "train",
+            "--l2",
+            "1e-2,1e-3,1e-4",
+            "--cv",
+            "3",
+            "--tol",
+            "1e-6",
+            "--out",
+            out,
+        ]
+        .map(String::from)
+        .to_vec();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        args
+    };
+    let full = Command::new(BIN)
+        .args(args(&p("full.safetensors"), &["--quiet"]))
+        .output()
+        .unwrap();
+    assert!(
+        full.status.success(),
+        "{}",
+        String::from_utf8_lossy(&full.stderr)
+    );
+    let part = args(&p("part.safetensors"), &["--checkpoint", &p("path.ckpt")]);
+    let mut child = Command::new(BIN)
+        .args(&part)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let mut stderr = BufReader::new(child.stderr.take().unwrap()).lines();
+    let mut seen = String::new();
+    for line in stderr.by_ref().map_while(Result::ok) {
+        seen.push_str(&line);
+        seen.push('\n');
+        if line.starts_with("fold 2/3") {
+            break;
+        }
+    }
+    assert!(seen.contains("fold 2/3"), "{seen}");
+    // The line comes with the fold's first iteration.
+    signal(&child, "INT");
+    stderr.map_while(Result::ok).for_each(|line| {
+        seen.push_str(&line);
+        seen.push('\n');
+    });
+    let code = child.wait().unwrap().code();
+    assert_eq!(code, Some(130), "{seen}");
+    assert!(
+        seen.contains(&format!("--resume {}", p("path.ckpt"))),
+        "{seen}"
+    );
+    let checkpoint = softmax_regression::PathCheckpoint::load(Path::new(&p("path.ckpt"))).unwrap();
+    assert_eq!(checkpoint.stage, 1, "interrupted in the second fold");
+    let mut resume = part.clone();
+    resume.extend([
+        "--resume".to_string(),
+        p("path.ckpt"),
+        "--quiet".to_string(),
+    ]);
+    let out = Command::new(BIN).args(&resume).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        bits(Path::new(&p("part.safetensors"))),
+        bits(Path::new(&p("full.safetensors"))),
+        "the resumed cross-validation's model differs from the uninterrupted run's"
+    );
+}

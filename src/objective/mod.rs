@@ -266,6 +266,11 @@ impl<'c> GpuOracle<'c> {
         self.problem.plan
     }
 
+    /// How many models one pass over X evaluates (1 but for [`GpuOracle::with_models`]).
+    pub fn models_per_pass(&self) -> usize {
+        self.problem.slots()
+    }
+
     /// Whether X is streamed to the device chunk by chunk (it did not fit the device or
     /// the context's memory budget) rather than resident.
     pub fn is_streamed(&self) -> bool {

@@ -40,6 +40,21 @@ impl Status {
             Status::Interrupted => "interrupted",
         }
     }
+
+    /// The status of a [`Status::name`].
+    pub fn from_name(name: &str) -> Option<Status> {
+        [
+            Status::Converged,
+            Status::IterationLimit,
+            Status::LineSearchFailed,
+            Status::Diverged,
+            Status::Stopped,
+            Status::EarlyStopped,
+            Status::Interrupted,
+        ]
+        .into_iter()
+        .find(|s| s.name() == name)
+    }
 }
 
 impl std::fmt::Display for Status {

@@ -12,6 +12,12 @@
 //! gives for its own point, so a model of a path gets what [`minimize_from`] alone gets
 //! from an oracle whose batch results equal its single-point results (the crate's
 //! oracles). The callback runs on the caller's thread, model by model in path order.
+//!
+//! With [`Batching::Fixed`] every batch holds every model in its own place, a model that
+//! has stopped at a point of zeros: the oracle's products then have the same width on
+//! every call, so the values a model gets depend on its own point alone, not on where the
+//! others are. That is what lets a checkpoint hold each model's state from its own
+//! iteration, and a resumed path repeat the uninterrupted one bit for bit.
 
 use std::ops::ControlFlow;
 use std::sync::mpsc::{Receiver, Sender, channel};
@@ -26,8 +32,10 @@ use crate::objective::{LossGrad, Oracle, PointAt};
 enum Request {
     /// J and ∇J at these parameters.
     Evaluate(Array2<f32>, Array1<f32>),
-    /// An iteration ended at this report and point; continue or stop?
-    Iteration(LbfgsIteration, Vec<f64>),
+    /// An iteration ended with this report; continue or stop?
+    Iteration(LbfgsIteration),
+    /// The model's state, as the caller asked.
+    State(Box<LbfgsState>),
     /// The run ended.
     Done(Result<LbfgsResult>),
 }
@@ -35,6 +43,8 @@ enum Request {
 /// The caller's answer to a model's request.
 enum Reply {
     Evaluated(Result<LossGrad>),
+    /// Send the state at the iteration just reported.
+    SendState,
     Flow(ControlFlow<()>),
 }
 
@@ -59,12 +69,19 @@ impl Link {
         self.replies.recv().map_err(|_| path_ended())
     }
 
-    /// Sends an iteration's report and waits for the answer; a caller that has stopped
-    /// listening stops the model.
+    /// Sends an iteration's report and waits for the answer, sending a copy of the state
+    /// first if the caller asks for it; a caller that has stopped listening stops the
+    /// model.
     fn iteration(&self, it: &LbfgsIteration, state: &LbfgsState) -> ControlFlow<()> {
-        match self.ask(Request::Iteration(*it, state.w.clone())) {
-            Ok(Reply::Flow(flow)) => flow,
-            _ => ControlFlow::Break(()),
+        let mut reply = self.ask(Request::Iteration(*it));
+        loop {
+            match reply {
+                Ok(Reply::Flow(flow)) => return flow,
+                Ok(Reply::SendState) => {
+                    reply = self.ask(Request::State(Box::new(state.clone())));
+                }
+                _ => return ControlFlow::Break(()),
+            }
         }
     }
 }
@@ -91,7 +108,7 @@ impl Oracle for Proxy<'_> {
             .ask(Request::Evaluate(theta.to_owned(), bias.to_owned()))?
         {
             Reply::Evaluated(result) => result,
-            Reply::Flow(_) => Err(path_ended()),
+            Reply::SendState | Reply::Flow(_) => Err(path_ended()),
         }
     }
 }
@@ -105,15 +122,34 @@ pub struct PathStart {
     pub l2: f64,
 }
 
+/// How the models still running are put to the oracle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Batching {
+    /// Only the models still running: the products shrink as models stop.
+    Shrinking,
+    /// Every model in its own place on every call, a stopped one at a point of zeros
+    /// (whose values are dropped): each model's values depend on its own point alone.
+    Fixed,
+}
+
+/// What the callback can ask of the model that has just reported: its whole L-BFGS
+/// state at that iteration (a copy, made only when asked).
+pub type StateRequest<'a> = dyn FnMut() -> Result<LbfgsState> + 'a;
+
 /// Minimises J with λ = `runs[s].l2` from `runs[s].start` for every s at once, in
 /// lockstep (see the module's documentation), and returns the results in the same order.
-/// `on_iteration(s, report, w)` is called after each iteration of model s with its new
-/// point; `ControlFlow::Break` stops that model (status `Stopped`).
+/// `on_iteration(s, report, state)` is called after each iteration of model s; `state()`
+/// gives the model's [`LbfgsState`] there (to checkpoint it: [`Start::Resume`] continues
+/// from it). `ControlFlow::Break` stops that model (status `Stopped`). `on_round()` is
+/// called once every running model has reported up to its next oracle call, and once
+/// more when every model has stopped; its error ends the path.
 pub fn minimize_path(
     oracle: &mut dyn Oracle,
     runs: Vec<PathStart>,
     settings: &LbfgsSettings,
-    mut on_iteration: impl FnMut(usize, &LbfgsIteration, &[f64]) -> ControlFlow<()>,
+    batching: Batching,
+    mut on_iteration: impl FnMut(usize, &LbfgsIteration, &mut StateRequest<'_>) -> ControlFlow<()>,
+    mut on_round: impl FnMut() -> Result<()>,
 ) -> Result<Vec<LbfgsResult>> {
     settings.validate()?;
     for run in &runs {
@@ -150,12 +186,20 @@ pub fn minimize_path(
         }
         // Dropping `models` on any return closes every reply channel, so each model's
         // thread ends (its oracle call fails) before the scope joins it.
-        coordinate(oracle, &mut models, &l2s, &mut on_iteration)
+        let mut watch = Watch {
+            on_iteration: &mut on_iteration,
+            on_round: &mut on_round,
+        };
+        coordinate(oracle, &mut models, &l2s, batching, &mut watch)
     })
 }
 
-/// The caller's callback: model, its iteration's report, its new point.
-type OnIteration<'a> = dyn FnMut(usize, &LbfgsIteration, &[f64]) -> ControlFlow<()> + 'a;
+/// The caller's two callbacks.
+struct Watch<'a> {
+    on_iteration:
+        &'a mut dyn FnMut(usize, &LbfgsIteration, &mut StateRequest<'_>) -> ControlFlow<()>,
+    on_round: &'a mut dyn FnMut() -> Result<()>,
+}
 
 /// The caller's side of one model.
 struct Model {
@@ -171,8 +215,11 @@ fn coordinate(
     oracle: &mut dyn Oracle,
     models: &mut [Model],
     l2s: &[f64],
-    on_iteration: &mut OnIteration<'_>,
+    batching: Batching,
+    watch: &mut Watch<'_>,
 ) -> Result<Vec<LbfgsResult>> {
+    let (_, n, k) = oracle.shape();
+    let (zero_theta, zero_bias) = (Array2::<f32>::zeros((n, k)), Array1::<f32>::zeros(k));
     loop {
         let mut batch: Vec<(usize, Array2<f32>, Array1<f32>)> = Vec::new();
         for (s, model) in models.iter_mut().enumerate() {
@@ -185,10 +232,19 @@ fn coordinate(
                         batch.push((s, theta, bias));
                         break;
                     }
-                    Request::Iteration(it, w) => {
-                        let flow = on_iteration(s, &it, &w);
+                    Request::Iteration(it) => {
+                        let requests = &model.requests;
+                        let mut state = || -> Result<LbfgsState> {
+                            replies.send(Reply::SendState).map_err(|_| path_ended())?;
+                            match requests.recv().map_err(|_| path_ended())? {
+                                Request::State(state) => Ok(*state),
+                                _ => Err(path_ended()),
+                            }
+                        };
+                        let flow = (watch.on_iteration)(s, &it, &mut state);
                         replies.send(Reply::Flow(flow)).map_err(|_| path_ended())?;
                     }
+                    Request::State(_) => return Err(path_ended()),
                     Request::Done(result) => {
                         model.result = Some(result?);
                         model.replies = None;
@@ -197,26 +253,44 @@ fn coordinate(
                 }
             }
         }
+        (watch.on_round)()?;
         if batch.is_empty() {
             break;
         }
-        let points: Vec<PointAt<'_>> = batch
+        let mut points: Vec<(usize, PointAt<'_>)> = batch
             .iter()
-            .map(|(s, theta, bias)| PointAt {
-                theta: theta.view(),
-                bias: bias.view(),
-                l2: l2s[*s],
+            .map(|(s, theta, bias)| {
+                let point = PointAt {
+                    theta: theta.view(),
+                    bias: bias.view(),
+                    l2: l2s[*s],
+                };
+                (*s, point)
             })
             .collect();
+        if batching == Batching::Fixed {
+            // Every model in its place; the stopped ones at zeros.
+            for (s, &l2) in l2s.iter().enumerate() {
+                if points.get(s).is_none_or(|(at, _)| *at != s) {
+                    let zeros = PointAt {
+                        theta: zero_theta.view(),
+                        bias: zero_bias.view(),
+                        l2,
+                    };
+                    points.insert(s, (s, zeros));
+                }
+            }
+        }
+        let (owners, points): (Vec<usize>, Vec<PointAt<'_>>) = points.into_iter().unzip();
         let values = oracle.losses_and_gradients(&points)?;
-        if values.len() != batch.len() {
+        if values.len() != points.len() {
             return Err(Error::shape(
                 "the oracle's batch of results",
-                &[batch.len()],
+                &[points.len()],
                 &[values.len()],
             ));
         }
-        for ((s, _, _), value) in batch.iter().zip(values) {
+        for (s, value) in owners.iter().zip(values) {
             if let Some(replies) = &models[*s].replies {
                 replies
                     .send(Reply::Evaluated(Ok(value)))
@@ -268,11 +342,18 @@ mod tests {
             })
             .collect();
         let mut seen = vec![0usize; l2s.len()];
-        let path = minimize_path(&mut oracle, runs, &settings, |s, it, _| {
-            seen[s] += 1;
-            assert_eq!(it.iteration, seen[s]);
-            ControlFlow::Continue(())
-        })
+        let path = minimize_path(
+            &mut oracle,
+            runs,
+            &settings,
+            Batching::Shrinking,
+            |s, it, _| {
+                seen[s] += 1;
+                assert_eq!(it.iteration, seen[s]);
+                ControlFlow::Continue(())
+            },
+            || Ok(()),
+        )
         .unwrap();
         for (s, &l2) in l2s.iter().enumerate() {
             let single = minimize_from(
@@ -312,13 +393,20 @@ mod tests {
             tol: 1e-9,
             ..LbfgsSettings::default()
         };
-        let path = minimize_path(&mut oracle, runs, &settings, |s, it, _| {
-            if s == 0 && it.iteration == 2 {
-                ControlFlow::Break(())
-            } else {
-                ControlFlow::Continue(())
-            }
-        })
+        let path = minimize_path(
+            &mut oracle,
+            runs,
+            &settings,
+            Batching::Shrinking,
+            |s, it, _| {
+                if s == 0 && it.iteration == 2 {
+                    ControlFlow::Break(())
+                } else {
+                    ControlFlow::Continue(())
+                }
+            },
+            || Ok(()),
+        )
         .unwrap();
         assert_eq!(path[0].status, crate::optim::Status::Stopped);
         assert_eq!(path[0].iterations, 2);
@@ -350,11 +438,88 @@ mod tests {
             })
             .collect();
         let mut oracle = Failing(0);
-        let err = minimize_path(&mut oracle, runs, &LbfgsSettings::default(), |_, _, _| {
-            ControlFlow::Continue(())
-        })
+        let err = minimize_path(
+            &mut oracle,
+            runs,
+            &LbfgsSettings::default(),
+            Batching::Shrinking,
+            |_, _, _| ControlFlow::Continue(()),
+            || Ok(()),
+        )
         .unwrap_err();
         assert!(matches!(err, Error::NoRows), "{err}");
         assert_eq!(oracle.0, 1);
+    }
+
+    /// With fixed batching, a path resumed from each model's state at an iteration of its
+    /// own (different iterations for different models) ends bit for bit where the
+    /// uninterrupted path ends; the state a model hands out is the one it continues from.
+    #[test]
+    fn a_fixed_path_resumes_from_each_models_own_iteration() {
+        let data = problem();
+        let len = data.n_features() * data.n_classes() + data.n_classes();
+        let settings = LbfgsSettings {
+            tol: 1e-9,
+            ..LbfgsSettings::default()
+        };
+        let l2s = [1e-1, 1e-2, 1e-3];
+        let mut oracle = CpuOracle::new(&data).unwrap();
+        let fresh = || {
+            l2s.iter()
+                .map(|&l2| PathStart {
+                    start: Start::At(vec![0.0; len]),
+                    l2,
+                })
+                .collect::<Vec<_>>()
+        };
+        // Model s keeps its state after iteration 3 + 2s.
+        let mut kept: Vec<Option<LbfgsState>> = vec![None; l2s.len()];
+        let mut rounds = 0;
+        let whole = minimize_path(
+            &mut oracle,
+            fresh(),
+            &settings,
+            Batching::Fixed,
+            |s, it, state| {
+                if it.iteration == 3 + 2 * s {
+                    let state = state().unwrap();
+                    assert_eq!(state.iteration, it.iteration);
+                    assert_eq!(state.f.to_bits(), it.loss.to_bits());
+                    kept[s] = Some(state);
+                }
+                ControlFlow::Continue(())
+            },
+            || {
+                rounds += 1;
+                Ok(())
+            },
+        )
+        .unwrap();
+        assert!(rounds > 10);
+        let resumed_runs = kept
+            .into_iter()
+            .zip(l2s)
+            .map(|(state, l2)| PathStart {
+                start: Start::Resume(state.unwrap()),
+                l2,
+            })
+            .collect();
+        let resumed = minimize_path(
+            &mut oracle,
+            resumed_runs,
+            &settings,
+            Batching::Fixed,
+            |_, _, _| ControlFlow::Continue(()),
+            || Ok(()),
+        )
+        .unwrap();
+        for (a, b) in whole.iter().zip(&resumed) {
+            assert_eq!(a.loss.to_bits(), b.loss.to_bits());
+            assert_eq!(a.theta, b.theta);
+            assert_eq!(a.bias, b.bias);
+            assert_eq!(a.iterations, b.iterations);
+            assert_eq!(a.evaluations, b.evaluations);
+            assert_eq!(a.status, b.status);
+        }
     }
 }

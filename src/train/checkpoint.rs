@@ -17,11 +17,16 @@ use safetensors::{Dtype, SafeTensors};
 use crate::data::dataset::Dataset;
 use crate::error::{Error, Result};
 use crate::model::file::{RawTensor, safetensors_bytes};
+use crate::optim::Status;
 use crate::optim::lbfgs::LbfgsState;
+use crate::train::select::{Candidate, Strength};
 use crate::train::settings::Settings;
 
 /// The `format` metadata value of checkpoint files.
 pub const CHECKPOINT_FORMAT: &str = "softmax-regression-checkpoint/1";
+
+/// The `format` metadata value of a regularisation path's checkpoint files.
+pub const PATH_CHECKPOINT_FORMAT: &str = "softmax-regression-path-checkpoint/1";
 
 /// A training run's state between two steps.
 #[derive(Debug, Clone, PartialEq)]
@@ -125,6 +130,13 @@ pub fn data_fingerprint(data: &Dataset) -> Result<String> {
     ))
 }
 
+/// The 64-bit hash [`data_fingerprint`] uses, of any words (fold numbers, say).
+pub(crate) fn hash_words(words: impl IntoIterator<Item = u32>) -> u64 {
+    let mut h = Fingerprint::default();
+    words.into_iter().for_each(|w| h.add(w));
+    h.0
+}
+
 /// A multiply-xorshift hash over 32-bit words: fast, and plenty to tell datasets apart.
 struct Fingerprint(u64);
 
@@ -139,6 +151,213 @@ impl Fingerprint {
         self.0 = (self.0 ^ u64::from(word)).wrapping_mul(0x0000_0100_0000_01b3);
         self.0 ^= self.0 >> 29;
     }
+}
+
+/// A checkpoint file's bytes.
+pub(crate) fn read_checkpoint(path: &Path) -> Result<Vec<u8>> {
+    use crate::model::file::{ReadRefusal, read_safetensors};
+    read_safetensors(path).map_err(|refusal| match refusal {
+        ReadRefusal::Io(e) => bad(path, format!("cannot read it: {e}")),
+        ReadRefusal::Bad(why) => bad(path, format!("is not a checkpoint file ({why})")),
+    })
+}
+
+/// The `format` metadata of checkpoint bytes, if they have one.
+pub(crate) fn format_of(bytes: &[u8]) -> Option<String> {
+    let (_, header) = SafeTensors::read_metadata(bytes).ok()?;
+    header.metadata().as_ref()?.get("format").cloned()
+}
+
+/// An L-BFGS state as tensors named `{prefix}_w`, `{prefix}_f`, … and metadata
+/// `{prefix}_iteration`, `{prefix}_evaluations`, `{prefix}_pairs`.
+fn write_lbfgs(
+    prefix: &str,
+    state: &LbfgsState,
+    meta: &mut BTreeMap<String, String>,
+    f64s: &mut Vec<RawTensor>,
+) {
+    meta.insert(format!("{prefix}_iteration"), state.iteration.to_string());
+    meta.insert(
+        format!("{prefix}_evaluations"),
+        state.evaluations.to_string(),
+    );
+    meta.insert(format!("{prefix}_pairs"), state.pairs.len().to_string());
+    f64s.push(RawTensor::f64(
+        format!("{prefix}_w"),
+        vec![state.w.len()],
+        &state.w,
+    ));
+    f64s.push(RawTensor::f64(format!("{prefix}_f"), vec![1], &[state.f]));
+    f64s.push(RawTensor::f64(
+        format!("{prefix}_g"),
+        vec![state.g.len()],
+        &state.g,
+    ));
+    for (i, (s, y, rho)) in state.pairs.iter().enumerate() {
+        f64s.push(RawTensor::f64(format!("{prefix}_s{i}"), vec![s.len()], s));
+        f64s.push(RawTensor::f64(format!("{prefix}_y{i}"), vec![y.len()], y));
+        f64s.push(RawTensor::f64(format!("{prefix}_rho{i}"), vec![1], &[*rho]));
+    }
+}
+
+/// A parsed checkpoint file: its metadata and tensors, each read with the file named in
+/// errors.
+struct Stored<'b> {
+    path: &'b Path,
+    meta: HashMap<String, String>,
+    tensors: SafeTensors<'b>,
+}
+
+impl<'b> Stored<'b> {
+    /// The file's parts, if its `format` is `format`.
+    fn open(path: &'b Path, bytes: &'b [u8], format: &str) -> Result<Self> {
+        let (_, header) = SafeTensors::read_metadata(bytes)
+            .map_err(|e| bad(path, format!("is not a checkpoint file ({e})")))?;
+        let meta = header.metadata().clone().unwrap_or_default();
+        match meta.get("format").map(String::as_str) {
+            Some(f) if f == format => {}
+            Some(CHECKPOINT_FORMAT) => {
+                return Err(bad(
+                    path,
+                    "is the checkpoint of a one-strength run; resume it without a path of strengths",
+                ));
+            }
+            Some(PATH_CHECKPOINT_FORMAT) => {
+                return Err(bad(
+                    path,
+                    "is the checkpoint of a regularisation path; resume it with the same strengths and selection flags",
+                ));
+            }
+            _ => {
+                return Err(bad(
+                    path,
+                    format!("is not a checkpoint (no \"format\": {format:?} metadata)"),
+                ));
+            }
+        }
+        let tensors =
+            SafeTensors::deserialize(bytes).map_err(|e| bad(path, format!("is damaged ({e})")))?;
+        Ok(Stored {
+            path,
+            meta,
+            tensors,
+        })
+    }
+
+    fn has(&self, key: &str) -> bool {
+        self.meta.contains_key(key)
+    }
+
+    fn text(&self, key: &str) -> Result<String> {
+        self.meta
+            .get(key)
+            .cloned()
+            .ok_or_else(|| bad(self.path, format!("has no `{key}` metadata")))
+    }
+
+    fn number(&self, key: &str) -> Result<u64> {
+        self.text(key)?
+            .parse()
+            .map_err(|_| bad(self.path, format!("metadata `{key}` is not a whole number")))
+    }
+
+    fn tensor(&self, name: &str, dtype: Dtype) -> Result<Vec<u8>> {
+        let t = self
+            .tensors
+            .tensor(name)
+            .map_err(|_| bad(self.path, format!("has no `{name}` tensor")))?;
+        if t.dtype() != dtype {
+            return Err(bad(self.path, format!("tensor `{name}` is not {dtype:?}")));
+        }
+        Ok(t.data().to_vec())
+    }
+
+    fn f32s(&self, name: &str) -> Result<Vec<f32>> {
+        Ok(bytemuck::pod_collect_to_vec(
+            &self.tensor(name, Dtype::F32)?,
+        ))
+    }
+
+    fn f64s(&self, name: &str) -> Result<Vec<f64>> {
+        Ok(bytemuck::pod_collect_to_vec(
+            &self.tensor(name, Dtype::F64)?,
+        ))
+    }
+
+    fn scalar(&self, name: &str) -> Result<f64> {
+        self.f64s(name)?
+            .first()
+            .copied()
+            .ok_or_else(|| bad(self.path, format!("tensor `{name}` is empty")))
+    }
+
+    /// The L-BFGS state [`write_lbfgs`] wrote under `prefix`.
+    fn lbfgs(&self, prefix: &str) -> Result<LbfgsState> {
+        let pairs = (0..self.number(&format!("{prefix}_pairs"))?)
+            .map(|i| {
+                Ok((
+                    self.f64s(&format!("{prefix}_s{i}"))?,
+                    self.f64s(&format!("{prefix}_y{i}"))?,
+                    self.scalar(&format!("{prefix}_rho{i}"))?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(LbfgsState {
+            iteration: self.number(&format!("{prefix}_iteration"))? as usize,
+            evaluations: self.number(&format!("{prefix}_evaluations"))? as usize,
+            w: self.f64s(&format!("{prefix}_w"))?,
+            f: self.scalar(&format!("{prefix}_f"))?,
+            g: self.f64s(&format!("{prefix}_g"))?,
+            pairs,
+        })
+    }
+}
+
+/// Fails unless a checkpoint's data fingerprint `theirs` is `here`'s.
+fn same_data(path: &Path, theirs: &str, here: &str) -> Result<()> {
+    if theirs == here {
+        return Ok(());
+    }
+    let shape = |s: &str| {
+        s.rsplit_once(' ')
+            .map_or(s.to_string(), |(a, _)| a.to_string())
+    };
+    Err(bad(
+        path,
+        if shape(theirs) != shape(here) {
+            format!(
+                "was written for data of shape (m n K) {}, this data is {}",
+                shape(theirs),
+                shape(here)
+            )
+        } else {
+            "was written for different data of the same shape (its fingerprint differs)".to_string()
+        },
+    ))
+}
+
+/// Fails unless a checkpoint's settings line `theirs` is `ours`, naming the first
+/// setting that differs.
+fn same_settings(path: &Path, theirs: &str, ours: &str) -> Result<()> {
+    if theirs == ours {
+        return Ok(());
+    }
+    let written: HashMap<&str, &str> = theirs
+        .split(' ')
+        .filter_map(|kv| kv.split_once('='))
+        .collect();
+    let differ = ours
+        .split(' ')
+        .filter_map(|kv| kv.split_once('='))
+        .find(|(k, v)| written.get(k) != Some(v));
+    let message = match differ {
+        Some((k, v)) => format!(
+            "was written with {k} = {}, this run has {k} = {v}; resume with the same settings",
+            written.get(k).unwrap_or(&"(unset)")
+        ),
+        None => "was written with different settings; resume with the same settings".to_string(),
+    };
+    Err(bad(path, message))
 }
 
 fn bad(path: &Path, message: impl std::fmt::Display) -> Error {
@@ -184,17 +403,7 @@ impl Checkpoint {
             f32s.push(RawTensor::f32("best_w", vec![w.len()], w));
         }
         if let Some(state) = &self.lbfgs {
-            meta.insert("lbfgs_iteration".into(), state.iteration.to_string());
-            meta.insert("lbfgs_evaluations".into(), state.evaluations.to_string());
-            meta.insert("lbfgs_pairs".into(), state.pairs.len().to_string());
-            f64s.push(RawTensor::f64("lbfgs_w", vec![state.w.len()], &state.w));
-            f64s.push(RawTensor::f64("lbfgs_f", vec![1], &[state.f]));
-            f64s.push(RawTensor::f64("lbfgs_g", vec![state.g.len()], &state.g));
-            for (i, (s, y, rho)) in state.pairs.iter().enumerate() {
-                f64s.push(RawTensor::f64(format!("lbfgs_s{i}"), vec![s.len()], s));
-                f64s.push(RawTensor::f64(format!("lbfgs_y{i}"), vec![y.len()], y));
-                f64s.push(RawTensor::f64(format!("lbfgs_rho{i}"), vec![1], &[*rho]));
-            }
+            write_lbfgs("lbfgs", state, &mut meta, &mut f64s);
         }
         // The 8-byte values first, so they sit at offsets that are multiples of 8.
         f64s.append(&mut f32s);
@@ -203,110 +412,43 @@ impl Checkpoint {
 
     /// Reads a checkpoint written by [`Checkpoint::save`].
     pub fn load(path: &Path) -> Result<Checkpoint> {
-        use crate::model::file::{ReadRefusal, read_safetensors};
-        let bytes = read_safetensors(path).map_err(|refusal| match refusal {
-            ReadRefusal::Io(e) => bad(path, format!("cannot read it: {e}")),
-            ReadRefusal::Bad(why) => bad(path, format!("is not a checkpoint file ({why})")),
-        })?;
-        Self::from_bytes(path, &bytes)
+        Self::from_bytes(path, &read_checkpoint(path)?)
     }
 
     /// Parses checkpoint bytes; `path` names the file in errors.
     pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<Checkpoint> {
-        let (_, header) = SafeTensors::read_metadata(bytes)
-            .map_err(|e| bad(path, format!("is not a checkpoint file ({e})")))?;
-        let meta = header.metadata().clone().unwrap_or_default();
-        if meta.get("format").map(String::as_str) != Some(CHECKPOINT_FORMAT) {
-            return Err(bad(
-                path,
-                format!("is not a checkpoint (no \"format\": {CHECKPOINT_FORMAT:?} metadata)"),
-            ));
-        }
-        let tensors =
-            SafeTensors::deserialize(bytes).map_err(|e| bad(path, format!("is damaged ({e})")))?;
-        let text = |key: &str| -> Result<String> {
-            meta.get(key)
-                .cloned()
-                .ok_or_else(|| bad(path, format!("has no `{key}` metadata")))
-        };
-        let number = |key: &str| -> Result<u64> {
-            text(key)?
-                .parse()
-                .map_err(|_| bad(path, format!("metadata `{key}` is not a whole number")))
-        };
-        let tensor = |name: &str, dtype: Dtype| -> Result<Vec<u8>> {
-            let t = tensors
-                .tensor(name)
-                .map_err(|_| bad(path, format!("has no `{name}` tensor")))?;
-            if t.dtype() != dtype {
-                return Err(bad(path, format!("tensor `{name}` is not {dtype:?}")));
-            }
-            Ok(t.data().to_vec())
-        };
-        let f32s = |name: &str| -> Result<Vec<f32>> {
-            Ok(bytemuck::pod_collect_to_vec(&tensor(name, Dtype::F32)?))
-        };
-        let f64s = |name: &str| -> Result<Vec<f64>> {
-            Ok(bytemuck::pod_collect_to_vec(&tensor(name, Dtype::F64)?))
-        };
-        let scalar = |name: &str| -> Result<f64> {
-            f64s(name)?
-                .first()
-                .copied()
-                .ok_or_else(|| bad(path, format!("tensor `{name}` is empty")))
-        };
-        let w = f32s("w")?;
-        let (m1, m2) = (f32s("m1")?, f32s("m2")?);
+        let file = Stored::open(path, bytes, CHECKPOINT_FORMAT)?;
+        let w = file.f32s("w")?;
+        let (m1, m2) = (file.f32s("m1")?, file.f32s("m2")?);
         if m1.len() != w.len() || m2.len() != w.len() {
             return Err(bad(path, "has optimizer moments of the wrong length"));
         }
-        let best = match meta.contains_key("best_epoch") {
+        let best = match file.has("best_epoch") {
             true => Some((
-                scalar("best_loss")?,
-                number("best_epoch")? as usize,
-                f32s("best_w")?,
+                file.scalar("best_loss")?,
+                file.number("best_epoch")? as usize,
+                file.f32s("best_w")?,
             )),
             false => None,
         };
-        let lbfgs = match meta.contains_key("lbfgs_iteration") {
-            true => {
-                let pairs = (0..number("lbfgs_pairs")?)
-                    .map(|i| {
-                        Ok((
-                            f64s(&format!("lbfgs_s{i}"))?,
-                            f64s(&format!("lbfgs_y{i}"))?,
-                            scalar(&format!("lbfgs_rho{i}"))?,
-                        ))
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                Some(LbfgsState {
-                    iteration: number("lbfgs_iteration")? as usize,
-                    evaluations: number("lbfgs_evaluations")? as usize,
-                    w: f64s("lbfgs_w")?,
-                    f: scalar("lbfgs_f")?,
-                    g: f64s("lbfgs_g")?,
-                    pairs,
-                })
-            }
+        let lbfgs = match file.has("lbfgs_iteration") {
+            true => Some(file.lbfgs("lbfgs")?),
             false => None,
         };
         Ok(Checkpoint {
-            settings: text("settings")?,
-            data: text("data")?,
-            chunk_rows: number("chunk_rows")? as usize,
+            settings: file.text("settings")?,
+            data: file.text("data")?,
+            chunk_rows: file.number("chunk_rows")? as usize,
             // Checkpoints from before compact storage existed hold f32 runs.
-            x_storage: meta
-                .get("x_storage")
-                .cloned()
-                .unwrap_or_else(|| "f32".into()),
-            epochs_done: number("epochs_done")? as usize,
-            batches_done: number("batches_done")? as usize,
-            steps: number("steps")?,
-            rng_state: number("rng_state")?,
+            x_storage: file.text("x_storage").unwrap_or_else(|_| "f32".into()),
+            epochs_done: file.number("epochs_done")? as usize,
+            batches_done: file.number("batches_done")? as usize,
+            steps: file.number("steps")?,
+            rng_state: file.number("rng_state")?,
             w,
             m1,
             m2,
-            finite_w: f32s("finite_w")?,
+            finite_w: file.f32s("finite_w")?,
             best,
             lbfgs,
         })
@@ -315,48 +457,8 @@ impl Checkpoint {
     /// Fails unless this checkpoint continues a run on `data` with `settings`; the message
     /// names the first difference.
     pub fn check_compatible(&self, path: &Path, settings: &Settings, data: &Dataset) -> Result<()> {
-        let here = data_fingerprint(data)?;
-        if self.data != here {
-            let shape = |s: &str| {
-                s.rsplit_once(' ')
-                    .map_or(s.to_string(), |(a, _)| a.to_string())
-            };
-            return Err(bad(
-                path,
-                if shape(&self.data) != shape(&here) {
-                    format!(
-                        "was written for data of shape (m n K) {}, this data is {}",
-                        shape(&self.data),
-                        shape(&here)
-                    )
-                } else {
-                    "was written for different data of the same shape (its fingerprint differs)"
-                        .to_string()
-                },
-            ));
-        }
-        let ours = trajectory_settings(settings);
-        if self.settings != ours {
-            let theirs: HashMap<&str, &str> = self
-                .settings
-                .split(' ')
-                .filter_map(|kv| kv.split_once('='))
-                .collect();
-            let differ = ours
-                .split(' ')
-                .filter_map(|kv| kv.split_once('='))
-                .find(|(k, v)| theirs.get(k) != Some(v));
-            let message = match differ {
-                Some((k, v)) => format!(
-                    "was written with {k} = {}, this run has {k} = {v}; resume with the same settings",
-                    theirs.get(k).unwrap_or(&"(unset)")
-                ),
-                None => {
-                    "was written with different settings; resume with the same settings".to_string()
-                }
-            };
-            return Err(bad(path, message));
-        }
+        same_data(path, &self.data, &data_fingerprint(data)?)?;
+        same_settings(path, &self.settings, &trajectory_settings(settings))?;
         let len = data.n_features() * data.n_classes() + data.n_classes();
         let lengths_ok = [&self.w, &self.m1, &self.m2, &self.finite_w]
             .into_iter()
@@ -379,5 +481,215 @@ impl Checkpoint {
             ));
         }
         Ok(())
+    }
+}
+
+/// A regularisation path's state, or a selection's (cross-validation over folds, each a
+/// path, then the refit): every model's L-BFGS state at an iteration of its own, the
+/// stage reached and the results of the stages before it.
+///
+/// A path that writes checkpoints puts every model in its own place on every oracle call
+/// ([`crate::optim::path::Batching::Fixed`]), so each model's values depend on its own
+/// point alone and a resumed path ends where the uninterrupted one ends, bit for bit
+/// (same data, same settings, same adapter and memory budget).
+#[derive(Debug, Clone, PartialEq)]
+pub struct PathCheckpoint {
+    /// The trajectory-shaping settings and the path's strengths and selection, as one line.
+    pub settings: String,
+    /// `m n K` and a hash of the data the selection was given.
+    pub data: String,
+    /// The stage in progress: the fold being trained (0 for a lone path or a validation
+    /// split), or the number of folds for the refit.
+    pub stage: usize,
+    /// Rows per device chunk of the stage's oracle (0 on the CPU).
+    pub chunk_rows: usize,
+    /// How the device stored X.
+    pub x_storage: String,
+    /// Models per pass over X on the device (1 on the CPU or for warm starts).
+    pub models_per_pass: usize,
+    /// Each model's state at its last checkpointed iteration; `None` for a model that had
+    /// none (it starts where it would have).
+    pub models: Vec<Option<LbfgsState>>,
+    /// The results of the stages before this one, one per strength.
+    pub earlier: Vec<Candidate>,
+}
+
+impl PathCheckpoint {
+    /// Writes the checkpoint to `path` atomically.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        crate::output::write_file(path, &self.to_bytes())
+    }
+
+    fn to_bytes(&self) -> Vec<u8> {
+        let mut meta = BTreeMap::new();
+        meta.insert("format".to_string(), PATH_CHECKPOINT_FORMAT.to_string());
+        meta.insert("settings".into(), self.settings.clone());
+        meta.insert("data".into(), self.data.clone());
+        meta.insert("x_storage".into(), self.x_storage.clone());
+        for (key, value) in [
+            ("stage", self.stage),
+            ("chunk_rows", self.chunk_rows),
+            ("models_per_pass", self.models_per_pass),
+            ("models", self.models.len()),
+            ("earlier", self.earlier.len()),
+        ] {
+            meta.insert(key.into(), value.to_string());
+        }
+        let mut f64s = Vec::new();
+        for (s, state) in self.models.iter().enumerate() {
+            if let Some(state) = state {
+                write_lbfgs(&format!("model{s}"), state, &mut meta, &mut f64s);
+            }
+        }
+        let list = |values: &mut dyn Iterator<Item = String>| values.collect::<Vec<_>>().join(",");
+        for (i, c) in self.earlier.iter().enumerate() {
+            let kind = match c.strength {
+                Strength::L2(_) => "l2",
+                Strength::C(_) => "C",
+            };
+            meta.insert(format!("earlier{i}_strength"), kind.into());
+            f64s.push(RawTensor::f64(
+                format!("earlier{i}_value"),
+                vec![1],
+                &[c.strength.value()],
+            ));
+            f64s.push(RawTensor::f64(
+                format!("earlier{i}_scores"),
+                vec![c.scores.len()],
+                &c.scores,
+            ));
+            f64s.push(RawTensor::f64(
+                format!("earlier{i}_train_loss"),
+                vec![c.train_loss.len()],
+                &c.train_loss,
+            ));
+            for (key, values) in [
+                (
+                    "iterations",
+                    list(&mut c.iterations.iter().map(usize::to_string)),
+                ),
+                (
+                    "evaluations",
+                    list(&mut c.evaluations.iter().map(usize::to_string)),
+                ),
+                (
+                    "statuses",
+                    list(&mut c.statuses.iter().map(|s| s.name().to_string())),
+                ),
+            ] {
+                meta.insert(format!("earlier{i}_{key}"), values);
+            }
+        }
+        safetensors_bytes(&f64s, &meta)
+    }
+
+    /// Reads a checkpoint written by [`PathCheckpoint::save`].
+    pub fn load(path: &Path) -> Result<PathCheckpoint> {
+        Self::from_bytes(path, &read_checkpoint(path)?)
+    }
+
+    /// Parses path checkpoint bytes; `path` names the file in errors.
+    pub fn from_bytes(path: &Path, bytes: &[u8]) -> Result<PathCheckpoint> {
+        let file = Stored::open(path, bytes, PATH_CHECKPOINT_FORMAT)?;
+        let models = (0..file.number("models")?)
+            .map(|s| {
+                let prefix = format!("model{s}");
+                match file.has(&format!("{prefix}_iteration")) {
+                    true => file.lbfgs(&prefix).map(Some),
+                    false => Ok(None),
+                }
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let earlier = (0..file.number("earlier")?)
+            .map(|i| file.candidate(i as usize))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(PathCheckpoint {
+            settings: file.text("settings")?,
+            data: file.text("data")?,
+            stage: file.number("stage")? as usize,
+            chunk_rows: file.number("chunk_rows")? as usize,
+            x_storage: file.text("x_storage")?,
+            models_per_pass: file.number("models_per_pass")? as usize,
+            models,
+            earlier,
+        })
+    }
+
+    /// Fails unless this checkpoint continues a path or selection whose settings line is
+    /// `settings` on data with fingerprint `data`, with `len` parameters per model.
+    pub fn check_compatible(
+        &self,
+        path: &Path,
+        settings: &str,
+        data: &str,
+        len: usize,
+    ) -> Result<()> {
+        same_data(path, &self.data, data)?;
+        same_settings(path, &self.settings, settings)?;
+        let states_ok = self.models.iter().flatten().all(|st| {
+            st.w.len() == len && st.g.len() == len && st.pairs.iter().all(|p| p.0.len() == len)
+        });
+        let earlier_ok = self.earlier.iter().all(|c| {
+            let n = c.scores.len();
+            n == self.stage
+                && [c.train_loss.len(), c.iterations.len(), c.evaluations.len()]
+                    .iter()
+                    .chain([&c.statuses.len()])
+                    .all(|&l| l == n)
+        });
+        if !states_ok || !earlier_ok {
+            return Err(bad(
+                path,
+                "is damaged (its models or earlier results do not fit its path)",
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl Stored<'_> {
+    /// Candidate `i` of a path checkpoint's earlier stages.
+    fn candidate(&self, i: usize) -> Result<Candidate> {
+        let value = self.scalar(&format!("earlier{i}_value"))?;
+        let strength = match self.text(&format!("earlier{i}_strength"))?.as_str() {
+            "C" => Strength::C(value),
+            _ => Strength::L2(value),
+        };
+        let list = |key: &str| -> Result<Vec<String>> {
+            let text = self.text(&format!("earlier{i}_{key}"))?;
+            Ok(text
+                .split(',')
+                .filter(|v| !v.is_empty())
+                .map(str::to_string)
+                .collect())
+        };
+        let counts = |key: &str| -> Result<Vec<usize>> {
+            list(key)?
+                .iter()
+                .map(|v| {
+                    v.parse().map_err(|_| {
+                        bad(
+                            self.path,
+                            format!("metadata `earlier{i}_{key}` is not a list of whole numbers"),
+                        )
+                    })
+                })
+                .collect()
+        };
+        let statuses = list("statuses")?
+            .iter()
+            .map(|name| {
+                Status::from_name(name)
+                    .ok_or_else(|| bad(self.path, format!("holds an unknown status {name:?}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Candidate {
+            strength,
+            scores: self.f64s(&format!("earlier{i}_scores"))?,
+            train_loss: self.f64s(&format!("earlier{i}_train_loss"))?,
+            iterations: counts("iterations")?,
+            evaluations: counts("evaluations")?,
+            statuses,
+        })
     }
 }

@@ -33,7 +33,9 @@ use crate::params::{flatten, unflatten};
 use crate::rng::SplitMix64;
 use crate::step::Step;
 use crate::step::StepDims;
-use crate::train::checkpoint::{Checkpoint, data_fingerprint, trajectory_settings};
+use crate::train::checkpoint::{
+    Checkpoint, PATH_CHECKPOINT_FORMAT, PathCheckpoint, data_fingerprint, trajectory_settings,
+};
 pub use crate::train::settings::{Optimizer, Schedule, Settings};
 
 use engine::{Engine, epoch_batches, x_storage_of};
@@ -49,8 +51,16 @@ pub use select::{
 pub struct Trainer {
     settings: Settings,
     checkpoints: Option<(PathBuf, usize)>,
-    resume: Option<(PathBuf, Box<Checkpoint>)>,
+    resume: Option<(PathBuf, Resume)>,
     interrupt: Option<Arc<AtomicBool>>,
+}
+
+/// The checkpoint a trainer continues: of one run, or of a regularisation path (or a
+/// selection over one).
+#[derive(Debug, Clone)]
+enum Resume {
+    One(Box<Checkpoint>),
+    Path(Box<PathCheckpoint>),
 }
 
 /// What a mini-batch or full-batch gradient run carries from one epoch to the next, and
@@ -126,9 +136,18 @@ impl Trainer {
     /// optimizer state and shuffle state: on the same adapter the final parameters equal
     /// those of the uninterrupted run bit for bit. [`Fit::history`] then starts at the
     /// resumed epoch.
+    ///
+    /// The checkpoint of a regularisation path is continued by [`Trainer::fit_path`],
+    /// [`Trainer::cross_validate`] or [`Trainer::select_on_validation`], whichever wrote it.
     pub fn resume_from(mut self, path: impl Into<PathBuf>) -> Result<Self> {
         let path = path.into();
-        let checkpoint = Checkpoint::load(&path)?;
+        let bytes = checkpoint::read_checkpoint(&path)?;
+        if checkpoint::format_of(&bytes).as_deref() == Some(PATH_CHECKPOINT_FORMAT) {
+            let checkpoint = PathCheckpoint::from_bytes(&path, &bytes)?;
+            self.resume = Some((path, Resume::Path(Box::new(checkpoint))));
+            return Ok(self);
+        }
+        let checkpoint = Checkpoint::from_bytes(&path, &bytes)?;
         // A run asked to stop where the checkpoint already is would train nothing and
         // report no objective.
         if self.settings.epochs <= checkpoint.epochs_done {
@@ -143,7 +162,7 @@ impl Trainer {
                 ),
             ));
         }
-        self.resume = Some((path, Box::new(checkpoint)));
+        self.resume = Some((path, Resume::One(Box::new(checkpoint))));
         Ok(self)
     }
 
@@ -173,10 +192,16 @@ impl Trainer {
             .is_some_and(|f| f.load(Ordering::SeqCst))
     }
 
-    /// The checkpoint to continue, checked against this run.
+    /// The checkpoint of one run to continue, checked against this run.
     fn resumed(&self, train: &Dataset, init: Option<&Model>) -> Result<Option<&Checkpoint>> {
-        let Some((path, checkpoint)) = &self.resume else {
-            return Ok(None);
+        let (path, checkpoint) = match &self.resume {
+            None => return Ok(None),
+            Some((path, Resume::One(checkpoint))) => (path, checkpoint),
+            Some((_, Resume::Path(_))) => {
+                return Err(self.checkpoint_error(
+                    "is the checkpoint of a regularisation path; resume it with the same strengths and selection flags".into(),
+                ));
+            }
         };
         if init.is_some() {
             return Err(Error::setting(
@@ -272,7 +297,7 @@ impl Trainer {
         init: Option<&Model>,
         on_epoch: impl FnMut(&EpochReport) -> ControlFlow<()>,
     ) -> Result<Fit> {
-        if let Some((_, cp)) = &self.resume {
+        if let Some((_, Resume::One(cp))) = &self.resume {
             let theirs = cp.settings.split(' ').any(|kv| kv == "standardize=true");
             if theirs != self.settings.standardize {
                 let with = |on: bool| if on { "with" } else { "without" };

@@ -3,8 +3,9 @@
 //! strongest λ with each model starting at its neighbour's solution (warm starts).
 
 use super::*;
-use crate::optim::lbfgs::LbfgsResult;
-use crate::optim::path::{PathStart, minimize_path};
+use crate::optim::lbfgs::{LbfgsIteration, LbfgsResult};
+use crate::optim::path::{Batching, PathStart, StateRequest, minimize_path};
+use crate::train::select::Candidate;
 
 /// One model of a regularisation path.
 #[derive(Debug, Clone)]
@@ -64,7 +65,58 @@ fn path_oracle<'c>(
     }
 }
 
+/// A path's place in what writes its checkpoints: the settings line and data fingerprint
+/// of the whole run (a lone path, or a selection over folds), the stage (fold, or refit)
+/// and the results of the stages before it.
+pub(crate) struct Stage<'a> {
+    pub(crate) journal: &'a Journal,
+    pub(crate) index: usize,
+    pub(crate) earlier: &'a [Candidate],
+}
+
+/// What a path's checkpoints are checked against: the trajectory settings with the path's
+/// strengths and selection, and the fingerprint of the data the run was given.
+pub(crate) struct Journal {
+    settings: String,
+    data: String,
+}
+
 impl Trainer {
+    /// The journal of a path or selection described by `what` (its strengths, its
+    /// selection) on `data`, when this trainer writes checkpoints or resumes one: a
+    /// checkpoint being resumed must be of the same run. `None` otherwise.
+    pub(crate) fn journal(&self, data: &Dataset, what: &str) -> Result<Option<Journal>> {
+        let resumed = self.resumed_path()?;
+        if self.checkpoints.is_none() && resumed.is_none() {
+            return Ok(None);
+        }
+        let settings = Settings {
+            l2: 0.0,
+            ..self.settings.clone()
+        };
+        let journal = Journal {
+            settings: format!("{} {what}", trajectory_settings(&settings)),
+            data: data_fingerprint(data)?,
+        };
+        if let (Some(cp), Some((path, _))) = (resumed, &self.resume) {
+            let len = data.n_features() * data.n_classes() + data.n_classes();
+            cp.check_compatible(path, &journal.settings, &journal.data, len)?;
+        }
+        Ok(Some(journal))
+    }
+
+    /// The path checkpoint being resumed; the checkpoint of one run is refused.
+    pub(crate) fn resumed_path(&self) -> Result<Option<&PathCheckpoint>> {
+        match &self.resume {
+            None => Ok(None),
+            Some((_, Resume::Path(cp))) => Ok(Some(cp)),
+            Some((_, Resume::One(_))) => Err(self.checkpoint_error(
+                "is the checkpoint of a one-strength run; resume it without a path of strengths"
+                    .into(),
+            )),
+        }
+    }
+
     /// Trains one model per λ of `l2s` with L-BFGS on the same rows, returned in the order
     /// of `l2s`; the other settings (tol, the iteration limit as `epochs`, history,
     /// standardization) are this trainer's. `on_iteration(s, report)` follows model s;
@@ -77,14 +129,42 @@ impl Trainer {
     /// after another from the largest λ, each starting at the previous one's solution,
     /// which usually saves iterations at the weaker λ.
     ///
-    /// Checkpoints and resuming are not supported for paths: a trainer with either is
-    /// refused.
+    /// With [`Trainer::with_checkpoints`] a [`PathCheckpoint`] of every model is written
+    /// after each round of oracle calls in which some model reached a multiple of `every`
+    /// iterations, and when an interrupt stops the path; [`Trainer::resume_from`] such a
+    /// file continues every model bit for bit. While checkpointing, a lockstep path keeps
+    /// every model's place in each oracle call (models that have stopped are evaluated at
+    /// zeros and their values dropped), which is what makes the models independent of one
+    /// another's progress.
     pub fn fit_path(
         &self,
         backend: Backend<'_>,
         train: &Dataset,
         l2s: &[f64],
         warm_start: bool,
+        on_iteration: impl FnMut(usize, &EpochReport) -> ControlFlow<()>,
+    ) -> Result<Vec<PathModel>> {
+        check_path(l2s)?;
+        let list: Vec<String> = l2s.iter().map(|l| format!("{l:?}")).collect();
+        let what = format!("path=l2:{} warm_start={warm_start}", list.join(","));
+        let journal = self.journal(train, &what)?;
+        let stage = journal.as_ref().map(|journal| Stage {
+            journal,
+            index: 0,
+            earlier: &[],
+        });
+        self.path_stage(backend, train, l2s, warm_start, stage, on_iteration)
+    }
+
+    /// [`Trainer::fit_path`] as `stage` of a run that checkpoints or resumes (or neither,
+    /// without a stage).
+    pub(crate) fn path_stage(
+        &self,
+        backend: Backend<'_>,
+        train: &Dataset,
+        l2s: &[f64],
+        warm_start: bool,
+        stage: Option<Stage<'_>>,
         mut on_iteration: impl FnMut(usize, &EpochReport) -> ControlFlow<()>,
     ) -> Result<Vec<PathModel>> {
         let s = &self.settings;
@@ -96,13 +176,6 @@ impl Trainer {
             ));
         }
         check_path(l2s)?;
-        if let Some(path) = self.checkpoint_path() {
-            return Err(Error::setting(
-                "checkpoint",
-                path.display(),
-                "checkpoints are not written for a regularisation path; train one λ to checkpoint",
-            ));
-        }
         let standardizer = if s.standardize {
             Some(Standardizer::fit(train)?)
         } else {
@@ -116,13 +189,19 @@ impl Trainer {
         if let Backend::Gpu(ctx) = backend {
             ctx.reset_memory_peak();
         }
-        let mut oracle: Box<dyn Oracle + '_> = match backend {
-            Backend::Cpu => Box::new(CpuOracle::new(used)?),
+        let (mut oracle, device): (Box<dyn Oracle + '_>, _) = match backend {
+            Backend::Cpu => (Box::new(CpuOracle::new(used)?), (0, 1)),
             // In lockstep, every model of the path shares each pass over X.
             Backend::Gpu(ctx) => {
                 let models = if warm_start { 1 } else { l2s.len() };
-                Box::new(path_oracle(ctx, used, s.chunk_rows, models)?)
+                let oracle = path_oracle(ctx, used, s.chunk_rows, models)?;
+                let device = (oracle.chunk_plan().chunk_rows, oracle.models_per_pass());
+                (Box::new(oracle), device)
             }
+        };
+        let resumed = match &stage {
+            Some(stage) => self.resumed_stage(stage.index, l2s.len(), backend, device)?,
+            None => None,
         };
         let settings = LbfgsSettings {
             max_iter: s.epochs,
@@ -133,9 +212,17 @@ impl Trainer {
         let (n, k) = (used.n_features(), used.n_classes());
         let zero = vec![0.0; n * k + k];
         let started = Instant::now();
-        let mut report = |s: usize, it: &crate::optim::lbfgs::LbfgsIteration| {
+        // Each model's latest state, for the checkpoints; `due` once a model has reached
+        // an iteration that asks for one.
+        let mut states: Vec<Option<LbfgsState>> = resumed.unwrap_or_else(|| vec![None; l2s.len()]);
+        let starts: Vec<Option<Start>> = states
+            .iter()
+            .map(|st| st.clone().map(Start::Resume))
+            .collect();
+        let journal = RefCell::new((&mut states, false, None::<Error>));
+        let mut report = |m: usize, it: &LbfgsIteration, state: &mut StateRequest<'_>| {
             let flow = on_iteration(
-                s,
+                m,
                 &EpochReport {
                     epoch: it.iteration,
                     loss: it.loss,
@@ -145,11 +232,54 @@ impl Trainer {
                     elapsed: started.elapsed().as_secs_f64(),
                 },
             );
-            if self.interrupted() {
+            let interrupted = self.interrupted();
+            if stage.is_some() {
+                let mut journal = journal.borrow_mut();
+                match state() {
+                    Ok(state) => journal.0[m] = Some(state),
+                    Err(e) => {
+                        journal.2.get_or_insert(e);
+                        return ControlFlow::Break(());
+                    }
+                }
+                journal.1 |= self.checkpoint_due(it.iteration, interrupted);
+            }
+            if interrupted {
                 ControlFlow::Break(())
             } else {
                 flow
             }
+        };
+        // After each round: the checkpoint, if one is due.
+        let mut on_round = || -> Result<()> {
+            let Some(stage) = &stage else {
+                return Ok(());
+            };
+            let mut journal = journal.borrow_mut();
+            if let Some(e) = journal.2.take() {
+                return Err(e);
+            }
+            if !journal.1 {
+                return Ok(());
+            }
+            journal.1 = false;
+            let checkpoint = PathCheckpoint {
+                settings: stage.journal.settings.clone(),
+                data: stage.journal.data.clone(),
+                stage: stage.index,
+                chunk_rows: device.0,
+                x_storage: x_storage_of(backend).into(),
+                models_per_pass: device.1,
+                models: std::mem::take(journal.0),
+                earlier: stage.earlier.to_vec(),
+            };
+            let saved = self.save_path_checkpoint(&checkpoint);
+            *journal.0 = checkpoint.models;
+            saved
+        };
+        let batching = match stage {
+            Some(_) => Batching::Fixed,
+            None => Batching::Shrinking,
         };
         let results: Vec<LbfgsResult> = if warm_start {
             // Strongest λ first; ties keep their order.
@@ -159,13 +289,17 @@ impl Trainer {
             let mut from = zero;
             for &i in &order {
                 let start = PathStart {
-                    start: Start::At(from.clone()),
+                    start: starts[i].clone().unwrap_or(Start::At(from.clone())),
                     l2: l2s[i],
                 };
-                let mut result =
-                    minimize_path(oracle.as_mut(), vec![start], &settings, |_, it, _| {
-                        report(i, it)
-                    })?;
+                let mut result = minimize_path(
+                    oracle.as_mut(),
+                    vec![start],
+                    &settings,
+                    batching,
+                    |_, it, state| report(i, it, state),
+                    &mut on_round,
+                )?;
                 let result = result.remove(0);
                 from = flatten(result.theta.view(), result.bias.view())
                     .iter()
@@ -194,12 +328,20 @@ impl Trainer {
         } else {
             let runs = l2s
                 .iter()
-                .map(|&l2| PathStart {
-                    start: Start::At(zero.clone()),
+                .zip(starts)
+                .map(|(&l2, start)| PathStart {
+                    start: start.unwrap_or(Start::At(zero.clone())),
                     l2,
                 })
                 .collect();
-            minimize_path(oracle.as_mut(), runs, &settings, |s, it, _| report(s, it))?
+            minimize_path(
+                oracle.as_mut(),
+                runs,
+                &settings,
+                batching,
+                &mut report,
+                &mut on_round,
+            )?
         };
         let interrupted = self.interrupted();
         results
@@ -221,5 +363,47 @@ impl Trainer {
                 })
             })
             .collect()
+    }
+
+    /// The models' states to continue stage `index` from, when the checkpoint being
+    /// resumed is of that stage (checked against this stage's device use); `None` when
+    /// the stage starts afresh.
+    fn resumed_stage(
+        &self,
+        index: usize,
+        models: usize,
+        backend: Backend<'_>,
+        (chunk_rows, per_pass): (usize, usize),
+    ) -> Result<Option<Vec<Option<LbfgsState>>>> {
+        let Some(cp) = self.resumed_path()?.filter(|cp| cp.stage == index) else {
+            return Ok(None);
+        };
+        let x_storage = x_storage_of(backend);
+        if cp.models.len() != models {
+            return Err(self.checkpoint_error(format!(
+                "holds {} models, this path has {models}; resume with the same strengths",
+                cp.models.len()
+            )));
+        }
+        if cp.chunk_rows != chunk_rows || cp.x_storage != x_storage {
+            return Err(self.checkpoint_error(format!(
+                "was written with device chunks of {} rows and X stored as {}, this run has {chunk_rows} and {x_storage}; resume on the same adapter with the same settings and memory budget",
+                cp.chunk_rows, cp.x_storage
+            )));
+        }
+        if cp.models_per_pass != per_pass {
+            return Err(self.checkpoint_error(format!(
+                "was written with {} models per pass over X, this run holds {per_pass}; resume on the same adapter with the same memory budget",
+                cp.models_per_pass
+            )));
+        }
+        Ok(Some(cp.models.clone()))
+    }
+
+    fn save_path_checkpoint(&self, checkpoint: &PathCheckpoint) -> Result<()> {
+        match &self.checkpoints {
+            Some((path, _)) => checkpoint.save(path),
+            None => Ok(()),
+        }
     }
 }

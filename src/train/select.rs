@@ -2,6 +2,7 @@
 //! validation set, or k folds), the best one chosen, and with folds the model refitted on
 //! every row at the chosen strength, as scikit-learn's `LogisticRegressionCV(refit=True)`.
 
+use super::path::{Stage, check_path};
 use super::*;
 
 /// A regularisation strength as the user gives it: λ of the crate's objective, or C as
@@ -202,6 +203,12 @@ impl Folds {
         Ok(Folds { fold_of, count })
     }
 
+    /// `count:hash` of the fold of every row, for a checkpoint's settings.
+    fn describe(&self) -> String {
+        let hash = checkpoint::hash_words(self.fold_of.iter().copied());
+        format!("{}:{hash:016x}", self.count)
+    }
+
     /// The number of folds.
     pub fn count(&self) -> usize {
         self.count
@@ -224,7 +231,7 @@ impl Folds {
 }
 
 /// One strength's results over the folds (or the one validation set).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Candidate {
     /// The strength as given.
     pub strength: Strength,
@@ -241,6 +248,18 @@ pub struct Candidate {
 }
 
 impl Candidate {
+    /// A strength with no results yet.
+    pub(crate) fn new(strength: Strength) -> Candidate {
+        Candidate {
+            strength,
+            scores: Vec::new(),
+            train_loss: Vec::new(),
+            iterations: Vec::new(),
+            evaluations: Vec::new(),
+            statuses: Vec::new(),
+        }
+    }
+
     /// Mean score over the folds.
     pub fn mean(&self) -> f64 {
         self.scores.iter().sum::<f64>() / self.scores.len() as f64
@@ -312,6 +331,27 @@ pub struct SelectionStep<'a> {
     pub report: &'a EpochReport,
 }
 
+impl Choice<'_> {
+    /// The choice and `held_out` (how rows are held out) as settings for a checkpoint.
+    fn describe(&self, held_out: &str) -> String {
+        let values: Vec<String> = self
+            .strengths
+            .iter()
+            .map(|s| format!("{:?}", s.value()))
+            .collect();
+        let kind = match self.strengths.first() {
+            Some(Strength::C(_)) => "C",
+            _ => "l2",
+        };
+        format!(
+            "strengths={kind}:{} score={} warm_start={} {held_out}",
+            values.join(","),
+            self.score.name(),
+            self.warm_start
+        )
+    }
+}
+
 fn best_of(score: Score, candidates: &[Candidate]) -> usize {
     let mut best = 0;
     for (i, c) in candidates.iter().enumerate() {
@@ -347,24 +387,45 @@ impl Trainer {
                 ),
             ));
         }
-        let mut candidates: Vec<Candidate> = choice
-            .strengths
-            .iter()
-            .map(|&strength| Candidate {
-                strength,
-                scores: Vec::new(),
-                train_loss: Vec::new(),
-                iterations: Vec::new(),
-                evaluations: Vec::new(),
-                statuses: Vec::new(),
-            })
-            .collect();
-        for f in 0..folds.count() {
+        // Earlier folds' scores depend on where their models stopped, so a resumed
+        // cross-validation keeps the iteration limit and tolerance too.
+        let held_out = format!(
+            "folds={} epochs={} tol={:?}",
+            folds.describe(),
+            self.settings.epochs,
+            self.settings.tol
+        );
+        let journal = self.journal(data, &choice.describe(&held_out))?;
+        // A resumed selection goes on from the fold (or the refit) its checkpoint was in.
+        let (first, mut candidates) = match (self.resumed_path()?, &journal) {
+            (Some(cp), Some(_)) => {
+                if cp.stage > folds.count() || cp.earlier.len() != choice.strengths.len() {
+                    return Err(self.checkpoint_error(
+                        "is damaged (its stage or earlier results do not fit these folds)".into(),
+                    ));
+                }
+                (cp.stage, cp.earlier.clone())
+            }
+            _ => (
+                0,
+                choice
+                    .strengths
+                    .iter()
+                    .map(|&s| Candidate::new(s))
+                    .collect(),
+            ),
+        };
+        for f in first..folds.count() {
             let (train_rows, test_rows) = folds.split(f);
             let train = data.select_rows(&train_rows)?;
             let test = data.select_rows(&test_rows)?;
-            let (_, scored) =
-                self.scored_path(backend, (&train, &test), choice, f, &mut on_step)?;
+            let stage = journal.as_ref().map(|journal| Stage {
+                journal,
+                index: f,
+                earlier: &candidates,
+            });
+            let (mut path, scored) =
+                self.scored_path(backend, (&train, &test), choice, (f, stage), &mut on_step)?;
             for (c, one) in candidates.iter_mut().zip(scored) {
                 c.scores.extend(one.scores);
                 c.train_loss.extend(one.train_loss);
@@ -373,12 +434,26 @@ impl Trainer {
                 c.statuses.extend(one.statuses);
             }
             if self.interrupted() {
-                break;
+                // No refit: the fold's model at the best strength so far, as reached.
+                let best = best_of(choice.score, &candidates);
+                let mut chosen = path.swap_remove(best);
+                chosen.status = Status::Interrupted;
+                return Ok(Selection {
+                    score: choice.score,
+                    candidates,
+                    best,
+                    chosen,
+                });
             }
         }
         let best = best_of(choice.score, &candidates);
         let l2 = choice.strengths[best].l2(data.n_rows());
-        let mut refit = self.fit_path(backend, data, &[l2], false, |s, report| {
+        let stage = journal.as_ref().map(|journal| Stage {
+            journal,
+            index: folds.count(),
+            earlier: &candidates,
+        });
+        let mut refit = self.path_stage(backend, data, &[l2], false, stage, |s, report| {
             on_step(SelectionStep {
                 fold: None,
                 strength: best + s,
@@ -404,8 +479,26 @@ impl Trainer {
         mut on_step: impl FnMut(SelectionStep<'_>) -> ControlFlow<()>,
     ) -> Result<Selection> {
         check_strengths(choice.strengths)?;
-        let (mut path, candidates) =
-            self.scored_path(backend, (train, validation), choice, 0, &mut on_step)?;
+        // The held-out rows decide the scores a checkpoint keeps, so they are part of it.
+        let journal = match self.checkpoints.is_some() || self.resume.is_some() {
+            true => {
+                let held_out = data_fingerprint(validation)?.replace(' ', ":");
+                self.journal(train, &choice.describe(&format!("validation={held_out}")))?
+            }
+            false => None,
+        };
+        let stage = journal.as_ref().map(|journal| Stage {
+            journal,
+            index: 0,
+            earlier: &[],
+        });
+        let (mut path, candidates) = self.scored_path(
+            backend,
+            (train, validation),
+            choice,
+            (0, stage),
+            &mut on_step,
+        )?;
         let best = best_of(choice.score, &candidates);
         Ok(Selection {
             score: choice.score,
@@ -422,7 +515,7 @@ impl Trainer {
         backend: Backend<'_>,
         (train, held_out): (&Dataset, &Dataset),
         choice: Choice<'_>,
-        fold: usize,
+        (fold, stage): (usize, Option<Stage<'_>>),
         on_step: &mut dyn FnMut(SelectionStep<'_>) -> ControlFlow<()>,
     ) -> Result<(Vec<PathModel>, Vec<Candidate>)> {
         let l2s: Vec<f64> = choice
@@ -430,13 +523,21 @@ impl Trainer {
             .iter()
             .map(|s| s.l2(train.n_rows()))
             .collect();
-        let path = self.fit_path(backend, train, &l2s, choice.warm_start, |s, report| {
-            on_step(SelectionStep {
-                fold: Some(fold),
-                strength: s,
-                report,
-            })
-        })?;
+        check_path(&l2s)?;
+        let path = self.path_stage(
+            backend,
+            train,
+            &l2s,
+            choice.warm_start,
+            stage,
+            |s, report| {
+                on_step(SelectionStep {
+                    fold: Some(fold),
+                    strength: s,
+                    report,
+                })
+            },
+        )?;
         let standardized = standardized_like(&path, held_out)?;
         let mut evaluator = Evaluator::new(backend, standardized.as_ref().unwrap_or(held_out))?;
         let mut candidates = Vec::with_capacity(path.len());

@@ -186,8 +186,6 @@ fn path_plan(
         )));
     }
     for (flag, set) in [
-        ("--checkpoint", a.checkpoint.is_some()),
-        ("--resume", a.resume.is_some()),
         ("--init", a.init.is_some()),
         ("--patience", a.patience.is_some()),
     ] {

@@ -106,10 +106,18 @@ pub(super) fn run(
         report_text(a, &selection, folds.as_ref(), rows);
     }
     match chosen.status {
-        Status::Interrupted => Err(Failure::Interrupted(format!(
-            "interrupted; {} holds the chosen strength's weights as reached",
-            a.out.display()
-        ))),
+        Status::Interrupted => Err(Failure::Interrupted(match trainer.checkpoint_path() {
+            Some(checkpoint) => format!(
+                "interrupted; {} holds the best strength's weights as reached and {} the checkpoint: add --resume {} to the same command to continue",
+                a.out.display(),
+                checkpoint.display(),
+                checkpoint.display()
+            ),
+            None => format!(
+                "interrupted; {} holds the best strength's weights as reached (pass --checkpoint PATH to be able to resume)",
+                a.out.display()
+            ),
+        })),
         Status::Diverged => Err(Failure::Runtime(format!(
             "training diverged at the chosen strength; {} holds the last finite weights",
             a.out.display()
@@ -247,7 +255,18 @@ fn report_text(a: &TrainArgs, selection: &Selection, folds: Option<&Folds>, rows
     }
     let chosen = &selection.chosen;
     let best = selection.candidates[selection.best].strength;
+    let folds_done = selection.candidates[0].scores.len();
     match folds {
+        // Interrupted before the refit: the model is the last fold's.
+        Some(f) if folds_done < f.count() => eprintln!(
+            "best so far {} over {folds_done} of {} folds (the last one interrupted); no refit: the model written is fold {folds_done}'s at λ = {} (J = {:.6}, {} after {} iterations)",
+            strength_text(best),
+            f.count(),
+            number(chosen.l2),
+            chosen.loss,
+            chosen.status,
+            chosen.iterations
+        ),
         Some(_) => eprintln!(
             "chose {} (λ = {} on all {} rows): refit J = {:.6}, {} after {} iterations",
             strength_text(best),

@@ -329,7 +329,7 @@ pub struct TrainArgs {
     /// file. Adds one pass over the training data per epoch for its accuracy.
     #[arg(long, value_name = "PATH.svg")]
     pub plot: Option<PathBuf>,
-    /// No progress output.
+    /// No progress output on stderr (a path's table of results, on stdout, stays).
     #[arg(long)]
     pub quiet: bool,
     /// One JSON object per line on stdout: one per epoch, then a summary.

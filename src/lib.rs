@@ -47,6 +47,7 @@ pub use error::{Error, Result};
 pub use gpu::{AdapterRequest, GpuContext};
 pub use model::Model;
 pub use objective::metrics::{Backend, Metrics};
+pub use objective::sum::SumOracle;
 pub use objective::{CpuOracle, GpuOracle, LossGrad, Oracle, PointAt, StepTimes};
 pub use optim::Status;
 pub use rng::SplitMix64;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use ndarray::{Array2, ArrayView2, CowArray, Ix2};
 
 use crate::data::csr::Csr;
-use crate::data::source::{ChunkSource, MemorySource};
+use crate::data::source::{ChunkSource, MemorySource, RowRange};
 use crate::error::{Error, Result};
 
 /// A dense dataset checked once at the edge: every feature finite, every label in 0..K,
@@ -388,6 +388,43 @@ impl Dataset {
             labels,
             n_classes: self.n_classes,
             weights,
+        })
+    }
+
+    /// Rows `rows` (a range of row numbers) as a dataset of their own, for one device's or
+    /// one rank's share: dense X is not copied (the part reads the rows from this
+    /// dataset's storage when a device needs them), sparse X is.
+    pub fn row_range(&self, rows: std::ops::Range<usize>) -> Result<Self> {
+        if rows.is_empty() || rows.end > self.n_rows() {
+            return Err(Error::setting(
+                "rows",
+                format!("{}..{}", rows.start, rows.end),
+                format!(
+                    "must be a non-empty range within the {} rows",
+                    self.n_rows()
+                ),
+            ));
+        }
+        let x = match &self.x {
+            Features::Sparse(c) => {
+                Features::Sparse(Arc::new(c.select_rows(&rows.clone().collect::<Vec<_>>())))
+            }
+            Features::Memory(m) => Features::Source(Arc::new(RowRange {
+                inner: Arc::new(m.clone()),
+                start: rows.start,
+                rows: rows.len(),
+            })),
+            Features::Source(s) => Features::Source(Arc::new(RowRange {
+                inner: Arc::clone(s),
+                start: rows.start,
+                rows: rows.len(),
+            })),
+        };
+        Ok(Dataset {
+            x,
+            labels: self.labels[rows.clone()].to_vec(),
+            n_classes: self.n_classes,
+            weights: self.weights.as_ref().map(|w| w[rows].to_vec()),
         })
     }
 

@@ -104,6 +104,41 @@ impl ChunkSource for MemorySource {
     }
 }
 
+/// Rows `start..start + rows` of another source, read from it on demand: one device's or
+/// one rank's share of X, without a copy.
+pub(crate) struct RowRange {
+    pub(crate) inner: Arc<dyn ChunkSource>,
+    pub(crate) start: usize,
+    pub(crate) rows: usize,
+}
+
+impl ChunkSource for RowRange {
+    fn n_rows(&self) -> usize {
+        self.rows
+    }
+
+    fn n_features(&self) -> usize {
+        self.inner.n_features()
+    }
+
+    fn read_rows(&self, start: usize, out: &mut [f32]) -> Result<()> {
+        let n = self.n_features().max(1);
+        if start + out.len() / n > self.rows {
+            return Err(rows_out_of_range(start, out.len(), n, self.rows));
+        }
+        self.inner.read_rows(self.start + start, out)
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "rows {} to {} of {}",
+            self.start + 1,
+            self.start + self.rows,
+            self.inner.describe()
+        )
+    }
+}
+
 fn rows_out_of_range(start: usize, len: usize, n: usize, m: usize) -> Error {
     Error::setting(
         "rows",

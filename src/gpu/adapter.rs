@@ -39,6 +39,10 @@ pub struct AdapterRequest {
     /// subgroups have at least 8 invocations and off elsewhere. `Some(true)` fails on an
     /// adapter without them.
     pub subgroups: Option<bool>,
+    /// The adapter at this index of [`list_adapters`] for the request's backends (as the
+    /// binary's `info` numbers them), instead of the best one; the name filter is then
+    /// not used.
+    pub index: Option<usize>,
 }
 
 impl AdapterRequest {

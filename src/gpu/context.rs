@@ -173,7 +173,26 @@ impl GpuContext {
         let inst = instance(backends);
         let adapters = pollster::block_on(inst.enumerate_adapters(backends));
         let summaries: Vec<AdapterSummary> = adapters.iter().map(summarize).collect();
-        let Some(index) = choose(&summaries, name.as_deref()) else {
+        let chosen = match request.index {
+            Some(i) if summaries.get(i).is_some_and(|s| s.compute) => Some(i),
+            Some(i) => {
+                return Err(Error::NoAdapter {
+                    tried: format!(
+                        "adapter {i} of the {} found for backends {backends:?}{}",
+                        summaries.len(),
+                        if i < summaries.len() {
+                            " (it has no compute shaders)"
+                        } else {
+                            ""
+                        }
+                    ),
+                    hint: "`softmax-regression info` lists the adapters with their numbers"
+                        .to_string(),
+                });
+            }
+            None => choose(&summaries, name.as_deref()),
+        };
+        let Some(index) = chosen else {
             let found = if summaries.is_empty() {
                 "none found".to_string()
             } else {

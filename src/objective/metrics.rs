@@ -20,6 +20,29 @@ pub enum Backend<'c> {
     Cpu,
     /// The WGSL kernels on a wgpu device.
     Gpu(&'c GpuContext),
+    /// The WGSL kernels on several devices at once, X's rows split evenly between them in
+    /// this order (full-batch training: lbfgs and gd). Evaluation and prediction run on
+    /// the first.
+    Devices(&'c [GpuContext]),
+}
+
+impl<'c> Backend<'c> {
+    /// Where a single forward pass runs: the first of several devices, else this backend.
+    pub fn primary(self) -> Backend<'c> {
+        match self {
+            Backend::Devices(all) => all.first().map_or(Backend::Cpu, Backend::Gpu),
+            other => other,
+        }
+    }
+
+    /// The devices this backend computes on (none for the CPU).
+    pub fn devices(self) -> &'c [GpuContext] {
+        match self {
+            Backend::Cpu => &[],
+            Backend::Gpu(ctx) => std::slice::from_ref(ctx),
+            Backend::Devices(all) => all,
+        }
+    }
 }
 
 /// Accuracy and mean cross-entropy of a model on labelled data.
@@ -57,8 +80,9 @@ pub(crate) enum Evaluator<'c, 'd> {
 
 impl<'c, 'd> Evaluator<'c, 'd> {
     pub(crate) fn new(backend: Backend<'c>, data: &'d Dataset) -> Result<Self> {
-        Ok(match backend {
-            Backend::Cpu => Evaluator::Cpu {
+        Ok(match backend.primary() {
+            // primary() is one device, or the CPU when there is none.
+            Backend::Cpu | Backend::Devices(_) => Evaluator::Cpu {
                 x: HostX::of(data)?,
                 data,
             },
@@ -155,8 +179,8 @@ pub(crate) fn probabilities(
     bias: ArrayView1<'_, f32>,
     x: RowsIn<'_>,
 ) -> Result<Array2<f32>> {
-    match backend {
-        Backend::Cpu => {
+    match backend.primary() {
+        Backend::Cpu | Backend::Devices(_) => {
             let (theta, bias) = (theta.mapv(f64::from), bias.mapv(f64::from));
             let z = match x {
                 RowsIn::Dense(x) => {

@@ -5,6 +5,7 @@
 
 pub mod metrics;
 pub mod reference;
+pub mod sum;
 
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 

@@ -24,8 +24,15 @@ pub(super) trait Engine {
     }
 }
 
+/// Where a host-side engine gets its gradients: the CPU reference, or several devices'
+/// summed partials (full batches only).
+enum HostGradient<'d> {
+    Cpu(CpuOracle),
+    Devices(SumOracle<'d>, Backend<'d>),
+}
+
 struct CpuEngine<'d> {
-    oracle: CpuOracle,
+    oracle: HostGradient<'d>,
     data: &'d Dataset,
     plan: ChunkPlan,
     l2: f64,
@@ -37,18 +44,33 @@ struct CpuEngine<'d> {
 }
 
 impl CpuEngine<'_> {
-    fn gradient(&self, rows: Option<&[usize]>) -> (f64, Array1<f32>) {
+    fn gradient(&mut self, rows: Option<&[usize]>) -> Result<(f64, Array1<f32>)> {
         let (n, k) = (self.data.n_features(), self.data.n_classes());
         let (theta, bias) = unflatten(self.w.as_slice().unwrap_or(&[]), n, k);
-        let (t64, b64) = (theta.mapv(f64::from), bias.mapv(f64::from));
-        let (loss, gt, gb) = match rows {
-            None => self.oracle.eval_f64(t64.view(), b64.view(), self.l2),
-            Some(rows) => self.oracle.eval_rows(rows, t64.view(), b64.view(), self.l2),
+        let (loss, gt, gb) = match &mut self.oracle {
+            HostGradient::Cpu(oracle) => {
+                let (t64, b64) = (theta.mapv(f64::from), bias.mapv(f64::from));
+                match rows {
+                    None => oracle.eval_f64(t64.view(), b64.view(), self.l2),
+                    Some(rows) => oracle.eval_rows(rows, t64.view(), b64.view(), self.l2),
+                }
+            }
+            HostGradient::Devices(oracle, _) => {
+                if rows.is_some() {
+                    return Err(Error::setting(
+                        "batch_size",
+                        "set",
+                        "several devices train with full batches (lbfgs or gd)",
+                    ));
+                }
+                let g = oracle.loss_and_gradient(theta.view(), bias.view(), self.l2)?;
+                (g.loss, g.theta, g.bias)
+            }
         };
-        (
+        Ok((
             loss,
             gt.iter().chain(gb.iter()).map(|&g| g as f32).collect(),
-        )
+        ))
     }
 
     fn apply(&mut self, step: Step, lr: f32, g: Array1<f32>) {
@@ -72,7 +94,7 @@ impl Engine for CpuEngine<'_> {
     fn step_full(&mut self, step: Step, lr: f32) -> Result<()> {
         let g = match self.fresh.take() {
             Some(g) => g,
-            None => self.gradient(None).1,
+            None => self.gradient(None)?.1,
         };
         self.apply(step, lr, g);
         Ok(())
@@ -81,13 +103,13 @@ impl Engine for CpuEngine<'_> {
     fn step_batch(&mut self, chunk: usize, local: &[u32], step: Step, lr: f32) -> Result<()> {
         let start = chunk * self.plan.chunk_rows;
         let rows: Vec<usize> = local.iter().map(|&r| start + r as usize).collect();
-        let g = self.gradient(Some(&rows)).1;
+        let g = self.gradient(Some(&rows))?.1;
         self.apply(step, lr, g);
         Ok(())
     }
 
     fn evaluate(&mut self) -> Result<(f64, f64, Vec<f32>)> {
-        let (loss, g) = self.gradient(None);
+        let (loss, g) = self.gradient(None)?;
         let norm = g.iter().fold(0.0f64, |a, &v| a.max(f64::from(v).abs()));
         self.fresh = Some(g);
         Ok((loss, norm, self.w.to_vec()))
@@ -105,7 +127,11 @@ impl Engine for CpuEngine<'_> {
     }
 
     fn accuracy(&mut self) -> Result<f64> {
-        Ok(Evaluator::new(Backend::Cpu, self.data)?
+        let backend = match &self.oracle {
+            HostGradient::Cpu(_) => Backend::Cpu,
+            HostGradient::Devices(_, backend) => backend.primary(),
+        };
+        Ok(Evaluator::new(backend, self.data)?
             .evaluate(self.w.as_slice().unwrap_or(&[]))?
             .accuracy)
     }
@@ -185,6 +211,10 @@ impl Engine for GpuEngine<'_, '_> {
 pub(super) fn x_storage_of(backend: Backend<'_>) -> &'static str {
     match backend {
         Backend::Gpu(ctx) => ctx.x_storage().name(),
+        Backend::Devices(all) => all
+            .first()
+            .map_or(crate::gpu::XStorage::F32, GpuContext::x_storage)
+            .name(),
         Backend::Cpu => crate::gpu::XStorage::F32.name(),
     }
 }
@@ -219,23 +249,36 @@ impl Trainer {
     ) -> Result<Box<dyn Engine + 'a>> {
         let s = &self.settings;
         let (m, n, k) = (train.n_rows(), train.n_features(), train.n_classes());
-        Ok(match backend {
-            Backend::Cpu => {
-                let chunk_rows = s.chunk_rows.unwrap_or(m).min(m);
-                Box::new(CpuEngine {
-                    oracle: CpuOracle::new(train)?,
-                    data: train,
-                    plan: ChunkPlan {
-                        chunk_rows,
-                        chunks: m.div_ceil(chunk_rows),
-                    },
-                    l2: s.l2,
-                    w: Array1::from_vec(w0.to_vec()),
-                    m1: Array1::zeros(n * k + k),
-                    m2: Array1::zeros(n * k + k),
-                    fresh: None,
-                })
+        let host = |oracle: HostGradient<'a>| {
+            let chunk_rows = s.chunk_rows.unwrap_or(m).min(m);
+            CpuEngine {
+                oracle,
+                data: train,
+                plan: ChunkPlan {
+                    chunk_rows,
+                    chunks: m.div_ceil(chunk_rows),
+                },
+                l2: s.l2,
+                w: Array1::from_vec(w0.to_vec()),
+                m1: Array1::zeros(n * k + k),
+                m2: Array1::zeros(n * k + k),
+                fresh: None,
             }
+        };
+        Ok(match backend {
+            // Several devices: gd's steps on the host from their summed gradients.
+            Backend::Devices(all) => {
+                if s.batch_size.is_some() {
+                    return Err(Error::setting(
+                        "optimizer",
+                        s.optimizer,
+                        "several devices train with full batches (lbfgs, or gd without a batch size)",
+                    ));
+                }
+                let oracle = device_oracle(all, train, s.chunk_rows, 1)?;
+                Box::new(host(HostGradient::Devices(oracle, backend)))
+            }
+            Backend::Cpu => Box::new(host(HostGradient::Cpu(CpuOracle::new(train)?))),
             Backend::Gpu(ctx) => {
                 let problem = DeviceChunks::new(
                     ctx,

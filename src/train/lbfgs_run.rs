@@ -18,19 +18,22 @@ impl Trainer {
         // On a GPU the training accuracy comes from the oracle's own device problem, between
         // oracle calls, so that X is on the device once.
         let gpu = match backend {
-            Backend::Cpu => None,
             Backend::Gpu(ctx) => Some(RefCell::new(GpuOracle::new(ctx, train, s.chunk_rows)?)),
+            Backend::Cpu | Backend::Devices(_) => None,
         };
         let device = gpu.as_ref().map(|cell| {
             let oracle = cell.borrow();
             (oracle.chunk_plan(), oracle.is_streamed())
         });
-        let mut oracle: Box<dyn Oracle + '_> = match &gpu {
-            Some(cell) => Box::new(SharedOracle(cell)),
-            None => Box::new(CpuOracle::new(train)?),
+        let mut oracle: Box<dyn Oracle + '_> = match (&gpu, backend) {
+            (Some(cell), _) => Box::new(SharedOracle(cell)),
+            (None, Backend::Devices(all)) => Box::new(device_oracle(all, train, s.chunk_rows, 1)?),
+            (None, _) => Box::new(CpuOracle::new(train)?),
         };
+        // Without one device's oracle to measure on: the CPU reference, or the first of
+        // several devices.
         let mut cpu_accuracy = (s.track_accuracy && gpu.is_none())
-            .then(|| Evaluator::new(Backend::Cpu, train))
+            .then(|| Evaluator::new(backend.primary(), train))
             .transpose()?;
         let settings = LbfgsSettings {
             max_iter: s.epochs,

@@ -2,6 +2,7 @@
 //! reference or the GPU, and a report per epoch.
 
 pub mod checkpoint;
+mod devices;
 mod engine;
 mod lbfgs_run;
 mod path;
@@ -21,12 +22,13 @@ use ndarray::{Array1, ArrayView1, ArrayView2};
 use crate::data::dataset::Dataset;
 use crate::data::standardize::{FeatureStats, Scaling, Standardizer};
 use crate::error::{Error, Result};
-use crate::gpu::ChunkPlan;
 use crate::gpu::chunks::{DeviceChunks, Rows};
 use crate::gpu::kernels::UpdateEntry;
+use crate::gpu::{ChunkPlan, GpuContext};
 use crate::model::Model;
 use crate::objective::CpuOracle;
 use crate::objective::metrics::{Backend, Evaluator, Metrics, gpu_metrics};
+use crate::objective::sum::SumOracle;
 use crate::objective::{GpuOracle, LossGrad, Oracle, objective_value};
 use crate::optim::lbfgs::{LbfgsSettings, LbfgsState, Start, Status};
 use crate::params::{flatten, unflatten};
@@ -38,6 +40,8 @@ use crate::train::checkpoint::{
 };
 pub use crate::train::settings::{Optimizer, Schedule, Settings};
 
+use devices::device_oracle;
+pub use devices::even_row_ranges;
 use engine::{Engine, epoch_batches, x_storage_of};
 pub use path::PathModel;
 pub use report::{DeviceUse, EpochReport, Fit};
@@ -364,9 +368,10 @@ impl Trainer {
         let (m, n, k) = (train.n_rows(), train.n_features(), train.n_classes());
         let w0 = self.starting_weights(train, validation, init)?;
         let resumed = self.resumed(train, init)?;
-        if let Backend::Gpu(ctx) = backend {
-            ctx.reset_memory_peak();
-        }
+        backend
+            .devices()
+            .iter()
+            .for_each(GpuContext::reset_memory_peak);
         let mut validator = validation.map(|v| Evaluator::new(backend, v)).transpose()?;
         if s.optimizer == Optimizer::Lbfgs {
             return self.fit_lbfgs(backend, train, validator, w0, resumed, on_epoch);

@@ -48,7 +48,7 @@ pub(crate) fn check_path(l2s: &[f64]) -> Result<()> {
 /// A GPU oracle for up to `models` models per pass: as many as the device (or its memory
 /// budget) holds side by side, halving the count until they fit. A batch of more points
 /// than it holds is evaluated in groups.
-fn path_oracle<'c>(
+pub(super) fn path_oracle<'c>(
     ctx: &'c crate::gpu::GpuContext,
     data: &Dataset,
     chunk_rows: Option<usize>,
@@ -186,11 +186,18 @@ impl Trainer {
             .map(|st| st.apply(train))
             .transpose()?;
         let used = standardized.as_ref().unwrap_or(train);
-        if let Backend::Gpu(ctx) = backend {
-            ctx.reset_memory_peak();
-        }
+        backend
+            .devices()
+            .iter()
+            .for_each(GpuContext::reset_memory_peak);
         let (mut oracle, device): (Box<dyn Oracle + '_>, _) = match backend {
             Backend::Cpu => (Box::new(CpuOracle::new(used)?), (0, 1)),
+            // Each device its share of the rows, as many models per pass as it holds.
+            Backend::Devices(all) => {
+                let models = if warm_start { 1 } else { l2s.len() };
+                let oracle = device_oracle(all, used, s.chunk_rows, models)?;
+                (Box::new(oracle), (0, 0))
+            }
             // In lockstep, every model of the path shares each pass over X.
             Backend::Gpu(ctx) => {
                 let models = if warm_start { 1 } else { l2s.len() };

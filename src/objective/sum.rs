@@ -1,0 +1,161 @@
+//! An oracle over rows split between other oracles (devices, MPI ranks): each part
+//! evaluates J and ∇J of its own rows without the λ term, concurrently, and the parts are
+//! added in their fixed order, weighted by their rows, before λ is added once. The same
+//! split therefore gives the same bits on every run, and L-BFGS above it does not know
+//! how many parts there are.
+
+use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
+
+use super::{LossGrad, Oracle, PointAt, objective_value, sum_of_squares};
+use crate::error::{Error, Result};
+
+/// The oracle of the union of its parts' rows ([`crate::Dataset::row_range`] gives each
+/// part its share).
+pub struct SumOracle<'a> {
+    parts: Vec<Box<dyn Oracle + Send + 'a>>,
+    shape: (usize, usize, usize),
+}
+
+impl<'a> SumOracle<'a> {
+    /// The sum of `parts`, which must agree on n and K; m is the sum of theirs.
+    pub fn new(parts: Vec<Box<dyn Oracle + Send + 'a>>) -> Result<Self> {
+        let Some(first) = parts.first() else {
+            return Err(Error::setting(
+                "parts",
+                0,
+                "a sum needs at least one oracle",
+            ));
+        };
+        let (_, n, k) = first.shape();
+        let mut m = 0;
+        for part in &parts {
+            let (rows, pn, pk) = part.shape();
+            if (pn, pk) != (n, k) {
+                return Err(Error::shape("a part of the sum (n, K)", &[n, k], &[pn, pk]));
+            }
+            m += rows;
+        }
+        Ok(SumOracle {
+            parts,
+            shape: (m, n, k),
+        })
+    }
+
+    /// How many parts there are.
+    pub fn parts(&self) -> usize {
+        self.parts.len()
+    }
+
+    /// Runs `f` on every part at once (each on a thread of its own when there are
+    /// several), and returns their results in part order with each part's rows.
+    fn each<T: Send>(
+        &mut self,
+        f: impl Fn(&mut (dyn Oracle + Send + 'a)) -> Result<T> + Sync,
+    ) -> Result<Vec<(usize, T)>> {
+        if let [only] = self.parts.as_mut_slice() {
+            let rows = only.shape().0;
+            return Ok(vec![(rows, f(only.as_mut())?)]);
+        }
+        let f = &f;
+        std::thread::scope(|scope| {
+            let running: Vec<_> = self
+                .parts
+                .iter_mut()
+                .map(|part| {
+                    let rows = part.shape().0;
+                    scope.spawn(move || f(part.as_mut()).map(|v| (rows, v)))
+                })
+                .collect();
+            // Joined in order: the first part's error is the one returned.
+            let joined: Vec<Result<(usize, T)>> = running
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(Error::Gpu {
+                            context: "evaluating one part of the rows".into(),
+                            message: "the thread evaluating it panicked".into(),
+                        })
+                    })
+                })
+                .collect();
+            joined.into_iter().collect()
+        })
+    }
+}
+
+/// J and ∇J of the union of parts' rows at (Θ, λ), from each part's (rows, value without
+/// the λ term), added in the order given: Σ mₚ·Jₚ and Σ mₚ·∇Jₚ, divided by m = Σ mₚ, then
+/// λ's term added once.
+pub(crate) fn combine(
+    parts: impl IntoIterator<Item = (usize, LossGrad)>,
+    theta: ArrayView2<'_, f32>,
+    l2: f64,
+) -> LossGrad {
+    let (n, k) = theta.dim();
+    let mut m = 0usize;
+    let mut loss_sum = 0.0f64;
+    let mut gt = Array2::<f64>::zeros((n, k));
+    let mut gb = Array1::<f64>::zeros(k);
+    for (rows, part) in parts {
+        let w = rows as f64;
+        m += rows;
+        loss_sum += w * part.loss;
+        gt.scaled_add(w, &part.theta);
+        gb.scaled_add(w, &part.bias);
+    }
+    let m = m.max(1) as f64;
+    gt.mapv_inplace(|v| v / m);
+    gb.mapv_inplace(|v| v / m);
+    gt.zip_mut_with(&theta, |g, &t| *g += l2 * f64::from(t));
+    LossGrad {
+        loss: objective_value(loss_sum, m, l2, sum_of_squares(theta)),
+        theta: gt,
+        bias: gb,
+    }
+}
+
+impl Oracle for SumOracle<'_> {
+    fn shape(&self) -> (usize, usize, usize) {
+        self.shape
+    }
+
+    fn loss_and_gradient(
+        &mut self,
+        theta: ArrayView2<'_, f32>,
+        bias: ArrayView1<'_, f32>,
+        l2: f64,
+    ) -> Result<LossGrad> {
+        super::check_l2(l2)?;
+        let parts = self.each(|part| part.loss_and_gradient(theta, bias, 0.0))?;
+        Ok(combine(parts, theta, l2))
+    }
+
+    /// Every part evaluates the whole batch (in one pass over its rows where it can).
+    fn losses_and_gradients(&mut self, points: &[PointAt<'_>]) -> Result<Vec<LossGrad>> {
+        for p in points {
+            super::check_l2(p.l2)?;
+        }
+        let unregularised: Vec<PointAt<'_>> =
+            points.iter().map(|p| PointAt { l2: 0.0, ..*p }).collect();
+        let unregularised = &unregularised;
+        let parts = self.each(|part| part.losses_and_gradients(unregularised))?;
+        let mut per_part: Vec<(usize, std::vec::IntoIter<LossGrad>)> = parts
+            .into_iter()
+            .map(|(rows, values)| (rows, values.into_iter()))
+            .collect();
+        points
+            .iter()
+            .map(|p| {
+                let values = per_part
+                    .iter_mut()
+                    .map(|(rows, values)| {
+                        values.next().map(|v| (*rows, v)).ok_or_else(|| {
+                            Error::shape("a part's batch of results", &[points.len()], &[0])
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(combine(values, p.theta, p.l2))
+            })
+            .collect()
+    }
+}

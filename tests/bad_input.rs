@@ -400,6 +400,12 @@ bad_input! {
     cv_with_validation: "train --cv 3 --validation 0.2" => "'--cv <K>' cannot be used with '--validation <F>'";
     path_without_a_choice: "train --data {d}/good.csv --l2 1e-2,1e-3" => "--l2 with 2 values trains a regularisation path: add --cv K, --folds PATH or --validation F";
     path_with_adam: "train --l2 1e-2,1e-3 --cv 3 --optimizer adam" => "which only --optimizer lbfgs does";
+    devices_unknown_number: "train --devices 7" => "there is no adapter 7";
+    devices_named_twice: "train --devices 0,0" => "is named twice";
+    devices_empty_entry: "train --devices ,0" => "an entry is empty";
+    devices_unknown_name: "train --devices no-such-gpu" => "no adapter's name or backend contains";
+    devices_on_the_cpu: "train --devices all --backend cpu" => "--backend cpu trains on none";
+    devices_with_mini_batches: "train --devices all --optimizer adam --batch-size 32" => "takes mini-batches";
     folds_negative: "train --data {d}/good.csv --folds {d}/folds_negative.txt" => "folds_negative.txt: row 2 holds fold -1";
     folds_too_few: "train --data {d}/good.csv --folds {d}/folds_two.txt" => "folds_two.txt holds 2 fold numbers but the data has 3 rows; give one per row";
     folds_with_a_gap: "train --data {d}/good.csv --folds {d}/folds_gap.txt" => "folds_gap.txt: fold 1 has no rows";

@@ -312,6 +312,13 @@ pub struct TrainArgs {
     /// budget is streamed chunk by chunk, double-buffered.
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_gpu_memory: Option<u64>,
+    /// Train on several adapters at once, X's rows split evenly between them in the order
+    /// given: `all`, or adapter numbers and name fragments as `info` lists them (`0,1`,
+    /// `lavapipe,llvmpipe`). Full batches only (lbfgs, or gd without --batch-size); the
+    /// partials are added in this order, so a run repeats bit for bit. --max-gpu-memory
+    /// holds on each device.
+    #[arg(long, value_name = "all|I,J,…")]
+    pub devices: Option<String>,
     /// How the GPU stores the features. f16 and u8 take a half and a quarter of f32's
     /// device memory and of the bytes each step reads; arithmetic stays f32. u8 stores
     /// codes q with x ≈ lo + step·q (lo the smallest value, step 1 when the features are

@@ -84,28 +84,128 @@ pub fn choose_engine(
     })
 }
 
-/// Opens the engine's adapter; `None` for the CPU engine.
-pub fn open_engine(engine: &Engine) -> CliResult<Option<GpuContext>> {
+/// Opens the engine's adapter: none for the CPU engine.
+pub fn open_engine(engine: &Engine) -> CliResult<Vec<GpuContext>> {
     Ok(match &engine.request {
-        Some(request) => Some(GpuContext::new(request)?),
-        None => None,
+        Some(request) => vec![GpuContext::new(request)?],
+        None => Vec::new(),
     })
 }
 
-pub fn backend_of(ctx: &Option<GpuContext>) -> Backend<'_> {
-    ctx.as_ref().map_or(Backend::Cpu, Backend::Gpu)
+/// Opens the adapters `--devices` names (`all`, or numbers and name fragments as `info`
+/// lists them, separated by commas), in that order; without `--devices`, the engine's one
+/// adapter (or none).
+pub fn open_devices(engine: &Engine, spec: Option<&str>) -> CliResult<Vec<GpuContext>> {
+    let (Some(spec), Some(request)) = (spec, &engine.request) else {
+        return open_engine(engine);
+    };
+    let (adapters, _) = softmax_regression::gpu::list_adapters(request);
+    let usable: Vec<usize> = (0..adapters.len())
+        .filter(|&i| adapters[i].compute)
+        .collect();
+    let listed = || {
+        usable
+            .iter()
+            .map(|&i| format!("{i}: {} ({:?})", adapters[i].name, adapters[i].backend))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut chosen: Vec<usize> = Vec::new();
+    for entry in spec.split(',').map(str::trim) {
+        let found: Vec<usize> = match entry {
+            "all" => usable.clone(),
+            "" => {
+                return Err(Failure::Input(format!(
+                    "--devices {spec} is invalid: an entry is empty"
+                )));
+            }
+            e if e.chars().all(|c| c.is_ascii_digit()) => {
+                let i: usize = e.parse().unwrap_or(usize::MAX);
+                if !usable.contains(&i) {
+                    return Err(Failure::Input(format!(
+                        "--devices {spec} is invalid: there is no adapter {e} with compute shaders (found {})",
+                        listed()
+                    )));
+                }
+                vec![i]
+            }
+            name => {
+                let lower = name.to_lowercase();
+                // The name or the backend ("vulkan", "gl"), as `info` shows them.
+                let label = |i: usize| {
+                    format!("{} {:?}", adapters[i].name, adapters[i].backend).to_lowercase()
+                };
+                match usable.iter().find(|&&i| label(i).contains(&lower)) {
+                    Some(&i) => vec![i],
+                    None => {
+                        return Err(Failure::Input(format!(
+                            "--devices {spec} is invalid: no adapter's name or backend contains {name:?} (found {})",
+                            listed()
+                        )));
+                    }
+                }
+            }
+        };
+        for i in found {
+            if chosen.contains(&i) {
+                return Err(Failure::Input(format!(
+                    "--devices {spec} is invalid: adapter {i} ({}) is named twice",
+                    adapters[i].name
+                )));
+            }
+            chosen.push(i);
+        }
+    }
+    if chosen.is_empty() {
+        return Err(Failure::Input(format!(
+            "--devices {spec} is invalid: no adapter with compute shaders was found"
+        )));
+    }
+    chosen
+        .into_iter()
+        .map(|i| {
+            let request = AdapterRequest {
+                index: Some(i),
+                ..request.clone()
+            };
+            Ok(GpuContext::new(&request)?)
+        })
+        .collect()
 }
 
-pub fn describe_backend(ctx: &Option<GpuContext>) -> String {
-    ctx.as_ref()
-        .map_or_else(|| "CPU reference (f64)".to_string(), GpuContext::describe)
+/// The backend of the opened adapters: the CPU engine for none, one device, or several
+/// with X's rows split between them.
+pub fn backend_of(devices: &[GpuContext]) -> Backend<'_> {
+    match devices {
+        [] => Backend::Cpu,
+        [one] => Backend::Gpu(one),
+        all => Backend::Devices(all),
+    }
+}
+
+pub fn describe_backend(devices: &[GpuContext]) -> String {
+    match devices {
+        [] => "CPU reference (f64)".to_string(),
+        [one] => one.describe(),
+        all => format!(
+            "{} devices, the rows split evenly between them in this order: {}",
+            all.len(),
+            all.iter()
+                .map(GpuContext::describe)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    }
 }
 
 /// The engine in words, with why it was chosen when `--backend` did not say it plainly.
-pub fn describe_engine(ctx: &Option<GpuContext>, engine: &Engine) -> String {
+pub fn describe_engine(devices: &[GpuContext], engine: &Engine) -> String {
     match &engine.why {
-        Some(why) => format!("{}, chosen by --backend auto: {why}", describe_backend(ctx)),
-        None => describe_backend(ctx),
+        Some(why) => format!(
+            "{}, chosen by --backend auto: {why}",
+            describe_backend(devices)
+        ),
+        None => describe_backend(devices),
     }
 }
 
@@ -113,6 +213,9 @@ pub fn describe_engine(ctx: &Option<GpuContext>, engine: &Engine) -> String {
 /// device storage of X, or a `.npy` X too large to read into memory, which only the
 /// adapter streams from the mapped file.
 pub fn train_needs_adapter(a: &TrainArgs) -> Option<String> {
+    if a.devices.is_some() {
+        return Some("--devices names adapters to train on".into());
+    }
     if a.max_gpu_memory.is_some() {
         return Some("--max-gpu-memory sets a device budget".into());
     }

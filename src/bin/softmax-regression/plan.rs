@@ -7,7 +7,7 @@ use softmax_regression::formats;
 use softmax_regression::output::OutputPath;
 use softmax_regression::{Error, Optimizer, Schedule, Score, Settings, Strength, Trainer};
 
-use crate::args::{CvScoreArg, OptimizerArg, ScheduleArg, TrainArgs};
+use crate::args::{BackendArg, CvScoreArg, OptimizerArg, ScheduleArg, TrainArgs};
 use crate::engine::{Engine, choose_engine, train_needs_adapter};
 use crate::outputs::check_outputs;
 use crate::{CliResult, Failure};
@@ -87,6 +87,20 @@ impl TrainPlan {
             (None, [Strength::C(c)]) => Some(*c),
             _ => None,
         };
+        if a.devices.is_some() {
+            if a.backend == BackendArg::Cpu {
+                return Err(Failure::Input(
+                    "--devices names adapters, and --backend cpu trains on none; drop one of them"
+                        .to_string(),
+                ));
+            }
+            if settings.batch_size.is_some() {
+                return Err(Failure::Input(format!(
+                    "--devices trains with full batches (lbfgs, or gd without --batch-size); --optimizer {} takes mini-batches",
+                    settings.optimizer
+                )));
+            }
+        }
         let engine = choose_engine(a.backend, a.x_storage, train_needs_adapter(a))?;
         Ok(TrainPlan {
             settings,

@@ -17,6 +17,7 @@ pub fn info(a: InfoArgs) -> CliResult<()> {
             .enumerate()
             .map(|(i, s)| {
                 json!({
+                    "index": i,
                     "name": s.name,
                     "backend": format!("{:?}", s.backend),
                     "device_type": format!("{:?}", s.device_type),
@@ -42,7 +43,7 @@ pub fn info(a: InfoArgs) -> CliResult<()> {
     for (i, s) in adapters.iter().enumerate() {
         let l = &s.limits;
         outln!(
-            "{}{} ({:?}, {:?}){}",
+            "{}{i}: {} ({:?}, {:?}){}",
             if pick == Some(i) { "* " } else { "  " },
             s.name,
             s.backend,
@@ -68,7 +69,9 @@ pub fn info(a: InfoArgs) -> CliResult<()> {
         (Some(why), _) if !engine.is_gpu() => {
             outln!("--backend auto trains on the CPU engine here: {why}")
         }
-        (_, true) => outln!("* = picked by --backend auto"),
+        (_, true) => outln!(
+            "* = picked by --backend auto; `train --devices 0,1` trains on the numbered adapters at once"
+        ),
         _ => {}
     }
     Ok(())

@@ -27,12 +27,12 @@ pub(super) fn run(
     a: &TrainArgs,
     (plan, path, folds): (&TrainPlan, &PathPlan, Option<Folds>),
     trainer: &Trainer,
-    ctx: &Option<GpuContext>,
+    devices: &[GpuContext],
     rows: &Rows,
     names: Option<Vec<String>>,
     source: &str,
 ) -> CliResult<()> {
-    let backend = backend_of(ctx);
+    let backend = backend_of(devices);
     let choice = Choice {
         strengths: &path.strengths,
         score: path.score,
@@ -100,7 +100,7 @@ pub(super) fn run(
             a,
             &selection,
             folds.as_ref(),
-            (seconds, describe_backend(ctx)),
+            (seconds, describe_backend(devices)),
         );
     } else {
         report_text(a, &selection, folds.as_ref(), rows);

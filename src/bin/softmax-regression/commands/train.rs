@@ -18,7 +18,7 @@ use softmax_regression::{
 };
 
 use crate::args::{TrainArgs, load_options};
-use crate::engine::{Engine, backend_of, describe_backend, describe_engine, open_engine};
+use crate::engine::{Engine, backend_of, describe_backend, describe_engine, open_devices};
 use crate::interrupt::interrupt_flag;
 use crate::plan::TrainPlan;
 use crate::plot;
@@ -48,8 +48,9 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
         plan.settings.l2 = l2;
         plan.trainer = plan.trainer.with_l2(l2)?;
     }
-    let ctx = open_engine(&plan.engine)?;
-    if let Some(ctx) = &ctx {
+    let devices = open_devices(&plan.engine, a.devices.as_deref())?;
+    // A budget holds on every device.
+    for ctx in &devices {
         ctx.set_memory_budget(a.max_gpu_memory);
     }
     let settings = &plan.settings;
@@ -64,7 +65,7 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
                 .map(|h| format!(", {} held out", h.n_rows()))
                 .unwrap_or_default(),
             settings.optimizer,
-            describe_engine(&ctx, &plan.engine)
+            describe_engine(&devices, &plan.engine)
         );
         // What the reader decided that the file did not say, for the user to check.
         if !notes.is_empty() {
@@ -79,20 +80,20 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
             &a,
             (&plan, path, folds),
             &trainer,
-            &ctx,
+            &devices,
             &rows,
             names,
             &source,
         );
     }
-    let fit = fit(&a, settings, &trainer, &ctx, &rows, init.as_ref())?;
+    let fit = fit(&a, settings, &trainer, &devices, &rows, init.as_ref())?;
 
     save_model(&a, settings, &fit.model, names, &source, &plan.out)?;
     if let Some(plot_out) = &plan.plot_out {
         save_curve(settings, &fit, &rows, k, &source, plot_out)?;
     }
     if a.json {
-        report_json(&a, settings, &fit, &ctx);
+        report_json(&a, settings, &fit, &devices);
     } else {
         report_text(&a, settings, &fit, &rows);
     }
@@ -386,7 +387,7 @@ fn fit(
     a: &TrainArgs,
     settings: &Settings,
     trainer: &Trainer,
-    ctx: &Option<GpuContext>,
+    devices: &[GpuContext],
     rows: &Rows,
     init: Option<&Model>,
 ) -> CliResult<Fit> {
@@ -397,7 +398,7 @@ fn fit(
     );
     let json = a.json;
     let fit = trainer.fit(
-        backend_of(ctx),
+        backend_of(devices),
         &rows.train,
         rows.held.as_ref(),
         init,
@@ -493,7 +494,7 @@ fn save_curve(
 }
 
 /// The `--json` summary line.
-fn report_json(a: &TrainArgs, settings: &Settings, fit: &Fit, ctx: &Option<GpuContext>) {
+fn report_json(a: &TrainArgs, settings: &Settings, fit: &Fit, devices: &[GpuContext]) {
     let last = fit.history.last();
     let held_metrics = last.and_then(|r| r.validation);
     outln!(
@@ -508,7 +509,7 @@ fn report_json(a: &TrainArgs, settings: &Settings, fit: &Fit, ctx: &Option<GpuCo
             "validation_loss": held_metrics.map(|m| m.log_loss),
             "validation_accuracy": held_metrics.map(|m| m.accuracy),
             "model": a.out.display().to_string(),
-            "backend": describe_backend(ctx),
+            "backend": describe_backend(devices),
             "seconds": last.map(|r| r.elapsed),
             "device_memory_peak": fit.device.map(|d| d.memory_peak),
             "device_memory_budget": a.max_gpu_memory,

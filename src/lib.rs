@@ -31,6 +31,7 @@ pub mod model;
 pub mod objective;
 pub mod optim;
 pub mod output;
+pub mod ranks;
 pub mod train;
 
 // Paths that predate the stage directories, kept so existing code keeps compiling.

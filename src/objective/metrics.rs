@@ -101,6 +101,13 @@ impl<'c, 'd> Evaluator<'c, 'd> {
         })
     }
 
+    /// The rows it measures.
+    pub(crate) fn rows(&self) -> usize {
+        match self {
+            Evaluator::Cpu { data, .. } | Evaluator::Gpu { data, .. } => data.n_rows(),
+        }
+    }
+
     /// Metrics at w = (Θ row-major, b).
     pub(crate) fn evaluate(&mut self, w: &[f32]) -> Result<Metrics> {
         match self {

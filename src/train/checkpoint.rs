@@ -454,10 +454,17 @@ impl Checkpoint {
         })
     }
 
-    /// Fails unless this checkpoint continues a run on `data` with `settings`; the message
+    /// Fails unless this checkpoint continues a run on `data` (whose fingerprint, over every
+    /// rank's rows when there are ranks, is `fingerprint`) with `settings`; the message
     /// names the first difference.
-    pub fn check_compatible(&self, path: &Path, settings: &Settings, data: &Dataset) -> Result<()> {
-        same_data(path, &self.data, &data_fingerprint(data)?)?;
+    pub fn check_compatible(
+        &self,
+        path: &Path,
+        settings: &Settings,
+        data: &Dataset,
+        fingerprint: &str,
+    ) -> Result<()> {
+        same_data(path, &self.data, fingerprint)?;
         same_settings(path, &self.settings, &trajectory_settings(settings))?;
         let len = data.n_features() * data.n_classes() + data.n_classes();
         let lengths_ok = [&self.w, &self.m1, &self.m2, &self.finite_w]

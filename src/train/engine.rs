@@ -18,6 +18,8 @@ pub(super) trait Engine {
     fn restore(&mut self, w: &[f32], m1: &[f32], m2: &[f32]);
     /// Training accuracy at the current parameters.
     fn accuracy(&mut self) -> Result<f64>;
+    /// The rows it trains on.
+    fn rows(&self) -> usize;
     /// (chunks, streamed) on a GPU.
     fn device(&self) -> Option<(ChunkPlan, bool)> {
         None
@@ -28,7 +30,8 @@ pub(super) trait Engine {
 /// summed partials (full batches only).
 enum HostGradient<'d> {
     Cpu(CpuOracle),
-    Devices(SumOracle<'d>, Backend<'d>),
+    /// Several devices' or several ranks' oracle, and where this process evaluates.
+    Oracle(Box<dyn Oracle + 'd>, Backend<'d>),
 }
 
 struct CpuEngine<'d> {
@@ -55,7 +58,7 @@ impl CpuEngine<'_> {
                     Some(rows) => oracle.eval_rows(rows, t64.view(), b64.view(), self.l2),
                 }
             }
-            HostGradient::Devices(oracle, _) => {
+            HostGradient::Oracle(oracle, _) => {
                 if rows.is_some() {
                     return Err(Error::setting(
                         "batch_size",
@@ -129,11 +132,15 @@ impl Engine for CpuEngine<'_> {
     fn accuracy(&mut self) -> Result<f64> {
         let backend = match &self.oracle {
             HostGradient::Cpu(_) => Backend::Cpu,
-            HostGradient::Devices(_, backend) => backend.primary(),
+            HostGradient::Oracle(_, backend) => backend.primary(),
         };
         Ok(Evaluator::new(backend, self.data)?
             .evaluate(self.w.as_slice().unwrap_or(&[]))?
             .accuracy)
+    }
+
+    fn rows(&self) -> usize {
+        self.data.n_rows()
     }
 }
 
@@ -202,6 +209,10 @@ impl Engine for GpuEngine<'_, '_> {
         Ok(gpu_metrics(&self.problem, self.data.labels())?.accuracy)
     }
 
+    fn rows(&self) -> usize {
+        self.data.n_rows()
+    }
+
     fn device(&self) -> Option<(ChunkPlan, bool)> {
         Some((self.problem.plan, self.problem.is_streamed()))
     }
@@ -265,18 +276,32 @@ impl Trainer {
                 fresh: None,
             }
         };
+        let shared = self.ranks().is_some() || matches!(backend, Backend::Devices(_));
+        if shared && s.batch_size.is_some() {
+            return Err(Error::setting(
+                "optimizer",
+                s.optimizer,
+                "several devices or ranks train with full batches (lbfgs, or gd without a batch size)",
+            ));
+        }
+        // With ranks: gd's steps on the host from every rank's summed gradient.
+        if let Some(ranks) = self.ranks() {
+            let local: Box<dyn Oracle + 'a> = match backend {
+                Backend::Cpu => Box::new(CpuOracle::new(train)?),
+                Backend::Gpu(ctx) => Box::new(GpuOracle::new(ctx, train, s.chunk_rows)?),
+                Backend::Devices(all) => Box::new(device_oracle(all, train, s.chunk_rows, 1)?),
+            };
+            let oracle = RankOracle::new(local, Arc::clone(ranks))?;
+            return Ok(Box::new(host(HostGradient::Oracle(
+                Box::new(oracle),
+                backend,
+            ))));
+        }
         Ok(match backend {
             // Several devices: gd's steps on the host from their summed gradients.
             Backend::Devices(all) => {
-                if s.batch_size.is_some() {
-                    return Err(Error::setting(
-                        "optimizer",
-                        s.optimizer,
-                        "several devices train with full batches (lbfgs, or gd without a batch size)",
-                    ));
-                }
                 let oracle = device_oracle(all, train, s.chunk_rows, 1)?;
-                Box::new(host(HostGradient::Devices(oracle, backend)))
+                Box::new(host(HostGradient::Oracle(Box::new(oracle), backend)))
             }
             Backend::Cpu => Box::new(host(HostGradient::Cpu(CpuOracle::new(train)?))),
             Backend::Gpu(ctx) => {

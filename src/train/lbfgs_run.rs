@@ -30,6 +30,10 @@ impl Trainer {
             (None, Backend::Devices(all)) => Box::new(device_oracle(all, train, s.chunk_rows, 1)?),
             (None, _) => Box::new(CpuOracle::new(train)?),
         };
+        // With ranks, every call adds every rank's partials.
+        if let Some(ranks) = self.ranks() {
+            oracle = Box::new(RankOracle::new(oracle, Arc::clone(ranks))?);
+        }
         // Without one device's oracle to measure on: the CPU reference, or the first of
         // several devices.
         let mut cpu_accuracy = (s.track_accuracy && gpu.is_none())
@@ -56,6 +60,7 @@ impl Trainer {
                 let mut report_iteration = || -> Result<ControlFlow<()>> {
                     let w32: Vec<f32> = state.w.iter().map(|&v| v as f32).collect();
                     let gpu = gpu.as_ref().filter(|_| s.track_accuracy);
+                    let validation_rows = validator.as_ref().map_or(0, |v| v.rows());
                     let (train_accuracy, validation) = iteration_metrics(
                         &w32,
                         train,
@@ -63,6 +68,17 @@ impl Trainer {
                         cpu_accuracy.as_mut(),
                         validator.as_mut(),
                     )?;
+                    // Over every rank's rows, with ranks.
+                    let validation = self.global_metrics(validation, validation_rows)?;
+                    let train_accuracy = self
+                        .global_metrics(
+                            train_accuracy.map(|accuracy| Metrics {
+                                log_loss: 0.0,
+                                accuracy,
+                            }),
+                            train.n_rows(),
+                        )?
+                        .map(|m| m.accuracy);
                     let report = EpochReport {
                         epoch: it.iteration,
                         loss: it.loss,
@@ -75,7 +91,7 @@ impl Trainer {
                     history.push(report);
                     let last = it.iteration >= settings.max_iter || it.grad_max_norm <= s.tol;
                     // An interrupt on the last iteration changes nothing: the run is over.
-                    interrupted = self.interrupted() && !last;
+                    interrupted = self.stop_requested()? && !last;
                     if self.checkpoint_due(it.iteration, interrupted) && !last {
                         save(state)?;
                     }

@@ -32,6 +32,7 @@ use crate::objective::sum::SumOracle;
 use crate::objective::{GpuOracle, LossGrad, Oracle, objective_value};
 use crate::optim::lbfgs::{LbfgsSettings, LbfgsState, Start, Status};
 use crate::params::{flatten, unflatten};
+use crate::ranks::{RankOracle, Ranks};
 use crate::rng::SplitMix64;
 use crate::step::Step;
 use crate::step::StepDims;
@@ -57,6 +58,17 @@ pub struct Trainer {
     checkpoints: Option<(PathBuf, usize)>,
     resume: Option<(PathBuf, Resume)>,
     interrupt: Option<Arc<AtomicBool>>,
+    ranks: Option<RanksHandle>,
+}
+
+/// The ranks a trainer shares its run with.
+#[derive(Clone)]
+struct RanksHandle(Arc<dyn Ranks>);
+
+impl std::fmt::Debug for RanksHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "rank {} of {}", self.0.rank(), self.0.size())
+    }
 }
 
 /// The checkpoint a trainer continues: of one run, or of a regularisation path (or a
@@ -121,7 +133,48 @@ impl Trainer {
             checkpoints: None,
             resume: None,
             interrupt: None,
+            ranks: None,
         })
+    }
+
+    /// Trains together with the other ranks of `ranks` (MPI ranks, [`crate::ranks`]): the
+    /// data given to [`Trainer::fit`] is this rank's share of the rows, every oracle call
+    /// adds every rank's partials in rank order ([`RankOracle`]), the reported accuracy and
+    /// validation metrics are over every rank's rows, an interrupt on any rank stops every
+    /// rank after the same iteration, and only rank 0 writes checkpoints. Full-batch
+    /// optimizers only (lbfgs, gd); every rank must call `fit` with the same settings.
+    pub fn with_ranks(mut self, ranks: Arc<dyn Ranks>) -> Self {
+        self.ranks = Some(RanksHandle(ranks));
+        self
+    }
+
+    /// The ranks this trainer shares its run with, if any.
+    fn ranks(&self) -> Option<&Arc<dyn Ranks>> {
+        self.ranks.as_ref().map(|r| &r.0)
+    }
+
+    /// Whether the run stops here on an interrupt: on any rank, with ranks (a collective
+    /// call, so every rank stops after the same step).
+    fn stop_requested(&self) -> Result<bool> {
+        match self.ranks() {
+            Some(ranks) => crate::ranks::any(ranks.as_ref(), self.interrupted()),
+            None => Ok(self.interrupted()),
+        }
+    }
+
+    /// Metrics measured on this rank's rows (`rows` of them) as metrics over every rank's
+    /// rows; unchanged without ranks. A collective call.
+    fn global_metrics(&self, local: Option<Metrics>, rows: usize) -> Result<Option<Metrics>> {
+        let Some(ranks) = self.ranks() else {
+            return Ok(local);
+        };
+        let w = rows as f64;
+        let mine = local.map_or([0.0; 3], |m| [m.log_loss * w, m.accuracy * w, w]);
+        let total = crate::ranks::sum(ranks.as_ref(), &mine)?;
+        Ok(local.map(|_| Metrics {
+            log_loss: total[0] / total[2],
+            accuracy: total[1] / total[2],
+        }))
     }
 
     /// Writes a [`Checkpoint`] to `path` (atomically) after every `every` epochs (L-BFGS
@@ -214,12 +267,14 @@ impl Trainer {
                 "a resumed run continues from its checkpoint; drop the initial model",
             ));
         }
-        checkpoint.check_compatible(path, &self.settings, train)?;
+        checkpoint.check_compatible(path, &self.settings, train, &self.data_key(train)?)?;
         Ok(Some(checkpoint))
     }
 
     fn save_checkpoint(&self, checkpoint: Checkpoint) -> Result<()> {
         match &self.checkpoints {
+            // Rank 0 writes for every rank: they hold the same state.
+            Some(_) if self.ranks().is_some_and(|r| r.rank() != 0) => Ok(()),
             Some((path, _)) => checkpoint.save(path),
             None => Ok(()),
         }
@@ -261,9 +316,38 @@ impl Trainer {
     /// The data's fingerprint when checkpoints are written (a pass over X), else nothing.
     fn fingerprint(&self, train: &Dataset) -> Result<String> {
         match self.checkpoints {
-            Some(_) => data_fingerprint(train),
+            Some(_) => self.data_key(train),
             None => Ok(String::new()),
         }
+    }
+
+    /// `m n K hash` of the data, over every rank's rows with ranks (a collective call).
+    fn data_key(&self, data: &Dataset) -> Result<String> {
+        let local = data_fingerprint(data)?;
+        let Some(ranks) = self.ranks() else {
+            return Ok(local);
+        };
+        let hash = local
+            .rsplit(' ')
+            .next()
+            .and_then(|h| u64::from_str_radix(h, 16).ok())
+            .unwrap_or(0);
+        let mine = [
+            data.n_rows() as f64,
+            (hash >> 32) as f64,
+            (hash & 0xffff_ffff) as f64,
+        ];
+        let each = crate::ranks::gather_each(ranks.as_ref(), &mine)?;
+        let rows: usize = each.iter().map(|e| e[0] as usize).sum();
+        let words = each
+            .iter()
+            .flat_map(|e| [e[0] as u32, e[1] as u32, e[2] as u32]);
+        Ok(format!(
+            "{rows} {} {} {:016x}",
+            data.n_features(),
+            data.n_classes(),
+            checkpoint::hash_words(words)
+        ))
     }
 
     /// Whether a checkpoint is due after `epoch` (or an interrupt).
@@ -301,6 +385,13 @@ impl Trainer {
         init: Option<&Model>,
         on_epoch: impl FnMut(&EpochReport) -> ControlFlow<()>,
     ) -> Result<Fit> {
+        if self.ranks().is_some() && self.settings.standardize {
+            return Err(Error::setting(
+                "standardize",
+                true,
+                "is not supported across ranks (μ and σ would be each rank's own); standardize the data beforehand",
+            ));
+        }
         if let Some((_, Resume::One(cp))) = &self.resume {
             let theirs = cp.settings.split(' ').any(|kv| kv == "standardize=true");
             if theirs != self.settings.standardize {
@@ -429,7 +520,7 @@ impl Trainer {
                 status = stop;
                 break;
             }
-            let interrupted = self.interrupted();
+            let interrupted = self.stop_requested()?;
             if self.checkpoint_due(epoch, interrupted) && epoch < s.epochs {
                 let state = engine.state()?;
                 self.save_checkpoint(run.checkpoint(s, (epoch, 0), run.rng.state(), state))?;
@@ -505,9 +596,22 @@ impl Trainer {
             None
         };
         let validation = if finite {
-            validator.map(|v| v.evaluate(&run.w)).transpose()?
+            let rows = validator.as_ref().map_or(0, |v| v.rows());
+            let local = validator.map(|v| v.evaluate(&run.w)).transpose()?;
+            self.global_metrics(local, rows)?
         } else {
             None
+        };
+        let train_accuracy = match (train_accuracy, self.ranks()) {
+            (Some(a), Some(_)) => {
+                let local = Metrics {
+                    log_loss: 0.0,
+                    accuracy: a,
+                };
+                self.global_metrics(Some(local), engine.rows())?
+                    .map(|m| m.accuracy)
+            }
+            (other, _) => other,
         };
         let report = EpochReport {
             epoch,

@@ -175,6 +175,13 @@ impl Trainer {
                 "a regularisation path is trained with lbfgs",
             ));
         }
+        if self.ranks().is_some() {
+            return Err(Error::setting(
+                "ranks",
+                "set",
+                "a regularisation path is trained in one process (several devices are fine)",
+            ));
+        }
         check_path(l2s)?;
         let standardizer = if s.standardize {
             Some(Standardizer::fit(train)?)

@@ -1,0 +1,50 @@
+//! MPI ranks through the `mpi` crate (rsmpi): the processes `mpirun -n R` starts, in
+//! `MPI_COMM_WORLD`. The caller initializes MPI (`mpi::initialize`) and keeps its
+//! `Universe` until training ends.
+
+use mpi::topology::SimpleCommunicator;
+use mpi::traits::*;
+
+use super::Ranks;
+use crate::error::Result;
+
+/// This process's place among the ranks of `MPI_COMM_WORLD`.
+#[derive(Debug, Clone, Copy)]
+pub struct MpiRanks {
+    rank: usize,
+    size: usize,
+}
+
+impl MpiRanks {
+    /// The world communicator's ranks, as this process sees them (MPI must be
+    /// initialized).
+    pub fn world() -> Self {
+        let world = SimpleCommunicator::world();
+        MpiRanks {
+            rank: usize::try_from(world.rank()).unwrap_or(0),
+            size: usize::try_from(world.size()).unwrap_or(1),
+        }
+    }
+
+    /// Ends every rank of the job with `code` (`MPI_Abort`): what a rank that cannot go on
+    /// does, so that the others do not wait for it forever.
+    pub fn abort(&self, code: i32) -> ! {
+        SimpleCommunicator::world().abort(code)
+    }
+}
+
+impl Ranks for MpiRanks {
+    fn rank(&self) -> usize {
+        self.rank
+    }
+
+    fn size(&self) -> usize {
+        self.size
+    }
+
+    fn all_gather(&self, local: &[f64]) -> Result<Vec<f64>> {
+        let mut all = vec![0.0f64; local.len() * self.size];
+        SimpleCommunicator::world().all_gather_into(local, &mut all[..]);
+        Ok(all)
+    }
+}

@@ -105,11 +105,33 @@ impl ChunkSource for MemorySource {
 }
 
 /// Rows `start..start + rows` of another source, read from it on demand: one device's or
-/// one rank's share of X, without a copy.
-pub(crate) struct RowRange {
+/// one rank's share of X, without a copy (of a memory-mapped file, only those rows are
+/// ever read).
+pub struct RowRange {
     pub(crate) inner: Arc<dyn ChunkSource>,
     pub(crate) start: usize,
     pub(crate) rows: usize,
+}
+
+impl RowRange {
+    /// Rows `rows` of `inner`; the range must be non-empty and within its rows.
+    pub fn new(inner: Arc<dyn ChunkSource>, rows: std::ops::Range<usize>) -> Result<Self> {
+        if rows.is_empty() || rows.end > inner.n_rows() {
+            return Err(Error::setting(
+                "rows",
+                format!("{}..{}", rows.start, rows.end),
+                format!(
+                    "must be a non-empty range within the {} rows",
+                    inner.n_rows()
+                ),
+            ));
+        }
+        Ok(RowRange {
+            inner,
+            start: rows.start,
+            rows: rows.len(),
+        })
+    }
 }
 
 impl ChunkSource for RowRange {

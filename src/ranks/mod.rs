@@ -53,6 +53,11 @@ pub(crate) fn any(ranks: &dyn Ranks, mine: bool) -> Result<bool> {
         .any(|&v| v != 0.0))
 }
 
+/// The sum over ranks of one number, added in rank order (a collective call).
+pub fn total(ranks: &dyn Ranks, mine: f64) -> Result<f64> {
+    Ok(sum(ranks, &[mine])?[0])
+}
+
 /// The sum over ranks of each value of `local`, added in rank order: the same bits on
 /// every rank.
 pub(crate) fn sum(ranks: &dyn Ranks, local: &[f64]) -> Result<Vec<f64>> {

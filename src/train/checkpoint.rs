@@ -331,7 +331,7 @@ fn same_data(path: &Path, theirs: &str, here: &str) -> Result<()> {
                 shape(here)
             )
         } else {
-            "was written for different data of the same shape (its fingerprint differs)".to_string()
+            "was written for different data of the same shape, or for the same data split between another number of ranks (its fingerprint differs)".to_string()
         },
     ))
 }

@@ -18,6 +18,7 @@ mod interrupt;
 mod outputs;
 mod plan;
 mod plot;
+mod ranks;
 
 use clap::Parser;
 use softmax_regression::Error;
@@ -95,25 +96,52 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    // Under mpirun, training joins the other ranks; a failed rank ends them all.
+    let job = match &cli.command {
+        Command::Train(_) => match ranks::Job::join() {
+            Ok(job) => Some(job),
+            Err(failure) => return exit_with(failure),
+        },
+        _ => None,
+    };
     let result = match cli.command {
-        Command::Train(a) => commands::train::train(*a),
+        Command::Train(a) => commands::train::train(*a, job.as_ref().and_then(ranks::Job::ranks)),
         Command::Predict(a) => commands::predict::predict(a),
         Command::Evaluate(a) => commands::evaluate::evaluate(a),
         Command::Info(a) => commands::info::info(a),
         Command::Synth(a) => commands::synth::synth(a),
     };
+    if let (Some(job), Err(failure)) = (&job, &result) {
+        match failure {
+            Failure::Input(m) => job.fail(&format!("error: {m}"), 2),
+            Failure::Runtime(m) => job.fail(&format!("error: {m}"), 1),
+            // Every rank stopped after the same step; rank 0 has written what it writes.
+            Failure::Interrupted(_) => {}
+        }
+    }
+    // MPI is finalized here, before the exit code is returned.
+    drop(job);
     match result {
         Ok(()) => ExitCode::SUCCESS,
-        Err(Failure::Input(m)) => {
+        Err(failure) => exit_with(failure),
+    }
+}
+
+/// Reports a failure and gives its exit code.
+fn exit_with(failure: Failure) -> ExitCode {
+    match failure {
+        Failure::Input(m) => {
             eprintln!("error: {m}");
             ExitCode::from(2)
         }
-        Err(Failure::Runtime(m)) => {
+        Failure::Runtime(m) => {
             eprintln!("error: {m}");
             ExitCode::from(1)
         }
-        Err(Failure::Interrupted(m)) => {
-            eprintln!("{m}");
+        Failure::Interrupted(m) => {
+            if !m.is_empty() {
+                eprintln!("{m}");
+            }
             ExitCode::from(EXIT_INTERRUPTED as u8)
         }
     }

@@ -12,7 +12,8 @@ use softmax_regression::data::Csr;
 use softmax_regression::formats::{self, Format};
 use softmax_regression::gpu::human_bytes;
 use softmax_regression::output::OutputPath;
-use softmax_regression::source::{ChunkSource, NpySource};
+use softmax_regression::ranks::Ranks;
+use softmax_regression::source::{ChunkSource, NpySource, RowRange};
 use softmax_regression::{
     Dataset, EpochReport, Error, Fit, GpuContext, Model, Optimizer, Settings, Status, Trainer,
 };
@@ -25,18 +26,39 @@ use crate::plot;
 use crate::report::{Progress, describe_classes, epoch_json};
 use crate::{CliResult, Failure};
 
-pub fn train(a: TrainArgs) -> CliResult<()> {
+pub fn train(mut a: TrainArgs, ranks: Option<&Arc<dyn Ranks>>) -> CliResult<()> {
     let mut plan = TrainPlan::new(&a)?;
+    // Under mpirun: this rank's share of the rows, trained with the others; rank 0 alone
+    // reports and writes.
+    let share = ranks.map(|r| (r.rank(), r.size()));
+    if let Some(ranks) = ranks {
+        if plan.path.is_some() {
+            return Err(Failure::Input(
+                "a regularisation path (several strengths, --cv, --folds) trains in one process; run it without mpirun (--devices trains on several adapters)"
+                    .to_string(),
+            ));
+        }
+        plan.trainer = plan.trainer.clone().with_ranks(Arc::clone(ranks));
+        if ranks.rank() != 0 {
+            a.quiet = true;
+            a.json = false;
+        }
+    }
     let Loaded {
         source,
         data,
         k,
         names,
         notes,
-    } = load_data(&a, &plan.engine, &plan.trainer)?;
+        ..
+    } = load_data(&a, &plan.engine, &plan.trainer, share)?;
     let data = weigh(&a, data, k)?;
     let init = load_init(&a, &data, k)?;
-    let rows = hold_out(&a, data, k, &source)?;
+    let mut rows = hold_out(&a, data, k, &source)?;
+    if let Some(ranks) = ranks {
+        let held = rows.held.as_ref().map_or(0, Dataset::n_rows) as f64;
+        rows.held_total = softmax_regression::ranks::total(ranks.as_ref(), held)? as usize;
+    }
 
     // A path's folds are read and checked before the first line of progress.
     let folds = match &plan.path {
@@ -87,6 +109,13 @@ pub fn train(a: TrainArgs) -> CliResult<()> {
         );
     }
     let fit = fit(&a, settings, &trainer, &devices, &rows, init.as_ref())?;
+    if ranks.is_some_and(|r| r.rank() != 0) {
+        // Rank 0 reports and writes for every rank: they hold the same model.
+        return match fit.status {
+            Status::Interrupted => Err(Failure::Interrupted(String::new())),
+            _ => Ok(()),
+        };
+    }
 
     save_model(&a, settings, &fit.model, names, &source, &plan.out)?;
     if let Some(plot_out) = &plan.plot_out {
@@ -109,9 +138,44 @@ struct Loaded {
     k: usize,
     names: Option<Vec<String>>,
     notes: Vec<String>,
+    /// The data is already this rank's share.
+    shared: bool,
 }
 
-fn load_data(a: &TrainArgs, engine: &Engine, trainer: &Trainer) -> CliResult<Loaded> {
+/// The training data, or with ranks (`share` = (rank, ranks)) this rank's even share of
+/// its rows: a mapped `.npy` X is read only there, other files are read and the share
+/// kept. The labels are read whole on every rank, so that K and the class names agree.
+fn load_data(
+    a: &TrainArgs,
+    engine: &Engine,
+    trainer: &Trainer,
+    share: Option<(usize, usize)>,
+) -> CliResult<Loaded> {
+    let mut loaded = load_whole(a, engine, trainer, share)?;
+    if let Some((rank, size)) = share
+        && !loaded.shared
+    {
+        let all = loaded.data.n_rows();
+        if all < size {
+            return Err(Failure::Input(format!(
+                "{} has {all} rows, fewer than the {size} ranks to share them",
+                loaded.source
+            )));
+        }
+        let rows: Vec<usize> = softmax_regression::train::even_row_ranges(all, size)[rank]
+            .clone()
+            .collect();
+        loaded.data = loaded.data.select_rows(&rows)?;
+    }
+    Ok(loaded)
+}
+
+fn load_whole(
+    a: &TrainArgs,
+    engine: &Engine,
+    trainer: &Trainer,
+    share: Option<(usize, usize)>,
+) -> CliResult<Loaded> {
     let Some(path) = &a.data.data else {
         let digits = softmax_regression::datasets::digits()?;
         let (x, y) = (digits.x()?.to_owned(), digits.labels().to_vec());
@@ -124,6 +188,7 @@ fn load_data(a: &TrainArgs, engine: &Engine, trainer: &Trainer) -> CliResult<Loa
             k,
             names: None,
             notes: Vec::new(),
+            shared: false,
         });
     };
     let format = a.data.data_format();
@@ -139,7 +204,7 @@ fn load_data(a: &TrainArgs, engine: &Engine, trainer: &Trainer) -> CliResult<Loa
     // A LIBSVM file, an .npz or a directory of CSR arrays keeps its rows sparse, unless they are to be standardized
     // (centring makes every value stored).
     if mapped {
-        load_mapped(a, path)
+        load_mapped(a, path, share)
     } else if matches!(format, Some(Format::Libsvm | Format::Npz | Format::CsrDir))
         && !a.standardize
     {
@@ -172,6 +237,7 @@ fn load_sparse_file(a: &TrainArgs, path: &Path, trainer: &Trainer) -> CliResult<
         k,
         names,
         notes: Vec::new(),
+        shared: false,
     })
 }
 
@@ -202,7 +268,7 @@ fn check_model_fits(
 }
 
 /// A float .npy, memory-mapped, with its labels from `--labels`.
-fn load_mapped(a: &TrainArgs, path: &Path) -> CliResult<Loaded> {
+fn load_mapped(a: &TrainArgs, path: &Path, share: Option<(usize, usize)>) -> CliResult<Loaded> {
     let x = NpySource::open(path)?;
     let Some(label_path) = a.data.labels.as_deref() else {
         return Err(Failure::Input(format!(
@@ -222,14 +288,42 @@ fn load_mapped(a: &TrainArgs, path: &Path) -> CliResult<Loaded> {
     }
     let (y, k, names) = formats::encode_labels(&raw, a.classes, label_path)?;
     let source = path.display().to_string();
-    let data = Dataset::from_source(Arc::new(x), &y, k)
-        .map_err(|e| Failure::Input(format!("{source}: {e}")))?;
+    let input = |e: softmax_regression::Error| Failure::Input(format!("{source}: {e}"));
+    let data = match share {
+        // This rank's rows of the mapped file, the only ones it reads (and checks).
+        Some((rank, size)) => {
+            if x.n_rows() < size {
+                return Err(Failure::Input(format!(
+                    "{source} has {} rows, fewer than the {size} ranks to share them",
+                    x.n_rows()
+                )));
+            }
+            let rows = softmax_regression::train::even_row_ranges(x.n_rows(), size)[rank].clone();
+            let start = rows.start;
+            let mine = RowRange::new(Arc::new(x), rows.clone()).map_err(input)?;
+            // A bad value is named by its row of the file, not of this rank's share.
+            Dataset::from_source(Arc::new(mine), &y[rows], k)
+                .map_err(|e| match e {
+                    softmax_regression::Error::NonFinite { row, column, value } => {
+                        softmax_regression::Error::NonFinite {
+                            row: row + start,
+                            column,
+                            value,
+                        }
+                    }
+                    other => other,
+                })
+                .map_err(input)?
+        }
+        None => Dataset::from_source(Arc::new(x), &y, k).map_err(input)?,
+    };
     Ok(Loaded {
         source,
         data,
         k,
         names,
         notes: Vec::new(),
+        shared: share.is_some(),
     })
 }
 
@@ -254,6 +348,7 @@ fn load_file(a: &TrainArgs, path: &Path) -> CliResult<Loaded> {
         k,
         names,
         notes: loaded.notes,
+        shared: false,
     })
 }
 
@@ -318,6 +413,8 @@ pub(super) struct Rows {
     pub(super) train: Dataset,
     pub(super) held: Option<Dataset>,
     present: usize,
+    /// Rows held out over every rank (this process's alone without ranks).
+    held_total: usize,
 }
 
 /// Splits off the validation rows (a seeded 20% of the embedded digits by default), after
@@ -351,10 +448,12 @@ fn hold_out(a: &TrainArgs, data: Dataset, k: usize, source: &str) -> CliResult<R
         }
         None => (data, None),
     };
+    let held_total = held.as_ref().map_or(0, Dataset::n_rows);
     Ok(Rows {
         train,
         held,
         present,
+        held_total,
     })
 }
 
@@ -553,7 +652,7 @@ fn report_text(a: &TrainArgs, settings: &Settings, fit: &Fit, rows: &Rows) {
             "{what} accuracy {:.4}, {what} log-loss {:.4} on {} held-out rows",
             m.accuracy,
             m.log_loss,
-            rows.held.as_ref().map_or(0, Dataset::n_rows)
+            rows.held_total
         );
     }
     if let Some(d) = fit.device {

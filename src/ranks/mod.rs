@@ -1,5 +1,5 @@
 //! Processes that train one model together, each on its own rows: MPI ranks (the `mpi`
-//! cargo feature, [`mpi::MpiRanks`]), or threads of one process ([`LocalRanks`], for tests
+//! cargo feature: `ranks::mpi::MpiRanks`), or threads of one process ([`LocalRanks`], for tests
 //! and examples). Every rank computes J and ∇J over its rows; [`RankOracle`] gathers every
 //! rank's partials and adds them in rank order on every rank, so all ranks hold the same
 //! values and take the same optimizer step, and a run with the same ranks repeats bit for

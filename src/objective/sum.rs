@@ -4,10 +4,31 @@
 //! split therefore gives the same bits on every run, and L-BFGS above it does not know
 //! how many parts there are.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
 use super::{LossGrad, Oracle, PointAt, objective_value, sum_of_squares};
 use crate::error::{Error, Result};
+
+/// Nanoseconds this process has spent combining partials (adding them, and with ranks
+/// exchanging them, which includes waiting for the slowest rank).
+static COMBINING: AtomicU64 = AtomicU64::new(0);
+
+/// The time this process has spent combining the partials of several devices or ranks
+/// since it started: adding them in order, and with ranks gathering them (which includes
+/// waiting for the slowest rank). For benchmarks: the share of a step that scaling out
+/// costs.
+pub fn combining_time() -> Duration {
+    Duration::from_nanos(COMBINING.load(Ordering::Relaxed))
+}
+
+/// Adds the time since `started` to [`combining_time`].
+pub(crate) fn count_combining(started: Instant) {
+    let nanos = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+    COMBINING.fetch_add(nanos, Ordering::Relaxed);
+}
 
 /// The oracle of the union of its parts' rows ([`crate::Dataset::row_range`] gives each
 /// part its share).
@@ -91,6 +112,7 @@ pub(crate) fn combine(
     theta: ArrayView2<'_, f32>,
     l2: f64,
 ) -> LossGrad {
+    let started = Instant::now();
     let (n, k) = theta.dim();
     let mut m = 0usize;
     let mut loss_sum = 0.0f64;
@@ -107,11 +129,13 @@ pub(crate) fn combine(
     gt.mapv_inplace(|v| v / m);
     gb.mapv_inplace(|v| v / m);
     gt.zip_mut_with(&theta, |g, &t| *g += l2 * f64::from(t));
-    LossGrad {
+    let combined = LossGrad {
         loss: objective_value(loss_sum, m, l2, sum_of_squares(theta)),
         theta: gt,
         bias: gb,
-    }
+    };
+    count_combining(started);
+    combined
 }
 
 impl Oracle for SumOracle<'_> {

@@ -128,7 +128,9 @@ impl<'a> RankOracle<'a> {
             packed.extend(v.theta.iter());
             packed.extend(v.bias.iter());
         }
+        let started = std::time::Instant::now();
         let each = gather_each(self.ranks.as_ref(), &packed)?;
+        crate::objective::sum::count_combining(started);
         Ok(each
             .iter()
             .map(|values| {

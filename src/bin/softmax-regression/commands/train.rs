@@ -612,6 +612,7 @@ fn report_json(a: &TrainArgs, settings: &Settings, fit: &Fit, devices: &[GpuCont
             "seconds": last.map(|r| r.elapsed),
             "device_memory_peak": fit.device.map(|d| d.memory_peak),
             "device_memory_budget": a.max_gpu_memory,
+            "combining_seconds": softmax_regression::objective::sum::combining_time().as_secs_f64(),
             "streamed": fit.device.map(|d| d.streamed),
             "chunks": fit.device.map(|d| d.chunk_plan.chunks),
             "x_storage": a.x_storage.storage().name(),

@@ -404,3 +404,80 @@ fn ranks_resume_from_their_checkpoint() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("run.ckpt"));
 }
+
+/// Two MPI ranks (which add their partials shard by shard: an all-to-all and an
+/// all-gather) write the model that two ranks as threads of one process (which gather
+/// every partial) reach, bit for bit: both add every value in rank order.
+#[test]
+fn mpi_ranks_and_thread_ranks_give_the_same_bits() {
+    use softmax_regression::ranks::LocalRanks;
+    use softmax_regression::train::even_row_ranges;
+    use softmax_regression::{Backend, Optimizer, Settings, Trainer};
+    use std::ops::ControlFlow;
+    let _serial = serial();
+    let dir = common::scratch("mpi-threads");
+    let (x, y) = digits_files(&dir);
+    let out = dir.join("m.safetensors");
+    let o = output(mpirun(
+        2,
+        &[
+            "train",
+            "--data",
+            &x,
+            "--labels",
+            &y,
+            "--backend",
+            "cpu",
+            "--l2",
+            "1e-3",
+            "--tol",
+            "1e-6",
+            "--epochs",
+            "500",
+            "--out",
+            out.to_str().unwrap(),
+            "--quiet",
+        ],
+    ));
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let data = common::digits();
+    let settings = Settings {
+        optimizer: Optimizer::Lbfgs,
+        l2: 1e-3,
+        tol: 1e-6,
+        epochs: 500,
+        ..Settings::default()
+    };
+    let ranks = LocalRanks::group(2);
+    let fits: Vec<Vec<u32>> = std::thread::scope(|scope| {
+        let running: Vec<_> = ranks
+            .into_iter()
+            .enumerate()
+            .map(|(r, handle)| {
+                let (data, settings) = (&data, &settings);
+                scope.spawn(move || {
+                    let rows: Vec<usize> = even_row_ranges(data.n_rows(), 2)[r].clone().collect();
+                    let fit = Trainer::new(settings.clone())
+                        .unwrap()
+                        .with_ranks(handle)
+                        .fit(
+                            Backend::Cpu,
+                            &data.select_rows(&rows).unwrap(),
+                            None,
+                            None,
+                            |_| ControlFlow::Continue(()),
+                        )
+                        .unwrap();
+                    common::weight_bits(&fit)
+                })
+            })
+            .collect();
+        running.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(fits[0], fits[1]);
+    assert_eq!(
+        bits(&out),
+        fits[0],
+        "the MPI ranks' model differs from the threads'"
+    );
+}

@@ -79,7 +79,7 @@ pub(crate) fn objective_value(loss_sum: f64, m: f64, l2: f64, theta_sq: f64) -> 
     loss_sum / m + 0.5 * l2 * theta_sq
 }
 
-fn check_l2(l2: f64) -> Result<()> {
+pub(crate) fn check_l2(l2: f64) -> Result<()> {
     if !(l2.is_finite() && l2 >= 0.0) {
         return Err(Error::setting("l2", l2, "must be a finite number ≥ 0"));
     }
@@ -101,7 +101,7 @@ fn row_major<A: Clone, D: ndarray::Dimension, R>(
 
 /// ‖Θ‖²_F in f64, summed in Θ's row-major order whatever its memory layout (so the same
 /// Θ always gives the same bits).
-fn sum_of_squares(theta: ArrayView2<'_, f32>) -> f64 {
+pub(crate) fn sum_of_squares(theta: ArrayView2<'_, f32>) -> f64 {
     row_major(theta, crate::vectors::sum_of_squares)
 }
 

@@ -10,8 +10,7 @@ use std::sync::{Arc, Barrier, Mutex};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
 use crate::error::{Error, Result};
-use crate::objective::sum::combine;
-use crate::objective::{LossGrad, Oracle, PointAt};
+use crate::objective::{LossGrad, Oracle, PointAt, objective_value, sum_of_squares};
 
 #[cfg(feature = "mpi")]
 pub mod mpi;
@@ -25,10 +24,29 @@ pub trait Ranks: Send + Sync {
     /// Every rank's `local` (the same length on every rank), concatenated in rank order,
     /// on every rank. Every rank must call it, in the same order of calls.
     fn all_gather(&self, local: &[f64]) -> Result<Vec<f64>>;
+
+    /// The element-wise sum of every rank's `local` (the same length on every rank), each
+    /// element added in rank order starting from 0, on every rank: the same bits whatever
+    /// the implementation. This default gathers every rank's values; an implementation can
+    /// move fewer bytes (each rank adding one shard of the vector, then sharing the sums),
+    /// as [`Ranks::all_gather`] of the sums would.
+    fn sum_in_rank_order(&self, local: &[f64]) -> Result<Vec<f64>> {
+        let each = gather_each(self, local)?;
+        Ok(add_in_order(local.len(), each.iter().map(Vec::as_slice)))
+    }
+}
+
+/// The element-wise sum of `parts` (each `len` long), in the order given, from 0.
+pub(crate) fn add_in_order<'p>(len: usize, parts: impl Iterator<Item = &'p [f64]>) -> Vec<f64> {
+    let mut total = vec![0.0; len];
+    for part in parts {
+        total.iter_mut().zip(part).for_each(|(t, v)| *t += v);
+    }
+    total
 }
 
 /// `ranks.all_gather` of `local`, split back into one vector per rank.
-pub(crate) fn gather_each(ranks: &dyn Ranks, local: &[f64]) -> Result<Vec<Vec<f64>>> {
+pub(crate) fn gather_each<R: Ranks + ?Sized>(ranks: &R, local: &[f64]) -> Result<Vec<Vec<f64>>> {
     let all = ranks.all_gather(local)?;
     let len = local.len();
     if all.len() != len * ranks.size() {
@@ -61,18 +79,13 @@ pub fn total(ranks: &dyn Ranks, mine: f64) -> Result<f64> {
 /// The sum over ranks of each value of `local`, added in rank order: the same bits on
 /// every rank.
 pub(crate) fn sum(ranks: &dyn Ranks, local: &[f64]) -> Result<Vec<f64>> {
-    let each = gather_each(ranks, local)?;
-    let mut total = vec![0.0; local.len()];
-    for part in &each {
-        total.iter_mut().zip(part).for_each(|(t, v)| *t += v);
-    }
-    Ok(total)
+    ranks.sum_in_rank_order(local)
 }
 
 /// The oracle of the union of every rank's rows, seen from one rank: `local` evaluates this
-/// rank's rows (one device, several, or the CPU reference), and every call gathers the
-/// partials of all ranks (J and ∇J without the λ term, and each rank's rows) and adds them
-/// in rank order. Every rank must make the same calls in the same order, as ranks that
+/// rank's rows (one device, several, or the CPU reference), and every call adds the
+/// partials of all ranks (J and ∇J without the λ term, weighted by each rank's rows) in
+/// rank order ([`Ranks::sum_in_rank_order`]). Every rank must make the same calls in the same order, as ranks that
 /// run the same optimizer on the same values do.
 pub struct RankOracle<'a> {
     local: Box<dyn Oracle + 'a>,
@@ -118,31 +131,41 @@ impl<'a> RankOracle<'a> {
         &self.rows
     }
 
-    /// Every rank's values at the points (without λ), from this rank's `local` values.
-    fn gathered(&self, local: &[LossGrad]) -> Result<Vec<Vec<LossGrad>>> {
-        let (_, n, k) = self.shape;
+    /// J and ∇J over every rank's rows at `points`, from this rank's values there without
+    /// λ: each rank's values weighted by its rows, summed over ranks in rank order, divided
+    /// by all the rows, and λ's term added once.
+    fn combined(&self, local: &[LossGrad], points: &[PointAt<'_>]) -> Result<Vec<LossGrad>> {
+        let (m, n, k) = self.shape;
         let per_point = 1 + n * k + k;
+        let w = self.local.shape().0 as f64;
         let mut packed = Vec::with_capacity(local.len() * per_point);
         for v in local {
-            packed.push(v.loss);
-            packed.extend(v.theta.iter());
-            packed.extend(v.bias.iter());
+            packed.push(w * v.loss);
+            packed.extend(v.theta.iter().map(|g| w * g));
+            packed.extend(v.bias.iter().map(|g| w * g));
         }
         let started = std::time::Instant::now();
-        let each = gather_each(self.ranks.as_ref(), &packed)?;
+        let total = self.ranks.sum_in_rank_order(&packed)?;
         crate::objective::sum::count_combining(started);
-        Ok(each
-            .iter()
-            .map(|values| {
-                values
-                    .chunks(per_point)
-                    .map(|p| LossGrad {
-                        loss: p[0],
-                        theta: Array2::from_shape_vec((n, k), p[1..1 + n * k].to_vec())
-                            .unwrap_or_else(|_| Array2::zeros((n, k))),
-                        bias: Array1::from_vec(p[1 + n * k..].to_vec()),
-                    })
-                    .collect()
+        if total.len() != packed.len() {
+            return Err(Error::shape(
+                "the ranks' summed values",
+                &[packed.len()],
+                &[total.len()],
+            ));
+        }
+        let m = m.max(1) as f64;
+        Ok(total
+            .chunks(per_point)
+            .zip(points)
+            .map(|(t, p)| {
+                let mut theta = Array2::from_shape_fn((n, k), |(j, c)| t[1 + j * k + c] / m);
+                theta.zip_mut_with(&p.theta, |g, &v| *g += p.l2 * f64::from(v));
+                LossGrad {
+                    loss: objective_value(t[0], m, p.l2, sum_of_squares(p.theta)),
+                    theta,
+                    bias: Array1::from_shape_fn(k, |c| t[1 + n * k + c] / m),
+                }
             })
             .collect())
     }
@@ -160,36 +183,15 @@ impl Oracle for RankOracle<'_> {
         l2: f64,
     ) -> Result<LossGrad> {
         let mine = self.local.loss_and_gradient(theta, bias, 0.0)?;
-        let each = self.gathered(std::slice::from_ref(&mine))?;
-        let parts = self
-            .rows
-            .iter()
-            .zip(each)
-            .map(|(&rows, mut values)| (rows, values.remove(0)));
-        Ok(combine(parts, theta, l2))
+        let point = PointAt { theta, bias, l2 };
+        Ok(self.combined(&[mine], &[point])?.remove(0))
     }
 
     fn losses_and_gradients(&mut self, points: &[PointAt<'_>]) -> Result<Vec<LossGrad>> {
         let unregularised: Vec<PointAt<'_>> =
             points.iter().map(|p| PointAt { l2: 0.0, ..*p }).collect();
         let mine = self.local.losses_and_gradients(&unregularised)?;
-        let mut each: Vec<std::vec::IntoIter<LossGrad>> = self
-            .gathered(&mine)?
-            .into_iter()
-            .map(Vec::into_iter)
-            .collect();
-        points
-            .iter()
-            .map(|p| {
-                let parts: Vec<(usize, LossGrad)> = self
-                    .rows
-                    .iter()
-                    .zip(each.iter_mut())
-                    .filter_map(|(&rows, values)| values.next().map(|v| (rows, v)))
-                    .collect();
-                Ok(combine(parts, p.theta, p.l2))
-            })
-            .collect()
+        self.combined(&mine, points)
     }
 }
 

@@ -408,7 +408,7 @@ const STAGES: &[&[&str]] = &[
     &["formats"],
     &["data"],
     &["gpu"],
-    &["objective"],
+    &["objective", "ranks"],
     &["optim"],
     &["model"],
     &["train"],

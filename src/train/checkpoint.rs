@@ -19,8 +19,8 @@ use crate::error::{Error, Result};
 use crate::model::file::{RawTensor, safetensors_bytes};
 use crate::optim::Status;
 use crate::optim::lbfgs::LbfgsState;
-use crate::train::select::{Candidate, Strength};
 use crate::train::settings::Settings;
+use crate::train::strength::{Candidate, Strength};
 
 /// The `format` metadata value of checkpoint files.
 pub const CHECKPOINT_FORMAT: &str = "softmax-regression-checkpoint/1";
@@ -489,6 +489,22 @@ impl Checkpoint {
         }
         Ok(())
     }
+}
+
+/// A path's place in what writes its checkpoints: the settings line and data fingerprint
+/// of the whole run (a lone path, or a selection over folds), the stage (fold, or refit)
+/// and the results of the stages before it.
+pub(crate) struct Stage<'a> {
+    pub(crate) journal: &'a Journal,
+    pub(crate) index: usize,
+    pub(crate) earlier: &'a [Candidate],
+}
+
+/// What a path's checkpoints are checked against: the trajectory settings with the path's
+/// strengths and selection, and the fingerprint of the data the run was given.
+pub(crate) struct Journal {
+    pub(crate) settings: String,
+    pub(crate) data: String,
 }
 
 /// A regularisation path's state, or a selection's (cross-validation over folds, each a

@@ -9,6 +9,7 @@ mod path;
 mod report;
 mod select;
 pub(crate) mod settings;
+mod strength;
 
 use std::cell::RefCell;
 use std::ops::ControlFlow;

@@ -5,7 +5,7 @@
 use super::*;
 use crate::optim::lbfgs::{LbfgsIteration, LbfgsResult};
 use crate::optim::path::{Batching, PathStart, StateRequest, minimize_path};
-use crate::train::select::Candidate;
+use crate::train::checkpoint::{Journal, Stage};
 
 /// One model of a regularisation path.
 #[derive(Debug, Clone)]
@@ -65,22 +65,6 @@ pub(super) fn path_oracle<'c>(
     }
 }
 
-/// A path's place in what writes its checkpoints: the settings line and data fingerprint
-/// of the whole run (a lone path, or a selection over folds), the stage (fold, or refit)
-/// and the results of the stages before it.
-pub(crate) struct Stage<'a> {
-    pub(crate) journal: &'a Journal,
-    pub(crate) index: usize,
-    pub(crate) earlier: &'a [Candidate],
-}
-
-/// What a path's checkpoints are checked against: the trajectory settings with the path's
-/// strengths and selection, and the fingerprint of the data the run was given.
-pub(crate) struct Journal {
-    settings: String,
-    data: String,
-}
-
 impl Trainer {
     /// The journal of a path or selection described by `what` (its strengths, its
     /// selection) on `data`, when this trainer writes checkpoints or resumes one: a
@@ -96,7 +80,7 @@ impl Trainer {
         };
         let journal = Journal {
             settings: format!("{} {what}", trajectory_settings(&settings)),
-            data: data_fingerprint(data)?,
+            data: self.data_key(data)?,
         };
         if let (Some(cp), Some((path, _))) = (resumed, &self.resume) {
             let len = data.n_features() * data.n_classes() + data.n_classes();

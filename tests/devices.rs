@@ -205,3 +205,36 @@ fn the_sum_of_parts_is_the_whole() {
         common::assert_close("∇J", &flat(&a), &flat(&b), 1e-12, 1e-10);
     }
 }
+
+/// Each device under a memory budget smaller than its share of X streams its share, and
+/// the two devices still reach what they reach without budgets.
+#[test]
+fn two_devices_stream_their_shares_under_a_budget() {
+    let data = common::clusters(20_000, 256, 10, 0.5, 8);
+    let budget = 4u64 << 20;
+    let open = |backend: &str, memory_budget: Option<u64>| {
+        GpuContext::new(&AdapterRequest {
+            memory_budget,
+            ..AdapterRequest::backend(backend).unwrap()
+        })
+        .unwrap()
+    };
+    let tight = [open("vulkan", Some(budget)), open("gl", Some(budget))];
+    let trainer = lbfgs(1e-3, 1e-5);
+    let free = fit(&trainer, Backend::Devices(two_devices()), &data);
+    let streamed = fit(&trainer, Backend::Devices(&tight), &data);
+    // Each share of X is 10,000 × 256 × 4 bytes, 9.8 MiB: more than the budget holds.
+    for ctx in &tight {
+        assert!(
+            ctx.memory_peak() > 0 && ctx.memory_peak() <= budget,
+            "peak {}",
+            ctx.memory_peak()
+        );
+    }
+    let (a, b) = (loss(&free), loss(&streamed));
+    assert_eq!(streamed.status, Status::Converged);
+    assert!(
+        ((a - b) / a).abs() <= 1e-6,
+        "J {a} without budgets, {b} under them"
+    );
+}

@@ -481,3 +481,101 @@ fn mpi_ranks_and_thread_ranks_give_the_same_bits() {
         "the MPI ranks' model differs from the threads'"
     );
 }
+
+/// Ctrl-C reaches mpirun, which passes SIGTERM to the ranks: every rank ends, non-zero,
+/// within seconds, and none is left running.
+#[test]
+fn ctrl_c_to_mpirun_ends_every_rank() {
+    let _serial = serial();
+    let dir = common::scratch("mpi-ctrl-c");
+    let (x, y) = digits_files(&dir);
+    let out = dir.join("m.safetensors").display().to_string();
+    let ckpt = dir.join("run.ckpt").display().to_string();
+    let mut child = mpirun(
+        2,
+        &[
+            "train",
+            "--data",
+            &x,
+            "--labels",
+            &y,
+            "--backend",
+            "cpu",
+            "--optimizer",
+            "gd",
+            "--epochs",
+            "100000000",
+            "--tol",
+            "0",
+            "--out",
+            &out,
+            "--checkpoint",
+            &ckpt,
+            "--checkpoint-every",
+            "50",
+        ],
+    )
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("mpirun runs");
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the run ended before Ctrl-C"
+    );
+    let ranks: Vec<String> = String::from_utf8_lossy(
+        &Command::new("pgrep")
+            .args(["-P", &child.id().to_string()])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .lines()
+    .map(str::to_string)
+    .collect();
+    assert_eq!(ranks.len(), 2, "{ranks:?}");
+    let sent = Instant::now();
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            sent.elapsed() < Duration::from_secs(20),
+            "still running 20 s after Ctrl-C"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let mut stderr = String::new();
+    use std::io::Read;
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    eprintln!(
+        "mpirun exited {status:?} {:.1} s after Ctrl-C:\n{stderr}",
+        sent.elapsed().as_secs_f64()
+    );
+    assert!(!status.success());
+    assert!(!stderr.contains("XDG_RUNTIME_DIR"), "{stderr}");
+    for pid in &ranks {
+        let alive = Command::new("kill")
+            .args(["-0", pid])
+            .status()
+            .unwrap()
+            .success();
+        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map_or(true, |s| s.contains(") Z "));
+        assert!(!alive || zombie, "rank process {pid} still runs");
+    }
+    // What a checkpoint holds is a whole step of every rank.
+    if let Ok(cp) = softmax_regression::Checkpoint::load(Path::new(&ckpt)) {
+        assert!(cp.data.starts_with("1797 64 10 "), "{}", cp.data);
+    }
+}

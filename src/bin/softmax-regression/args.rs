@@ -313,8 +313,8 @@ pub struct TrainArgs {
     #[arg(long, value_name = "SIZE", value_parser = parse_size)]
     pub max_gpu_memory: Option<u64>,
     /// Train on several adapters at once, X's rows split evenly between them in the order
-    /// given: `all`, or adapter numbers and name fragments as `info` lists them (`0,1`,
-    /// `lavapipe,llvmpipe`). Full batches only (lbfgs, or gd without --batch-size); the
+    /// given: `all`, or adapter numbers and fragments of names or backends as `info` lists them
+    /// (`0,1`, `vulkan,gl`). Full batches only (lbfgs, or gd without --batch-size); the
     /// partials are added in this order, so a run repeats bit for bit. --max-gpu-memory
     /// holds on each device.
     #[arg(long, value_name = "all|I,J,…")]

@@ -76,10 +76,18 @@ pub fn train(mut a: TrainArgs, ranks: Option<&Arc<dyn Ranks>>) -> CliResult<()> 
         ctx.set_memory_budget(a.max_gpu_memory);
     }
     let settings = &plan.settings;
+    // Under mpirun: the rows of every rank, and how they are shared.
+    let shared = match ranks {
+        Some(ranks) => {
+            let all = softmax_regression::ranks::total(ranks.as_ref(), rows.train.n_rows() as f64)?;
+            Some((all as usize, ranks.size()))
+        }
+        None => None,
+    };
     if !a.quiet && !a.json {
         eprintln!(
-            "training on {source}: {} rows × {} features, {}{}; {} on {}",
-            rows.train.n_rows(),
+            "training on {source}: {} rows × {} features, {}{}; {} on {}{}",
+            shared.map_or(rows.train.n_rows(), |(all, _)| all),
             rows.train.n_features(),
             describe_classes(k, rows.present, names.as_deref()),
             rows.held
@@ -87,7 +95,11 @@ pub fn train(mut a: TrainArgs, ranks: Option<&Arc<dyn Ranks>>) -> CliResult<()> 
                 .map(|h| format!(", {} held out", h.n_rows()))
                 .unwrap_or_default(),
             settings.optimizer,
-            describe_engine(&devices, &plan.engine)
+            describe_engine(&devices, &plan.engine),
+            shared.map_or(String::new(), |(_, size)| format!(
+                ", on each of {size} MPI ranks (rank 0's share: {} rows)",
+                rows.train.n_rows()
+            ))
         );
         // What the reader decided that the file did not say, for the user to check.
         if !notes.is_empty() {

@@ -41,15 +41,7 @@ fn lbfgs(l2: f64, tol: f64) -> Trainer {
     .unwrap()
 }
 
-fn fit(trainer: &Trainer, backend: Backend<'_>, data: &Dataset) -> Fit {
-    trainer
-        .fit(backend, data, None, None, |_| ControlFlow::Continue(()))
-        .unwrap()
-}
-
-fn loss(f: &Fit) -> f64 {
-    f.history.last().unwrap().loss
-}
+use common::{final_loss as loss, fit};
 
 #[test]
 fn two_devices_reach_the_digits_optima() {

@@ -71,16 +71,6 @@ fn interrupt(args: &[String], epochs: usize, signals: &[&str]) -> (i32, String, 
     (status.code().unwrap_or(-1), reader.join().unwrap(), seconds)
 }
 
-fn bits(path: &Path) -> Vec<u32> {
-    let (model, _) = Model::load(path).unwrap();
-    model
-        .theta()
-        .iter()
-        .chain(model.bias().iter())
-        .map(|v| v.to_bits())
-        .collect()
-}
-
 fn train_args(extra: &[&str]) -> Vec<String> {
     let mut args: Vec<String> = [
         "train",
@@ -143,16 +133,11 @@ fn ctrl_c_half_way_then_resume_gives_the_uninterrupted_model() {
 
     let mut resume = args.clone();
     resume.extend(["--resume".to_string(), p("run.ckpt"), "--quiet".to_string()]);
-    let out = Command::new(BIN).args(&resume).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        bits(Path::new(&p("part.safetensors"))),
-        bits(Path::new(&p("full.safetensors"))),
-        "the resumed run's model differs from the uninterrupted run's"
+    common::resumes_to(
+        &resume,
+        Path::new(&p("part.safetensors")),
+        Path::new(&p("full.safetensors")),
+        "the resumed run",
     );
 }
 
@@ -293,15 +278,10 @@ fn a_cross_validation_interrupted_in_a_fold_resumes_to_the_same_model() {
         p("path.ckpt"),
         "--quiet".to_string(),
     ]);
-    let out = Command::new(BIN).args(&resume).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(
-        bits(Path::new(&p("part.safetensors"))),
-        bits(Path::new(&p("full.safetensors"))),
-        "the resumed cross-validation's model differs from the uninterrupted run's"
+    common::resumes_to(
+        &resume,
+        Path::new(&p("part.safetensors")),
+        Path::new(&p("full.safetensors")),
+        "the resumed cross-validation",
     );
 }

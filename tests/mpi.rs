@@ -248,25 +248,7 @@ fn a_killed_rank_ends_every_rank() {
     .spawn()
     .expect("mpirun runs");
     // The ranks are mpirun's children; wait until all three run, then train a while.
-    let started = Instant::now();
-    let ranks = loop {
-        let out = Command::new("pgrep")
-            .args(["-P", &child.id().to_string()])
-            .output()
-            .unwrap();
-        let pids: Vec<String> = String::from_utf8_lossy(&out.stdout)
-            .lines()
-            .map(str::to_string)
-            .collect();
-        if pids.len() >= 3 {
-            break pids;
-        }
-        assert!(
-            started.elapsed() < Duration::from_secs(30),
-            "the ranks did not start"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let ranks = rank_pids(&child, 3);
     std::thread::sleep(Duration::from_secs(2));
     assert!(
         child.try_wait().unwrap().is_none(),
@@ -277,30 +259,11 @@ fn a_killed_rank_ends_every_rank() {
         .args(["-9", &ranks[1]])
         .status()
         .unwrap();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            killed.elapsed() < Duration::from_secs(20),
-            "the other ranks still run 20 s after one was killed"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let seconds = killed.elapsed().as_secs_f64();
+    let (status, seconds) = exit_after(&mut child, killed, "one rank was killed");
     eprintln!("mpirun exited {status:?} {seconds:.1} s after the kill");
     assert!(!status.success());
     assert!(seconds < 10.0, "took {seconds} s");
-    for pid in &ranks {
-        let alive = Command::new("kill")
-            .args(["-0", pid])
-            .status()
-            .unwrap()
-            .success();
-        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map_or(true, |s| s.contains(") Z "));
-        assert!(!alive || zombie, "rank process {pid} still runs");
-    }
+    assert_ended(&ranks);
 }
 
 /// A NaN in the rows of the last rank's share: that rank names the file's row, and every
@@ -339,6 +302,62 @@ fn a_bad_row_in_one_ranks_share_ends_every_rank() {
     assert!(stderr.contains("row 1701"), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(30));
     assert!(!Path::new(&out).exists(), "a model was written");
+}
+
+/// The pids of mpirun's `count` rank processes, once they all run.
+fn rank_pids(child: &std::process::Child, count: usize) -> Vec<String> {
+    let started = Instant::now();
+    loop {
+        let out = Command::new("pgrep")
+            .args(["-P", &child.id().to_string()])
+            .output()
+            .unwrap();
+        let pids: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        if pids.len() >= count {
+            return pids;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the ranks did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Waits for mpirun to exit, at most 20 s after `since` (when `what` happened); returns
+/// its status and the seconds since then.
+fn exit_after(
+    child: &mut std::process::Child,
+    since: Instant,
+    what: &str,
+) -> (std::process::ExitStatus, f64) {
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status, since.elapsed().as_secs_f64());
+        }
+        assert!(
+            since.elapsed() < Duration::from_secs(20),
+            "still running 20 s after {what}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Fails if any of the rank processes still runs (a zombie awaiting its parent has ended).
+fn assert_ended(pids: &[String]) {
+    for pid in pids {
+        let alive = Command::new("kill")
+            .args(["-0", pid])
+            .status()
+            .unwrap()
+            .success();
+        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map_or(true, |s| s.contains(") Z "));
+        assert!(!alive || zombie, "rank process {pid} still runs");
+    }
 }
 
 fn refs(v: &[String]) -> Vec<&str> {
@@ -519,37 +538,18 @@ fn ctrl_c_to_mpirun_ends_every_rank() {
     .stderr(Stdio::piped())
     .spawn()
     .expect("mpirun runs");
+    let ranks = rank_pids(&child, 2);
     std::thread::sleep(Duration::from_secs(3));
     assert!(
         child.try_wait().unwrap().is_none(),
         "the run ended before Ctrl-C"
     );
-    let ranks: Vec<String> = String::from_utf8_lossy(
-        &Command::new("pgrep")
-            .args(["-P", &child.id().to_string()])
-            .output()
-            .unwrap()
-            .stdout,
-    )
-    .lines()
-    .map(str::to_string)
-    .collect();
-    assert_eq!(ranks.len(), 2, "{ranks:?}");
     let sent = Instant::now();
     Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            sent.elapsed() < Duration::from_secs(20),
-            "still running 20 s after Ctrl-C"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    };
+    let (status, seconds) = exit_after(&mut child, sent, "Ctrl-C");
     let mut stderr = String::new();
     use std::io::Read;
     child
@@ -558,22 +558,10 @@ fn ctrl_c_to_mpirun_ends_every_rank() {
         .unwrap()
         .read_to_string(&mut stderr)
         .unwrap();
-    eprintln!(
-        "mpirun exited {status:?} {:.1} s after Ctrl-C:\n{stderr}",
-        sent.elapsed().as_secs_f64()
-    );
+    eprintln!("mpirun exited {status:?} {seconds:.1} s after Ctrl-C:\n{stderr}");
     assert!(!status.success());
     assert!(!stderr.contains("XDG_RUNTIME_DIR"), "{stderr}");
-    for pid in &ranks {
-        let alive = Command::new("kill")
-            .args(["-0", pid])
-            .status()
-            .unwrap()
-            .success();
-        let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-            .map_or(true, |s| s.contains(") Z "));
-        assert!(!alive || zombie, "rank process {pid} still runs");
-    }
+    assert_ended(&ranks);
     // What a checkpoint holds is a whole step of every rank.
     if let Ok(cp) = softmax_regression::Checkpoint::load(Path::new(&ckpt)) {
         assert!(cp.data.starts_with("1797 64 10 "), "{}", cp.data);

@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use common::{digits, gpu};
 use softmax_regression::ranks::{LocalRanks, Ranks};
 use softmax_regression::train::even_row_ranges;
-use softmax_regression::{Backend, Dataset, Fit, Optimizer, Settings, Status, Trainer};
+use softmax_regression::{Backend, Dataset, Optimizer, Settings, Status, Trainer};
 
 fn lbfgs(l2: f64) -> Settings {
     Settings {
@@ -53,15 +53,7 @@ fn on_ranks<T: Send>(
     })
 }
 
-fn fit(trainer: &Trainer, backend: Backend<'_>, data: &Dataset) -> Fit {
-    trainer
-        .fit(backend, data, None, None, |_| ControlFlow::Continue(()))
-        .unwrap()
-}
-
-fn loss(f: &Fit) -> f64 {
-    f.history.last().unwrap().loss
-}
+use common::{final_loss as loss, fit};
 
 #[test]
 fn three_ranks_reach_the_digits_optima_and_agree_bit_for_bit() {

@@ -278,3 +278,49 @@ pub fn npz(path: &std::path::Path, format: &str, members: &[(&str, Vec<u8>)], de
     }
     zip.finish().unwrap();
 }
+
+/// `trainer.fit` on `data` without validation, an initial model or a callback.
+pub fn fit(
+    trainer: &softmax_regression::Trainer,
+    backend: softmax_regression::Backend<'_>,
+    data: &Dataset,
+) -> softmax_regression::Fit {
+    trainer
+        .fit(backend, data, None, None, |_| {
+            std::ops::ControlFlow::Continue(())
+        })
+        .unwrap()
+}
+
+/// J at a fit's last epoch.
+pub fn final_loss(f: &softmax_regression::Fit) -> f64 {
+    f.history.last().unwrap().loss
+}
+
+/// Runs the binary with `resume` (a command that resumes a checkpoint), then checks that
+/// the model it writes to `part` equals, bit for bit, the uninterrupted run's `full`.
+pub fn resumes_to(resume: &[String], part: &std::path::Path, full: &std::path::Path, what: &str) {
+    let out = std::process::Command::new(BIN)
+        .args(resume)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let bits = |path: &std::path::Path| {
+        let (model, _) = softmax_regression::Model::load(path).unwrap();
+        model
+            .theta()
+            .iter()
+            .chain(model.bias().iter())
+            .map(|v| v.to_bits())
+            .collect::<Vec<u32>>()
+    };
+    assert_eq!(
+        bits(part),
+        bits(full),
+        "{what}'s model differs from the uninterrupted run's"
+    );
+}

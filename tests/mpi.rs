@@ -222,31 +222,7 @@ fn a_killed_rank_ends_every_rank() {
     let dir = common::scratch("mpi-kill");
     let (x, y) = digits_files(&dir);
     let out = dir.join("m.safetensors").display().to_string();
-    let mut child = mpirun(
-        3,
-        &[
-            "train",
-            "--data",
-            &x,
-            "--labels",
-            &y,
-            "--backend",
-            "cpu",
-            "--optimizer",
-            "gd",
-            "--epochs",
-            "100000000",
-            "--tol",
-            "0",
-            "--out",
-            &out,
-            "--quiet",
-        ],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("mpirun runs");
+    let mut child = training_without_end(3, &x, &y, &["--out", &out, "--quiet"]);
     // The ranks are mpirun's children; wait until all three run, then train a while.
     let ranks = rank_pids(&child, 3);
     std::thread::sleep(Duration::from_secs(2));
@@ -302,6 +278,32 @@ fn a_bad_row_in_one_ranks_share_ends_every_rank() {
     assert!(stderr.contains("row 1701"), "{stderr}");
     assert!(started.elapsed() < Duration::from_secs(30));
     assert!(!Path::new(&out).exists(), "a model was written");
+}
+
+/// `mpirun -n ranks` of gd on the digits files `x`, `y` for as long as it is let run
+/// (plus `extra` flags), started with stderr piped.
+fn training_without_end(ranks: usize, x: &str, y: &str, extra: &[&str]) -> std::process::Child {
+    let mut args = vec![
+        "train",
+        "--data",
+        x,
+        "--labels",
+        y,
+        "--backend",
+        "cpu",
+        "--optimizer",
+        "gd",
+        "--epochs",
+        "100000000",
+        "--tol",
+        "0",
+    ];
+    args.extend(extra);
+    mpirun(ranks, &args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mpirun runs")
 }
 
 /// The pids of mpirun's `count` rank processes, once they all run.
@@ -510,22 +512,11 @@ fn ctrl_c_to_mpirun_ends_every_rank() {
     let (x, y) = digits_files(&dir);
     let out = dir.join("m.safetensors").display().to_string();
     let ckpt = dir.join("run.ckpt").display().to_string();
-    let mut child = mpirun(
+    let mut child = training_without_end(
         2,
+        &x,
+        &y,
         &[
-            "train",
-            "--data",
-            &x,
-            "--labels",
-            &y,
-            "--backend",
-            "cpu",
-            "--optimizer",
-            "gd",
-            "--epochs",
-            "100000000",
-            "--tol",
-            "0",
             "--out",
             &out,
             "--checkpoint",
@@ -533,11 +524,7 @@ fn ctrl_c_to_mpirun_ends_every_rank() {
             "--checkpoint-every",
             "50",
         ],
-    )
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("mpirun runs");
+    );
     let ranks = rank_pids(&child, 2);
     std::thread::sleep(Duration::from_secs(3));
     assert!(

@@ -554,3 +554,66 @@ fn ctrl_c_to_mpirun_ends_every_rank() {
         assert!(cp.data.starts_with("1797 64 10 "), "{}", cp.data);
     }
 }
+
+/// Shard files: `{rank}` in --data and --labels names each rank's own file. Shard 0 holds
+/// the digits of classes 0–4 and shard 1 those of 5–9, so their labels alone say K = 5 and
+/// K = 10: the ranks agree on 10 and reach the optimum of all the rows.
+#[test]
+fn each_rank_reads_its_own_shard_files() {
+    let _serial = serial();
+    let dir = common::scratch("mpi-shards");
+    let data = common::digits();
+    let x = data.x().unwrap();
+    for (shard, classes) in [(0, 0..5u32), (1, 5..10u32)] {
+        let rows: Vec<usize> = (0..data.n_rows())
+            .filter(|&r| classes.contains(&data.labels()[r]))
+            .collect();
+        let xs: Vec<u8> = rows
+            .iter()
+            .flat_map(|&r| x.row(r).to_vec())
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let ys: Vec<u8> = rows
+            .iter()
+            .flat_map(|&r| i64::from(data.labels()[r]).to_le_bytes())
+            .collect();
+        common::write_npy(
+            &dir.join(format!("x.{shard}.npy")),
+            "<f4",
+            &[rows.len(), 64],
+            &xs,
+        );
+        common::write_npy(
+            &dir.join(format!("y.{shard}.npy")),
+            "<i8",
+            &[rows.len()],
+            &ys,
+        );
+    }
+    let p = |name: &str| dir.join(name).display().to_string();
+    let s = summary(&output(mpirun(
+        2,
+        &[
+            "train",
+            "--data",
+            &p("x.{rank}.npy"),
+            "--labels",
+            &p("y.{rank}.npy"),
+            "--backend",
+            "cpu",
+            "--l2",
+            "1e-3",
+            "--tol",
+            "1e-6",
+            "--epochs",
+            "2000",
+            "--json",
+            "--out",
+            &p("m.safetensors"),
+        ],
+    )));
+    let (j, optimum) = (s["loss"].as_f64().unwrap(), 0.261864547218);
+    assert!(((j - optimum) / optimum).abs() <= 1e-6, "J = {j}");
+    let (model, _) = Model::load(Path::new(&p("m.safetensors"))).unwrap();
+    assert_eq!(model.bias().len(), 10);
+}

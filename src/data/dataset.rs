@@ -391,6 +391,20 @@ impl Dataset {
         })
     }
 
+    /// The same rows with K = `n_classes` (at least the current K): for a share of rows
+    /// that lacks the last classes, when the whole data has them (one rank's shard file).
+    pub fn with_classes(mut self, n_classes: usize) -> Result<Self> {
+        if n_classes < self.n_classes {
+            return Err(Error::setting(
+                "classes",
+                n_classes,
+                format!("the labels need at least {}", self.n_classes),
+            ));
+        }
+        self.n_classes = n_classes;
+        Ok(self)
+    }
+
     /// Rows `rows` (a range of row numbers) as a dataset of their own, for one device's or
     /// one rank's share: dense X is not copied (the part reads the rows from this
     /// dataset's storage when a device needs them), sparse X is.

@@ -30,7 +30,13 @@ pub fn train(mut a: TrainArgs, ranks: Option<&Arc<dyn Ranks>>) -> CliResult<()> 
     let mut plan = TrainPlan::new(&a)?;
     // Under mpirun: this rank's share of the rows, trained with the others; rank 0 alone
     // reports and writes.
-    let share = ranks.map(|r| (r.rank(), r.size()));
+    let mut share = ranks.map(|r| (r.rank(), r.size()));
+    // Shard files: `{rank}` in --data (and --labels) names each rank's own file, which
+    // holds its rows.
+    let sharded = shard_paths(&mut a, share.map_or(0, |(rank, _)| rank));
+    if sharded {
+        share = None;
+    }
     if let Some(ranks) = ranks {
         if plan.path.is_some() {
             return Err(Failure::Input(
@@ -52,6 +58,10 @@ pub fn train(mut a: TrainArgs, ranks: Option<&Arc<dyn Ranks>>) -> CliResult<()> 
         notes,
         ..
     } = load_data(&a, &plan.engine, &plan.trainer, share)?;
+    let (data, k) = match (ranks, sharded) {
+        (Some(ranks), true) => agree_on_classes(ranks.as_ref(), data, k, names.is_some(), &source)?,
+        _ => (data, k),
+    };
     let data = weigh(&a, data, k)?;
     let init = load_init(&a, &data, k)?;
     let mut rows = hold_out(&a, data, k, &source)?;
@@ -152,6 +162,49 @@ struct Loaded {
     notes: Vec<String>,
     /// The data is already this rank's share.
     shared: bool,
+}
+
+/// Puts `rank` for `{rank}` in the paths of --data, --labels and --sample-weights; whether
+/// --data had it (each rank then reads its own shard file).
+fn shard_paths(a: &mut TrainArgs, rank: usize) -> bool {
+    let put = |path: &mut Option<PathBuf>| {
+        if let Some(p) = path.as_mut()
+            && let Some(text) = p.to_str()
+            && text.contains("{rank}")
+        {
+            *p = PathBuf::from(text.replace("{rank}", &rank.to_string()));
+        }
+    };
+    let sharded = a
+        .data
+        .data
+        .as_ref()
+        .and_then(|p| p.to_str())
+        .is_some_and(|p| p.contains("{rank}"));
+    put(&mut a.data.data);
+    put(&mut a.data.labels);
+    put(&mut a.sample_weights);
+    sharded
+}
+
+/// One K for every rank's shard: the largest any shard's labels need (a shard may lack
+/// the last classes). Named classes would be numbered shard by shard, so shards need
+/// integer labels.
+fn agree_on_classes(
+    ranks: &dyn Ranks,
+    data: Dataset,
+    k: usize,
+    named: bool,
+    source: &str,
+) -> CliResult<(Dataset, usize)> {
+    if named {
+        return Err(Failure::Input(format!(
+            "{source}: shard files need integer labels (names would be numbered shard by shard); encode the classes as 0…K−1"
+        )));
+    }
+    let each = ranks.all_gather(&[k as f64])?;
+    let k = each.iter().fold(k, |a, &b| a.max(b as usize));
+    Ok((data.with_classes(k)?, k))
 }
 
 /// The training data, or with ranks (`share` = (rank, ranks)) this rank's even share of

@@ -125,17 +125,30 @@ pub(crate) fn combine(
         gt.scaled_add(w, &part.theta);
         gb.scaled_add(w, &part.bias);
     }
-    let m = m.max(1) as f64;
-    gt.mapv_inplace(|v| v / m);
-    gb.mapv_inplace(|v| v / m);
-    gt.zip_mut_with(&theta, |g, &t| *g += l2 * f64::from(t));
-    let combined = LossGrad {
-        loss: objective_value(loss_sum, m, l2, sum_of_squares(theta)),
-        theta: gt,
-        bias: gb,
-    };
+    let combined = from_sums(loss_sum, gt, gb, m, theta, l2);
     count_combining(started);
     combined
+}
+
+/// J and ∇J at (Θ, λ) over m rows from the sums over those rows of the (weighted)
+/// cross-entropy and of the gradient's terms: each divided by m, then λ's term added once.
+pub(crate) fn from_sums(
+    loss_sum: f64,
+    mut theta_sum: Array2<f64>,
+    mut bias_sum: Array1<f64>,
+    m: usize,
+    theta: ArrayView2<'_, f32>,
+    l2: f64,
+) -> LossGrad {
+    let m = m.max(1) as f64;
+    theta_sum.mapv_inplace(|v| v / m);
+    bias_sum.mapv_inplace(|v| v / m);
+    theta_sum.zip_mut_with(&theta, |g, &t| *g += l2 * f64::from(t));
+    LossGrad {
+        loss: objective_value(loss_sum, m, l2, sum_of_squares(theta)),
+        theta: theta_sum,
+        bias: bias_sum,
+    }
 }
 
 impl Oracle for SumOracle<'_> {

@@ -10,7 +10,8 @@ use std::sync::{Arc, Barrier, Mutex};
 use ndarray::{Array1, Array2, ArrayView1, ArrayView2};
 
 use crate::error::{Error, Result};
-use crate::objective::{LossGrad, Oracle, PointAt, objective_value, sum_of_squares};
+use crate::objective::sum::from_sums;
+use crate::objective::{LossGrad, Oracle, PointAt};
 
 #[cfg(feature = "mpi")]
 pub mod mpi;
@@ -73,13 +74,7 @@ pub(crate) fn any(ranks: &dyn Ranks, mine: bool) -> Result<bool> {
 
 /// The sum over ranks of one number, added in rank order (a collective call).
 pub fn total(ranks: &dyn Ranks, mine: f64) -> Result<f64> {
-    Ok(sum(ranks, &[mine])?[0])
-}
-
-/// The sum over ranks of each value of `local`, added in rank order: the same bits on
-/// every rank.
-pub(crate) fn sum(ranks: &dyn Ranks, local: &[f64]) -> Result<Vec<f64>> {
-    ranks.sum_in_rank_order(local)
+    Ok(ranks.sum_in_rank_order(&[mine])?[0])
 }
 
 /// The oracle of the union of every rank's rows, seen from one rank: `local` evaluates this
@@ -154,18 +149,13 @@ impl<'a> RankOracle<'a> {
                 &[total.len()],
             ));
         }
-        let m = m.max(1) as f64;
         Ok(total
             .chunks(per_point)
             .zip(points)
             .map(|(t, p)| {
-                let mut theta = Array2::from_shape_fn((n, k), |(j, c)| t[1 + j * k + c] / m);
-                theta.zip_mut_with(&p.theta, |g, &v| *g += p.l2 * f64::from(v));
-                LossGrad {
-                    loss: objective_value(t[0], m, p.l2, sum_of_squares(p.theta)),
-                    theta,
-                    bias: Array1::from_shape_fn(k, |c| t[1 + n * k + c] / m),
-                }
+                let theta = Array2::from_shape_fn((n, k), |(j, c)| t[1 + j * k + c]);
+                let bias = Array1::from_shape_fn(k, |c| t[1 + n * k + c]);
+                from_sums(t[0], theta, bias, m, p.theta, p.l2)
             })
             .collect())
     }

@@ -454,6 +454,11 @@ impl Checkpoint {
         })
     }
 
+    /// (rows per device chunk, storage of X) the run was written with.
+    pub(crate) fn device(&self) -> (usize, &str) {
+        (self.chunk_rows, &self.x_storage)
+    }
+
     /// Fails unless this checkpoint continues a run on `data` (whose fingerprint, over every
     /// rank's rows when there are ranks, is `fingerprint`) with `settings`; the message
     /// names the first difference.

@@ -48,3 +48,31 @@ pub(super) fn device_oracle<'c>(
     }
     SumOracle::new(parts)
 }
+
+impl Trainer {
+    /// The oracle of this process's rows on `backend`: the CPU reference, one device, or
+    /// every device's share summed.
+    pub(super) fn local_oracle<'c>(
+        &self,
+        backend: Backend<'c>,
+        data: &Dataset,
+    ) -> Result<Box<dyn Oracle + 'c>> {
+        let chunk_rows = self.settings.chunk_rows;
+        Ok(match backend {
+            Backend::Cpu => Box::new(CpuOracle::new(data)?),
+            Backend::Gpu(ctx) => Box::new(GpuOracle::new(ctx, data, chunk_rows)?),
+            Backend::Devices(all) => Box::new(device_oracle(all, data, chunk_rows, 1)?),
+        })
+    }
+
+    /// `local` summed over every rank's rows, with ranks; `local` itself without.
+    pub(super) fn over_ranks<'c>(
+        &self,
+        local: Box<dyn Oracle + 'c>,
+    ) -> Result<Box<dyn Oracle + 'c>> {
+        Ok(match self.ranks() {
+            Some(ranks) => Box::new(RankOracle::new(local, Arc::clone(ranks))?),
+            None => local,
+        })
+    }
+}

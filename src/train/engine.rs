@@ -284,26 +284,16 @@ impl Trainer {
                 "several devices or ranks train with full batches (lbfgs, or gd without a batch size)",
             ));
         }
-        // With ranks: gd's steps on the host from every rank's summed gradient.
-        if let Some(ranks) = self.ranks() {
-            let local: Box<dyn Oracle + 'a> = match backend {
-                Backend::Cpu => Box::new(CpuOracle::new(train)?),
-                Backend::Gpu(ctx) => Box::new(GpuOracle::new(ctx, train, s.chunk_rows)?),
-                Backend::Devices(all) => Box::new(device_oracle(all, train, s.chunk_rows, 1)?),
-            };
-            let oracle = RankOracle::new(local, Arc::clone(ranks))?;
-            return Ok(Box::new(host(HostGradient::Oracle(
-                Box::new(oracle),
-                backend,
-            ))));
+        // Several devices or ranks: gd's steps on the host from the summed gradient.
+        if shared {
+            let oracle = self.over_ranks(self.local_oracle(backend, train)?)?;
+            return Ok(Box::new(host(HostGradient::Oracle(oracle, backend))));
         }
         Ok(match backend {
-            // Several devices: gd's steps on the host from their summed gradients.
-            Backend::Devices(all) => {
-                let oracle = device_oracle(all, train, s.chunk_rows, 1)?;
-                Box::new(host(HostGradient::Oracle(Box::new(oracle), backend)))
+            // (Several devices were taken above.)
+            Backend::Cpu | Backend::Devices(_) => {
+                Box::new(host(HostGradient::Cpu(CpuOracle::new(train)?)))
             }
-            Backend::Cpu => Box::new(host(HostGradient::Cpu(CpuOracle::new(train)?))),
             Backend::Gpu(ctx) => {
                 let problem = DeviceChunks::new(
                     ctx,

@@ -25,15 +25,12 @@ impl Trainer {
             let oracle = cell.borrow();
             (oracle.chunk_plan(), oracle.is_streamed())
         });
-        let mut oracle: Box<dyn Oracle + '_> = match (&gpu, backend) {
-            (Some(cell), _) => Box::new(SharedOracle(cell)),
-            (None, Backend::Devices(all)) => Box::new(device_oracle(all, train, s.chunk_rows, 1)?),
-            (None, _) => Box::new(CpuOracle::new(train)?),
+        let local: Box<dyn Oracle + '_> = match &gpu {
+            Some(cell) => Box::new(SharedOracle(cell)),
+            None => self.local_oracle(backend, train)?,
         };
         // With ranks, every call adds every rank's partials.
-        if let Some(ranks) = self.ranks() {
-            oracle = Box::new(RankOracle::new(oracle, Arc::clone(ranks))?);
-        }
+        let mut oracle = self.over_ranks(local)?;
         // Without one device's oracle to measure on: the CPU reference, or the first of
         // several devices.
         let mut cpu_accuracy = (s.track_accuracy && gpu.is_none())
@@ -70,15 +67,7 @@ impl Trainer {
                     )?;
                     // Over every rank's rows, with ranks.
                     let validation = self.global_metrics(validation, validation_rows)?;
-                    let train_accuracy = self
-                        .global_metrics(
-                            train_accuracy.map(|accuracy| Metrics {
-                                log_loss: 0.0,
-                                accuracy,
-                            }),
-                            train.n_rows(),
-                        )?
-                        .map(|m| m.accuracy);
+                    let train_accuracy = self.global_accuracy(train_accuracy, train.n_rows())?;
                     let report = EpochReport {
                         epoch: it.iteration,
                         loss: it.loss,
@@ -143,7 +132,7 @@ impl Trainer {
         // have the same one (0 on the CPU, which has no chunks).
         let chunk_rows = device.map_or(0, |(plan, _)| plan.chunk_rows);
         let x_storage = x_storage_of(backend);
-        self.check_device(resumed, chunk_rows, x_storage)?;
+        self.check_device(resumed.map(Checkpoint::device), chunk_rows, x_storage)?;
         let fingerprint = self.fingerprint(train)?;
         Ok(move |state: &LbfgsState| {
             self.save_checkpoint(lbfgs_checkpoint(

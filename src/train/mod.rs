@@ -163,6 +163,16 @@ impl Trainer {
         }
     }
 
+    /// A training accuracy measured on this rank's `rows` as one over every rank's rows;
+    /// unchanged without ranks. A collective call.
+    fn global_accuracy(&self, local: Option<f64>, rows: usize) -> Result<Option<f64>> {
+        let local = local.map(|accuracy| Metrics {
+            log_loss: 0.0,
+            accuracy,
+        });
+        Ok(self.global_metrics(local, rows)?.map(|m| m.accuracy))
+    }
+
     /// Metrics measured on this rank's rows (`rows` of them) as metrics over every rank's
     /// rows; unchanged without ranks. A collective call.
     fn global_metrics(&self, local: Option<Metrics>, rows: usize) -> Result<Option<Metrics>> {
@@ -171,7 +181,7 @@ impl Trainer {
         };
         let w = rows as f64;
         let mine = local.map_or([0.0; 3], |m| [m.log_loss * w, m.accuracy * w, w]);
-        let total = crate::ranks::sum(ranks.as_ref(), &mine)?;
+        let total = ranks.sum_in_rank_order(&mine)?;
         Ok(local.map(|_| Metrics {
             log_loss: total[0] / total[2],
             accuracy: total[1] / total[2],
@@ -272,13 +282,18 @@ impl Trainer {
         Ok(Some(checkpoint))
     }
 
-    fn save_checkpoint(&self, checkpoint: Checkpoint) -> Result<()> {
+    /// Where this process writes checkpoints: nowhere without them, and with ranks only
+    /// on rank 0, which writes for every rank (they hold the same state).
+    fn checkpoint_target(&self) -> Option<&Path> {
         match &self.checkpoints {
-            // Rank 0 writes for every rank: they hold the same state.
-            Some(_) if self.ranks().is_some_and(|r| r.rank() != 0) => Ok(()),
-            Some((path, _)) => checkpoint.save(path),
-            None => Ok(()),
+            Some(_) if self.ranks().is_some_and(|r| r.rank() != 0) => None,
+            other => other.as_ref().map(|(path, _)| path.as_path()),
         }
+    }
+
+    fn save_checkpoint(&self, checkpoint: Checkpoint) -> Result<()> {
+        self.checkpoint_target()
+            .map_or(Ok(()), |path| checkpoint.save(path))
     }
 
     /// An error about the checkpoint being resumed.
@@ -292,23 +307,22 @@ impl Trainer {
         }
     }
 
-    /// Fails unless the resumed checkpoint was written with the same device chunks (they
-    /// decide the order of the sums, and mini-batches are drawn within a chunk) and the same
-    /// storage of X (it decides the values).
+    /// Fails unless the resumed checkpoint, which recorded `written` = (rows per device
+    /// chunk, storage of X), was written with the same device chunks (they decide the order
+    /// of the sums, and mini-batches are drawn within a chunk) and the same storage of X
+    /// (it decides the values).
     fn check_device(
         &self,
-        resumed: Option<&Checkpoint>,
+        written: Option<(usize, &str)>,
         chunk_rows: usize,
         x_storage: &str,
     ) -> Result<()> {
-        match resumed {
-            Some(cp) if cp.chunk_rows != chunk_rows => Err(self.checkpoint_error(format!(
-                "was written with device chunks of {} rows, this run has {chunk_rows}; resume on the same adapter with the same settings and memory budget",
-                cp.chunk_rows
+        match written {
+            Some((rows, _)) if rows != chunk_rows => Err(self.checkpoint_error(format!(
+                "was written with device chunks of {rows} rows, this run has {chunk_rows}; resume on the same adapter with the same settings and memory budget"
             ))),
-            Some(cp) if cp.x_storage != x_storage => Err(self.checkpoint_error(format!(
-                "was written with X stored as {}, this run stores it as {x_storage}; resume with the same storage (--x-storage {})",
-                cp.x_storage, cp.x_storage
+            Some((_, storage)) if storage != x_storage => Err(self.checkpoint_error(format!(
+                "was written with X stored as {storage}, this run stores it as {x_storage}; resume with the same storage (--x-storage {storage})"
             ))),
             _ => Ok(()),
         }
@@ -472,7 +486,7 @@ impl Trainer {
         let started = Instant::now();
         let chunk_rows = engine.chunk_plan().chunk_rows;
         let x_storage = x_storage_of(backend);
-        self.check_device(resumed, chunk_rows, x_storage)?;
+        self.check_device(resumed.map(Checkpoint::device), chunk_rows, x_storage)?;
         let mut run = GradientRun {
             rng: SplitMix64::new(s.seed),
             t: 0,
@@ -603,17 +617,7 @@ impl Trainer {
         } else {
             None
         };
-        let train_accuracy = match (train_accuracy, self.ranks()) {
-            (Some(a), Some(_)) => {
-                let local = Metrics {
-                    log_loss: 0.0,
-                    accuracy: a,
-                };
-                self.global_metrics(Some(local), engine.rows())?
-                    .map(|m| m.accuracy)
-            }
-            (other, _) => other,
-        };
+        let train_accuracy = self.global_accuracy(train_accuracy, engine.rows())?;
         let report = EpochReport {
             epoch,
             loss,

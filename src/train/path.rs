@@ -271,7 +271,9 @@ impl Trainer {
                 models: std::mem::take(journal.0),
                 earlier: stage.earlier.to_vec(),
             };
-            let saved = self.save_path_checkpoint(&checkpoint);
+            let saved = self
+                .checkpoint_target()
+                .map_or(Ok(()), |path| checkpoint.save(path));
             *journal.0 = checkpoint.models;
             saved
         };
@@ -376,19 +378,14 @@ impl Trainer {
         let Some(cp) = self.resumed_path()?.filter(|cp| cp.stage == index) else {
             return Ok(None);
         };
-        let x_storage = x_storage_of(backend);
         if cp.models.len() != models {
             return Err(self.checkpoint_error(format!(
                 "holds {} models, this path has {models}; resume with the same strengths",
                 cp.models.len()
             )));
         }
-        if cp.chunk_rows != chunk_rows || cp.x_storage != x_storage {
-            return Err(self.checkpoint_error(format!(
-                "was written with device chunks of {} rows and X stored as {}, this run has {chunk_rows} and {x_storage}; resume on the same adapter with the same settings and memory budget",
-                cp.chunk_rows, cp.x_storage
-            )));
-        }
+        let written = (cp.chunk_rows, cp.x_storage.as_str());
+        self.check_device(Some(written), chunk_rows, x_storage_of(backend))?;
         if cp.models_per_pass != per_pass {
             return Err(self.checkpoint_error(format!(
                 "was written with {} models per pass over X, this run holds {per_pass}; resume on the same adapter with the same memory budget",
@@ -396,12 +393,5 @@ impl Trainer {
             )));
         }
         Ok(Some(cp.models.clone()))
-    }
-
-    fn save_path_checkpoint(&self, checkpoint: &PathCheckpoint) -> Result<()> {
-        match &self.checkpoints {
-            Some((path, _)) => checkpoint.save(path),
-            None => Ok(()),
-        }
     }
 }

@@ -184,10 +184,7 @@ fn ranks_end_where_one_process_ends_and_repeat_bit_for_bit() {
     for ranks in [2, 3] {
         let out = p(&format!("r{ranks}.safetensors"));
         let arg_refs = args(&out);
-        let s = summary(&output(mpirun(
-            ranks,
-            &arg_refs.iter().map(String::as_str).collect::<Vec<_>>(),
-        )));
+        let s = summary(&output(mpirun(ranks, &refs(&arg_refs))));
         let (j, it) = (s["loss"].as_f64().unwrap(), s["epochs"].as_u64().unwrap());
         eprintln!("one process: J = {j1:.12} after {it1}; {ranks} ranks: J = {j:.12} after {it}");
         assert_eq!(s["status"], "converged");
@@ -202,10 +199,7 @@ fn ranks_end_where_one_process_ends_and_repeat_bit_for_bit() {
         if ranks == 2 {
             let again = p("r2-again.safetensors");
             let arg_refs = args(&again);
-            summary(&output(mpirun(
-                2,
-                &arg_refs.iter().map(String::as_str).collect::<Vec<_>>(),
-            )));
+            summary(&output(mpirun(2, &refs(&arg_refs))));
             assert_eq!(
                 bits(Path::new(&out)),
                 bits(Path::new(&again)),

@@ -106,18 +106,11 @@ pub(super) fn run(
         report_text(a, &selection, folds.as_ref(), rows);
     }
     match chosen.status {
-        Status::Interrupted => Err(Failure::Interrupted(match trainer.checkpoint_path() {
-            Some(checkpoint) => format!(
-                "interrupted; {} holds the best strength's weights as reached and {} the checkpoint: add --resume {} to the same command to continue",
-                a.out.display(),
-                checkpoint.display(),
-                checkpoint.display()
-            ),
-            None => format!(
-                "interrupted; {} holds the best strength's weights as reached (pass --checkpoint PATH to be able to resume)",
-                a.out.display()
-            ),
-        })),
+        Status::Interrupted => Err(super::train::interrupted(
+            a,
+            trainer,
+            "the best strength's weights as reached",
+        )),
         Status::Diverged => Err(Failure::Runtime(format!(
             "training diverged at the chosen strength; {} holds the last finite weights",
             a.out.display()

@@ -164,6 +164,21 @@ struct Loaded {
     shared: bool,
 }
 
+/// Rank `rank` of `size`'s even share of `all` rows of `source`, which must have a row for
+/// every rank.
+fn rank_rows(
+    all: usize,
+    (rank, size): (usize, usize),
+    source: &str,
+) -> CliResult<std::ops::Range<usize>> {
+    if all < size {
+        return Err(Failure::Input(format!(
+            "{source} has {all} rows, fewer than the {size} ranks to share them"
+        )));
+    }
+    Ok(softmax_regression::train::even_row_ranges(all, size)[rank].clone())
+}
+
 /// Puts `rank` for `{rank}` in the paths of --data, --labels and --sample-weights; whether
 /// --data had it (each rank then reads its own shard file).
 fn shard_paths(a: &mut TrainArgs, rank: usize) -> bool {
@@ -220,16 +235,8 @@ fn load_data(
     if let Some((rank, size)) = share
         && !loaded.shared
     {
-        let all = loaded.data.n_rows();
-        if all < size {
-            return Err(Failure::Input(format!(
-                "{} has {all} rows, fewer than the {size} ranks to share them",
-                loaded.source
-            )));
-        }
-        let rows: Vec<usize> = softmax_regression::train::even_row_ranges(all, size)[rank]
-            .clone()
-            .collect();
+        let rows: Vec<usize> =
+            rank_rows(loaded.data.n_rows(), (rank, size), &loaded.source)?.collect();
         loaded.data = loaded.data.select_rows(&rows)?;
     }
     Ok(loaded)
@@ -357,13 +364,7 @@ fn load_mapped(a: &TrainArgs, path: &Path, share: Option<(usize, usize)>) -> Cli
     let data = match share {
         // This rank's rows of the mapped file, the only ones it reads (and checks).
         Some((rank, size)) => {
-            if x.n_rows() < size {
-                return Err(Failure::Input(format!(
-                    "{source} has {} rows, fewer than the {size} ranks to share them",
-                    x.n_rows()
-                )));
-            }
-            let rows = softmax_regression::train::even_row_ranges(x.n_rows(), size)[rank].clone();
+            let rows = rank_rows(x.n_rows(), (rank, size), &source)?;
             let start = rows.start;
             let mine = RowRange::new(Arc::new(x), rows.clone()).map_err(input)?;
             // A bad value is named by its row of the file, not of this rank's share.
@@ -745,20 +746,26 @@ fn outcome(a: &TrainArgs, fit: &Fit, trainer: &Trainer) -> CliResult<()> {
             "training diverged; {} holds the last finite weights",
             a.out.display()
         ))),
-        Status::Interrupted => Err(Failure::Interrupted(match trainer.checkpoint_path() {
-            Some(path) => format!(
-                "interrupted; {} holds the weights reached and {} the checkpoint: add --resume {} to the same command to continue",
-                a.out.display(),
-                path.display(),
-                path.display()
-            ),
-            None => format!(
-                "interrupted; {} holds the weights reached (pass --checkpoint PATH to be able to resume)",
-                a.out.display()
-            ),
-        })),
+        Status::Interrupted => Err(interrupted(a, trainer, "the weights reached")),
         _ => Ok(()),
     }
+}
+
+/// The failure of a run an interrupt stopped: the model file holds `what`, and how to
+/// continue from the checkpoint, or how to be able to next time.
+pub(super) fn interrupted(a: &TrainArgs, trainer: &Trainer, what: &str) -> Failure {
+    Failure::Interrupted(match trainer.checkpoint_path() {
+        Some(path) => format!(
+            "interrupted; {} holds {what} and {} the checkpoint: add --resume {} to the same command to continue",
+            a.out.display(),
+            path.display(),
+            path.display()
+        ),
+        None => format!(
+            "interrupted; {} holds {what} (pass --checkpoint PATH to be able to resume)",
+            a.out.display()
+        ),
+    })
 }
 
 fn training_curve(history: &[EpochReport], title: &[String], optimizer: Optimizer) -> String {

@@ -571,11 +571,7 @@ impl PathCheckpoint {
         }
         let list = |values: &mut dyn Iterator<Item = String>| values.collect::<Vec<_>>().join(",");
         for (i, c) in self.earlier.iter().enumerate() {
-            let kind = match c.strength {
-                Strength::L2(_) => "l2",
-                Strength::C(_) => "C",
-            };
-            meta.insert(format!("earlier{i}_strength"), kind.into());
+            meta.insert(format!("earlier{i}_strength"), c.strength.setting().into());
             f64s.push(RawTensor::f64(
                 format!("earlier{i}_value"),
                 vec![1],

@@ -9,10 +9,7 @@ use super::*;
 
 /// Checks a list of strengths: at least one, each finite and > 0.
 pub fn check_strengths(strengths: &[Strength]) -> Result<()> {
-    let name = match strengths.first() {
-        Some(Strength::C(_)) => "C",
-        _ => "l2",
-    };
+    let name = strengths.first().map_or("l2", |s| s.setting());
     if strengths.is_empty() {
         return Err(Error::setting(name, "(none)", "give at least one value"));
     }
@@ -220,10 +217,7 @@ impl Choice<'_> {
             .iter()
             .map(|s| format!("{:?}", s.value()))
             .collect();
-        let kind = match self.strengths.first() {
-            Some(Strength::C(_)) => "C",
-            _ => "l2",
-        };
+        let kind = self.strengths.first().map_or("l2", |s| s.setting());
         format!(
             "strengths={kind}:{} score={} warm_start={} {held_out}",
             values.join(","),

@@ -31,6 +31,14 @@ impl Strength {
         }
     }
 
+    /// "l2" or "C": the setting (and flag) that gives it.
+    pub fn setting(self) -> &'static str {
+        match self {
+            Strength::L2(_) => "l2",
+            Strength::C(_) => "C",
+        }
+    }
+
     /// "λ" or "C".
     pub fn symbol(self) -> &'static str {
         match self {

@@ -184,6 +184,14 @@ pub struct AdapterSummary {
     pub limits: wgpu::Limits,
 }
 
+impl AdapterSummary {
+    /// Whether the adapter is a software rasteriser (Mesa's llvmpipe or lavapipe, WARP),
+    /// which computes more slowly than the CPU engine.
+    pub fn is_software(&self) -> bool {
+        self.device_type == wgpu::DeviceType::Cpu
+    }
+}
+
 pub(super) fn instance(backends: wgpu::Backends) -> wgpu::Instance {
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
     desc.backends = backends;

@@ -8,7 +8,7 @@ pub(crate) mod kernels;
 pub mod single;
 mod storage;
 
-pub use crate::util::human_bytes;
+pub use crate::util::{human_bytes, parse_size};
 pub use adapter::{AdapterRequest, AdapterSummary, list_adapters};
 pub use chunks::ChunkPlan;
 pub use context::GpuContext;

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use softmax_regression::formats::{self, Format, Header, LabelColumn, LoadOptions};
-use softmax_regression::gpu::XStorage;
+use softmax_regression::gpu::{XStorage, parse_size};
 
 #[derive(Parser)]
 #[command(
@@ -386,31 +386,6 @@ pub struct InfoArgs {
     /// Print JSON.
     #[arg(long)]
     pub json: bool,
-}
-
-/// Parses a size such as `512MiB`, `4GB`, `1.5GiB` or `1000000` (bytes).
-pub fn parse_size(text: &str) -> Result<u64, String> {
-    let t = text.trim();
-    let split = t
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(t.len());
-    let (number, unit) = t.split_at(split);
-    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1.0,
-        "k" | "kb" => 1e3,
-        "m" | "mb" => 1e6,
-        "g" | "gb" => 1e9,
-        "t" | "tb" => 1e12,
-        "kib" => 1024.0,
-        "mib" => 1024.0 * 1024.0,
-        "gib" => 1024.0 * 1024.0 * 1024.0,
-        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
-        _ => return Err("expected a size such as 512MiB, 4GB or a number of bytes".into()),
-    };
-    match number.parse::<f64>() {
-        Ok(v) if v.is_finite() && v > 0.0 && v * scale < u64::MAX as f64 => Ok((v * scale) as u64),
-        _ => Err("expected a size such as 512MiB, 4GB or a number of bytes".into()),
-    }
 }
 
 /// How the library should read the files the data flags name.

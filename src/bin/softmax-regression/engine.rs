@@ -61,7 +61,7 @@ pub fn choose_engine(
     }
     let (adapters, pick) = softmax_regression::gpu::list_adapters(&request);
     let software = match pick.map(|i| &adapters[i]) {
-        Some(a) if a.device_type != wgpu::DeviceType::Cpu => {
+        Some(a) if !a.is_software() => {
             return Ok(Engine {
                 request: Some(request),
                 why: None,

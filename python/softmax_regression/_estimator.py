@@ -166,7 +166,13 @@ class _Base(ClassifierMixin, BaseEstimator):
         if sample_weight is not None:
             weights = _check_sample_weight(sample_weight, X, dtype=np.float32)
         if self.class_weight is not None:
-            per_class = compute_class_weight(self.class_weight, classes=classes, y=y)
+            # "balanced" counts the rows' weights where scikit-learn does (>= 1.6).
+            try:
+                per_class = compute_class_weight(
+                    self.class_weight, classes=classes, y=y, sample_weight=weights
+                )
+            except TypeError:
+                per_class = compute_class_weight(self.class_weight, classes=classes, y=y)
             row_weights = per_class[y_encoded].astype(np.float32)
             weights = row_weights if weights is None else weights * row_weights
         if weights is not None:

@@ -67,7 +67,7 @@ impl Raw {
             Dtype::F32 | Dtype::I32 | Dtype::U32 => 4,
             Dtype::F64 | Dtype::I64 => 8,
         };
-        if b.1 > 0 && (b.0 == 0 || b.0 % size != 0) {
+        if b.1 > 0 && (b.0 == 0 || !b.0.is_multiple_of(size)) {
             return Err(PyValueError::new_err(
                 "internal: an array's address is null or misaligned",
             ));
@@ -285,8 +285,10 @@ impl Options {
 
 /// Opened adapters, kept for the life of the process: opening one takes longer than a
 /// small fit. Keyed by the device string and X's storage.
-fn contexts() -> &'static Mutex<HashMap<(String, String), Arc<GpuContext>>> {
-    static CONTEXTS: OnceLock<Mutex<HashMap<(String, String), Arc<GpuContext>>>> = OnceLock::new();
+type Contexts = Mutex<HashMap<(String, String), Arc<GpuContext>>>;
+
+fn contexts() -> &'static Contexts {
+    static CONTEXTS: OnceLock<Contexts> = OnceLock::new();
     CONTEXTS.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
@@ -607,7 +609,7 @@ fn cross_validate<'py>(
                         None => "refit on every row at the chosen strength".to_string(),
                     });
                 }
-                if step.report.epoch % 10 == 0 {
+                if step.report.epoch.is_multiple_of(10) {
                     let _ = tx.send(format!(
                         "  strength {}: {}",
                         step.strength + 1,
@@ -695,10 +697,12 @@ fn load_model(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Bound<'_, Py
     Ok(out)
 }
 
-/// The adapters wgpu finds, as (index, name, backend, type, driver), and the index
-/// `device="gpu"` takes.
+/// One adapter: index, name, backend, type, driver.
+type AdapterRow = (usize, String, String, String, String);
+
+/// The adapters wgpu finds, and the index `device="gpu"` takes.
 #[pyfunction]
-fn adapters(py: Python<'_>) -> (Vec<(usize, String, String, String, String)>, Option<usize>) {
+fn adapters(py: Python<'_>) -> (Vec<AdapterRow>, Option<usize>) {
     py.detach(|| {
         let (list, pick) = list_adapters(&AdapterRequest::default());
         let rows = list

@@ -208,3 +208,33 @@ def test_ctrl_c_stops_training_and_raises_keyboard_interrupt(tmp_path):
     assert "KeyboardInterrupt raised" in out, out
     assert proc.returncode == 3
     assert waited < 5.0, f"training took {waited:.1f} s to stop after Ctrl-C"
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_fit_releases_the_gil_while_training():
+    import threading
+
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((20_000, 50)).astype(np.float32)
+    y = rng.integers(0, 5, 20_000)
+    ticks = []
+    done = threading.Event()
+
+    def count():
+        while not done.is_set():
+            ticks.append(time.monotonic())
+            time.sleep(0.005)
+
+    thread = threading.Thread(target=count)
+    thread.start()
+    try:
+        started = time.monotonic()
+        SoftmaxRegression(l2=1e-9, tol=0, max_iter=60).fit(X, y)
+        ended = time.monotonic()
+    finally:
+        done.set()
+        thread.join()
+    during = [t for t in ticks if started + 0.2 < t < ended - 0.05]
+    # A thread that could not run while fit held the GIL would not tick at all.
+    assert ended - started > 0.5, "the fit was too short to tell"
+    assert len(during) >= 0.3 * (ended - started - 0.25) / 0.005, (len(during), ended - started)

@@ -91,3 +91,38 @@ fn split_is_seeded_and_disjoint() {
         })
     ));
 }
+
+#[test]
+fn shared_values_are_used_in_place_and_checked_like_an_owned_array() {
+    use std::sync::Arc;
+    let values: Vec<f32> = (0..12).map(|v| v as f32 * 0.25).collect();
+    let shared = Arc::new(values.clone());
+    let address = shared.as_ptr();
+    let data = Dataset::from_shared(shared, 4, 3, &[0, 1, 2, 1], 3).unwrap();
+    let x = data.x().unwrap();
+    assert_eq!(x.as_ptr(), address, "the values were copied");
+    assert_eq!(x, Array2::from_shape_vec((4, 3), values.clone()).unwrap());
+    // Row reads serve the same values (the GPU's uploads go through them).
+    let mut row = [0f32; 3];
+    data.source().read_rows(2, &mut row).unwrap();
+    assert_eq!(row, [1.5, 1.75, 2.0]);
+
+    let mut bad = values.clone();
+    bad[7] = f32::NAN;
+    assert!(matches!(
+        Dataset::from_shared(Arc::new(bad), 4, 3, &[0, 1, 2, 1], 3),
+        Err(Error::NonFinite {
+            row: 2,
+            column: 1,
+            ..
+        })
+    ));
+    assert!(matches!(
+        Dataset::from_shared(Arc::new(values.clone()), 5, 3, &[0, 1, 2, 1, 0], 3),
+        Err(Error::ShapeMismatch { .. })
+    ));
+    assert!(matches!(
+        Dataset::from_shared(Arc::new(values), 4, 3, &[0, 1, 3, 1], 3),
+        Err(Error::LabelOutOfRange { row: 2, .. })
+    ));
+}

@@ -1,8 +1,9 @@
 """The scikit-learn estimators over the crate: SoftmaxRegression and SoftmaxRegressionCV.
 
 Arrays are checked here (scikit-learn's own validation: finite values, shapes, feature
-names), then handed to the crate's training by address, without a copy in Python; the
-crate copies X once into its own memory (converting float64 to float32 in the same pass).
+names), then handed to the crate's training by address: a C-contiguous float32 X is used
+in place, without a copy; float64 (or another layout) is converted to float32 once, in the
+crate.
 """
 
 import json

@@ -14,7 +14,7 @@ use std::sync::mpsc::{self, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
-use ndarray::{Array1, Array2, ArrayView2};
+use ndarray::{Array1, Array2};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
@@ -122,6 +122,18 @@ impl Raw {
     }
 }
 
+/// A float32 array used in place: the dataset built over it lives only within the call,
+/// while the Python caller keeps the array referenced.
+struct BorrowedF32(Raw);
+
+impl AsRef<[f32]> for BorrowedF32 {
+    fn as_ref(&self) -> &[f32] {
+        // SAFETY: Features::dataset makes it for float32 buffers only; the caller keeps
+        // the array alive and unchanged for the whole call.
+        unsafe { self.0.slice::<f32>() }
+    }
+}
+
 /// X as the Python layer hands it over: dense (rows, cols, values) or CSR (rows, cols,
 /// indptr, indices, values).
 #[derive(Clone, Copy)]
@@ -170,11 +182,8 @@ impl Features {
                     return Err(shape("X", &[rows * cols], &[values.len]));
                 }
                 if values.dtype == Dtype::F32 {
-                    // SAFETY: f32 checked; the caller keeps X alive for the call.
-                    let flat = unsafe { values.slice::<f32>() };
-                    let view = ArrayView2::from_shape((rows, cols), flat)
-                        .map_err(|_| shape("X", &[rows, cols], &[flat.len()]))?;
-                    Dataset::new(view, &labels, n_classes)?
+                    let shared = Arc::new(BorrowedF32(values));
+                    Dataset::from_shared(shared, rows, cols, &labels, n_classes)?
                 } else {
                     let x = Array2::from_shape_vec((rows, cols), values.to_f32())
                         .map_err(|_| shape("X", &[rows, cols], &[values.len]))?;
@@ -459,11 +468,33 @@ fn f32_bytes<'py>(py: Python<'py>, values: &[f32]) -> Bound<'py, PyBytes> {
     PyBytes::new(py, bytemuck::cast_slice(values))
 }
 
-/// Θ (n, K) row-major and b (K) as bytes.
-fn model_bytes<'py>(py: Python<'py>, model: &Model) -> (Bound<'py, PyBytes>, Bound<'py, PyBytes>) {
+/// A dict with Θ (n, K) row-major and b (K) as f32 bytes (`theta`, `bias`).
+fn model_dict<'py>(py: Python<'py>, model: &Model) -> PyResult<Bound<'py, PyDict>> {
     let theta: Vec<f32> = model.theta().iter().copied().collect();
-    let bias: Vec<f32> = model.bias().to_vec();
-    (f32_bytes(py, &theta), f32_bytes(py, &bias))
+    let out = PyDict::new(py);
+    out.set_item("theta", f32_bytes(py, &theta))?;
+    out.set_item("bias", f32_bytes(py, &model.bias().to_vec()))?;
+    Ok(out)
+}
+
+/// [`model_dict`] with how the training ended: `status`, `n_iter`, `loss`,
+/// `grad_max_norm` and `engine`.
+fn trained_dict<'py>(
+    py: Python<'py>,
+    model: &Model,
+    status: Status,
+    n_iter: usize,
+    loss: Option<f64>,
+    grad_max_norm: Option<f64>,
+    engine: &str,
+) -> PyResult<Bound<'py, PyDict>> {
+    let out = model_dict(py, model)?;
+    out.set_item("status", status.name())?;
+    out.set_item("n_iter", n_iter)?;
+    out.set_item("loss", loss)?;
+    out.set_item("grad_max_norm", grad_max_norm)?;
+    out.set_item("engine", engine)?;
+    Ok(out)
 }
 
 /// Θ (n, K) and b (K) from the bytes of a previous fit.
@@ -481,6 +512,19 @@ fn model_from(theta: &[u8], bias: &[u8], n: usize, k: usize) -> sr::Result<Model
     Model::new(theta, Array1::from_vec(bias))
 }
 
+/// The arrays every training call takes: X, the labels and the sample weights.
+fn inputs(
+    x: &Bound<'_, PyAny>,
+    labels: Buffer,
+    sample_weight: Option<Buffer>,
+) -> PyResult<(Features, Raw, Option<Raw>)> {
+    Ok((
+        Features::from_py(x)?,
+        Raw::new(labels)?,
+        sample_weight.map(Raw::new).transpose()?,
+    ))
+}
+
 /// Trains one model; returns a dict with `theta` (n, K) and `bias` (K) as f32 bytes,
 /// `status`, `n_iter`, `loss`, `grad_max_norm`, `evaluations` and `engine`.
 #[pyfunction]
@@ -496,9 +540,7 @@ fn fit<'py>(
     init: Option<(Vec<u8>, Vec<u8>)>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let features = Features::from_py(x)?;
-    let labels = Raw::new(labels)?;
-    let weights = sample_weight.map(Raw::new).transpose()?;
+    let (features, labels, weights) = inputs(x, labels, sample_weight)?;
     let n = match features {
         Features::Dense { cols, .. } | Features::Csr { cols, .. } => cols,
     };
@@ -523,17 +565,17 @@ fn fit<'py>(
         Ok::<_, Error>((fit, engine))
     })?;
     let (fit, engine) = outcome.map_err(py_error)?;
-    let (theta, bias) = model_bytes(py, &fit.model);
     let last = fit.history.last();
-    let out = PyDict::new(py);
-    out.set_item("theta", theta)?;
-    out.set_item("bias", bias)?;
-    out.set_item("status", fit.status.name())?;
-    out.set_item("n_iter", fit.history.len())?;
-    out.set_item("loss", last.map(|r| r.loss))?;
-    out.set_item("grad_max_norm", last.map(|r| r.grad_max_norm))?;
+    let out = trained_dict(
+        py,
+        &fit.model,
+        fit.status,
+        fit.history.len(),
+        last.map(|r| r.loss),
+        last.map(|r| r.grad_max_norm),
+        &engine,
+    )?;
     out.set_item("evaluations", fit.evaluations)?;
-    out.set_item("engine", engine)?;
     out.set_item("summary", fit.summary(&settings))?;
     Ok(out)
 }
@@ -558,9 +600,7 @@ fn cross_validate<'py>(
     warm_start: bool,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let features = Features::from_py(x)?;
-    let labels = Raw::new(labels)?;
-    let weights = sample_weight.map(Raw::new).transpose()?;
+    let (features, labels, weights) = inputs(x, labels, sample_weight)?;
     let fold_of = Raw::new(fold_of)?.to_u32();
     let strengths: Vec<Strength> = strengths
         .iter()
@@ -644,19 +684,20 @@ fn cross_validate<'py>(
         .iter()
         .map(|c| c.statuses.iter().map(|s| s.name()).collect())
         .collect();
-    let (theta, bias) = model_bytes(py, &selection.chosen.model);
-    let out = PyDict::new(py);
+    let chosen = &selection.chosen;
+    let out = trained_dict(
+        py,
+        &chosen.model,
+        chosen.status,
+        chosen.iterations,
+        Some(chosen.loss),
+        Some(chosen.grad_max_norm),
+        &engine,
+    )?;
     out.set_item("scores", PyBytes::new(py, bytemuck::cast_slice(&scores)))?;
     out.set_item("iterations", iterations)?;
     out.set_item("statuses", statuses)?;
     out.set_item("best", selection.best)?;
-    out.set_item("theta", theta)?;
-    out.set_item("bias", bias)?;
-    out.set_item("status", selection.chosen.status.name())?;
-    out.set_item("n_iter", selection.chosen.iterations)?;
-    out.set_item("loss", selection.chosen.loss)?;
-    out.set_item("grad_max_norm", selection.chosen.grad_max_norm)?;
-    out.set_item("engine", engine)?;
     Ok(out)
 }
 
@@ -686,10 +727,7 @@ fn save_model(
 fn load_model(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Bound<'_, PyDict>> {
     let (model, metadata) = Model::load(&path).map_err(py_error)?;
     let model = model.restandardized(None).map_err(py_error)?;
-    let (theta, bias) = model_bytes(py, &model);
-    let out = PyDict::new(py);
-    out.set_item("theta", theta)?;
-    out.set_item("bias", bias)?;
+    let out = model_dict(py, &model)?;
     out.set_item("n_features", model.n_features())?;
     out.set_item("n_classes", model.n_classes())?;
     out.set_item("labels", model.labels().map(|l| l.to_vec()))?;

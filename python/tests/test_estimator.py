@@ -86,6 +86,7 @@ def test_l2_is_the_crates_lambda_and_c_its_scikit_learn_meaning(iris):
     np.testing.assert_array_equal(by_c.coef_, by_l2.coef_)
 
 
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
 def test_class_weight_and_sample_weight_match_scikit_learn(iris):
     X, y = iris
     w = np.linspace(0.5, 2.0, len(y))
@@ -238,3 +239,17 @@ def test_fit_releases_the_gil_while_training():
     # A thread that could not run while fit held the GIL would not tick at all.
     assert ended - started > 0.5, "the fit was too short to tell"
     assert len(during) >= 0.3 * (ended - started - 0.25) / 0.005, (len(during), ended - started)
+
+
+def test_device_budget_and_compact_storage_train_on_an_adapter():
+    rng = np.random.default_rng(2)
+    X = rng.standard_normal((6000, 64)).astype(np.float32)  # 1.5 MiB
+    y = (X[:, :3] @ np.array([1.0, -2.0, 0.5]) > 0).astype(int) + 2 * (X[:, 3] > 0)
+    whole = SoftmaxRegression(device="vulkan", tol=1e-7).fit(X, y)
+    # "auto" would take the CPU engine here; a budget needs a device, so it opens one.
+    streamed = SoftmaxRegression(max_gpu_memory="512KiB", tol=1e-7).fit(X, y)
+    assert not streamed.engine_.startswith("the CPU engine"), streamed.engine_
+    np.testing.assert_allclose(streamed.coef_, whole.coef_, rtol=0, atol=1e-4)
+    half = SoftmaxRegression(device="vulkan", x_storage="f16", tol=1e-7).fit(X, y)
+    np.testing.assert_allclose(half.coef_, whole.coef_, rtol=0, atol=2e-2)
+    assert (half.predict(X) == whole.predict(X)).mean() > 0.99

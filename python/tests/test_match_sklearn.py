@@ -52,6 +52,8 @@ def test_coefficients_and_probabilities_match_logistic_regression(problem, devic
     np.testing.assert_array_equal(clf.predict(X), reference.predict(X))
 
 
+# scikit-learn 1.8+ warns about LogisticRegressionCV's future defaults.
+@pytest.mark.filterwarnings("ignore::FutureWarning")
 @pytest.mark.parametrize("device", ["vulkan", "cpu"])
 def test_cross_validation_matches_logistic_regression_cv(device):
     X, y = standardized(load_breast_cancer)

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use ndarray::{Array2, ArrayView2, CowArray, Ix2};
 
 use crate::data::csr::Csr;
-use crate::data::source::{ChunkSource, MemorySource, RowRange};
+use crate::data::source::{ChunkSource, MemorySource, RowRange, SharedValues};
 use crate::error::{Error, Result};
 
 /// A dense dataset checked once at the edge: every feature finite, every label in 0..K,
@@ -99,6 +99,26 @@ impl Dataset {
         Self::validate(x.view(), labels, n_classes)?;
         Ok(Dataset {
             x: Features::Memory(MemorySource::new(x.into_owned())),
+            labels: labels.to_vec(),
+            n_classes,
+            weights: None,
+        })
+    }
+
+    /// A dataset over `rows` × X's row-major values held by the caller ([`SharedValues`]),
+    /// checked here and then used in place, without a copy: the Python package's way to
+    /// train on a NumPy array. Errors as [`Dataset::new`].
+    pub fn from_shared(
+        values: SharedValues,
+        rows: usize,
+        cols: usize,
+        labels: &[u32],
+        n_classes: usize,
+    ) -> Result<Self> {
+        let source = MemorySource::shared(values, rows, cols)?;
+        Self::validate(source.array(), labels, n_classes)?;
+        Ok(Dataset {
+            x: Features::Memory(source),
             labels: labels.to_vec(),
             n_classes,
             weights: None,
@@ -205,7 +225,7 @@ impl Dataset {
     /// [`Dataset::from_source`] gives [`Error::NotInMemory`] (use [`Dataset::source`]).
     pub fn x(&self) -> Result<ArrayView2<'_, f32>> {
         match &self.x {
-            Features::Memory(m) => Ok(m.array().view()),
+            Features::Memory(m) => Ok(m.array()),
             Features::Source(s) => Err(Error::NotInMemory { from: s.describe() }),
             Features::Sparse(c) => Err(Error::NotInMemory { from: c.describe() }),
         }
@@ -230,7 +250,7 @@ impl Dataset {
         let (m, n) = (self.n_rows(), self.n_features());
         let block = max_rows.clamp(1, m.max(1));
         if let Features::Memory(mem) = &self.x {
-            let flat = mem.array().as_slice().unwrap_or(&[]);
+            let flat = mem.values();
             return flat
                 .chunks(block * n)
                 .enumerate()

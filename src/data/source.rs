@@ -36,7 +36,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ndarray::Array2;
+use ndarray::{Array2, ArrayView2};
 
 use crate::error::{Error, Result};
 use crate::formats::{FormatError, NpyElement, NpyLayout, npy_layout};
@@ -54,53 +54,87 @@ pub trait ChunkSource: Send + Sync {
     fn describe(&self) -> String;
 }
 
-/// An array in memory, shared.
-#[derive(Debug, Clone)]
+/// Row-major f32 values held by someone else for as long as this handle lives: a
+/// caller's buffer (a NumPy array the Python package keeps referenced) served without a
+/// copy. The values must not change while a dataset over them is in use.
+pub type SharedValues = Arc<dyn AsRef<[f32]> + Send + Sync>;
+
+/// An array in memory, shared: an owned array, or a caller's [`SharedValues`].
+#[derive(Clone)]
 pub struct MemorySource {
-    x: Arc<Array2<f32>>,
+    values: SharedValues,
+    rows: usize,
+    cols: usize,
+}
+
+impl std::fmt::Debug for MemorySource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.describe())
+    }
 }
 
 impl MemorySource {
     /// Serves `x` (made row-major if it is not).
     pub fn new(x: Array2<f32>) -> Self {
+        let (rows, cols) = x.dim();
         let x = if x.is_standard_layout() {
             x
         } else {
             x.as_standard_layout().into_owned()
         };
-        MemorySource { x: Arc::new(x) }
+        let (values, offset) = x.into_raw_vec_and_offset();
+        debug_assert!(offset.unwrap_or(0) == 0);
+        MemorySource {
+            values: Arc::new(values),
+            rows,
+            cols,
+        }
     }
 
-    /// The array.
-    pub fn array(&self) -> &Array2<f32> {
-        &self.x
+    /// Serves `rows` × `cols` row-major values held by the caller, without a copy.
+    pub fn shared(values: SharedValues, rows: usize, cols: usize) -> Result<Self> {
+        let len = (*values).as_ref().len();
+        if rows.checked_mul(cols) != Some(len) {
+            return Err(Error::shape("X", &[rows, cols], &[len]));
+        }
+        Ok(MemorySource { values, rows, cols })
+    }
+
+    /// The values, row-major.
+    pub fn values(&self) -> &[f32] {
+        (*self.values).as_ref()
+    }
+
+    /// The array (m, n).
+    pub fn array(&self) -> ArrayView2<'_, f32> {
+        ArrayView2::from_shape((self.rows, self.cols), self.values())
+            .expect("MemorySource holds rows × cols values")
     }
 }
 
 impl ChunkSource for MemorySource {
     fn n_rows(&self) -> usize {
-        self.x.nrows()
+        self.rows
     }
 
     fn n_features(&self) -> usize {
-        self.x.ncols()
+        self.cols
     }
 
     fn read_rows(&self, start: usize, out: &mut [f32]) -> Result<()> {
-        let n = self.x.ncols();
-        let flat = self.x.as_slice().unwrap_or(&[]);
+        let n = self.cols;
         let from = start * n;
-        match flat.get(from..from + out.len()) {
+        match self.values().get(from..from + out.len()) {
             Some(rows) => {
                 out.copy_from_slice(rows);
                 Ok(())
             }
-            None => Err(rows_out_of_range(start, out.len(), n, self.x.nrows())),
+            None => Err(rows_out_of_range(start, out.len(), n, self.rows)),
         }
     }
 
     fn describe(&self) -> String {
-        format!("{} × {} array in memory", self.x.nrows(), self.x.ncols())
+        format!("{} × {} array in memory", self.rows, self.cols)
     }
 }
 

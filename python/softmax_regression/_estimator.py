@@ -265,6 +265,8 @@ class _Base(ClassifierMixin, BaseEstimator):
         """Writes the model as the crate's safetensors model file, which the binary's
         `predict` and `evaluate` read (class names and feature names go with it)."""
         check_is_fitted(self)
+        if not str(path):
+            raise ValueError("save needs a file path, got an empty one")
         theta, bias = self._crate_model()
         labels = [str(c) for c in self.classes_]
         classes = {"dtype": self.classes_.dtype.str, "values": self.classes_.tolist()}

@@ -216,8 +216,8 @@ def test_fit_releases_the_gil_while_training():
     import threading
 
     rng = np.random.default_rng(1)
-    X = rng.standard_normal((20_000, 50)).astype(np.float32)
-    y = rng.integers(0, 5, 20_000)
+    X = rng.standard_normal((100_000, 100)).astype(np.float32)
+    y = rng.integers(0, 10, 100_000)
     ticks = []
     done = threading.Event()
 
@@ -230,7 +230,7 @@ def test_fit_releases_the_gil_while_training():
     thread.start()
     try:
         started = time.monotonic()
-        SoftmaxRegression(l2=1e-9, tol=0, max_iter=60).fit(X, y)
+        SoftmaxRegression(l2=1e-9, tol=0, max_iter=30).fit(X, y)
         ended = time.monotonic()
     finally:
         done.set()

@@ -92,3 +92,16 @@ def test_loading_a_file_that_is_not_a_model_raises(tmp_path):
         SoftmaxRegression.load(bad)
     with pytest.raises(OSError):
         SoftmaxRegression.load(tmp_path / "missing.safetensors")
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_saving_to_a_path_that_cannot_be_written_raises_and_writes_nothing(tmp_path):
+    X, y = load_digits(return_X_y=True)
+    clf = SoftmaxRegression(max_iter=5).fit(X[:200], y[:200])
+    with pytest.raises(OSError, match="does not exist"):
+        clf.save(tmp_path / "missing" / "model.safetensors")
+    with pytest.raises(OSError, match="directory"):
+        clf.save(tmp_path)
+    with pytest.raises(ValueError, match="empty"):
+        clf.save("")
+    assert list(tmp_path.iterdir()) == []

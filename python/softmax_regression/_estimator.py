@@ -432,8 +432,8 @@ class SoftmaxRegression(_Base):
         options = self._options(l2, self.solver, batch, self.learning_rate)
         x, keep = _features(X)
         progress = self._progress()
-        result = _native.fit(x, _buffer(y_encoded), k, None if weights is None else _buffer(weights),
-                             options, init, progress)
+        data = (x, _buffer(y_encoded), k, None if weights is None else _buffer(weights))
+        result = _native.fit(data, options, init, progress)
         del keep
         if progress is not None:
             progress.finish()
@@ -537,9 +537,9 @@ class SoftmaxRegressionCV(_Base):
         x, keep = _features(X)
         progress = self._progress()
         score = "log_loss" if self.scoring == "neg_log_loss" else "accuracy"
+        data = (x, _buffer(y_encoded), k, None if weights is None else _buffer(weights))
         result = _native.cross_validate(
-            x, _buffer(y_encoded), k, None if weights is None else _buffer(weights), options,
-            strengths, "C", _buffer(fold_of), score, bool(self.path_warm_start), progress,
+            data, options, strengths, "C", _buffer(fold_of), score, bool(self.path_warm_start), progress
         )
         del keep
         if progress is not None:

@@ -512,36 +512,49 @@ fn model_from(theta: &[u8], bias: &[u8], n: usize, k: usize) -> sr::Result<Model
     Model::new(theta, Array1::from_vec(bias))
 }
 
-/// The arrays every training call takes: X, the labels and the sample weights.
-fn inputs(
-    x: &Bound<'_, PyAny>,
-    labels: Buffer,
-    sample_weight: Option<Buffer>,
-) -> PyResult<(Features, Raw, Option<Raw>)> {
-    Ok((
-        Features::from_py(x)?,
-        Raw::new(labels)?,
-        sample_weight.map(Raw::new).transpose()?,
-    ))
+/// The data every training call takes, as one tuple: X, the labels (0..K), K and the
+/// sample weights (or None).
+#[derive(FromPyObject)]
+struct DataArg<'py>(Bound<'py, PyAny>, Buffer, usize, Option<Buffer>);
+
+/// The training data, checked for element types and alignment.
+struct Inputs {
+    features: Features,
+    labels: Raw,
+    n_classes: usize,
+    weights: Option<Raw>,
+}
+
+impl Inputs {
+    fn new(data: DataArg<'_>) -> PyResult<Inputs> {
+        Ok(Inputs {
+            features: Features::from_py(&data.0)?,
+            labels: Raw::new(data.1)?,
+            n_classes: data.2,
+            weights: data.3.map(Raw::new).transpose()?,
+        })
+    }
+
+    fn dataset(&self) -> sr::Result<Dataset> {
+        self.features
+            .dataset(self.labels, self.n_classes, self.weights)
+    }
 }
 
 /// Trains one model; returns a dict with `theta` (n, K) and `bias` (K) as f32 bytes,
 /// `status`, `n_iter`, `loss`, `grad_max_norm`, `evaluations` and `engine`.
 #[pyfunction]
-#[pyo3(signature = (x, labels, n_classes, sample_weight, options, init, progress))]
-#[allow(clippy::too_many_arguments)]
+#[pyo3(signature = (data, options, init, progress))]
 fn fit<'py>(
     py: Python<'py>,
-    x: &Bound<'py, PyAny>,
-    labels: Buffer,
-    n_classes: usize,
-    sample_weight: Option<Buffer>,
+    data: DataArg<'py>,
     options: Options,
     init: Option<(Vec<u8>, Vec<u8>)>,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let (features, labels, weights) = inputs(x, labels, sample_weight)?;
-    let n = match features {
+    let inputs = Inputs::new(data)?;
+    let n_classes = inputs.n_classes;
+    let n = match inputs.features {
         Features::Dense { cols, .. } | Features::Csr { cols, .. } => cols,
     };
     let init = init
@@ -550,7 +563,7 @@ fn fit<'py>(
         .map_err(py_error)?;
     let settings = options.settings().map_err(py_error)?;
     let outcome = run_interruptible(py, progress, |flag, tx| {
-        let data = features.dataset(labels, n_classes, weights)?;
+        let data = inputs.dataset()?;
         let (context, engine) = engine(&options)?;
         let _ = tx.send(format!("training on {engine}"));
         let trainer = Trainer::new(settings.clone())?.with_interrupt(flag.clone());
@@ -584,14 +597,11 @@ fn fit<'py>(
 /// returns a dict with `scores` (S × F, f64 bytes), `iterations` (S × F), `statuses`,
 /// `best`, and the refitted model as in [`fit`].
 #[pyfunction]
-#[pyo3(signature = (x, labels, n_classes, sample_weight, options, strengths, kind, fold_of, score, warm_start, progress))]
+#[pyo3(signature = (data, options, strengths, kind, fold_of, score, warm_start, progress))]
 #[allow(clippy::too_many_arguments)]
 fn cross_validate<'py>(
     py: Python<'py>,
-    x: &Bound<'py, PyAny>,
-    labels: Buffer,
-    n_classes: usize,
-    sample_weight: Option<Buffer>,
+    data: DataArg<'py>,
     options: Options,
     strengths: Vec<f64>,
     kind: &str,
@@ -600,7 +610,7 @@ fn cross_validate<'py>(
     warm_start: bool,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<Bound<'py, PyDict>> {
-    let (features, labels, weights) = inputs(x, labels, sample_weight)?;
+    let inputs = Inputs::new(data)?;
     let fold_of = Raw::new(fold_of)?.to_u32();
     let strengths: Vec<Strength> = strengths
         .iter()
@@ -620,7 +630,7 @@ fn cross_validate<'py>(
     };
     let settings = options.settings().map_err(py_error)?;
     let outcome = run_interruptible(py, progress, |flag, tx| {
-        let data = features.dataset(labels, n_classes, weights)?;
+        let data = inputs.dataset()?;
         let folds = Folds::from_ids(fold_of)?;
         let (context, engine) = engine(&options)?;
         let _ = tx.send(format!(

@@ -59,13 +59,17 @@ def test_pandas_dataframe_sets_feature_names_and_checks_them(iris):
         clf.predict(df[["sepal_w", "sepal_l", "petal_l", "petal_w"]])
 
 
-def test_float32_float64_and_sparse_input_reach_the_same_optimum(iris):
+@pytest.mark.parametrize("device", ["cpu", "vulkan"])
+def test_float32_float64_memmap_and_sparse_input_reach_the_same_optimum(iris, device, tmp_path):
     X, y = iris
-    dense = fit(X, y)
-    f32 = fit(X.astype(np.float32), y)
+    dense = fit(X, y, device=device)
+    f32 = fit(X.astype(np.float32), y, device=device)
     np.testing.assert_allclose(f32.coef_, dense.coef_, rtol=0, atol=1e-4)
+    np.save(tmp_path / "x.npy", X.astype(np.float32))
+    mapped = fit(np.load(tmp_path / "x.npy", mmap_mode="r"), y, device=device)
+    np.testing.assert_array_equal(mapped.coef_, f32.coef_)
     for fmt in (sp.csr_matrix, sp.csc_matrix, sp.coo_matrix):
-        sparse = fit(fmt(X), y)
+        sparse = fit(fmt(X), y, device=device)
         np.testing.assert_allclose(sparse.coef_, dense.coef_, rtol=0, atol=1e-4)
         np.testing.assert_allclose(sparse.predict_proba(fmt(X)), dense.predict_proba(X), atol=1e-5)
 

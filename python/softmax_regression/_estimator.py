@@ -36,7 +36,8 @@ except ImportError:  # pragma: no cover - older scikit-learn
 _SOLVERS = ("lbfgs", "gd", "sgd", "momentum", "adam")
 _DEVICES_HELP = (
     '"auto", "cpu", "gpu", a backend ("vulkan", "gl", "metal", "dx12"), '
-    "an adapter's index as softmax_regression.devices() lists it, or part of its name"
+    "an adapter's index as softmax_regression.devices() lists it, part of its name, "
+    'or several of those as a list (or "all")'
 )
 _CLASSES_KEY = "python.classes"
 _FEATURES_KEY = "python.feature_names"
@@ -126,7 +127,10 @@ class _Base(ClassifierMixin, BaseEstimator):
             raise ValueError(f"tol={self.tol!r} must be a finite number >= 0")
         if not (isinstance(self.max_iter, numbers.Integral) and self.max_iter >= 1):
             raise ValueError(f"max_iter={self.max_iter!r} must be an integer >= 1")
-        if not isinstance(self.device, (str, numbers.Integral)) or isinstance(self.device, bool):
+        entries = self.device if isinstance(self.device, (list, tuple)) else [self.device]
+        if not entries or any(
+            not isinstance(d, (str, numbers.Integral)) or isinstance(d, bool) for d in entries
+        ):
             raise TypeError(f"device={self.device!r} must be {_DEVICES_HELP}")
         if self.x_storage not in ("f32", "f16", "u8"):
             raise ValueError(f'x_storage={self.x_storage!r} must be "f32", "f16" or "u8"')
@@ -144,7 +148,9 @@ class _Base(ClassifierMixin, BaseEstimator):
             solver=solver,
             tol=float(self.tol),
             max_iter=int(self.max_iter),
-            device=str(self.device),
+            device=",".join(str(d) for d in self.device)
+            if isinstance(self.device, (list, tuple))
+            else str(self.device),
             x_storage=self.x_storage,
             max_gpu_memory=_parse_memory(self.max_gpu_memory),
             seed=int(self.random_state or 0) & 0xFFFFFFFFFFFFFFFF,
@@ -334,11 +340,13 @@ class SoftmaxRegression(_Base):
         Per-class weights multiplying the sample weights, as in scikit-learn.
     warm_start : bool, default=False
         Start from the previous fit's coefficients.
-    device : str or int, default="auto"
+    device : str, int or list, default="auto"
         Where to train: "auto" takes the best GPU adapter, or the CPU engine where the
         only adapter is a software rasteriser (it is faster there); "cpu"; "gpu" (the best
         adapter, even a software one); a backend ("vulkan", "gl", "metal", "dx12"); an
         adapter index from ``softmax_regression.devices()``; or part of an adapter's name.
+        Several of those, as a list or "0,1" (or "all"), train on those adapters at once,
+        X's rows split evenly between them (lbfgs and gd; the same optimum).
     x_storage : {"f32", "f16", "u8"}, default="f32"
         How X is stored on the device (compact storage needs an adapter).
     max_gpu_memory : int, str or None, default=None
@@ -401,6 +409,14 @@ class SoftmaxRegression(_Base):
             raise ValueError(f"l2={self.l2!r} must be a finite number >= 0")
         if self.solver not in _SOLVERS:
             raise ValueError(f"solver={self.solver!r} must be one of {', '.join(_SOLVERS)}")
+        several = (isinstance(self.device, (list, tuple)) and len(self.device) > 1) or (
+            isinstance(self.device, str) and ("," in self.device or self.device.strip().lower() == "all")
+        )
+        if several and self.solver not in ("lbfgs", "gd"):
+            raise ValueError(
+                f"solver={self.solver!r} cannot train on several devices (device={self.device!r}): "
+                "they train with full batches, lbfgs or gd"
+            )
         if self.batch_size is not None and not (
             isinstance(self.batch_size, numbers.Integral) and self.batch_size >= 1
         ):

@@ -18,7 +18,7 @@ use ndarray::{Array1, Array2};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
-use softmax_regression::gpu::{XStorage, list_adapters};
+use softmax_regression::gpu::{XStorage, choose_adapters, list_adapters};
 use softmax_regression::train::Choice;
 use softmax_regression::{
     AdapterRequest, Backend, Dataset, EpochReport, Error, Folds, GpuContext, Model, Optimizer,
@@ -292,19 +292,24 @@ impl Options {
     }
 }
 
-/// Opened adapters, kept for the life of the process: opening one takes longer than a
-/// small fit. Keyed by the device string and X's storage.
-type Contexts = Mutex<HashMap<(String, String), Arc<GpuContext>>>;
+/// Opened adapters (one, or several for a list), kept for the life of the process:
+/// opening one takes longer than a small fit. Keyed by the device string and X's storage.
+type Contexts = Mutex<HashMap<(String, String), Arc<Vec<GpuContext>>>>;
 
 fn contexts() -> &'static Contexts {
     static CONTEXTS: OnceLock<Contexts> = OnceLock::new();
     CONTEXTS.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-/// Where a fit computes: an adapter, or the CPU engine (`None`), and that choice in words.
-fn engine(options: &Options) -> sr::Result<(Option<Arc<GpuContext>>, String)> {
+/// The adapters a fit trains on: none for the CPU engine, one, or several with X's rows
+/// split evenly between them.
+type Devices = Option<Arc<Vec<GpuContext>>>;
+
+/// Where a fit computes ([`Devices`]), and that choice in words.
+fn engine(options: &Options) -> sr::Result<(Devices, String)> {
     let storage = XStorage::parse(&options.x_storage)?;
     let device = options.device.trim();
+    let several = device.contains(',') || device.eq_ignore_ascii_case("all");
     let mut request = match device.to_ascii_lowercase().as_str() {
         "cpu" => {
             if let Some(why) = options.needs_adapter() {
@@ -316,6 +321,7 @@ fn engine(options: &Options) -> sr::Result<(Option<Arc<GpuContext>>, String)> {
             }
             return Ok((None, "the CPU engine (f64 reference)".into()));
         }
+        _ if several => AdapterRequest::default(),
         "auto" | "gpu" => AdapterRequest::default(),
         b @ ("vulkan" | "gl" | "metal" | "dx12") => AdapterRequest::backend(b)?,
         other => {
@@ -351,24 +357,52 @@ fn engine(options: &Options) -> sr::Result<(Option<Arc<GpuContext>>, String)> {
     }
     let key = (device.to_string(), storage.name().to_string());
     let mut cache = contexts().lock().unwrap_or_else(|e| e.into_inner());
-    let context = match cache.get(&key) {
+    let devices = match cache.get(&key) {
         Some(c) => c.clone(),
         None => {
-            let c = Arc::new(GpuContext::new(&request)?);
-            cache.insert(key, c.clone());
-            c
+            let opened = if several {
+                let indices = choose_adapters(&request, device)
+                    .map_err(|why| setting("device", device, why))?;
+                indices
+                    .into_iter()
+                    .map(|i| {
+                        GpuContext::new(&AdapterRequest {
+                            index: Some(i),
+                            ..request.clone()
+                        })
+                    })
+                    .collect::<sr::Result<Vec<_>>>()?
+            } else {
+                vec![GpuContext::new(&request)?]
+            };
+            let opened = Arc::new(opened);
+            cache.insert(key, opened.clone());
+            opened
         }
     };
     drop(cache);
-    context.set_memory_budget(options.max_gpu_memory);
-    let description = context.describe();
-    Ok((Some(context), description))
+    for context in devices.iter() {
+        context.set_memory_budget(options.max_gpu_memory);
+    }
+    let description = match devices.as_slice() {
+        [one] => one.describe(),
+        all => format!(
+            "{} devices, X's rows split evenly between them: {}",
+            all.len(),
+            all.iter()
+                .map(GpuContext::describe)
+                .collect::<Vec<_>>()
+                .join("; ")
+        ),
+    };
+    Ok((Some(devices), description))
 }
 
-fn backend(context: &Option<Arc<GpuContext>>) -> Backend<'_> {
-    match context {
-        Some(c) => Backend::Gpu(c),
-        None => Backend::Cpu,
+fn backend(devices: &Devices) -> Backend<'_> {
+    match devices.as_deref().map(Vec::as_slice) {
+        None | Some([]) => Backend::Cpu,
+        Some([one]) => Backend::Gpu(one),
+        Some(all) => Backend::Devices(all),
     }
 }
 

@@ -257,3 +257,17 @@ def test_device_budget_and_compact_storage_train_on_an_adapter():
     half = SoftmaxRegression(device="vulkan", x_storage="f16", tol=1e-7).fit(X, y)
     np.testing.assert_allclose(half.coef_, whole.coef_, rtol=0, atol=2e-2)
     assert (half.predict(X) == whole.predict(X)).mean() > 0.99
+
+
+def test_several_devices_reach_the_one_device_optimum(iris):
+    X, y = iris
+    one = fit(X, y, device="vulkan", tol=1e-7)
+    two = fit(X, y, device=["vulkan", "gl"], tol=1e-7)
+    assert two.engine_.startswith("2 devices"), two.engine_
+    np.testing.assert_allclose(two.coef_, one.coef_, rtol=0, atol=1e-4)
+    again = fit(X, y, device="vulkan,gl", tol=1e-7)
+    np.testing.assert_array_equal(again.coef_, two.coef_)
+    with pytest.raises(ValueError, match="named twice"):
+        fit(X, y, device="0,0")
+    with pytest.raises(ValueError, match="solver='adam' cannot train on several devices"):
+        fit(X, y, device="all", solver="adam")

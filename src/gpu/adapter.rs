@@ -243,6 +243,70 @@ pub fn list_adapters(request: &AdapterRequest) -> (Vec<AdapterSummary>, Option<u
     (summaries, pick)
 }
 
+/// The adapters a list names, in its order: `all` (every adapter with compute shaders),
+/// or entries separated by commas, each an index as [`list_adapters`] numbers them or a
+/// fragment of an adapter's name or backend (`vulkan`, `gl`). Refused, with the reason:
+/// an empty entry, an unknown index or name, an adapter named twice, or none found.
+pub fn choose_adapters(
+    request: &AdapterRequest,
+    spec: &str,
+) -> std::result::Result<Vec<usize>, String> {
+    let (adapters, _) = list_adapters(request);
+    let usable: Vec<usize> = (0..adapters.len())
+        .filter(|&i| adapters[i].compute)
+        .collect();
+    let listed = || {
+        usable
+            .iter()
+            .map(|&i| format!("{i}: {} ({:?})", adapters[i].name, adapters[i].backend))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut chosen: Vec<usize> = Vec::new();
+    for entry in spec.split(',').map(str::trim) {
+        let found: Vec<usize> = match entry {
+            "all" => usable.clone(),
+            "" => return Err("an entry is empty".into()),
+            e if e.chars().all(|c| c.is_ascii_digit()) => {
+                let i: usize = e.parse().unwrap_or(usize::MAX);
+                if !usable.contains(&i) {
+                    return Err(format!(
+                        "there is no adapter {e} with compute shaders (found {})",
+                        listed()
+                    ));
+                }
+                vec![i]
+            }
+            name => {
+                let lower = name.to_lowercase();
+                // The name or the backend ("vulkan", "gl"), as `info` shows them.
+                let label = |i: usize| {
+                    format!("{} {:?}", adapters[i].name, adapters[i].backend).to_lowercase()
+                };
+                match usable.iter().find(|&&i| label(i).contains(&lower)) {
+                    Some(&i) => vec![i],
+                    None => {
+                        return Err(format!(
+                            "no adapter's name or backend contains {name:?} (found {})",
+                            listed()
+                        ));
+                    }
+                }
+            }
+        };
+        for i in found {
+            if chosen.contains(&i) {
+                return Err(format!("adapter {i} ({}) is named twice", adapters[i].name));
+            }
+            chosen.push(i);
+        }
+    }
+    if chosen.is_empty() {
+        return Err("no adapter with compute shaders was found".into());
+    }
+    Ok(chosen)
+}
+
 pub(super) fn choose(summaries: &[AdapterSummary], name: Option<&str>) -> Option<usize> {
     let name = name.map(str::to_lowercase);
     summaries

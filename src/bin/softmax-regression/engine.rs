@@ -99,68 +99,8 @@ pub fn open_devices(engine: &Engine, spec: Option<&str>) -> CliResult<Vec<GpuCon
     let (Some(spec), Some(request)) = (spec, &engine.request) else {
         return open_engine(engine);
     };
-    let (adapters, _) = softmax_regression::gpu::list_adapters(request);
-    let usable: Vec<usize> = (0..adapters.len())
-        .filter(|&i| adapters[i].compute)
-        .collect();
-    let listed = || {
-        usable
-            .iter()
-            .map(|&i| format!("{i}: {} ({:?})", adapters[i].name, adapters[i].backend))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let mut chosen: Vec<usize> = Vec::new();
-    for entry in spec.split(',').map(str::trim) {
-        let found: Vec<usize> = match entry {
-            "all" => usable.clone(),
-            "" => {
-                return Err(Failure::Input(format!(
-                    "--devices {spec} is invalid: an entry is empty"
-                )));
-            }
-            e if e.chars().all(|c| c.is_ascii_digit()) => {
-                let i: usize = e.parse().unwrap_or(usize::MAX);
-                if !usable.contains(&i) {
-                    return Err(Failure::Input(format!(
-                        "--devices {spec} is invalid: there is no adapter {e} with compute shaders (found {})",
-                        listed()
-                    )));
-                }
-                vec![i]
-            }
-            name => {
-                let lower = name.to_lowercase();
-                // The name or the backend ("vulkan", "gl"), as `info` shows them.
-                let label = |i: usize| {
-                    format!("{} {:?}", adapters[i].name, adapters[i].backend).to_lowercase()
-                };
-                match usable.iter().find(|&&i| label(i).contains(&lower)) {
-                    Some(&i) => vec![i],
-                    None => {
-                        return Err(Failure::Input(format!(
-                            "--devices {spec} is invalid: no adapter's name or backend contains {name:?} (found {})",
-                            listed()
-                        )));
-                    }
-                }
-            }
-        };
-        for i in found {
-            if chosen.contains(&i) {
-                return Err(Failure::Input(format!(
-                    "--devices {spec} is invalid: adapter {i} ({}) is named twice",
-                    adapters[i].name
-                )));
-            }
-            chosen.push(i);
-        }
-    }
-    if chosen.is_empty() {
-        return Err(Failure::Input(format!(
-            "--devices {spec} is invalid: no adapter with compute shaders was found"
-        )));
-    }
+    let chosen = softmax_regression::gpu::choose_adapters(request, spec)
+        .map_err(|why| Failure::Input(format!("--devices {spec} is invalid: {why}")))?;
     chosen
         .into_iter()
         .map(|i| {

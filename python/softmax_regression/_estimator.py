@@ -218,8 +218,24 @@ class _Base(ClassifierMixin, BaseEstimator):
             np.ascontiguousarray(bias, dtype=np.float32).tobytes(),
         )
 
-    def _progress(self):
-        return _Progress(self.verbose) if self.verbose else None
+    def _train(self, train, X, classes, y_encoded, weights, *args):
+        """Calls _native's `train` (fit or cross_validate) on the data and `args`, then
+        sets the fitted model, status_, engine_ and loss_ from its result, which it returns."""
+        # `keep` holds the arrays _native reads by address until the call has returned.
+        x, keep = _features(X)
+        progress = _Progress(self.verbose) if self.verbose else None
+        data = (x, _buffer(y_encoded), len(classes), None if weights is None else _buffer(weights))
+        result = train(data, *args, progress)
+        del keep
+        if progress is not None:
+            progress.finish()
+        self.classes_ = classes
+        self._set_model(result["theta"], result["bias"], X.shape[1])
+        self.status_ = result["status"]
+        self.engine_ = result["engine"]
+        self.loss_ = result["loss"]
+        self._warn_if_not_converged(result)
+        return result
 
     def _warn_if_not_converged(self, result):
         if result["status"] in ("iteration limit", "diverged"):
@@ -228,7 +244,7 @@ class _Base(ClassifierMixin, BaseEstimator):
                 f"iterations (max|grad J| = {result['grad_max_norm']:.3g}, tol = {self.tol:g}); "
                 "increase max_iter, or standardize the features",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=4,
             )
 
     # Prediction: on the host, in float64, from coef_ and intercept_.
@@ -429,9 +445,6 @@ class SoftmaxRegression(_Base):
         y holds any labels scikit-learn accepts. Ctrl-C stops training and raises
         KeyboardInterrupt. Returns self."""
         self._check_params()
-        previous = None
-        if self.warm_start and hasattr(self, "coef_"):
-            previous = (self.classes_, self.coef_, self.intercept_, self._crate_model())
         X, classes, y_encoded, weights = self._check_fit_data(X, y, sample_weight)
         m, n = X.shape
         k = len(classes)
@@ -440,26 +453,16 @@ class SoftmaxRegression(_Base):
         else:
             l2 = (2.0 if k == 2 else 1.0) / (self.C * m)
         init = None
-        if previous is not None:
-            same = previous[1].shape[1] == n and np.array_equal(previous[0], classes)
-            if same:
-                init = previous[3]
-        batch = self.batch_size if self.solver in ("sgd", "momentum", "adam") else None
-        options = self._options(l2, self.solver, batch, self.learning_rate)
-        x, keep = _features(X)
-        progress = self._progress()
-        data = (x, _buffer(y_encoded), k, None if weights is None else _buffer(weights))
-        result = _native.fit(data, options, init, progress)
-        del keep
-        if progress is not None:
-            progress.finish()
-        self.classes_ = classes
-        self._set_model(result["theta"], result["bias"], n)
+        if (
+            self.warm_start
+            and hasattr(self, "coef_")
+            and self.coef_.shape[1] == n
+            and np.array_equal(self.classes_, classes)
+        ):
+            init = self._crate_model()
+        options = self._options(l2, self.solver, self.batch_size, self.learning_rate)
+        result = self._train(_native.fit, X, classes, y_encoded, weights, options, init)
         self.n_iter_ = np.array([result["n_iter"]], dtype=np.int32)
-        self.status_ = result["status"]
-        self.engine_ = result["engine"]
-        self.loss_ = result["loss"]
-        self._warn_if_not_converged(result)
         return self
 
 
@@ -535,7 +538,7 @@ class SoftmaxRegressionCV(_Base):
             raise ValueError(f'scoring={self.scoring!r} must be "neg_log_loss" or "accuracy"')
         cs = self._cs()
         X, classes, y_encoded, weights = self._check_fit_data(X, y, sample_weight)
-        m, n = X.shape
+        m = X.shape[0]
         k = len(classes)
         folds = check_cv(self.cv, y_encoded, classifier=True)
         fold_of = np.full(m, -1, dtype=np.int64)
@@ -550,29 +553,18 @@ class SoftmaxRegressionCV(_Base):
         # Two classes: the binary model at C is the two-column softmax at C/2.
         strengths = [float(c) / 2 if k == 2 else float(c) for c in cs]
         options = self._options(1.0)
-        x, keep = _features(X)
-        progress = self._progress()
         score = "log_loss" if self.scoring == "neg_log_loss" else "accuracy"
-        data = (x, _buffer(y_encoded), k, None if weights is None else _buffer(weights))
-        result = _native.cross_validate(
-            data, options, strengths, "C", _buffer(fold_of), score, bool(self.path_warm_start), progress
+        result = self._train(
+            _native.cross_validate, X, classes, y_encoded, weights, options, strengths, "C",
+            _buffer(fold_of), score, bool(self.path_warm_start),
         )
-        del keep
-        if progress is not None:
-            progress.finish()
         n_folds = len(splits)
         scores = np.frombuffer(result["scores"], dtype=np.float64).reshape(len(cs), n_folds).T
         if score == "log_loss":
             scores = -scores
-        self.classes_ = classes
         self.Cs_ = cs
         best = result["best"]
         self.C_ = np.full(1 if k == 2 else k, cs[best])
         self.scores_ = {c: scores.copy() for c in (classes[1:] if k == 2 else classes)}
         self.n_iter_ = np.array(result["iterations"], dtype=np.int32).reshape(len(cs), n_folds).T[None]
-        self._set_model(result["theta"], result["bias"], n)
-        self.status_ = result["status"]
-        self.engine_ = result["engine"]
-        self.loss_ = result["loss"]
-        self._warn_if_not_converged(result)
         return self

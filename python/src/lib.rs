@@ -18,7 +18,8 @@ use ndarray::{Array1, Array2};
 use pyo3::exceptions::{PyOSError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict};
-use softmax_regression::gpu::{XStorage, choose_adapters, list_adapters};
+use softmax_regression as sr;
+use softmax_regression::gpu::{XStorage, choose_adapters, list_adapters, software_only};
 use softmax_regression::train::Choice;
 use softmax_regression::{
     AdapterRequest, Backend, Dataset, EpochReport, Error, Folds, GpuContext, Model, Optimizer,
@@ -104,7 +105,8 @@ impl Raw {
         }
     }
 
-    /// The values as u64 (integers ≥ 0 only; the Python layer checks the signs).
+    /// The values as u64 (integers only; a negative one wraps to a huge index, which the
+    /// CSR checks refuse).
     fn to_u64(self) -> Vec<u64> {
         // SAFETY: as in to_f32.
         unsafe {
@@ -172,8 +174,8 @@ impl Features {
         })
     }
 
-    /// The dataset: X copied into the crate's memory (f32, converted from f64 in the same
-    /// pass), labels in 0..K and the sample weights.
+    /// The dataset: dense float32 X used in place, float64 X converted to f32 (one copy),
+    /// sparse X as the crate's CSR; labels in 0..K and the sample weights.
     fn dataset(self, labels: Raw, n_classes: usize, weights: Option<Raw>) -> sr::Result<Dataset> {
         let labels = labels.to_u32();
         let data = match self {
@@ -214,8 +216,6 @@ impl Features {
     }
 }
 
-use softmax_regression as sr;
-
 fn setting(name: &'static str, value: impl std::fmt::Display, reason: impl Into<String>) -> Error {
     Error::InvalidSetting {
         name,
@@ -250,20 +250,7 @@ struct Options {
 
 impl Options {
     fn settings(&self) -> sr::Result<Settings> {
-        let optimizer = match self.solver.as_str() {
-            "lbfgs" => Optimizer::Lbfgs,
-            "gd" => Optimizer::Gd,
-            "sgd" => Optimizer::Sgd,
-            "momentum" => Optimizer::Momentum,
-            "adam" => Optimizer::Adam,
-            other => {
-                return Err(setting(
-                    "solver",
-                    other,
-                    "must be one of lbfgs, gd, sgd, momentum, adam",
-                ));
-            }
-        };
+        let optimizer: Optimizer = self.solver.parse()?;
         let mini_batch = matches!(
             optimizer,
             Optimizer::Sgd | Optimizer::Momentum | Optimizer::Adam
@@ -334,25 +321,14 @@ fn engine(options: &Options) -> sr::Result<(Devices, String)> {
         }
     };
     request.x_storage = storage;
-    let asked_by_env = ["WGPU_BACKEND", "WGPU_ADAPTER_NAME"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));
-    if device.eq_ignore_ascii_case("auto") && !asked_by_env && options.needs_adapter().is_none() {
-        let (adapters, pick) = list_adapters(&request);
-        match pick.map(|i| &adapters[i]) {
-            Some(a) if !a.is_software() => {}
-            Some(a) => {
-                return Ok((
-                    None,
-                    format!(
-                        "the CPU engine: the best adapter, {}, is a software rasteriser and slower (device=\"vulkan\" or \"gl\" uses it anyway)",
-                        a.name
-                    ),
-                ));
-            }
-            None => {
-                return Ok((None, "the CPU engine: no GPU adapter was found".to_string()));
-            }
+    if device.eq_ignore_ascii_case("auto") && options.needs_adapter().is_none() {
+        if let Some(software) = software_only(&request) {
+            return Ok((
+                None,
+                format!(
+                    "the CPU engine, as {software} (device=\"vulkan\" or \"gl\" uses it anyway)"
+                ),
+            ));
         }
     }
     let key = (device.to_string(), storage.name().to_string());
@@ -363,15 +339,7 @@ fn engine(options: &Options) -> sr::Result<(Devices, String)> {
             let opened = if several {
                 let indices = choose_adapters(&request, device)
                     .map_err(|why| setting("device", device, why))?;
-                indices
-                    .into_iter()
-                    .map(|i| {
-                        GpuContext::new(&AdapterRequest {
-                            index: Some(i),
-                            ..request.clone()
-                        })
-                    })
-                    .collect::<sr::Result<Vec<_>>>()?
+                GpuContext::open_each(&request, &indices)?
             } else {
                 vec![GpuContext::new(&request)?]
             };
@@ -384,26 +352,12 @@ fn engine(options: &Options) -> sr::Result<(Devices, String)> {
     for context in devices.iter() {
         context.set_memory_budget(options.max_gpu_memory);
     }
-    let description = match devices.as_slice() {
-        [one] => one.describe(),
-        all => format!(
-            "{} devices, X's rows split evenly between them: {}",
-            all.len(),
-            all.iter()
-                .map(GpuContext::describe)
-                .collect::<Vec<_>>()
-                .join("; ")
-        ),
-    };
+    let description = Backend::of(&devices).describe();
     Ok((Some(devices), description))
 }
 
 fn backend(devices: &Devices) -> Backend<'_> {
-    match devices.as_deref().map(Vec::as_slice) {
-        None | Some([]) => Backend::Cpu,
-        Some([one]) => Backend::Gpu(one),
-        Some(all) => Backend::Devices(all),
-    }
+    Backend::of(devices.as_deref().map_or(&[], Vec::as_slice))
 }
 
 /// The crate's error as the Python exception a user expects: OSError for files,

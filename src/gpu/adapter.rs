@@ -243,6 +243,28 @@ pub fn list_adapters(request: &AdapterRequest) -> (Vec<AdapterSummary>, Option<u
     (summaries, pick)
 }
 
+/// Why `auto` should take the CPU engine rather than open `request`'s adapter: the best
+/// adapter is a software rasteriser (Mesa's llvmpipe or lavapipe), which computes more
+/// slowly than the CPU engine, or no adapter was found. `None` when there is a real GPU,
+/// or when `WGPU_BACKEND` or `WGPU_ADAPTER_NAME` ask for an adapter.
+pub fn software_only(request: &AdapterRequest) -> Option<String> {
+    let asked_by_env = ["WGPU_BACKEND", "WGPU_ADAPTER_NAME"]
+        .iter()
+        .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));
+    if asked_by_env {
+        return None;
+    }
+    let (adapters, pick) = list_adapters(request);
+    match pick.map(|i| &adapters[i]) {
+        Some(a) if !a.is_software() => None,
+        Some(a) => Some(format!(
+            "the best adapter, {}, is a software rasteriser",
+            a.name
+        )),
+        None => Some("no GPU adapter was found".to_string()),
+    }
+}
+
 /// The adapters a list names, in its order: `all` (every adapter with compute shaders),
 /// or entries separated by commas, each an index as [`list_adapters`] numbers them or a
 /// fragment of an adapter's name or backend (`vulkan`, `gl`). Refused, with the reason:

@@ -281,6 +281,21 @@ impl GpuContext {
         Ok(ctx)
     }
 
+    /// Opens the adapters at `indices` of [`list_adapters`](super::list_adapters) (as
+    /// [`choose_adapters`](super::choose_adapters) gives them), each with `request`'s
+    /// other settings, in that order.
+    pub fn open_each(request: &AdapterRequest, indices: &[usize]) -> Result<Vec<Self>> {
+        indices
+            .iter()
+            .map(|&i| {
+                GpuContext::new(&AdapterRequest {
+                    index: Some(i),
+                    ..request.clone()
+                })
+            })
+            .collect()
+    }
+
     /// Name, backend, type and limits of the adapter in use.
     pub fn adapter(&self) -> &AdapterSummary {
         &self.summary

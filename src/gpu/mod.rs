@@ -9,7 +9,7 @@ pub mod single;
 mod storage;
 
 pub use crate::util::{human_bytes, parse_size};
-pub use adapter::{AdapterRequest, AdapterSummary, choose_adapters, list_adapters};
+pub use adapter::{AdapterRequest, AdapterSummary, choose_adapters, list_adapters, software_only};
 pub use chunks::ChunkPlan;
 pub use context::GpuContext;
 pub use kernels::KernelVariant;

@@ -27,6 +27,32 @@ pub enum Backend<'c> {
 }
 
 impl<'c> Backend<'c> {
+    /// The backend of opened devices: the CPU reference for none, one device, or several
+    /// with X's rows split between them.
+    pub fn of(devices: &'c [GpuContext]) -> Backend<'c> {
+        match devices {
+            [] => Backend::Cpu,
+            [one] => Backend::Gpu(one),
+            all => Backend::Devices(all),
+        }
+    }
+
+    /// The backend in words: the CPU reference, the adapter, or each of several adapters.
+    pub fn describe(self) -> String {
+        match self {
+            Backend::Cpu => "CPU reference (f64)".to_string(),
+            Backend::Gpu(one) => one.describe(),
+            Backend::Devices(all) => format!(
+                "{} devices, the rows split evenly between them in this order: {}",
+                all.len(),
+                all.iter()
+                    .map(GpuContext::describe)
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            ),
+        }
+    }
+
     /// Where a single forward pass runs: the first of several devices, else this backend.
     pub fn primary(self) -> Backend<'c> {
         match self {

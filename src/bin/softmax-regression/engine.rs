@@ -50,25 +50,15 @@ pub fn choose_engine(
         BackendArg::Dx12 => AdapterRequest::backend("dx12")?,
     };
     request.x_storage = x_storage.storage();
-    let asked_by_env = ["WGPU_BACKEND", "WGPU_ADAPTER_NAME"]
-        .iter()
-        .any(|v| std::env::var_os(v).is_some_and(|v| !v.is_empty()));
-    if arg != BackendArg::Auto || asked_by_env {
+    let software = match arg {
+        BackendArg::Auto => softmax_regression::gpu::software_only(&request),
+        _ => None,
+    };
+    let Some(software) = software else {
         return Ok(Engine {
             request: Some(request),
             why: None,
         });
-    }
-    let (adapters, pick) = softmax_regression::gpu::list_adapters(&request);
-    let software = match pick.map(|i| &adapters[i]) {
-        Some(a) if !a.is_software() => {
-            return Ok(Engine {
-                request: Some(request),
-                why: None,
-            });
-        }
-        Some(a) => format!("the best adapter, {}, is a software rasteriser", a.name),
-        None => "no GPU adapter was found".to_string(),
     };
     Ok(match needs_adapter {
         Some(reason) => Engine {
@@ -101,41 +91,7 @@ pub fn open_devices(engine: &Engine, spec: Option<&str>) -> CliResult<Vec<GpuCon
     };
     let chosen = softmax_regression::gpu::choose_adapters(request, spec)
         .map_err(|why| Failure::Input(format!("--devices {spec} is invalid: {why}")))?;
-    chosen
-        .into_iter()
-        .map(|i| {
-            let request = AdapterRequest {
-                index: Some(i),
-                ..request.clone()
-            };
-            Ok(GpuContext::new(&request)?)
-        })
-        .collect()
-}
-
-/// The backend of the opened adapters: the CPU engine for none, one device, or several
-/// with X's rows split between them.
-pub fn backend_of(devices: &[GpuContext]) -> Backend<'_> {
-    match devices {
-        [] => Backend::Cpu,
-        [one] => Backend::Gpu(one),
-        all => Backend::Devices(all),
-    }
-}
-
-pub fn describe_backend(devices: &[GpuContext]) -> String {
-    match devices {
-        [] => "CPU reference (f64)".to_string(),
-        [one] => one.describe(),
-        all => format!(
-            "{} devices, the rows split evenly between them in this order: {}",
-            all.len(),
-            all.iter()
-                .map(GpuContext::describe)
-                .collect::<Vec<_>>()
-                .join("; ")
-        ),
-    }
+    Ok(GpuContext::open_each(request, &chosen)?)
 }
 
 /// The engine in words, with why it was chosen when `--backend` did not say it plainly.
@@ -143,9 +99,9 @@ pub fn describe_engine(devices: &[GpuContext], engine: &Engine) -> String {
     match &engine.why {
         Some(why) => format!(
             "{}, chosen by --backend auto: {why}",
-            describe_backend(devices)
+            Backend::of(devices).describe()
         ),
-        None => describe_backend(devices),
+        None => Backend::of(devices).describe(),
     }
 }
 

@@ -6,11 +6,11 @@ use std::path::Path;
 
 use serde_json::json;
 use softmax_regression::formats;
-use softmax_regression::{Dataset, Metrics, Model};
+use softmax_regression::{Backend, Dataset, Metrics, Model};
 
 use super::{ModelRows, load_for_model, model_inputs};
 use crate::args::{EvaluateArgs, XStorageArg};
-use crate::engine::{backend_of, choose_engine, open_engine};
+use crate::engine::{choose_engine, open_engine};
 use crate::outputs::check_outputs;
 use crate::plot;
 use crate::{CliResult, Failure};
@@ -34,10 +34,10 @@ pub fn evaluate(a: EvaluateArgs) -> CliResult<()> {
         ModelRows::Sparse(x) => Dataset::from_csr(x, &y, k).map_err(input)?,
     };
     let ctx = open_engine(&choose_engine(a.backend, XStorageArg::F32, None)?)?;
-    let metrics = model.evaluate(backend_of(&ctx), &data)?;
+    let metrics = model.evaluate(Backend::of(&ctx), &data)?;
     let predicted = match data.csr() {
-        Some(x) => model.predict_csr(backend_of(&ctx), x)?,
-        None => model.predict(backend_of(&ctx), data.x()?)?,
+        Some(x) => model.predict_csr(Backend::of(&ctx), x)?,
+        None => model.predict(Backend::of(&ctx), data.x()?)?,
     };
     let table = Confusion::new(&model, &y, &predicted);
     if let Some(plot_out) = &plot_out {

@@ -10,13 +10,13 @@ use std::path::Path;
 use serde_json::json;
 use softmax_regression::formats::{self, RawLabels};
 use softmax_regression::{
-    Choice, Dataset, Folds, GpuContext, Selection, SelectionStep, Settings, Status, Strength,
-    Trainer,
+    Backend, Choice, Dataset, Folds, GpuContext, Selection, SelectionStep, Settings, Status,
+    Strength, Trainer,
 };
 
 use super::train::{Rows, save_model};
 use crate::args::TrainArgs;
-use crate::engine::{backend_of, describe_backend};
+
 use crate::plan::{PathPlan, PathSelection, TrainPlan};
 use crate::plot;
 use crate::{CliResult, Failure};
@@ -32,7 +32,7 @@ pub(super) fn run(
     names: Option<Vec<String>>,
     source: &str,
 ) -> CliResult<()> {
-    let backend = backend_of(devices);
+    let backend = Backend::of(devices);
     let choice = Choice {
         strengths: &path.strengths,
         score: path.score,
@@ -100,7 +100,7 @@ pub(super) fn run(
             a,
             &selection,
             folds.as_ref(),
-            (seconds, describe_backend(devices)),
+            (seconds, Backend::of(devices).describe()),
         );
     } else {
         report_text(a, &selection, folds.as_ref(), rows);

@@ -2,11 +2,11 @@
 
 use std::io::Write;
 
-use softmax_regression::Model;
+use softmax_regression::{Backend, Model};
 
 use super::{ModelRows, load_for_model, model_inputs};
 use crate::args::{PredictArgs, XStorageArg};
-use crate::engine::{backend_of, choose_engine, open_engine};
+use crate::engine::{choose_engine, open_engine};
 use crate::outputs::check_outputs;
 use crate::{CliResult, Failure};
 
@@ -23,8 +23,8 @@ pub fn predict(a: PredictArgs) -> CliResult<()> {
     let mut out = String::new();
     if a.proba {
         let p = match &x {
-            ModelRows::Dense(x) => model.predict_proba(backend_of(&ctx), x.view())?,
-            ModelRows::Sparse(x) => model.predict_proba_csr(backend_of(&ctx), x)?,
+            ModelRows::Dense(x) => model.predict_proba(Backend::of(&ctx), x.view())?,
+            ModelRows::Sparse(x) => model.predict_proba_csr(Backend::of(&ctx), x)?,
         };
         // A header naming each class, as pandas' read_csv expects.
         let header: Vec<String> = (0..model.n_classes())
@@ -42,8 +42,8 @@ pub fn predict(a: PredictArgs) -> CliResult<()> {
         }
     } else {
         let classes = match &x {
-            ModelRows::Dense(x) => model.predict(backend_of(&ctx), x.view())?,
-            ModelRows::Sparse(x) => model.predict_csr(backend_of(&ctx), x)?,
+            ModelRows::Dense(x) => model.predict(Backend::of(&ctx), x.view())?,
+            ModelRows::Sparse(x) => model.predict_csr(Backend::of(&ctx), x)?,
         };
         for class in classes {
             match model.labels() {

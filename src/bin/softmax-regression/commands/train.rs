@@ -15,11 +15,12 @@ use softmax_regression::output::OutputPath;
 use softmax_regression::ranks::Ranks;
 use softmax_regression::source::{ChunkSource, NpySource, RowRange};
 use softmax_regression::{
-    Dataset, EpochReport, Error, Fit, GpuContext, Model, Optimizer, Settings, Status, Trainer,
+    Backend, Dataset, EpochReport, Error, Fit, GpuContext, Model, Optimizer, Settings, Status,
+    Trainer,
 };
 
 use crate::args::{TrainArgs, load_options};
-use crate::engine::{Engine, backend_of, describe_backend, describe_engine, open_devices};
+use crate::engine::{Engine, describe_engine, open_devices};
 use crate::interrupt::interrupt_flag;
 use crate::plan::TrainPlan;
 use crate::plot;
@@ -563,7 +564,7 @@ fn fit(
     );
     let json = a.json;
     let fit = trainer.fit(
-        backend_of(devices),
+        Backend::of(devices),
         &rows.train,
         rows.held.as_ref(),
         init,
@@ -674,7 +675,7 @@ fn report_json(a: &TrainArgs, settings: &Settings, fit: &Fit, devices: &[GpuCont
             "validation_loss": held_metrics.map(|m| m.log_loss),
             "validation_accuracy": held_metrics.map(|m| m.accuracy),
             "model": a.out.display().to_string(),
-            "backend": describe_backend(devices),
+            "backend": Backend::of(devices).describe(),
             "seconds": last.map(|r| r.elapsed),
             "device_memory_peak": fit.device.map(|d| d.memory_peak),
             "device_memory_budget": a.max_gpu_memory,

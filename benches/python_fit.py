@@ -11,7 +11,9 @@ the same 60000 × 784 × 10 problem (the binary's `synth`, seed 3):
 - scikit-learn's `LogisticRegression(C = 1/(λ·m))` on one thread and on all threads.
 
 The Python layer's overhead is its fit's wall time over the binary process's, minus one:
-both start from the data (in memory, in a file) and end with a trained model.
+both start from the data (in memory, in a file) and end with a trained model. Before any
+time is reported, each Python fit must end at the binary's J (to 1e-6 relative) in the
+same number of iterations; the script stops otherwise.
 
 Usage: benches/python_fit.py [BINARY] [BACKENDS]   (default target/release/softmax-regression,
        cpu,vulkan)
@@ -57,7 +59,7 @@ def ours_binary(data, backend, out):
     wall, lines = binary(["train", *data, "--l2", repr(L2), "--tol", str(TOL), "--epochs", str(MAX_ITER),
                           "--backend", backend, "--json", "--quiet", "--out", out])
     summary = lines[-1]
-    return wall, summary["seconds"], summary["epochs"]
+    return wall, summary["seconds"], summary["epochs"], summary["loss"]
 
 
 def ours_python(X, y, backend):
@@ -66,7 +68,7 @@ def ours_python(X, y, backend):
     clf = SoftmaxRegression(l2=L2, tol=TOL, max_iter=MAX_ITER, device=backend)
     started = time.perf_counter()
     clf.fit(X, y)
-    return time.perf_counter() - started, int(clf.n_iter_[0]), clf.engine_
+    return time.perf_counter() - started, int(clf.n_iter_[0]), clf.engine_, clf.loss_
 
 
 def sklearn_fit(X, y, threads):
@@ -104,13 +106,18 @@ def main():
             engine = ""
             # Alternate the two so that the machine's drift affects both alike.
             for _ in range(REPEATS):
-                wall, it, engine = ours_python(X, Y, backend)
+                wall, it, engine, py_loss = ours_python(X, Y, backend)
                 py.append(wall)
                 iters.add(it)
-                wall, seconds, it = ours_binary(data, backend, f"{tmp}/model.safetensors")
+                wall, seconds, it, bin_loss = ours_binary(data, backend, f"{tmp}/model.safetensors")
                 process.append(wall)
                 training.append(seconds)
                 iters.add(it)
+                # The same job both ways, or the times mean nothing.
+                if abs(py_loss - bin_loss) > 1e-6 * abs(bin_loss):
+                    sys.exit(f"{backend}: the Python fit ended at J = {py_loss}, the binary at {bin_loss}")
+            if len(iters) != 1:
+                sys.exit(f"{backend}: the Python fit and the binary took different iterations: {sorted(iters)}")
             it = "/".join(str(i) for i in sorted(iters))
             p = row(f"Python fit, device={backend!r}", py, it, engine[:60])
             b = row(f"binary train --backend {backend}, whole process", process, it)
